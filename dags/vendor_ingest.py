@@ -1,0 +1,97 @@
+"""Vendor ingestion for each trading session: wait for the files, land, validate, load.
+
+Wiring only. Per SFTP feed: an ``SFTPSensor`` (reschedule mode, so a waiting sensor holds
+no worker slot) waits for the session's manifest until the deadline, then one task runs
+:func:`pipelines.ingest.runtime.ingest_day`. REST feeds have no sensor: their window is
+defined by publication time. The security master loads before prices and corporate
+actions, which are validated against it. Each load emits its lake table's asset, which
+the research DAG is scheduled on.
+"""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+from typing import Any
+
+import pendulum
+from airflow.providers.sftp.sensors.sftp import SFTPSensor
+from airflow.sdk import DAG, task
+
+from pipelines.ingest.feed_index import feed_index
+from pipelines.orchestration.assets import lake_asset
+from pipelines.orchestration.callbacks import on_failure_log
+from pipelines.orchestration.settings_light import ingest_deadline, ingest_poke_interval
+from pipelines.orchestration.timetable import ExchangeCalendarTimetable, session_of
+
+
+def _session(data_interval_end: Any) -> str:
+    return session_of(data_interval_end).isoformat()
+
+
+with DAG(
+    dag_id="vendor_ingest",
+    description="Wait for every vendor feed of the session, land raw files, validate, load silver.",
+    schedule=ExchangeCalendarTimetable(calendar="XNYS", run_at=time(19, 0)),
+    start_date=pendulum.datetime(2024, 1, 2, tz="America/New_York"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["ingest", "vendor"],
+    user_defined_filters={"session": _session},
+    default_args={
+        "owner": "data-engineering",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=15),
+        "on_failure_callback": on_failure_log,
+    },
+) as dag:
+
+    @task
+    def ingest(feed: str, session: str) -> list[dict[str, Any]]:
+        """Ingest ``feed`` for ``session``.
+
+        Transient errors (network, vendor 5xx) retry; a quarantined batch fails at once:
+        retrying cannot fix bad data, a data engineer must look at it.
+        """
+        import datetime as dt
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from pipelines.ingest.flow import BatchQuarantined
+        from pipelines.ingest.runtime import ingest_day
+        from pipelines.lake import Lake
+
+        try:
+            outcomes = ingest_day(Lake.from_settings(), dt.date.fromisoformat(session), feed)
+        except BatchQuarantined as exc:
+            raise AirflowFailException(str(exc)) from exc
+        return [
+            {"file": o.file_name, "status": o.status, "rows": o.rows, "sha256": o.sha256}
+            for o in outcomes
+        ]
+
+    session = "{{ data_interval_end | session }}"
+    loaded: dict[str, Any] = {}
+    for entry in feed_index():
+        load = ingest.override(task_id=f"ingest_{entry.name}", outlets=[lake_asset(entry.table)])(
+            entry.name, session
+        )
+        if entry.protocol == "sftp" and entry.remote_dir and entry.manifest:
+            manifest = f"{entry.remote_dir.rstrip('/')}/{entry.manifest}".replace(
+                "{date:%Y-%m-%d}", session
+            )
+            wait = SFTPSensor(
+                task_id=f"wait_{entry.name}",
+                sftp_conn_id=entry.connection_id,
+                path=manifest,
+                mode="reschedule",
+                poke_interval=ingest_poke_interval(),
+                timeout=ingest_deadline(),
+            )
+            wait >> load
+        loaded[entry.table] = load
+    if "security_master" in loaded:
+        for table in ("prices", "corporate_actions"):
+            if table in loaded:
+                loaded["security_master"] >> loaded[table]

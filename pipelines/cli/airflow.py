@@ -1,0 +1,88 @@
+"""``alphafactory airflow …``: the embedded Airflow's environment, DB and one-run tests.
+
+Mount with ``app.add_typer(airflow_app, name="airflow")``. Airflow itself is only imported
+in the subprocesses these commands start, so ``alphafactory --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pipelines.orchestration.airflow_env import (
+    airflow_environment,
+    ensure_airflow_db,
+    run_dag_test,
+)
+
+airflow_app = typer.Typer(
+    help="Embedded Airflow: environment, metadata DB, test one DAG run.",
+    no_args_is_help=True,
+)
+console = Console()
+
+
+def _parse_when(value: str) -> dt.date | dt.datetime:
+    try:
+        if "T" in value or " " in value:
+            instant = dt.datetime.fromisoformat(value)
+            if instant.tzinfo is None:
+                raise ValueError("no time zone")
+            return instant
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r}: expected a session date YYYY-MM-DD or an aware ISO datetime"
+        ) from None
+
+
+@airflow_app.command("env")
+def env() -> None:
+    """Print ``export`` lines for the embedded Airflow; connections show as ``***``."""
+    for line in airflow_environment().export_lines():
+        typer.echo(line)
+
+
+@airflow_app.command("init")
+def init() -> None:
+    """Create the Airflow home and migrate its metadata DB (no-op when current)."""
+    environment = airflow_environment()
+    migrated = ensure_airflow_db(environment)
+    state = "migrated" if migrated else "already current"
+    console.print(f"Airflow DB {state}: {environment.db_path}")
+
+
+@airflow_app.command("dags-test")
+def dags_test(
+    dag_id: Annotated[str, typer.Argument(help="DAG id, e.g. lake_maintenance")],
+    date: Annotated[
+        str, typer.Argument(help="session date YYYY-MM-DD, or an aware ISO logical date")
+    ],
+    conf: Annotated[str | None, typer.Option(help="run conf as a JSON object")] = None,
+    show_log: Annotated[bool, typer.Option(help="print Airflow's output")] = False,
+) -> None:
+    """Run one DAG run through Airflow (``dag.test()``); exit 1 unless it succeeds."""
+    run_conf = None
+    if conf is not None:
+        try:
+            run_conf = json.loads(conf)
+        except ValueError as exc:
+            raise typer.BadParameter(f"--conf is not JSON: {exc}") from None
+        if not isinstance(run_conf, dict):
+            raise typer.BadParameter("--conf must be a JSON object")
+    result = run_dag_test(dag_id, _parse_when(date), run_conf)
+    if show_log:
+        typer.echo(result.output)
+    colour = "green" if result.ok else "red"
+    console.print(f"[{colour}]{dag_id}: {result.state}[/{colour}] in {result.seconds:.1f}s")
+    console.print(f"run_id={result.run_id} logical_date={result.logical_date}")
+    if result.data_interval:
+        console.print(f"data_interval=({result.data_interval[0]}, {result.data_interval[1]}]")
+    for task, state in sorted(result.task_states.items()):
+        console.print(f"  {task}: {state}")
+    if not result.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,223 @@
+"""``alphafactory lake …``: inspect, query, load and maintain the lake."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Annotated
+
+import duckdb
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipelines.cli.output import OutputFormat, render
+from pipelines.lake import Lake, LakeError, get_table
+from pipelines.lake.maintenance import maintain
+from pipelines.lake.query import sql as run_sql
+from pipelines.lake.tables import all_tables
+
+lake_app = typer.Typer(
+    help="Inspect, query, load and maintain the bitemporal lake.", no_args_is_help=True
+)
+console = Console()
+
+
+def _lake() -> Lake:
+    return Lake.from_settings()
+
+
+def _parse_ts(value: str) -> dt.datetime:
+    ts = dt.datetime.fromisoformat(value)
+    if ts.tzinfo is None:
+        raise typer.BadParameter(f"{value!r} has no timezone; e.g. 2024-05-02T22:00:00+00:00")
+    return ts
+
+
+def _parse_valid(value: str) -> dt.date | tuple[dt.date, dt.date]:
+    if ".." in value:
+        start, end = value.split("..", 1)
+        return dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    return dt.date.fromisoformat(value)
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+@lake_app.command("tables")
+def tables() -> None:
+    """List declared tables with their physical state."""
+    lake = _lake()
+    out = Table(header_style="bold")
+    out.add_column("table", no_wrap=True)
+    for col in ("valid time", "key", "version", "rows", "files", "last commit"):
+        out.add_column(col)
+    for name, spec in sorted(all_tables().items()):
+        st = lake.status(name)
+        out.add_row(
+            name,
+            spec.valid_time.value,
+            ", ".join(spec.key),
+            str(st.version) if st.exists else "—",
+            str(st.rows),
+            str(st.files),
+            st.last_commit or "never written",
+        )
+    console.print(out)
+
+
+@lake_app.command("describe")
+def describe(table: str) -> None:
+    """Schema, keys, time semantics and physical state of TABLE."""
+    spec = _spec(table)
+    st = _lake().status(table)
+    console.print(f"[bold]{spec.name}[/bold] — {spec.description}")
+    console.print(
+        f"key: {', '.join(spec.key)}   valid time ({spec.valid_time.value}): "
+        f"{spec.valid_time_meaning}   partitioned: {spec.partitioned}"
+    )
+    out = Table(header_style="bold")
+    out.add_column("column", no_wrap=True)
+    for col in ("type", "nullable", "doc"):
+        out.add_column(col)
+    for fld in spec.arrow_schema():
+        doc = (fld.metadata or {}).get(b"doc", b"").decode()
+        out.add_row(fld.name, str(fld.type), str(fld.nullable), doc)
+    console.print(out)
+    if st.exists:
+        console.print(
+            f"version {st.version}, {st.rows} rows in {st.files} files "
+            f"({st.size_bytes / 1e6:.1f} MB), last commit {st.last_commit}"
+        )
+    else:
+        console.print("not written yet")
+
+
+def _spec(table: str):  # type: ignore[no-untyped-def]
+    try:
+        return get_table(table)
+    except LakeError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@lake_app.command("as-of")
+def as_of(
+    table: str,
+    known_at: Annotated[str, typer.Option(help="knowledge time, ISO 8601 with timezone")],
+    valid_at: Annotated[str, typer.Option(help="valid date YYYY-MM-DD or range D1..D2")],
+    where: Annotated[
+        str | None, typer.Option(help="extra SQL predicate, e.g. \"security_id='S1'\"")
+    ] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+) -> None:
+    """What we knew at --known-at about --valid-at."""
+    _spec(table)
+    result = _lake().as_of(table, known_at=_parse_ts(known_at), valid_at=_parse_valid(valid_at))
+    if where:
+        con = duckdb.connect()
+        con.register("t", result)
+        result = con.sql(f"SELECT * FROM t WHERE {where}").to_arrow_table()
+    render(result, fmt, console)
+
+
+@lake_app.command("history")
+def history(
+    table: str,
+    key: Annotated[list[str], typer.Option(help="K=V, repeatable")],
+    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+) -> None:
+    """Every version of the rows matching --key."""
+    _spec(table)
+    pairs = {}
+    for item in key:
+        if "=" not in item:
+            raise typer.BadParameter(f"--key expects K=V, got {item!r}")
+        k, v = item.split("=", 1)
+        pairs[k] = v
+    render(_lake().history(table, pairs), fmt, console)
+
+
+@lake_app.command("sql")
+def sql(
+    query: str,
+    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+) -> None:
+    """Run a DuckDB query; every lake table is a view of the same name."""
+    try:
+        result = run_sql(_lake(), query)
+    except duckdb.Error as exc:
+        console.print(f"[red]query failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    render(result, fmt, console)
+
+
+@lake_app.command("load")
+def load(
+    table: str,
+    file: Path,
+    known_at: Annotated[str, typer.Option(help="knowledge time for rows lacking known_at")],
+) -> None:
+    """Append a CSV or Parquet FILE to TABLE as one idempotent batch."""
+    spec = _spec(table)
+    data = file.read_bytes()
+    with _progress() as progress:
+        progress.add_task(f"reading {file.name}", total=None)
+        frame = pq.read_table(file) if file.suffix == ".parquet" else pacsv.read_csv(file)
+    ts = _parse_ts(known_at)
+    batch = f"load:{table}:{hashlib.sha256(data).hexdigest()}:{ts.isoformat()}"
+    try:
+        with _progress() as progress:
+            progress.add_task(f"writing {frame.num_rows} rows to {spec.name}", total=None)
+            result = _lake().write(table, frame, known_at=ts, batch_id=batch)
+    except LakeError as exc:
+        console.print(f"[red]rejected {file}:[/red] {exc}")
+        raise typer.Exit(1) from None
+    verb = "wrote" if result.written else "already loaded, nothing written:"
+    console.print(f"{verb} {result.rows} rows to {table} (version {result.version})")
+
+
+@lake_app.command("maintain")
+def maintain_cmd(
+    table: Annotated[list[str] | None, typer.Option(help="only these tables")] = None,
+    zorder: Annotated[bool, typer.Option(help="z-order tables that declare it")] = True,
+) -> None:
+    """Compact, z-order, vacuum (keeping the time-travel window) and checkpoint."""
+    lake = _lake()
+    names = table or sorted(all_tables())
+    with Progress(console=console) as progress:
+        task = progress.add_task("maintaining", total=len(names))
+
+        def step(name: str) -> None:
+            progress.update(task, description=f"maintaining {name}", advance=0)
+
+        reports = []
+        for name in names:
+            step(name)
+            reports.extend(maintain(lake, [name], zorder=zorder))
+            progress.advance(task)
+    for rep in reports:
+        if rep.skipped:
+            console.print(f"{rep.table}: skipped ({rep.skipped})")
+        else:
+            console.print(
+                f"{rep.table}: v{rep.version_before} → v{rep.version_after}, "
+                f"vacuumed {rep.vacuumed_files} files, checkpointed"
+            )
+
+
+@lake_app.command("init")
+def init() -> None:
+    """Create every declared table (idempotent)."""
+    created = _lake().init()
+    console.print(f"created {len(created)} tables" + (f": {', '.join(created)}" if created else ""))

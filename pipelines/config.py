@@ -1,0 +1,77 @@
+"""One place for configuration: environment variables prefixed ``ALPHAFACTORY_``.
+
+Credentials never live here as literals: S3 keys come from the standard AWS
+environment variables (or an Airflow connection inside tasks) and are passed
+through ``storage_options`` without being logged.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime settings; every field maps to ``ALPHAFACTORY_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="ALPHAFACTORY_", env_file=".env", extra="ignore")
+
+    lake_root: str = Field(default="./var/lake", description="Local path or s3://bucket/prefix")
+    s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint")
+    s3_region: str = "us-east-1"
+    s3_allow_http: bool = False
+    airflow_home: str = "./var/airflow"
+    calendar: str = "XNYS"
+    universe_size: int = 500
+    seed: int = 7
+    history_years: float = 3.0
+    vacuum_retention_hours: int = Field(default=168, ge=168)
+    checkpoint_interval: int = 20
+    vendor_host: str = "127.0.0.1"
+    vendor_sftp_port: int = 2222
+    vendor_http_port: int = 8089
+    vendor_password: SecretStr = SecretStr("vendor-dev-password")
+    vendor_token: SecretStr = SecretStr("vendor-dev-token")
+
+    @property
+    def is_s3(self) -> bool:
+        return self.lake_root.startswith("s3://")
+
+    def storage_options(self) -> dict[str, str]:
+        """Options for deltalake/object_store; empty for the local filesystem.
+
+        Keys are read from the process environment at call time so that they
+        are never copied into settings dumps or logs.
+        """
+        if not self.is_s3:
+            return {}
+        opts: dict[str, str] = {
+            "AWS_REGION": self.s3_region,
+            # Safe concurrent commits on S3: conditional put (If-None-Match) instead of
+            # an unsafe rename; no external lock service needed.
+            "conditional_put": "etag",
+        }
+        if self.s3_endpoint_url:
+            opts["AWS_ENDPOINT_URL"] = self.s3_endpoint_url
+        if self.s3_allow_http:
+            opts["AWS_ALLOW_HTTP"] = "true"
+        for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            if os.environ.get(var):
+                opts[var] = os.environ[var]
+        return opts
+
+    def local_root(self) -> Path:
+        """The lake root as a local path (only valid when not on S3)."""
+        if self.is_s3:
+            raise ValueError("lake root is on S3; no local path")
+        return Path(self.lake_root).expanduser().resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings (cached; tests clear with ``get_settings.cache_clear()``)."""
+    return Settings()

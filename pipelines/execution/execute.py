@@ -1,0 +1,559 @@
+"""``execute_day``: from targets to orders at the broker, safely re-runnable.
+
+Sequence (each step's output is in the lake before the next step starts):
+
+1. **Orders.** If the day's orders already exist in ``orders`` they are reused as they are
+   (a retried task or a re-run day never re-derives quantities from positions that its own
+   fills may have changed). Otherwise: current positions (the broker's, i.e. as
+   reconciled — or ``current_positions``) are netted against the targets, every order goes
+   through the pre-trade checks, and all orders are written to ``orders`` in one commit
+   together with the checks and the targets in ``execution_audit``.
+2. **Send.** Accepted orders without a broker acknowledgement in ``order_events`` are sent
+   in sequence. When the order may already have reached the broker (a resumed run, or
+   after a reconnect) the broker is asked for its status first and the order is only
+   sent if the broker has never seen its id. Connection drops are retried with
+   ``close()``/``connect()`` up to ``max_reconnects`` times per order. The kill switch is
+   re-read before every send, so engaging it mid-batch stops the rest (``blocked``
+   events; a later run sends them once it is released).
+3. **Events.** Acks and broker rejects go to ``order_events`` every ``flush_every`` orders
+   and — even when the task fails — before ``execute_day`` returns or raises.
+
+``sync_orders`` (called by ``reconcile_day``, or by the DAG after the session) pulls the
+broker's order states and fills for our orders into ``order_events`` and ``fills``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.execution.broker import (
+    AlgoInstruction,
+    Broker,
+    BrokerConnectionError,
+    BrokerOrder,
+    OrderState,
+    OrderStatus,
+)
+from pipelines.execution.orders import (
+    broker_order,
+    generate_orders,
+    load_orders,
+    orders_frame,
+    persist_orders,
+    run_pretrade,
+    targets_frame,
+)
+from pipelines.execution.records import append_new, now_utc, read_day, short_hash, write_audit
+from pipelines.lake import Lake
+from pipelines.portfolio.targets import TargetPortfolio
+from pipelines.risk.pretrade import BookState, RiskLimits, kill_switch_active
+
+log = logging.getLogger(__name__)
+
+# Event types meaning "the broker has this order" — such orders are never sent again.
+AT_BROKER_EVENTS = frozenset(
+    {"ack", "reject", "partial_fill", "fill", "expire", "cancel", "pending_new"}
+)
+_EVENT_OF_STATUS = {
+    OrderStatus.PENDING_NEW: "pending_new",
+    OrderStatus.NEW: "ack",
+    OrderStatus.PARTIALLY_FILLED: "partial_fill",
+    OrderStatus.FILLED: "fill",
+    OrderStatus.CANCELLED: "cancel",
+    OrderStatus.REJECTED: "reject",
+    OrderStatus.EXPIRED: "expire",
+}
+
+
+@dataclass
+class ExecutionReport:
+    """What one ``execute_day`` call did.
+
+    ``orders`` are the day's ``orders`` rows; ``generated`` is False when they already
+    existed (a retry or re-run). ``submitted`` were sent by this call;
+    ``already_at_broker`` were found at the broker (earlier run) and not sent again;
+    ``rejected_pretrade`` failed a risk check and were never sent; ``rejected_broker``
+    were refused by the broker; ``blocked`` were held back by the kill switch.
+    """
+
+    portfolio_id: str
+    trade_date: dt.date
+    orders: pd.DataFrame
+    generated: bool
+    submitted: list[str] = field(default_factory=list)
+    already_at_broker: list[str] = field(default_factory=list)
+    rejected_pretrade: list[str] = field(default_factory=list)
+    rejected_broker: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    reconnects: int = 0
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "portfolio_id": self.portfolio_id,
+            "trade_date": self.trade_date.isoformat(),
+            "orders": len(self.orders),
+            "generated": self.generated,
+            "submitted": len(self.submitted),
+            "already_at_broker": len(self.already_at_broker),
+            "rejected_pretrade": len(self.rejected_pretrade),
+            "rejected_broker": len(self.rejected_broker),
+            "blocked": len(self.blocked),
+            "reconnects": self.reconnects,
+        }
+
+
+def event_row(
+    order: Mapping[Any, Any] | BrokerOrder,
+    state: OrderState,
+    broker_name: str,
+    *,
+    event_type: str | None = None,
+    reason: str | None = None,
+    known_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """An ``order_events`` row for ``state``. The event id is deterministic for the fact
+    (order, event type, filled quantity), so recording it twice stores it once."""
+    if isinstance(order, BrokerOrder):
+        cid, pid, sid = order.client_order_id, order.account, order.security_id
+    else:
+        cid, pid, sid = (
+            str(order["client_order_id"]),
+            str(order["portfolio_id"]),
+            str(order["security_id"]),
+        )
+    etype = event_type or _EVENT_OF_STATUS[state.status]
+    suffix = f":{state.filled_quantity:g}" if etype == "partial_fill" else ""
+    if etype == "blocked":
+        suffix = f":{short_hash(known_at, reason, n=8)}"
+    row: dict[str, Any] = {
+        "event_id": f"{cid}:{etype}{suffix}",
+        "client_order_id": cid,
+        "portfolio_id": pid,
+        "security_id": sid,
+        "event_type": etype,
+        "status": state.status.value,
+        "broker_order_id": state.broker_order_id,
+        "quantity": state.quantity,
+        "filled_quantity": state.filled_quantity,
+        "leaves_quantity": state.leaves_quantity,
+        "avg_price": state.avg_price,
+        "reason": reason if reason is not None else state.reason,
+        "broker": broker_name,
+    }
+    if known_at is not None:
+        row["known_at"] = known_at
+    return row
+
+
+def at_broker(events: pd.DataFrame) -> set[str]:
+    """Client order ids the broker is known (from our events) to hold."""
+    if events.empty:
+        return set()
+    mask = events["event_type"].isin(AT_BROKER_EVENTS)
+    return set(events.loc[mask, "client_order_id"].astype(str))
+
+
+def execute_day(
+    lake: Lake,
+    portfolio_id: str,
+    trade_date: dt.date,
+    targets: TargetPortfolio | pd.DataFrame,
+    broker: Broker,
+    limits: RiskLimits,
+    *,
+    book: BookState | None = None,
+    nav: float | None = None,
+    current_positions: Mapping[str, float] | None = None,
+    adv: Mapping[str, float] | None = None,
+    sectors: Mapping[str, str] | None = None,
+    lot_size: int | Mapping[str, int] = 1,
+    algo: AlgoInstruction | None = None,
+    kill_switch_file: str | Path | None = None,
+    max_reconnects: int = 3,
+    reconnect_wait: float = 0.0,
+    flush_every: int = 50,
+    clock: Callable[[], dt.datetime] = now_utc,
+) -> ExecutionReport:
+    """Generate (once), check, persist and send the day's orders; see the module doc.
+
+    Promises: nothing is sent that is not first in ``orders`` with ``status = accepted``;
+    no client order id is submitted to the broker once the broker has it; every send
+    outcome is in ``order_events`` when this returns or raises (barring a hard kill, which
+    the next run recovers from by asking the broker). ``book`` defaults to the current
+    positions marked at the targets' prices with NAV ``nav`` (or the targets' portfolio
+    value). ``adv`` is in shares; ``lot_size`` per security or global.
+    """
+    broker.connect()
+    existing = load_orders(lake, portfolio_id, trade_date)
+    report = ExecutionReport(portfolio_id, trade_date, existing, generated=existing.empty)
+    if existing.empty:
+        report.orders = _generate(
+            lake,
+            portfolio_id,
+            trade_date,
+            targets,
+            broker,
+            limits,
+            book=book,
+            nav=nav,
+            current_positions=current_positions,
+            adv=adv,
+            sectors=sectors,
+            lot_size=lot_size,
+            algo=algo,
+            kill_switch_file=kill_switch_file,
+            clock=clock,
+        )
+    orders = report.orders
+    report.rejected_pretrade = orders.loc[
+        orders["status"] == "rejected", "client_order_id"
+    ].tolist()
+    events = read_day(lake, "order_events", trade_date, portfolio_id)
+    done = at_broker(events)
+    accepted = orders[orders["status"] == "accepted"]
+    report.already_at_broker = [c for c in accepted["client_order_id"] if c in done]
+    todo = accepted[~accepted["client_order_id"].isin(done)]
+    # A resumed run may have sent orders whose ack it never recorded: ask before sending.
+    maybe_sent = not report.generated
+    buffer: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if buffer:
+            append_new(
+                lake,
+                "order_events",
+                pd.DataFrame(buffer),
+                trade_date,
+                known_at=clock(),
+                existing=read_day(lake, "order_events", trade_date, portfolio_id),
+            )
+            buffer.clear()
+
+    try:
+        for row in todo.to_dict("records"):
+            order = broker_order(row, trade_date)
+            kill = kill_switch_active(limits, kill_switch_file)
+            if kill is not None:
+                state = OrderState(order.client_order_id, OrderStatus.PENDING_NEW, order.quantity)
+                buffer.append(
+                    event_row(
+                        order,
+                        state,
+                        broker.name,
+                        event_type="blocked",
+                        reason=kill,
+                        known_at=clock(),
+                    )
+                )
+                report.blocked.append(order.client_order_id)
+                continue
+            state, recovered, reconnects = _send(
+                broker, order, maybe_sent, max_reconnects, reconnect_wait
+            )
+            report.reconnects += reconnects
+            maybe_sent = maybe_sent or reconnects > 0
+            note = "found at broker; not re-sent" if recovered else None
+            # The send step records the acknowledgement only; later states come from sync.
+            etype = "reject" if state.status is OrderStatus.REJECTED else "ack"
+            buffer.append(
+                event_row(
+                    order, state, broker.name, event_type=etype, reason=note, known_at=clock()
+                )
+            )
+            if recovered:
+                report.already_at_broker.append(order.client_order_id)
+            elif state.status is OrderStatus.REJECTED:
+                report.rejected_broker.append(order.client_order_id)
+            else:
+                report.submitted.append(order.client_order_id)
+            if state.status is OrderStatus.REJECTED and recovered:
+                report.rejected_broker.append(order.client_order_id)
+            if len(buffer) >= flush_every:
+                flush()
+    finally:
+        flush()
+        write_audit(
+            lake,
+            portfolio_id,
+            trade_date,
+            "send",
+            [
+                {
+                    "event": "send_run",
+                    "event_id": short_hash(clock(), report.summary(), n=24),
+                    "detail": report.summary(),
+                }
+            ],
+            known_at=clock(),
+        )
+    log.info("execute_day %s %s: %s", portfolio_id, trade_date, report.summary())
+    return report
+
+
+def _send(
+    broker: Broker, order: BrokerOrder, maybe_sent: bool, max_reconnects: int, wait: float
+) -> tuple[OrderState, bool, int]:
+    """Submit ``order`` exactly once at the broker. Returns (state, found_existing, reconnects)."""
+    reconnects = 0
+    check_first = maybe_sent
+    while True:
+        try:
+            if check_first:
+                found = broker.order_status(order.client_order_id)
+                if found is not None:
+                    return found, True, reconnects
+            return broker.submit(order), False, reconnects
+        except BrokerConnectionError as exc:
+            reconnects += 1
+            if reconnects > max_reconnects:
+                raise
+            log.warning("broker %s connection lost (%s); reconnecting", broker.name, exc)
+            # The request may have reached the broker: ask before sending again.
+            check_first = True
+            if wait:
+                time.sleep(wait)
+            try:
+                broker.close()
+                broker.connect()
+            except BrokerConnectionError as again:
+                log.warning("reconnect to %s failed: %s", broker.name, again)
+
+
+def _generate(
+    lake: Lake,
+    portfolio_id: str,
+    trade_date: dt.date,
+    targets: TargetPortfolio | pd.DataFrame,
+    broker: Broker,
+    limits: RiskLimits,
+    *,
+    book: BookState | None,
+    nav: float | None,
+    current_positions: Mapping[str, float] | None,
+    adv: Mapping[str, float] | None,
+    sectors: Mapping[str, str] | None,
+    lot_size: int | Mapping[str, int],
+    algo: AlgoInstruction | None,
+    kill_switch_file: str | Path | None,
+    clock: Callable[[], dt.datetime],
+) -> pd.DataFrame:
+    frame = targets_frame(targets)
+    if "portfolio_id" in frame and (frame["portfolio_id"].astype(str) != portfolio_id).any():
+        raise ValueError(f"targets are not all for portfolio {portfolio_id}")
+    current = dict(
+        current_positions if current_positions is not None else broker.positions(portfolio_id)
+    )
+    proposed = generate_orders(
+        frame,
+        current,
+        portfolio_id,
+        trade_date,
+        lot_size=lot_size,
+        adv=adv,
+        sectors=sectors,
+        algo=algo,
+    )
+    if book is None:
+        value = nav
+        if value is None and isinstance(targets, TargetPortfolio):
+            value = targets.portfolio_value
+        if value is None or value <= 0:
+            raise ValueError("execute_day needs book=, nav= or a TargetPortfolio for the NAV")
+        marks = {str(k): float(v) for k, v in frame.groupby("security_id")["price"].last().items()}
+        book = BookState(
+            nav=float(value), positions=current, prices=marks, sectors=dict(sectors or {})
+        )
+    now = clock()
+    verdict = run_pretrade(
+        proposed,
+        limits,
+        book,
+        now=now,
+        kill_switch_file=str(kill_switch_file) if kill_switch_file is not None else None,
+    )
+    rows = orders_frame(proposed, verdict, broker.name)
+    # Audit first (idempotent by content), then the orders commit — the point of no return.
+    target_cols = [
+        c
+        for c in ("security_id", "target_shares", "current_shares", "price", "weight")
+        if c in frame
+    ]
+    write_audit(
+        lake,
+        portfolio_id,
+        trade_date,
+        "targets",
+        [
+            {
+                "event": "targets_received",
+                "detail": {
+                    "rows": frame[target_cols].to_dict("records"),
+                    "current_positions": current,
+                    "nav": book.nav,
+                },
+            }
+        ],
+        known_at=now,
+    )
+    write_audit(
+        lake,
+        portfolio_id,
+        trade_date,
+        "pretrade",
+        [
+            {
+                "event": "check_passed" if r["passed"] else "check_failed",
+                "client_order_id": r["client_order_id"],
+                "security_id": r["security_id"],
+                "detail": {k: r[k] for k in ("rule", "passed", "value", "limit", "reason")},
+            }
+            for r in verdict.audit.to_dict("records")
+        ],
+        known_at=now,
+    )
+    if not rows.empty:
+        persist_orders(lake, rows, trade_date, known_at=now)
+        write_audit(
+            lake,
+            portfolio_id,
+            trade_date,
+            "orders",
+            [
+                {
+                    "event": f"order_{r['status']}",
+                    "client_order_id": r["client_order_id"],
+                    "security_id": r["security_id"],
+                    "detail": {
+                        "side": r["side"],
+                        "quantity": r["quantity"],
+                        "reason": r["reject_reason"],
+                    },
+                }
+                for r in rows.to_dict("records")
+            ],
+            known_at=now,
+        )
+    return load_orders(lake, portfolio_id, trade_date)
+
+
+@dataclass
+class SyncResult:
+    """What ``sync_orders`` recorded: new events and fills; broker fills not on our orders."""
+
+    events: int
+    fills: int
+    foreign_fills: list[str]
+
+
+def sync_orders(
+    lake: Lake,
+    broker: Broker,
+    portfolio_id: str,
+    trade_date: dt.date,
+    *,
+    clock: Callable[[], dt.datetime] = now_utc,
+) -> SyncResult:
+    """Pull order states and fills for the day's orders from the broker into the lake.
+
+    Fills are recorded only for client order ids in our ``orders`` table (a fill on an id
+    we never sent is not ours to book — reconciliation reports it as a break); each fill
+    and each state change is stored once however often this runs.
+    """
+    broker.connect()
+    orders = load_orders(lake, portfolio_id, trade_date)
+    events = read_day(lake, "order_events", trade_date, portfolio_id)
+    sent = at_broker(events)
+    now = clock()
+    new_events: list[dict[str, Any]] = []
+    for row in orders[orders["client_order_id"].isin(sent)].to_dict("records"):
+        state = broker.order_status(str(row["client_order_id"]))
+        if state is None:
+            continue
+        new_events.append(event_row(row, state, broker.name, known_at=state.updated_at or now))
+    n_events = 0
+    if new_events:
+        n_events = append_new(
+            lake,
+            "order_events",
+            pd.DataFrame(new_events),
+            trade_date,
+            known_at=now,
+            existing=events,
+        )
+    ours = set(orders["client_order_id"].astype(str))
+    fills = broker.fills(portfolio_id, trade_date)
+    rows = [
+        {
+            "fill_id": f.fill_id,
+            "client_order_id": f.client_order_id,
+            "broker_order_id": f.broker_order_id,
+            "portfolio_id": portfolio_id,
+            "security_id": f.security_id,
+            "side": f.side,
+            "quantity": f.quantity,
+            "price": f.price,
+            "commission": f.commission,
+            "executed_at": f.timestamp,
+            "broker": broker.name,
+            "known_at": now,
+        }
+        for f in fills
+        if f.client_order_id in ours
+    ]
+    foreign = [f.fill_id for f in fills if f.client_order_id not in ours]
+    n_fills = 0
+    if rows:
+        n_fills = append_new(lake, "fills", pd.DataFrame(rows), trade_date, known_at=now)
+    if n_fills or n_events:
+        write_audit(
+            lake,
+            portfolio_id,
+            trade_date,
+            "fills",
+            [
+                {
+                    "event": "fill",
+                    "client_order_id": r["client_order_id"],
+                    "security_id": r["security_id"],
+                    "event_id": r["fill_id"],
+                    "detail": {
+                        "fill_id": r["fill_id"],
+                        "side": r["side"],
+                        "quantity": r["quantity"],
+                        "price": r["price"],
+                    },
+                }
+                for r in rows
+            ]
+            + [
+                {
+                    "event": e["event_type"],
+                    "client_order_id": e["client_order_id"],
+                    "security_id": e["security_id"],
+                    "event_id": e["event_id"],
+                    "detail": {"status": e["status"], "filled": e["filled_quantity"]},
+                }
+                for e in new_events
+            ],
+            known_at=now,
+        )
+    return SyncResult(events=n_events, fills=n_fills, foreign_fills=foreign)
+
+
+__all__ = [
+    "AT_BROKER_EVENTS",
+    "ExecutionReport",
+    "SyncResult",
+    "at_broker",
+    "event_row",
+    "execute_day",
+    "sync_orders",
+]

@@ -1,0 +1,413 @@
+"""The paper broker: the embedded default venue, filling orders from the vendor's prices.
+
+Behaviour:
+
+* **Acknowledgement.** ``submit`` acknowledges immediately (``new``) or rejects (quantity
+  not positive, bad limit price, or the optional ``reject_if`` hook — e.g. a broker-side
+  restricted list). It is idempotent on client order id: a second submit returns the
+  existing order untouched.
+* **Fills during the order's session.** An order works in the session of its
+  ``trade_date``; it fills once the :class:`~pipelines.execution.prices.PriceSource` has
+  that session's bar (the lake's ``prices`` table once the vendor publishes the day).
+  ``work()`` runs every session that has become available; ``order_status``, ``fills``,
+  ``positions`` and ``cash`` call it first, so a reader always sees settled sessions.
+* **Fill price.** Base price by algorithm — ``none``: the open (arrival); ``vwap``/``pov``:
+  the VWAP proxy; ``twap``: ``(O + H + L + C) / 4`` — moved against us by the optimizer's
+  cost model (half-spread + ``c·σ·sqrt(q/ADV)`` impact, see :mod:`.prices`). A limit
+  order whose cost-adjusted price is worse than its limit does not fill.
+* **Partial fills.** At most ``max_volume_share`` of the day's volume (POV: the lower of
+  that and the requested participation) is filled, in ``slices`` executions. Orders are
+  DAY orders: **the unfilled remainder expires** at the end of the session (status
+  ``expired``, reason given). It is not carried: the next day's orders are netted against
+  the positions actually held, so the shortfall is re-decided with fresh targets instead
+  of trading stale ones.
+* **Persistence.** Orders, fills, positions and cash live in one JSON file, replaced
+  atomically after every change under an exclusive file lock, so the broker survives
+  process restarts and several processes may share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, cast
+
+from pipelines.execution.broker import (
+    Algo,
+    AlgoInstruction,
+    BrokerConnectionError,
+    BrokerError,
+    BrokerOrder,
+    Fill,
+    OrderState,
+    OrderStatus,
+    Side,
+    sign,
+)
+from pipelines.execution.prices import CostModel, PriceSource, SessionBar
+
+State = dict[str, Any]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _empty_state() -> State:
+    return {"version": 1, "seq": 0, "orders": {}, "fills": [], "positions": {}, "cash": {}}
+
+
+def base_price(algo: Algo, bar: SessionBar) -> float:
+    """The undisturbed price an algorithm achieves over the session (see module doc)."""
+    if algo is Algo.NONE:
+        return bar.open
+    if algo is Algo.TWAP:
+        return (bar.open + bar.high + bar.low + bar.close) / 4.0
+    return bar.vwap_or_proxy
+
+
+def split_quantity(quantity: float, slices: int) -> list[float]:
+    """``quantity`` whole shares in up to ``slices`` non-empty whole-share parts."""
+    q = round(quantity)
+    n = max(1, min(slices, q))
+    base, extra = divmod(q, n)
+    return [float(base + (1 if i < extra else 0)) for i in range(n) if base + (i < extra) > 0]
+
+
+class PaperBroker:
+    """Simulated broker with persistent state (see module doc).
+
+    ``clock`` stamps acknowledgements (default: wall clock); fills are stamped at the
+    session's close (``fill_time`` UTC on the trade date) so re-runs are reproducible.
+    """
+
+    name = "paper"
+
+    def __init__(
+        self,
+        state_path: str | Path,
+        prices: PriceSource,
+        *,
+        cost_model: CostModel | None = None,
+        max_volume_share: float = 0.10,
+        slices: int = 3,
+        initial_cash: float = 0.0,
+        reject_if: Callable[[BrokerOrder], str | None] | None = None,
+        fill_time: dt.time = dt.time(21, 0),
+        clock: Callable[[], dt.datetime] = _now,
+        auto_work: bool = True,
+    ) -> None:
+        self.state_path = Path(state_path)
+        self.prices = prices
+        self.cost_model = cost_model or CostModel()
+        self.max_volume_share = max_volume_share
+        self.slices = slices
+        self.initial_cash = initial_cash
+        self.reject_if = reject_if
+        self.fill_time = fill_time
+        self.clock = clock
+        self.auto_work = auto_work
+        self.connected = False
+
+    # ---- session ---------------------------------------------------------------------
+
+    def connect(self) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        self.connected = True
+
+    def close(self) -> None:
+        self.connected = False
+
+    def __enter__(self) -> PaperBroker:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _require(self) -> None:
+        if not self.connected:
+            raise BrokerConnectionError("paper broker: not connected (call connect())")
+
+    @contextlib.contextmanager
+    def _state(self, write: bool = True) -> Iterator[State]:
+        """Load the state under an exclusive lock; save it atomically on exit if ``write``."""
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.state_path.with_name(self.state_path.name + ".lock")
+        with open(lock_path, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if self.state_path.exists():
+                    state = cast(State, json.loads(self.state_path.read_text()))
+                else:
+                    state = _empty_state()
+                yield state
+                if write:
+                    tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+                    tmp.write_text(json.dumps(state, sort_keys=True, indent=1))
+                    os.replace(tmp, self.state_path)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # ---- orders ----------------------------------------------------------------------
+
+    def submit(self, order: BrokerOrder) -> OrderState:
+        self._require()
+        with self._state() as st:
+            existing = st["orders"].get(order.client_order_id)
+            if existing is not None:
+                return _order_state(existing)
+            st["seq"] += 1
+            reason = self._reject_reason(order)
+            rec = {
+                "client_order_id": order.client_order_id,
+                "broker_order_id": f"P{st['seq']:08d}",
+                "account": order.account,
+                "trade_date": order.trade_date.isoformat(),
+                "security_id": order.security_id,
+                "side": order.side,
+                "quantity": float(order.quantity),
+                "order_type": order.order_type,
+                "limit_price": order.limit_price,
+                "algo": order.algo.algo.value,
+                "participation": order.algo.participation,
+                "status": (OrderStatus.REJECTED if reason else OrderStatus.NEW).value,
+                "filled_quantity": 0.0,
+                "avg_price": None,
+                "reason": reason,
+                "updated_at": self.clock().isoformat(),
+            }
+            st["orders"][order.client_order_id] = rec
+            return _order_state(rec)
+
+    def _reject_reason(self, order: BrokerOrder) -> str | None:
+        if not (math.isfinite(order.quantity) and order.quantity > 0):
+            return f"invalid quantity {order.quantity}"
+        if order.order_type == "limit" and not (order.limit_price and order.limit_price > 0):
+            return "limit order without a positive limit price"
+        if self.reject_if is not None:
+            return self.reject_if(order)
+        return None
+
+    def cancel(self, client_order_id: str) -> OrderState:
+        self._require()
+        with self._state() as st:
+            rec = st["orders"].get(client_order_id)
+            if rec is None:
+                raise BrokerError(f"cancel: unknown client order id {client_order_id}")
+            if not OrderStatus(rec["status"]).terminal:
+                rec["status"] = OrderStatus.CANCELLED.value
+                rec["reason"] = "cancelled by client"
+                rec["updated_at"] = self.clock().isoformat()
+            return _order_state(rec)
+
+    def order_status(self, client_order_id: str) -> OrderState | None:
+        self._require()
+        self._auto_work()
+        with self._state(write=False) as st:
+            rec = st["orders"].get(client_order_id)
+            return None if rec is None else _order_state(rec)
+
+    # ---- account ---------------------------------------------------------------------
+
+    def positions(self, account: str) -> dict[str, float]:
+        self._require()
+        self._auto_work()
+        with self._state(write=False) as st:
+            pos = st["positions"].get(account, {})
+            return {s: float(q) for s, q in sorted(pos.items()) if abs(q) > 1e-9}
+
+    def fills(self, account: str, trade_date: dt.date | None = None) -> list[Fill]:
+        self._require()
+        self._auto_work()
+        with self._state(write=False) as st:
+            out = [_fill(f) for f in st["fills"] if f["account"] == account]
+        if trade_date is not None:
+            out = [f for f in out if f.trade_date == trade_date]
+        return out
+
+    def cash(self, account: str) -> float | None:
+        self._require()
+        self._auto_work()
+        with self._state(write=False) as st:
+            return float(st["cash"].get(account, self.initial_cash))
+
+    def seed(self, account: str, positions: Mapping[str, float], cash: float | None = None) -> None:
+        """Set an account's starting positions (and cash) — for a fresh paper account."""
+        with self._state() as st:
+            st["positions"][account] = {s: float(q) for s, q in positions.items()}
+            if cash is not None:
+                st["cash"][account] = float(cash)
+
+    def inject_fill(
+        self,
+        account: str,
+        security_id: str,
+        side: Side,
+        quantity: float,
+        price: float,
+        trade_date: dt.date,
+        client_order_id: str = "EXTERNAL",
+    ) -> Fill:
+        """Book an execution we did not originate (a manual trade at the broker, a broker
+        error) — the kind of break reconciliation must catch."""
+        with self._state() as st:
+            st["seq"] += 1
+            fill = {
+                "fill_id": f"X{st['seq']:08d}",
+                "client_order_id": client_order_id,
+                "broker_order_id": None,
+                "account": account,
+                "trade_date": trade_date.isoformat(),
+                "security_id": security_id,
+                "side": side,
+                "quantity": float(quantity),
+                "price": float(price),
+                "commission": 0.0,
+                "timestamp": self._fill_ts(trade_date).isoformat(),
+            }
+            self._book(st, fill)
+            return _fill(fill)
+
+    # ---- simulation ------------------------------------------------------------------
+
+    def _auto_work(self) -> None:
+        if self.auto_work:
+            self.work()
+
+    def work(self, trade_date: dt.date | None = None) -> int:
+        """Fill every working order whose session bar is available (or only ``trade_date``'s).
+        Returns the number of orders that reached a terminal state."""
+        with self._state(write=False) as st:
+            pending = [
+                r
+                for r in st["orders"].values()
+                if not OrderStatus(r["status"]).terminal
+                and (trade_date is None or r["trade_date"] == trade_date.isoformat())
+            ]
+        if not pending:
+            return 0
+        by_day: dict[str, list[str]] = {}
+        for r in pending:
+            by_day.setdefault(r["trade_date"], []).append(r["security_id"])
+        bars = {
+            day: self.prices.session(dt.date.fromisoformat(day), sorted(set(sids)))
+            for day, sids in by_day.items()
+        }
+        done = 0
+        with self._state() as st:
+            for rec in st["orders"].values():
+                day = rec["trade_date"]
+                if OrderStatus(rec["status"]).terminal or not bars.get(day):
+                    continue  # session not published yet: keep working
+                self._work_order(st, rec, bars[day].get(rec["security_id"]))
+                done += 1
+        return done
+
+    def _work_order(self, st: State, rec: dict[str, Any], bar: SessionBar | None) -> None:
+        day = dt.date.fromisoformat(rec["trade_date"])
+        leaves = rec["quantity"] - rec["filled_quantity"]
+        if bar is None:
+            self._expire(rec, "no trading in the security this session")
+            return
+        share = self.max_volume_share
+        if rec["algo"] == Algo.POV.value and rec.get("participation"):
+            share = min(share, float(rec["participation"]))
+        cap = math.floor(share * max(bar.volume, 0.0))
+        qty = float(min(leaves, cap))
+        algo = Algo(rec["algo"])
+        base = base_price(algo, bar)
+        price = self.cost_model.execution_price(rec["side"], qty, base, bar)
+        limit = rec.get("limit_price")
+        if limit is not None and (
+            (rec["side"] == "buy" and price > limit) or (rec["side"] == "sell" and price < limit)
+        ):
+            self._expire(rec, f"limit {limit} not reached (achievable {price:.4f})")
+            return
+        if qty <= 0:
+            self._expire(rec, f"no volume available (cap {share:.0%} of {bar.volume:,.0f})")
+            return
+        for k, part in enumerate(split_quantity(qty, self.slices), start=1):
+            fill = {
+                "fill_id": f"{rec['broker_order_id']}-{k}",
+                "client_order_id": rec["client_order_id"],
+                "broker_order_id": rec["broker_order_id"],
+                "account": rec["account"],
+                "trade_date": rec["trade_date"],
+                "security_id": rec["security_id"],
+                "side": rec["side"],
+                "quantity": part,
+                "price": round(price, 6),
+                "commission": round(part * self.cost_model.commission_per_share, 6),
+                "timestamp": self._fill_ts(day).isoformat(),
+            }
+            self._book(st, fill)
+            filled = rec["filled_quantity"]
+            avg = rec["avg_price"] or 0.0
+            rec["avg_price"] = (avg * filled + fill["price"] * part) / (filled + part)
+            rec["filled_quantity"] = filled + part
+            rec["status"] = OrderStatus.PARTIALLY_FILLED.value
+        rec["updated_at"] = self._fill_ts(day).isoformat()
+        if rec["filled_quantity"] >= rec["quantity"] - 1e-9:
+            rec["status"] = OrderStatus.FILLED.value
+        else:
+            self._expire(
+                rec,
+                f"DAY order expired: {rec['quantity'] - rec['filled_quantity']:,.0f} sh unfilled "
+                f"(cap {share:.0%} of volume {bar.volume:,.0f})",
+            )
+
+    def _expire(self, rec: dict[str, Any], reason: str) -> None:
+        rec["status"] = OrderStatus.EXPIRED.value
+        rec["reason"] = reason
+        rec["updated_at"] = self._fill_ts(dt.date.fromisoformat(rec["trade_date"])).isoformat()
+
+    def _book(self, st: State, fill: dict[str, Any]) -> None:
+        st["fills"].append(fill)
+        acct = fill["account"]
+        pos = st["positions"].setdefault(acct, {})
+        s = sign(fill["side"])
+        pos[fill["security_id"]] = pos.get(fill["security_id"], 0.0) + s * fill["quantity"]
+        cash = st["cash"].get(acct, self.initial_cash)
+        st["cash"][acct] = cash - s * fill["quantity"] * fill["price"] - fill["commission"]
+
+    def _fill_ts(self, day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, self.fill_time, tzinfo=dt.UTC)
+
+
+def _order_state(rec: Mapping[str, Any]) -> OrderState:
+    return OrderState(
+        client_order_id=rec["client_order_id"],
+        status=OrderStatus(rec["status"]),
+        quantity=float(rec["quantity"]),
+        filled_quantity=float(rec["filled_quantity"]),
+        avg_price=rec["avg_price"],
+        broker_order_id=rec["broker_order_id"],
+        reason=rec["reason"],
+        updated_at=dt.datetime.fromisoformat(rec["updated_at"]),
+    )
+
+
+def _fill(f: Mapping[str, Any]) -> Fill:
+    return Fill(
+        fill_id=f["fill_id"],
+        client_order_id=f["client_order_id"],
+        account=f["account"],
+        trade_date=dt.date.fromisoformat(f["trade_date"]),
+        security_id=f["security_id"],
+        side=f["side"],
+        quantity=float(f["quantity"]),
+        price=float(f["price"]),
+        timestamp=dt.datetime.fromisoformat(f["timestamp"]),
+        commission=float(f["commission"]),
+        broker_order_id=f["broker_order_id"],
+    )
+
+
+__all__ = ["AlgoInstruction", "PaperBroker", "base_price", "split_quantity"]

@@ -1,0 +1,186 @@
+"""Session prices for simulated execution and TCA, and the execution cost model.
+
+A :class:`PriceSource` returns, per security, one :class:`SessionBar` for a trade date:
+open, high, low, close, volume, a VWAP proxy, and the trailing ADV (shares) and daily
+volatility the impact model needs. Production reads the lake's ``prices`` table
+(:class:`LakePriceSource`); tests use :class:`StaticPriceSource`.
+
+**VWAP proxy.** The vendor delivers daily OHLCV only, so the day's VWAP is approximated by
+the typical price ``(high + low + close) / 3``; a source with intraday data may set
+``vwap`` to the true value. This is the benchmark the paper broker's VWAP/TWAP/POV algos
+fill around and the one TCA measures against.
+
+**Cost model** (:class:`CostModel`) is the optimizer's (``pipelines.portfolio.costs``):
+with ``z`` the trade as a fraction of its own notional ``N = q·p`` (so ``z = 1``),
+``a = half_spread`` and ``b = c·σ·sqrt(N / ADV$)``, the cost fraction is
+``a + b = half_spread + c·σ·sqrt(q / ADV_shares)`` — the same half-spread plus 3/2-power
+impact the optimizer charges, applied to each executed slice. Commission is charged
+separately in currency per share, as brokers bill it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.lake import Lake
+from pipelines.portfolio.costs import impact_coef, linear_cost_coef, transaction_cost
+
+
+@dataclass(frozen=True)
+class SessionBar:
+    """One security's session: OHLCV, VWAP proxy, trailing ADV (shares), daily σ."""
+
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    vwap: float | None = None
+    adv: float | None = None
+    sigma: float | None = None
+
+    @property
+    def vwap_or_proxy(self) -> float:
+        """True VWAP when known, else the typical price (H + L + C) / 3."""
+        if self.vwap is not None and math.isfinite(self.vwap) and self.vwap > 0:
+            return self.vwap
+        return (self.high + self.low + self.close) / 3.0
+
+
+@runtime_checkable
+class PriceSource(Protocol):
+    """Session bars for a trade date; securities without a bar (yet) are simply absent."""
+
+    def session(self, trade_date: dt.date, security_ids: Sequence[str]) -> dict[str, SessionBar]:
+        """Bars for ``trade_date``; an empty dict means the session is not known yet."""
+        ...
+
+
+class StaticPriceSource:
+    """In-memory bars: ``{trade_date: {security_id: SessionBar}}`` (tests, backtests)."""
+
+    def __init__(self, bars: Mapping[dt.date, Mapping[str, SessionBar]] | None = None) -> None:
+        self.bars: dict[dt.date, dict[str, SessionBar]] = {
+            d: dict(b) for d, b in (bars or {}).items()
+        }
+
+    def add(self, trade_date: dt.date, security_id: str, bar: SessionBar) -> None:
+        self.bars.setdefault(trade_date, {})[security_id] = bar
+
+    def session(self, trade_date: dt.date, security_ids: Sequence[str]) -> dict[str, SessionBar]:
+        day = self.bars.get(trade_date, {})
+        return {s: day[s] for s in security_ids if s in day}
+
+
+class LakePriceSource:
+    """Bars from the lake's ``prices`` table, point in time.
+
+    ``known_at`` fixes what the source may see (default: now, at each call), so a backtest
+    fills only on prices that were published by then. ADV and σ are the mean volume and the
+    standard deviation of close-to-close returns over the ``lookback`` sessions *before*
+    the trade date (the optimizer sees the same history).
+    """
+
+    def __init__(
+        self, lake: Lake, *, known_at: dt.datetime | None = None, lookback: int = 20
+    ) -> None:
+        self.lake = lake
+        self.known_at = known_at
+        self.lookback = lookback
+
+    def session(self, trade_date: dt.date, security_ids: Sequence[str]) -> dict[str, SessionBar]:
+        if not security_ids:
+            return {}
+        known = self.known_at or dt.datetime.now(dt.UTC)
+        # Calendar window generous enough for `lookback` sessions around holidays.
+        start = trade_date - dt.timedelta(days=int(self.lookback * 1.6) + 10)
+        table = self.lake.as_of(
+            "prices",
+            known_at=known,
+            valid_at=(start, trade_date),
+            columns=["security_id", "open", "high", "low", "close", "volume"],
+            filter=pc.field("security_id").isin(pa.array(list(security_ids), pa.string())),
+        )
+        if table.num_rows == 0:
+            return {}
+        frame = table.select(
+            ["security_id", "valid_date", "open", "high", "low", "close", "volume"]
+        ).to_pandas()
+        frame["valid_date"] = pd.to_datetime(frame["valid_date"]).dt.date
+        frame = frame.sort_values(["security_id", "valid_date"])
+        out: dict[str, SessionBar] = {}
+        for sid, g in frame.groupby("security_id", sort=False):
+            today = g[g["valid_date"] == trade_date]
+            if today.empty:
+                continue
+            row = today.iloc[-1]
+            hist = g[g["valid_date"] < trade_date].tail(self.lookback + 1)
+            closes = hist["close"].to_numpy(dtype=float)
+            rets = np.diff(np.log(closes)) if len(closes) > 2 else np.array([])
+            vols = hist["volume"].to_numpy(dtype=float)
+            close = float(row["close"])
+            out[str(sid)] = SessionBar(
+                open=_num(row["open"], close),
+                high=_num(row["high"], close),
+                low=_num(row["low"], close),
+                close=close,
+                volume=_num(row["volume"], 0.0),
+                adv=float(np.nanmean(vols)) if len(vols) else None,
+                sigma=float(np.std(rets, ddof=1)) if len(rets) > 1 else None,
+            )
+        return out
+
+
+def _num(value: object, default: float) -> float:
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return x if math.isfinite(x) else default
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Slippage + impact (optimizer conventions, see module doc) and commission.
+
+    ``half_spread`` is a fraction of price; ``impact_c`` the optimizer's ``c``;
+    ``default_sigma``/``default_adv`` apply when the bar carries none (ADV defaults to the
+    day's own volume); ``commission_per_share`` is currency per share.
+    """
+
+    half_spread: float = 0.0005
+    impact_c: float = 1.0
+    commission_per_share: float = 0.0
+    default_sigma: float = 0.02
+
+    def cost_fraction(self, quantity: float, price: float, bar: SessionBar) -> float:
+        """Expected cost of executing ``quantity`` shares, as a fraction of its notional."""
+        if quantity <= 0 or price <= 0:
+            return 0.0
+        sigma = bar.sigma if bar.sigma is not None and bar.sigma > 0 else self.default_sigma
+        adv_shares = bar.adv if bar.adv is not None and bar.adv > 0 else bar.volume
+        notional = quantity * price
+        a = linear_cost_coef(np.array([self.half_spread]), 0.0)
+        b = impact_coef(np.array([sigma]), np.array([max(adv_shares, 0.0) * price]), notional)
+        b = b * self.impact_c
+        return transaction_cost(np.array([1.0]), a, b)
+
+    def execution_price(self, side: str, quantity: float, base: float, bar: SessionBar) -> float:
+        """``base`` moved against us by :meth:`cost_fraction` (buys pay up, sells receive less)."""
+        frac = self.cost_fraction(quantity, base, bar)
+        return base * (1.0 + frac) if side == "buy" else base * (1.0 - frac)
+
+    def with_(self, **changes: float) -> CostModel:
+        return replace(self, **changes)
+
+
+__all__ = ["CostModel", "LakePriceSource", "PriceSource", "SessionBar", "StaticPriceSource"]

@@ -1,0 +1,374 @@
+"""End-of-day positions, cash and reconciliation against the broker.
+
+``reconcile_day(lake, broker, portfolio_id, date)``:
+
+1. pulls the day's order states and fills for *our* orders (:func:`sync_orders`);
+2. computes **our** end-of-day positions = our previous positions (latest ``positions``
+   row per security before ``date``) + the day's signed fills from the ``fills`` table, and
+   our cash likewise (− signed quantity × price − commission); writes both (a row is
+   re-written only when its value changed, as a new version);
+3. compares them with the **broker's** positions (and cash, when it reports cash): one
+   ``reconciliation`` row per security in either book, ``difference = theirs − ours``,
+   ``status`` ``match`` / ``break`` (|difference| > tolerance) and ``$CASH`` ``unverified``
+   when the broker does not report cash;
+4. audits the result (a summary event plus one per break, and broker fills on ids we never
+   sent), and optionally runs TCA when a price source is given.
+
+Breaks are reported, never "fixed": booking the broker's view into our positions is a
+human decision (see ``seed_positions`` for an explicit, audited correction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from pipelines.execution.broker import Broker
+from pipelines.execution.execute import sync_orders
+from pipelines.execution.prices import PriceSource
+from pipelines.execution.records import now_utc, read_day, short_hash, write_audit
+from pipelines.lake import Lake, get_table
+
+CASH_ITEM = "$CASH"
+# How far back "our previous positions" may be found (a portfolio idle for longer is flat).
+_LOOKBACK = dt.timedelta(days=3660)
+
+
+@dataclass
+class ReconciliationReport:
+    """Our book vs the broker's for one portfolio and date.
+
+    ``rows`` are the ``reconciliation`` rows (security_id, ours, theirs, difference,
+    status, note); ``breaks`` the subset with status ``break``; ``foreign_fills`` the
+    broker's fill ids on client order ids we never sent.
+    """
+
+    portfolio_id: str
+    date: dt.date
+    rows: pd.DataFrame
+    foreign_fills: list[str] = field(default_factory=list)
+    tca: pd.DataFrame | None = None
+
+    @property
+    def breaks(self) -> pd.DataFrame:
+        return self.rows[self.rows["status"] == "break"].reset_index(drop=True)
+
+    @property
+    def clean(self) -> bool:
+        return self.breaks.empty
+
+
+def previous_positions(lake: Lake, portfolio_id: str, date: dt.date) -> dict[str, float]:
+    """Our latest recorded position per security strictly before ``date`` (zeros dropped)."""
+    frame = read_day(
+        lake, "positions", (date - _LOOKBACK, date - dt.timedelta(days=1)), portfolio_id
+    )
+    if frame.empty:
+        return {}
+    latest = frame.sort_values("valid_date").groupby("security_id").tail(1)
+    return {
+        str(s): float(q)
+        for s, q in zip(latest["security_id"], latest["quantity"], strict=True)
+        if q
+    }
+
+
+def previous_cash(lake: Lake, portfolio_id: str, date: dt.date, currency: str = "USD") -> float:
+    """Our latest recorded cash balance before ``date`` (0 if none)."""
+    frame = read_day(lake, "cash", (date - _LOOKBACK, date - dt.timedelta(days=1)), portfolio_id)
+    frame = frame[frame["currency"] == currency]
+    if frame.empty:
+        return 0.0
+    return float(frame.sort_values("valid_date")["balance"].iloc[-1])
+
+
+def seed_positions(
+    lake: Lake,
+    portfolio_id: str,
+    date: dt.date,
+    positions: Mapping[str, float],
+    cash: float | None = None,
+    *,
+    currency: str = "USD",
+    known_at: dt.datetime | None = None,
+    reason: str = "initial positions",
+) -> None:
+    """Record positions (and cash) as of end of ``date`` without fills — opening a book or
+    an approved correction after a break. Audited with ``reason``."""
+    now = known_at or now_utc()
+    rows = pd.DataFrame(
+        [
+            {
+                "portfolio_id": portfolio_id,
+                "security_id": s,
+                "quantity": float(q),
+                "price": None,
+                "market_value": None,
+                "source": "seed",
+            }
+            for s, q in sorted(positions.items())
+        ]
+    )
+    _write_versioned(
+        lake, "positions", rows, date, portfolio_id, ["quantity", "source"], "security_id", now
+    )
+    if cash is not None:
+        _write_versioned(
+            lake,
+            "cash",
+            pd.DataFrame(
+                [
+                    {
+                        "portfolio_id": portfolio_id,
+                        "currency": currency,
+                        "balance": float(cash),
+                        "trade_flow": 0.0,
+                        "commission": 0.0,
+                        "source": "seed",
+                    }
+                ]
+            ),
+            date,
+            portfolio_id,
+            ["balance", "source"],
+            "currency",
+            now,
+        )
+    write_audit(
+        lake,
+        portfolio_id,
+        date,
+        "reconcile",
+        [
+            {
+                "event": "positions_seeded",
+                "detail": {"positions": dict(positions), "cash": cash, "reason": reason},
+            }
+        ],
+        known_at=now,
+    )
+
+
+def _changed(
+    lake: Lake,
+    table: str,
+    date: dt.date,
+    portfolio_id: str,
+    rows: pd.DataFrame,
+    cols: list[str],
+    key: str,
+) -> pd.DataFrame:
+    """The rows of ``rows`` that differ from the latest stored version (on ``cols``)."""
+    stored = read_day(lake, table, date, portfolio_id)
+    if stored.empty or rows.empty:
+        return rows
+    old = stored.set_index(key)
+    keep = []
+    for r in rows.to_dict("records"):
+        k = r[key]
+        if k not in old.index:
+            keep.append(True)
+            continue
+        prev = old.loc[k]
+        keep.append(any(not _same(prev[c], r[c]) for c in cols))
+    return rows[keep]
+
+
+def _same(a: object, b: object) -> bool:
+    if (
+        a is None
+        or b is None
+        or (isinstance(a, float) and math.isnan(a))
+        or (isinstance(b, float) and math.isnan(b))
+    ):
+        return (a is None or (isinstance(a, float) and math.isnan(a))) == (
+            b is None or (isinstance(b, float) and math.isnan(b))
+        )
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(a)))
+    return a == b
+
+
+def _write_versioned(
+    lake: Lake,
+    table: str,
+    rows: pd.DataFrame,
+    date: dt.date,
+    portfolio_id: str,
+    cols: list[str],
+    key: str,
+    now: dt.datetime,
+) -> int:
+    """Write rows that are new or changed as new versions; unchanged rows add nothing."""
+    changed = _changed(lake, table, date, portfolio_id, rows, cols, key)
+    if changed.empty:
+        return 0
+    # Batch ids hash key + values, so an identical restatement is stored once.
+    frame = changed.copy()
+    frame["valid_date"] = date
+    frame["known_at"] = pd.Timestamp(now)
+    spec = get_table(table)
+    bid = f"{table}:{date.isoformat()}:{short_hash(frame[[key, *cols]].to_json(), n=32)}"
+    res = lake.write(table, frame[[f.name for f in spec.input_fields]], batch_id=bid)
+    return res.rows if res.written else 0
+
+
+def reconcile_day(
+    lake: Lake,
+    broker: Broker,
+    portfolio_id: str,
+    date: dt.date,
+    *,
+    currency: str = "USD",
+    tolerance: float = 1e-6,
+    cash_tolerance: float = 0.01,
+    prices: PriceSource | None = None,
+    clock: Callable[[], dt.datetime] = now_utc,
+) -> ReconciliationReport:
+    """Sync, book our end-of-day positions and cash, compare with the broker (module doc).
+
+    Promises: the ``positions``, ``cash`` and ``reconciliation`` rows for ``date`` reflect
+    every fill the broker reported on our orders; a security where the broker's quantity
+    differs from ours by more than ``tolerance`` shares is a ``break``; re-running adds
+    rows only for values that changed.
+    """
+    sync = sync_orders(lake, broker, portfolio_id, date, clock=clock)
+    now = clock()
+    prev = previous_positions(lake, portfolio_id, date)
+    fills = read_day(lake, "fills", date, portfolio_id)
+    ours = dict(prev)
+    flow = 0.0
+    commission = 0.0
+    for f in fills.to_dict("records"):
+        sgn = 1.0 if f["side"] == "buy" else -1.0
+        ours[f["security_id"]] = ours.get(f["security_id"], 0.0) + sgn * float(f["quantity"])
+        flow -= sgn * float(f["quantity"]) * float(f["price"])
+        commission += float(f["commission"] or 0.0)
+    marks: dict[str, float] = {}
+    if prices is not None:
+        marks = {s: b.close for s, b in prices.session(date, sorted(ours)).items()}
+    pos_rows = pd.DataFrame(
+        [
+            {
+                "portfolio_id": portfolio_id,
+                "security_id": s,
+                "quantity": q,
+                "price": marks.get(s),
+                "market_value": q * marks[s] if s in marks else None,
+                "source": "fills",
+            }
+            for s, q in sorted(ours.items())
+        ],
+        columns=["portfolio_id", "security_id", "quantity", "price", "market_value", "source"],
+    )
+    _write_versioned(
+        lake, "positions", pos_rows, date, portfolio_id, ["quantity", "price"], "security_id", now
+    )
+    our_cash = previous_cash(lake, portfolio_id, date, currency) + flow - commission
+    cash_rows = pd.DataFrame(
+        [
+            {
+                "portfolio_id": portfolio_id,
+                "currency": currency,
+                "balance": our_cash,
+                "trade_flow": flow,
+                "commission": commission,
+                "source": "fills",
+            }
+        ]
+    )
+    _write_versioned(lake, "cash", cash_rows, date, portfolio_id, ["balance"], "currency", now)
+
+    theirs = broker.positions(portfolio_id)
+    rec: list[dict[str, object]] = []
+    for s in sorted(set(ours) | set(theirs)):
+        o, t = float(ours.get(s, 0.0)), float(theirs.get(s, 0.0))
+        if o == 0 and t == 0:
+            continue
+        diff = t - o
+        status = "break" if abs(diff) > tolerance else "match"
+        note = None
+        if status == "break":
+            note = "broker holds more" if diff > 0 else "broker holds less"
+        rec.append(
+            {
+                "portfolio_id": portfolio_id,
+                "security_id": s,
+                "ours": o,
+                "theirs": t,
+                "difference": diff,
+                "status": status,
+                "note": note,
+                "broker": broker.name,
+            }
+        )
+    their_cash = broker.cash(portfolio_id)
+    cash_diff = (their_cash - our_cash) if their_cash is not None else 0.0
+    rec.append(
+        {
+            "portfolio_id": portfolio_id,
+            "security_id": CASH_ITEM,
+            "ours": our_cash,
+            "theirs": their_cash,
+            "difference": cash_diff,
+            "status": (
+                "unverified"
+                if their_cash is None
+                else ("break" if abs(cash_diff) > cash_tolerance else "match")
+            ),
+            "note": "broker does not report cash" if their_cash is None else None,
+            "broker": broker.name,
+        }
+    )
+    rows = pd.DataFrame(rec)
+    _write_versioned(
+        lake,
+        "reconciliation",
+        rows,
+        date,
+        portfolio_id,
+        ["ours", "theirs", "status"],
+        "security_id",
+        now,
+    )
+    report = ReconciliationReport(portfolio_id, date, rows, foreign_fills=sync.foreign_fills)
+    breaks = report.breaks
+    events: list[dict[str, object]] = [
+        {
+            "event": "reconciled" if report.clean else "breaks_found",
+            "detail": {
+                "items": len(rows),
+                "breaks": len(breaks),
+                "foreign_fills": sync.foreign_fills,
+                "fills_synced": sync.fills,
+            },
+        }
+    ]
+    events += [
+        {
+            "event": "break",
+            "security_id": b["security_id"],
+            "detail": {k: b[k] for k in ("ours", "theirs", "difference", "note")},
+        }
+        for b in breaks.to_dict("records")
+    ]
+    write_audit(lake, portfolio_id, date, "reconcile", events, known_at=now)  # type: ignore[arg-type]
+    if prices is not None:
+        from pipelines.execution.tca import run_tca
+
+        report.tca = run_tca(lake, portfolio_id, date, prices, clock=clock)
+    return report
+
+
+__all__ = [
+    "CASH_ITEM",
+    "ReconciliationReport",
+    "previous_cash",
+    "previous_positions",
+    "reconcile_day",
+    "seed_positions",
+]

@@ -1,0 +1,57 @@
+"""A light view of the feed declarations for DAG files: names, protocol, paths, table.
+
+DAG parsing must not import the lake (deltalake, duckdb), so this reads the YAML files
+directly and validates nothing beyond what wiring needs; :mod:`pipelines.ingest.feed_spec`
+is the full, validated model the tasks use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+FEEDS_DIR = Path(__file__).resolve().parent / "feeds"
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    name: str
+    protocol: str
+    table: str
+    connection_id: str
+    remote_dir: str | None
+    manifest: str | None
+
+    def manifest_path(self, day: dt.date) -> str | None:
+        """Remote path of the day's manifest (what the SFTP sensor waits for)."""
+        if self.remote_dir is None or self.manifest is None:
+            return None
+        return f"{self.remote_dir.format(date=day).rstrip('/')}/{self.manifest}"
+
+
+def feed_index() -> list[FeedEntry]:
+    """Every declared feed (shipped and ``ALPHAFACTORY_FEEDS_DIR``), security master first."""
+    dirs = [FEEDS_DIR]
+    extra = os.environ.get("ALPHAFACTORY_FEEDS_DIR")
+    if extra:
+        dirs += [Path(d) for d in extra.split(os.pathsep) if d]
+    entries = []
+    for directory in dirs:
+        for path in sorted(directory.glob("*.yaml")):
+            raw = yaml.safe_load(path.read_text()) or {}
+            entries.append(
+                FeedEntry(
+                    name=raw["name"],
+                    protocol=raw["protocol"],
+                    table=raw["table"],
+                    connection_id=raw.get("connection_id", ""),
+                    remote_dir=raw.get("remote_dir"),
+                    manifest=raw.get("manifest"),
+                )
+            )
+    order = {"security_master": 0, "corporate_actions": 1, "prices": 2}
+    return sorted(entries, key=lambda e: (e.protocol != "sftp", order.get(e.table, 9), e.name))

@@ -1,0 +1,118 @@
+"""Feeds are declared, not coded: one YAML file per feed, loaded into :class:`FeedSpec`.
+
+The shipped feeds live beside this module in ``feeds/``; a user adds their own vendor by
+dropping a YAML file into a directory named by ``ALPHAFACTORY_FEEDS_DIR`` (or passing
+``extra_dirs``). See the README's "Bring your own vendor".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipelines.lake.tables import get_table
+
+FEEDS_DIR = Path(__file__).resolve().parent / "feeds"
+
+
+class SqlExpr(BaseModel):
+    """A DuckDB expression over the vendor's columns (all read as text)."""
+
+    model_config = ConfigDict(extra="forbid")
+    sql: str
+
+
+class FeedSpec(BaseModel):
+    """One vendor feed: where its files are, how to read them, where they land."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    table: str = Field(description="lake table the rows land in")
+    contract: str = Field(description="data contract (data_contracts/<name>.yaml)")
+    protocol: Literal["sftp", "rest"]
+    connection_id: str
+    columns: dict[str, str | SqlExpr] = Field(description="lake column -> vendor column or {sql}")
+    ignore_columns: tuple[str, ...] = Field(
+        default=(), description="vendor columns deliberately not loaded (others are reported)"
+    )
+    # SFTP feeds
+    remote_dir: str | None = Field(default=None, description="format string with {date}")
+    file: str | None = None
+    manifest: str | None = None
+    format: Literal["csv", "parquet"] = "csv"
+    compression: Literal["gzip", "none"] = "gzip"
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    date_format: str = "%Y-%m-%d"
+    corrections: str | None = Field(default=None, description="file name with {previous}")
+    # REST feeds
+    endpoint: str | None = None
+    page_size: int = 1000
+    # Knowledge time: the manifest's published_at, a record field, or our receipt time.
+    known_at: str = "manifest"
+    source_path: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> FeedSpec:
+        spec = get_table(self.table)
+        allowed = {f.name for f in spec.input_fields} - {"known_at"}
+        unknown = sorted(set(self.columns) - allowed)
+        if unknown:
+            raise ValueError(f"columns {unknown} are not in lake table {self.table!r}")
+        if "valid_date" not in self.columns:
+            raise ValueError("columns must map valid_date (the business date of each row)")
+        if self.protocol == "sftp" and not (self.remote_dir and self.file):
+            raise ValueError("an sftp feed needs remote_dir and file")
+        if self.protocol == "rest" and not self.endpoint:
+            raise ValueError("a rest feed needs endpoint")
+        return self
+
+    def remote_path(self, day: dt.date, name: str | None = None) -> str:
+        """Remote path of ``name`` (default: the feed's file) for business day ``day``."""
+        assert self.remote_dir is not None
+        return f"{self.remote_dir.format(date=day).rstrip('/')}/{name or self.file}"
+
+    def correction_file(self, previous: dt.date) -> str | None:
+        """Name of the correction file for ``previous`` day, if the feed declares one."""
+        return self.corrections.format(previous=previous) if self.corrections else None
+
+
+class FeedConfigError(ValueError):
+    """A feed YAML file is malformed; the message names the file and the problem."""
+
+
+def load_feed(path: Path) -> FeedSpec:
+    """Parse one feed YAML file, with an error naming the file on any problem."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+        return FeedSpec.model_validate({**raw, "source_path": str(path)})
+    except (yaml.YAMLError, ValidationError, TypeError, KeyError, ValueError) as exc:
+        raise FeedConfigError(f"feed file {path}: {exc}") from exc
+
+
+@cache
+def _load_dirs(dirs: tuple[str, ...]) -> dict[str, FeedSpec]:
+    feeds: dict[str, FeedSpec] = {}
+    for directory in dirs:
+        for path in sorted(Path(directory).glob("*.yaml")):
+            feed = load_feed(path)
+            if feed.name in feeds:
+                raise FeedConfigError(f"feed {feed.name!r} declared twice ({path})")
+            feeds[feed.name] = feed
+    return feeds
+
+
+def load_feeds(extra_dirs: tuple[str, ...] = ()) -> dict[str, FeedSpec]:
+    """Every declared feed by name: shipped ones, ``ALPHAFACTORY_FEEDS_DIR``, ``extra_dirs``."""
+    dirs = [str(FEEDS_DIR)]
+    env = os.environ.get("ALPHAFACTORY_FEEDS_DIR")
+    if env:
+        dirs += [d for d in env.split(os.pathsep) if d]
+    return dict(_load_dirs(tuple(dirs + list(extra_dirs))))

@@ -1,0 +1,612 @@
+"""Ingest one feed for one business day: fetch → verify → land raw → parse → gate → silver.
+
+Every step is idempotent: the raw zone is create-only, silver writes carry the vendor
+file's sha256 as their batch id, quarantine ids are derived from the bytes. Running a day
+twice adds nothing. A blocking contract failure quarantines the file (the raw bytes stay)
+and the day's run fails with a message naming feed, day, file, rule and rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.ingest import quarantine
+from pipelines.ingest.feed_spec import FeedSpec
+from pipelines.ingest.gate import Gate, GateContext, GateResult, file_failure
+from pipelines.ingest.parse import (
+    SOURCE_FILE,
+    SOURCE_LINE,
+    FileFormatError,
+    ParsedBatch,
+    map_columns,
+    parse_file,
+)
+from pipelines.ingest.sources import FileSource, RecordSource, records_to_jsonl
+from pipelines.lake import Lake, RawFile
+from pipelines.vendors.calendar import sessions
+
+log = logging.getLogger(__name__)
+Status = Literal["loaded", "warned", "quarantined", "unchanged", "released"]
+
+
+class FeedNotPublished(RuntimeError):
+    """The vendor has not published the feed's folder (or file) for the day yet."""
+
+    def __init__(self, feed: str, day: dt.date, path: str) -> None:
+        super().__init__(f"feed {feed}: nothing published for {day.isoformat()} at {path}")
+        self.feed, self.day, self.path = feed, day, path
+
+
+class BatchQuarantined(RuntimeError):
+    """At least one file of the day was quarantined; downstream must not run."""
+
+    def __init__(self, outcomes: list[FileOutcome]) -> None:
+        bad = [o for o in outcomes if o.status == "quarantined"]
+        lines = [
+            f"{o.feed} {o.logical_date}: {o.message} (quarantine {o.quarantine_id})" for o in bad
+        ]
+        super().__init__("quarantined:\n" + "\n".join(lines))
+        self.outcomes = outcomes
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one vendor file."""
+
+    feed: str
+    logical_date: dt.date
+    file_name: str
+    sha256: str | None
+    status: Status
+    rows: int = 0
+    message: str = ""
+    quarantine_id: str | None = None
+    rules: list[str] = field(default_factory=list)
+
+
+def silver_batch_id(feed: str, day: dt.date, file_name: str, sha256: str) -> str:
+    """Batch id of a vendor file in silver: the same delivery is loaded at most once."""
+    return f"{feed}:{day.isoformat()}:{file_name}:{sha256}"
+
+
+def record_runs(lake: Lake, outcomes: list[tuple[FileOutcome, dt.datetime | None]]) -> None:
+    """Append what each file's ingestion did to ``ingest_runs`` (one commit, idempotent)."""
+    if not outcomes:
+        return
+    rows = [
+        {
+            "feed": o.feed,
+            "file_name": o.file_name,
+            "sha256": o.sha256,
+            "status": o.status,
+            "rows": o.rows,
+            "published_at": published_at,
+            "message": o.message,
+            "valid_date": o.logical_date,
+        }
+        for o, published_at in outcomes
+    ]
+    ids = [
+        f"run:{o.feed}:{o.logical_date}:{o.file_name}:{o.sha256}:{o.status}" for o, _ in outcomes
+    ]
+    lake.write(
+        "ingest_runs",
+        pa.Table.from_pylist(rows),
+        known_at=dt.datetime.now(dt.UTC),
+        row_batch_ids=pa.array(ids),
+    )
+
+
+def _ingest_run(lake: Lake, o: FileOutcome, published_at: dt.datetime | None) -> None:
+    record_runs(lake, [(o, published_at)])
+
+
+def previous_rows(lake: Lake, feed: FeedSpec, day: dt.date) -> int | None:
+    """Rows of the feed's last delivered main file before ``day`` (for day-over-day bounds)."""
+    start = day - dt.timedelta(days=10)
+    runs = lake.as_of(
+        "ingest_runs",
+        known_at=dt.datetime.now(dt.UTC),
+        valid_at=(start, day - dt.timedelta(days=1)),
+        filter=(pc.field("feed") == feed.name) & (pc.field("file_name") == (feed.file or "")),
+    ).to_pylist()
+    loaded = [r for r in runs if r["status"] in ("loaded", "warned", "released")]
+    return int(loaded[-1]["rows"]) if loaded else None
+
+
+def known_security_ids(lake: Lake, at: dt.datetime, day: dt.date) -> frozenset[str]:
+    """Securities in the master as known at ``at`` and listed on ``day``."""
+    master = lake.as_of("security_master", known_at=at, valid_at=day, columns=["listed"])
+    return frozenset(master.column("security_id").to_pylist())
+
+
+def _silver_frame(batch: ParsedBatch, known_at: dt.datetime | pa.Array) -> pa.Table:
+    tbl = batch.table.drop_columns(
+        [c for c in (SOURCE_FILE, SOURCE_LINE) if c in batch.table.column_names]
+    )
+    if isinstance(known_at, dt.datetime):
+        known_at = pa.repeat(pa.scalar(known_at, pa.timestamp("us", tz="UTC")), tbl.num_rows)
+    return tbl.append_column("known_at", known_at)
+
+
+def gate_and_load(
+    lake: Lake,
+    feed: FeedSpec,
+    day: dt.date,
+    raw: RawFile,
+    batch: ParsedBatch,
+    published_at: dt.datetime,
+    gate: Gate,
+    *,
+    drop_failing_rows: bool = False,
+    actor: str | None = None,
+) -> FileOutcome:
+    """Run the contract on a parsed file; load it to silver or quarantine it."""
+    ctx = GateContext(
+        feed=feed.name,
+        logical_date=day,
+        file_names=(raw.file_name,),
+        published_at=published_at,
+        previous_rows=previous_rows(lake, feed, day) if raw.file_name == feed.file else None,
+        known_security_ids=(
+            None if feed.table == "security_master" else known_security_ids(lake, published_at, day)
+        ),
+    )
+    result = gate(feed, batch, ctx)
+    if result.result_rows:
+        _write_validation_results(lake, feed, day, raw, result)
+    if result.outcome == "blocked" and not (drop_failing_rows and not result.batch_level):
+        qid = quarantine.record(
+            lake,
+            feed=feed.name,
+            target_table=feed.table,
+            day=day,
+            raw=raw,
+            result=result,
+            total_rows=batch.rows,
+        )
+        return FileOutcome(
+            feed.name,
+            day,
+            raw.file_name,
+            raw.sha256,
+            "quarantined",
+            0,
+            result.message,
+            qid,
+            result.rules,
+        )
+    tbl = batch.table
+    if result.outcome == "blocked":
+        keep = pc.invert(pc.is_in(pa.array(range(tbl.num_rows)), pa.array(result.failed_rows)))
+        batch = ParsedBatch(batch.feed, batch.file_name, tbl.filter(keep), batch.issues)
+    write = lake.write(
+        feed.table,
+        _silver_frame(batch, published_at),
+        batch_id=silver_batch_id(feed.name, day, raw.file_name, raw.sha256),
+    )
+    status: Status = "released" if actor else ("warned" if result.outcome == "warned" else "loaded")
+    if not write.written and actor is None:
+        status = "unchanged"
+    return FileOutcome(
+        feed.name,
+        day,
+        raw.file_name,
+        raw.sha256,
+        status,
+        batch.rows,
+        result.message,
+        None,
+        result.rules,
+    )
+
+
+def _write_validation_results(
+    lake: Lake, feed: FeedSpec, day: dt.date, raw: RawFile, result: GateResult
+) -> None:
+    run_id = f"{feed.name}:{raw.file_name}:{raw.sha256[:16]}"
+    rows = []
+    for r in result.result_rows:
+        rows.append(
+            {
+                "run_id": run_id,
+                "dataset": feed.contract,
+                "feed": feed.name,
+                "file_name": raw.file_name,
+                "rule": str(r.get("rule")),
+                "expectation": r.get("expectation"),
+                "policy": r.get("policy"),
+                "success": bool(r.get("success")),
+                "skipped": bool(r.get("skipped", False)),
+                "outcome": result.outcome,
+                "unexpected_count": r.get("unexpected_count"),
+                "unexpected_percent": r.get("unexpected_percent"),
+                "sample": r.get("sample")
+                if isinstance(r.get("sample"), str | None)
+                else json.dumps(r.get("sample"), default=str),
+                "message": r.get("message"),
+                "rows": r.get("rows"),
+                "valid_date": day,
+            }
+        )
+    lake.write(
+        "validation_results",
+        pa.Table.from_pylist(rows),
+        known_at=dt.datetime.now(dt.UTC),
+        batch_id=f"vr:{run_id}:{result.outcome}:{len(rows)}",
+    )
+
+
+def _manifest(feed: FeedSpec, day: dt.date, session: Any, listing: list[str]) -> dict[str, Any]:
+    if not feed.manifest:
+        return {"files": [], "published_at": None}
+    if feed.manifest not in listing:
+        raise FeedNotPublished(feed.name, day, feed.remote_path(day, feed.manifest))
+    manifest: dict[str, Any] = json.loads(session.read(feed.remote_path(day, feed.manifest)))
+    return manifest
+
+
+def _published_at(feed: FeedSpec, manifest: dict[str, Any], received: dt.datetime) -> dt.datetime:
+    if feed.known_at == "manifest" and manifest.get("published_at"):
+        return dt.datetime.fromisoformat(str(manifest["published_at"]).replace("Z", "+00:00"))
+    return received
+
+
+def ingest_sftp_day(
+    lake: Lake,
+    feed: FeedSpec,
+    day: dt.date,
+    source: FileSource,
+    gate: Gate,
+    *,
+    previous_session: dt.date | None = None,
+    raise_on_quarantine: bool = True,
+) -> list[FileOutcome]:
+    """Ingest a file-drop feed for ``day`` (its main file and any correction file)."""
+    remote_dir = feed.remote_path(day, "").rstrip("/")
+    outcomes: list[FileOutcome] = []
+    with source.session() as session:
+        listing = session.list_dir(remote_dir)
+        if listing is None:
+            raise FeedNotPublished(feed.name, day, remote_dir)
+        manifest = _manifest(feed, day, session, listing)
+        received = dt.datetime.now(dt.UTC)
+        published = _published_at(feed, manifest, received)
+        expected = {f["name"]: f for f in manifest.get("files", [])}
+        names = [feed.file or ""]
+        correction = feed.correction_file(previous_session) if previous_session else None
+        if correction and correction in listing:
+            names.append(correction)
+        for name in names:
+            if name not in listing:
+                raise FeedNotPublished(feed.name, day, feed.remote_path(day, name))
+            data = session.read(feed.remote_path(day, name))
+            outcomes.append(
+                _ingest_file(
+                    lake, feed, day, name, data, expected.get(name), published, received, gate
+                )
+            )
+    record_runs(lake, [(o, published) for o in outcomes])
+    for o in outcomes:
+        log.info(
+            "%s %s %s: %s %d rows %s",
+            o.feed,
+            o.logical_date,
+            o.file_name,
+            o.status,
+            o.rows,
+            o.message,
+        )
+    if raise_on_quarantine and any(o.status == "quarantined" for o in outcomes):
+        raise BatchQuarantined(outcomes)
+    return outcomes
+
+
+def _ingest_file(
+    lake: Lake,
+    feed: FeedSpec,
+    day: dt.date,
+    name: str,
+    data: bytes,
+    manifest_entry: dict[str, Any] | None,
+    published: dt.datetime,
+    received: dt.datetime,
+    gate: Gate,
+) -> FileOutcome:
+    raw = lake.land_raw(feed.name, day, name, data, received_at=received)
+    if lake.has_batch(feed.table, silver_batch_id(feed.name, day, name, raw.sha256)):
+        return FileOutcome(feed.name, day, name, raw.sha256, "unchanged", 0, "already loaded")
+    if manifest_entry is not None and manifest_entry.get("sha256") != raw.sha256:
+        result = file_failure(
+            name,
+            "file.checksum",
+            f"sha256 {raw.sha256[:16]}… does not match the manifest's {str(manifest_entry.get('sha256'))[:16]}…",
+        )
+        qid = quarantine.record(
+            lake,
+            feed=feed.name,
+            target_table=feed.table,
+            day=day,
+            raw=raw,
+            result=result,
+            total_rows=None,
+        )
+        return FileOutcome(
+            feed.name, day, name, raw.sha256, "quarantined", 0, result.message, qid, result.rules
+        )
+    try:
+        batch = parse_file(feed, name, data)
+    except FileFormatError as exc:
+        result = file_failure(name, exc.rule, exc.message)
+        qid = quarantine.record(
+            lake,
+            feed=feed.name,
+            target_table=feed.table,
+            day=day,
+            raw=raw,
+            result=result,
+            total_rows=None,
+        )
+        return FileOutcome(
+            feed.name, day, name, raw.sha256, "quarantined", 0, result.message, qid, result.rules
+        )
+    return gate_and_load(lake, feed, day, raw, batch, published, gate)
+
+
+def rest_window(
+    day: dt.date, previous_session: dt.date | None
+) -> tuple[dt.datetime | None, dt.datetime]:
+    """Publication-time window a session's REST ingestion owns: (prev cutoff, cutoff].
+
+    The cutoff of a session is the following midnight in New York, so every instant
+    belongs to exactly one session's window and re-running a day fetches the same records.
+    """
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")
+
+    def cutoff(d: dt.date) -> dt.datetime:
+        return dt.datetime.combine(d + dt.timedelta(days=1), dt.time(0), ny).astimezone(dt.UTC)
+
+    return (cutoff(previous_session) if previous_session else None), cutoff(day)
+
+
+def ingest_rest_day(
+    lake: Lake,
+    feed: FeedSpec,
+    day: dt.date,
+    source: RecordSource,
+    gate: Gate,
+    *,
+    previous_session: dt.date | None,
+    raise_on_quarantine: bool = True,
+) -> list[FileOutcome]:
+    """Ingest a REST feed's records published in the session's window (see :func:`rest_window`).
+
+    With ``previous_session=None`` the window starts at the beginning of history (a
+    backfill). The records are landed in the raw zone as canonical JSON lines.
+    """
+    assert feed.endpoint is not None
+    if previous_session is not None and not _has_runs_before(lake, feed, day):
+        # The feed's first session owns everything published before it, exactly as the
+        # first window of a backfill does; later sessions own (prev cutoff, cutoff].
+        previous_session = None
+    since, until = rest_window(day, previous_session)
+    records = source.fetch(feed.endpoint, since, until, feed.page_size)
+    name = f"{feed.name}.jsonl"
+    data = records_to_jsonl(records)
+    received = dt.datetime.now(dt.UTC)
+    raw = lake.land_raw(feed.name, day, name, data, received_at=received)
+    if lake.has_batch(feed.table, silver_batch_id(feed.name, day, name, raw.sha256)):
+        outcome = FileOutcome(feed.name, day, name, raw.sha256, "unchanged", 0, "already loaded")
+    elif not records:
+        outcome = FileOutcome(feed.name, day, name, raw.sha256, "loaded", 0, "no new records")
+    else:
+        table = pa.Table.from_pylist(records)
+        batch = map_columns(feed, name, table)
+        known = _parse_times(table.column(feed.known_at))
+        outcome = _gate_records(lake, feed, day, raw, batch, known, gate)
+    _ingest_run(lake, outcome, until)
+    if raise_on_quarantine and outcome.status == "quarantined":
+        raise BatchQuarantined([outcome])
+    return [outcome]
+
+
+def _has_runs_before(lake: Lake, feed: FeedSpec, day: dt.date) -> bool:
+    runs = lake.as_of(
+        "ingest_runs",
+        known_at=dt.datetime.now(dt.UTC),
+        valid_at=(dt.date(1900, 1, 1), day - dt.timedelta(days=1)),
+        filter=pc.field("feed") == feed.name,
+        columns=["status"],
+    )
+    return runs.num_rows > 0
+
+
+def _parse_times(col: pa.ChunkedArray) -> pa.Array:
+    values = [dt.datetime.fromisoformat(v.replace("Z", "+00:00")) for v in col.to_pylist()]
+    return pa.array(values, pa.timestamp("us", tz="UTC"))
+
+
+def _gate_records(
+    lake: Lake,
+    feed: FeedSpec,
+    day: dt.date,
+    raw: RawFile,
+    batch: ParsedBatch,
+    known: pa.Array,
+    gate: Gate,
+) -> FileOutcome:
+    """Like :func:`gate_and_load` for REST records, whose known_at differs per record."""
+    latest = max(known.to_pylist()) if len(known) else dt.datetime.now(dt.UTC)
+    ctx = GateContext(
+        feed=feed.name, logical_date=day, file_names=(raw.file_name,), published_at=latest
+    )
+    result = gate(feed, batch, ctx)
+    if result.result_rows:
+        _write_validation_results(lake, feed, day, raw, result)
+    if result.outcome == "blocked":
+        qid = quarantine.record(
+            lake,
+            feed=feed.name,
+            target_table=feed.table,
+            day=day,
+            raw=raw,
+            result=result,
+            total_rows=batch.rows,
+        )
+        return FileOutcome(
+            feed.name,
+            day,
+            raw.file_name,
+            raw.sha256,
+            "quarantined",
+            0,
+            result.message,
+            qid,
+            result.rules,
+        )
+    lake.write(
+        feed.table,
+        _silver_frame(batch, known),
+        batch_id=silver_batch_id(feed.name, day, raw.file_name, raw.sha256),
+    )
+    status: Status = "warned" if result.outcome == "warned" else "loaded"
+    return FileOutcome(
+        feed.name,
+        day,
+        raw.file_name,
+        raw.sha256,
+        status,
+        batch.rows,
+        result.message,
+        None,
+        result.rules,
+    )
+
+
+def previous_session_of(day: dt.date, calendar: str = "XNYS") -> dt.date | None:
+    """The trading session before ``day`` (None if the calendar has none)."""
+    before = sessions(day - dt.timedelta(days=14), day - dt.timedelta(days=1), calendar)
+    return before[-1] if before else None
+
+
+class ReleaseRefused(RuntimeError):
+    """A quarantined batch still fails its contract; it stays quarantined."""
+
+
+def release(
+    lake: Lake,
+    qid: str,
+    gate: Gate,
+    *,
+    feeds: dict[str, FeedSpec],
+    source: FileSource | None = None,
+    drop_failing_rows: bool = False,
+    actor: str = "cli",
+) -> FileOutcome:
+    """Re-validate a quarantined batch and load it if it now passes.
+
+    The bytes come from the raw zone — unless ``source`` is given, in which case the file
+    is fetched again first (a vendor re-delivery lands as a new raw version and is the one
+    validated). With ``drop_failing_rows`` the rows that fail row-level rules are left out
+    and the rest loaded; a batch-level failure (schema, unreadable file) never loads.
+    """
+    rec = quarantine.get_record(lake, qid)
+    if rec["status"] != "open":
+        raise ReleaseRefused(f"quarantine {qid} is {rec['status']}, not open")
+    feed = feeds[rec["feed"]]
+    day: dt.date = rec["valid_date"]
+    name: str = rec["file_name"]
+    manifest_entry: dict[str, Any] | None = None
+    published: dt.datetime | None = None
+    if source is not None and feed.protocol == "sftp":
+        with source.session() as session:
+            listing = session.list_dir(feed.remote_path(day, "").rstrip("/")) or []
+            manifest = _manifest(feed, day, session, listing)
+            published = _published_at(feed, manifest, dt.datetime.now(dt.UTC))
+            manifest_entry = {f["name"]: f for f in manifest.get("files", [])}.get(name)
+            data = session.read(feed.remote_path(day, name))
+        raw = lake.land_raw(feed.name, day, name, data)
+    else:
+        versions = lake.history("raw_manifest", {"feed": feed.name, "file_name": name})
+        mine = [
+            r
+            for r in versions.to_pylist()
+            if r["valid_date"] == day and r["sha256"] == rec["sha256"]
+        ]
+        row = mine[-1]
+        raw = RawFile(
+            feed.name,
+            day,
+            name,
+            row["sha256"],
+            row["size_bytes"],
+            row["uri"],
+            row["file_version"],
+            row["received_at"],
+            landed=False,
+        )
+        data = lake.read_raw(raw)
+    if published is None:
+        runs = lake.as_of(
+            "ingest_runs",
+            known_at=dt.datetime.now(dt.UTC),
+            valid_at=day,
+            filter=pc.field("feed") == feed.name,
+        ).to_pylist()
+        published = next((r["published_at"] for r in runs if r["published_at"]), raw.received_at)
+    assert published is not None
+    if manifest_entry is not None and manifest_entry.get("sha256") != raw.sha256:
+        raise ReleaseRefused(
+            f"{name}: the re-delivered file still does not match the manifest checksum"
+        )
+    try:
+        batch = parse_file(feed, name, data)
+    except FileFormatError as exc:
+        raise ReleaseRefused(f"{name}: {exc.rule}: {exc.message}") from None
+    outcome = gate_and_load(
+        lake,
+        feed,
+        day,
+        raw,
+        batch,
+        published,
+        gate,
+        drop_failing_rows=drop_failing_rows,
+        actor=actor,
+    )
+    if outcome.status == "quarantined":
+        raise ReleaseRefused(f"{name} still fails: {outcome.message}")
+    failed = GateResult("passed", [], f"released by {actor}: {outcome.rows} rows loaded")
+    old_raw = RawFile(
+        feed.name,
+        day,
+        name,
+        rec["sha256"],
+        0,
+        rec["raw_uri"] or "",
+        0,
+        dt.datetime.now(dt.UTC),
+        landed=False,
+    )
+    quarantine.record(
+        lake,
+        feed=feed.name,
+        target_table=feed.table,
+        day=day,
+        raw=old_raw,
+        result=failed,
+        total_rows=rec["total_rows"],
+        status="released",
+        actor=actor,
+    )
+    _ingest_run(lake, outcome, published)
+    return outcome

@@ -1,0 +1,84 @@
+"""Where tables live and how they are opened: local filesystem or S3, one code path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from pipelines.lake.tables import TableSpec
+
+
+@dataclass
+class LakeLocation:
+    """A lake root (``/path`` or ``s3://bucket/prefix``) with its object-store options."""
+
+    root: str
+    storage_options: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.is_s3:
+            self.root = str(Path(self.root).expanduser().resolve())
+        self.root = self.root.rstrip("/")
+
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3://")
+
+    def table_uri(self, name: str) -> str:
+        return f"{self.root}/tables/{name}"
+
+    def raw_uri(self) -> str:
+        return f"{self.root}/raw"
+
+    def options(self) -> dict[str, str] | None:
+        return dict(self.storage_options) or None
+
+
+def table_configuration(checkpoint_interval: int, retention_hours: int) -> dict[str, str | None]:
+    """Delta table properties every lake table is created with.
+
+    Log retention is longer than file retention so that the commit history explaining a
+    version outlives the files it references.
+    """
+    return {
+        "delta.checkpointInterval": str(checkpoint_interval),
+        "delta.deletedFileRetentionDuration": f"interval {retention_hours} hours",
+        "delta.logRetentionDuration": f"interval {max(retention_hours, 720)} hours",
+        # Stats on every column let scans skip files by valid_date and known_at.
+        "delta.dataSkippingNumIndexedCols": "-1",
+    }
+
+
+def open_table(loc: LakeLocation, spec: TableSpec) -> DeltaTable | None:
+    """The table's latest version, or None when it has never been written."""
+    try:
+        return DeltaTable(loc.table_uri(spec.name), storage_options=loc.options())
+    except TableNotFoundError:
+        return None
+
+
+def create_table(
+    loc: LakeLocation, spec: TableSpec, checkpoint_interval: int, retention_hours: int
+) -> DeltaTable:
+    """Create the table empty with its declared schema (a no-op when it exists)."""
+    partition = ["valid_year"] if spec.partitioned else None
+    try:
+        return DeltaTable.create(
+            loc.table_uri(spec.name),
+            spec.arrow_schema(),
+            mode="ignore",
+            partition_by=partition,
+            name=spec.name,
+            description=spec.description,
+            configuration=table_configuration(checkpoint_interval, retention_hours),
+            storage_options=loc.options(),
+        )
+    except Exception:
+        # Another process may have created it between our check and our commit.
+        existing = open_table(loc, spec)
+        if existing is None:
+            raise
+        return existing

@@ -1,0 +1,352 @@
+"""The embedded Airflow: its environment, its metadata DB and a one-run test helper.
+
+Everything Airflow reads is passed as environment variables computed here, in one place,
+from :func:`pipelines.config.get_settings`. Nothing is written to the process environment:
+callers hand :attr:`AirflowEnv.values` to a subprocess (``airflow …``), which reads its
+configuration fresh. That is also why :func:`run_dag_test` runs in a subprocess (see its
+docstring): Airflow freezes its configuration and ORM when first imported, so a process
+that already imported Airflow with another ``AIRFLOW_HOME`` cannot be re-pointed safely.
+
+This module imports only the standard library (and settings) at top level: the CLI and
+tests import it without paying for Airflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.config import Settings, get_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DAGS_FOLDER = REPO_ROOT / "dags"
+SFTP_CONN_ID = "sftp_vendor"
+HTTP_CONN_ID = "http_vendor"
+PLUGIN_SHIM_NAME = "alphafactory_plugin.py"
+PLUGIN_SHIM = (
+    '"""Written by pipelines.orchestration.airflow_env: registers Alpha Factory\'s plugin."""\n'
+    "from pipelines.orchestration.plugin import AlphaFactoryPlugin  # noqa: F401\n"
+)
+_MIGRATED_STAMP = ".alphafactory-db-migrated"
+MASK = "***"
+
+
+@dataclass(frozen=True)
+class AirflowEnv:
+    """The environment of the embedded Airflow.
+
+    ``values`` holds every ``AIRFLOW_*`` variable; ``secret_names`` the ones whose values
+    carry credentials (connections). ``repr`` never shows values.
+    """
+
+    home: Path
+    values: dict[str, str] = field(repr=False)
+    secret_names: frozenset[str] = field(default_factory=frozenset)
+    #: Display values for ``secret_names``: the same JSON with credentials replaced by ``***``.
+    redacted: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite metadata DB file."""
+        return self.home / "airflow.db"
+
+    @property
+    def plugins_folder(self) -> Path:
+        return Path(self.values["AIRFLOW__CORE__PLUGINS_FOLDER"])
+
+    def masked(self) -> dict[str, str]:
+        """``values`` safe to print: secret-bearing variables redacted (or ``***`` entirely)."""
+        return {
+            k: (self.redacted.get(k, MASK) if k in self.secret_names else v)
+            for k, v in self.values.items()
+        }
+
+    def export_lines(self) -> list[str]:
+        """``export NAME='value'`` lines, secrets masked, sorted by name."""
+        return [f"export {k}={_shell_quote(v)}" for k, v in sorted(self.masked().items())]
+
+    def process_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``base`` (default: ``os.environ``) without stray ``AIRFLOW*`` variables, plus ours.
+
+        Inherited ``AIRFLOW__*`` settings (a developer's shell, a test harness's
+        ``UNIT_TEST_MODE``) would silently override the embedded defaults, so they are dropped.
+        """
+        env = {
+            k: v
+            for k, v in (os.environ if base is None else base).items()
+            if not k.startswith("AIRFLOW_")
+        }
+        env.update(self.values)
+        return env
+
+
+def _shell_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\"'\"'") + "'"
+
+
+def _host_public_key(vendor_state_dir: Path) -> str | None:
+    """``ssh-ed25519 AAAA…`` of the vendor simulator's host key, if it has been generated."""
+    key_file = vendor_state_dir / "ssh_host_ed25519_key"
+    if not key_file.is_file():
+        return None
+    import paramiko  # only when pinning: it is not needed to compute the rest
+
+    key = paramiko.Ed25519Key.from_private_key_file(str(key_file))
+    return f"{key.get_name()} {key.get_base64()}"
+
+
+def airflow_environment(
+    settings: Settings | None = None,
+    *,
+    vendor_host_key: str | None = None,
+    vendor_state_dir: Path | None = None,
+    vendor_username: str = "vendor",
+    parallelism: int = 4,
+) -> AirflowEnv:
+    """Compute the embedded Airflow's environment (pure: reads files, writes nothing).
+
+    * ``AIRFLOW_HOME`` is ``settings.airflow_home`` (absolute); the SQLite DB, logs, the
+      plugins folder and ``airflow.cfg`` live under it. DAGs come from the repo's ``dags/``.
+    * LocalExecutor; ``parallelism`` task slots (4 suits a 2-core machine: tasks mostly wait
+      on I/O) and one active run per DAG, so backfills do not stampede the lake.
+    * ``AIRFLOW_CONN_SFTP_VENDOR`` pins the vendor's SSH host key: ``vendor_host_key`` (an
+      OpenSSH ``type base64`` line), else the key generated in ``vendor_state_dir``
+      (default ``./var/vendor``); only when neither exists does it fall back to
+      ``no_host_key_check`` — acceptable for the loopback simulator, never for a real host.
+    * ``AIRFLOW_CONN_HTTP_VENDOR`` carries ``Authorization: Bearer <token>`` as an extra,
+      which ``HttpHook`` sends as a header on every request.
+    """
+    s = settings or get_settings()
+    home = Path(s.airflow_home).expanduser().resolve()
+    host_key = vendor_host_key or _host_public_key(
+        (vendor_state_dir or Path("./var/vendor")).expanduser().resolve()
+    )
+    sftp_extra: dict[str, Any] = {"look_for_keys": "false", "conn_timeout": 30}
+    if host_key:
+        sftp_extra["host_key"] = host_key
+    else:
+        sftp_extra["no_host_key_check"] = "true"
+    sftp = {
+        "conn_type": "sftp",
+        "host": s.vendor_host,
+        "port": s.vendor_sftp_port,
+        "login": vendor_username,
+        "password": s.vendor_password.get_secret_value(),
+        "extra": sftp_extra,
+    }
+    http = {
+        "conn_type": "http",
+        "host": s.vendor_host,
+        "port": s.vendor_http_port,
+        "schema": "http",
+        "extra": {"Authorization": f"Bearer {s.vendor_token.get_secret_value()}"},
+    }
+    sftp_name = f"AIRFLOW_CONN_{SFTP_CONN_ID.upper()}"
+    http_name = f"AIRFLOW_CONN_{HTTP_CONN_ID.upper()}"
+    redacted = {
+        sftp_name: json.dumps({**sftp, "password": MASK}),
+        http_name: json.dumps({**http, "extra": {"Authorization": f"Bearer {MASK}"}}),
+    }
+    values = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(parallelism),
+        "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "1",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # One parser process is plenty for a handful of DAG files and leaves a core free.
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        sftp_name: json.dumps(sftp),
+        http_name: json.dumps(http),
+    }
+    return AirflowEnv(
+        home=home,
+        values=values,
+        secret_names=frozenset({sftp_name, http_name}),
+        redacted=redacted,
+    )
+
+
+def prepare_airflow_home(env: AirflowEnv) -> None:
+    """Create the home, logs and plugins folders and the plugin shim (idempotent)."""
+    for folder in (env.home, env.home / "logs", env.plugins_folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    shim = env.plugins_folder / PLUGIN_SHIM_NAME
+    if not shim.is_file() or shim.read_text() != PLUGIN_SHIM:
+        tmp = shim.with_suffix(".tmp")
+        tmp.write_text(PLUGIN_SHIM)
+        tmp.replace(shim)
+
+
+def _airflow_bin() -> str:
+    """The ``airflow`` script of the running interpreter's environment."""
+    candidate = Path(sys.executable).with_name("airflow")
+    return str(candidate) if candidate.exists() else "airflow"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock: concurrent callers (xdist workers) migrate once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _stamp_text(env: AirflowEnv) -> str:
+    from importlib.metadata import version
+
+    return json.dumps(
+        {
+            "airflow": version("apache-airflow-core"),
+            "db": env.values["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
+        },
+        sort_keys=True,
+    )
+
+
+def ensure_airflow_db(env: AirflowEnv | None = None, *, timeout: float = 600) -> bool:
+    """Make the metadata DB current; return whether a migration ran.
+
+    Idempotent and fast when already done: a stamp (Airflow version + DB URL) written after
+    a successful ``airflow db migrate`` short-circuits later calls without starting Airflow
+    (``airflow db check-migrations`` alone costs ~10 s). Upgrading Airflow changes the
+    stamp, so the next call migrates again. Also prepares the home (:func:`prepare_airflow_home`).
+    """
+    env = env or airflow_environment()
+    prepare_airflow_home(env)
+    stamp = env.home / _MIGRATED_STAMP
+    expected = _stamp_text(env)
+    with _locked(env.home / ".migrate.lock"):
+        if env.db_path.is_file() and stamp.is_file() and stamp.read_text() == expected:
+            return False
+        proc = subprocess.run(
+            [_airflow_bin(), "db", "migrate"],
+            env=env.process_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"airflow db migrate failed (exit {proc.returncode}):\n{_tail(proc.stderr or proc.stdout)}"
+            )
+        stamp.write_text(expected)
+        return True
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class DagTestResult:
+    """Outcome of one :func:`run_dag_test` run."""
+
+    dag_id: str
+    state: str
+    run_id: str | None
+    logical_date: str | None
+    data_interval: tuple[str, str] | None
+    task_states: dict[str, str]
+    asset_events: list[str]
+    seconds: float
+    output: str = field(repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "success"
+
+
+def run_dag_test(
+    dag_id: str,
+    logical_date: dt.date | dt.datetime | str,
+    conf: Mapping[str, Any] | None = None,
+    *,
+    env: AirflowEnv | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float = 900,
+) -> DagTestResult:
+    """Run one DAG run to completion through Airflow (``dag.test()``) and report it.
+
+    ``logical_date``: a session ``date`` (or ``YYYY-MM-DD``) means "the run for that
+    session" — for an :class:`~pipelines.orchestration.timetable.ExchangeCalendarTimetable`
+    DAG it becomes the session's run time, whose manual data interval is exactly the
+    scheduled run's; a ``datetime`` (or ISO string with a zone) is used as is.
+
+    It runs in a fresh subprocess (``python -m pipelines.orchestration.dagtest``), never
+    in the caller's process: Airflow reads its configuration and binds its ORM at import,
+    so a process (pytest, the CLI) that already imported Airflow for another home would
+    silently use the wrong DB and plugins; a crash or ``sys.exit`` in Airflow cannot take
+    the caller down; and the measured cost of the subprocess start (~5 s of Airflow import)
+    is small next to the run. The DB is migrated first (:func:`ensure_airflow_db`).
+    ``extra_env`` is added to the child's environment (e.g. ``ALPHAFACTORY_LAKE_ROOT``).
+    """
+    env = env or airflow_environment()
+    ensure_airflow_db(env)
+    when = logical_date.isoformat() if isinstance(logical_date, dt.date) else str(logical_date)
+    child_env = env.process_env()
+    if extra_env:
+        child_env.update(extra_env)
+    with tempfile.TemporaryDirectory(prefix="dagtest-") as tmp:
+        result_file = Path(tmp) / "result.json"
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipelines.orchestration.dagtest",
+            dag_id,
+            when,
+            "--result-file",
+            str(result_file),
+        ]
+        if conf is not None:
+            cmd += ["--conf", json.dumps(dict(conf))]
+        started = time.perf_counter()
+        proc = subprocess.run(
+            cmd,
+            env=child_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=REPO_ROOT,
+        )
+        seconds = time.perf_counter() - started
+        output = proc.stdout + proc.stderr
+        if not result_file.is_file():
+            raise RuntimeError(
+                f"dag test of {dag_id} produced no result (exit {proc.returncode}):\n{_tail(output)}"
+            )
+        data = json.loads(result_file.read_text())
+    interval = data.get("data_interval")
+    return DagTestResult(
+        dag_id=dag_id,
+        state=data["state"],
+        run_id=data.get("run_id"),
+        logical_date=data.get("logical_date"),
+        data_interval=(interval[0], interval[1]) if interval else None,
+        task_states=data.get("task_states", {}),
+        asset_events=data.get("asset_events", []),
+        seconds=seconds,
+        output=output,
+    )

@@ -1,0 +1,95 @@
+"""``python -m pipelines.orchestration.dagtest DAG_ID WHEN``: one DAG run via ``dag.test()``.
+
+The child process behind :func:`pipelines.orchestration.airflow_env.run_dag_test`; it
+expects the embedded Airflow environment in ``os.environ`` (set by the parent). It does
+what ``airflow dags test`` does, plus two things that command cannot: it maps a session
+date to the run time of that session for exchange-calendar DAGs, and it writes the run's
+outcome (state, interval, every task instance's state) as JSON for the caller to assert on.
+Exit status: 0 when the run succeeded, 1 when it did not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _resolve_logical_date(dag: Any, when: str) -> dt.datetime:
+    """A session date → the DAG's run time for it; an aware ISO datetime → itself."""
+    import pendulum
+
+    from pipelines.orchestration.timetable import ExchangeCalendarTimetable
+
+    if "T" not in when and " " not in when:
+        session = dt.date.fromisoformat(when)
+        timetable = dag.timetable
+        if isinstance(timetable, ExchangeCalendarTimetable):
+            if not timetable.is_session(session):
+                raise SystemExit(f"{session} is not a {timetable.calendar} session")
+            return timetable.run_time(session)
+        return pendulum.datetime(session.year, session.month, session.day, tz="UTC")
+    instant = dt.datetime.fromisoformat(when)
+    if instant.tzinfo is None:
+        raise SystemExit(f"{when!r} has no time zone; e.g. 2024-07-05T23:00:00+00:00")
+    return pendulum.instance(instant)
+
+
+def _asset_event_uris(dag_id: str, run_id: str) -> list[str]:
+    """URIs of the asset events the run emitted, sorted."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetModel.uri)
+            .join(AssetEvent, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetEvent.source_dag_id == dag_id, AssetEvent.source_run_id == run_id)
+        ).all()
+    return sorted(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the DAG once; write the outcome to ``--result-file``; 0 on success."""
+    parser = argparse.ArgumentParser(prog="python -m pipelines.orchestration.dagtest")
+    parser.add_argument("dag_id")
+    parser.add_argument("when", help="session date YYYY-MM-DD or aware ISO datetime")
+    parser.add_argument("--conf", default=None, help="JSON run conf")
+    parser.add_argument("--result-file", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    from airflow.utils.cli import get_bagged_dag
+
+    dag = get_bagged_dag(bundle_names=None, dag_id=args.dag_id)
+    logical_date = _resolve_logical_date(dag, args.when)
+    run = dag.test(
+        logical_date=logical_date,
+        run_conf=json.loads(args.conf) if args.conf else None,
+    )
+    task_states = {
+        (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state)
+        for ti in run.get_task_instances()
+    }
+    interval = (
+        [run.data_interval_start.isoformat(), run.data_interval_end.isoformat()]
+        if run.data_interval_start is not None and run.data_interval_end is not None
+        else None
+    )
+    outcome = {
+        "asset_events": _asset_event_uris(run.dag_id, run.run_id),
+        "state": str(run.state),
+        "run_id": run.run_id,
+        "logical_date": run.logical_date.isoformat() if run.logical_date else None,
+        "data_interval": interval,
+        "task_states": task_states,
+    }
+    args.result_file.write_text(json.dumps(outcome, indent=1))
+    return 0 if outcome["state"] == "success" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,710 @@
+"""Single-period portfolio optimizer: a DPP-parametrized cvxpy problem, built once.
+
+Problem (weights ``w`` as fractions of NAV, one-day horizon)::
+
+    maximize    αᵀw − λ(‖Lᵀy‖² + ‖σ∘w‖²) − κ_t(Σ a_i|z_i| + Σ b_i|z_i|^{3/2}) − κ_h Σ h_i(w_i)₋
+    subject to  y = Bᵀw                                    (factor form: no N×N matrix)
+                lo ≤ w ≤ hi                                 (hard: position / %ADV /
+                                                              participation / long-only /
+                                                              restricted list)
+                Σ|w_i| ≤ G                                  (hard: gross leverage)
+                Σ w_i ∈ [n_lo, n_hi]                        (net exposure band)
+                y_k ∈ [f_lo_k, f_hi_k]  for bounded factors (sector and style bounds)
+                βᵀw ∈ [β_lo, β_hi]                          (beta neutrality)
+                Σ|z_i| ≤ T                                  (turnover cap)
+
+with ``L Lᵀ = F`` (eigenvalue-floored Cholesky, so singular F is fine), σ the specific
+volatility, and cost coefficients from :mod:`pipelines.portfolio.costs`. λ is folded
+into the parameters (``√λ L``, ``√λ σ``) to keep the problem DPP: a parameter may not
+multiply an expression that itself contains parameters.
+
+Everything that changes daily is a ``cp.Parameter``: α, B, L, σ, w0, a, b, h, lo/hi,
+β, factor/net bounds, turnover cap. The problem is compiled on first solve; later solves
+only re-apply parameters (cvxpy's cached affine map) and call the solver.
+
+Soft constraints carry a slack ``u·s`` with ``s ∈ [0, 1]`` and a parameter ``u`` (the
+maximum widening, 0 while the constraint is hard). When the problem is infeasible the
+groups in ``policy.relaxation_order`` are opened one after another (cumulatively) and
+the problem re-solved with a penalty ``ρ·u·s`` (ρ = ``relaxation_penalty`` ≫ alpha), so
+the widening is minimal. Hard constraints have no slack; if the problem is infeasible
+with every soft group open, the status is ``infeasible`` and no weights are returned.
+
+Maximum number of names (heuristic): solve; if more than ``max_names`` positions exceed
+``name_threshold``, keep the top ``max_names`` by |w| (plus any name whose bounds exclude
+0, e.g. a position that the participation limit cannot fully liquidate today), pin the
+others to 0 through ``lo``/``hi`` and re-solve the same compiled problem.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.portfolio import costs
+from pipelines.portfolio.policy import Policy
+from pipelines.portfolio.results import ObjectiveTerms, OptimizationResult, Relaxation, SolveRecord
+from pipelines.portfolio.risk_model import MARKET, SECTOR_PREFIX, RiskModel, psd_cholesky
+from pipelines.portfolio.solvers import solver_instance
+
+FloatArray = np.ndarray
+
+# Widening caps (u) when a soft group is opened, as multiples of gross leverage.
+_WIDEN = 10.0
+_RELAX_TOL = 1e-7
+# Tolerance for the post-solve feasibility audit of the returned weights.
+_FEAS_TOL = 1e-6
+
+
+class MissingAlphaError(ValueError):
+    """Alpha is NaN or missing for securities in the optimization universe."""
+
+    def __init__(self, securities: Sequence[str]) -> None:
+        self.securities = list(securities)
+        shown = ", ".join(self.securities[:25])
+        more = f" (+{len(self.securities) - 25} more)" if len(self.securities) > 25 else ""
+        super().__init__(
+            f"alpha is NaN or missing for {len(self.securities)} securities in the "
+            f"universe: {shown}{more}"
+        )
+
+
+class InputDataError(ValueError):
+    """Non-alpha input (ADV, risk model, weights, …) is invalid for some securities."""
+
+
+@dataclass(frozen=True)
+class OptimizationInputs:
+    """Everything that changes from day to day.
+
+    alpha            — expected next-day return per security id (fraction).
+    risk_model       — factor model; the universe is its ``security_ids`` unless
+                       ``universe`` is given (then the model is subset to it).
+    current_weights  — w0 (fraction of NAV) by security id; missing ⇒ 0. Holdings outside
+                       the universe are an error (add them to the universe to liquidate).
+    portfolio_value  — NAV V (currency).
+    adv              — average daily dollar volume (currency/day).
+    half_spread      — half bid-ask spread (fraction); scalar or per security.
+    borrow_fee       — annualized borrow fee on shorts (fraction/yr); default from policy.
+    volatility       — daily total vol for the impact model; default √diag(BFBᵀ+D).
+    beta             — predicted beta; default the risk model's beta to the market factor.
+    restricted       — restricted list (handled per ``policy.restricted_mode``).
+    """
+
+    date: pd.Timestamp
+    alpha: pd.Series
+    risk_model: RiskModel
+    current_weights: pd.Series
+    portfolio_value: float
+    adv: pd.Series
+    half_spread: pd.Series | float = 0.0005
+    borrow_fee: pd.Series | None = None
+    volatility: pd.Series | None = None
+    beta: pd.Series | None = None
+    restricted: frozenset[str] = frozenset()
+    universe: Sequence[str] | None = None
+
+
+@dataclass
+class _Day:
+    """Numeric parameter values for one solve (all aligned to the universe)."""
+
+    ids: tuple[str, ...]
+    alpha: FloatArray
+    w0: FloatArray
+    B: FloatArray
+    L: FloatArray  # Cholesky of F (without λ)
+    spec_vol: FloatArray
+    a: FloatArray
+    b: FloatArray
+    h: FloatArray
+    lo: FloatArray
+    hi: FloatArray
+    beta: FloatArray
+    sectors_of_factor: dict[int, str] = field(default_factory=dict)
+
+
+def _series(x: pd.Series | float | None, ids: Sequence[str], default: float) -> FloatArray:
+    if x is None:
+        return np.full(len(ids), default)
+    if isinstance(x, pd.Series):
+        return x.reindex(list(ids)).to_numpy(dtype=float, na_value=np.nan)
+    return np.full(len(ids), float(x))
+
+
+def _require_finite(name: str, values: FloatArray, ids: Sequence[str]) -> None:
+    bad = [ids[int(i)] for i in np.flatnonzero(~np.isfinite(values))]
+    if bad:
+        raise InputDataError(f"{name} is NaN/missing for {len(bad)} securities: {bad[:25]}")
+
+
+class PortfolioOptimizer:
+    """Compiled optimization problem for a fixed (policy, N, factor names).
+
+    Build once per universe size / policy; call :meth:`solve` every day.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        n_assets: int,
+        factor_names: Sequence[str],
+        objective_scale: float = 1.0,
+        weight_unit: float = 1.0,
+    ) -> None:
+        import cvxpy as cp
+
+        self.objective_scale = float(objective_scale)
+        self._unit = float(weight_unit)
+        self.policy = policy
+        self.n = n_assets
+        self.factor_names = tuple(factor_names)
+        N, K = n_assets, len(self.factor_names)
+        P = policy
+        self._cp = cp
+
+        # Bounded factor indices (structure fixed at build time) and their group.
+        bounded: list[tuple[int, str]] = []
+        for k, f in enumerate(self.factor_names):
+            if f.startswith(SECTOR_PREFIX):
+                if P.sector_bounds is not None or f[len(SECTOR_PREFIX) :] in P.sector_overrides:
+                    bounded.append((k, "sector_bounds"))
+            elif f in P.factor_bounds:
+                bounded.append((k, "factor_bounds"))
+        unknown = set(P.factor_bounds) - set(self.factor_names)
+        if unknown:
+            raise ValueError(f"policy {P.name} bounds unknown factors {sorted(unknown)}")
+        self._bounded_idx = np.array([k for k, _ in bounded], dtype=int)
+        self._bounded_group = [g for _, g in bounded]
+        nb = len(bounded)
+
+        par = cp.Parameter
+        self.p_alpha = par(N, name="alpha")
+        self.p_B = par((N, K), name="B")
+        self.p_L = par((K, K), name="sqrt_lambda_L")
+        self.p_sig = par(N, nonneg=True, name="sqrt_lambda_sigma")
+        self.p_w0 = par(N, name="w0")
+        self.p_a = par(N, nonneg=True, name="a")
+        self.p_b = par(N, nonneg=True, name="b")
+        self.p_h = par(N, nonneg=True, name="h")
+        self.p_lo = par(N, name="lo")
+        self.p_hi = par(N, name="hi")
+
+        # Solver variables may be scaled (units of 1/weight_unit of NAV); measured: no gain
+        # for Clarabel at N=1000, so the default is 1. w is always in fractions of NAV.
+        U = float(weight_unit)
+        self.w_var = cp.Variable(N, name="w_units")
+        w = self.w_var / U
+        # tz ≥ |w − w0| (tight at the optimum when a_i + b_i > 0; otherwise only the
+        # turnover cap sees it, for which an upper bound of |z| is still valid).
+        tz = cp.Variable(N, name="abs_z_units") / U
+        y = cp.Variable(K, name="y")
+        self.w, self.y = w, y
+
+        cons: list[Any] = [
+            y == self.p_B.T @ w,
+            tz >= w - self.p_w0,
+            tz >= self.p_w0 - w,
+            w >= self.p_lo,
+            w <= self.p_hi,
+        ]
+        if P.mode == "long_only":
+            # w ≥ 0 is enforced through lo; gross = Σw.
+            cons.append(cp.sum(w) <= P.gross_leverage)
+            short_part: Any = 0.0
+        else:
+            tw = cp.Variable(N, name="abs_w_units") / U
+            cons += [tw >= w, tw >= -w, cp.sum(tw) <= P.gross_leverage]
+            # (|w| − w)/2 = max(−w, 0); tight at the optimum whenever h_i > 0.
+            short_part = (tw - w) / 2
+
+        self._slacks: dict[str, tuple[Any, Any, Any]] = {}  # group -> (s, u, pen)
+        penalty: Any = 0.0
+
+        def slack(group: str, size: int) -> Any:
+            """Widening term u∘s for a soft group (zero expression if the group is hard)."""
+            nonlocal penalty
+            if not P.is_soft(group) or size == 0:
+                return np.zeros(size)
+            s = cp.Variable(size, name=f"slack_{group}")
+            u = par(size, nonneg=True, name=f"widen_{group}")
+            pen = par(size, nonneg=True, name=f"penalty_{group}")
+            cons.extend([s >= 0, s <= 1])
+            penalty = penalty + pen @ s
+            self._slacks[group] = (s, u, pen)
+            return cp.multiply(u, s)
+
+        # Net exposure band.
+        self.p_net = par(2, name="net_band")
+        sl = slack("net_exposure", 2)
+        cons += [cp.sum(w) >= self.p_net[0] - sl[0], cp.sum(w) <= self.p_net[1] + sl[1]]
+
+        # Factor / sector bounds: one slack vector per group, on the rows of that group.
+        if nb:
+            self.p_flo = par(nb, name="factor_lo")
+            self.p_fhi = par(nb, name="factor_hi")
+            yb = y[self._bounded_idx]
+            widen_lo: Any = np.zeros(nb)
+            widen_hi: Any = np.zeros(nb)
+            for group in ("factor_bounds", "sector_bounds"):
+                rows = np.array([i for i, g in enumerate(self._bounded_group) if g == group])
+                if rows.size == 0 or not P.is_soft(group):
+                    continue
+                sg = slack(group, 2 * rows.size)
+                sel_lo = np.zeros((nb, rows.size))
+                sel_lo[rows, np.arange(rows.size)] = 1.0
+                widen_lo = widen_lo + sel_lo @ sg[: rows.size]
+                widen_hi = widen_hi + sel_lo @ sg[rows.size :]
+            cons += [yb >= self.p_flo - widen_lo, yb <= self.p_fhi + widen_hi]
+
+        if P.beta_band is not None:
+            self.p_beta = par(N, name="beta")
+            self.p_bband = par(2, name="beta_band")
+            sl = slack("beta", 2)
+            bw = self.p_beta @ w
+            cons += [bw >= self.p_bband[0] - sl[0], bw <= self.p_bband[1] + sl[1]]
+
+        if P.turnover_cap is not None:
+            self.p_turn = par(nonneg=True, name="turnover_cap")
+            sl = slack("turnover", 1)
+            cons.append(cp.sum(tz) <= self.p_turn + sl[0])
+
+        impact = cp.power(tz, 1.5, approx=not P.impact_power_cone)
+        self.risk_expr = cp.sum_squares(self.p_L.T @ y) + cp.sum_squares(cp.multiply(self.p_sig, w))
+        self.tcost_expr = self.p_a @ tz + self.p_b @ impact
+        self.hold_expr = self.p_h @ short_part if P.mode != "long_only" else cp.Constant(0.0)
+        self.penalty_expr = penalty
+        objective = self.p_alpha @ w - self.risk_expr - self.tcost_expr - self.hold_expr - penalty
+        # Objective terms are ~1e-4 (daily returns); scaling by a constant makes the
+        # solvers' absolute gap tolerances meaningful without changing the argmax.
+        self.problem = cp.Problem(cp.Maximize(self.objective_scale * objective), cons)
+        self._solvers = {name: solver_instance(name) for name in P.solvers}
+        if not self.problem.is_dpp():  # pragma: no cover - guarded by tests
+            raise RuntimeError("optimization problem is not DPP")
+        self.compiled = False
+
+    def _w_value(self) -> Any:
+        v = self.w_var.value
+        return None if v is None else np.asarray(v) / self._unit
+
+    # ------------------------------------------------------------------ inputs
+
+    def prepare(self, inputs: OptimizationInputs) -> _Day:
+        """Validate inputs and compute the numeric parameter values (numpy only)."""
+        P = self.policy
+        rm = inputs.risk_model
+        if inputs.universe is not None:
+            rm = rm.subset(list(inputs.universe))
+        ids = tuple(rm.security_ids)
+        if len(ids) != self.n or tuple(rm.factor_names) != self.factor_names:
+            raise ValueError(
+                f"optimizer built for N={self.n}, factors={len(self.factor_names)}; got "
+                f"N={len(ids)}, factors={len(rm.factor_names)}"
+            )
+        alpha_s = inputs.alpha.copy()
+        alpha_s.index = alpha_s.index.map(str)
+        alpha = alpha_s.reindex(list(ids)).to_numpy(dtype=float, na_value=np.nan)
+        missing = [ids[i] for i in np.flatnonzero(~np.isfinite(alpha))]
+        if missing:
+            raise MissingAlphaError(missing)
+        cw = inputs.current_weights.astype(float)
+        universe = set(ids)
+        outside = [s for s, v in cw.items() if str(s) not in universe and abs(v) > 0]
+        if outside:
+            raise InputDataError(
+                f"current holdings outside the universe (add them to liquidate): {outside[:25]}"
+            )
+        w0 = cw.reindex(list(ids)).fillna(0.0).to_numpy(dtype=float)
+        V = float(inputs.portfolio_value)
+        if not (np.isfinite(V) and V > 0):
+            raise InputDataError(f"portfolio_value must be positive, got {V}")
+        adv = _series(inputs.adv, ids, np.nan)
+        _require_finite("adv", adv, ids)
+        _require_finite("exposures B", rm.B.sum(axis=1), ids)
+        _require_finite("specific variance D", rm.D, ids)
+        if not np.isfinite(rm.F).all():
+            raise InputDataError("factor covariance F has non-finite entries")
+        spread = _series(inputs.half_spread, ids, 0.0)
+        _require_finite("half_spread", spread, ids)
+        fee = _series(inputs.borrow_fee, ids, P.default_borrow_fee)
+        fee = np.where(np.isfinite(fee), fee, P.default_borrow_fee)
+        if inputs.volatility is not None:
+            vol = _series(inputs.volatility, ids, np.nan)
+            _require_finite("volatility", vol, ids)
+        else:
+            vol = np.sqrt(np.einsum("ik,kl,il->i", rm.B, rm.F, rm.B) + rm.D)
+        if P.beta_band is not None:
+            if inputs.beta is not None:
+                beta = _series(inputs.beta, ids, np.nan)
+                _require_finite("beta", beta, ids)
+            elif MARKET in rm.factor_names:
+                beta = rm.predicted_beta()
+            else:
+                raise InputDataError("beta_band set but no beta given and no market factor")
+        else:
+            beta = np.zeros(len(ids))
+
+        lo, hi = self._bounds(w0, adv, V, ids, inputs.restricted)
+        return _Day(
+            ids=ids,
+            alpha=alpha,
+            w0=w0,
+            B=rm.B,
+            L=psd_cholesky(rm.F),
+            spec_vol=np.sqrt(np.maximum(rm.D, 0.0)),
+            a=costs.linear_cost_coef(spread, P.commission),
+            b=costs.impact_coef(vol, adv, V, P.impact_coefficient),
+            h=costs.holding_cost_coef(fee, P.periods_per_year),
+            lo=lo,
+            hi=hi,
+            beta=beta,
+        )
+
+    def _bounds(
+        self,
+        w0: FloatArray,
+        adv: FloatArray,
+        V: float,
+        ids: Sequence[str],
+        restricted: frozenset[str],
+    ) -> tuple[FloatArray, FloatArray]:
+        """Hard per-name bounds: position ∩ %ADV ∩ participation ∩ long-only ∩ restricted."""
+        P = self.policy
+        cap = np.full(len(ids), P.max_position)
+        if P.max_position_adv is not None:
+            cap = np.minimum(cap, P.max_position_adv * np.maximum(adv, 0.0) / V)
+        lo = np.zeros_like(cap) if P.mode == "long_only" else -cap
+        hi = cap.copy()
+        if P.participation is not None:
+            t = P.participation * np.maximum(adv, 0.0) / V
+            tlo, thi = w0 - t, w0 + t
+            # If today's trade limit cannot reach the position band, go as far as allowed.
+            below, above = thi < lo, tlo > hi
+            lo = np.where(below, thi, np.where(above, tlo, np.maximum(lo, tlo)))
+            hi = np.where(below, thi, np.where(above, tlo, np.minimum(hi, thi)))
+        r = np.array([s in restricted for s in ids], dtype=bool)
+        if r.any():
+            if P.restricted_mode == "exclude":
+                # Compliance overrides liquidity limits: restricted names go to 0 now.
+                lo[r], hi[r] = 0.0, 0.0
+            else:
+                lo[r] = np.maximum(lo[r], np.minimum(w0[r], 0.0))
+                hi[r] = np.minimum(hi[r], np.maximum(w0[r], 0.0))
+                lo[r] = np.minimum(lo[r], hi[r])
+        return lo, hi
+
+    # ------------------------------------------------------------------ solve
+
+    def _set_parameters(self, d: _Day) -> None:
+        P = self.policy
+        sl = float(np.sqrt(P.risk_aversion))
+        self.p_alpha.value = d.alpha
+        self.p_B.value = d.B
+        self.p_L.value = sl * d.L
+        self.p_sig.value = sl * d.spec_vol
+        self.p_w0.value = d.w0
+        self.p_a.value = P.cost_aversion * d.a
+        self.p_b.value = P.cost_aversion * d.b
+        self.p_h.value = P.holding_aversion * d.h
+        self.p_lo.value = d.lo
+        self.p_hi.value = d.hi
+        self.p_net.value = np.array([P.net_exposure.lo, P.net_exposure.hi])
+        if len(self._bounded_idx):
+            flo, fhi = self._factor_band()
+            self.p_flo.value, self.p_fhi.value = flo, fhi
+        if P.beta_band is not None:
+            self.p_beta.value = d.beta
+            self.p_bband.value = np.array([P.beta_band.lo, P.beta_band.hi])
+        if P.turnover_cap is not None:
+            self.p_turn.value = P.turnover_cap
+
+    def _factor_band(self) -> tuple[FloatArray, FloatArray]:
+        P = self.policy
+        lo, hi = [], []
+        for k in self._bounded_idx:
+            f = self.factor_names[k]
+            if f.startswith(SECTOR_PREFIX):
+                band = P.sector_overrides.get(f[len(SECTOR_PREFIX) :], P.sector_bounds)
+            else:
+                band = P.factor_bounds[f]
+            assert band is not None
+            lo.append(band.lo)
+            hi.append(band.hi)
+        return np.array(lo), np.array(hi)
+
+    def _open_slacks(self, groups: Sequence[str]) -> None:
+        P = self.policy
+        for g, (_, u, pen) in self._slacks.items():
+            size = u.shape[0]
+            width = _WIDEN * max(P.gross_leverage, 1.0) if g in groups else 0.0
+            u.value = np.full(size, width)
+            pen.value = np.full(size, P.relaxation_penalty * width)
+
+    def _call(self, stage: str, groups: tuple[str, ...]) -> tuple[SolveRecord, str]:
+        """Run the solver chain; return the record of the answer used and its status."""
+        cp = self._cp
+        records: list[SolveRecord] = []
+        last_status = "error"
+        for solver in self.policy.solvers:
+            opts = dict(self.policy.solver_options.get(solver, {}))
+            t0 = time.perf_counter()
+            try:
+                # COO backend + O(nnz) cone formatting: compile cost is linear in the
+                # size of B (see pipelines.portfolio.solvers); warm_start lets cvxpy reuse
+                # the Clarabel instance (same sparsity, new numbers).
+                with warnings.catch_warnings():
+                    # Inaccurate statuses are recorded and handled by the fallback chain.
+                    warnings.simplefilter("ignore", UserWarning)
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    self.problem.solve(
+                        solver=self._solvers[solver],
+                        canon_backend="COO",
+                        warm_start=True,
+                        **opts,
+                    )
+                status = str(self.problem.status)
+                msg = ""
+            except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
+                status, msg = "solver_error", f"{type(exc).__name__}: {exc}"[:300]
+            elapsed = time.perf_counter() - t0
+            self.compiled = True
+            stats = self.problem.solver_stats if status != "solver_error" else None
+            rec = SolveRecord(
+                stage=stage,
+                solver=solver,
+                status=status,
+                solve_time=elapsed,
+                solver_time=(stats.solve_time if stats is not None else None),
+                objective=(
+                    float(self.problem.value) / self.objective_scale
+                    if status in ("optimal", "optimal_inaccurate")
+                    else None
+                ),
+                relaxed_groups=groups,
+                message=msg,
+            )
+            records.append(rec)
+            last_status = status
+            if status in ("optimal", "optimal_inaccurate"):
+                problem = self._audit(groups)
+                if problem is None:
+                    # "optimal_inaccurate" (Clarabel AlmostSolved: reduced tolerances met)
+                    # is accepted only because every constraint was re-verified here.
+                    last_status = "optimal"
+                    break
+                records[-1] = replace(rec, status="rejected_by_audit", message=problem)
+                last_status = "inaccurate"
+                continue
+            if status == "infeasible":
+                # A primal infeasibility certificate is trusted; no fallback needed.
+                break
+        self._records.extend(records)
+        return records[-1], last_status
+
+    def _audit(self, groups: Sequence[str]) -> str | None:
+        """Re-check the returned w against every hard constraint and every soft constraint
+        that is not currently relaxed (tolerance ``_FEAS_TOL``); None if all hold."""
+        w = self._w_value()
+        if w is None or not np.isfinite(w).all():
+            return "no finite solution"
+        P = self.policy
+        tol = _FEAS_TOL
+        lo, hi = np.asarray(self.p_lo.value), np.asarray(self.p_hi.value)
+        if np.any(w < lo - tol) or np.any(w > hi + tol):
+            return "position bounds violated"
+        if np.abs(w).sum() > P.gross_leverage + tol:
+            return "gross leverage violated"
+        if "net_exposure" not in groups and not (
+            P.net_exposure.lo - tol <= w.sum() <= P.net_exposure.hi + tol
+        ):
+            return f"net exposure {w.sum():.6f} violated"
+        if len(self._bounded_idx):
+            y = (np.asarray(self.p_B.value).T @ w)[self._bounded_idx]
+            flo, fhi = self._factor_band()
+            for i, g in enumerate(self._bounded_group):
+                if g not in groups and not (flo[i] - tol <= y[i] <= fhi[i] + tol):
+                    return f"{self.factor_names[self._bounded_idx[i]]} exposure violated"
+        if P.beta_band is not None and "beta" not in groups:
+            b = float(np.asarray(self.p_beta.value) @ w)
+            if not (P.beta_band.lo - tol <= b <= P.beta_band.hi + tol):
+                return f"beta {b:.6f} violated"
+        if P.turnover_cap is not None and "turnover" not in groups:
+            t = float(np.abs(w - np.asarray(self.p_w0.value)).sum())
+            if t > P.turnover_cap + tol:
+                return f"turnover {t:.6f} violated"
+        return None
+
+    def solve(self, inputs: OptimizationInputs) -> OptimizationResult:
+        """Solve one day's problem (with relaxation and cardinality heuristic)."""
+        d = self.prepare(inputs)
+        return self.solve_prepared(d, pd.Timestamp(inputs.date))
+
+    def solve_prepared(self, d: _Day, date: pd.Timestamp) -> OptimizationResult:
+        P = self.policy
+        self._records: list[SolveRecord] = []
+        self._set_parameters(d)
+        status, groups = self._solve_relaxing("base")
+        message = ""
+        if status == "optimal" and P.max_names is not None:
+            w = np.asarray(self._w_value())
+            n_names = int((np.abs(w) > P.name_threshold).sum())
+            if n_names > P.max_names:
+                keep = np.zeros(self.n, dtype=bool)
+                keep[np.argsort(-np.abs(w))[: P.max_names]] = True
+                keep |= (d.lo > 0) | (d.hi < 0)
+                first_groups = groups
+                self.p_lo.value = np.where(keep, d.lo, 0.0)
+                self.p_hi.value = np.where(keep, d.hi, 0.0)
+                status, groups = self._solve_relaxing("cardinality")
+                if status != "optimal" and P.is_soft("max_names"):
+                    # Fall back to the unrestricted solution and report the excess.
+                    self.p_lo.value, self.p_hi.value = d.lo, d.hi
+                    status, groups = self._solve_relaxing("base")
+                    message = f"max_names relaxed: {n_names} names (limit {P.max_names})"
+                    groups = (*first_groups, "max_names")
+        if status != "optimal":
+            return OptimizationResult(
+                date=date,
+                policy=P.name,
+                security_ids=d.ids,
+                status="infeasible" if status == "infeasible" else "error",
+                weights=None,
+                current_weights=d.w0,
+                alpha=d.alpha,
+                solves=tuple(self._records),
+                message=(
+                    "hard constraints infeasible (all soft constraints relaxed)"
+                    if status == "infeasible"
+                    else f"no solver produced a usable solution (last status {status})"
+                ),
+            )
+        w = np.asarray(self._w_value(), dtype=float).copy()
+        relax = self._relaxations(groups)
+        if "max_names" in groups:
+            n_names = int((np.abs(w) > P.name_threshold).sum())
+            relax.append(
+                Relaxation(
+                    "max_names",
+                    "max_names",
+                    float(P.max_names or 0),
+                    float(n_names - (P.max_names or 0)),
+                )
+            )
+        terms = self._terms(d, w)
+        solver = next(
+            (
+                r.solver
+                for r in reversed(self._records)
+                if r.status in ("optimal", "optimal_inaccurate")
+            ),
+            None,
+        )
+        return OptimizationResult(
+            date=date,
+            policy=P.name,
+            security_ids=d.ids,
+            status="relaxed" if relax else "optimal",
+            weights=w,
+            current_weights=d.w0,
+            alpha=d.alpha,
+            solves=tuple(self._records),
+            relaxations=tuple(relax),
+            terms=terms,
+            solver=solver,
+            message=message,
+            diagnostics={
+                "gross": float(np.abs(w).sum()),
+                "net": float(w.sum()),
+                "turnover": float(np.abs(w - d.w0).sum()),
+                "names": float((np.abs(w) > P.name_threshold).sum()),
+            },
+        )
+
+    def _solve_relaxing(self, stage: str) -> tuple[str, tuple[str, ...]]:
+        """Solve with all soft constraints tight, then open groups in priority order."""
+        order = [g for g in self.policy.relaxation_order if g in self._slacks]
+        status = "error"
+        for i in range(len(order) + 1):
+            groups = tuple(order[:i])
+            self._open_slacks(groups)
+            label = stage if i == 0 else f"{stage}+relax:{','.join(groups)}"
+            _, status = self._call(label, groups)
+            if status == "optimal":
+                return status, groups
+            if status != "infeasible":
+                # Numerical failure of every solver in the chain: widening soft constraints
+                # cannot make the answer trustworthy, so stop and report an error.
+                return status, groups
+        return status, tuple(order)
+
+    def _relaxations(self, groups: Sequence[str]) -> list[Relaxation]:
+        out: list[Relaxation] = []
+        for g in groups:
+            if g not in self._slacks:
+                continue
+            s, u, _ = self._slacks[g]
+            amount = np.asarray(u.value) * np.clip(np.asarray(s.value), 0, 1)
+            labels, limits = self._slack_labels(g)
+            for lab, lim, amt in zip(labels, limits, amount, strict=True):
+                if amt > _RELAX_TOL:
+                    out.append(Relaxation(g, lab, lim, float(amt)))
+        return out
+
+    def _slack_labels(self, group: str) -> tuple[list[str], list[float]]:
+        P = self.policy
+        if group == "turnover":
+            return ["turnover"], [float(P.turnover_cap or 0.0)]
+        if group == "net_exposure":
+            return ["net_exposure:lo", "net_exposure:hi"], [P.net_exposure.lo, P.net_exposure.hi]
+        if group == "beta":
+            assert P.beta_band is not None
+            return ["beta:lo", "beta:hi"], [P.beta_band.lo, P.beta_band.hi]
+        flo, fhi = self._factor_band()
+        rows = [i for i, g in enumerate(self._bounded_group) if g == group]
+        names = [self.factor_names[self._bounded_idx[i]] for i in rows]
+        return (
+            [f"{n}:lo" for n in names] + [f"{n}:hi" for n in names],
+            [float(flo[i]) for i in rows] + [float(fhi[i]) for i in rows],
+        )
+
+    def _terms(self, d: _Day, w: FloatArray) -> ObjectiveTerms:
+        P = self.policy
+        y = d.B.T @ w
+        fvar = float(np.sum((d.L.T @ y) ** 2))
+        svar = float(np.sum((d.spec_vol * w) ** 2))
+        z = w - d.w0
+        pen = self.penalty_expr.value if hasattr(self.penalty_expr, "value") else 0.0
+        return ObjectiveTerms(
+            alpha=float(d.alpha @ w),
+            risk=P.risk_aversion * (fvar + svar),
+            factor_var=fvar,
+            specific_var=svar,
+            transaction_cost=P.cost_aversion * costs.transaction_cost(z, d.a, d.b),
+            holding_cost=P.holding_aversion * costs.holding_cost(w, d.h),
+            penalty=float(pen or 0.0),
+        )
+
+
+_CACHE: dict[tuple[str, int, tuple[str, ...]], PortfolioOptimizer] = {}
+
+
+def get_optimizer(policy: Policy, n_assets: int, factor_names: Sequence[str]) -> PortfolioOptimizer:
+    """Process-wide cache: one compiled problem per (policy, N, factors)."""
+    key = (policy.model_dump_json(), n_assets, tuple(factor_names))
+    opt = _CACHE.get(key)
+    if opt is None:
+        opt = PortfolioOptimizer(policy, n_assets, factor_names)
+        _CACHE[key] = opt
+    return opt
+
+
+def optimize(policy: Policy, inputs: OptimizationInputs) -> OptimizationResult:
+    """Convenience: fetch (or build) the cached optimizer and solve ``inputs``."""
+    rm = inputs.risk_model
+    n = len(inputs.universe) if inputs.universe is not None else rm.n_assets
+    return get_optimizer(policy, n, rm.factor_names).solve(inputs)

@@ -1,0 +1,109 @@
+"""The model-ready dataset: a (T, N, F) feature cube, a (T, N) label and segments.
+
+Qlib-style: a model is ``fit(dataset)`` on the ``train`` segment with early
+stopping on ``valid``, then ``predict(dataset, "test")``. Segments are
+position ranges ``[start, stop)`` over dates; a row (t, i) belongs to a segment
+when t is in the range and security i is in the universe at t. Training rows
+additionally need a finite label.
+
+Features are normalized per date over the universe (rank-gauss by default) so
+the model sees a stationary cross-sectional scale; the label is rank-gaussed
+per date too (a cross-sectional model predicts *relative* returns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from pipelines.features.normalize import rank_gauss, zscore
+from pipelines.features.registry import compute_feature
+from pipelines.features.spec import FeatureSpec
+from pipelines.research.labels import LabelSet
+from pipelines.research.panel import Panel
+
+Normalization = Literal["rank_gauss", "zscore", "none"]
+
+
+@dataclass(frozen=True, eq=False)
+class ResearchDataset:
+    """Aligned features/labels on ``dates`` x ``securities``."""
+
+    dates: pd.DatetimeIndex
+    securities: pd.Index
+    feature_names: tuple[str, ...]
+    X: np.ndarray  # (T, N, F) float32, NaN = missing
+    y: np.ndarray  # (T, N) float64 training target, NaN = missing
+    universe: np.ndarray  # (T, N) bool
+    label_name: str
+    horizon: int
+    segments: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+    def with_segments(self, **segments: tuple[int, int]) -> ResearchDataset:
+        """A shallow copy (arrays shared) with the given segments."""
+        return replace(self, segments=dict(segments))
+
+    def rows(self, segment: str, labelled: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Flat (t, i) indices of the segment's rows (in universe; finite label if ``labelled``)."""
+        start, stop = self.segments[segment]
+        mask = self.universe[start:stop]
+        if labelled:
+            mask = mask & np.isfinite(self.y[start:stop])
+        t_idx, i_idx = np.nonzero(mask)
+        return t_idx + start, i_idx
+
+    def matrix(self, segment: str, labelled: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(X rows (n, F) float32, y (n,), (t, i) index pairs (2, n)) of a segment, time-ordered."""
+        t_idx, i_idx = self.rows(segment, labelled)
+        return self.X[t_idx, i_idx], self.y[t_idx, i_idx], np.vstack([t_idx, i_idx])
+
+
+def _normalize(values: np.ndarray, universe: np.ndarray, how: Normalization) -> np.ndarray:
+    if how == "rank_gauss":
+        return rank_gauss(values, universe)
+    if how == "zscore":
+        return zscore(values, universe)
+    return np.where(universe, values, np.nan)
+
+
+def build_dataset(
+    panel: Panel,
+    features: Sequence[str] | Mapping[str, pd.DataFrame],
+    label: LabelSet,
+    specs: Mapping[str, FeatureSpec] | None = None,
+    normalization: Normalization = "rank_gauss",
+    label_normalization: Normalization = "rank_gauss",
+) -> ResearchDataset:
+    """Compute (or take precomputed) features, normalize per date, and align the label.
+
+    Everything here is per-date (cross-sectional) or uses the features' own
+    lookback, so rows ``<= D`` of the dataset depend only on panel rows ``<= D``
+    — except the label, whose row t reads t + horizon (and is only used by the
+    splits once available).
+    """
+    universe = panel.universe()
+    names = tuple(features)
+    T, N = panel.shape
+    X = np.empty((T, N, len(names)), dtype=np.float32)
+    for f, name in enumerate(names):
+        frame = (
+            features[name]
+            if isinstance(features, Mapping)
+            else compute_feature(name, panel, specs=specs)
+        )
+        X[:, :, f] = _normalize(frame.to_numpy(dtype=np.float64), universe, normalization)
+    y = _normalize(label.values.to_numpy(dtype=np.float64), universe, label_normalization)
+    return ResearchDataset(
+        dates=panel.dates,
+        securities=panel.securities,
+        feature_names=names,
+        X=X,
+        y=y,
+        universe=universe,
+        label_name=label.name,
+        horizon=label.horizon,
+    )

@@ -1,0 +1,170 @@
+"""The embedded Airflow environment, its DB bootstrap and the vendor connections."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli.airflow import airflow_app
+from pipelines.config import Settings, get_settings
+from pipelines.orchestration.airflow_env import (
+    DAGS_FOLDER,
+    PLUGIN_SHIM_NAME,
+    airflow_environment,
+    prepare_airflow_home,
+)
+
+SECRETS = ("vendor-dev-password", "vendor-dev-token")
+
+
+def test_environment_defaults(tmp_path: Path) -> None:
+    env = airflow_environment(vendor_state_dir=tmp_path / "no-vendor")
+    home = (tmp_path / "airflow").resolve()  # conftest points ALPHAFACTORY_AIRFLOW_HOME here
+    v = env.values
+    assert env.home == home and v["AIRFLOW_HOME"] == str(home)
+    assert v["AIRFLOW__CORE__DAGS_FOLDER"] == str(DAGS_FOLDER)
+    assert v["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(home / "plugins")
+    assert v["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    assert v["AIRFLOW__CORE__UNIT_TEST_MODE"] == "False"
+    assert v["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert v["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{home}/airflow.db"
+    assert int(v["AIRFLOW__CORE__PARALLELISM"]) <= 4
+    sftp = json.loads(v["AIRFLOW_CONN_SFTP_VENDOR"])
+    assert sftp["conn_type"] == "sftp" and sftp["port"] == 2222 and sftp["login"] == "vendor"
+    assert sftp["extra"]["no_host_key_check"] == "true"  # no vendor key generated yet
+    http = json.loads(v["AIRFLOW_CONN_HTTP_VENDOR"])
+    assert http["port"] == 8089 and http["extra"] == {"Authorization": "Bearer vendor-dev-token"}
+
+
+def test_secrets_are_never_in_printable_output(tmp_path: Path) -> None:
+    env = airflow_environment(vendor_state_dir=tmp_path)
+    printable = "\n".join(env.export_lines()) + repr(env) + json.dumps(env.masked())
+    for secret in SECRETS:
+        assert secret in "".join(env.values.values())
+        assert secret not in printable
+    # Still useful: host and port are visible.
+    assert '"port": 2222' in env.masked()["AIRFLOW_CONN_SFTP_VENDOR"]
+    result = CliRunner().invoke(airflow_app, ["env"])
+    assert result.exit_code == 0, result.output
+    assert "export AIRFLOW_HOME=" in result.output
+    for secret in SECRETS:
+        assert secret not in result.output
+
+
+def test_process_env_drops_stray_airflow_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+    monkeypatch.setenv("AIRFLOW_CONN_SOMETHING_ELSE", "x://y")
+    monkeypatch.setenv("KEEP_ME", "1")
+    child = airflow_environment().process_env()
+    assert child["AIRFLOW__CORE__UNIT_TEST_MODE"] == "False"
+    assert "AIRFLOW_CONN_SOMETHING_ELSE" not in child
+    assert child["KEEP_ME"] == "1"
+
+
+def test_prepare_home_writes_the_plugin_shim_idempotently() -> None:
+    env = airflow_environment()
+    prepare_airflow_home(env)
+    shim = env.plugins_folder / PLUGIN_SHIM_NAME
+    first = shim.stat().st_mtime_ns
+    prepare_airflow_home(env)
+    assert shim.stat().st_mtime_ns == first
+    assert "pipelines.orchestration.plugin import AlphaFactoryPlugin" in shim.read_text()
+
+
+# --- the connections against the real loopback vendor ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def vendor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from pipelines.vendors.clock import FrozenClock
+    from pipelines.vendors.config import MarketConfig, VendorConfig
+    from pipelines.vendors.server import run_vendor
+
+    market = MarketConfig(seed=3, universe_size=10, start=date(2024, 1, 2), end=date(2024, 1, 31))
+    cfg = VendorConfig(
+        market=market,
+        state_dir=tmp_path_factory.mktemp("vendor-state"),
+        clock=FrozenClock(datetime(2024, 2, 1, tzinfo=UTC)),
+        rate_limit=10_000,
+    )
+    with run_vendor(cfg, warm=False) as endpoints:
+        yield endpoints
+
+
+def _use_connections(monkeypatch: pytest.MonkeyPatch, settings: Settings, **kwargs: object) -> None:
+    env = airflow_environment(settings, **kwargs)  # type: ignore[arg-type]
+    for name in env.secret_names:
+        monkeypatch.setenv(name, env.values[name])
+
+
+def _settings_for(vendor: object) -> Settings:
+    return get_settings().model_copy(
+        update={"vendor_sftp_port": vendor.sftp_port, "vendor_http_port": vendor.http_port}  # type: ignore[attr-defined]
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("pinning", ["explicit_key", "state_dir", "no_host_key_check"])
+def test_sftp_connection_reaches_the_vendor(
+    vendor: object, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pinning: str
+) -> None:
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no developer known_hosts involved
+    kwargs: dict[str, object] = {
+        "explicit_key": {"vendor_host_key": vendor.host_public_key},  # type: ignore[attr-defined]
+        "state_dir": {"vendor_state_dir": vendor.state_dir},  # type: ignore[attr-defined]
+        "no_host_key_check": {"vendor_state_dir": tmp_path / "none"},
+    }[pinning]
+    _use_connections(monkeypatch, _settings_for(vendor), **kwargs)
+    hook = SFTPHook(ssh_conn_id="sftp_vendor")
+    assert hook.no_host_key_check is (pinning == "no_host_key_check")
+    assert "daily" in hook.list_directory("/")
+    hook.close_conn()
+
+
+@pytest.mark.integration
+def test_sftp_connection_rejects_a_wrong_pinned_key(
+    vendor: object, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import paramiko
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    other = paramiko.Ed25519Key.from_private_key_file(str(_other_key(tmp_path)))
+    _use_connections(
+        monkeypatch, _settings_for(vendor), vendor_host_key=f"ssh-ed25519 {other.get_base64()}"
+    )
+    hook = SFTPHook(ssh_conn_id="sftp_vendor")
+    hook.conn_retry_attempts = 1
+    with pytest.raises(paramiko.SSHException):
+        hook.list_directory("/")
+
+
+def _other_key(tmp_path: Path) -> Path:
+    import asyncssh
+
+    path = tmp_path / "other_ed25519"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(path)
+    return path
+
+
+@pytest.mark.integration
+def test_http_connection_sends_the_bearer_token(
+    vendor: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.providers.http.hooks.http import HttpHook
+
+    _use_connections(monkeypatch, _settings_for(vendor))
+    session = HttpHook(method="GET", http_conn_id="http_vendor").get_conn()
+    base = f"http://127.0.0.1:{vendor.http_port}"  # type: ignore[attr-defined]
+    # The guard answers 401 before routing; 404 for an unknown dataset proves the token passed.
+    assert session.get(f"{base}/v1/no-such-dataset", timeout=10).status_code == 404
+    import requests
+
+    assert requests.get(f"{base}/v1/no-such-dataset", timeout=10).status_code == 401

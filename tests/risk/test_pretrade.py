@@ -1,0 +1,201 @@
+"""Pre-trade checks: each rule rejects exactly what it should; kill switch; audit rows."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from pipelines.risk.pretrade import (
+    AUDIT_COLUMNS,
+    BookState,
+    Order,
+    RiskLimits,
+    check_orders,
+    load_limits,
+    with_kill_switch,
+)
+
+
+@pytest.fixture()
+def limits() -> RiskLimits:
+    return load_limits("default").model_copy(update={"kill_switch_file": None})
+
+
+@pytest.fixture()
+def book() -> BookState:
+    return BookState(
+        nav=10_000_000.0,
+        positions={"AAA": 5_000, "BBB": -5_000},
+        prices={"AAA": 100.0, "BBB": 50.0},
+        sectors={"AAA": "Tech", "BBB": "Energy", "CCC": "Tech"},
+    )
+
+
+def order(**kw: object) -> Order:
+    base = dict(
+        client_order_id="o1",
+        portfolio_id="pf",
+        trade_date=date(2024, 1, 2),
+        security_id="CCC",
+        side="buy",
+        quantity=1_000.0,
+        reference_price=100.0,
+        adv=1_000_000.0,
+        sector="Tech",
+        limit_price=None,
+        last_close=100.0,
+    )
+    base.update(kw)
+    return Order(**base)  # type: ignore[arg-type]
+
+
+def failed_rules(res, oid: str = "o1") -> set[str]:
+    return set(res.rejected_rules(oid))
+
+
+def test_clean_order_passes_every_rule(limits: RiskLimits, book: BookState) -> None:
+    res = check_orders([order()], limits, book)
+    assert len(res.accepted) == 1 and not res.rejected
+    assert tuple(res.audit.columns) == AUDIT_COLUMNS
+    assert res.audit["passed"].all()
+    assert {
+        "kill_switch",
+        "valid_order",
+        "restricted_list",
+        "max_order_notional",
+        "max_order_shares",
+        "max_adv_pct",
+        "price_collar",
+        "max_gross_exposure",
+        "net_exposure",
+        "sector_exposure",
+        "daily_loss_limit",
+    } == set(res.audit["rule"])
+
+
+@pytest.mark.parametrize(
+    ("rule", "kw", "limit_update", "book_update"),
+    [
+        ("valid_order", {"quantity": 0.0}, {}, {}),
+        ("restricted_list", {}, {"restricted": ["CCC"]}, {}),
+        (
+            "max_order_notional",
+            {"quantity": 60_000.0},
+            {
+                "max_order_shares": 1e9,
+                "max_adv_pct": 1.0,
+                "max_sector_exposure": 1.0,
+                "net_exposure": {"lo": -1, "hi": 1},
+            },
+            {},
+        ),
+        (
+            "max_order_shares",
+            {"quantity": 300_000.0, "reference_price": 1.0, "last_close": 1.0},
+            {"max_adv_pct": 1.0},
+            {},
+        ),
+        ("max_adv_pct", {"adv": 5_000.0}, {}, {}),
+        ("price_collar", {"limit_price": 125.0}, {}, {}),
+        (
+            "max_gross_exposure",
+            {"quantity": 9_000.0},
+            {
+                "max_gross_exposure": 0.15,
+                "max_sector_exposure": 1.0,
+                "net_exposure": {"lo": -1, "hi": 1},
+            },
+            {},
+        ),
+        (
+            "net_exposure",
+            {"quantity": 9_000.0},
+            {"net_exposure": {"lo": -0.1, "hi": 0.1}, "max_sector_exposure": 1.0},
+            {},
+        ),
+        (
+            "sector_exposure",
+            {"quantity": 9_000.0},
+            {"max_sector_exposure": 0.12, "net_exposure": {"lo": -1, "hi": 1}},
+            {},
+        ),
+        ("daily_loss_limit", {}, {}, {"daily_pnl": -400_000.0}),
+    ],
+)
+def test_each_rule_rejects_exactly_its_breach(
+    rule: str, kw: dict, limit_update: dict, book_update: dict, limits: RiskLimits, book: BookState
+) -> None:
+    lim = RiskLimits.model_validate({**limits.model_dump(), **limit_update})
+    bk = replace(book, **book_update)
+    res = check_orders([order(**kw)], lim, bk)
+    assert not res.accepted
+    assert failed_rules(res) == {rule}
+    row = res.audit[(res.audit["rule"] == rule)].iloc[0]
+    assert not row["passed"] and row["reason"]
+    # The same order without the breach passes.
+    ok = check_orders([order()], limits, book)
+    assert ok.accepted
+
+
+def test_price_collar_uses_reference_price_for_market_orders(
+    limits: RiskLimits, book: BookState
+) -> None:
+    res = check_orders([order(reference_price=80.0, last_close=100.0)], limits, book)
+    assert failed_rules(res) == {"price_collar"}
+
+
+def test_risk_reducing_orders_pass_exposure_and_loss_rules(
+    limits: RiskLimits, book: BookState
+) -> None:
+    lim = limits.model_copy(update={"max_gross_exposure": 0.05})
+    bk = replace(book, daily_pnl=-1_000_000.0)
+    sell = order(security_id="AAA", side="sell", quantity=5_000.0, sector="Tech")
+    res = check_orders([sell], lim, bk)
+    assert res.accepted and not res.rejected
+
+
+def test_post_trade_limits_are_cumulative_over_the_batch(
+    limits: RiskLimits, book: BookState
+) -> None:
+    lim = RiskLimits.model_validate(
+        {**limits.model_dump(), "max_sector_exposure": 0.20, "net_exposure": {"lo": -1, "hi": 1}}
+    )
+    # Tech starts at 0.05 NAV; each order adds 0.04 → 0.09, 0.13, 0.17, then 0.21 > 0.20.
+    orders = [order(client_order_id=f"o{i}", quantity=4_000.0) for i in range(4)]
+    res = check_orders(orders, lim, book)
+    assert [o.client_order_id for o in res.accepted] == ["o0", "o1", "o2"]
+    assert res.rejected_rules("o3") == ["sector_exposure"]
+
+
+def test_kill_switch_flag_blocks_everything(limits: RiskLimits, book: BookState) -> None:
+    res = check_orders(
+        [order(), order(client_order_id="o2", side="sell")], with_kill_switch(limits), book
+    )
+    assert not res.accepted and len(res.rejected) == 2
+    assert failed_rules(res) == {"kill_switch"}
+    assert "configuration flag" in res.rejected[0][1][0].reason
+
+
+def test_kill_switch_file_blocks_everything(
+    limits: RiskLimits, book: BookState, tmp_path: Path
+) -> None:
+    ks = tmp_path / "KILL"
+    assert check_orders([order()], limits, book, kill_switch_file=ks).accepted
+    ks.write_text("halt")
+    res = check_orders([order()], limits, book, kill_switch_file=ks)
+    assert not res.accepted and failed_rules(res) == {"kill_switch"}
+    lim = limits.model_copy(update={"kill_switch_file": str(ks)})
+    assert not check_orders([order()], lim, book).accepted
+
+
+def test_audit_rows_one_per_rule_per_order(limits: RiskLimits, book: BookState) -> None:
+    res = check_orders([order(), order(client_order_id="o2", quantity=10**7)], limits, book)
+    audit = res.audit
+    assert set(audit["client_order_id"]) == {"o1", "o2"}
+    assert audit.groupby("client_order_id").size().eq(11).all()
+    failed = audit[~audit["passed"]]
+    assert set(failed["client_order_id"]) == {"o2"}
+    assert (failed["reason"].str.len() > 0).all()
