@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from pipelines.cli.airflow import airflow_app
 from pipelines.cli.demo import demo
 from pipelines.cli.lake import lake_app
 from pipelines.cli.vendor import vendor_app
@@ -15,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(lake_app, name="lake")
 app.add_typer(vendor_app, name="vendor")
+app.add_typer(airflow_app, name="airflow")
 app.command("demo")(demo)
 
 
