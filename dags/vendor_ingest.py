@@ -1,7 +1,8 @@
 """Vendor ingestion for each trading session: wait for the files, land, validate, load.
 
-Wiring only. Per SFTP feed: an ``SFTPSensor`` (reschedule mode, so a waiting sensor holds
-no worker slot) waits for the session's manifest until the deadline, then one task runs
+Wiring only. Per SFTP feed: an SFTP sensor (reschedule mode, so a waiting sensor holds
+no worker slot) waits for the session's manifest until the deadline — past it the run
+fails, naming feed and session — then one task runs
 :func:`pipelines.ingest.runtime.ingest_day`. REST feeds have no sensor: their window is
 defined by publication time. The security master loads before prices and corporate
 actions, which are validated against it. Each load emits its lake table's asset, which
@@ -14,10 +15,10 @@ from datetime import time, timedelta
 from typing import Any
 
 import pendulum
-from airflow.providers.sftp.sensors.sftp import SFTPSensor
 from airflow.sdk import DAG, task
 
 from pipelines.ingest.feed_index import feed_index
+from pipelines.ingest.sensor import VendorDropSensor
 from pipelines.orchestration.assets import lake_asset
 from pipelines.orchestration.callbacks import on_failure_log
 from pipelines.orchestration.settings_light import ingest_deadline, ingest_poke_interval
@@ -81,8 +82,10 @@ with DAG(
             manifest = f"{entry.remote_dir.rstrip('/')}/{entry.manifest}".replace(
                 "{date:%Y-%m-%d}", session
             )
-            wait = SFTPSensor(
+            wait = VendorDropSensor(
                 task_id=f"wait_{entry.name}",
+                feed=entry.name,
+                session=session,
                 sftp_conn_id=entry.connection_id,
                 path=manifest,
                 mode="reschedule",

@@ -25,6 +25,21 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_allow_http: bool = False
     airflow_home: str = "./var/airflow"
+    # Production mode (pipelines/orchestration/production.py); the embedded run ignores these.
+    airflow_db_url: SecretStr | None = Field(
+        default=None, description="PostgreSQL metadata DB (SQLAlchemy URL) for production mode"
+    )
+    celery_broker_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    celery_result_backend: SecretStr | None = Field(
+        default=None, description="Celery result backend; default db+<airflow_db_url>"
+    )
+    airflow_api_url: str = Field(
+        default="http://127.0.0.1:8080", description="API server base URL as workers reach it"
+    )
+    airflow_queue: str = "default"
+    worker_name: str | None = Field(
+        default=None, description="Host name a worker reports (several workers on one host)"
+    )
     calendar: str = "XNYS"
     universe_size: int = 500
     seed: int = 7

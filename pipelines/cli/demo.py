@@ -1,16 +1,245 @@
-"""``alphafactory demo``: the main job on the embedded default, end to end."""
+"""``alphafactory demo``: the main job on the embedded default, end to end.
+
+1. start the vendor simulator on loopback (ports from settings);
+2. initialise the embedded Airflow (SQLite metadata DB, pools);
+3. backfill the vendor's history (default 3 years × 500 securities) — only the sessions
+   not yet loaded, so a second run adds nothing;
+4. train the model at the session before the latest one (its promotion takes effect from
+   the latest session);
+5. open the ``main`` portfolio a few sessions back (the daily loop in process), so the
+   latest session has fills to reconcile;
+6. run ``vendor_ingest``, ``daily_research`` and ``portfolio_rebalance`` for the latest
+   session through Airflow (``dag.test``), and print where the PM report is.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
 from rich.console import Console
 
-from pipelines.lake import Lake
-
 console = Console()
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "daily" / "configs" / "demo.yaml"
+#: Pools the DAGs use (slots): one optimization and one broker session at a time.
+POOLS = {"solver": 1, "broker": 1}
+DAG_ORDER = ("vendor_ingest", "daily_research", "portfolio_rebalance")
 
 
-def demo() -> None:
-    """Run every stage that exists on the embedded default (local lake, loopback vendor)."""
+@contextmanager
+def _step(title: str) -> Iterator[None]:
+    started = time.perf_counter()
+    console.print(f"[bold cyan]▶ {title}[/bold cyan]")
+    yield
+    console.print(f"  [green]done[/green] in {time.perf_counter() - started:.1f} s")
+
+
+def _missing_days(lake: Any, feed: str, days: list[dt.date]) -> list[dt.date]:
+    """Sessions for which ``feed`` has no ingestion record yet."""
+    import pyarrow.compute as pc
+
+    if lake.table("ingest_runs") is None or not days:
+        return days
+    seen = lake.as_of(
+        "ingest_runs",
+        known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC),
+        valid_at=(days[0], days[-1]),
+        columns=["feed", "status"],
+        filter=pc.field("feed") == feed,
+    )
+    have = set(seen.column("valid_date").to_pylist())
+    return [d for d in days if d not in have]
+
+
+def _pools(env: Any) -> None:
+    """Create the DAGs' pools (idempotent: ``airflow pools import`` overwrites)."""
+    from pipelines.orchestration.airflow_env import _airflow_bin
+
+    spec = {name: {"slots": n, "description": f"alphafactory {name}"} for name, n in POOLS.items()}
+    path = env.home / "pools.json"
+    path.write_text(json.dumps(spec, indent=1))
+    proc = subprocess.run(
+        [_airflow_bin(), "pools", "import", str(path)],
+        env=env.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"airflow pools import failed:\n{proc.stderr[-2000:]}")
+
+
+def _progress_printer(label: str) -> Callable[[str, int, int], None]:
+    last: dict[str, float] = {}
+
+    def show(feed: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done >= total or now - last.get(feed, 0.0) > 5.0:
+            last[feed] = now
+            console.print(f"  {label} {feed}: {done}/{total}")
+
+    return show
+
+
+def demo(
+    warmup_sessions: Annotated[
+        int, typer.Option(help="Sessions the portfolio trades before the latest one")
+    ] = 3,
+    workers: Annotated[int, typer.Option(help="Parallel vendor downloads")] = 4,
+) -> None:
+    """Run the daily loop on the embedded default and print where the PM report is."""
+    from pipelines.config import get_settings
+    from pipelines.daily.config import DailyConfig
+    from pipelines.daily.paths import DailyPaths
+    from pipelines.lake import Lake
+    from pipelines.orchestration.airflow_env import (
+        airflow_environment,
+        ensure_airflow_db,
+        run_dag_test,
+    )
+    from pipelines.vendors.config import VendorConfig
+    from pipelines.vendors.server import run_vendor
+
+    t0 = time.perf_counter()
+    settings = get_settings()
     lake = Lake.from_settings()
-    created = lake.init()
-    console.print(f"lake at {lake.location.root}: {len(created)} tables created")
+    lake.init()
+    paths = DailyPaths.from_settings()
+    state_dir = paths.root / "vendor"
+    vendor_cfg = VendorConfig.from_settings(state_dir=state_dir)
+    market = vendor_cfg.market
+    console.print(
+        f"[bold]Alpha Factory demo[/bold]: {market.universe_size} securities, "
+        f"{market.start} → {market.end}, lake {lake.location.root}"
+    )
+    console.print("[bold cyan]▶ vendor simulator (SFTP + REST on loopback)[/bold cyan]")
+    with run_vendor(vendor_cfg) as ep:
+        sim = ep.simulator
+        published = sim.visible_days(vendor_cfg.clock.now())
+        if len(published) < 200:
+            raise typer.BadParameter("the simulated vendor has published too little history")
+        latest = published[-1]
+        history = published[:-1]
+        console.print(
+            f"  sftp {ep.host}:{ep.sftp_port}, http {ep.base_url}; latest session {latest}"
+        )
+        env = airflow_environment(
+            settings, vendor_host_key=ep.host_public_key, vendor_state_dir=state_dir
+        )
+        # In-process ingestion uses the same Airflow connections the tasks get.
+        for key, value in env.values.items():
+            if key.startswith("AIRFLOW_CONN_"):
+                os.environ[key] = value
+        with _step("Airflow metadata DB (SQLite) and pools"):
+            ensure_airflow_db(env)
+            _pools(env)
+        with _step(f"backfill {len(history)} sessions through SFTP/REST"):
+            _backfill(lake, history, workers)
+        with _step(f"train the model at {history[-1]}"):
+            _train(lake, history[-1])
+        config = DailyConfig.load(DEMO_CONFIG)
+        with _step(f"portfolio {config.portfolio_id}: {warmup_sessions} sessions in process"):
+            _warm_up(lake, history[-warmup_sessions:], config, paths)
+        extra = {
+            "ALPHAFACTORY_LAKE_ROOT": str(lake.location.root),
+            "ALPHAFACTORY_DAILY_CONFIG": str(DEMO_CONFIG),
+        }
+        for dag_id in DAG_ORDER:
+            with _step(f"Airflow: {dag_id} for {latest}"):
+                result = run_dag_test(
+                    dag_id,
+                    latest,
+                    conf={"session": latest.isoformat()},
+                    env=env,
+                    extra_env=extra,
+                )
+                failed = {
+                    t: s for t, s in result.task_states.items() if s not in ("success", "skipped")
+                }
+                console.print(f"  state {result.state}; {len(result.task_states)} tasks")
+                if not result.ok:
+                    console.print(result.output[-4000:])
+                    raise typer.Exit(code=1)
+                if failed:
+                    console.print(f"  [yellow]not successful: {failed}[/yellow]")
+    report = paths.report(config.portfolio_id, latest)
+    console.print(
+        f"\n[bold green]PM report:[/bold green] {report}\n"
+        f"[dim]total {time.perf_counter() - t0:.0f} s · Airflow home {env.home} · "
+        "open the UI with: alphafactory airflow env > af.sh && source af.sh && airflow "
+        "api-server[/dim]"
+    )
+
+
+def _backfill(lake: Any, days: list[dt.date], workers: int) -> None:
+    from pipelines.ingest.feed_spec import load_feeds
+    from pipelines.ingest.runtime import backfill, ordered_feeds
+
+    for feed in ordered_feeds(load_feeds()):
+        todo = _missing_days(lake, feed.name, days)
+        if not todo:
+            console.print(f"  {feed.name}: all {len(days)} sessions already loaded")
+            continue
+        out = backfill(
+            lake,
+            todo,
+            feed_names=[feed.name],
+            workers=workers,
+            on_progress=_progress_printer("loading"),
+        )
+        outcomes = out.get(feed.name, [])
+        bad = [o for o in outcomes if o.status == "quarantined"]
+        console.print(f"  {feed.name}: {len(outcomes)} files, {len(bad)} quarantined")
+
+
+def _train(lake: Any, day: dt.date) -> None:
+    from pipelines.research.knowledge import cutoff
+    from pipelines.research.stages import models_known, retrain
+
+    if models_known(lake, day):
+        console.print("  a model is already registered; keeping it")
+        return
+    result = retrain(lake, day)
+    console.print(
+        f"  model {result.record.model_id[:12]} oos rank IC {result.challenger_metric:.4f}; "
+        f"{result.reason} (known {cutoff(day):%Y-%m-%d %H:%M} UTC)"
+    )
+
+
+def _warm_up(lake: Any, days: list[dt.date], config: Any, paths: Any) -> None:
+    """The daily loop in process for ``days`` (skipping sessions already booked)."""
+    from pipelines.daily.loop import run_day
+    from pipelines.daily.marketdata import cutoff
+    from pipelines.daily.stages import paper_broker
+
+    broker = paper_broker(lake, paths, config)
+    done = set()
+    if lake.table("daily_book") is not None:
+        booked = lake.as_of(
+            "daily_book",
+            known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC),
+            valid_at=(days[0], days[-1]),
+            columns=["portfolio_id"],
+        ).to_pandas()
+        done = set(booked.loc[booked["portfolio_id"] == config.portfolio_id, "valid_date"])
+    for day in days:
+        if day in done:
+            console.print(f"  {day}: already booked")
+            continue
+        # The broker fills a session only once it is known at that day's decision time.
+        broker.prices.known_at = cutoff(day)  # type: ignore[attr-defined]
+        out = run_day(lake, day, config, broker, paths=paths, write_report=False)
+        book = out.outputs["reconcile"]
+        console.print(
+            f"  {day}: {out.outputs['optimize']['status']}, "
+            f"{out.outputs['execute'].get('submitted', 0)} orders, NAV {book['nav']:,.0f}"
+        )

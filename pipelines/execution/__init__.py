@@ -1,16 +1,36 @@
 """Execution: orders to a broker, fills, positions, cash, reconciliation, TCA, audit.
 
-Pure library; the Airflow tasks call two entry points:
+Pure library; the daily loop (Airflow tasks) calls two entry points::
 
-* :func:`execute_day` — targets → netted, lot-rounded orders → pre-trade checks → the
-  ``orders`` table → the broker (idempotent on deterministic client order ids);
-* :func:`reconcile_day` — broker order states and fills → ``order_events``/``fills`` →
-  end-of-day ``positions``/``cash`` → ``reconciliation`` against the broker (and TCA).
+    from pipelines.execution import LakePriceSource, PaperBroker, execute_day, load_targets
+    from pipelines.execution import reconcile_day
+    from pipelines.risk.pretrade import load_limits
+
+    targets = load_targets(lake, "main", decision_date)   # rows of ``target_portfolios``
+    broker = PaperBroker("var/paper/state.json", LakePriceSource(lake))
+    report = execute_day(lake, "main", trade_date, targets, broker, load_limits("default"),
+                         nav=nav, adv=adv_shares, sectors=sectors)
+    ...  # after the session's prices are published
+    recon = reconcile_day(lake, broker, "main", trade_date, prices=LakePriceSource(lake))
+
+* :func:`execute_day` ``(lake, portfolio_id, trade_date, targets, broker, limits, *,
+  book=None, nav=None, current_positions=None, adv=None, sectors=None, lot_size=1,
+  algo=None, kill_switch_file=None, ...) -> ExecutionReport`` — targets (a
+  :class:`~pipelines.portfolio.targets.TargetPortfolio`, the frame :func:`load_targets`
+  returns, or any frame with ``security_id``, ``target_shares``, ``price``) → netted,
+  lot-rounded orders → pre-trade checks (:mod:`pipelines.risk.pretrade`, kill switch
+  included) → the ``orders`` table → the broker. Idempotent on deterministic client order
+  ids: a retried task or a re-run day never sends an order twice.
+* :func:`reconcile_day` ``(lake, broker, portfolio_id, date, *, prices=None, ...) ->
+  ReconciliationReport`` — broker order states and fills → ``order_events``/``fills`` →
+  end-of-day ``positions``/``cash`` → ``reconciliation`` against the broker (breaks
+  reported, never auto-fixed) and, given ``prices``, TCA into ``tca``.
 
 Brokers (:class:`Broker` protocol): :class:`PaperBroker` (default, embedded) and
 :class:`~pipelines.execution.fix_broker.FixBroker` (FIX 4.4 via the optional ``quickfix``
-package; import ``pipelines.execution.fix_broker`` explicitly). Tables are declared in
-:mod:`pipelines.execution.tables` on import of this package.
+package, extra ``fix``; import ``pipelines.execution.fix_broker`` explicitly), tested
+against the loopback simulator :class:`~pipelines.execution.fix_acceptor.FixAcceptor`.
+Tables are declared in :mod:`pipelines.execution.tables` on import of this package.
 """
 
 from pipelines.execution import tables
@@ -32,6 +52,7 @@ from pipelines.execution.orders import (
     client_order_id,
     generate_orders,
     load_orders,
+    load_targets,
 )
 from pipelines.execution.paper import PaperBroker
 from pipelines.execution.prices import (
@@ -70,6 +91,7 @@ __all__ = [
     "execute_day",
     "generate_orders",
     "load_orders",
+    "load_targets",
     "reconcile_day",
     "run_tca",
     "seed_positions",

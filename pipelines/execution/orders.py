@@ -94,6 +94,48 @@ def targets_frame(targets: TargetPortfolio | pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+TARGETS_TABLE = "target_portfolios"
+
+
+def load_targets(
+    lake: Lake,
+    portfolio_id: str,
+    date: dt.date,
+    *,
+    known_at: dt.datetime | None = None,
+    table: str = TARGETS_TABLE,
+) -> pd.DataFrame:
+    """One portfolio's targets for ``date`` from the lake (``target_portfolios``), as the
+    frame :func:`execute_day` takes: ``security_id``, ``target_shares``, ``price`` (plus
+    whatever else the table carries, e.g. ``weight``).
+
+    ``date`` is the table's valid date (the decision date the optimizer ran for);
+    ``known_at`` (default: everything recorded) makes the read point in time. Raises
+    ``LookupError`` naming the table, portfolio and date when there are no targets.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pipelines.execution.records import SEE_ALL
+
+    if lake.table(table) is None:
+        raise LookupError(f"table {table} does not exist yet (no targets were ever written)")
+    data = lake.as_of(
+        table,
+        known_at=known_at or SEE_ALL,
+        valid_at=date,
+        filter=pc.field("portfolio_id") == pa.scalar(portfolio_id, pa.string()),
+    )
+    frame = data.to_pandas()
+    if "_deleted" in frame:
+        frame = frame[~frame["_deleted"].astype(bool)]
+    if frame.empty:
+        raise LookupError(f"{table}: no targets for portfolio {portfolio_id} on {date}")
+    system = {"valid_date", "known_at", "_deleted", "_batch_id", "_ingested_at", "valid_year"}
+    frame = frame[[c for c in frame.columns if c not in system]]
+    return targets_frame(frame).sort_values("security_id").reset_index(drop=True)
+
+
 def generate_orders(
     targets: TargetPortfolio | pd.DataFrame,
     current_positions: Mapping[str, float],
@@ -248,11 +290,13 @@ def broker_order(row: Mapping[Any, Any], trade_date: dt.date) -> BrokerOrder:
 
 
 __all__ = [
+    "TARGETS_TABLE",
     "ProposedOrder",
     "broker_order",
     "client_order_id",
     "generate_orders",
     "load_orders",
+    "load_targets",
     "orders_frame",
     "persist_orders",
     "run_pretrade",

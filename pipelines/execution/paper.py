@@ -275,6 +275,13 @@ class PaperBroker:
             self._book(st, fill)
             return _fill(fill)
 
+    def snapshot(self) -> tuple[list[dict[str, Any]], list[Fill]]:
+        """Every order record (JSON-able dicts, in arrival order) and every fill, all
+        accounts — what the FIX simulator publishes as execution reports."""
+        with self._state(write=False) as st:
+            orders = sorted(st["orders"].values(), key=lambda r: str(r["broker_order_id"]))
+            return [dict(r) for r in orders], [_fill(f) for f in st["fills"]]
+
     # ---- simulation ------------------------------------------------------------------
 
     def _auto_work(self) -> None:

@@ -1,10 +1,16 @@
-"""Backfill history: many days of a feed fetched in parallel, validated and loaded in chunks.
+"""Backfill history: many days of file-drop feeds fetched in parallel, validated and loaded in chunks.
 
 The daily path validates one file per run; for years of history the fixed cost of a
-contract run (≈ a second) would dominate, so files are grouped into chunks, validated
-once per chunk, and failing rows are traced back to their files: a file with a blocking
-failure is quarantined whole, the rest of the chunk loads. Every file still gets its own
-silver batch id, so a later daily run of the same day adds nothing.
+contract run (≈ a second) would dominate, so files are grouped into chunks, parsed and
+validated once per chunk, and failing rows are traced back to their files: a file with a
+blocking failure is quarantined whole, the rest of the chunk loads. Every file still gets
+its own silver batch id, so a later daily run of the same day adds nothing. Each chunk
+costs a fixed number of lake commits (raw manifest, silver, quarantine, validation
+results, ingest runs) whatever the number of files or failures in it.
+
+While a chunk is validated and written, the next chunks are already being downloaded
+(:class:`SftpFetcher`), one connection per worker, one folder listing and one manifest
+read per day shared by every feed in that folder.
 """
 
 from __future__ import annotations
@@ -12,9 +18,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +33,7 @@ from pipelines.ingest import quarantine
 from pipelines.ingest.feed_spec import FeedSpec
 from pipelines.ingest.flow import (
     FileOutcome,
+    Status,
     _published_at,
     _write_validation_results,
     record_runs,
@@ -35,12 +45,32 @@ from pipelines.ingest.parse import (
     SOURCE_LINE,
     FileFormatError,
     ParsedBatch,
-    parse_file,
+    decode,
+    map_columns,
 )
-from pipelines.ingest.sources import FileSource
+from pipelines.ingest.sources import FileSession, FileSource
 from pipelines.lake import Lake, RawFile
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class PhaseTimer:
+    """Wall seconds spent per phase (fetch, land, parse, validate, write) of a backfill.
+
+    ``fetch`` counts only the time the loader waited for downloads: fetching overlaps
+    with the other phases.
+    """
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
 @dataclass
@@ -52,59 +82,165 @@ class _Fetched:
     received: dt.datetime
 
 
+def _fetch_day(
+    session: FileSession, feeds: list[FeedSpec], day: dt.date
+) -> dict[str, list[_Fetched]]:
+    """One day of every feed; folder listings and manifests read once per path."""
+    listings: dict[str, list[str] | None] = {}
+    manifests: dict[str, dict[str, Any]] = {}
+    out: dict[str, list[_Fetched]] = {}
+    for feed in feeds:
+        folder = feed.remote_path(day, "").rstrip("/")
+        if folder not in listings:
+            listings[folder] = session.list_dir(folder)
+        listing = listings[folder]
+        received = dt.datetime.now(dt.UTC)
+        if listing is None or (feed.manifest and feed.manifest not in listing):
+            out[feed.name] = [_Fetched(day, feed.file or "", None, {}, received)]
+            continue
+        manifest: dict[str, Any] = {}
+        if feed.manifest:
+            path = feed.remote_path(day, feed.manifest)
+            if path not in manifests:
+                manifests[path] = json.loads(session.read(path))
+            manifest = manifests[path]
+        prefix = feed.corrections.split("{")[0] if feed.corrections else None
+        names = [feed.file or ""]
+        names += [n for n in listing if prefix and n.startswith(prefix) and n != feed.file]
+        out[feed.name] = [
+            _Fetched(day, name, session.read(feed.remote_path(day, name)), manifest, received)
+            for name in names
+        ]
+    return out
+
+
+@dataclass
+class _Pending:
+    """Downloads in flight; :meth:`result` merges them per feed, sorted by day."""
+
+    feeds: list[FeedSpec]
+    parts: list[Future[dict[str, list[_Fetched]]]]
+
+    def result(self) -> dict[str, list[_Fetched]]:
+        merged: dict[str, list[_Fetched]] = {f.name: [] for f in self.feeds}
+        for p in self.parts:
+            for name, files in p.result().items():
+                merged[name] += files
+        for feed in self.feeds:
+            merged[feed.name].sort(key=lambda f: (f.day, f.name != feed.file, f.name))
+        return merged
+
+
+class SftpFetcher(AbstractContextManager["SftpFetcher"]):
+    """Downloads days of file-drop feeds on ``workers`` threads, one open session each.
+
+    :meth:`submit` returns at once; the result is ``{feed: [files, by day]}``. Sessions are
+    opened on first use per thread and closed by :meth:`close` (or leaving the ``with``).
+    """
+
+    def __init__(
+        self,
+        feeds: list[FeedSpec],
+        source_factory: Callable[[], FileSource],
+        *,
+        workers: int = 4,
+    ) -> None:
+        self.feeds = feeds
+        self.workers = max(1, workers)
+        self._factory = source_factory
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fetch")
+        self._local = threading.local()
+        self._open: list[AbstractContextManager[FileSession]] = []
+        self._lock = threading.Lock()
+
+    def _session(self) -> FileSession:
+        session: FileSession | None = getattr(self._local, "session", None)
+        if session is None:
+            cm = self._factory().session()
+            session = cm.__enter__()
+            with self._lock:
+                self._open.append(cm)
+            self._local.session = session
+        return session
+
+    def _work(self, days: list[dt.date]) -> dict[str, list[_Fetched]]:
+        out: dict[str, list[_Fetched]] = {f.name: [] for f in self.feeds}
+        session = self._session()
+        for day in days:
+            for name, files in _fetch_day(session, self.feeds, day).items():
+                out[name] += files
+        return out
+
+    def submit(self, days: list[dt.date]) -> _Pending:
+        """Start downloading ``days``; :meth:`_Pending.result` waits for them."""
+        parts = [
+            self._pool.submit(self._work, days[i :: self.workers]) for i in range(self.workers)
+        ]
+        return _Pending(self.feeds, parts)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for cm in self._open:
+            cm.__exit__(None, None, None)
+        self._open.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def fetch_days(
     feed: FeedSpec,
     days: list[dt.date],
     source_factory: Callable[[], FileSource],
     *,
     workers: int = 4,
-    progress: Callable[[int], None] | None = None,
 ) -> list[_Fetched]:
-    """Download the feed's file (and manifest) for each day, ``workers`` connections at once.
+    """Download the feed's files (and manifest) for each day, ``workers`` connections at once.
 
     Days whose folder is absent are returned with ``data=None``.
     """
-    chunks = [days[i::workers] for i in range(workers)]
+    with SftpFetcher([feed], source_factory, workers=workers) as fetcher:
+        return fetcher.submit(days).result()[feed.name]
 
-    def work(part: list[dt.date]) -> list[_Fetched]:
-        out: list[_Fetched] = []
-        with source_factory().session() as session:
-            for day in part:
-                listing = session.list_dir(feed.remote_path(day, "").rstrip("/"))
-                received = dt.datetime.now(dt.UTC)
-                if listing is None or (feed.manifest and feed.manifest not in listing):
-                    out.append(_Fetched(day, feed.file or "", None, {}, received))
-                else:
-                    manifest = (
-                        json.loads(session.read(feed.remote_path(day, feed.manifest)))
-                        if feed.manifest
-                        else {}
-                    )
-                    names = [feed.file or ""]
-                    names += [
-                        n
-                        for n in listing
-                        if feed.corrections
-                        and n.startswith(feed.corrections.split("{")[0])
-                        and n != feed.file
-                    ]
-                    for name in names:
-                        out.append(
-                            _Fetched(
-                                day,
-                                name,
-                                session.read(feed.remote_path(day, name)),
-                                manifest,
-                                received,
-                            )
-                        )
-                if progress is not None:
-                    progress(1)
-        return out
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = [f for part in pool.map(work, [c for c in chunks if c]) for f in part]
-    return sorted(results, key=lambda f: (f.day, f.name != feed.file, f.name))
+def backfill_sftp(
+    lake: Lake,
+    feeds: list[FeedSpec],
+    days: list[dt.date],
+    source_factory: Callable[[], FileSource],
+    gate: Gate,
+    *,
+    workers: int = 4,
+    chunk_days: int = 126,
+    prefetch_chunks: int = 2,
+    timer: PhaseTimer | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, list[FileOutcome]]:
+    """Backfill file-drop ``feeds`` (in the given order) over ``days``, chunk by chunk.
+
+    Within a chunk the feeds load in order, so a feed validated against another (prices
+    against the security master) sees that chunk of it already in silver. Downloads of
+    the next ``prefetch_chunks`` chunks overlap with loading.
+    """
+    timer = timer or PhaseTimer()
+    chunks = [days[i : i + chunk_days] for i in range(0, len(days), chunk_days)]
+    results: dict[str, list[FileOutcome]] = {f.name: [] for f in feeds}
+    done_days = 0
+    with SftpFetcher(feeds, source_factory, workers=workers) as fetcher:
+        pending = [fetcher.submit(c) for c in chunks[: prefetch_chunks + 1]]
+        for k, chunk in enumerate(chunks):
+            with timer.phase("fetch"):
+                fetched = pending[k].result()
+            if k + prefetch_chunks + 1 < len(chunks):
+                pending.append(fetcher.submit(chunks[k + prefetch_chunks + 1]))
+            pending[k] = _Pending(feeds, [])  # release the chunk's bytes once loaded
+            for feed in feeds:
+                results[feed.name] += _load_chunk(lake, feed, fetched[feed.name], gate, timer)
+            done_days += len(chunk)
+            if progress is not None:
+                for feed in feeds:
+                    progress(feed.name, done_days, len(days))
+    return results
 
 
 def backfill_feed(
@@ -114,165 +250,243 @@ def backfill_feed(
     gate: Gate,
     *,
     chunk_days: int = 126,
-    progress: Callable[[int], None] | None = None,
+    timer: PhaseTimer | None = None,
 ) -> list[FileOutcome]:
-    """Land, validate and load fetched files in chunks of ``chunk_days`` days."""
+    """Land, validate and load already fetched files in chunks of ``chunk_days`` days."""
+    timer = timer or PhaseTimer()
     outcomes: list[FileOutcome] = []
     days = sorted({f.day for f in fetched})
     for start in range(0, len(days), chunk_days):
         window = set(days[start : start + chunk_days])
-        part = [f for f in fetched if f.day in window]
-        outcomes += _load_chunk(lake, feed, part, gate)
-        if progress is not None:
-            progress(len(window))
+        outcomes += _load_chunk(lake, feed, [f for f in fetched if f.day in window], gate, timer)
     return outcomes
 
 
-def _load_chunk(lake: Lake, feed: FeedSpec, part: list[_Fetched], gate: Gate) -> list[FileOutcome]:
+@dataclass
+class _Parsed:
+    fetched: _Fetched
+    raw: RawFile
+    batch: ParsedBatch
+    published: dt.datetime
+
+
+def _parse_files(
+    feed: FeedSpec, files: list[tuple[_Fetched, RawFile, pa.Table]]
+) -> list[ParsedBatch]:
+    """Map decoded files onto the lake schema: one mapping per group of same-header files.
+
+    Mapping (DuckDB expressions, type conversion) has a fixed cost per call, so files with
+    identical headers are mapped together and split again. A group whose mapping reports a
+    problem is mapped file by file, so the problem is pinned on the file that has it.
+    """
+    out: list[ParsedBatch | None] = [None] * len(files)
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, (_, _, decoded) in enumerate(files):
+        groups.setdefault(tuple(decoded.column_names), []).append(i)
+
+    def file_label(f: _Fetched) -> str:
+        return f"{f.day.isoformat()}/{f.name}"
+
+    for members in groups.values():
+        combined = None
+        if len(members) > 1:
+            tables = [files[i][2] for i in members]
+            mapped = map_columns(feed, "chunk", pa.concat_tables(tables))
+            if not any(i.rule != "mapping.unexpected_column" for i in mapped.issues):
+                combined = mapped
+        if combined is None:
+            for i in members:
+                f, _, decoded = files[i]
+                out[i] = map_columns(feed, file_label(f), decoded)
+            continue
+        offset = 0
+        for i in members:
+            f, _, decoded = files[i]
+            n = decoded.num_rows
+            part = combined.table.slice(offset, n)
+            offset += n
+            # Per-file provenance: file name and line (header is line 1).
+            part = part.set_column(
+                part.schema.get_field_index(SOURCE_FILE),
+                SOURCE_FILE,
+                pa.repeat(pa.scalar(file_label(f)), n),
+            ).set_column(
+                part.schema.get_field_index(SOURCE_LINE),
+                SOURCE_LINE,
+                pa.array(np.arange(2, n + 2, dtype=np.int64)),
+            )
+            out[i] = ParsedBatch(feed.name, file_label(f), part, list(combined.issues))
+    return [b for b in out if b is not None]
+
+
+def _load_chunk(
+    lake: Lake, feed: FeedSpec, part: list[_Fetched], gate: Gate, timer: PhaseTimer
+) -> list[FileOutcome]:
     outcomes: list[FileOutcome] = []
-    batches: list[tuple[_Fetched, RawFile, ParsedBatch, dt.datetime]] = []
+    pending_q: list[quarantine.QuarantineItem] = []
+
+    def hold(f: _Fetched, raw: RawFile, failure: GateResult, rows: int | None) -> None:
+        pending_q.append(
+            quarantine.QuarantineItem(feed.name, feed.table, f.day, raw, failure, rows)
+        )
+        outcomes.append(
+            FileOutcome(
+                feed.name,
+                f.day,
+                f.name,
+                raw.sha256,
+                "quarantined",
+                0,
+                failure.message,
+                quarantine.quarantine_id(feed.name, f.day, f.name, raw.sha256),
+                failure.rules,
+            )
+        )
+
     present = [f for f in part if f.data is not None]
-    landed = lake.land_raw_many([(feed.name, f.day, f.name, f.data or b"") for f in present])
-    for f, raw in zip(present, landed, strict=True):
-        published = _published_at(feed, f.manifest, f.received)
-        if lake.has_batch(feed.table, silver_batch_id(feed.name, f.day, f.name, raw.sha256)):
-            outcomes.append(FileOutcome(feed.name, f.day, f.name, raw.sha256, "unchanged"))
-            continue
-        entry = {e["name"]: e for e in f.manifest.get("files", [])}.get(f.name)
-        failure: GateResult | None = None
-        if entry is not None and entry.get("sha256") != raw.sha256:
-            failure = file_failure(f.name, "file.checksum", "sha256 does not match the manifest")
-        else:
-            try:
-                batch = parse_file(feed, f"{f.day.isoformat()}/{f.name}", f.data or b"")
-            except FileFormatError as exc:
-                failure = file_failure(f.name, exc.rule, exc.message)
-        if failure is not None:
-            qid = quarantine.record(
-                lake,
-                feed=feed.name,
-                target_table=feed.table,
-                day=f.day,
-                raw=raw,
-                result=failure,
-                total_rows=None,
-            )
-            outcomes.append(
-                FileOutcome(
-                    feed.name,
-                    f.day,
-                    f.name,
-                    raw.sha256,
-                    "quarantined",
-                    0,
-                    failure.message,
-                    qid,
-                    failure.rules,
+    with timer.phase("land"):
+        landed = lake.land_raw_many([(feed.name, f.day, f.name, f.data or b"") for f in present])
+        loaded = lake.committed_batches(
+            feed.table,
+            [
+                silver_batch_id(feed.name, f.day, f.name, r.sha256)
+                for f, r in zip(present, landed, strict=True)
+            ],
+        )
+        todo: list[tuple[_Fetched, RawFile]] = []
+        for f, raw in zip(present, landed, strict=True):
+            if silver_batch_id(feed.name, f.day, f.name, raw.sha256) in loaded:
+                outcomes.append(FileOutcome(feed.name, f.day, f.name, raw.sha256, "unchanged"))
+            else:
+                todo.append((f, raw))
+    decoded: list[tuple[_Fetched, RawFile, pa.Table]] = []
+    with timer.phase("parse"):
+        for f, raw in todo:
+            entry = {e["name"]: e for e in f.manifest.get("files", [])}.get(f.name)
+            if entry is not None and entry.get("sha256") != raw.sha256:
+                hold(
+                    f,
+                    raw,
+                    file_failure(f.name, "file.checksum", "sha256 does not match the manifest"),
+                    None,
                 )
-            )
-            continue
+                continue
+            try:
+                decoded.append(
+                    (f, raw, decode(feed, f"{f.day.isoformat()}/{f.name}", f.data or b""))
+                )
+            except FileFormatError as exc:
+                hold(f, raw, file_failure(f.name, exc.rule, exc.message), None)
+        parsed = _parse_files(feed, decoded)
+    batches: list[_Parsed] = []
+    for (f, raw, _), batch in zip(decoded, parsed, strict=True):
+        published = _published_at(feed, f.manifest, f.received)
         if batch.issues and any(i.rule != "mapping.unexpected_column" for i in batch.issues):
             # Schema drift is a batch-level problem of this one file: gate it alone.
-            outcomes.append(_gate_single(lake, feed, f, raw, batch, published, gate))
+            with timer.phase("validate"):
+                outcomes.append(_gate_single(lake, feed, f, raw, batch, published, gate))
             continue
-        batches.append((f, raw, batch, published))
-    if not batches:
-        record_runs(lake, [(o, None) for o in outcomes])
-        return outcomes
-    tables = [b.table for _, _, b, _ in batches]
+        batches.append(_Parsed(f, raw, batch, published))
+    if batches:
+        outcomes += _gate_and_write(lake, feed, batches, gate, timer, hold)
+    with timer.phase("write"):
+        quarantine.record_many(lake, pending_q)
+        published_by_day = {b.fetched.day: b.published for b in batches}
+        record_runs(lake, [(o, published_by_day.get(o.logical_date)) for o in outcomes])
+    return outcomes
+
+
+def _gate_and_write(
+    lake: Lake,
+    feed: FeedSpec,
+    batches: list[_Parsed],
+    gate: Gate,
+    timer: PhaseTimer,
+    hold: Callable[[_Fetched, RawFile, GateResult, int | None], None],
+) -> list[FileOutcome]:
+    """Validate the chunk's parsed files as one batch; load the passing files."""
+    tables = [b.batch.table for b in batches]
     combined = pa.concat_tables(tables, promote_options="permissive")
     owner = np.repeat(np.arange(len(batches)), [t.num_rows for t in tables])
-    last = batches[-1]
-    ctx = GateContext(
-        feed=feed.name,
-        logical_date=last[0].day,
-        file_names=tuple(f"{f.day}/{f.name}" for f, _, _, _ in batches),
-        published_at=max(p for _, _, _, p in batches),
-        row_logical_dates=np.array([f.day for f, _, _, _ in batches], dtype="datetime64[D]")[owner],
-        known_security_ids=None
-        if feed.table == "security_master"
-        else frozenset(
-            lake.as_of(
+    first, last = batches[0], batches[-1]
+    published_max = max(b.published for b in batches)
+    with timer.phase("validate"):
+        known_ids = None
+        if feed.table != "security_master":
+            master = lake.as_of(
                 "security_master",
-                known_at=max(p for _, _, _, p in batches),
-                valid_at=(batches[0][0].day, last[0].day),
+                known_at=published_max,
+                valid_at=(first.fetched.day, last.fetched.day),
                 columns=["listed"],
             )
-            .column("security_id")
-            .to_pylist()
-        ),
-    )
-    result = gate(feed, ParsedBatch(feed.name, "chunk", combined), ctx)
-    bad_files = set(owner[result.failed_rows].tolist()) if result.outcome == "blocked" else set()
-    if result.outcome == "blocked" and result.batch_level:
-        bad_files = set(range(len(batches)))
-    keep_rows = ~np.isin(owner, sorted(bad_files))
-    for i, (f, raw, batch, _) in enumerate(batches):
+            known_ids = frozenset(master.column("security_id").to_pylist())
+        ctx = GateContext(
+            feed=feed.name,
+            logical_date=last.fetched.day,
+            file_names=tuple(b.batch.file_name for b in batches),
+            published_at=published_max,
+            row_logical_dates=np.array([b.fetched.day for b in batches], dtype="datetime64[D]")[
+                owner
+            ],
+            known_security_ids=known_ids,
+        )
+        result = gate(feed, ParsedBatch(feed.name, "chunk", combined), ctx)
+    bad_files: set[int] = set()
+    if result.outcome == "blocked":
+        bad_files = (
+            set(range(len(batches)))
+            if result.batch_level
+            else set(owner[result.failed_rows].tolist())
+        )
+    outcomes: list[FileOutcome] = []
+    for i, b in enumerate(batches):
+        f = b.fetched
         if i in bad_files:
             mine = result.failed_rows[owner[result.failed_rows] == i] - int(
                 np.flatnonzero(owner == i)[0]
             )
-            sub = GateResult(
-                "blocked",
-                result.rules,
-                f"{f.day}/{f.name}: {result.message}",
-                mine,
-                result.batch_level,
-                [s for s in result.sample if str(s.get("file", "")).startswith(f"{f.day}/")],
-            )
-            qid = quarantine.record(
-                lake,
-                feed=feed.name,
-                target_table=feed.table,
-                day=f.day,
-                raw=raw,
-                result=sub,
-                total_rows=batch.rows,
-            )
-            outcomes.append(
-                FileOutcome(
-                    feed.name,
-                    f.day,
-                    f.name,
-                    raw.sha256,
-                    "quarantined",
-                    0,
-                    sub.message,
-                    qid,
+            label = f"{f.day}/{f.name}"
+            hold(
+                f,
+                b.raw,
+                GateResult(
+                    "blocked",
                     result.rules,
-                )
+                    f"{label}: {result.message}",
+                    mine,
+                    result.batch_level,
+                    [s for s in result.sample if str(s.get("file", "")).startswith(label)],
+                ),
+                b.batch.rows,
             )
         else:
+            status: Status = "warned" if result.outcome == "warned" else "loaded"
             outcomes.append(
-                FileOutcome(
-                    feed.name,
-                    f.day,
-                    f.name,
-                    raw.sha256,
-                    "warned" if result.outcome == "warned" else "loaded",
-                    batch.rows,
-                    "",
-                )
+                FileOutcome(feed.name, f.day, f.name, b.raw.sha256, status, b.batch.rows, "")
             )
-    good = combined.filter(pa.array(keep_rows))
-    good_owner = owner[keep_rows]
-    ids = [silver_batch_id(feed.name, f.day, f.name, raw.sha256) for f, raw, _, _ in batches]
-    known = pa.array([batches[i][3] for i in good_owner], pa.timestamp("us", tz="UTC"))
-    frame = good.drop_columns([c for c in (SOURCE_FILE, SOURCE_LINE) if c in good.column_names])
-    lake.write(
-        feed.table,
-        frame.append_column("known_at", known),
-        row_batch_ids=pa.array([ids[i] for i in good_owner], pa.string()),
-        # Files with no rows (a quiet day for corporate actions) are marked loaded too.
-        empty_batch_ids=[
-            ids[i] for i, (_, _, b, _) in enumerate(batches) if b.rows == 0 and i not in bad_files
-        ],
-        batch_id=f"{feed.name}:chunk:{batches[0][0].day}:{last[0].day}",
-    )
-    if result.result_rows:
-        _write_validation_results(lake, feed, last[0].day, batches[-1][1], result)
-    published_by_day = {f.day: p for f, _, _, p in batches}
-    record_runs(lake, [(o, published_by_day.get(o.logical_date)) for o in outcomes])
+    with timer.phase("write"):
+        keep_rows = ~np.isin(owner, sorted(bad_files))
+        good_owner = owner[keep_rows]
+        ids = [
+            silver_batch_id(feed.name, b.fetched.day, b.fetched.name, b.raw.sha256) for b in batches
+        ]
+        published = pa.array([b.published for b in batches], pa.timestamp("us", tz="UTC"))
+        frame = combined.filter(pa.array(keep_rows))
+        frame = frame.drop_columns(
+            [c for c in (SOURCE_FILE, SOURCE_LINE) if c in frame.column_names]
+        )
+        lake.write(
+            feed.table,
+            frame.append_column("known_at", published.take(pa.array(good_owner))),
+            row_batch_ids=pa.array(ids, pa.string()).take(pa.array(good_owner)),
+            # Files with no rows (a quiet day for corporate actions) are marked loaded too.
+            empty_batch_ids=[
+                ids[i] for i, b in enumerate(batches) if b.batch.rows == 0 and i not in bad_files
+            ],
+            batch_id=f"{feed.name}:chunk:{first.fetched.day}:{last.fetched.day}",
+        )
+        if result.result_rows:
+            _write_validation_results(lake, feed, last.fetched.day, last.raw, result)
     return outcomes
 
 
@@ -352,8 +566,17 @@ def backfill_rest(
         ids = [silver_batch_id(feed.name, days[i], name, raw.sha256) for i, raw in todo]
         if rows:
             table = pa.Table.from_pylist(rows)
-            batch = map_columns(feed, name, table)
+            mapped = map_columns(feed, name, table)
             known = _parse_times(table.column(feed.known_at))
+            # Each record carries its own publication time: the contract (key uniqueness
+            # includes known_at; an original and its restatement may share a window) must
+            # judge those, not one batch-wide instant.
+            batch = ParsedBatch(
+                mapped.feed,
+                mapped.file_name,
+                mapped.table.append_column("known_at", known),
+                mapped.issues,
+            )
             ctx = GateContext(
                 feed=feed.name,
                 logical_date=days[idx[-1]],
@@ -405,7 +628,6 @@ def backfill_rest(
             frame = frame.drop_columns(
                 [c for c in (SOURCE_FILE, SOURCE_LINE) if c in frame.column_names]
             )
-            frame = frame.append_column("known_at", known.filter(pa.array(keep)))
             lake.write(
                 feed.table,
                 frame,

@@ -74,10 +74,17 @@ class FeedSpec(BaseModel):
             raise ValueError("a rest feed needs endpoint")
         return self
 
-    def remote_path(self, day: dt.date, name: str | None = None) -> str:
-        """Remote path of ``name`` (default: the feed's file) for business day ``day``."""
+    def remote_folder(self, day: dt.date) -> str:
+        """Remote folder of business day ``day`` (no trailing slash)."""
         assert self.remote_dir is not None
-        return f"{self.remote_dir.format(date=day).rstrip('/')}/{name or self.file}"
+        return self.remote_dir.format(date=day).rstrip("/")
+
+    def remote_path(self, day: dt.date, name: str | None = None) -> str:
+        """Remote path of ``name`` (default: the feed's file) for business day ``day``.
+
+        ``name=""`` gives the folder with a trailing slash (callers strip it).
+        """
+        return f"{self.remote_folder(day)}/{self.file if name is None else name}"
 
     def correction_file(self, previous: dt.date) -> str | None:
         """Name of the correction file for ``previous`` day, if the feed declares one."""

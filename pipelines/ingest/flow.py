@@ -270,7 +270,7 @@ def ingest_sftp_day(
     raise_on_quarantine: bool = True,
 ) -> list[FileOutcome]:
     """Ingest a file-drop feed for ``day`` (its main file and any correction file)."""
-    remote_dir = feed.remote_path(day, "").rstrip("/")
+    remote_dir = feed.remote_folder(day)
     outcomes: list[FileOutcome] = []
     with source.session() as session:
         listing = session.list_dir(remote_dir)
@@ -449,7 +449,9 @@ def _gate_records(
     ctx = GateContext(
         feed=feed.name, logical_date=day, file_names=(raw.file_name,), published_at=latest
     )
-    result = gate(feed, batch, ctx)
+    # Judge each record's own known_at (key uniqueness includes it), not one batch instant.
+    with_known = batch.table.append_column("known_at", known)
+    result = gate(feed, ParsedBatch(batch.feed, batch.file_name, with_known, batch.issues), ctx)
     if result.result_rows:
         _write_validation_results(lake, feed, day, raw, result)
     if result.outcome == "blocked":
@@ -511,6 +513,7 @@ def release(
     source: FileSource | None = None,
     drop_failing_rows: bool = False,
     actor: str = "cli",
+    reason: str | None = None,
 ) -> FileOutcome:
     """Re-validate a quarantined batch and load it if it now passes.
 
@@ -518,6 +521,8 @@ def release(
     is fetched again first (a vendor re-delivery lands as a new raw version and is the one
     validated). With ``drop_failing_rows`` the rows that fail row-level rules are left out
     and the rest loaded; a batch-level failure (schema, unreadable file) never loads.
+    The record's new version keeps its original reasons and notes who released it and why.
+    Raises :class:`ReleaseRefused` (the record stays open) if the batch still fails.
     """
     rec = quarantine.get_record(lake, qid)
     if rec["status"] != "open":
@@ -525,11 +530,18 @@ def release(
     feed = feeds[rec["feed"]]
     day: dt.date = rec["valid_date"]
     name: str = rec["file_name"]
+    if source is None and "file.checksum" in json.loads(rec["rules"]):
+        # The kept bytes are not what the vendor says it sent; only a fetch that matches
+        # the vendor's manifest can make them trustworthy.
+        raise ReleaseRefused(
+            f"{name}: rule file.checksum: fetch the file again from the vendor to verify it "
+            "against the manifest before releasing"
+        )
     manifest_entry: dict[str, Any] | None = None
     published: dt.datetime | None = None
     if source is not None and feed.protocol == "sftp":
         with source.session() as session:
-            listing = session.list_dir(feed.remote_path(day, "").rstrip("/")) or []
+            listing = session.list_dir(feed.remote_folder(day)) or []
             manifest = _manifest(feed, day, session, listing)
             published = _published_at(feed, manifest, dt.datetime.now(dt.UTC))
             manifest_entry = {f["name"]: f for f in manifest.get("files", [])}.get(name)
@@ -585,28 +597,9 @@ def release(
     )
     if outcome.status == "quarantined":
         raise ReleaseRefused(f"{name} still fails: {outcome.message}")
-    failed = GateResult("passed", [], f"released by {actor}: {outcome.rows} rows loaded")
-    old_raw = RawFile(
-        feed.name,
-        day,
-        name,
-        rec["sha256"],
-        0,
-        rec["raw_uri"] or "",
-        0,
-        dt.datetime.now(dt.UTC),
-        landed=False,
-    )
-    quarantine.record(
-        lake,
-        feed=feed.name,
-        target_table=feed.table,
-        day=day,
-        raw=old_raw,
-        result=failed,
-        total_rows=rec["total_rows"],
-        status="released",
-        actor=actor,
-    )
+    note = f"released by {actor}: {outcome.rows} rows loaded"
+    if reason:
+        note += f" ({reason})"
+    quarantine.set_status(lake, rec, "released", actor=actor, note=note)
     _ingest_run(lake, outcome, published)
     return outcome

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
@@ -21,6 +21,24 @@ TABLE = "quarantine"
 ALL_TIME = (dt.date(1900, 1, 1), dt.date(2999, 12, 31))
 
 
+_COLUMNS = (
+    "quarantine_id",
+    "feed",
+    "target_table",
+    "file_name",
+    "sha256",
+    "raw_uri",
+    "status",
+    "rules",
+    "failed_rows",
+    "total_rows",
+    "sample",
+    "message",
+    "actor",
+    "valid_date",
+)
+
+
 class QuarantineNotFound(LakeError):
     """No quarantine record has the given id."""
 
@@ -29,6 +47,17 @@ def quarantine_id(feed: str, day: dt.date, file_name: str, sha256: str) -> str:
     """Stable id: the same bad bytes for the same feed and day always map to one record."""
     digest = hashlib.sha256(f"{feed}|{day.isoformat()}|{file_name}|{sha256}".encode()).hexdigest()
     return f"Q{digest[:12]}"
+
+
+class QuarantineItem(NamedTuple):
+    """One batch to quarantine (see :func:`record`)."""
+
+    feed: str
+    target_table: str
+    day: dt.date
+    raw: RawFile
+    result: GateResult
+    total_rows: int | None
 
 
 def record(
@@ -45,28 +74,74 @@ def record(
     now: dt.datetime | None = None,
 ) -> str:
     """Write (a new version of) the quarantine record for ``raw``; returns its id."""
-    qid = quarantine_id(feed, day, raw.file_name, raw.sha256)
-    row = {
-        "quarantine_id": qid,
-        "feed": feed,
-        "target_table": target_table,
-        "file_name": raw.file_name,
-        "sha256": raw.sha256,
-        "raw_uri": raw.uri,
-        "status": status,
-        "rules": json.dumps(result.rules),
-        "failed_rows": len(result.failed_rows) if len(result.failed_rows) else None,
-        "total_rows": total_rows,
-        "sample": json.dumps(result.sample[:5], default=str),
-        "message": result.message,
-        "actor": actor,
-        "valid_date": day,
-    }
-    known = now or dt.datetime.now(dt.UTC)
-    # Opening is idempotent per (bytes, reasons); a status change is a new version.
-    batch = f"quarantine:{qid}:{status}:{hashlib.sha256(result.message.encode()).hexdigest()[:12]}"
-    lake.write(TABLE, pa.Table.from_pylist([row]), known_at=known, batch_id=batch)
-    return qid
+    item = QuarantineItem(feed, target_table, day, raw, result, total_rows)
+    return record_many(lake, [item], status=status, actor=actor, now=now)[0]
+
+
+def record_many(
+    lake: Lake,
+    items: list[QuarantineItem],
+    *,
+    status: str = "open",
+    actor: str | None = None,
+    now: dt.datetime | None = None,
+) -> list[str]:
+    """:func:`record` for many batches in one lake commit (a backfill chunk); returns the ids."""
+    if not items:
+        return []
+    rows: list[dict[str, Any]] = []
+    batch_ids: list[str] = []
+    for it in items:
+        qid = quarantine_id(it.feed, it.day, it.raw.file_name, it.raw.sha256)
+        rows.append(
+            {
+                "quarantine_id": qid,
+                "feed": it.feed,
+                "target_table": it.target_table,
+                "file_name": it.raw.file_name,
+                "sha256": it.raw.sha256,
+                "raw_uri": it.raw.uri,
+                "status": status,
+                "rules": json.dumps(it.result.rules),
+                "failed_rows": len(it.result.failed_rows) if len(it.result.failed_rows) else None,
+                "total_rows": it.total_rows,
+                "sample": json.dumps(it.result.sample[:5], default=str),
+                "message": it.result.message,
+                "actor": actor,
+                "valid_date": it.day,
+            }
+        )
+        # Opening is idempotent per (bytes, reasons); a status change is a new version.
+        digest = hashlib.sha256(it.result.message.encode()).hexdigest()[:12]
+        batch_ids.append(f"quarantine:{qid}:{status}:{digest}")
+    lake.write(
+        TABLE,
+        pa.Table.from_pylist(rows),
+        known_at=now or dt.datetime.now(dt.UTC),
+        row_batch_ids=pa.array(batch_ids, pa.string()),
+    )
+    return [r["quarantine_id"] for r in rows]
+
+
+def set_status(
+    lake: Lake,
+    rec: dict[str, Any],
+    status: str,
+    *,
+    actor: str,
+    note: str,
+    now: dt.datetime | None = None,
+) -> None:
+    """Write a new version of record ``rec`` with ``status``; reasons and sample are kept."""
+    row = {k: rec[k] for k in _COLUMNS}
+    row.update(status=status, actor=actor, message=f"{rec['message']} | {note}")
+    digest = hashlib.sha256(row["message"].encode()).hexdigest()[:12]
+    lake.write(
+        TABLE,
+        pa.Table.from_pylist([row]),
+        known_at=now or dt.datetime.now(dt.UTC),
+        batch_id=f"quarantine:{rec['quarantine_id']}:{status}:{digest}",
+    )
 
 
 def list_records(lake: Lake, status: str | None = "open") -> list[dict[str, Any]]:

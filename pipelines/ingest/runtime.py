@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipelines.ingest.backfill import backfill_feed, backfill_rest, fetch_days
+from pipelines.ingest.backfill import PhaseTimer, backfill_rest, backfill_sftp
 from pipelines.ingest.feed_spec import FeedSpec, load_feeds
 from pipelines.ingest.flow import (
     FileOutcome,
@@ -102,30 +102,47 @@ def backfill(
     records: RecordSource | None = None,
     gate: Gate = contract_gate,
     workers: int = 4,
+    chunk_days: int = 126,
+    timer: PhaseTimer | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, list[FileOutcome]]:
     """Backfill ``days`` (sessions, ascending) for every feed; REST feeds in one window.
 
-    ``on_progress(feed, done, total)`` is called as files are fetched and loaded.
+    File-drop feeds are downloaded together (``workers`` connections) and loaded chunk by
+    chunk of ``chunk_days`` sessions, the security master first. ``timer`` collects
+    per-phase seconds; ``on_progress(feed, done, total)`` is called after each chunk.
     """
-    sources = None if source_factory and records else live_sources()
-    make_source = source_factory or (lambda: SFTPHookSource("sftp_vendor"))
-    rec = records or (sources.records if sources else HttpHookSource("http_vendor"))
+    timer = timer or PhaseTimer()
+    feeds = ordered_feeds(load_feeds(), feed_names)
+    file_feeds = [f for f in feeds if f.protocol == "sftp"]
     results: dict[str, list[FileOutcome]] = {}
-    for feed in ordered_feeds(load_feeds(), feed_names):
+    if file_feeds:
+        if source_factory is None:
+            ensure_vendor_connections()
+
+            def source_factory() -> FileSource:
+                return SFTPHookSource("sftp_vendor")
+
+        results.update(
+            backfill_sftp(
+                lake,
+                file_feeds,
+                days,
+                source_factory,
+                gate,
+                workers=workers,
+                chunk_days=chunk_days,
+                timer=timer,
+                progress=on_progress,
+            )
+        )
+    for feed in feeds:
         if feed.protocol == "sftp":
-            done = 0
-
-            def tick(n: int, feed: FeedSpec = feed) -> None:
-                nonlocal done
-                done += n
-                if on_progress:
-                    on_progress(feed.name, done, 2 * len(days))
-
-            fetched = fetch_days(feed, days, make_source, workers=workers, progress=tick)
-            results[feed.name] = backfill_feed(lake, feed, fetched, gate, progress=tick)
-        else:
-            results[feed.name] = backfill_rest(lake, feed, days, rec, gate)
-            if on_progress:
-                on_progress(feed.name, 1, 1)
+            continue
+        if records is None:
+            records = live_sources().records
+        with timer.phase(f"rest:{feed.name}"):
+            results[feed.name] = backfill_rest(lake, feed, days, records, gate)
+        if on_progress:
+            on_progress(feed.name, 1, 1)
     return results

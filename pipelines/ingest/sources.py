@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,8 @@ class HttpHookSource:
     retries: int = 8
     backoff: float = 0.2
     timeout: float = 30.0
+    #: Retried responses of the last :meth:`fetch` by HTTP status (e.g. ``{429: 3, 503: 1}``).
+    retried: dict[int, int] = field(default_factory=dict, init=False)
 
     def _session(self) -> tuple[Any, str]:
         from airflow.providers.http.hooks.http import HttpHook
@@ -135,8 +137,13 @@ class HttpHookSource:
         out: list[dict[str, Any]] = []
         pages = 0
         started = time.monotonic()
+        self.retried = {}
         while True:
             resp = session.get(f"{base}{endpoint}", params=params, timeout=self.timeout)
+            # urllib3 keeps what it retried on the response: count it for the log.
+            for attempt in getattr(getattr(resp.raw, "retries", None), "history", ()) or ():
+                if attempt.status is not None:
+                    self.retried[attempt.status] = self.retried.get(attempt.status, 0) + 1
             resp.raise_for_status()
             body = resp.json()
             pages += 1
@@ -151,11 +158,12 @@ class HttpHookSource:
                 break
             params = {"page_token": token, "page_size": page_size}
         log.info(
-            "fetched %d records from %s in %d pages (%.1fs)",
+            "fetched %d records from %s in %d pages (%.1fs, retried by status: %s)",
             len(out),
             endpoint,
             pages,
             time.monotonic() - started,
+            self.retried or "none",
         )
         return out
 

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import io
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,6 +263,13 @@ class Lake:
         dt_ = self.table(name)
         return dt_ is not None and dt_.transaction_version(_TXN_PREFIX + batch_id) is not None
 
+    def committed_batches(self, name: str, batch_ids: list[str]) -> set[str]:
+        """The ones of ``batch_ids`` ever committed to table ``name`` (one log refresh)."""
+        dt_ = self.table(name)
+        if dt_ is None:
+            return set()
+        return {b for b in batch_ids if dt_.transaction_version(_TXN_PREFIX + b) is not None}
+
     def _with_system_columns(
         self, spec: TableSpec, tbl: pa.Table, batch_ids: pa.ChunkedArray, deleted: bool
     ) -> pa.Table:
@@ -387,10 +395,13 @@ class Lake:
         if not items:
             return []
         feeds = sorted({feed for feed, *_ in items})
+        first, last = min(d for _, d, *_ in items), max(d for _, d, *_ in items)
         previous = (
             self.dataset(RAW_MANIFEST.name)
             .to_table(
-                filter=pc.field("feed").isin(feeds),
+                filter=pc.field("feed").isin(feeds)
+                & (pc.field("valid_date") >= first)
+                & (pc.field("valid_date") <= last),
                 columns=[
                     "feed",
                     "file_name",
@@ -413,10 +424,15 @@ class Lake:
         out: list[RawFile] = []
         records: list[dict[str, Any]] = []
         batch_ids: list[str] = []
-        for feed, day, name, data in items:
-            sha = raw.sha256_hex(data)
-            key = raw.object_key(feed, day.isoformat(), sha, name)
-            self.raw_store.put_if_absent(key, data)
+        shas = [raw.sha256_hex(data) for *_, data in items]
+        keys = [
+            raw.object_key(feed, day.isoformat(), sha, name)
+            for (feed, day, name, _), sha in zip(items, shas, strict=True)
+        ]
+        # Landing is I/O-bound (a create-only file with fsync, or an S3 put): overlap them.
+        with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+            list(pool.map(self.raw_store.put_if_absent, keys, [d for *_, d in items]))
+        for (feed, day, name, data), sha, key in zip(items, shas, keys, strict=True):
             versions = seen.setdefault((feed, day, name), {})
             if sha in versions:
                 row = versions[sha]

@@ -98,7 +98,13 @@ _TABLES: dict[str, TableSpec] = {}
 #: Modules of later stages that declare their own output tables. Imported on first lookup
 #: so the registry is complete whatever the caller imported first (a DAG task importing
 #: only this module must see the same tables as the CLI).
-STAGE_TABLE_MODULES: tuple[str, ...] = ("pipelines.execution.tables",)
+STAGE_TABLE_MODULES: tuple[str, ...] = (
+    "pipelines.execution.tables",
+    "pipelines.research.tables",
+    "pipelines.daily.tables",
+    "pipelines.backtest.tables",
+    "pipelines.portfolio.tables",
+)
 _stages_loaded = False
 
 

@@ -1,6 +1,6 @@
 """Portfolio construction: factor risk model, cost model, policy, optimizer, targets.
 
-Pure library (no lake / Airflow code). Modules:
+Library modules (no Airflow; only ``stage`` touches the lake):
 
 * ``risk_model`` — Barra-style factor model ``Σ = B F Bᵀ + diag(D)`` (never N×N).
 * ``costs``      — linear + 3/2-power transaction costs, borrow (holding) costs.
@@ -10,6 +10,9 @@ Pure library (no lake / Airflow code). Modules:
 * ``results``    — solve records, relaxations, objective terms.
 * ``targets``    — whole-share targets, ex-ante risk, ``target_portfolios`` rows.
 * ``synthetic``  — synthetic problems for tests and benchmarks.
+* ``tables``     — lake tables: risk model, ``target_portfolios``, ``target_risk``, ``solve_log``.
+* ``stage``      — ``build_risk_model(lake, day)`` / ``rebalance(lake, day, …)``: the stage
+  functions the daily DAG and a backtest call (point-in-time reads, idempotent writes).
 
 cvxpy is imported by ``optimizer``/``solvers`` only; import them inside tasks, not at DAG
 top level.

@@ -167,9 +167,20 @@ class FastSCS(SCS):  # type: ignore[misc]
 
 _FAST: dict[str, type[Any]] = {"CLARABEL": FastClarabel, "SCS": FastSCS}
 
+#: Chain entries that run a solver under a second name, so a policy can try the same solver
+#: twice with different ``solver_options`` (e.g. fast settings first, then a robust retry).
+_ALIASES: dict[str, str] = {"CLARABEL_REFINED": "CLARABEL"}
+
+
+def base_solver(name: str) -> str:
+    """The solver a chain entry runs (``CLARABEL_REFINED`` -> ``CLARABEL``)."""
+    upper = name.upper()
+    return _ALIASES.get(upper, upper)
+
 
 def solver_instance(name: str) -> Any:
     """A solver argument for ``Problem.solve``: our fast interface when we have one,
     else the plain cvxpy solver name (e.g. "OSQP", which needs no cone formatting)."""
-    cls = _FAST.get(name.upper())
-    return cls() if cls is not None else name.upper()
+    base = base_solver(name)
+    cls = _FAST.get(base)
+    return cls() if cls is not None else base

@@ -1,5 +1,8 @@
-"""Research stage: point-in-time panel contract, labels, splits, diagnostics, report.
+"""Research stage: point-in-time panel, labels, splits, diagnostics, report, lake stages.
 
-Pure library code: no lake or Airflow imports. The caller builds a :class:`Panel`
-from the bitemporal lake and persists whatever these functions return.
+The panel contract, labels, splits, dataset, diagnostics and report are pure library code
+over a :class:`~pipelines.research.panel.Panel`. :mod:`.lake_panel` builds that panel from
+the bitemporal lake, and :mod:`.stages` holds the stage functions the DAGs and the
+backtest call (``compute_features``, ``score_day``, ``retrain``, ``diagnose`` …), whose
+outputs are the tables declared in :mod:`.tables`.
 """

@@ -352,6 +352,8 @@ def generate_market(cfg: MarketConfig) -> Market:
             prev_adj[sp_i[ev]] /= k
             cum_split[sp_i[ev]] *= k
         np.maximum(new, 0.0001, out=new)
+        # A minimum dividend on a collapsed price would push the reference below zero.
+        np.maximum(prev_adj, 0.0001, out=prev_adj)
         close[t] = new
         open_[t] = prev_adj * np.exp(gap[t])
         split_hist[t] = cum_split

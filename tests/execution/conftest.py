@@ -1,16 +1,24 @@
-"""Execution fixtures: a small market, targets, limits, a paper broker, fault wrappers."""
+"""Execution fixtures: a small market, targets, limits, brokers ("venues"), fault wrappers.
+
+``venue`` is parametrized over the paper broker and the FIX broker (QuickFIX initiator
+against the loopback simulator), so every test using it is the same lifecycle test for
+both. The FIX variant is an integration test and skips only when quickfix is missing.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from pipelines.execution import (
+    Broker,
     BrokerConnectionError,
     BrokerOrder,
     OrderState,
@@ -18,7 +26,10 @@ from pipelines.execution import (
     SessionBar,
     StaticPriceSource,
 )
+from pipelines.execution.fix_session import quickfix_available
 from pipelines.risk.pretrade import RiskLimits, load_limits
+
+NO_QUICKFIX = "quickfix is not installed (optional extra `fix`: .ci/fix-wheel.sh)"
 
 PF = "pf1"
 DECISION = dt.date(2024, 1, 2)
@@ -47,16 +58,14 @@ def bar(price: float, volume: float) -> SessionBar:
     )
 
 
-@pytest.fixture
-def prices() -> StaticPriceSource:
+def make_prices() -> StaticPriceSource:
     src = StaticPriceSource()
     for sid, (px, _, vol) in MARKET.items():
         src.add(TRADE, sid, bar(px, vol))
     return src
 
 
-@pytest.fixture
-def targets() -> pd.DataFrame:
+def make_targets() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "date": [pd.Timestamp(DECISION)] * len(MARKET),
@@ -68,14 +77,32 @@ def targets() -> pd.DataFrame:
     )
 
 
+def make_adv() -> dict[str, float]:
+    return {s: v for s, (_, _, v) in MARKET.items()}
+
+
+def make_limits() -> RiskLimits:
+    return load_limits("default").model_copy(update={"kill_switch_file": None})
+
+
+@pytest.fixture
+def prices() -> StaticPriceSource:
+    return make_prices()
+
+
+@pytest.fixture
+def targets() -> pd.DataFrame:
+    return make_targets()
+
+
 @pytest.fixture
 def adv() -> dict[str, float]:
-    return {s: v for s, (_, _, v) in MARKET.items()}
+    return make_adv()
 
 
 @pytest.fixture
 def limits() -> RiskLimits:
-    return load_limits("default").model_copy(update={"kill_switch_file": None})
+    return make_limits()
 
 
 @pytest.fixture
@@ -173,3 +200,118 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: flo
             return
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+@dataclass
+class Venue:
+    """A broker under test plus the controls a test needs over the market behind it.
+
+    ``engine`` is the paper engine that really holds the orders (the paper broker itself,
+    or the FIX simulator's engine); ``session(day)`` runs the trading session and returns
+    once the broker has heard about every resulting execution.
+    """
+
+    kind: str
+    broker: Any
+    engine: PaperBroker
+    make: Callable[[], Any]
+    acceptor: Any = None
+    extra: list[Any] = field(default_factory=list)
+
+    def session(self, day: dt.date | None = None) -> None:
+        if self.acceptor is None:
+            self.engine.work(day)
+        else:
+            self.acceptor.work(day)
+            self.broker.sync()
+
+    def restart(self) -> Any:
+        """Close the broker and open a new instance on the same persistent state."""
+        self.broker.close()
+        self.broker = self.make()
+        self.broker.connect()
+        if self.acceptor is None:
+            self.engine = self.broker
+        return self.broker
+
+    def dropping(self, after: set[int]) -> Broker:
+        """A broker whose connection dies right after the given submits reached the venue
+        (before their acknowledgement comes back)."""
+        if self.acceptor is None:
+            return FlakyBroker(self.broker, after)  # type: ignore[return-value]
+        self.acceptor.drop_on_orders = set(after)
+        return self.broker  # type: ignore[no-any-return]
+
+    def at_venue(self) -> dict[str, dict[str, Any]]:
+        orders, _ = self.engine.snapshot()
+        return {o["client_order_id"]: o for o in orders}
+
+
+VENUES = [
+    "paper",
+    pytest.param(
+        "fix",
+        marks=[
+            pytest.mark.integration,
+            pytest.mark.skipif(not quickfix_available(), reason=NO_QUICKFIX),
+        ],
+    ),
+]
+
+
+def build_venue(kind: str, root: Path, prices: StaticPriceSource, **engine_kw: Any) -> Venue:
+    """A connected venue of ``kind`` ("paper" or "fix") with its state under ``root``."""
+    if kind == "paper":
+
+        def make_paper() -> PaperBroker:
+            return PaperBroker(root / "paper.json", prices, auto_work=False, **engine_kw)
+
+        broker = make_paper()
+        broker.connect()
+        return Venue("paper", broker, broker, make_paper)
+    from pipelines.execution.fix_acceptor import FixAcceptor
+    from pipelines.execution.fix_broker import FixBroker
+
+    acceptor = FixAcceptor(root / "sim", prices, **engine_kw).start()
+
+    def make_fix() -> FixBroker:
+        return FixBroker(root / "client", port=acceptor.port, timeout=5.0)
+
+    fix_broker = make_fix()
+    fix_broker.connect()
+    return Venue("fix", fix_broker, acceptor.engine, make_fix, acceptor=acceptor)
+
+
+def _venues(kind: str, tmp_path: Path, prices: StaticPriceSource) -> Iterator[Callable[..., Venue]]:
+    made: list[Venue] = []
+
+    def factory(**engine_kw: Any) -> Venue:
+        made.append(build_venue(kind, tmp_path / f"venue{len(made)}", prices, **engine_kw))
+        return made[-1]
+
+    yield factory
+    for v in made:
+        v.broker.close()
+        if v.acceptor is not None:
+            v.acceptor.stop()
+
+
+@pytest.fixture(params=VENUES)
+def venue_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, prices: StaticPriceSource
+) -> Iterator[Callable[..., Venue]]:
+    """Makes venues of the parametrized kind (paper, FIX); closes them afterwards."""
+    yield from _venues(request.param, tmp_path, prices)
+
+
+@pytest.fixture
+def fix_venue_factory(tmp_path: Path, prices: StaticPriceSource) -> Iterator[Callable[..., Venue]]:
+    """Makes FIX venues only (FIX-session tests)."""
+    if not quickfix_available():
+        pytest.skip(NO_QUICKFIX)
+    yield from _venues("fix", tmp_path, prices)
+
+
+@pytest.fixture
+def venue(venue_factory: Callable[..., Venue]) -> Venue:
+    return venue_factory()

@@ -1,4 +1,7 @@
-"""execute_day: orders persisted before sending, exactly-once submission under faults."""
+"""execute_day: orders persisted before sending, exactly-once submission under faults.
+
+Tests taking ``venue`` run against the paper broker and the FIX broker alike.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pipelines.execution import execute as execute_mod
 from pipelines.execution.records import read_day
 from pipelines.risk.pretrade import with_kill_switch
 
-from .conftest import NAV, PF, TRADE, CountingBroker, FlakyBroker, KilledAfter
+from .conftest import NAV, PF, TRADE, CountingBroker, KilledAfter
 
 
 def run(lake, targets, broker, limits, adv, **kw):
@@ -21,12 +24,13 @@ def run(lake, targets, broker, limits, adv, **kw):
 
 
 def broker_orders(paper: PaperBroker) -> dict[str, dict]:
+    """The orders the paper broker holds (read from its state file)."""
     path = Path(paper.state_path)
     return json.loads(path.read_text())["orders"] if path.exists() else {}
 
 
-def test_happy_path_orders_persisted_acked_and_filled(lake, targets, paper, limits, adv, prices):
-    report = run(lake, targets, paper, limits, adv)
+def test_happy_path_orders_persisted_acked_and_filled(lake, targets, venue, limits, adv, prices):
+    report = run(lake, targets, venue.broker, limits, adv)
     assert report.generated and len(report.orders) == 6
     assert sorted(report.submitted) == sorted(report.orders["client_order_id"])
     orders = load_orders(lake, PF, TRADE)
@@ -40,50 +44,57 @@ def test_happy_path_orders_persisted_acked_and_filled(lake, targets, paper, limi
     assert sorted(events.loc[events["event_type"] == "ack", "client_order_id"]) == sorted(
         orders["client_order_id"]
     )
-    rec = reconcile_day(lake, paper, PF, TRADE, prices=prices)
+    venue.session(TRADE)
+    rec = reconcile_day(lake, venue.broker, PF, TRADE, prices=prices)
     assert rec.clean, rec.breaks
     fills = read_day(lake, "fills", TRADE, PF)
     assert fills.groupby("client_order_id")["quantity"].sum().sum() == orders["quantity"].sum()
+    events = read_day(lake, "order_events", TRADE, PF)
+    assert events["event_type"].eq("fill").sum() == 6
     audit = read_day(lake, "execution_audit", TRADE, PF)
     assert {"targets", "pretrade", "orders", "send", "fills", "reconcile"} <= set(audit["stage"])
 
 
-def test_same_day_twice_sends_nothing_new(lake, targets, paper, limits, adv):
-    first = run(lake, targets, paper, limits, adv)
-    counting = CountingBroker(paper)
+def test_same_day_twice_sends_nothing_new(lake, targets, venue, limits, adv):
+    first = run(lake, targets, venue.broker, limits, adv)
     # Positions changed at the broker after the session; a re-run must not re-derive orders.
-    paper.work()
+    venue.session(TRADE)
+    counting = CountingBroker(venue.broker)
     second = run(lake, targets, counting, limits, adv)
     assert not second.generated
     assert counting.sent == []
     assert sorted(second.already_at_broker) == sorted(first.submitted)
     assert len(load_orders(lake, PF, TRADE)) == 6
-    assert len(broker_orders(paper)) == 6
+    assert len(venue.at_venue()) == 6
 
 
-def test_connection_drop_mid_batch_no_duplicates_no_losses(lake, targets, paper, limits, adv):
-    flaky = FlakyBroker(paper, drop_after={2, 4})
-    report = run(lake, targets, flaky, limits, adv)
+def test_connection_drop_mid_batch_no_duplicates_no_losses(lake, targets, venue, limits, adv):
+    broker = venue.dropping({2, 4})
+    report = run(lake, targets, broker, limits, adv)
     assert report.reconnects == 2
-    at_broker = broker_orders(paper)
-    assert sorted(at_broker) == sorted(report.orders["client_order_id"])  # none lost
-    assert flaky.submits == 6  # none sent twice
-    assert sorted(report.submitted + report.already_at_broker) == sorted(at_broker)
+    at_venue = venue.at_venue()
+    assert sorted(at_venue) == sorted(report.orders["client_order_id"])  # none lost
+    if venue.acceptor is None:
+        assert broker.submits == 6  # none sent twice
+    else:
+        assert venue.acceptor.new_order_messages == 6  # on the wire: none sent twice
+    assert sorted(report.submitted + report.already_at_broker) == sorted(at_venue)
+    assert len(report.already_at_broker) == 2  # the two whose ack was lost were found
     events = read_day(lake, "order_events", TRADE, PF)
     assert events["event_type"].eq("ack").sum() == 6
 
 
-def test_killed_after_half_then_retry_sends_only_missing(lake, targets, paper, limits, adv):
-    killed = KilledAfter(paper, n=3)
+def test_killed_after_half_then_retry_sends_only_missing(lake, targets, venue, limits, adv):
+    killed = KilledAfter(venue.broker, n=3)
     with pytest.raises(SystemExit):
         run(lake, targets, killed, limits, adv)
-    assert len(broker_orders(paper)) == 3
-    counting = CountingBroker(paper)
+    assert len(venue.at_venue()) == 3
+    counting = CountingBroker(venue.broker)
     report = run(lake, targets, counting, limits, adv)
     assert not report.generated
     assert len(counting.sent) == 3
     assert set(counting.sent).isdisjoint(report.already_at_broker)
-    assert len(broker_orders(paper)) == 6
+    assert len(venue.at_venue()) == 6
 
 
 def test_hard_kill_before_acks_recorded_recovers_from_broker(
@@ -108,20 +119,19 @@ def test_hard_kill_before_acks_recorded_recovers_from_broker(
     assert len(broker_orders(paper)) == 6
 
 
-def test_broker_rejects_an_order(lake, targets, tmp_path, prices, limits, adv):
-    paper = PaperBroker(
-        tmp_path / "b.json",
-        prices,
-        reject_if=lambda o: "security not borrowable" if o.security_id == "S2" else None,
+def test_broker_rejects_an_order(lake, targets, venue_factory, limits, adv):
+    venue = venue_factory(
+        reject_if=lambda o: "security not borrowable" if o.security_id == "S2" else None
     )
-    report = run(lake, targets, paper, limits, adv)
+    report = run(lake, targets, venue.broker, limits, adv)
     assert len(report.rejected_broker) == 1
+    assert len(report.submitted) == 5
     events = read_day(lake, "order_events", TRADE, PF)
     rej = events[events["event_type"] == "reject"]
     assert rej["security_id"].tolist() == ["S2"]
     assert rej["reason"].iloc[0] == "security not borrowable"
     # A re-run does not retry a rejected order (the broker already answered for that id).
-    counting = CountingBroker(paper)
+    counting = CountingBroker(venue.broker)
     run(lake, targets, counting, limits, adv)
     assert counting.sent == []
 
@@ -142,14 +152,16 @@ def test_pretrade_rejects_are_recorded_and_never_sent(lake, targets, paper, limi
     assert failed["security_id"].tolist() == ["S3"]
 
 
-def test_kill_switch_on_nothing_leaves(lake, targets, paper, limits, adv):
-    counting = CountingBroker(paper)
+def test_kill_switch_on_nothing_leaves(lake, targets, venue, limits, adv):
+    counting = CountingBroker(venue.broker)
     report = run(lake, targets, counting, with_kill_switch(limits), adv)
     assert counting.sent == []
     assert len(report.rejected_pretrade) == 6
     orders = load_orders(lake, PF, TRADE)
     assert orders["reject_rules"].map(lambda r: "kill_switch" in json.loads(r)).all()
-    assert broker_orders(paper) == {}
+    assert venue.at_venue() == {}
+    if venue.acceptor is not None:
+        assert venue.acceptor.new_order_messages == 0
 
 
 def test_kill_switch_file_mid_batch_blocks_the_rest(lake, targets, paper, limits, adv, tmp_path):

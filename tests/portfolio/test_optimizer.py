@@ -338,3 +338,30 @@ def test_policy_validation() -> None:
         PortfolioOptimizer(
             Policy(name="x", factor_bounds={"nope": Band(lo=-1, hi=1)}), 10, rm.factor_names
         )
+
+
+def test_fixed_sector_structure_matches_parametrized_exposures() -> None:
+    """Market/sector columns compiled as constants (the fast path ``optimize`` uses) give
+    the same optimum as all-parameter exposures; a changed sector label is refused."""
+    from pipelines.portfolio.optimizer import StructureChangedError, structural_exposures
+
+    policy = load_policy("default")
+    rm = synthetic_risk_model(60, 20, seed=5)
+    inputs = synthetic_inputs(rm, 5, alpha_scale=0.5)
+    fixed = PortfolioOptimizer(
+        policy, 60, rm.factor_names, fixed_exposures=structural_exposures(rm)
+    ).solve(inputs)
+    dense = PortfolioOptimizer(policy, 60, rm.factor_names).solve(inputs)
+    assert fixed.ok and dense.ok
+    assert fixed.solver == "CLARABEL"  # the fast settings answered
+    assert fixed.terms is not None and dense.terms is not None
+    assert fixed.terms.objective == pytest.approx(dense.terms.objective, rel=1e-4, abs=1e-9)
+    assert np.abs(fixed.weights - dense.weights).max() < 1e-4
+
+    opt = PortfolioOptimizer(policy, 60, rm.factor_names, fixed_exposures=structural_exposures(rm))
+    B = rm.B.copy()
+    row = B[7, 1:12].copy()
+    B[7, 1:12] = np.roll(row, 1)  # security 7 moves to another sector
+    moved = RiskModel(rm.date, rm.security_ids, rm.factor_names, B, rm.F, rm.D)
+    with pytest.raises(StructureChangedError, match=rm.security_ids[7]):
+        opt.solve(synthetic_inputs(moved, 5, alpha_scale=0.5))

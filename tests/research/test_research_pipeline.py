@@ -27,7 +27,7 @@ FEATURES = ["sentiment_5d", "sentiment_surprise", "reversal_5d", "book_to_price"
 CONFIG = WalkForwardConfig(
     horizon=5, retrain_every=21, min_train_days=120, valid_days=40, embargo=2
 )
-SMALL_MODEL = {"num_leaves": 7, "min_data_in_leaf": 50, "learning_rate": 0.1}
+SMALL_MODEL = {"num_leaves": 7, "min_data_in_leaf": 50, "learning_rate": 0.1, "num_threads": 1}
 
 
 @lru_cache(maxsize=4)

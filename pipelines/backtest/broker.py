@@ -1,0 +1,72 @@
+"""The paper broker for in-process backtests: same fills, state kept in memory.
+
+:class:`~pipelines.execution.PaperBroker` persists its whole state as JSON after every
+change (so several processes can share it); over hundreds of simulated sessions that
+rewrite dominates the run. A backtest is one process, so this subclass keeps the state
+in memory. Order handling, fill prices, partial fills and costs are the paper broker's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipelines.execution import PaperBroker
+from pipelines.execution.paper import State
+from pipelines.execution.prices import LakePriceSource, PriceSource, SessionBar
+
+
+class InMemoryPaperBroker(PaperBroker):
+    """A :class:`PaperBroker` whose state lives in this object (never written to disk)."""
+
+    def __init__(self, prices: PriceSource, *, id_base: int = 0, **kwargs: Any) -> None:
+        """``id_base`` starts the broker's order/fill id sequence: give each run its own,
+        since the lake keys fills by the broker's execution id."""
+        # The path is never opened: ``_state`` below replaces the file.
+        super().__init__(Path("in-memory-paper-broker.json"), prices, **kwargs)
+        self._memory: State = {
+            "version": 1,
+            "seq": id_base,
+            "orders": {},
+            "fills": [],
+            "positions": {},
+            "cash": {},
+        }
+
+    def connect(self) -> None:
+        self.connected = True
+
+    @contextlib.contextmanager
+    def _state(self, write: bool = True) -> Iterator[State]:
+        yield self._memory
+
+
+class CachedPrices:
+    """A point-in-time price source whose answers are memoized per knowledge time.
+
+    The paper broker asks for a session's bars every time a position or the cash is read;
+    in a backtest the answer only changes when the simulated clock (``known_at``) moves.
+    """
+
+    def __init__(self, source: LakePriceSource) -> None:
+        self.source = source
+        self._cache: dict[tuple[object, ...], dict[str, SessionBar]] = {}
+
+    @property
+    def known_at(self) -> dt.datetime | None:
+        return self.source.known_at
+
+    @known_at.setter
+    def known_at(self, value: dt.datetime) -> None:
+        if value != self.source.known_at:
+            self._cache.clear()
+        self.source.known_at = value
+
+    def session(self, trade_date: dt.date, security_ids: Sequence[str]) -> dict[str, SessionBar]:
+        key = (trade_date, tuple(sorted(security_ids)))
+        if key not in self._cache:
+            self._cache[key] = self.source.session(trade_date, security_ids)
+        return self._cache[key]

@@ -1,0 +1,338 @@
+"""``alphafactory ingest …`` and ``alphafactory quarantine …``: vendor ingestion by hand.
+
+Mounted as ``app.add_typer(ingest_app, name="ingest")`` and
+``app.add_typer(quarantine_app, name="quarantine")``. The commands call exactly what the
+``vendor_ingest`` DAG's tasks call (:mod:`pipelines.ingest.runtime`), through the Airflow
+connections ``sftp_vendor`` and ``http_vendor`` (from the environment, else the embedded
+simulator's defaults from settings). The lake and Great Expectations are imported inside
+the commands so ``alphafactory --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+from collections import Counter
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from pipelines.ingest.flow import FileOutcome
+
+ingest_app = typer.Typer(
+    help="Vendor ingestion: one session, or a backfill, as the vendor_ingest DAG runs it.",
+    no_args_is_help=True,
+)
+quarantine_app = typer.Typer(
+    help="Vendor batches held back by a blocking contract rule: list, inspect, release.",
+    no_args_is_help=True,
+)
+console = Console()
+err = Console(stderr=True)
+
+FeedsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--feed", help="Feed name (repeatable); default: every declared feed"),
+]
+
+
+def _feed_names(feed: list[str] | None) -> list[str] | None:
+    """The chosen feed names, checked against the declarations."""
+    from pipelines.ingest.feed_spec import load_feeds
+
+    if not feed:
+        return None
+    declared = load_feeds()
+    unknown = [f for f in feed if f not in declared]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown feed(s) {', '.join(unknown)}; declared: {', '.join(sorted(declared))}",
+            param_hint="--feed",
+        )
+    return list(dict.fromkeys(feed))
+
+
+def _sessions(start: dt.date, end: dt.date) -> list[dt.date]:
+    from pipelines.config import get_settings
+    from pipelines.vendors.calendar import sessions
+
+    return sessions(start, end, get_settings().calendar)
+
+
+def _outcome_row(o: FileOutcome) -> list[str]:
+    return [
+        o.feed,
+        o.logical_date.isoformat(),
+        o.file_name,
+        o.status,
+        str(o.rows),
+        o.quarantine_id or "",
+        o.message,
+    ]
+
+
+def _outcomes_table(rows: list[list[str]]) -> Table:
+    table = Table(header_style="bold")
+    for name in ("feed", "day", "file", "status", "rows", "quarantine"):
+        table.add_column(name, no_wrap=True)  # names get copy-pasted: never folded
+    table.add_column("message", overflow="fold")
+    for row in rows:
+        style = {"quarantined": "red", "not published": "red", "error": "red"}.get(row[3])
+        table.add_row(*row, style=style)
+    return table
+
+
+@ingest_app.command("day")
+def day_cmd(
+    date: Annotated[
+        dt.datetime, typer.Option("--date", formats=["%Y-%m-%d"], help="Trading session")
+    ],
+    feed: FeedsOpt = None,
+) -> None:
+    """Ingest one session: fetch, verify, land raw, validate, load silver.
+
+    Exits 1 when a feed is not published yet (or missing) or a batch is quarantined.
+    """
+    from pipelines.ingest.feed_spec import load_feeds
+    from pipelines.ingest.flow import FeedNotPublished
+    from pipelines.ingest.runtime import ingest_day, live_sources, ordered_feeds
+    from pipelines.lake import Lake
+
+    session = date.date()
+    names = _feed_names(feed)
+    if not _sessions(session, session):
+        console.print(f"{session} is not a trading session: nothing to ingest")
+        return
+    lake = Lake.from_settings()
+    sources = live_sources()
+    rows: list[list[str]] = []
+    failed = False
+    for spec in ordered_feeds(load_feeds(), names):
+        day = session.isoformat()
+        try:
+            outcomes = ingest_day(
+                lake, session, spec.name, sources=sources, raise_on_quarantine=False
+            )
+        except FeedNotPublished as exc:
+            rows.append([spec.name, day, "", "not published", "0", "", str(exc)])
+            failed = True
+            continue
+        except Exception as exc:  # a vendor that cannot be reached: say which feed and why
+            rows.append([spec.name, day, "", "error", "0", "", f"{type(exc).__name__}: {exc}"])
+            failed = True
+            continue
+        rows += [_outcome_row(o) for o in outcomes]
+        failed |= any(o.status == "quarantined" for o in outcomes)
+    console.print(_outcomes_table(rows))
+    if failed:
+        err.print(
+            "[red]ingestion incomplete[/red]: see 'alphafactory quarantine show ID' "
+            "for quarantined batches"
+        )
+        raise typer.Exit(1)
+
+
+@ingest_app.command("backfill")
+def backfill_cmd(
+    start: Annotated[dt.datetime, typer.Option("--start", formats=["%Y-%m-%d"], help="First day")],
+    end: Annotated[dt.datetime, typer.Option("--end", formats=["%Y-%m-%d"], help="Last day")],
+    feed: FeedsOpt = None,
+    workers: Annotated[int, typer.Option(min=1, help="Parallel SFTP connections")] = 4,
+) -> None:
+    """Backfill every session from --start to --end: fetched in parallel, loaded in chunks.
+
+    Exits 1 when a batch was quarantined (the rest is loaded).
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from pipelines.ingest.runtime import backfill
+    from pipelines.lake import Lake
+
+    if end < start:
+        raise typer.BadParameter("--end is before --start", param_hint="--end")
+    names = _feed_names(feed)
+    days = _sessions(start.date(), end.date())
+    if not days:
+        console.print("no trading session in the range: nothing to ingest")
+        return
+    lake = Lake.from_settings()
+    with Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=total)
+            progress.update(tasks[name], completed=done, total=total)
+
+        results = backfill(lake, days, feed_names=names, workers=workers, on_progress=on_progress)
+    summary = Table(header_style="bold", title=f"{len(days)} sessions {days[0]}..{days[-1]}")
+    statuses = sorted({o.status for outcomes in results.values() for o in outcomes})
+    for name in ("feed", *statuses, "rows"):
+        summary.add_column(name, justify="left" if name == "feed" else "right")
+    quarantined: list[FileOutcome] = []
+    for name, outcomes in results.items():
+        counts = Counter(o.status for o in outcomes)
+        rows = sum(o.rows for o in outcomes)
+        summary.add_row(name, *(str(counts.get(s, 0)) for s in statuses), str(rows))
+        quarantined += [o for o in outcomes if o.status == "quarantined"]
+    console.print(summary)
+    if quarantined:
+        console.print(_outcomes_table([_outcome_row(o) for o in quarantined]))
+        err.print(f"[red]{len(quarantined)} batch(es) quarantined[/red]")
+        raise typer.Exit(1)
+
+
+# --- quarantine ------------------------------------------------------------------------
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _rules(rec: dict[str, Any]) -> str:
+    return ", ".join(json.loads(rec["rules"] or "[]"))
+
+
+@quarantine_app.command("list")
+def list_cmd(
+    open_only: Annotated[bool, typer.Option("--open", help="Only batches still held back")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False,
+) -> None:
+    """Quarantine records, newest day first."""
+    from pipelines.ingest import quarantine
+    from pipelines.lake import Lake
+
+    records = quarantine.list_records(Lake.from_settings(), "open" if open_only else None)
+    if as_json:
+        console.file.write(json.dumps(records, default=str, indent=1) + "\n")
+        return
+    if not records:
+        console.print("no open quarantine records" if open_only else "no quarantine records")
+        return
+    table = Table(header_style="bold")
+    for name in ("id", "day", "feed", "file", "status"):
+        table.add_column(name, no_wrap=True)
+    for name in ("rules", "failed/total", "actor"):
+        table.add_column(name, overflow="fold")
+    for r in records:
+        counts = f"{_count(r['failed_rows'])}/{_count(r['total_rows'])}"
+        table.add_row(
+            r["quarantine_id"],
+            r["valid_date"].isoformat(),
+            r["feed"],
+            r["file_name"],
+            r["status"],
+            _rules(r),
+            counts,
+            r["actor"] or "",
+            style="red" if r["status"] == "open" else None,
+        )
+    console.print(table)
+
+
+def _get(qid: str) -> dict[str, Any]:
+    from pipelines.ingest import quarantine
+    from pipelines.lake import Lake
+
+    try:
+        return quarantine.get_record(Lake.from_settings(), qid)
+    except quarantine.QuarantineNotFound as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@quarantine_app.command("show")
+def show_cmd(qid: Annotated[str, typer.Argument(help="Quarantine id, e.g. Q1a2b3c4d5e6f")]) -> None:
+    """One record: why it was held back, sample failing rows, where the raw file is."""
+    rec = _get(qid)
+    fields = {
+        "id": rec["quarantine_id"],
+        "status": rec["status"],
+        "feed": rec["feed"],
+        "table": rec["target_table"],
+        "day": rec["valid_date"].isoformat(),
+        "file": rec["file_name"],
+        "sha256": rec["sha256"] or "",
+        "raw file": rec["raw_uri"] or "",
+        "rules": _rules(rec),
+        "failed rows": _count(rec["failed_rows"]),
+        "total rows": _count(rec["total_rows"]),
+        "actor": rec["actor"] or "",
+    }
+    for key, value in fields.items():
+        console.print(f"{key:>12}: {value}", soft_wrap=True, highlight=False)
+    console.print("\n[bold]reasons[/bold]")
+    for reason in str(rec["message"]).split("; "):
+        console.print(f"  - {reason}", soft_wrap=True, highlight=False)
+    sample = json.loads(rec["sample"] or "[]")
+    if sample:
+        table = Table(title="failing rows (sample)", header_style="bold")
+        for name in ("file", "line", "values"):
+            table.add_column(name, overflow="fold")
+        for s in sample:
+            values = s.get("values")
+            shown = json.dumps(values, default=str) if not isinstance(values, str) else values
+            table.add_row(str(s.get("file", "")), str(s.get("line", "")), shown)
+        console.print(table)
+
+
+@quarantine_app.command("release")
+def release_cmd(
+    qid: Annotated[str, typer.Argument(help="Quarantine id")],
+    reason: Annotated[str | None, typer.Option(help="Why it may load (kept in the record)")] = None,
+    refetch: Annotated[
+        bool, typer.Option(help="Fetch the file again from the vendor (a re-delivery) first")
+    ] = False,
+    drop_failing_rows: Annotated[
+        bool, typer.Option(help="Load all but the rows failing row-level rules")
+    ] = False,
+    actor: Annotated[
+        str | None, typer.Option(help="Who releases (default: the current user)")
+    ] = None,
+) -> None:
+    """Re-validate a quarantined batch and load it if it passes now.
+
+    Exits 1 (the record stays open) if it still fails.
+    """
+    from pipelines.ingest.feed_spec import load_feeds
+    from pipelines.ingest.flow import ReleaseRefused, release
+    from pipelines.ingest.gate import contract_gate
+    from pipelines.ingest.runtime import live_sources
+    from pipelines.lake import Lake
+
+    _get(qid)
+    source = live_sources().files if refetch else None
+    try:
+        outcome = release(
+            Lake.from_settings(),
+            qid,
+            contract_gate,
+            feeds=load_feeds(),
+            source=source,
+            drop_failing_rows=drop_failing_rows,
+            actor=actor or getpass.getuser(),
+            reason=reason,
+        )
+    except ReleaseRefused as exc:
+        err.print(f"[red]not released[/red]: {exc}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from None
+    console.print(
+        f"released {qid}: {outcome.rows} rows of {outcome.file_name} "
+        f"({outcome.feed}, {outcome.logical_date}) loaded"
+    )

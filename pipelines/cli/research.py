@@ -1,0 +1,90 @@
+"""``alphafactory research …``: run research stages for a session and write the report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+research_app = typer.Typer(
+    help="Point-in-time universe, features, models, scores and the research report.",
+    no_args_is_help=True,
+)
+console = Console()
+
+SessionArg = Annotated[str, typer.Argument(help="trading session, YYYY-MM-DD")]
+
+
+def _day(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@research_app.command("report")
+def report(
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write")] = Path(
+        "var/reports/research.html"
+    ),
+    start: Annotated[str | None, typer.Option(help="first score date")] = None,
+    end: Annotated[str | None, typer.Option(help="last score date")] = None,
+    horizon: Annotated[int, typer.Option(help="main IC horizon (sessions)")] = 5,
+) -> None:
+    """Write the HTML research report (IC, ICIR, IC decay, quantiles, importances)."""
+    from pipelines.lake import Lake
+    from pipelines.research.report_lake import write_lake_report
+
+    path = write_lake_report(
+        Lake.from_settings(),
+        out,
+        _day(start) if start else dt.date(1900, 1, 1),
+        _day(end) if end else dt.date(9999, 12, 31),
+        horizon,
+    )
+    console.print(f"research report written to {path}")
+
+
+@research_app.command("features")
+def features(session: SessionArg, name: Annotated[list[str] | None, typer.Option()] = None) -> None:
+    """Compute the universe and features (all, or each --name) for a session."""
+    from pipelines.lake import Lake
+    from pipelines.research.stages import compute_features, compute_universe
+
+    lake, day = Lake.from_settings(), _day(session)
+    members = compute_universe(lake, day)
+    rows = compute_features(lake, day, name or None)
+    console.print(f"{day}: {len(members)} universe members, {len(rows)} feature values")
+
+
+@research_app.command("retrain")
+def retrain(session: SessionArg) -> None:
+    """Retrain at a session's close and run champion/challenger."""
+    from pipelines.lake import Lake
+    from pipelines.research.stages import retrain as retrain_at
+
+    result = retrain_at(Lake.from_settings(), _day(session))
+    console.print(
+        json.dumps(
+            {
+                "model_id": result.record.model_id,
+                "promoted": result.promoted,
+                "reason": result.reason,
+                "champion_id": result.champion_id,
+            }
+        )
+    )
+
+
+@research_app.command("score")
+def score(session: SessionArg) -> None:
+    """Score a session's universe with the champion model."""
+    from pipelines.lake import Lake
+    from pipelines.research.stages import score_day
+
+    frame = score_day(Lake.from_settings(), _day(session))
+    console.print(f"{session}: {len(frame)} scores from model {frame['model_id'].iloc[0]}")

@@ -1,0 +1,173 @@
+"""``alphafactory status``: the data engineer's morning view.
+
+Freshness and last validation of every table, open quarantines, and the last DAG runs —
+from Airflow's REST API when an API server answers, else from the metadata DB through
+``airflow dags list-runs``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import urllib.request
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+DAG_IDS = (
+    "vendor_ingest",
+    "daily_research",
+    "model_retrain",
+    "portfolio_rebalance",
+    "lake_maintenance",
+)
+SEE_ALL = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+
+
+def table_freshness(lake: Any) -> list[dict[str, Any]]:
+    """Per declared table: rows, latest valid date, latest knowledge time, last commit."""
+    import pyarrow.compute as pc
+
+    from pipelines.lake.tables import all_tables
+
+    out = []
+    for name in sorted(all_tables()):
+        dt_ = lake.table(name)
+        if dt_ is None:
+            out.append({"table": name, "rows": 0})
+            continue
+        data = lake.dataset(name).to_table(columns=["valid_date", "known_at"])
+        status = lake.status(name)
+        out.append(
+            {
+                "table": name,
+                "rows": data.num_rows,
+                "latest valid": str(pc.max(data.column("valid_date")).as_py() or ""),
+                "latest known_at": str(pc.max(data.column("known_at")).as_py() or "")[:16],
+                "last commit": str(status.last_commit or "")[:19],
+            }
+        )
+    return out
+
+
+def last_validation(lake: Any) -> dict[str, dict[str, Any]]:
+    """Per target dataset: date, rules evaluated, failures, outcome of the latest batch."""
+    if lake.table("validation_results") is None:
+        return {}
+    frame = lake.dataset("validation_results").to_table().to_pandas()
+    out: dict[str, dict[str, Any]] = {}
+    for dataset, group in frame.groupby("dataset"):
+        last = group[group["valid_date"] == group["valid_date"].max()]
+        outcomes = sorted(set(last["outcome"].dropna().astype(str)))
+        out[str(dataset)] = {
+            "date": str(last["valid_date"].max()),
+            "rules": len(last),
+            "failed": int((~last["success"].astype(bool)).sum()),
+            "outcome": ",".join(outcomes),
+        }
+    return out
+
+
+def open_quarantines(lake: Any) -> Any:
+    import pandas as pd
+
+    if lake.table("quarantine") is None:
+        return pd.DataFrame()
+    frame = lake.as_of(
+        "quarantine", known_at=SEE_ALL, valid_at=(dt.date(1900, 1, 1), dt.date(2200, 1, 1))
+    ).to_pandas()
+    return frame[frame["status"] == "open"]
+
+
+def dag_runs(limit: int = 3) -> tuple[str, list[dict[str, Any]]]:
+    """(source, runs): the REST API when reachable, else ``airflow dags list-runs``."""
+    from pipelines.config import get_settings
+    from pipelines.orchestration.airflow_env import _airflow_bin, airflow_environment
+
+    base = get_settings().airflow_api_url.rstrip("/")
+    runs: list[dict[str, Any]] = []
+    try:
+        for dag_id in DAG_IDS:
+            url = f"{base}/api/v2/dags/{dag_id}/dagRuns?limit={limit}&order_by=-run_after"
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                body = json.loads(resp.read())
+            for r in body.get("dag_runs", []):
+                runs.append(
+                    {"dag_id": dag_id, **{k: r.get(k) for k in ("run_id", "state", "run_after")}}
+                )
+        return f"REST API {base}", runs
+    except Exception:  # no API server (or it needs auth): fall back to the metadata DB
+        pass
+    env = airflow_environment()
+    if not env.db_path.is_file():
+        return "no Airflow metadata DB yet", []
+    for dag_id in DAG_IDS:
+        proc = subprocess.run(
+            [_airflow_bin(), "dags", "list-runs", dag_id, "-o", "json"],
+            env=env.process_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if proc.returncode != 0:
+            continue
+        try:
+            rows = json.loads(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "[]")
+        except json.JSONDecodeError:
+            continue
+        for r in rows[:limit]:
+            runs.append(
+                {
+                    "dag_id": dag_id,
+                    **{
+                        k: r.get(k)
+                        for k in ("run_id", "state", "run_after", "logical_date")
+                        if k in r
+                    },
+                }
+            )
+    return f"metadata DB {env.db_path}", runs
+
+
+def _print(title: str, rows: list[dict[str, Any]]) -> None:
+    t = Table(title=title, header_style="bold")
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+    for c in cols:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in cols))
+    console.print(t)
+
+
+def status(
+    runs: bool = True,
+) -> None:
+    """Print table freshness with last validation, open quarantines and the last DAG runs."""
+    from pipelines.lake import Lake
+
+    lake = Lake.from_settings()
+    fresh = table_freshness(lake)
+    checks = last_validation(lake)
+    for row in fresh:
+        check = checks.get(row["table"])
+        row["last validation"] = (
+            f"{check['date']}: {check['rules']} rules, {check['failed']} failed ({check['outcome']})"
+            if check
+            else ""
+        )
+    _print(f"Lake tables ({lake.location.root})", fresh)
+    quarantined = open_quarantines(lake)
+    if quarantined.empty:
+        console.print("[green]No open quarantines.[/green]")
+    else:
+        cols = ["quarantine_id", "valid_date", "feed", "file_name", "rules", "message"]
+        _print("Open quarantines", quarantined[cols].astype(str).to_dict("records"))
+    if runs:
+        source, rows = dag_runs()
+        _print(f"Last DAG runs ({source})", rows)

@@ -1,0 +1,78 @@
+"""The daily loop's configuration: one typed object, from defaults or a YAML file.
+
+Everything a day's run needs besides the lake and the broker: which portfolio, which
+portfolio policy and pre-trade limits, the starting capital of a fresh paper account, how
+scores become expected returns, and the PM sign-off policy. The backtest hashes this
+object (with the date range) to name its run, so the same config gives the same run id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ApprovalPolicy(BaseModel):
+    """PM sign-off before orders leave.
+
+    ``auto_approve`` (on for the demo, off in production) approves without waiting;
+    otherwise the DAG's approval task waits up to ``timeout_minutes`` and then applies
+    ``on_timeout`` — by default ``reject``: no orders leave without a human yes.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    auto_approve: bool = True
+    timeout_minutes: int = Field(default=120, gt=0)
+    on_timeout: Literal["reject", "approve"] = "reject"
+
+
+class DailyConfig(BaseModel):
+    """Settings of one portfolio's daily loop (see module docstring)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    portfolio_id: str = "main"
+    #: Portfolio policy name (``pipelines/portfolio/policies``) or YAML path.
+    policy: str = "default"
+    #: Pre-trade limits name (``pipelines/risk/limits``) or YAML path.
+    limits: str = "default"
+    #: Cash of a fresh paper account (currency).
+    initial_capital: float = Field(default=10_000_000.0, gt=0)
+    #: Sessions of price history the risk model and the builtin scorer read.
+    lookback_sessions: int = Field(default=130, ge=30)
+    #: Expected daily return per unit of cross-sectional z-score and unit of daily
+    #: volatility: alpha_i = ic · σ_i · z_i (Grinold's "alpha = IC × vol × score").
+    alpha_ic: float = Field(default=0.05, ge=0)
+    #: Scores older than this many calendar days are not traded on.
+    max_score_age_days: int = Field(default=5, ge=0)
+    #: Minimum trade notional (currency): smaller trades are dropped by the targets.
+    min_trade_notional: float = Field(default=1_000.0, ge=0)
+    #: Where scores come from: ``auto`` (the research stage's ``alpha_scores`` when
+    #: present, else the builtin sentiment scorer), ``lake`` or ``builtin``.
+    scorer: Literal["auto", "lake", "builtin"] = "auto"
+    approval: ApprovalPolicy = ApprovalPolicy()
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> DailyConfig:
+        """Defaults, overridden by the YAML file at ``path`` when given."""
+        if path is None:
+            return cls()
+        p = Path(path)
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except FileNotFoundError:
+            raise FileNotFoundError(f"daily config {p} does not exist") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"daily config {p}: expected a mapping at top level")
+        return cls.model_validate(data)
+
+    def fingerprint(self) -> str:
+        """Short stable hash of every field."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]

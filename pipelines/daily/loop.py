@@ -1,0 +1,93 @@
+"""``run_day``: one session of the daily loop, every stage in order, in process.
+
+The backtest calls it day after day; the ``portfolio_rebalance`` DAG calls the same stage
+functions one per task (:mod:`pipelines.daily.stages`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.daily import stages
+from pipelines.daily.config import DailyConfig
+from pipelines.daily.paths import DailyPaths
+from pipelines.daily.protocols import Ingestor, RiskModelSource, ScoreSource
+from pipelines.daily.riskmodel import SnapshotRiskModel
+from pipelines.execution import Broker
+from pipelines.lake import Lake
+
+STAGE_ORDER = (
+    "ingest",
+    "research",
+    "risk_model",
+    "optimize",
+    "pretrade",
+    "approve",
+    "execute",
+    "reconcile",
+    "report",
+)
+
+
+@dataclass
+class DayResult:
+    """What each stage of one session returned, and how long it took (seconds)."""
+
+    day: dt.date
+    outputs: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_day(
+    lake: Lake,
+    day: dt.date,
+    config: DailyConfig,
+    broker: Broker,
+    *,
+    paths: DailyPaths | None = None,
+    scores: ScoreSource | None = None,
+    risk: RiskModelSource | None = None,
+    ingestor: Ingestor | None = None,
+    decision: str | None = None,
+    write_report: bool = True,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> DayResult:
+    """Run every stage for ``day`` (see :mod:`pipelines.daily.stages`) and return their outputs.
+
+    ``decision`` is the PM's answer (``approved``/``rejected``); None applies the
+    config's approval policy. Re-running a day is safe: orders are reused, fills and
+    positions are stored once, the book row is rewritten only if it changed.
+    """
+    ctx = stages.DayContext(
+        lake=lake,
+        day=day,
+        config=config,
+        broker=broker,
+        paths=paths or DailyPaths.from_settings(),
+        scores_source=scores or stages.score_source(config),
+        risk_source=risk or SnapshotRiskModel(),
+        ingestor=ingestor or stages.NoIngest(),
+        clock=clock,
+    )
+    result = DayResult(day)
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("ingest", lambda: stages.ingest(ctx)),
+        ("research", lambda: stages.research(ctx)),
+        ("risk_model", lambda: stages.risk_model(ctx)),
+        ("optimize", lambda: stages.optimize(ctx)),
+        ("pretrade", lambda: stages.pretrade(ctx)),
+        ("approve", lambda: stages.approve(ctx, decision)),
+        ("execute", lambda: stages.execute(ctx)),
+        ("reconcile", lambda: stages.reconcile(ctx)),
+    ]
+    if write_report:
+        steps.append(("report", lambda: stages.report(ctx)))
+    for name, step in steps:
+        started = time.perf_counter()
+        result.outputs[name] = step()
+        result.seconds[name] = time.perf_counter() - started
+    return result

@@ -1,0 +1,94 @@
+"""Score sources: the research stage's ``alpha_scores`` table, or a builtin scorer.
+
+``LakeScores`` reads what the research DAG wrote (columns security_id, valid_date,
+known_at, score, model_id), as known at the day's cutoff, the latest score per security
+no older than ``max_age_days``. ``SentimentScores`` is the builtin fallback used when no
+model has scored the day (a fresh lake, a backtest without a trained model): the
+cross-sectional z-score of the mean news sentiment of the last ``window`` sessions — the
+simulator's documented signal, so the loop has something real to trade.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipelines.daily.marketdata import MarketSnapshot, cutoff
+from pipelines.lake import Lake
+from pipelines.lake.errors import UnknownTableError
+
+SCORE_COLUMNS = ["security_id", "score", "model_id"]
+
+
+class NoScoresError(LookupError):
+    """No usable scores for the day."""
+
+
+def zscore(x: pd.Series) -> pd.Series:
+    """Cross-sectional z-score, winsorized at ±3 (NaN stays NaN)."""
+    sd = x.std(ddof=0)
+    if not np.isfinite(sd) or sd == 0:
+        return x * 0.0
+    return ((x - x.mean()) / sd).clip(-3.0, 3.0)
+
+
+@dataclass(frozen=True)
+class SentimentScores:
+    """Builtin scorer: z-score of the mean sentiment over the last ``window`` sessions."""
+
+    window: int = 5
+    model_id: str = "builtin:sentiment5"
+
+    def scores(self, lake: Lake, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
+        sent = snapshot.sentiment
+        if sent.empty:
+            raise NoScoresError(f"no sentiment known at {snapshot.known_at} for {day}")
+        recent = sent[sent.index <= pd.Timestamp(day)].tail(self.window).mean()
+        universe = snapshot.universe
+        z = zscore(recent.reindex(universe)).dropna()
+        return pd.DataFrame(
+            {"security_id": z.index.astype(str), "score": z.to_numpy(), "model_id": self.model_id}
+        )
+
+
+@dataclass(frozen=True)
+class LakeScores:
+    """Scores the research stage wrote to ``alpha_scores`` (latest per security)."""
+
+    max_age_days: int = 5
+
+    def scores(self, lake: Lake, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
+        try:
+            if lake.table("alpha_scores") is None:
+                raise NoScoresError("alpha_scores has never been written")
+            table = lake.as_of(
+                "alpha_scores",
+                known_at=cutoff(day),
+                valid_at=(day - dt.timedelta(days=self.max_age_days), day),
+                columns=["security_id", "score", "model_id"],
+            )
+        except UnknownTableError as exc:
+            raise NoScoresError("alpha_scores is not declared (research stage absent)") from exc
+        frame = table.to_pandas()
+        if frame.empty:
+            raise NoScoresError(f"no alpha_scores for {day} (max age {self.max_age_days} days)")
+        frame = frame.sort_values(["valid_date", "security_id"]).groupby("security_id").tail(1)
+        frame = frame.dropna(subset=["score"])
+        return frame[SCORE_COLUMNS].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class AutoScores:
+    """``alpha_scores`` when the research stage scored the day, else the builtin scorer."""
+
+    lake_scores: LakeScores
+    fallback: SentimentScores = SentimentScores()
+
+    def scores(self, lake: Lake, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
+        try:
+            return self.lake_scores.scores(lake, day, snapshot)
+        except NoScoresError:
+            return self.fallback.scores(lake, day, snapshot)

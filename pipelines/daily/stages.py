@@ -1,0 +1,589 @@
+"""The daily loop's stages: one function per stage, shared by the DAG tasks and the backtest.
+
+Each stage takes a :class:`DayContext` (lake, session, config, broker, clock) and reads
+its inputs from the lake (point in time, as of the session's cutoff) or from the previous
+stage's artifact (:class:`~pipelines.daily.artifacts.DayArtifacts`), and writes its output
+back, so the same function runs as one Airflow task or as one step of an in-process loop.
+
+Session ``D``'s run, after the close:
+
+1. ``ingest``      — the vendor's files for ``D`` into the lake (the ``vendor_ingest`` DAG
+   in production; a no-op when the data is already loaded, as in a backtest);
+2. ``research``    — alpha scores for ``D`` (``alpha_scores`` or the builtin scorer);
+3. ``risk_model``  — the factor model at ``D``'s close;
+4. ``optimize``    — targets for the next session from the broker's current positions;
+5. ``pretrade``    — a preview of the orders and their pre-trade verdicts (for the PM);
+6. ``approve``     — the PM's decision (auto-approval is a policy setting), audited;
+7. ``execute``     — orders for the next session to the broker (nothing when rejected);
+8. ``reconcile``   — ``D``'s fills, positions and cash against the broker; the book's NAV
+   and P&L attribution into ``daily_book``;
+9. ``report``      — the PM report for ``D``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.daily import tables as _tables  # noqa: F401  (registers daily_book)
+from pipelines.daily.artifacts import DayArtifacts
+from pipelines.daily.config import DailyConfig
+from pipelines.daily.marketdata import MarketSnapshot, cutoff, load_snapshot
+from pipelines.daily.paths import DailyPaths
+from pipelines.daily.protocols import Ingestor, RiskModelSource, ScoreSource
+from pipelines.daily.riskmodel import SnapshotRiskModel
+from pipelines.daily.scoring import AutoScores, LakeScores, SentimentScores
+from pipelines.execution import Broker, LakePriceSource, PaperBroker
+from pipelines.lake import Lake
+from pipelines.portfolio.risk_model import RiskModel
+from pipelines.portfolio.targets import TargetPortfolio
+
+log = logging.getLogger(__name__)
+
+APPROVED = "approved"
+REJECTED = "rejected"
+
+
+def sessions_between(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Trading sessions in ``[start, end]`` on the configured exchange calendar."""
+    from pipelines.config import get_settings
+    from pipelines.vendors.calendar import sessions
+
+    return sessions(start, end, get_settings().calendar)
+
+
+def next_session(day: dt.date) -> dt.date:
+    """The first session after ``day``."""
+    return sessions_between(day + dt.timedelta(days=1), day + dt.timedelta(days=14))[0]
+
+
+def previous_session(day: dt.date) -> dt.date:
+    """The last session before ``day``."""
+    return sessions_between(day - dt.timedelta(days=14), day - dt.timedelta(days=1))[-1]
+
+
+class NoIngest:
+    """The data is already in the lake (a backtest over loaded history): nothing to do."""
+
+    def ingest(self, lake: Lake, day: dt.date) -> dict[str, int]:
+        return {}
+
+
+class VendorIngest:
+    """Every declared feed for ``day`` through :func:`pipelines.ingest.runtime.ingest_day`
+    (the live vendor over SFTP/REST, as the ``vendor_ingest`` DAG does)."""
+
+    def ingest(self, lake: Lake, day: dt.date) -> dict[str, int]:
+        from pipelines.ingest.feed_spec import load_feeds
+        from pipelines.ingest.runtime import ingest_day, ordered_feeds
+
+        rows: dict[str, int] = {}
+        for feed in ordered_feeds(load_feeds()):
+            outcomes = ingest_day(lake, day, feed.name)
+            rows[feed.name] = sum(int(o.rows or 0) for o in outcomes)
+        return rows
+
+
+def score_source(config: DailyConfig) -> ScoreSource:
+    """The score source named by ``config.scorer``."""
+    lake_scores = LakeScores(config.max_score_age_days)
+    if config.scorer == "lake":
+        return lake_scores
+    if config.scorer == "builtin":
+        return SentimentScores()
+    return AutoScores(lake_scores)
+
+
+def paper_broker(lake: Lake, paths: DailyPaths, config: DailyConfig) -> PaperBroker:
+    """The embedded paper broker for ``config.portfolio_id`` (state next to the lake).
+
+    It fills from the lake's prices as they are published (point in time by
+    construction: a session fills only once its bar is in the lake).
+    """
+    return PaperBroker(
+        paths.broker_state(config.portfolio_id),
+        LakePriceSource(lake, known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC)),
+        initial_cash=config.initial_capital,
+        clock=lambda: dt.datetime.now(dt.UTC),
+    )
+
+
+@dataclass
+class DayContext:
+    """Everything a stage needs for one portfolio and session.
+
+    ``clock`` stamps what the stages record (default: the session's cutoff, so a re-run
+    or a backtest records the same knowledge times; live tasks may pass the wall clock).
+    """
+
+    lake: Lake
+    day: dt.date
+    config: DailyConfig
+    broker: Broker
+    paths: DailyPaths
+    scores_source: ScoreSource
+    risk_source: RiskModelSource = field(default_factory=SnapshotRiskModel)
+    ingestor: Ingestor = field(default_factory=NoIngest)
+    clock: Callable[[], dt.datetime] | None = None
+
+    @classmethod
+    def from_settings(
+        cls, day: dt.date, config: DailyConfig | None = None, *, live_ingest: bool = False
+    ) -> DayContext:
+        """The context of a DAG task or CLI run: the configured lake, the paper broker."""
+        cfg = config or DailyConfig()
+        lake = Lake.from_settings()
+        paths = DailyPaths.from_settings()
+        return cls(
+            lake=lake,
+            day=day,
+            config=cfg,
+            broker=paper_broker(lake, paths, cfg),
+            paths=paths,
+            scores_source=score_source(cfg),
+            ingestor=VendorIngest() if live_ingest else NoIngest(),
+        )
+
+    @property
+    def portfolio_id(self) -> str:
+        return self.config.portfolio_id
+
+    @cached_property
+    def artifacts(self) -> DayArtifacts:
+        return DayArtifacts(self.paths, self.portfolio_id, self.day)
+
+    @cached_property
+    def snapshot(self) -> MarketSnapshot:
+        return load_snapshot(self.lake, self.day, self.config.lookback_sessions)
+
+    @cached_property
+    def trade_date(self) -> dt.date:
+        """The session the day's orders work in."""
+        return next_session(self.day)
+
+    def now(self) -> dt.datetime:
+        return self.clock() if self.clock is not None else cutoff(self.day)
+
+
+# --- stages -------------------------------------------------------------------------------
+
+
+def ingest(ctx: DayContext) -> dict[str, int]:
+    """Stage 1: the session's vendor data into the lake."""
+    return ctx.ingestor.ingest(ctx.lake, ctx.day)
+
+
+def research(ctx: DayContext) -> dict[str, Any]:
+    """Stage 2: the day's alpha scores (artifact ``scores``)."""
+    scores = ctx.scores_source.scores(ctx.lake, ctx.day, ctx.snapshot)
+    if scores.empty:
+        raise LookupError(f"{ctx.day}: the score source returned no scores")
+    scores = scores.sort_values("security_id").reset_index(drop=True)
+    ctx.artifacts.put("scores", scores)
+    models = sorted(scores["model_id"].astype(str).unique())
+    return {"securities": len(scores), "model_ids": models}
+
+
+def risk_model(ctx: DayContext) -> dict[str, Any]:
+    """Stage 3: the factor risk model at the day's close (artifact ``risk_model``)."""
+    model = ctx.risk_source.risk_model(ctx.lake, ctx.day, ctx.snapshot, ctx.config)
+    ctx.artifacts.put("risk_model", model)
+    return {"securities": model.n_assets, "factors": list(model.factor_names)}
+
+
+@dataclass(frozen=True)
+class Book:
+    """The portfolio as the optimizer saw it: positions (shares), cash, marks, NAV."""
+
+    positions: dict[str, float]
+    cash: float
+    prices: dict[str, float]
+    nav: float
+    adv_shares: dict[str, float]
+    sectors: dict[str, str]
+
+
+def current_book(ctx: DayContext) -> Book:
+    """Broker positions and cash marked at the day's closes."""
+    ctx.broker.connect()
+    positions = {s: q for s, q in ctx.broker.positions(ctx.portfolio_id).items() if q}
+    cash = ctx.broker.cash(ctx.portfolio_id)
+    if cash is None:
+        cash = ctx.config.initial_capital
+    last = ctx.snapshot.last_close()
+    prices = {str(s): float(p) for s, p in last.items() if np.isfinite(p) and p > 0}
+    missing = sorted(s for s in positions if s not in prices)
+    if missing:
+        raise LookupError(f"{ctx.day}: no close for held securities {missing[:20]}")
+    nav = float(cash) + sum(q * prices[s] for s, q in positions.items())
+    adv = ctx.snapshot.adv_shares()
+    return Book(
+        positions=positions,
+        cash=float(cash),
+        prices=prices,
+        nav=nav,
+        adv_shares={str(s): float(v) for s, v in adv.items() if np.isfinite(v)},
+        sectors={str(s): str(v) for s, v in ctx.snapshot.sectors.items()},
+    )
+
+
+def expected_returns(
+    scores: pd.DataFrame, vol: pd.Series, universe: list[str], ic: float
+) -> pd.Series:
+    """alpha_i = ic · σ_i · z_i on ``universe`` (no score ⇒ no view ⇒ 0)."""
+    z = scores.set_index("security_id")["score"].astype(float)
+    z = (z - z.mean()) / (z.std(ddof=0) or 1.0)
+    sigma = vol.reindex(universe).astype(float)
+    sigma = sigma.fillna(sigma.median() if sigma.notna().any() else 0.02)
+    alpha = ic * sigma * z.reindex(universe).fillna(0.0).clip(-3, 3)
+    return alpha.astype(float)
+
+
+def optimize(ctx: DayContext) -> dict[str, Any]:
+    """Stage 4: targets for the next session (artifacts ``book`` and ``targets``)."""
+    from pipelines.portfolio.optimizer import OptimizationInputs
+    from pipelines.portfolio.optimizer import optimize as solve
+    from pipelines.portfolio.policy import load_policy
+    from pipelines.portfolio.targets import build_targets
+
+    model: RiskModel = ctx.artifacts.get("risk_model")
+    scores: pd.DataFrame = ctx.artifacts.get("scores")
+    book = current_book(ctx)
+    held_outside = sorted(s for s in book.positions if s not in model.security_ids)
+    if held_outside:
+        # A held name left the universe (delisted, no sector): it cannot be optimized;
+        # the order generator liquidates names absent from the targets.
+        log.warning("%s: held outside the risk model: %s", ctx.day, held_outside[:20])
+    ids = list(model.security_ids)
+    policy = load_policy(ctx.config.policy)
+    # Bounds on styles this risk model does not carry (no data yet) cannot be enforced.
+    bounds = {k: v for k, v in policy.factor_bounds.items() if k in model.factor_names}
+    if bounds != policy.factor_bounds:
+        policy = policy.model_copy(update={"factor_bounds": bounds})
+    prices = pd.Series(book.prices).reindex(ids)
+    current_shares = pd.Series(book.positions, dtype=float).reindex(ids).fillna(0.0)
+    current_weights = current_shares * prices / book.nav
+    adv_dollars = pd.Series(book.adv_shares).reindex(ids) * prices
+    adv_dollars = adv_dollars.fillna(0.0)
+    alpha = expected_returns(scores, ctx.snapshot.volatility(), ids, ctx.config.alpha_ic)
+    inputs = OptimizationInputs(
+        date=pd.Timestamp(ctx.day),
+        alpha=alpha,
+        risk_model=model,
+        current_weights=current_weights,
+        portfolio_value=book.nav,
+        adv=adv_dollars,
+        volatility=ctx.snapshot.volatility().reindex(ids).fillna(0.02),
+    )
+    result = solve(policy, inputs)
+    targets = build_targets(
+        result,
+        ctx.portfolio_id,
+        prices,
+        current_shares,
+        book.nav,
+        risk_model=model,
+        min_trade_notional=ctx.config.min_trade_notional,
+    )
+    ctx.artifacts.put("book", book)
+    ctx.artifacts.put("targets", targets)
+    summary = targets.summary()
+    return {
+        "status": result.status,
+        "solver": result.solver,
+        "solve_time": round(result.solve_time, 3),
+        "relaxations": summary["relaxations"],
+        "trades": int((targets.positions["trade_shares"] != 0).sum()),
+        "nav": round(book.nav, 2),
+    }
+
+
+def pretrade(ctx: DayContext) -> dict[str, Any]:
+    """Stage 5: the orders the targets imply and their pre-trade verdicts, without sending
+    (artifact ``pretrade``; the PM sees it in the approval request and the report).
+    ``execute`` re-derives the same orders deterministically and records them."""
+    from pipelines.execution.orders import generate_orders, run_pretrade
+    from pipelines.risk.pretrade import BookState, load_limits
+
+    targets: TargetPortfolio = ctx.artifacts.get("targets")
+    book: Book = ctx.artifacts.get("book")
+    limits = load_limits(ctx.config.limits)
+    proposed = generate_orders(
+        targets,
+        book.positions,
+        ctx.portfolio_id,
+        ctx.trade_date,
+        adv=book.adv_shares,
+        sectors=book.sectors,
+    )
+    state = BookState(
+        nav=book.nav, positions=book.positions, prices=book.prices, sectors=book.sectors
+    )
+    verdict = run_pretrade(proposed, limits, state, now=ctx.now())
+    failed = verdict.audit[~verdict.audit["passed"].astype(bool)]
+    rejected = sorted(set(failed["client_order_id"].astype(str)))
+    preview = {
+        "trade_date": ctx.trade_date.isoformat(),
+        "orders": len(proposed),
+        "rejected": len(rejected),
+        "notional": round(sum(o.quantity * (o.decision_price or 0.0) for o in proposed), 2),
+        "breaches": failed.groupby("rule").size().astype(int).to_dict() if len(failed) else {},
+    }
+    ctx.artifacts.put("pretrade", preview)
+    return preview
+
+
+def approve(ctx: DayContext, decision: str | None = None, *, actor: str = "policy") -> str:
+    """Stage 6: record the PM's decision (``approved``/``rejected``) in the audit trail.
+
+    ``decision`` None applies the policy: ``auto_approve`` approves; otherwise nothing
+    was answered in time and ``approval.on_timeout`` applies (default: rejected — no
+    orders). The decision is the artifact ``approval`` that ``execute`` obeys.
+    """
+    from pipelines.execution.records import write_audit
+
+    policy = ctx.config.approval
+    if decision is None:
+        if policy.auto_approve:
+            decision, actor = APPROVED, "auto-approval policy"
+        else:
+            decision = APPROVED if policy.on_timeout == "approve" else REJECTED
+            actor = f"timeout after {policy.timeout_minutes} min (default: {policy.on_timeout})"
+    if decision not in (APPROVED, REJECTED):
+        raise ValueError(f"approval decision must be {APPROVED!r} or {REJECTED!r}: {decision!r}")
+    record = {"decision": decision, "actor": actor, "trade_date": ctx.trade_date.isoformat()}
+    write_audit(
+        ctx.lake,
+        ctx.portfolio_id,
+        ctx.trade_date,
+        "approval",
+        [{"event": f"pm_{decision}", "detail": record}],
+        known_at=ctx.now(),
+    )
+    ctx.artifacts.put("approval", record)
+    return decision
+
+
+def execute(ctx: DayContext) -> dict[str, Any]:
+    """Stage 7: the approved orders to the broker for the next session.
+
+    A rejected (or missing) approval sends nothing; the targets stay on record.
+    """
+    from pipelines.execution import execute_day
+    from pipelines.risk.pretrade import load_limits
+
+    approval = ctx.artifacts.get("approval") if ctx.artifacts.has("approval") else None
+    if approval is None or approval["decision"] != APPROVED:
+        result = {"sent": 0, "reason": "not approved", "approval": approval}
+        ctx.artifacts.put("execution", result)
+        return result
+    targets: TargetPortfolio = ctx.artifacts.get("targets")
+    book: Book = ctx.artifacts.get("book")
+    report = execute_day(
+        ctx.lake,
+        ctx.portfolio_id,
+        ctx.trade_date,
+        targets,
+        ctx.broker,
+        load_limits(ctx.config.limits),
+        nav=book.nav,
+        current_positions=book.positions,
+        adv=book.adv_shares,
+        sectors=book.sectors,
+        clock=ctx.now,
+    )
+    summary = report.summary()
+    ctx.artifacts.put("execution", summary)
+    return summary
+
+
+def _row(frame: pd.DataFrame, when: pd.Timestamp) -> pd.Series:
+    """Row ``when`` of a wide frame as a float Series (empty when absent)."""
+    if when not in frame.index:
+        return pd.Series(dtype=float)
+    return pd.Series(frame.loc[when].to_numpy(dtype=float), index=frame.columns.astype(str))
+
+
+def _rank_ic(scores: pd.DataFrame, returns: pd.Series) -> float:
+    s = scores.set_index("security_id")["score"].astype(float)
+    both = pd.concat([s, returns], axis=1, join="inner").dropna()
+    if len(both) < 5:
+        return math.nan
+    return float(both.iloc[:, 0].rank().corr(both.iloc[:, 1].rank()))
+
+
+def reconcile(ctx: DayContext) -> dict[str, Any]:
+    """Stage 8: the day's fills, positions and cash vs the broker; the book into ``daily_book``."""
+    from pipelines.execution import reconcile_day
+    from pipelines.execution.reconcile import previous_positions
+    from pipelines.execution.records import read_day
+
+    prev_positions = previous_positions(ctx.lake, ctx.portfolio_id, ctx.day)
+    prev = _previous_book(ctx)
+    if prev is None and not prev_positions:
+        _open_book(ctx)
+    rec = reconcile_day(
+        ctx.lake,
+        ctx.broker,
+        ctx.portfolio_id,
+        ctx.day,
+        prices=LakePriceSource(ctx.lake, known_at=cutoff(ctx.day)),
+        clock=ctx.now,
+    )
+    snap = ctx.snapshot
+    today = pd.Timestamp(ctx.day)
+    close = snap.last_close()
+    ctx.broker.connect()
+    positions = {s: q for s, q in ctx.broker.positions(ctx.portfolio_id).items() if q}
+    cash = ctx.broker.cash(ctx.portfolio_id)
+    cash = ctx.config.initial_capital if cash is None else float(cash)
+    values = {s: q * float(close.get(s, np.nan)) for s, q in positions.items()}
+    values = {s: v for s, v in values.items() if np.isfinite(v)}
+    nav = cash + sum(values.values())
+    prev_nav = float(prev["nav"]) if prev is not None else ctx.config.initial_capital
+    ret = _row(snap.returns, today)
+    prev_close = _row(snap.close.shift(1), today)
+    held_value = pd.Series(
+        {s: q * float(prev_close.get(s, np.nan)) for s, q in prev_positions.items()},
+        dtype=float,
+    ).dropna()
+    holding_pnl = float(np.nansum(held_value.to_numpy() * ret.reindex(held_value.index).to_numpy()))
+    pnl_factor = _factor_pnl(ctx, held_value)
+    tca = read_day(ctx.lake, "tca", ctx.day, ctx.portfolio_id)
+    cost = float(
+        np.nansum(tca["execution_cost"].to_numpy(dtype=float))
+        + np.nansum(tca["commission"].to_numpy(dtype=float))
+    )
+    fills = read_day(ctx.lake, "fills", ctx.day, ctx.portfolio_id)
+    traded = float((fills["quantity"].astype(float) * fills["price"].astype(float)).sum())
+    prev_scores = _previous_artifact(ctx, "scores")
+    ic = _rank_ic(prev_scores, ret) if prev_scores is not None else math.nan
+    pnl = nav - prev_nav
+    gross = sum(abs(v) for v in values.values()) / nav if nav else math.nan
+    net = sum(values.values()) / nav if nav else math.nan
+    orders = read_day(ctx.lake, "orders", ctx.trade_date, ctx.portfolio_id)
+    approval = ctx.artifacts.get("approval") if ctx.artifacts.has("approval") else None
+    targets = ctx.artifacts.get("targets") if ctx.artifacts.has("targets") else None
+    scores = ctx.artifacts.get("scores") if ctx.artifacts.has("scores") else None
+    row = {
+        "portfolio_id": ctx.portfolio_id,
+        "nav": nav,
+        "cash": cash,
+        "gross": gross,
+        "net": net,
+        "n_positions": len(positions),
+        "pnl": pnl,
+        "pnl_factor": pnl_factor,
+        "pnl_specific": holding_pnl - pnl_factor if np.isfinite(pnl_factor) else math.nan,
+        "pnl_trading": pnl - holding_pnl,
+        "cost": cost,
+        "traded_notional": traded,
+        "ic": ic,
+        "optimizer_status": targets.optimization.status if targets is not None else None,
+        "approval": approval["decision"] if approval else None,
+        "orders": len(orders),
+        "orders_rejected": int((orders["status"] == "rejected").sum()) if len(orders) else 0,
+        "score_source": ",".join(sorted(scores["model_id"].astype(str).unique()))
+        if scores is not None
+        else None,
+    }
+    frame = pd.DataFrame([row])
+    content = json.dumps(row, sort_keys=True, default=str)
+    from pipelines.execution.records import short_hash
+
+    ctx.lake.write(
+        "daily_book",
+        frame,
+        known_at=ctx.now(),
+        valid_date=ctx.day,
+        batch_id=f"daily_book:{ctx.portfolio_id}:{ctx.day}:{short_hash(content, n=24)}",
+    )
+    ctx.artifacts.put("daily_book", row)
+    return {
+        "nav": round(nav, 2),
+        "pnl": round(pnl, 2),
+        "breaks": len(rec.breaks),
+        "positions": len(positions),
+        "foreign_fills": len(rec.foreign_fills),
+        "book": row,
+    }
+
+
+def _open_book(ctx: DayContext) -> None:
+    """A new portfolio: record its starting cash (the paper account's) as of the previous
+    session, so our book and the broker's agree from the first reconciliation."""
+    from pipelines.execution.reconcile import previous_cash, seed_positions
+
+    if previous_cash(ctx.lake, ctx.portfolio_id, ctx.day) != 0.0:
+        return
+    cash = ctx.broker.cash(ctx.portfolio_id)
+    seed_positions(
+        ctx.lake,
+        ctx.portfolio_id,
+        previous_session(ctx.day),
+        {},
+        cash=ctx.config.initial_capital if cash is None else float(cash),
+        known_at=ctx.now(),
+        reason="new portfolio: starting capital",
+    )
+
+
+def _previous_book(ctx: DayContext) -> dict[str, Any] | None:
+    """The latest ``daily_book`` row before the day, as known now."""
+    if ctx.lake.table("daily_book") is None:
+        return None
+    table = ctx.lake.as_of(
+        "daily_book",
+        known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC),
+        valid_at=(ctx.day - dt.timedelta(days=30), ctx.day - dt.timedelta(days=1)),
+    ).to_pandas()
+    table = table[table["portfolio_id"] == ctx.portfolio_id]
+    if table.empty:
+        return None
+    row: dict[str, Any] = table.sort_values("valid_date").iloc[-1].to_dict()
+    return row
+
+
+def _previous_artifact(ctx: DayContext, name: str) -> Any:
+    prev = DayArtifacts(ctx.paths, ctx.portfolio_id, previous_session(ctx.day))
+    return prev.get(name) if prev.has(name) else None
+
+
+def _factor_pnl(ctx: DayContext, held_value: pd.Series) -> float:
+    """Σ_k (Σ_i v_i B_ik) f_k: yesterday's holdings' factor exposures (yesterday's model)
+    times today's factor returns (today's model); NaN when either is unavailable."""
+    if held_value.empty:
+        return 0.0
+    prev_model: RiskModel | None = _previous_artifact(ctx, "risk_model")
+    model: RiskModel | None = (
+        ctx.artifacts.get("risk_model") if ctx.artifacts.has("risk_model") else None
+    )
+    if prev_model is None or model is None or model.factor_returns is None:
+        return math.nan
+    today = pd.Timestamp(ctx.day)
+    if today not in model.factor_returns.index:
+        return math.nan
+    f = model.factor_returns.loc[today]
+    ids = [s for s in held_value.index if s in prev_model.security_ids]
+    index = {s: i for i, s in enumerate(prev_model.security_ids)}
+    B = prev_model.B[[index[s] for s in ids]]
+    exposure = pd.Series(held_value.reindex(ids).to_numpy() @ B, index=prev_model.factor_names)
+    f_vec = f.reindex(exposure.index).fillna(0.0).to_numpy(dtype=float)
+    return float(np.dot(exposure.to_numpy(dtype=float), f_vec))
+
+
+def report(ctx: DayContext) -> str:
+    """Stage 9: the PM report for the day; returns its path."""
+    from pipelines.report import write_pm_report
+
+    path = write_pm_report(ctx.lake, ctx.day, ctx.config, ctx.paths)
+    return str(path)

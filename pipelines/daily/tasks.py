@@ -1,0 +1,96 @@
+"""Entry points of the ``portfolio_rebalance`` DAG's tasks: one per stage.
+
+Each takes the session as an ISO date (from the DAG), builds the context from settings
+(:meth:`DayContext.from_settings`) and returns a small JSON-able summary for XCom.
+The loop's configuration is :func:`load_config`: the YAML file named by
+``ALPHAFACTORY_DAILY_CONFIG`` (default: ``pipelines/daily/configs/production.yaml`` —
+auto-approval off), with ``auto_approve`` overridable per run (``dag_run.conf``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from pipelines.daily import stages
+from pipelines.daily.config import DailyConfig
+
+CONFIG_ENV = "ALPHAFACTORY_DAILY_CONFIG"
+CONFIG_DIR = Path(__file__).with_name("configs")
+
+
+def load_config(auto_approve: bool | None = None) -> DailyConfig:
+    """The daily config (module docstring); ``auto_approve`` overrides the file's."""
+    path = os.environ.get(CONFIG_ENV) or str(CONFIG_DIR / "production.yaml")
+    cfg = DailyConfig.load(path)
+    if auto_approve is not None:
+        cfg = cfg.model_copy(
+            update={"approval": cfg.approval.model_copy(update={"auto_approve": auto_approve})}
+        )
+    return cfg
+
+
+def _json(value: Any) -> Any:
+    """NaN → None, recursively (XCom is JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    return value
+
+
+def _ctx(session: str, auto_approve: bool | None = None) -> stages.DayContext:
+    return stages.DayContext.from_settings(
+        dt.date.fromisoformat(session), load_config(auto_approve)
+    )
+
+
+def run_stage(stage: str, session: str) -> Any:
+    """Run ``stage`` (research, risk_model, optimize, pretrade, execute, reconcile, report)."""
+    ctx = _ctx(session)
+    fn = {
+        "research": stages.research,
+        "risk_model": stages.risk_model,
+        "optimize": stages.optimize,
+        "pretrade": stages.pretrade,
+        "execute": stages.execute,
+        "reconcile": stages.reconcile,
+        "report": stages.report,
+    }[stage]
+    return _json(fn(ctx))
+
+
+def approval_policy(session: str, auto_approve: bool | None = None) -> dict[str, Any]:
+    """What the approval step should do: ``auto`` (policy) or ``ask`` (a PM), and the
+    request's subject, body (with the report's location) and timeout."""
+    ctx = _ctx(session, auto_approve)
+    preview = ctx.artifacts.get("pretrade") if ctx.artifacts.has("pretrade") else {}
+    policy = ctx.config.approval
+    report = ctx.paths.report(ctx.portfolio_id, ctx.day)
+    return {
+        "mode": "auto" if policy.auto_approve else "ask",
+        "timeout_minutes": policy.timeout_minutes,
+        "subject": f"Approve {ctx.portfolio_id} orders for {ctx.trade_date}",
+        "body": (
+            f"{preview.get('orders', 0)} orders, notional {preview.get('notional', 0):,.0f}, "
+            f"{preview.get('rejected', 0)} rejected by pre-trade checks. "
+            f"PM report: file://{report}"
+        ),
+    }
+
+
+def record_approval(
+    session: str, decision: str | None, actor: str, auto_approve: bool | None = None
+) -> str:
+    """Audit the decision (``approved``/``rejected``; None = apply the policy)."""
+    return stages.approve(_ctx(session, auto_approve), decision, actor=actor)
+
+
+def preview_report(session: str) -> str:
+    """Write the PM report before the approval request (targets, risk, pre-trade)."""
+    return str(stages.report(_ctx(session)))

@@ -1,0 +1,476 @@
+"""Portfolio stage functions on the lake: the risk model and the rebalance of one session.
+
+Both are functions of ``(lake, day, inputs)`` that read the lake only point-in-time (as of
+the decision's knowledge time, default :func:`pipelines.daily.marketdata.cutoff` of
+``day``) and write their outputs back with ``valid_date = day`` and ``known_at`` = that
+knowledge time, under deterministic batch ids: re-running a day adds nothing. None imports
+Airflow; the daily DAG and a backtest call the same functions.
+
+* :func:`build_risk_model` → ``risk_exposures``, ``risk_factor_returns``,
+  ``risk_factor_covariance``, ``risk_specific`` (and returns the :class:`RiskModel`);
+* :func:`load_risk_model` — the stored model back, as of a knowledge time;
+* :func:`alpha_from_lake` — expected returns from ``alpha_scores`` (research's output);
+* :func:`rebalance` → ``target_portfolios``, ``target_risk``, ``solve_log`` (and returns
+  the :class:`TargetPortfolio`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.lake import Lake
+from pipelines.portfolio.policy import Policy, load_policy
+from pipelines.portfolio.risk_model import RiskModel, RiskModelConfig
+from pipelines.portfolio.targets import TargetPortfolio
+
+DEFAULT_MODEL_ID = "default"
+
+
+def decision_time(day: dt.date) -> dt.datetime:
+    """The knowledge time of ``day``'s decision (the daily loop's cutoff, UTC)."""
+    from pipelines.daily.marketdata import cutoff
+
+    return cutoff(day)
+
+
+def _batch(table: str, owner: str, day: dt.date, known_at: dt.datetime) -> str:
+    return f"{table}/{owner}/{day.isoformat()}/{known_at.astimezone(dt.UTC).isoformat()}"
+
+
+def _write(lake: Lake, table: str, frame: pd.DataFrame, batch_id: str) -> int:
+    if not len(frame):
+        return 0
+    result = lake.write(table, frame, batch_id=batch_id)
+    return result.rows if result.written else 0
+
+
+# --------------------------------------------------------------------------- risk model
+
+
+def store_risk_model(
+    lake: Lake,
+    model: RiskModel,
+    *,
+    known_at: dt.datetime,
+    model_id: str = DEFAULT_MODEL_ID,
+    factor_return_history: bool = False,
+) -> dict[str, int]:
+    """Write ``model`` (as of ``model.date``) to the four risk tables; rows written per table.
+
+    Factor returns: only the model date's row, or the whole estimation history when
+    ``factor_return_history`` (a first build or a backfill). Idempotent per
+    (model_id, date, known_at).
+    """
+    day = pd.Timestamp(model.date).date()
+    frames = model.to_frames()
+    exp = frames["exposures"].drop(columns="date").assign(model_id=model_id)
+    cov = frames["factor_covariance"].drop(columns="date").assign(model_id=model_id)
+    spec = (
+        frames["specific_risk"]
+        .drop(columns="date")
+        .assign(model_id=model_id, specific_vol=model.specific_vol)
+    )
+    fret = frames["factor_returns"].rename(columns={"return": "factor_return"})
+    fret["valid_date"] = pd.to_datetime(fret["date"]).dt.date
+    fret = fret.drop(columns="date").assign(model_id=model_id)
+    if not factor_return_history:
+        fret = fret[fret["valid_date"] == day]
+    written: dict[str, int] = {}
+    for table, frame in (
+        ("risk_exposures", exp.assign(valid_date=day)),
+        ("risk_factor_covariance", cov.assign(valid_date=day)),
+        ("risk_specific", spec.assign(valid_date=day)),
+        ("risk_factor_returns", fret),
+    ):
+        written[table] = _write(
+            lake,
+            table,
+            frame.assign(known_at=known_at).reset_index(drop=True),
+            _batch(table, model_id, day, known_at),
+        )
+    return written
+
+
+def build_risk_model(
+    lake: Lake,
+    day: dt.date,
+    *,
+    config: RiskModelConfig | None = None,
+    lookback: int = 130,
+    model_id: str = DEFAULT_MODEL_ID,
+    known_at: dt.datetime | None = None,
+    store: bool = True,
+    factor_return_history: bool = False,
+) -> RiskModel:
+    """The factor risk model at ``day``'s close from lake data known at ``known_at``.
+
+    Inputs are the ``lookback`` sessions of prices, shares, book equity and sectors as of
+    the knowledge time (:func:`pipelines.daily.marketdata.load_snapshot`), styles as in
+    :mod:`pipelines.daily.riskmodel`; estimation is
+    :func:`pipelines.portfolio.risk_model.build_risk_model`. With ``store`` the model is
+    written to the risk tables (see :func:`store_risk_model`).
+    """
+    from pipelines.daily.marketdata import load_snapshot
+    from pipelines.daily.riskmodel import risk_inputs
+    from pipelines.portfolio.risk_model import build_risk_model as estimate
+
+    known = known_at or decision_time(day)
+    snapshot = load_snapshot(lake, day, lookback=lookback)
+    if known_at is not None and known_at != snapshot.known_at:
+        raise ValueError(
+            f"build_risk_model reads the lake as of the decision cutoff {snapshot.known_at}; "
+            f"got known_at={known_at}"
+        )
+    model = estimate(risk_inputs(snapshot), as_of=pd.Timestamp(day), config=config)
+    if store:
+        store_risk_model(
+            lake,
+            model,
+            known_at=known,
+            model_id=model_id,
+            factor_return_history=factor_return_history,
+        )
+    return model
+
+
+def load_risk_model(
+    lake: Lake,
+    day: dt.date,
+    *,
+    known_at: dt.datetime | None = None,
+    model_id: str = DEFAULT_MODEL_ID,
+    factor_return_start: dt.date | None = None,
+) -> RiskModel:
+    """The stored risk model for ``day`` as known at ``known_at`` (default: the cutoff).
+
+    Raises ``LookupError`` when no model was stored for that day by then.
+    """
+    import pyarrow.compute as pc
+
+    known = known_at or decision_time(day)
+    flt = pc.field("model_id") == model_id
+    exp = lake.as_of("risk_exposures", known_at=known, valid_at=day, filter=flt).to_pandas()
+    if exp.empty:
+        raise LookupError(f"no risk model {model_id!r} for {day} known at {known}")
+    cov = lake.as_of("risk_factor_covariance", known_at=known, valid_at=day, filter=flt)
+    spec = lake.as_of("risk_specific", known_at=known, valid_at=day, filter=flt).to_pandas()
+    covf = cov.to_pandas()
+    # Factor order as the model had it: covariance rows were written in model order and
+    # as-of returns them sorted, so order by first appearance in the exposure table's
+    # model order is lost; use the market/sector/style convention of the risk model.
+    B = exp.pivot(index="security_id", columns="factor", values="exposure")
+    factors = _factor_order(list(B.columns))
+    ids = sorted(B.index)
+    F = covf.pivot(index="factor_i", columns="factor_j", values="cov").loc[factors, factors]
+    D = spec.set_index("security_id")["specific_var"].reindex(ids)
+    fret = None
+    if factor_return_start is not None:
+        fr = lake.as_of(
+            "risk_factor_returns", known_at=known, valid_at=(factor_return_start, day), filter=flt
+        ).to_pandas()
+        fret = fr.pivot(index="valid_date", columns="factor", values="factor_return")
+        fret.index = pd.DatetimeIndex(fret.index)
+        fret = fret.reindex(columns=factors)
+    return RiskModel(
+        date=pd.Timestamp(day),
+        security_ids=tuple(ids),
+        factor_names=tuple(factors),
+        B=B.loc[ids, factors].to_numpy(dtype=float),
+        F=F.to_numpy(dtype=float),
+        D=D.to_numpy(dtype=float),
+        factor_returns=fret,
+    )
+
+
+def _factor_order(names: Sequence[str]) -> list[str]:
+    from pipelines.portfolio.risk_model import MARKET, SECTOR_PREFIX
+
+    market = [n for n in names if n == MARKET]
+    sectors = sorted(n for n in names if n.startswith(SECTOR_PREFIX))
+    styles = sorted(n for n in names if n != MARKET and not n.startswith(SECTOR_PREFIX))
+    return [*market, *sectors, *styles]
+
+
+# --------------------------------------------------------------------------- alpha
+
+
+def alpha_from_scores(scores: pd.Series, volatility: pd.Series, ic: float = 0.05) -> pd.Series:
+    """Grinold's rule ``alpha_i = ic · σ_i · z_i`` with z the cross-sectional z-score of
+    ``scores`` clipped to ±3 (σ daily volatility; the result is a next-session return).
+
+    Securities with a score but no volatility get the median volatility.
+    """
+    s = scores.astype(float)
+    std = float(s.std(ddof=0))
+    z = ((s - s.mean()) / (std if std > 0 else 1.0)).clip(-3, 3)
+    sigma = volatility.reindex(s.index).astype(float)
+    sigma = sigma.fillna(float(sigma.median()) if sigma.notna().any() else 0.02)
+    return (ic * sigma * z).rename("alpha")
+
+
+def alpha_from_lake(
+    lake: Lake,
+    day: dt.date,
+    volatility: pd.Series,
+    *,
+    known_at: dt.datetime | None = None,
+    model_id: str | None = None,
+    ic: float = 0.05,
+) -> pd.Series:
+    """Expected returns from ``alpha_scores`` for ``day`` as known at ``known_at``.
+
+    ``model_id`` picks one model's scores (default: whatever was scored that day; several
+    models on one day is an error). Raises ``LookupError`` when there are no scores.
+    """
+    known = known_at or decision_time(day)
+    if lake.table("alpha_scores") is None:
+        raise LookupError("table alpha_scores has never been written")
+    rows = lake.as_of("alpha_scores", known_at=known, valid_at=day).to_pandas()
+    if model_id is not None:
+        rows = rows[rows["model_id"] == model_id]
+    if rows.empty:
+        raise LookupError(f"no alpha_scores for {day} known at {known}")
+    models = sorted(rows["model_id"].astype(str).unique())
+    if len(models) > 1:
+        raise ValueError(f"alpha_scores for {day} come from several models {models}: pick one")
+    scores = rows.set_index("security_id")["score"]
+    return alpha_from_scores(scores, volatility, ic)
+
+
+# --------------------------------------------------------------------------- rebalance
+
+
+def rebalance(
+    lake: Lake,
+    day: dt.date,
+    alpha: pd.Series | None,
+    current_positions: pd.Series,
+    policy: Policy | str,
+    *,
+    risk_model: RiskModel | None = None,
+    prices: pd.Series | None = None,
+    adv: pd.Series | None = None,
+    volatility: pd.Series | None = None,
+    cash: float = 0.0,
+    portfolio_value: float | None = None,
+    portfolio_id: str = "main",
+    restricted: frozenset[str] = frozenset(),
+    lot_size: int | pd.Series = 1,
+    min_trade_notional: float = 0.0,
+    missing_alpha: str = "raise",
+    alpha_ic: float = 0.05,
+    known_at: dt.datetime | None = None,
+    model_id: str = DEFAULT_MODEL_ID,
+    store: bool = True,
+) -> TargetPortfolio:
+    """Optimize ``day``'s targets for ``portfolio_id`` and record them.
+
+    Inputs (all as known at ``known_at``, default the day's cutoff):
+
+    * ``alpha`` — expected next-session return per security id; ``None`` reads
+      ``alpha_scores`` (:func:`alpha_from_lake`). A universe member without alpha raises
+      :class:`~pipelines.portfolio.optimizer.MissingAlphaError` naming it, unless
+      ``missing_alpha="zero"`` (no view ⇒ 0).
+    * ``current_positions`` — shares held by security id. A holding outside the risk
+      model's universe raises (liquidate it explicitly).
+    * ``risk_model`` — default: the stored model for ``day`` (:func:`load_risk_model`).
+    * ``prices`` / ``adv`` (shares/day) / ``volatility`` (daily) — default from the lake
+      snapshot of ``day`` (last close, 20-session mean volume, 63-session return std).
+    * ``portfolio_value`` — default ``cash + Σ shares·price``.
+
+    Writes ``target_portfolios``, ``target_risk`` and ``solve_log`` (unless ``store`` is
+    False) and returns the :class:`TargetPortfolio`. An infeasible or failed optimization
+    still returns (and records) targets that hold the current positions, with the status.
+    """
+    from pipelines.portfolio.optimizer import OptimizationInputs, optimize
+    from pipelines.portfolio.targets import build_targets
+
+    known = known_at or decision_time(day)
+    pol = load_policy(policy) if isinstance(policy, str) else policy
+    model = risk_model if risk_model is not None else load_risk_model(lake, day, known_at=known)
+    ids = list(model.security_ids)
+    if prices is None or adv is None or volatility is None:
+        from pipelines.daily.marketdata import load_snapshot
+
+        snap = load_snapshot(lake, day)
+        prices = snap.last_close() if prices is None else prices
+        adv = snap.adv_shares() if adv is None else adv
+        volatility = snap.volatility() if volatility is None else volatility
+    px = prices.reindex(ids).astype(float)
+    shares = current_positions.astype(float)
+    outside = sorted(str(s) for s, q in shares.items() if q and str(s) not in set(ids))
+    if outside:
+        from pipelines.portfolio.optimizer import InputDataError
+
+        raise InputDataError(f"{day}: holdings outside the risk model universe: {outside[:25]}")
+    held = shares.reindex(ids).fillna(0.0)
+    nav = float(portfolio_value) if portfolio_value is not None else cash + float((held * px).sum())
+    if alpha is None:
+        alpha = alpha_from_lake(lake, day, volatility, known_at=known, ic=alpha_ic)
+    if missing_alpha == "zero":
+        alpha = alpha.reindex(ids).fillna(0.0)
+    elif missing_alpha != "raise":
+        raise ValueError(f"missing_alpha must be 'raise' or 'zero', got {missing_alpha!r}")
+    # Bounds on styles this risk model does not carry cannot be enforced: say so by
+    # dropping them from the policy rather than failing the whole rebalance.
+    bounds = {k: v for k, v in pol.factor_bounds.items() if k in model.factor_names}
+    if bounds != pol.factor_bounds:
+        pol = pol.model_copy(update={"factor_bounds": bounds})
+    inputs = OptimizationInputs(
+        date=pd.Timestamp(day),
+        alpha=alpha,
+        risk_model=model,
+        current_weights=held * px.fillna(0.0) / nav,
+        portfolio_value=nav,
+        adv=(adv.reindex(ids).astype(float) * px).fillna(0.0),
+        volatility=volatility.reindex(ids).astype(float).fillna(0.02),
+        restricted=frozenset(restricted),
+    )
+    result = optimize(pol, inputs)
+    targets = build_targets(
+        result,
+        portfolio_id,
+        px,
+        held,
+        nav,
+        risk_model=model,
+        lot_size=lot_size,
+        min_trade_notional=min_trade_notional,
+    )
+    if store:
+        store_targets(
+            lake,
+            targets,
+            known_at=known,
+            policy=pol.name,
+            lot_size=lot_size,
+            min_trade_notional=min_trade_notional,
+        )
+    return targets
+
+
+def store_targets(
+    lake: Lake,
+    targets: TargetPortfolio,
+    *,
+    known_at: dt.datetime,
+    policy: str,
+    lot_size: int | pd.Series = 1,
+    min_trade_notional: float = 0.0,
+) -> dict[str, int]:
+    """Write ``target_portfolios``, ``target_risk`` and ``solve_log`` rows for ``targets``;
+    rows written per table (0 when this day and knowledge time were already recorded)."""
+    day = pd.Timestamp(targets.date).date()
+    pid = targets.portfolio_id
+    frame = targets.to_frame().drop(columns="date")
+    lots = (
+        lot_size.reindex(frame["security_id"]).fillna(1).to_numpy(dtype=float)
+        if isinstance(lot_size, pd.Series)
+        else float(lot_size)
+    )
+    frame = frame.assign(
+        lot_size=lots,
+        min_trade_notional=float(min_trade_notional),
+        policy=policy,
+        portfolio_value=targets.portfolio_value,
+        valid_date=day,
+        known_at=known_at,
+    )
+    return {
+        "target_portfolios": _write(
+            lake, "target_portfolios", frame, _batch("target_portfolios", pid, day, known_at)
+        ),
+        "target_risk": _write(
+            lake,
+            "target_risk",
+            risk_frame(targets).assign(valid_date=day, known_at=known_at),
+            _batch("target_risk", pid, day, known_at),
+        ),
+        "solve_log": _write(
+            lake,
+            "solve_log",
+            solve_log_frame(targets, policy).assign(valid_date=day, known_at=known_at),
+            _batch("solve_log", pid, day, known_at),
+        ),
+    }
+
+
+def risk_frame(targets: TargetPortfolio) -> pd.DataFrame:
+    """``target_risk`` rows: total, factor, specific and one ``factor:<name>`` per factor."""
+    r = targets.risk
+    cols = ["portfolio_id", "component", "variance", "volatility", "exposure"]
+    if r is None:
+        return pd.DataFrame(columns=cols)
+    rows: list[dict[str, Any]] = [
+        {"component": "total", "variance": r.total_var},
+        {"component": "factor", "variance": r.factor_var},
+        {"component": "specific", "variance": r.specific_var},
+    ]
+    for row in rows:
+        row["volatility"] = float(np.sqrt(max(row["variance"], 0.0)))
+        row["exposure"] = None
+    exposure = r.factor_exposure.reindex(r.factor_contrib.index).to_numpy(dtype=float)
+    for name, contrib, y in zip(r.factor_contrib.index, r.factor_contrib, exposure, strict=True):
+        rows.append(
+            {
+                "component": f"factor:{name}",
+                "variance": float(contrib),
+                "volatility": None,
+                "exposure": float(y),
+            }
+        )
+    return pd.DataFrame(rows).assign(portfolio_id=targets.portfolio_id)[cols]
+
+
+def solve_log_frame(targets: TargetPortfolio, policy: str) -> pd.DataFrame:
+    """``solve_log`` rows: seq 0 is the decision, seq 1… each solver call."""
+    opt = targets.optimization
+    t = opt.terms
+    relax = json.dumps(
+        [
+            {"group": x.group, "constraint": x.constraint, "limit": x.limit, "amount": x.amount}
+            for x in opt.relaxations
+        ]
+    )
+    rows: list[dict[str, Any]] = [
+        {
+            "seq": 0,
+            "stage": "result",
+            "solver": opt.solver,
+            "status": opt.status,
+            "solve_time": opt.solve_time,
+            "solver_time": float(sum(s.solver_time or 0.0 for s in opt.solves)),
+            "objective": t.objective if t is not None else None,
+            "alpha_term": t.alpha if t is not None else None,
+            "risk_term": t.risk if t is not None else None,
+            "cost_term": t.transaction_cost if t is not None else None,
+            "holding_term": t.holding_cost if t is not None else None,
+            "penalty_term": t.penalty if t is not None else None,
+            "relaxed_groups": ",".join(sorted({x.group for x in opt.relaxations})),
+            "relaxations": relax,
+            "message": opt.message,
+        }
+    ]
+    for i, s in enumerate(opt.solves, start=1):
+        rows.append(
+            {
+                "seq": i,
+                "stage": s.stage,
+                "solver": s.solver,
+                "status": s.status,
+                "solve_time": s.solve_time,
+                "solver_time": s.solver_time,
+                "objective": s.objective,
+                "relaxed_groups": ",".join(s.relaxed_groups),
+                "message": s.message,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    frame["seq"] = frame["seq"].astype("int32")
+    return frame.assign(portfolio_id=targets.portfolio_id, policy=policy)

@@ -1,0 +1,661 @@
+"""Research stage functions on the lake: ``(lake, day) -> rows written``.
+
+Each reads the lake only through the point-in-time panel (:mod:`.lake_panel`) or as-of
+queries at the research cutoff of ``day`` (:func:`~pipelines.research.knowledge.cutoff`),
+and writes its outputs with ``valid_date`` = the session and ``known_at`` = that cutoff,
+in one idempotent commit (re-running a day adds nothing). The same functions serve the
+daily DAG and a backtest loop; none imports Airflow.
+
+* :func:`compute_universe` → ``universe``
+* :func:`compute_features` → ``features`` (raw values of universe members)
+* :func:`compute_labels` → ``labels`` that became known at ``day``
+* :func:`retrain` → ``model_registry`` + ``model_champion`` (+ importances in diagnostics)
+* :func:`score_day` → ``alpha_scores`` with the champion's model id
+* :func:`diagnose` → ``research_diagnostics`` for the score dates whose returns matured
+* :func:`walk_forward_on_lake` → a research walk-forward over a lake panel (no writes)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.lake_store import (
+    StoredModel,
+    champion_id,
+    list_models,
+    load_model,
+    record_decision,
+    save_model,
+)
+from models.lgbm import LGBModel
+from models.registry import ModelRecord
+from models.walk_forward import WalkForwardResult, fit_split, run_walk_forward
+from pipelines.features.normalize import rank_gauss
+from pipelines.features.registry import compute_feature, registry
+from pipelines.features.spec import FeatureSpec
+from pipelines.lake import Lake
+from pipelines.research import diagnostics as dg
+from pipelines.research.dataset import ResearchDataset, build_dataset
+from pipelines.research.knowledge import cutoff, session_offset, sessions_back
+from pipelines.research.labels import DEFAULT_HORIZONS, LabelKind, forward_returns, make_label
+from pipelines.research.lake_panel import (
+    DEFAULT_RULE,
+    UniverseRule,
+    build_panel,
+    input_versions,
+)
+from pipelines.research.panel import Panel
+from pipelines.research.splits import Split, WalkForwardConfig, walk_forward_splits
+
+IC_HORIZONS: tuple[int, ...] = dg.IC_DECAY_HORIZONS
+N_QUANTILES = 5
+
+
+class NoChampionError(LookupError):
+    """Scoring was asked for a day before any model was trained and promoted."""
+
+
+@dataclass(frozen=True)
+class ResearchConfig:
+    """Training and promotion settings (all windows in sessions).
+
+    The training fold is the last ``train_sessions`` label dates before the purged,
+    embargoed validation fold (``valid_sessions``) that ends ``horizon + embargo``
+    sessions before the fit day (see :mod:`pipelines.research.splits`). A challenger
+    replaces the champion iff its out-of-sample rank IC beats the champion's by ``margin``;
+    the champion's is its *live* rank IC over the scores it produced whose returns have
+    matured (at least ``champion_min_live_dates`` of them), else its own validation figure.
+    """
+
+    horizon: int = 5
+    label_kind: LabelKind = "market"
+    features: tuple[str, ...] | None = None  # None = every registered feature
+    train_sessions: int = 504
+    min_train_sessions: int = 126
+    valid_sessions: int = 63
+    embargo: int = 2
+    retrain_every: int = 5
+    params: Mapping[str, Any] = field(default_factory=dict)
+    num_boost_round: int = 300
+    early_stopping_rounds: int = 30
+    margin: float = 0.005
+    champion_min_live_dates: int = 20
+    rule: UniverseRule = DEFAULT_RULE
+
+    def walk_forward(self, first_test: int | None = None) -> WalkForwardConfig:
+        return WalkForwardConfig(
+            horizon=self.horizon,
+            retrain_every=self.retrain_every,
+            train_days=self.train_sessions,
+            min_train_days=self.min_train_sessions,
+            valid_days=self.valid_sessions,
+            embargo=self.embargo,
+            first_test=first_test,
+        )
+
+
+DEFAULT_CONFIG = ResearchConfig()
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _specs(names: Sequence[str] | None) -> dict[str, FeatureSpec]:
+    table = registry()
+    chosen = list(table) if names is None else list(names)
+    unknown = [n for n in chosen if n not in table]
+    if unknown:
+        raise KeyError(f"unknown features {unknown} (registered: {sorted(table)})")
+    return {n: table[n] for n in chosen}
+
+
+def _write(lake: Lake, table: str, frame: pd.DataFrame) -> int:
+    """Append ``frame`` (content-hash batch id: re-running writes nothing); rows written."""
+    if not len(frame):
+        return 0
+    result = lake.write(table, frame)
+    return result.rows if result.written else 0
+
+
+def _members(panel: Panel, day: dt.date) -> np.ndarray:
+    return panel.universe()[panel.position(pd.Timestamp(day))]
+
+
+def _day_panel(lake: Lake, day: dt.date, lookback: int, rule: UniverseRule = DEFAULT_RULE) -> Panel:
+    """Panel of the ``lookback + 1`` sessions ending at ``day``."""
+    start = sessions_back(day, lookback + 1)[0]
+    panel = build_panel(lake, start, day, rule=rule)
+    if panel.dates[-1] != pd.Timestamp(day):
+        raise ValueError(f"{day} is not a trading session")
+    return panel
+
+
+# --- universe -----------------------------------------------------------------------------
+
+
+def universe_frame(panel: Panel, day: dt.date) -> pd.DataFrame:
+    """Universe members at ``day`` with sector, close, ADV and market cap."""
+    t = panel.position(pd.Timestamp(day))
+    mask = _members(panel, day)
+    secs = panel.securities[mask]
+
+    def row(name: str) -> np.ndarray:
+        return panel.field(name).iloc[t].to_numpy()[mask]
+
+    return pd.DataFrame(
+        {
+            "security_id": secs.astype(str),
+            "sector": row("sector"),
+            "close": row("close").astype(np.float64),
+            "adv_21d": row("adv_21d").astype(np.float64),
+            "market_cap": row("market_cap").astype(np.float64),
+        }
+    )
+
+
+def compute_universe(lake: Lake, day: dt.date, rule: UniverseRule = DEFAULT_RULE) -> pd.DataFrame:
+    """Write and return the universe of ``day`` (point-in-time, survivorship-free)."""
+    frame = universe_frame(_day_panel(lake, day, 0, rule), day)
+    _write(lake, "universe", frame.assign(valid_date=day, known_at=cutoff(day)))
+    return frame
+
+
+# --- features -----------------------------------------------------------------------------
+
+
+def features_frame(panel: Panel, day: dt.date, specs: Mapping[str, FeatureSpec]) -> pd.DataFrame:
+    """Long raw values ``(security_id, feature, value)`` of universe members at ``day``.
+
+    Each feature reads only its declared lookback window of the panel, so the values equal
+    the full-history computation bit for bit.
+    """
+    mask = _members(panel, day)
+    secs = panel.securities[mask].astype(str)
+    frames = []
+    for name, spec in specs.items():
+        values = compute_feature(spec, panel, dates=[pd.Timestamp(day)]).to_numpy()[0][mask]
+        ok = np.isfinite(values)
+        frames.append(pd.DataFrame({"security_id": secs[ok], "feature": name, "value": values[ok]}))
+    if not frames:
+        return pd.DataFrame({"security_id": [], "feature": [], "value": []})
+    return pd.concat(frames, ignore_index=True)
+
+
+def compute_features(
+    lake: Lake,
+    day: dt.date,
+    names: Sequence[str] | None = None,
+    rule: UniverseRule = DEFAULT_RULE,
+) -> pd.DataFrame:
+    """Compute ``names`` (default: all registered) for ``day`` and append them to ``features``.
+
+    Loads exactly the panel window the longest lookback needs. Returns the long frame.
+    """
+    specs = _specs(names)
+    lookback = max((s.lookback for s in specs.values()), default=0)
+    frame = features_frame(_day_panel(lake, day, lookback, rule), day, specs)
+    _write(lake, "features", frame.assign(valid_date=day, known_at=cutoff(day)))
+    return frame
+
+
+def stored_features(lake: Lake, day: dt.date) -> pd.DataFrame:
+    """The ``features`` rows of ``day`` as known at its cutoff (long)."""
+    if lake.table("features") is None:
+        return pd.DataFrame({"security_id": [], "feature": [], "value": []})
+    table = lake.as_of(
+        "features",
+        known_at=cutoff(day),
+        valid_at=day,
+        columns=["security_id", "feature", "value"],
+    )
+    return table.select(["security_id", "feature", "value"]).to_pandas()
+
+
+def stored_universe(lake: Lake, day: dt.date) -> pd.DataFrame | None:
+    """The ``universe`` rows of ``day`` as known at its cutoff; None if never computed."""
+    if lake.table("universe") is None:
+        return None
+    rows = lake.as_of("universe", known_at=cutoff(day), valid_at=day).to_pandas()
+    return rows if len(rows) else None
+
+
+# --- labels -------------------------------------------------------------------------------
+
+
+def compute_labels(
+    lake: Lake,
+    day: dt.date,
+    horizons: Sequence[int] = DEFAULT_HORIZONS,
+    kinds: Sequence[LabelKind] = ("raw", "market", "sector"),
+    rule: UniverseRule = DEFAULT_RULE,
+) -> pd.DataFrame:
+    """Append the labels that became known at ``day``'s close: label date ``day − h`` per h."""
+    panel = _day_panel(lake, day, max(horizons), rule)
+    frames = []
+    for h in horizons:
+        t = len(panel.dates) - 1 - h
+        label_day = panel.dates[t].date()
+        for kind in kinds:
+            label = make_label(panel, h, kind)
+            values = label.values.iloc[t].to_numpy()
+            ok = np.isfinite(values)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "security_id": panel.securities[ok].astype(str),
+                        "label": label.name,
+                        "horizon": np.int32(h),
+                        "value": values[ok],
+                        "valid_date": label_day,
+                    }
+                )
+            )
+    frame = pd.concat(frames, ignore_index=True)
+    _write(lake, "labels", frame.assign(known_at=cutoff(day)))
+    return frame
+
+
+# --- scoring ------------------------------------------------------------------------------
+
+
+def feature_matrix(
+    lake: Lake, day: dt.date, names: Sequence[str], rule: UniverseRule = DEFAULT_RULE
+) -> tuple[pd.Index, np.ndarray]:
+    """(universe members, (N, F) float32 rank-gaussed features) for ``day`` from the lake.
+
+    Reads the ``features`` and ``universe`` tables as of the cutoff; whatever is missing
+    (a feature task that has not run) is computed and written first. Normalization is the
+    same per-date rank-gauss the training dataset uses, so a day scored here matches the
+    walk-forward score of that day bit for bit.
+    """
+    universe = stored_universe(lake, day)
+    if universe is None:
+        universe = compute_universe(lake, day, rule)
+    members = pd.Index(sorted(universe["security_id"].astype(str)), dtype=object)
+    long = stored_features(lake, day)
+    missing = [n for n in names if n not in set(long["feature"])]
+    if missing:
+        compute_features(lake, day, missing, rule)
+        long = stored_features(lake, day)
+    wide = long.pivot(index="security_id", columns="feature", values="value")
+    wide = wide.reindex(index=members, columns=list(names))
+    raw = wide.to_numpy(dtype=np.float64)
+    inside = np.ones((1, len(members)), dtype=bool)
+    X = np.empty((len(members), len(names)), dtype=np.float32)
+    for f in range(len(names)):
+        X[:, f] = rank_gauss(raw[:, f][None, :], inside)[0]
+    return members, X
+
+
+def score_day(
+    lake: Lake,
+    day: dt.date,
+    model_id: str | None = None,
+    rule: UniverseRule = DEFAULT_RULE,
+) -> pd.DataFrame:
+    """Score ``day``'s universe with ``model_id`` (default: the champion known at the cutoff).
+
+    Writes and returns ``(security_id, score, model_id, valid_date, known_at)``. Raises
+    :class:`NoChampionError` when no model has been promoted by then.
+    """
+    known = cutoff(day)
+    chosen = model_id or champion_id(lake, known, day)
+    if chosen is None:
+        raise NoChampionError(f"no champion model known at {known.isoformat()} for {day}")
+    stored = load_model(lake, chosen, None if model_id else known)
+    model = LGBModel.from_string(stored.record.booster, dict(stored.record.params))
+    members, X = feature_matrix(lake, day, stored.record.features, rule)
+    scores = model.predict_matrix(X) if len(members) else np.empty(0)
+    frame = pd.DataFrame(
+        {
+            "security_id": members.astype(str),
+            "score": scores,
+            "model_id": chosen,
+            "valid_date": day,
+            "known_at": known,
+        }
+    )
+    _write(lake, "alpha_scores", frame)
+    return frame
+
+
+# --- training -----------------------------------------------------------------------------
+
+
+def _rank_ic(pred: pd.DataFrame, truth: pd.DataFrame) -> tuple[float, int]:
+    """Mean per-date rank IC of two wide frames on the same axes; (mean, dates)."""
+    stacked: pd.Series = pred.stack()  # type: ignore[assignment]
+    scores = stacked.rename("score").reset_index()
+    scores.columns = pd.Index(["date", "security_id", "score"])
+    scores["model_id"] = "m"
+    ic = dg.ic_by_date(scores, truth, 0)
+    if not len(ic):
+        return float("nan"), 0
+    return float(ic["rank_ic"].mean()), len(ic)
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """What :func:`retrain` did: the new record, the decision and the champion after it."""
+
+    record: ModelRecord
+    promoted: bool
+    reason: str
+    champion_id: str
+    challenger_metric: float
+    champion_metric: float | None
+    importance: pd.DataFrame
+
+
+def _training_panel(
+    lake: Lake,
+    day: dt.date,
+    config: ResearchConfig,
+    specs: Mapping[str, FeatureSpec],
+    versions: Mapping[str, int] | None,
+) -> Panel:
+    lookback = max((s.lookback for s in specs.values()), default=0)
+    gap = config.horizon + config.embargo
+    rows = config.train_sessions + gap + config.valid_sessions + gap + lookback + 1
+    start = sessions_back(day, rows)[0]
+    return build_panel(lake, start, day, rule=config.rule, versions=versions)
+
+
+def _fit_split(dataset: ResearchDataset, config: ResearchConfig) -> Split:
+    n = len(dataset.dates)
+    splits = walk_forward_splits(n, config.walk_forward(first_test=n - 1))
+    if not splits or splits[-1].test[0] != n - 1:
+        raise ValueError(
+            f"not enough history to train at {dataset.dates[-1].date()}: {n} sessions in the panel"
+        )
+    return splits[-1]
+
+
+def retrain(lake: Lake, day: dt.date, config: ResearchConfig = DEFAULT_CONFIG) -> RetrainResult:
+    """Fit a challenger at ``day``'s close, register it, and decide champion/challenger.
+
+    The model is deterministic in (panel, features, params, seed); its registry entry
+    records the training/validation windows, features, params, metrics and the Delta
+    version of every input table, and ``model_id`` is a hash of that content, so
+    :func:`rebuild_model` reproduces it bit for bit.
+    """
+    known = cutoff(day)
+    specs = _specs(config.features)
+    versions = input_versions(lake)
+    panel = _training_panel(lake, day, config, specs, versions)
+    label = make_label(panel, config.horizon, config.label_kind)
+    dataset = build_dataset(panel, list(specs), label, specs=specs)
+    split = _fit_split(dataset, config)
+    model, record = fit_split(
+        dataset,
+        split,
+        dict(config.params),
+        config.num_boost_round,
+        config.early_stopping_rounds,
+        input_versions=dict(versions),
+    )
+    valid = dataset.with_segments(valid=split.valid)
+    pred = model.predict(valid, "valid")
+    truth = label.usable_at(pd.Timestamp(day)).reindex(index=pred.index)
+    oos, n_dates = _rank_ic(pred, truth)
+    record = dataclasses.replace(record, created_at=known).with_metrics(
+        oos_rank_ic=oos, oos_dates=float(n_dates)
+    )
+    save_model(lake, record, day, panel.dates[0].date(), known)
+
+    X_valid, _, _ = valid.matrix("valid", labelled=False)
+    importance = dg.feature_importance(model, X_valid, dataset.feature_names, record.model_id)
+    _write(lake, "research_diagnostics", _importance_rows(importance, day, known))
+
+    current = champion_id(lake, known, day)
+    champ_metric: float | None = None
+    if current is None:
+        promoted, reason = True, "no champion"
+    elif current == record.model_id:
+        promoted, reason, champ_metric = False, "challenger is the champion", oos
+    else:
+        champ_metric = _champion_metric(lake, current, day, label, config)
+        promoted = bool(np.isfinite(oos) and oos > champ_metric + config.margin)
+        op = ">" if promoted else "<="
+        reason = f"oos_rank_ic {oos:.4f} {op} {champ_metric:.4f} + {config.margin}"
+    winner = record.model_id if promoted or current is None else str(current)
+    # the decision takes effect from the next session: a score of ``day`` never depends on
+    # whether it was computed before or after this retrain
+    record_decision(
+        lake,
+        session_offset(day, 1),
+        known,
+        champion=winner,
+        challenger=record.model_id,
+        promoted=promoted,
+        reason=reason,
+        challenger_metric=oos,
+        champion_metric=champ_metric,
+    )
+    return RetrainResult(record, promoted, reason, winner, oos, champ_metric, importance)
+
+
+def _champion_metric(
+    lake: Lake, model_id: str, day: dt.date, label: Any, config: ResearchConfig
+) -> float:
+    """The champion's live rank IC over its matured scores, else its validation rank IC."""
+    known = cutoff(day)
+    truth = label.usable_at(pd.Timestamp(day))
+    if lake.table("alpha_scores") is not None:
+        start = truth.index[0].date()
+        rows = lake.as_of("alpha_scores", known_at=known, valid_at=(start, day)).to_pandas()
+        rows = rows[rows["model_id"] == model_id]
+        if len(rows):
+            wide = rows.pivot(index="valid_date", columns="security_id", values="score")
+            wide.index = pd.DatetimeIndex(pd.to_datetime(wide.index))
+            wide = wide.reindex(columns=truth.columns)
+            live, n = _rank_ic(wide, truth.reindex(index=wide.index))
+            if n >= config.champion_min_live_dates and np.isfinite(live):
+                return live
+    stored = load_model(lake, model_id, known)
+    return float(stored.record.metrics.get("oos_rank_ic", float("-inf")))
+
+
+def rebuild_model(lake: Lake, model_id: str, config: ResearchConfig = DEFAULT_CONFIG) -> LGBModel:
+    """Re-fit ``model_id`` from its registry entry: same input versions, panel, rows, params.
+
+    The rebuilt booster's text equals the stored artifact (checked by the tests).
+    """
+    from models.walk_forward import rebuild
+
+    stored: StoredModel = load_model(lake, model_id)
+    rec = stored.record
+    specs = _specs(rec.features)
+    panel = build_panel(
+        lake,
+        stored.panel_start,
+        stored.fit_day,
+        rule=config.rule,
+        versions=rec.input_versions,
+    )
+    horizon = int(rec.label.split("_")[2].rstrip("d"))
+    kind: LabelKind = rec.label.rsplit("_", 1)[1]  # type: ignore[assignment]
+    label = make_label(panel, horizon, kind)
+    dataset = build_dataset(panel, list(rec.features), label, specs=specs)
+    return rebuild(rec, dataset)
+
+
+def models_known(lake: Lake, day: dt.date) -> list[StoredModel]:
+    """Every registered model fit by ``day`` (as known at its cutoff)."""
+    return list_models(lake, cutoff(day), day)
+
+
+# --- diagnostics --------------------------------------------------------------------------
+
+
+def _importance_rows(imp: pd.DataFrame, day: dt.date, known: dt.datetime) -> pd.DataFrame:
+    measures = {"gain": "gain", "split": "split", "gain_share": "gain_share"}
+    measures["mean_abs_contrib"] = "pred_contrib"
+    frames = [
+        pd.DataFrame(
+            {
+                "model_id": imp["model_id"].astype(str),
+                "kind": "importance",
+                "name": imp["feature"].astype(str),
+                "horizon": np.int32(0),
+                "bucket": bucket,
+                "value": imp[column].astype(np.float64),
+                "n": np.int64(0),
+            }
+        )
+        for column, bucket in measures.items()
+    ]
+    return pd.concat(frames, ignore_index=True).assign(valid_date=day, known_at=known)
+
+
+def diagnostics_rows(
+    scores: pd.DataFrame, panel: Panel, horizons: Sequence[int] = IC_HORIZONS
+) -> pd.DataFrame:
+    """IC / rank IC / quantile-return rows for long scores ``[date, security_id, score, model_id]``.
+
+    Forward returns come from ``panel`` (raw, over (t, t + h]); dates whose h-day return has
+    not matured inside the panel produce nothing.
+    """
+    frames = []
+    for h in horizons:
+        fwd = pd.DataFrame(forward_returns(panel, h), index=panel.dates, columns=panel.securities)
+        ic = dg.ic_by_date(scores, fwd, h)
+        for name in ("ic", "rank_ic"):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "valid_date": ic["date"].dt.date,
+                        "model_id": ic["model_id"].astype(str),
+                        "kind": "ic",
+                        "name": name,
+                        "horizon": np.int32(h),
+                        "bucket": "",
+                        "value": ic[name].astype(np.float64),
+                        "n": ic["n"].astype(np.int64),
+                    }
+                )
+            )
+        q = dg.quantile_returns(scores, fwd, h, N_QUANTILES)
+        if len(q):
+            q["bucket"] = "Q" + q["quantile"].astype(str)
+            wide = q.pivot_table(
+                index=["date", "model_id"], columns="quantile", values="mean_return"
+            )
+            if {1, N_QUANTILES} <= set(wide.columns):
+                spread = (wide[N_QUANTILES] - wide[1]).dropna().rename("mean_return")
+                spread_rows = spread.reset_index().assign(
+                    bucket=f"Q{N_QUANTILES}-Q1", n=np.int64(0)
+                )
+                q = pd.concat([q, spread_rows], ignore_index=True)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "valid_date": pd.to_datetime(q["date"]).dt.date,
+                        "model_id": q["model_id"].astype(str),
+                        "kind": "quantile",
+                        "name": "mean_return",
+                        "horizon": np.int32(h),
+                        "bucket": q["bucket"].astype(str),
+                        "value": q["mean_return"].astype(np.float64),
+                        "n": q["n"].astype(np.int64),
+                    }
+                )
+            )
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return out[np.isfinite(out["value"])] if len(out) else out
+
+
+def diagnose(
+    lake: Lake,
+    day: dt.date,
+    horizons: Sequence[int] = IC_HORIZONS,
+    rule: UniverseRule = DEFAULT_RULE,
+) -> pd.DataFrame:
+    """Append diagnostics of every score date whose h-day return matured at ``day``'s close.
+
+    For each horizon h the score date is ``day − h`` sessions; IC, rank IC and quantile
+    returns are stored per (score date, model, h). ICIR and IC decay are aggregates of
+    these rows (:func:`pipelines.research.report_lake.load_diagnostics`).
+    """
+    known = cutoff(day)
+    if lake.table("alpha_scores") is None:
+        return pd.DataFrame()
+    first = session_offset(day, -max(horizons))
+    rows = lake.as_of("alpha_scores", known_at=known, valid_at=(first, day)).to_pandas()
+    wanted = {session_offset(day, -h) for h in horizons}
+    rows = rows[pd.to_datetime(rows["valid_date"]).dt.date.isin(wanted)]
+    if not len(rows):
+        return pd.DataFrame()
+    panel = _day_panel(lake, day, max(horizons), rule)
+    scores = pd.DataFrame(
+        {
+            "date": pd.to_datetime(rows["valid_date"]),
+            "security_id": rows["security_id"].astype(str),
+            "score": rows["score"],
+            "model_id": rows["model_id"].astype(str),
+        }
+    )
+    frame = diagnostics_rows(scores, panel, horizons)
+    # keep exactly the (score date, horizon) pairs that matured today
+    matured = {(session_offset(day, -h), h) for h in horizons}
+    keep = [
+        (d, int(h)) in matured for d, h in zip(frame["valid_date"], frame["horizon"], strict=True)
+    ]
+    frame = frame[np.asarray(keep, dtype=bool)]
+    _write(lake, "research_diagnostics", frame.assign(known_at=known))
+    return frame
+
+
+# --- research walk-forward ----------------------------------------------------------------
+
+
+@dataclass
+class LakeWalkForward:
+    """A walk-forward over a lake panel: scores, records, IC summary and the panel."""
+
+    result: WalkForwardResult
+    ic: pd.DataFrame
+    summary: pd.DataFrame
+    panel: Panel = field(repr=False)
+    dataset: ResearchDataset = field(repr=False)
+
+
+def walk_forward_on_lake(
+    lake: Lake,
+    start: dt.date,
+    end: dt.date,
+    config: ResearchConfig = DEFAULT_CONFIG,
+    known_at: dt.datetime | None = None,
+) -> LakeWalkForward:
+    """Walk-forward LightGBM on the lake panel of ``[start, end]`` (no lake writes).
+
+    Out-of-sample scores of every test block, their daily IC / rank IC against the
+    market-residual forward return of ``config.horizon``, and the IC summary.
+    """
+    specs = _specs(config.features)
+    panel = build_panel(lake, start, end, known_at=known_at, rule=config.rule)
+    label = make_label(panel, config.horizon, config.label_kind)
+    dataset = build_dataset(panel, list(specs), label, specs=specs)
+    splits = walk_forward_splits(len(panel.dates), config.walk_forward())
+    result = run_walk_forward(
+        dataset,
+        splits,
+        dict(config.params),
+        config.num_boost_round,
+        config.early_stopping_rounds,
+    )
+    ic = dg.ic_by_date(result.scores, label.values, config.horizon, model_label="walk_forward")
+    return LakeWalkForward(result, ic, dg.ic_summary(ic), panel, dataset)
+
+
+def to_json(obj: Any) -> str:
+    """Canonical JSON (sorted keys) for task return values."""
+    return json.dumps(obj, sort_keys=True, default=str)

@@ -1,0 +1,158 @@
+"""The research stage's lake tables, declared once (listed in ``STAGE_TABLE_MODULES``).
+
+All are bitemporal POINT tables. ``valid_date`` is the session a row is *about* (the
+universe/feature/score date, a model's fit date, a diagnostic's score date) and
+``known_at`` is the research knowledge time of the run that produced it
+(:func:`pipelines.research.knowledge.cutoff`), so a re-run for the same session writes the
+same rows with the same batch id and adds nothing, and ``Lake.as_of`` answers "which
+scores / which champion did we have at T" exactly.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from pipelines.lake.tables import TableSpec, register
+
+
+def _f(name: str, type_: pa.DataType, nullable: bool = True, doc: str = "") -> pa.Field:
+    return pa.field(name, type_, nullable=nullable, metadata={"doc": doc} if doc else None)
+
+
+UNIVERSE = register(
+    TableSpec(
+        name="universe",
+        description="Tradable universe per session: listed (security master as known then), price and liquidity floors.",
+        key=("security_id",),
+        fields=(
+            _f("security_id", pa.string(), False),
+            _f("sector", pa.string()),
+            _f("close", pa.float64(), doc="raw close"),
+            _f("adv_21d", pa.float64(), doc="21-session mean dollar volume"),
+            _f("market_cap", pa.float64()),
+        ),
+        partitioned=True,
+        zorder=("valid_date",),
+        valid_time_meaning="session the membership is for",
+    )
+)
+
+FEATURES = register(
+    TableSpec(
+        name="features",
+        description="Raw (un-normalized) feature values of universe members, long: one row per (security, feature, session).",
+        key=("security_id", "feature"),
+        fields=(
+            _f("security_id", pa.string(), False),
+            _f("feature", pa.string(), False, "registered feature name"),
+            _f("value", pa.float64(), False),
+        ),
+        partitioned=True,
+        zorder=("valid_date",),
+        valid_time_meaning="session the feature value is for",
+    )
+)
+
+LABELS = register(
+    TableSpec(
+        name="labels",
+        description="Forward returns over (t, t+h] of universe members at t; known_at = when t+h closed.",
+        key=("security_id", "label"),
+        fields=(
+            _f("security_id", pa.string(), False),
+            _f("label", pa.string(), False, "e.g. fwd_ret_5d_market"),
+            _f("horizon", pa.int32(), False),
+            _f("value", pa.float64(), False),
+        ),
+        partitioned=True,
+        zorder=("valid_date",),
+        valid_time_meaning="label date t (the return starts after its close)",
+    )
+)
+
+ALPHA_SCORES = register(
+    TableSpec(
+        name="alpha_scores",
+        description="Daily model scores of universe members, with the id of the model that produced each.",
+        key=("security_id",),
+        fields=(
+            _f("security_id", pa.string(), False),
+            _f("score", pa.float64(), False),
+            _f("model_id", pa.string(), False),
+        ),
+        partitioned=True,
+        zorder=("valid_date",),
+        valid_time_meaning="session scored (at its close)",
+    )
+)
+
+MODEL_REGISTRY = register(
+    TableSpec(
+        name="model_registry",
+        description="Every trained model: artifact (LightGBM text) and everything needed to rebuild it.",
+        key=("model_id",),
+        fields=(
+            _f("model_id", pa.string(), False, "content hash of the model-determining inputs"),
+            _f("created_at", pa.timestamp("us", tz="UTC"), False),
+            _f("panel_start", pa.date32(), False, "first session of the training panel"),
+            _f("train_start", pa.date32(), False),
+            _f("train_end", pa.date32(), False),
+            _f("valid_start", pa.date32()),
+            _f("valid_end", pa.date32()),
+            _f("features", pa.string(), False, "JSON list, in model column order"),
+            _f("label", pa.string(), False),
+            _f("params", pa.string(), False, "JSON object (LightGBM params + rounds)"),
+            _f("metrics", pa.string(), False, "JSON object, e.g. oos_rank_ic"),
+            _f("input_versions", pa.string(), False, "JSON: lake table -> Delta version"),
+            _f("booster", pa.string(), False, "the artifact: LightGBM model text"),
+            _f("record", pa.string(), False, "the full ModelRecord JSON"),
+        ),
+        valid_time_meaning="fit session (the model scores from this session's close on)",
+    )
+)
+
+MODEL_CHAMPION = register(
+    TableSpec(
+        name="model_champion",
+        description="Champion/challenger decisions: which model scores from each retrain session on.",
+        key=("slot",),
+        fields=(
+            _f("slot", pa.string(), False, "model slot, e.g. 'alpha'"),
+            _f("model_id", pa.string(), False, "champion after this decision"),
+            _f("challenger_id", pa.string(), False),
+            _f("promoted", pa.bool_(), False),
+            _f("reason", pa.string(), False),
+            _f("challenger_metric", pa.float64()),
+            _f("champion_metric", pa.float64()),
+        ),
+        valid_time_meaning="session of the decision",
+    )
+)
+
+RESEARCH_DIAGNOSTICS = register(
+    TableSpec(
+        name="research_diagnostics",
+        description="Signal diagnostics per score date and model: IC, rank IC, quantile returns, importances.",
+        key=("model_id", "kind", "name", "horizon", "bucket"),
+        fields=(
+            _f("model_id", pa.string(), False),
+            _f("kind", pa.string(), False, "ic | quantile | importance"),
+            _f("name", pa.string(), False, "ic, rank_ic, mean_return, or a feature name"),
+            _f("horizon", pa.int32(), False, "forward-return horizon in sessions (0 = n/a)"),
+            _f("bucket", pa.string(), False, "Q1..Qk, Qk-Q1, gain, split, pred_contrib, or ''"),
+            _f("value", pa.float64()),
+            _f("n", pa.int64(), doc="cross-section size"),
+        ),
+        valid_time_meaning="score date (ic/quantile) or fit session (importance)",
+    )
+)
+
+RESEARCH_TABLES: tuple[str, ...] = (
+    UNIVERSE.name,
+    FEATURES.name,
+    LABELS.name,
+    ALPHA_SCORES.name,
+    MODEL_REGISTRY.name,
+    MODEL_CHAMPION.name,
+    RESEARCH_DIAGNOSTICS.name,
+)

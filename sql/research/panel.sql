@@ -1,0 +1,207 @@
+-- The research panel in long form: one row per (security, session) with a price, every
+-- value as known at THAT ROW's knowledge cutoff (and never after the global $known_at).
+--
+-- Relations: the silver tables (all versions), and `cal(d DATE, cutoff TIMESTAMPTZ)` = the
+-- sessions from $clamp to $end with their research cutoffs. Output rows cover [$start, $end].
+-- A version becomes visible on its "visibility session": the first session on or after both
+-- its valid date and its knowledge (cutoff >= known_at); anything visible before $clamp is
+-- visible from $clamp (the first `cal` session) on.
+--
+-- Bitemporal join without one as-of query per day: for each slowly changing input (corporate
+-- actions, security master, fundamentals) a "change point" p is the first session at which
+-- some version becomes visible (its visibility session). The state is resolved once per (security, p) with the knowledge of cutoff(p), and
+-- every price row takes the state of its latest change point <= its date (ASOF JOIN). A
+-- version that becomes visible in (cutoff(p), cutoff(t)] has its own change point in (p, t],
+-- so row t always sees exactly what was known at cutoff(t) — a split announced after t never
+-- reaches row t.
+WITH
+px_raw AS (
+    SELECT p.security_id, p.valid_date AS d, p.close, p.volume, p._deleted,
+           row_number() OVER (
+               PARTITION BY p.security_id, p.valid_date
+               ORDER BY p.known_at DESC, p._ingested_at DESC, p._batch_id DESC
+           ) AS rn
+    FROM prices p JOIN cal c ON p.valid_date = c.d
+    WHERE p.valid_date BETWEEN $start AND $end
+      AND p.known_at <= $known_at AND p.known_at <= c.cutoff
+),
+px AS (SELECT security_id, d, close, volume FROM px_raw WHERE rn = 1 AND NOT _deleted),
+
+-- ---- corporate actions -> cumulative adjustment factors ----------------------------------
+ca_v AS (
+    SELECT a.*, greatest(k.d, s.d) AS vis_day
+    FROM corporate_actions a
+    ASOF JOIN cal k ON a.known_at <= k.cutoff
+    ASOF JOIN cal s ON a.valid_date <= s.d
+    WHERE a.known_at <= $known_at AND a.valid_date <= $end
+),
+-- the ex-date close each dividend factor uses: its first published version (known at the
+-- ex-date's own publication, so before any row that applies the factor)
+ex_close AS (
+    SELECT security_id, valid_date AS ex, arg_min(close, known_at) AS close
+    FROM prices
+    SEMI JOIN (
+        SELECT DISTINCT security_id, valid_date FROM ca_v WHERE action_type = 'dividend'
+    ) USING (security_id, valid_date)
+    WHERE known_at <= $known_at
+    GROUP BY 1, 2
+),
+ca_cp AS (
+    SELECT DISTINCT v.security_id, v.vis_day AS p
+    FROM ca_v v
+),
+ca_state AS (
+    SELECT cp.security_id, cp.p, v.action_type, v.valid_date AS ex, v.ratio, v.amount,
+           v._deleted,
+           row_number() OVER (
+               PARTITION BY cp.security_id, cp.p, v.action_type, v.valid_date
+               ORDER BY v.known_at DESC, v._ingested_at DESC, v._batch_id DESC
+           ) AS rn
+    FROM ca_cp cp
+    JOIN cal c ON c.d = cp.p
+    JOIN ca_v v ON v.security_id = cp.security_id AND v.valid_date <= cp.p
+                AND v.known_at <= c.cutoff
+),
+ca_factor AS (
+    SELECT s.security_id, s.p, s.ex, s.action_type,
+           CASE WHEN s.action_type = 'split' AND s.ratio > 0 THEN s.ratio
+                WHEN s.action_type = 'dividend' AND e.close > 0 AND s.amount > 0
+                    THEN 1.0 + s.amount / e.close
+                ELSE 1.0 END AS f,
+           CASE WHEN s.action_type = 'split' AND s.ratio > 0 THEN s.ratio ELSE 1.0 END AS k
+    FROM ca_state s LEFT JOIN ex_close e ON e.security_id = s.security_id AND e.ex = s.ex
+    WHERE s.rn = 1 AND NOT s._deleted
+),
+adj AS (
+    SELECT security_id, p,
+           product(f ORDER BY ex, action_type) AS adj_factor,
+           product(k ORDER BY ex, action_type) AS split_factor
+    FROM ca_factor GROUP BY 1, 2
+),
+
+-- ---- security master (EFFECTIVE) ------------------------------------------------------------
+sm_v AS (
+    SELECT m.*, greatest(k.d, s.d) AS vis_day
+    FROM security_master m
+    ASOF JOIN cal k ON m.known_at <= k.cutoff
+    ASOF JOIN cal s ON m.valid_date <= s.d
+    WHERE m.known_at <= $known_at AND m.valid_date <= $end
+),
+sm_cp AS (
+    SELECT DISTINCT security_id, vis_day AS p FROM sm_v
+),
+sm_latest AS (
+    SELECT cp.security_id, cp.p, v.valid_date, v.listed, v.sector, v.list_date, v.delist_date,
+           v._deleted,
+           row_number() OVER (
+               PARTITION BY cp.security_id, cp.p, v.valid_date
+               ORDER BY v.known_at DESC, v._ingested_at DESC, v._batch_id DESC
+           ) AS rn
+    FROM sm_cp cp
+    JOIN cal c ON c.d = cp.p
+    JOIN sm_v v ON v.security_id = cp.security_id AND v.valid_date <= cp.p
+                AND v.known_at <= c.cutoff
+),
+sm_state AS (
+    -- the version in force at p is the resolved version with the latest effective date;
+    -- a retracted (deleted) one ends the previous state and states nothing
+    SELECT security_id, p,
+           CASE WHEN _deleted THEN NULL ELSE listed END AS listed,
+           CASE WHEN _deleted THEN NULL ELSE sector END AS sector,
+           list_date, delist_date
+    FROM (
+        SELECT *, row_number() OVER (
+            PARTITION BY security_id, p ORDER BY valid_date DESC
+        ) AS k
+        FROM sm_latest WHERE rn = 1
+    ) WHERE k = 1
+),
+
+-- ---- fundamentals: latest balance sheet, trailing-4-quarter flows -------------------------
+fu_v AS (
+    SELECT f.*, greatest(k.d, s.d) AS vis_day
+    FROM fundamentals f
+    ASOF JOIN cal k ON f.known_at <= k.cutoff
+    ASOF JOIN cal s ON f.valid_date <= s.d
+    WHERE f.known_at <= $known_at AND f.valid_date <= $end
+),
+fu_cp AS (
+    SELECT DISTINCT security_id, vis_day AS p FROM fu_v
+),
+fu_latest AS (
+    SELECT cp.security_id, cp.p, v.fiscal_period, v.valid_date, v.revenue, v.net_income,
+           v.book_equity, v.total_assets, v.operating_cash_flow, v.shares_outstanding,
+           v._deleted,
+           row_number() OVER (
+               PARTITION BY cp.security_id, cp.p, v.fiscal_period
+               ORDER BY v.known_at DESC, v._ingested_at DESC, v._batch_id DESC
+           ) AS rn
+    FROM fu_cp cp
+    JOIN cal c ON c.d = cp.p
+    JOIN fu_v v ON v.security_id = cp.security_id AND v.valid_date <= cp.p
+                AND v.known_at <= c.cutoff
+),
+fu_ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY security_id, p ORDER BY valid_date DESC) AS q
+    FROM fu_latest WHERE rn = 1 AND NOT _deleted
+),
+fu_state AS (
+    SELECT security_id, p,
+           max(valid_date) FILTER (WHERE q = 1) AS period_end,
+           max(book_equity) FILTER (WHERE q = 1) * 1e6 AS book_equity,
+           max(total_assets) FILTER (WHERE q = 1) * 1e6 AS total_assets,
+           max(shares_outstanding) FILTER (WHERE q = 1) AS shares_q,
+           -- trailing four quarters only when they are the four latest and span one year
+           CASE WHEN count(*) FILTER (WHERE q <= 4) = 4
+                 AND max(valid_date) FILTER (WHERE q = 1)
+                     - min(valid_date) FILTER (WHERE q <= 4) <= 300
+                THEN sum(net_income ORDER BY q) FILTER (WHERE q <= 4) * 1e6 END AS net_income,
+           CASE WHEN count(*) FILTER (WHERE q <= 4) = 4
+                 AND max(valid_date) FILTER (WHERE q = 1)
+                     - min(valid_date) FILTER (WHERE q <= 4) <= 300
+                THEN sum(revenue ORDER BY q) FILTER (WHERE q <= 4) * 1e6 END AS revenue,
+           CASE WHEN count(*) FILTER (WHERE q <= 4) = 4
+                 AND max(valid_date) FILTER (WHERE q = 1)
+                     - min(valid_date) FILTER (WHERE q <= 4) <= 300
+                THEN sum(operating_cash_flow ORDER BY q) FILTER (WHERE q <= 4) * 1e6
+           END AS operating_cash_flow
+    FROM fu_ranked GROUP BY 1, 2
+),
+-- the cumulative split factor at each fundamentals' period end, to roll shares forward
+fu_split AS (
+    SELECT f.security_id, f.p, a.split_factor AS split_at_period
+    FROM fu_state f ASOF LEFT JOIN adj a
+      ON a.security_id = f.security_id AND f.period_end >= a.p
+),
+
+-- ---- sentiment ------------------------------------------------------------------------------
+se AS (
+    SELECT security_id, d, sentiment FROM (
+        SELECT s.security_id, s.valid_date AS d, s.sentiment, s._deleted,
+               row_number() OVER (
+                   PARTITION BY s.security_id, s.valid_date
+                   ORDER BY s.known_at DESC, s._ingested_at DESC, s._batch_id DESC
+               ) AS rn
+        FROM sentiment s JOIN cal c ON s.valid_date = c.d
+        WHERE s.valid_date BETWEEN $start AND $end
+          AND s.known_at <= $known_at AND s.known_at <= c.cutoff
+    ) WHERE rn = 1 AND NOT _deleted
+)
+
+SELECT px.security_id, px.d AS date, px.close, px.volume,
+       coalesce(a.adj_factor, 1.0) AS adj_factor,
+       coalesce(a.split_factor, 1.0) AS split_factor,
+       sm.listed AND (sm.list_date IS NULL OR sm.list_date <= px.d)
+           AND (sm.delist_date IS NULL OR sm.delist_date > px.d) AS listed,
+       sm.sector,
+       fu.book_equity, fu.total_assets, fu.net_income, fu.revenue, fu.operating_cash_flow,
+       fu.shares_q * coalesce(a.split_factor, 1.0) / coalesce(fs.split_at_period, 1.0)
+           AS shares_outstanding,
+       se.sentiment
+FROM px
+ASOF LEFT JOIN adj a ON a.security_id = px.security_id AND px.d >= a.p
+ASOF LEFT JOIN sm_state sm ON sm.security_id = px.security_id AND px.d >= sm.p
+ASOF LEFT JOIN fu_state fu ON fu.security_id = px.security_id AND px.d >= fu.p
+LEFT JOIN fu_split fs ON fs.security_id = fu.security_id AND fs.p = fu.p
+LEFT JOIN se ON se.security_id = px.security_id AND se.d = px.d
+ORDER BY px.d, px.security_id

@@ -1,0 +1,71 @@
+"""A small simulated market in a lake, and a few sessions of the daily loop on it.
+
+Built once per test session (under pytest's session temp dir, behind a file lock so
+xdist workers share it) and copied by tests that write to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import shutil
+from pathlib import Path
+
+from pipelines.daily.config import DailyConfig
+from pipelines.daily.loop import DayResult, run_day
+from pipelines.daily.marketdata import cutoff
+from pipelines.daily.paths import DailyPaths
+from pipelines.daily.stages import paper_broker, sessions_between
+from pipelines.lake import Lake
+
+START, END = dt.date(2024, 1, 2), dt.date(2024, 6, 28)
+LOOP_DAYS = (dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 5))
+CONFIG = DailyConfig(lookback_sessions=60)
+
+
+def market_lake(root: Path, *, universe: int = 60, signal: float = 0.3, seed: int = 11) -> Lake:
+    """A lake holding the simulator's silver tables for ``START``..``END``."""
+    from pipelines.research.simlake import simulated_lake
+    from pipelines.vendors.config import MarketConfig
+    from pipelines.vendors.simulator import VendorSimulator
+
+    lake = Lake(str(root / "lake"))
+    market = MarketConfig(
+        seed=seed, universe_size=universe, start=START, end=END, signal_strength=signal
+    )
+    simulated_lake(lake, VendorSimulator(market).market)
+    return lake
+
+
+def run_loop(root: Path, days: tuple[dt.date, ...] = LOOP_DAYS) -> list[DayResult]:
+    """The daily loop (file-backed paper broker, as the DAG uses) for ``days``."""
+    lake = Lake(str(root / "lake"))
+    paths = DailyPaths(root)
+    broker = paper_broker(lake, paths, CONFIG)
+    out = []
+    for day in days:
+        broker.prices.known_at = cutoff(day)  # type: ignore[attr-defined]
+        out.append(run_day(lake, day, CONFIG, broker, paths=paths))
+    return out
+
+
+def shared_loop_root(base: Path) -> Path:
+    """``base/daily-loop``: the market plus ``LOOP_DAYS`` of the loop, built once."""
+    root = base / "daily-loop"
+    with open(base / "daily-loop.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "done").is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir(parents=True)
+            market_lake(root)
+            run_loop(root)
+            (root / "done").write_text("ok")
+    return root
+
+
+def copy_root(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("done", "*.lock"))
+    return dst
+
+
+__all__ = ["CONFIG", "LOOP_DAYS", "copy_root", "market_lake", "run_loop", "sessions_between"]

@@ -1,0 +1,101 @@
+"""Reconciliation catches breaks; TCA per order; the audit trail only ever grows."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.execution import execute_day, reconcile_day
+from pipelines.execution.records import read_day
+
+from .conftest import MARKET, NAV, PF, TRADE, bar
+
+
+def run(lake, targets, broker, limits, adv):
+    return execute_day(lake, PF, TRADE, targets, broker, limits, nav=NAV, adv=adv)
+
+
+def test_injected_fill_is_a_break(lake, targets, venue, limits, adv, prices):
+    run(lake, targets, venue.broker, limits, adv)
+    venue.session(TRADE)
+    assert reconcile_day(lake, venue.broker, PF, TRADE).clean
+    # A fill the broker has and we don't (a manual trade at the broker, a broker error).
+    foreign = venue.engine.inject_fill(PF, "S1", "buy", 150, 101.0, TRADE)
+    report = reconcile_day(lake, venue.broker, PF, TRADE)
+    assert not report.clean
+    brk = report.breaks.set_index("security_id")
+    # The paper broker reports cash, so the cash the foreign buy spent is a break too.
+    assert sorted(brk.index) == (["$CASH", "S1"] if venue.acceptor is None else ["S1"])
+    assert brk.loc["S1", "difference"] == 150
+    assert brk.loc["S1", "theirs"] - brk.loc["S1", "ours"] == 150
+    assert brk.loc["S1", "note"] == "broker holds more"
+    if venue.acceptor is None:  # the paper broker also lists the fill itself
+        assert report.foreign_fills == [foreign.fill_id]
+        assert brk.loc["$CASH", "difference"] == pytest.approx(-150 * 101.0)
+    # Never booked as ours: our positions come from fills on our own orders only.
+    fills = read_day(lake, "fills", TRADE, PF)
+    assert foreign.fill_id not in set(fills["fill_id"])
+    stored = read_day(lake, "reconciliation", TRADE, PF).set_index("security_id")
+    assert stored.loc["S1", "status"] == "break"
+    audit = read_day(lake, "execution_audit", TRADE, PF)
+    breaks = audit[(audit["stage"] == "reconcile") & (audit["event"] == "break")]
+    assert "S1" in breaks["security_id"].tolist()
+
+
+def test_tca_shortfall_vs_decision_arrival_and_vwap(lake, targets, paper, limits, adv, prices):
+    run(lake, targets, paper, limits, adv)
+    report = reconcile_day(lake, paper, PF, TRADE, prices=prices)
+    tca = report.tca.set_index("security_id")
+    assert len(tca) == len(MARKET)
+    fills = read_day(lake, "fills", TRADE, PF)
+    for sid, (decision, target, volume) in MARKET.items():
+        f = fills[fills["security_id"] == sid]
+        avg = (f["quantity"] * f["price"]).sum() / f["quantity"].sum()
+        s = 1.0 if target > 0 else -1.0
+        b = bar(decision, volume)
+        row = tca.loc[sid]
+        assert row["avg_fill_price"] == pytest.approx(avg)
+        assert row["arrival_price"] == pytest.approx(b.open)
+        assert row["vwap"] == pytest.approx((b.high + b.low + b.close) / 3)
+        assert row["vwap_method"] == "typical_price"
+        assert row["shortfall_decision_bps"] == pytest.approx(s * (avg / decision - 1) * 1e4)
+        assert row["shortfall_arrival_bps"] == pytest.approx(s * (avg / b.open - 1) * 1e4)
+        assert row["shortfall_vwap_bps"] == pytest.approx(s * (avg / row["vwap"] - 1) * 1e4)
+        assert row["fill_rate"] == 1.0
+        assert row["execution_cost"] == pytest.approx(s * abs(target) * (avg - decision))
+        # Paying the spread and impact: a cost against the VWAP the fills were based on.
+        assert row["shortfall_vwap_bps"] > 0
+    stored = read_day(lake, "tca", TRADE, PF)
+    assert len(stored) == len(MARKET)
+    # Re-running adds no TCA rows.
+    reconcile_day(lake, paper, PF, TRADE, prices=prices)
+    assert len(lake.as_of("tca", known_at=_far(), valid_at=TRADE)) == len(MARKET)
+
+
+def test_audit_trail_is_append_only(lake, targets, paper, limits, adv, prices):
+    run(lake, targets, paper, limits, adv)
+    reconcile_day(lake, paper, PF, TRADE, prices=prices)
+    first = read_day(lake, "execution_audit", TRADE, PF).set_index("event_id")
+    assert (
+        first["stage"].isin({"targets", "pretrade", "orders", "send", "fills", "reconcile"}).all()
+    )
+    paper.inject_fill(PF, "S3", "sell", 10, 20.0, TRADE)
+    run(lake, targets, paper, limits, adv)
+    reconcile_day(lake, paper, PF, TRADE, prices=prices)
+    second = read_day(lake, "execution_audit", TRADE, PF).set_index("event_id")
+    # Every earlier event is still there, unchanged; new facts were added.
+    assert set(first.index) < set(second.index)
+    assert second.loc[first.index, "detail"].tolist() == first["detail"].tolist()
+    ops = {v["operation"] for v in lake.versions("execution_audit")}
+    assert ops <= {"CREATE TABLE", "WRITE"}
+    modes = {
+        (v.get("operationParameters") or {}).get("mode")
+        for v in lake.versions("execution_audit")
+        if v["operation"] == "WRITE"
+    }
+    assert modes == {"Append"}
+
+
+def _far():
+    from pipelines.execution.records import SEE_ALL
+
+    return SEE_ALL

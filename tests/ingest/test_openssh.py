@@ -1,0 +1,200 @@
+"""Integration: the SFTP client against OpenSSH's sshd, the server most vendors run.
+
+sshd is started for the test only: on a free loopback port, with a generated host key and
+a generated client key, from a generated ``sshd_config`` (no PAM, key auth only,
+``internal-sftp``). It serves a tree holding the simulator's folders for two days, and
+ingestion reads it through Airflow's ``SFTPHook`` exactly as it reads the simulator.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pipelines.ingest.feed_spec import FeedSpec
+from pipelines.ingest.flow import ingest_sftp_day, previous_session_of
+from pipelines.ingest.gate import contract_gate
+from pipelines.ingest.sources import SFTPHookSource
+from pipelines.lake import Lake
+from pipelines.vendors.simulator import VendorSimulator
+from tests.ingest.conftest import SEEDED_DAYS
+
+pytestmark = pytest.mark.integration
+
+CONN_ID = "sftp_openssh"
+
+
+def _find_sshd() -> str | None:
+    found = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").is_file() else None)
+    return str(Path(found).resolve()) if found else None
+
+
+def _install_sshd() -> str | None:
+    """Install Debian's openssh-server when root (as ``.ci/system-deps.sh`` does)."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return None
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "openssh-server"]
+    if subprocess.run(install, env=env, capture_output=True, timeout=600).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
+        subprocess.run(install, env=env, capture_output=True, timeout=600)
+    return _find_sshd()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _keygen(path: Path) -> str:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alphafactory-test", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path.with_suffix(".pub").read_text().strip()
+
+
+@dataclass(frozen=True)
+class Sshd:
+    port: int
+    user: str
+    host_public_key: str
+    client_key: Path
+    root: Path  # the served tree (absolute remote paths: no chroot)
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    binary = _find_sshd() or _install_sshd()
+    if binary is None:
+        pytest.skip("OpenSSH sshd is not installed and cannot be (needs root and apt-get)")
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen is not installed")
+    tmp = tmp_path_factory.mktemp("sshd")
+    host_pub = _keygen(tmp / "host_ed25519")
+    client_pub = _keygen(tmp / "client_ed25519")
+    (tmp / "authorized_keys").write_text(client_pub + "\n")
+    if os.geteuid() == 0:  # sshd started by root insists on its privilege-separation dir
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    port = _free_port()
+    config = tmp / "sshd_config"
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {tmp / 'host_ed25519'}",
+                f"PidFile {tmp / 'sshd.pid'}",
+                f"AuthorizedKeysFile {tmp / 'authorized_keys'}",
+                "UsePAM no",
+                "StrictModes no",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PubkeyAuthentication yes",
+                "PermitRootLogin prohibit-password",
+                "Subsystem sftp internal-sftp",
+                "LogLevel VERBOSE",
+                "",
+            ]
+        )
+    )
+    log = (tmp / "sshd.log").open("wb")
+    proc = subprocess.Popen(
+        [binary, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"sshd exited: {(tmp / 'sshd.log').read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        root = tmp / "vendor"
+        root.mkdir()
+        yield Sshd(port, getpass.getuser(), host_pub, tmp / "client_ed25519", root)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_ingest_from_openssh_sftp_with_key_auth(
+    sshd: Sshd,
+    sim: VendorSimulator,
+    feeds: dict[str, FeedSpec],
+    lake: Lake,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The vendor's tree for two days, as the simulator serves it.
+    for day in SEEDED_DAYS:
+        folder = sshd.root / "daily" / day.isoformat()
+        folder.mkdir(parents=True)
+        for name, data in sim.day_files(day).items():
+            (folder / name).write_bytes(data)
+    key_type, key_b64, *_ = sshd.host_public_key.split()
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        json.dumps(
+            {
+                "conn_type": "sftp",
+                "host": "127.0.0.1",
+                "port": sshd.port,
+                "login": sshd.user,
+                "extra": {
+                    "key_file": str(sshd.client_key),
+                    "host_key": f"{key_type} {key_b64}",  # pinned: no trust on first use
+                    "look_for_keys": "false",
+                },
+            }
+        ),
+    )
+    source = SFTPHookSource(CONN_ID)
+    # This vendor's day folders live under another root: the feed declaration says where.
+    remote_dir = f"{sshd.root}/daily/{{date:%Y-%m-%d}}"
+    master, prices = (
+        feeds[n].model_copy(update={"remote_dir": remote_dir})
+        for n in ("vendor_security_master", "vendor_prices")
+    )
+    for day in SEEDED_DAYS:
+        prev = previous_session_of(day)
+        for feed in (master, prices):
+            (outcome,) = ingest_sftp_day(
+                lake, feed, day, source, contract_gate, previous_session=prev
+            )
+            assert outcome.status == "loaded", outcome.message
+        published = sim.publish_at(day)
+        assert published is not None
+        snap = lake.as_of("prices", known_at=published, valid_at=day)
+        assert snap.num_rows == len(sim.clean_prices(day))
+        assert set(snap["known_at"].to_pylist()) == {published}
+    # Bytes in the raw zone are the served bytes.
+    raw = lake.history("raw_manifest", {"feed": "vendor_prices", "file_name": "prices.csv.gz"})
+    assert sorted(raw["valid_date"].to_pylist()) == list(SEEDED_DAYS)
+    for row in raw.to_pylist():
+        served = sshd.root / "daily" / row["valid_date"].isoformat() / "prices.csv.gz"
+        assert Path(row["uri"].removeprefix("file://")).read_bytes() == served.read_bytes()
+    (again,) = ingest_sftp_day(
+        lake, prices, SEEDED_DAYS[-1], source, contract_gate, previous_session=SEEDED_DAYS[0]
+    )
+    assert again.status == "unchanged"
