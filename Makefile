@@ -11,8 +11,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 
-$(STAMP): $(PY) pyproject.toml
+$(STAMP): $(PY) pyproject.toml .ci/fix-wheel.sh
 	$(PY) -m pip install --quiet -e '.[dev]'
+	bash .ci/fix-wheel.sh $(PY)
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project with dev tools
@@ -44,6 +45,11 @@ e2e: install
 
 bench: install  ## benchmarks → bench/results/*.json
 	$(PY) bench/lake.py
+	$(PY) bench/ingest.py
+	$(PY) bench/validation.py
+	$(PY) bench/research.py
+	$(PY) bench/optimizer.py
+	$(PY) bench/execution.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${1:-.venv/bin/python}
 WHEELS=${ALPHAFACTORY_WHEEL_CACHE:-$HOME/.cache/alphafactory-wheels}
-SPEC='quickfix>=1.15'
+SPEC='quickfix>=1.16,<1.17'  # keep in step with the `fix` extra in pyproject.toml
 if "$PY" -c 'import quickfix' 2>/dev/null; then
   exit 0
 fi

@@ -6,7 +6,7 @@
    not yet loaded, so a second run adds nothing;
 4. train the model at the session before the latest one (its promotion takes effect from
    the latest session);
-5. open the ``main`` portfolio a few sessions back (the daily loop in process), so the
+5. open the ``main`` portfolio one session back (the daily loop in process), so the
    latest session has fills to reconcile;
 6. run ``vendor_ingest``, ``daily_research`` and ``portfolio_rebalance`` for the latest
    session through Airflow (``dag.test``), and print where the PM report is.
@@ -59,10 +59,11 @@ def _missing_days(lake: Any, feed: str, days: list[dt.date]) -> list[dt.date]:
     return [d for d in days if d not in have]
 
 
-def _pools(env: Any) -> None:
+def create_pools(env: Any) -> None:
     """Create the DAGs' pools (idempotent: ``airflow pools import`` overwrites)."""
-    from pipelines.orchestration.airflow_env import _airflow_bin
+    from pipelines.orchestration.airflow_env import _airflow_bin, ensure_airflow_db
 
+    ensure_airflow_db(env)
     spec = {name: {"slots": n, "description": f"alphafactory {name}"} for name, n in POOLS.items()}
     path = env.home / "pools.json"
     path.write_text(json.dumps(spec, indent=1))
@@ -93,7 +94,7 @@ def _progress_printer(label: str) -> Callable[[str, int, int], None]:
 def demo(
     warmup_sessions: Annotated[
         int, typer.Option(help="Sessions the portfolio trades before the latest one")
-    ] = 3,
+    ] = 1,
     workers: Annotated[int, typer.Option(help="Parallel vendor downloads")] = 4,
 ) -> None:
     """Run the daily loop on the embedded default and print where the PM report is."""
@@ -110,6 +111,7 @@ def demo(
     from pipelines.vendors.server import run_vendor
 
     t0 = time.perf_counter()
+    _quiet_logs()
     settings = get_settings()
     lake = Lake.from_settings()
     lake.init()
@@ -141,7 +143,7 @@ def demo(
                 os.environ[key] = value
         with _step("Airflow metadata DB (SQLite) and pools"):
             ensure_airflow_db(env)
-            _pools(env)
+            create_pools(env)
         with _step(f"backfill {len(history)} sessions through SFTP/REST"):
             _backfill(lake, history, workers)
         with _step(f"train the model at {history[-1]}"):
@@ -178,6 +180,14 @@ def demo(
         "open the UI with: alphafactory airflow env > af.sh && source af.sh && airflow "
         "api-server[/dim]"
     )
+
+
+def _quiet_logs() -> None:
+    """Library chatter (SSH handshakes, GX registration) at INFO would bury the progress."""
+    import logging
+
+    for name in ("asyncssh", "paramiko", "great_expectations", "airflow", "httpx", "aiohttp"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _backfill(lake: Any, days: list[dt.date], workers: int) -> None:

@@ -57,6 +57,9 @@ class DailyConfig(BaseModel):
     #: present, else the builtin sentiment scorer), ``lake`` or ``builtin``.
     scorer: Literal["auto", "lake", "builtin"] = "auto"
     approval: ApprovalPolicy = ApprovalPolicy()
+    #: Record the risk model (``risk_*``) and the targets (``target_portfolios``,
+    #: ``target_risk``, ``solve_log``) in the lake. Long backtests may turn it off.
+    record_portfolio_tables: bool = True
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> DailyConfig:

@@ -103,15 +103,18 @@ def score_source(config: DailyConfig) -> ScoreSource:
     return AutoScores(lake_scores)
 
 
-def paper_broker(lake: Lake, paths: DailyPaths, config: DailyConfig) -> PaperBroker:
+def paper_broker(
+    lake: Lake, paths: DailyPaths, config: DailyConfig, known_at: dt.datetime | None = None
+) -> PaperBroker:
     """The embedded paper broker for ``config.portfolio_id`` (state next to the lake).
 
-    It fills from the lake's prices as they are published (point in time by
-    construction: a session fills only once its bar is in the lake).
+    It fills a session from the lake's prices once they are known at ``known_at`` (a
+    task passes its session's cutoff, so re-running an old session never fills orders
+    with bars published after it; None = everything in the lake).
     """
     return PaperBroker(
         paths.broker_state(config.portfolio_id),
-        LakePriceSource(lake, known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC)),
+        LakePriceSource(lake, known_at=known_at or dt.datetime(2200, 1, 1, tzinfo=dt.UTC)),
         initial_cash=config.initial_capital,
         clock=lambda: dt.datetime.now(dt.UTC),
     )
@@ -147,7 +150,7 @@ class DayContext:
             lake=lake,
             day=day,
             config=cfg,
-            broker=paper_broker(lake, paths, cfg),
+            broker=paper_broker(lake, paths, cfg, cutoff(day)),
             paths=paths,
             scores_source=score_source(cfg),
             ingestor=VendorIngest() if live_ingest else NoIngest(),
@@ -196,6 +199,10 @@ def research(ctx: DayContext) -> dict[str, Any]:
 def risk_model(ctx: DayContext) -> dict[str, Any]:
     """Stage 3: the factor risk model at the day's close (artifact ``risk_model``)."""
     model = ctx.risk_source.risk_model(ctx.lake, ctx.day, ctx.snapshot, ctx.config)
+    if ctx.config.record_portfolio_tables:
+        from pipelines.portfolio.stage import store_risk_model
+
+        store_risk_model(ctx.lake, model, known_at=cutoff(ctx.day))
     ctx.artifacts.put("risk_model", model)
     return {"securities": model.n_assets, "factors": list(model.factor_names)}
 
@@ -294,6 +301,16 @@ def optimize(ctx: DayContext) -> dict[str, Any]:
         risk_model=model,
         min_trade_notional=ctx.config.min_trade_notional,
     )
+    if ctx.config.record_portfolio_tables:
+        from pipelines.portfolio.stage import store_targets
+
+        store_targets(
+            ctx.lake,
+            targets,
+            known_at=cutoff(ctx.day),
+            policy=ctx.config.policy,
+            min_trade_notional=ctx.config.min_trade_notional,
+        )
     ctx.artifacts.put("book", book)
     ctx.artifacts.put("targets", targets)
     summary = targets.summary()
@@ -456,15 +473,23 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
         {s: q * float(prev_close.get(s, np.nan)) for s, q in prev_positions.items()},
         dtype=float,
     ).dropna()
-    holding_pnl = float(np.nansum(held_value.to_numpy() * ret.reindex(held_value.index).to_numpy()))
+    held_value = held_value.sort_index()
+    contributions = held_value.to_numpy() * ret.reindex(held_value.index).to_numpy()
+    holding_pnl = math.fsum(x for x in contributions if np.isfinite(x))
     pnl_factor = _factor_pnl(ctx, held_value)
     tca = read_day(ctx.lake, "tca", ctx.day, ctx.portfolio_id)
-    cost = float(
-        np.nansum(tca["execution_cost"].to_numpy(dtype=float))
-        + np.nansum(tca["commission"].to_numpy(dtype=float))
+    # fsum: exact, so the total does not depend on the order the lake returns rows in.
+    cost = math.fsum(
+        x
+        for x in np.concatenate(
+            [tca["execution_cost"].to_numpy(dtype=float), tca["commission"].to_numpy(dtype=float)]
+        )
+        if np.isfinite(x)
     )
     fills = read_day(ctx.lake, "fills", ctx.day, ctx.portfolio_id)
-    traded = float((fills["quantity"].astype(float) * fills["price"].astype(float)).sum())
+    traded = math.fsum(
+        fills["quantity"].to_numpy(dtype=float) * fills["price"].to_numpy(dtype=float)
+    )
     prev_scores = _previous_artifact(ctx, "scores")
     ic = _rank_ic(prev_scores, ret) if prev_scores is not None else math.nan
     pnl = nav - prev_nav

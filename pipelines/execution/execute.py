@@ -184,6 +184,11 @@ def execute_day(
 ) -> ExecutionReport:
     """Generate (once), check, persist and send the day's orders; see the module doc.
 
+    ``targets`` is a :class:`~pipelines.portfolio.targets.TargetPortfolio`, the frame
+    :func:`~pipelines.execution.orders.load_targets` reads from ``target_portfolios``, or
+    any frame with ``security_id``, ``target_shares`` and ``price`` (the decision price);
+    a ``portfolio_id`` column, if present, must match ``portfolio_id``.
+
     Promises: nothing is sent that is not first in ``orders`` with ``status = accepted``;
     no client order id is submitted to the broker once the broker has it; every send
     outcome is in ``order_events`` when this returns or raises (barring a hard kill, which
@@ -365,8 +370,12 @@ def _generate(
         value = nav
         if value is None and isinstance(targets, TargetPortfolio):
             value = targets.portfolio_value
+        if value is None and "portfolio_value" in frame and frame["portfolio_value"].notna().any():
+            value = float(frame["portfolio_value"].dropna().iloc[0])  # target_portfolios rows
         if value is None or value <= 0:
-            raise ValueError("execute_day needs book=, nav= or a TargetPortfolio for the NAV")
+            raise ValueError(
+                "execute_day needs book=, nav=, a TargetPortfolio or a portfolio_value column"
+            )
         marks = {str(k): float(v) for k, v in frame.groupby("security_id")["price"].last().items()}
         book = BookState(
             nav=float(value), positions=current, prices=marks, sectors=dict(sectors or {})

@@ -87,7 +87,9 @@ FILLS = register(
     TableSpec(
         name="fills",
         description="Executions reported by the broker for our orders.",
-        key=("fill_id",),
+        # Execution ids are unique per broker account, not across our portfolios: two
+        # portfolios' accounts may both number their fills from 0.
+        key=("portfolio_id", "fill_id"),
         fields=(
             _f("fill_id", pa.string(), False, "broker execution id"),
             _f("client_order_id", pa.string(), False),

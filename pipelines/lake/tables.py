@@ -19,6 +19,8 @@ and ``valid_year`` for partitioned tables.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -122,6 +124,20 @@ def register(spec: TableSpec) -> TableSpec:
         raise ValueError(f"table {spec.name} declared twice with different specs")
     _TABLES[spec.name] = spec
     return spec
+
+
+@contextmanager
+def temporary_table(spec: TableSpec) -> Iterator[TableSpec]:
+    """Declare ``spec`` for the duration of a ``with`` block (tests, experiments).
+
+    The registry is process-wide: a table a test declares must not leak into what later
+    code (``all_tables()``, the maintenance DAG) believes the project declares.
+    """
+    register(spec)
+    try:
+        yield spec
+    finally:
+        _TABLES.pop(spec.name, None)
 
 
 def get_table(name: str) -> TableSpec:

@@ -14,7 +14,8 @@ from pipelines.backtest import run_backtest
 from pipelines.backtest.metrics import compute_metrics
 from pipelines.daily.paths import DailyPaths
 from pipelines.lake import Lake
-from tests.daily.helpers import CONFIG, market_lake
+from tests.daily.helpers import BACKTEST_CONFIG as CONFIG
+from tests.daily.helpers import market_lake
 
 pytestmark = [pytest.mark.slow]
 START, END = dt.date(2024, 5, 14), dt.date(2024, 5, 30)

@@ -21,6 +21,8 @@ from pipelines.lake import Lake
 START, END = dt.date(2024, 1, 2), dt.date(2024, 6, 28)
 LOOP_DAYS = (dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 5))
 CONFIG = DailyConfig(lookback_sessions=60)
+#: Backtests skip the per-day risk and target tables (speed); the loop tests keep them.
+BACKTEST_CONFIG = CONFIG.model_copy(update={"record_portfolio_tables": False})
 
 
 def market_lake(root: Path, *, universe: int = 60, signal: float = 0.3, seed: int = 11) -> Lake:

@@ -51,6 +51,10 @@ def test_orders_fill_and_reconcile(loop_root: Path) -> None:
     assert list(book["valid_date"]) == list(LOOP_DAYS)
     assert book["n_positions"].iloc[-1] > 10
     assert book["nav"].iloc[0] == pytest.approx(CONFIG.initial_capital, rel=0.02)
+    # The portfolio stage's tables hold the day's risk model and targets.
+    for table in ("target_portfolios", "solve_log", "risk_exposures"):
+        rows = lake.as_of(table, known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC), valid_at=third)
+        assert rows.num_rows > 0, table
     # The day's P&L splits into holding (factor + specific) and trading.
     last = book.iloc[-1]
     parts = last["pnl_factor"] + last["pnl_specific"] + last["pnl_trading"]

@@ -99,3 +99,34 @@ def _far():
     from pipelines.execution.records import SEE_ALL
 
     return SEE_ALL
+
+
+def test_same_execution_id_in_two_portfolios_keeps_both_fills(lake):
+    # Regression: fills were keyed by fill_id alone; two portfolios' paper accounts both
+    # number executions from 0, so the second portfolio's fills were silently dropped.
+    import datetime as dt
+
+    import pandas as pd
+
+    from pipelines.execution.records import append_new
+
+    def fill(portfolio: str) -> dict:
+        return {
+            "fill_id": "X00000001",
+            "client_order_id": f"{portfolio}-order",
+            "broker_order_id": "P00000001",
+            "portfolio_id": portfolio,
+            "security_id": "S1",
+            "side": "buy",
+            "quantity": 100.0,
+            "price": 10.0,
+            "commission": 0.0,
+            "executed_at": pd.Timestamp("2024-01-03T15:00:00Z"),
+            "broker": "paper",
+        }
+
+    at = dt.datetime(2024, 1, 3, 22, tzinfo=dt.UTC)
+    for portfolio in ("pf-a", "pf-b"):
+        assert append_new(lake, "fills", pd.DataFrame([fill(portfolio)]), TRADE, known_at=at) == 1
+    assert len(read_day(lake, "fills", TRADE, "pf-a")) == 1
+    assert len(read_day(lake, "fills", TRADE, "pf-b")) == 1

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from pipelines.execution import execute_day, load_orders, load_targets
-from pipelines.lake import TableSpec, get_table, register
+from pipelines.lake import TableSpec, get_table
+from pipelines.lake.tables import temporary_table
 from pipelines.portfolio.targets import TARGET_COLUMNS
 
 from .conftest import DECISION, NAV, PF, TRADE
@@ -17,22 +18,26 @@ from .conftest import DECISION, NAV, PF, TRADE
 # The portfolio stage declares ``target_portfolios``; this test uses a private table of
 # the same shape (the rows of ``TargetPortfolio.to_frame()``) so it does not depend on it.
 _STRINGS = {"portfolio_id", "security_id", "status", "solver"}
-TEST_TABLE = register(
-    TableSpec(
-        name="exec_test_target_portfolios",
-        description="test-only copy of target_portfolios' shape",
-        key=("portfolio_id", "security_id"),
-        fields=tuple(
-            pa.field(
-                c,
-                pa.string() if c in _STRINGS else pa.date32() if c == "date" else pa.float64(),
-                nullable=c not in ("portfolio_id", "security_id"),
-            )
-            for c in TARGET_COLUMNS
-        ),
-        valid_time_meaning="decision date",
-    )
+TEST_TABLE = TableSpec(
+    name="exec_test_target_portfolios",
+    description="test-only copy of target_portfolios' shape",
+    key=("portfolio_id", "security_id"),
+    fields=tuple(
+        pa.field(
+            c,
+            pa.string() if c in _STRINGS else pa.date32() if c == "date" else pa.float64(),
+            nullable=c not in ("portfolio_id", "security_id"),
+        )
+        for c in TARGET_COLUMNS
+    ),
+    valid_time_meaning="decision date",
 )
+
+
+@pytest.fixture(autouse=True)
+def _test_table():
+    with temporary_table(TEST_TABLE):
+        yield
 
 
 def _rows(targets: pd.DataFrame) -> pd.DataFrame:
@@ -84,10 +89,27 @@ def test_target_shares_frame_is_enough(lake, paper, limits, adv):
         )
 
 
-def test_real_target_portfolios_table_when_declared(lake):
+def test_real_target_portfolios_table(lake, targets, paper, limits, adv):
     try:
         spec = get_table("target_portfolios")
     except Exception:
         pytest.skip("target_portfolios is not declared yet (portfolio stage)")
-    names = {f.name for f in spec.fields}
-    assert {"portfolio_id", "security_id", "target_shares", "price"} <= names
+    rows = pd.DataFrame({f.name: None for f in spec.fields}, index=range(len(targets)))
+    for c in ("portfolio_id", "security_id", "target_shares", "price"):
+        rows[c] = targets[c].to_numpy()
+    rows["portfolio_value"] = NAV
+    rows["status"] = "optimal"
+    for f in spec.fields:
+        if pa.types.is_floating(f.type):
+            rows[f.name] = rows[f.name].astype(float)
+            if not f.nullable:
+                rows[f.name] = rows[f.name].fillna(0.0)
+        elif not f.nullable and rows[f.name].isna().any():
+            rows[f.name] = "test"
+    rows["valid_date"] = DECISION
+    rows["known_at"] = pd.Timestamp("2024-01-02T22:00:00Z")
+    lake.write("target_portfolios", rows)
+    loaded = load_targets(lake, PF, DECISION)
+    # No nav=: the NAV comes from the rows' portfolio_value.
+    report = execute_day(lake, PF, TRADE, loaded, paper, limits, adv=adv)
+    assert len(report.submitted) == len(targets)

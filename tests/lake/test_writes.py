@@ -169,25 +169,29 @@ def test_init_creates_every_table_once(lake: Lake) -> None:
 def test_zorder_runs_for_tables_that_declare_it(lake: Lake) -> None:
     import pyarrow as pa
 
-    from pipelines.lake import TableSpec, register
+    from pipelines.lake import TableSpec
+    from pipelines.lake.tables import temporary_table
 
-    register(
-        TableSpec(
-            name="test_zordered",
-            description="test table",
-            key=("security_id",),
-            fields=(pa.field("security_id", pa.string(), False), pa.field("x", pa.float64())),
-            zorder=("security_id", "valid_date"),
-        )
+    spec = TableSpec(
+        name="test_zordered",
+        description="test table",
+        key=("security_id",),
+        fields=(pa.field("security_id", pa.string(), False), pa.field("x", pa.float64())),
+        zorder=("security_id", "valid_date"),
     )
-    for day in range(2, 6):
-        frame = pd.DataFrame(
-            {"security_id": ["A", "B"], "x": [1.0, 2.0], "valid_date": [dt.date(2024, 1, day)] * 2}
-        )
-        lake.write("test_zordered", frame, known_at=ts(day))
-    report = maintain_table(lake, "test_zordered", min_files_for_zorder=2)
-    assert report.zordered
-    assert lake.status("test_zordered").rows == 8
+    with temporary_table(spec):
+        for day in range(2, 6):
+            frame = pd.DataFrame(
+                {
+                    "security_id": ["A", "B"],
+                    "x": [1.0, 2.0],
+                    "valid_date": [dt.date(2024, 1, day)] * 2,
+                }
+            )
+            lake.write("test_zordered", frame, known_at=ts(day))
+        report = maintain_table(lake, "test_zordered", min_files_for_zorder=2)
+        assert report.zordered
+        assert lake.status("test_zordered").rows == 8
 
 
 def test_row_batch_ids_skip_batches_already_committed(lake: Lake) -> None:

@@ -49,7 +49,9 @@ def test_report_has_every_section_and_loads_nothing(loop_root: Path, tmp_path: P
 
 def _chromium() -> str | None:
     for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
+        found = shutil.which(name) or (
+            f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None
+        )
         if found:
             return found
     return None
