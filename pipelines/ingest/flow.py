@@ -360,22 +360,31 @@ def _ingest_file(
     return gate_and_load(lake, feed, day, raw, batch, published, gate)
 
 
+#: A session's REST window closes at the vendor's publish time (New York wall time). It
+#: must not be later than the ``vendor_ingest`` run (19:00): records published between a
+#: window's close and the run would otherwise belong to a window already fetched, and be
+#: lost. The SFTP folder of a session is published at the same instant, so once the
+#: sensor sees the manifest, the session's REST window is closed too.
+REST_WINDOW_CLOSE = dt.time(18, 0)
+
+
 def rest_window(
     day: dt.date, previous_session: dt.date | None
 ) -> tuple[dt.datetime | None, dt.datetime]:
-    """Publication-time window a session's REST ingestion owns: (prev cutoff, cutoff].
+    """Publication-time window a session's REST ingestion owns: (prev close, close].
 
-    The cutoff of a session is the following midnight in New York, so every instant
-    belongs to exactly one session's window and re-running a day fetches the same records.
+    The close of a session is :data:`REST_WINDOW_CLOSE` New York time on that day, so every
+    instant belongs to exactly one session's window and re-running a day fetches the same
+    records.
     """
     from zoneinfo import ZoneInfo
 
     ny = ZoneInfo("America/New_York")
 
-    def cutoff(d: dt.date) -> dt.datetime:
-        return dt.datetime.combine(d + dt.timedelta(days=1), dt.time(0), ny).astimezone(dt.UTC)
+    def close(d: dt.date) -> dt.datetime:
+        return dt.datetime.combine(d, REST_WINDOW_CLOSE, ny).astimezone(dt.UTC)
 
-    return (cutoff(previous_session) if previous_session else None), cutoff(day)
+    return (close(previous_session) if previous_session else None), close(day)
 
 
 def ingest_rest_day(
@@ -399,6 +408,9 @@ def ingest_rest_day(
         # first window of a backfill does; later sessions own (prev cutoff, cutoff].
         previous_session = None
     since, until = rest_window(day, previous_session)
+    if dt.datetime.now(dt.UTC) < until:
+        # Fetching an open window would record it as done with records still to come.
+        raise FeedNotPublished(feed.name, day, f"{feed.endpoint} (window closes {until})")
     records = source.fetch(feed.endpoint, since, until, feed.page_size)
     name = f"{feed.name}.jsonl"
     data = records_to_jsonl(records)
