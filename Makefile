@@ -50,6 +50,7 @@ bench: install  ## benchmarks → bench/results/*.json
 	$(PY) bench/research.py
 	$(PY) bench/optimizer.py
 	$(PY) bench/execution.py
+	$(PY) bench/backtest.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
