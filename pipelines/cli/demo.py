@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -61,22 +60,13 @@ def _missing_days(lake: Any, feed: str, days: list[dt.date]) -> list[dt.date]:
 
 def create_pools(env: Any) -> None:
     """Create the DAGs' pools (idempotent: ``airflow pools import`` overwrites)."""
-    from pipelines.orchestration.airflow_env import _airflow_bin, ensure_airflow_db
+    from pipelines.orchestration.airflow_env import airflow_cli, ensure_airflow_db
 
     ensure_airflow_db(env)
     spec = {name: {"slots": n, "description": f"alphafactory {name}"} for name, n in POOLS.items()}
     path = env.home / "pools.json"
     path.write_text(json.dumps(spec, indent=1))
-    proc = subprocess.run(
-        [_airflow_bin(), "pools", "import", str(path)],
-        env=env.process_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"airflow pools import failed:\n{proc.stderr[-2000:]}")
+    airflow_cli(env, "pools", "import", str(path))
 
 
 def _progress_printer(label: str) -> Callable[[str, int, int], None]:

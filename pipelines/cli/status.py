@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 import urllib.request
 from typing import Any
 
@@ -85,7 +84,7 @@ def open_quarantines(lake: Any) -> Any:
 def dag_runs(limit: int = 3) -> tuple[str, list[dict[str, Any]]]:
     """(source, runs): the REST API when reachable, else ``airflow dags list-runs``."""
     from pipelines.config import get_settings
-    from pipelines.orchestration.airflow_env import _airflow_bin, airflow_environment
+    from pipelines.orchestration.airflow_env import airflow_cli, airflow_environment
 
     base = get_settings().airflow_api_url.rstrip("/")
     runs: list[dict[str, Any]] = []
@@ -105,14 +104,7 @@ def dag_runs(limit: int = 3) -> tuple[str, list[dict[str, Any]]]:
     if not env.db_path.is_file():
         return "no Airflow metadata DB yet", []
     for dag_id in DAG_IDS:
-        proc = subprocess.run(
-            [_airflow_bin(), "dags", "list-runs", dag_id, "-o", "json"],
-            env=env.process_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        proc = airflow_cli(env, "dags", "list-runs", dag_id, "-o", "json", timeout=120, check=False)
         if proc.returncode != 0:
             continue
         try:

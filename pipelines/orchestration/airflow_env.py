@@ -194,10 +194,31 @@ def prepare_airflow_home(env: AirflowEnv) -> None:
         tmp.replace(shim)
 
 
-def _airflow_bin() -> str:
+def airflow_bin() -> str:
     """The ``airflow`` script of the running interpreter's environment."""
     candidate = Path(sys.executable).with_name("airflow")
     return str(candidate) if candidate.exists() else "airflow"
+
+
+def airflow_cli(
+    env: AirflowEnv, *args: str, timeout: float = 300, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``airflow <args>`` in ``env``; with ``check``, raise naming the command and its
+    exit code, with the tail of its output, when it fails."""
+    proc = subprocess.run(
+        [airflow_bin(), *args],
+        env=env.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise RuntimeError(
+            f"airflow {' '.join(args)} failed (exit {proc.returncode}):\n"
+            f"{_tail(proc.stderr or proc.stdout)}"
+        )
+    return proc
 
 
 @contextlib.contextmanager
@@ -239,18 +260,7 @@ def ensure_airflow_db(env: AirflowEnv | None = None, *, timeout: float = 600) ->
     with _locked(env.home / ".migrate.lock"):
         if env.db_path.is_file() and stamp.is_file() and stamp.read_text() == expected:
             return False
-        proc = subprocess.run(
-            [_airflow_bin(), "db", "migrate"],
-            env=env.process_env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"airflow db migrate failed (exit {proc.returncode}):\n{_tail(proc.stderr or proc.stdout)}"
-            )
+        airflow_cli(env, "db", "migrate", timeout=timeout)
         stamp.write_text(expected)
         return True
 

@@ -28,7 +28,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,6 +40,8 @@ from pipelines.config import Settings, get_settings
 from pipelines.orchestration.airflow_env import (
     MASK,
     AirflowEnv,
+    airflow_bin,
+    airflow_cli,
     airflow_environment,
     prepare_airflow_home,
 )
@@ -236,25 +237,9 @@ def prepare_production_home(env: AirflowEnv, secrets: ProductionSecrets) -> None
         handle.write(content)
 
 
-def airflow_bin() -> str:
-    """The ``airflow`` script of the running interpreter's environment."""
-    candidate = Path(sys.executable).with_name("airflow")
-    return str(candidate) if candidate.exists() else "airflow"
-
-
 def migrate_metadata_db(env: AirflowEnv, *, timeout: float = 600) -> None:
     """``airflow db migrate`` against the production DB (idempotent); raise with its output."""
-    proc = subprocess.run(
-        [airflow_bin(), "db", "migrate"],
-        env=env.process_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-40:])
-        raise RuntimeError(f"airflow db migrate failed (exit {proc.returncode}):\n{tail}")
+    airflow_cli(env, "db", "migrate", timeout=timeout)
 
 
 def component_command(
