@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -457,20 +457,12 @@ def solve_log_frame(targets: TargetPortfolio, policy: str) -> pd.DataFrame:
             "message": opt.message,
         }
     ]
-    for i, s in enumerate(opt.solves, start=1):
-        rows.append(
-            {
-                "seq": i,
-                "stage": s.stage,
-                "solver": s.solver,
-                "status": s.status,
-                "solve_time": s.solve_time,
-                "solver_time": s.solver_time,
-                "objective": s.objective,
-                "relaxed_groups": ",".join(s.relaxed_groups),
-                "message": s.message,
-            }
-        )
+    # Per-call columns as OptimizationResult defines them (no columns when nothing was solved).
+    calls = opt.solves_frame(targets.portfolio_id).drop(
+        columns=["date", "portfolio_id"], errors="ignore"
+    )
+    records = cast(list[dict[str, Any]], calls.to_dict("records"))
+    rows += [{"seq": i, **call} for i, call in enumerate(records, start=1)]
     frame = pd.DataFrame(rows)
     frame["seq"] = frame["seq"].astype("int32")
     return frame.assign(portfolio_id=targets.portfolio_id, policy=policy)
