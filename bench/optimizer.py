@@ -23,22 +23,21 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.portfolio.optimizer import (
-    OptimizationInputs,
     PortfolioOptimizer,
     structural_exposures,
 )
-from pipelines.portfolio.policy import Band, Policy, load_policy
-from pipelines.portfolio.risk_model import SECTOR_PREFIX, RiskModel
-from pipelines.portfolio.synthetic import synthetic_inputs, synthetic_risk_model
+from pipelines.portfolio.policy import load_policy
+from pipelines.portfolio.synthetic import (
+    full_constraint_policy,
+    perturbed_day_inputs,
+    synthetic_risk_model,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "optimizer.json"
 
@@ -61,32 +60,9 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def bench_policy(factor_names: tuple[str, ...], **update: Any) -> Policy:
-    base = load_policy("default")
-    styles = [f for f in factor_names[1:] if not f.startswith(SECTOR_PREFIX)]
-    bounds = {f: Band(lo=-0.1, hi=0.1) for f in styles}
-    return base.model_copy(update={"factor_bounds": bounds, **update})
-
-
-def day_inputs(rm: RiskModel, day: int, w0: np.ndarray | None) -> OptimizationInputs:
-    """Perturbed model and fresh market data for ``day``."""
-    rng = np.random.default_rng(10_000 + day)
-    B = rm.B.copy()
-    styles = [k for k, f in enumerate(rm.factor_names) if k > 0 and not f.startswith(SECTOR_PREFIX)]
-    B[:, styles] += 0.05 * rng.standard_normal((rm.n_assets, len(styles)))
-    F = rm.F * rng.uniform(0.9, 1.1)
-    D = rm.D * rng.uniform(0.95, 1.05, rm.n_assets)
-    rm_day = RiskModel(rm.date, rm.security_ids, rm.factor_names, B, F, D)
-    restricted = frozenset(rng.choice(rm.security_ids, 5, replace=False).tolist())
-    inputs = synthetic_inputs(
-        rm_day, day, current_weights=w0, restricted=restricted, alpha_scale=0.2
-    )
-    return replace(inputs, risk_model=rm_day)
-
-
 def run_size(n: int, k: int, days: int, rebuild_days: int, extra: bool) -> dict[str, Any]:
     rm = synthetic_risk_model(n, k, seed=n)
-    policy = bench_policy(rm.factor_names)
+    policy = full_constraint_policy(rm.factor_names)
     out: dict[str, Any] = {"n_assets": n, "n_factors": k}
 
     t0 = time.perf_counter()
@@ -94,8 +70,16 @@ def run_size(n: int, k: int, days: int, rebuild_days: int, extra: bool) -> dict[
     opt = PortfolioOptimizer(policy, n, rm.factor_names, fixed_exposures=structure)
     t_build = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = opt.solve(day_inputs(rm, 0, None))
+    res = opt.solve(perturbed_day_inputs(rm, 0, None))
     t_first = time.perf_counter() - t0
+    data = opt.problem.get_problem_data(opt._solvers[policy.solvers[0]])[0]
+    out["solver_problem"] = {
+        "variables": int(data["A"].shape[1]),
+        "constraint_rows": int(data["A"].shape[0]),
+        "nnz_A": int(data["A"].nnz),
+        "nnz_P": int(data["P"].nnz) if data.get("P") is not None else 0,
+        "second_order_cones": len(data["dims"].soc),
+    }
     out["build_s"] = t_build
     out["first_solve_with_compile_s"] = t_first
     out["first_status"] = res.status
@@ -108,7 +92,7 @@ def run_size(n: int, k: int, days: int, rebuild_days: int, extra: bool) -> dict[
     statuses: list[str] = []
     solvers: list[str | None] = []
     for day in range(1, days + 1):
-        inp = day_inputs(rm, day, w)
+        inp = perturbed_day_inputs(rm, day, w)
         t0, c0 = time.perf_counter(), time.process_time()
         res = opt.solve(inp)
         warm.append(time.perf_counter() - t0)
@@ -136,7 +120,7 @@ def run_size(n: int, k: int, days: int, rebuild_days: int, extra: bool) -> dict[
 
     rebuild: list[float] = []
     for day in range(1, rebuild_days + 1):
-        inp = day_inputs(rm, day, w)
+        inp = perturbed_day_inputs(rm, day, w)
         t0 = time.perf_counter()
         fresh = PortfolioOptimizer(policy, n, rm.factor_names, fixed_exposures=structure)
         fresh.solve(inp)
@@ -148,17 +132,17 @@ def run_size(n: int, k: int, days: int, rebuild_days: int, extra: bool) -> dict[
     if extra:
         # Same problem with one 3D power cone per name for |z|^{3/2} instead of SOCs.
         pc = PortfolioOptimizer(
-            bench_policy(rm.factor_names, impact_power_cone=True),
+            full_constraint_policy(rm.factor_names, impact_power_cone=True),
             n,
             rm.factor_names,
             fixed_exposures=structure,
         )
-        pc.solve(day_inputs(rm, 0, None))
+        pc.solve(perturbed_day_inputs(rm, 0, None))
         times, st = [], []
         wpc = w
         for day in range(1, 4):
             t0 = time.perf_counter()
-            r = pc.solve(day_inputs(rm, day, wpc))
+            r = pc.solve(perturbed_day_inputs(rm, day, wpc))
             times.append(time.perf_counter() - t0)
             st.append(f"{r.status}/{r.solver}")
             wpc = r.weights if r.weights is not None else wpc

@@ -16,7 +16,8 @@ class SolveRecord:
 
     stage — "base", "relax:<group>" (soft groups opened so far), "cardinality", …;
     solve_time — wall seconds inside cvxpy (parameter update + solver + unpack);
-    solver_time — time reported by the solver itself (None if unavailable).
+    solver_time — wall seconds of the solver call alone, without cvxpy's parameter mapping
+                  (None if unavailable).
     """
 
     stage: str

@@ -6,10 +6,14 @@ distributions with realistic daily magnitudes (σ_spec ≈ 1–3 %, α ≈ 5 bp)
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from pipelines.portfolio.optimizer import OptimizationInputs
+from pipelines.portfolio.policy import Band, Policy, load_policy
 from pipelines.portfolio.risk_model import MARKET, SECTOR_PREFIX, RiskModel
 
 STYLE_NAMES = ("size", "momentum", "value", "volatility", "liquidity")
@@ -68,3 +72,31 @@ def synthetic_inputs(
         borrow_fee=pd.Series(np.where(rng.random(n) < 0.05, 0.05, 0.0025), index=ids),
         restricted=restricted,
     )
+
+
+def full_constraint_policy(factor_names: tuple[str, ...], **update: Any) -> Policy:
+    """``default.yaml`` with a ±0.1 bound on *every* style factor (the full constraint set
+    of bench/optimizer.py); ``update`` overrides policy fields."""
+    styles = [f for f in factor_names if f != MARKET and not f.startswith(SECTOR_PREFIX)]
+    bounds = {f: Band(lo=-0.1, hi=0.1) for f in styles}
+    return load_policy("default").model_copy(update={"factor_bounds": bounds, **update})
+
+
+def perturbed_day_inputs(rm: RiskModel, day: int, w0: np.ndarray | None) -> OptimizationInputs:
+    """Day ``day`` of a simulated run on ``rm``'s universe: perturbed style exposures, a
+    rescaled factor covariance and specific risk, fresh alpha/ADV/spreads and 5 restricted
+    names; ``w0`` is the previous day's solution (None: start flat)."""
+    rng = np.random.default_rng(10_000 + day)
+    B = rm.B.copy()
+    styles = [
+        k for k, f in enumerate(rm.factor_names) if f != MARKET and not f.startswith(SECTOR_PREFIX)
+    ]
+    B[:, styles] += 0.05 * rng.standard_normal((rm.n_assets, len(styles)))
+    F = rm.F * rng.uniform(0.9, 1.1)
+    D = rm.D * rng.uniform(0.95, 1.05, rm.n_assets)
+    rm_day = RiskModel(rm.date, rm.security_ids, rm.factor_names, B, F, D)
+    restricted = frozenset(rng.choice(rm.security_ids, 5, replace=False).tolist())
+    inputs = synthetic_inputs(
+        rm_day, day, current_weights=w0, restricted=restricted, alpha_scale=0.2
+    )
+    return replace(inputs, risk_model=rm_day)

@@ -159,7 +159,7 @@ SOLVE_LOG = register(
             _f("solver", pa.string()),
             _f("status", pa.string(), False),
             _f("solve_time", pa.float64(), doc="wall seconds (seq 0: all calls)"),
-            _f("solver_time", pa.float64(), doc="seconds reported by the solver"),
+            _f("solver_time", pa.float64(), doc="wall seconds inside the solver call"),
             _f("objective", pa.float64()),
             _f("alpha_term", pa.float64()),
             _f("risk_term", pa.float64()),
