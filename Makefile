@@ -48,7 +48,7 @@ bench: install  ## benchmarks → bench/results/*.json
 	$(PY) bench/ingest.py
 	$(PY) bench/validation.py
 	$(PY) bench/research.py
-	$(PY) bench/optimizer.py
+	$(PY) bench/optimizer.py --sweep
 	$(PY) bench/execution.py
 	$(PY) bench/backtest.py
 

@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python bench/optimizer.py            # N = 500 and 3,000, K = 40
     .venv/bin/python bench/optimizer.py --quick    # N = 500 only, fewer days
     .venv/bin/python bench/optimizer.py --extra    # + the power-cone impact variant (slow)
+    .venv/bin/python bench/optimizer.py --sweep    # + 36 policy regimes x 3 days (robustness)
 
 Writes ``bench/results/optimizer.json``. Each simulated day draws new alpha, ADV, spreads,
 perturbed style exposures and a rescaled factor covariance; the current weights are the
@@ -17,6 +18,7 @@ position/ADV/participation bounds, restricted list, gross, net band, 11 sector b
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -150,11 +152,61 @@ def run_size(n: int, k: int, days: int, rebuild_days: int, extra: bool) -> dict[
     return out
 
 
+def robustness_sweep(n: int, k: int, days: int = 3) -> dict[str, Any]:
+    """Every (risk aversion, impact coefficient, turnover cap) regime of a small grid, each
+    over ``days`` consecutive days: does the first solver of the chain answer, optimally?"""
+    rm = synthetic_risk_model(n, k, seed=n)
+    structure = structural_exposures(rm)
+    rows: list[dict[str, Any]] = []
+    grid = itertools.product([1.0, 10.0, 100.0], [0.0, 0.1, 1.0, 10.0], [None, 0.05, 0.3])
+    for risk_aversion, impact, turnover in grid:
+        policy = full_constraint_policy(
+            rm.factor_names,
+            risk_aversion=risk_aversion,
+            impact_coefficient=impact,
+            turnover_cap=turnover,
+        )
+        opt = PortfolioOptimizer(policy, n, rm.factor_names, fixed_exposures=structure)
+        w = None
+        for day in range(days):
+            t0 = time.perf_counter()
+            res = opt.solve(perturbed_day_inputs(rm, day, w))
+            elapsed = time.perf_counter() - t0
+            rows.append(
+                {
+                    "risk_aversion": risk_aversion,
+                    "impact_coefficient": impact,
+                    "turnover_cap": turnover,
+                    "day": day,
+                    "status": res.status,
+                    "solver": res.solver,
+                    "solver_calls": len(res.solves),
+                    "seconds": elapsed,
+                }
+            )
+            w = res.weights if res.weights is not None else w
+    first_try = [r for r in rows if r["status"] == "optimal" and r["solver_calls"] == 1]
+    return {
+        "n_assets": n,
+        "n_factors": k,
+        "solves": len(rows),
+        "optimal_first_solver": len(first_try),
+        "not_optimal": [r for r in rows if r["status"] != "optimal"],
+        "needed_fallback": [r for r in rows if r["status"] == "optimal" and r["solver_calls"] > 1],
+        "rows": rows,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="N=500 only, fewer days")
     ap.add_argument("--factors", type=int, default=40)
     ap.add_argument("--extra", action="store_true", help="also time the power-cone variant")
+    ap.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also solve 36 policy regimes x 3 days at N=3,000 (robustness, ~1-2 min)",
+    )
     args = ap.parse_args()
     sizes = [(500, 8, 2, False)] if args.quick else [(500, 10, 3, False), (3000, 9, 2, args.extra)]
     results = {
@@ -193,6 +245,15 @@ def main() -> None:
             flush=True,
         )
         results["sizes"].append(r)
+    if args.sweep:
+        print("robustness sweep ...", flush=True)
+        sweep = robustness_sweep(500 if args.quick else 3000, args.factors)
+        print(
+            f"  {sweep['optimal_first_solver']}/{sweep['solves']} optimal from the first solver; "
+            f"{len(sweep['not_optimal'])} not optimal",
+            flush=True,
+        )
+        results["robustness_sweep"] = sweep
     results["load_average_end"] = _load()
     big = [s for s in results["sizes"] if s["n_assets"] == 3000]
     if big:
