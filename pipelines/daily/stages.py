@@ -300,6 +300,7 @@ def optimize(ctx: DayContext) -> dict[str, Any]:
         book.nav,
         risk_model=model,
         min_trade_notional=ctx.config.min_trade_notional,
+        policy=policy,
     )
     if ctx.config.record_portfolio_tables:
         from pipelines.portfolio.stage import store_targets

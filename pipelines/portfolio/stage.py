@@ -342,6 +342,7 @@ def rebalance(
         risk_model=model,
         lot_size=lot_size,
         min_trade_notional=min_trade_notional,
+        policy=pol,
     )
     if store:
         store_targets(

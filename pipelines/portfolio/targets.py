@@ -10,6 +10,16 @@ Share rounding (per security, V = portfolio value, p = price, ℓ = lot size)::
 
 Closing trades (target 0) are never dropped, so exits and restricted names are fully
 liquidated instead of leaving dust. ``rounded_weight = target_shares · p / V``.
+
+Rounding and dropped trades move the book's aggregates: at $10M NAV the dropped trades
+alone pushed a ±1 % net band to −1.07 % and a long-only book to 100.04 % invested. Given
+the policy, :func:`keep_aggregates` then moves single lots until the rounded net exposure
+is back inside the band and gross inside the cap (each band widened to include the
+optimizer's own answer, which may be a declared relaxation): first by rounding a name the
+other way (no name ends more than one lot from its unrounded target, none crosses zero,
+no trade falls under the minimum notional, no position opens from a target under a
+quarter lot), then by restoring dropped trades (the
+policy outranks the minimum ticket size). What it took is reported (``RoundingRepair``).
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipelines.portfolio.policy import Policy
 from pipelines.portfolio.results import OptimizationResult
 from pipelines.portfolio.risk_model import RiskDecomposition, RiskModel
 
@@ -42,6 +53,23 @@ TARGET_COLUMNS = (
 
 
 @dataclass(frozen=True)
+class RoundingRepair:
+    """What keeping the rounded book inside the policy's net band and gross cap took.
+
+    lots_moved      — names rounded the other way (one lot each);
+    trades_restored — dropped small trades put back (minimum notional waived);
+    net, gross      — rounded aggregates afterwards (fractions of NAV);
+    within          — both inside their (widened) limits afterwards.
+    """
+
+    lots_moved: int = 0
+    trades_restored: int = 0
+    net: float = float("nan")
+    gross: float = float("nan")
+    within: bool = True
+
+
+@dataclass(frozen=True)
 class TargetPortfolio:
     """Whole-share targets for one portfolio and date, with the optimization record.
 
@@ -57,6 +85,7 @@ class TargetPortfolio:
     optimization: OptimizationResult
     positions: pd.DataFrame
     risk: RiskDecomposition | None
+    rounding: RoundingRepair = RoundingRepair()
 
     def to_frame(self) -> pd.DataFrame:
         """Rows for ``target_portfolios`` (columns: ``TARGET_COLUMNS``)."""
@@ -78,6 +107,9 @@ class TargetPortfolio:
             "solve_time": opt.solve_time,
             "n_solves": len(opt.solves),
             "message": opt.message,
+            "rounding_lots_moved": self.rounding.lots_moved,
+            "rounding_trades_restored": self.rounding.trades_restored,
+            "rounding_within_policy": self.rounding.within,
             "relaxations": [
                 {"group": r.group, "constraint": r.constraint, "limit": r.limit, "amount": r.amount}
                 for r in opt.relaxations
@@ -126,6 +158,84 @@ def round_to_shares(
     return target, trade
 
 
+def keep_aggregates(
+    target: np.ndarray,
+    weights: np.ndarray,
+    prices: np.ndarray,
+    current_shares: np.ndarray,
+    portfolio_value: float,
+    lot_size: float | np.ndarray,
+    min_trade_notional: float,
+    net_band: tuple[float, float],
+    max_gross: float | None,
+) -> tuple[np.ndarray, RoundingRepair]:
+    """Move single lots of ``target`` until Σ target·p/V ∈ ``net_band`` and
+    Σ |target|·p/V ≤ ``max_gross`` (see module docstring). Returns (target, repair)."""
+    p = np.asarray(prices, dtype=float)
+    V = float(portfolio_value)
+    lot = np.broadcast_to(np.asarray(lot_size, dtype=float), p.shape)
+    cur = np.asarray(current_shares, dtype=float)
+    raw = np.asarray(weights, dtype=float) * V / p
+    t = np.asarray(target, dtype=float).copy()
+    per_share = p / V
+    lo, hi = net_band
+    eps = 1e-12
+    dropped = (t == cur) & (np.abs(np.round(raw / lot) * lot - cur) > 0)
+    moved = restored = 0
+    for _ in range(2 * len(t) + 1):
+        net = float(t @ per_share)
+        gross = float(np.abs(t) @ per_share)
+        if net > hi + eps:
+            d, gross_only = -1.0, False
+        elif net < lo - eps:
+            d, gross_only = 1.0, False
+        elif max_gross is not None and gross > max_gross + eps:
+            # Shrink whichever side keeps the net inside its band.
+            d, gross_only = (-1.0 if net - 0.5 * (lo + hi) > 0 else 1.0), True
+        else:
+            break
+        new = t + d * lot
+        trade = new - cur
+        ok = (
+            ~dropped
+            & (np.abs(new - raw) <= lot * (1 + 1e-9))  # floor or ceil of the raw target
+            # Never cross zero, and open a position only from a target of ≥ ¼ lot (not
+            # from solver noise around 0, e.g. a −1e-12 weight in a long-only book).
+            & (
+                (new == 0)
+                | (np.sign(new) == np.sign(t))
+                | ((t == 0) & (np.sign(new) == np.sign(raw)) & (np.abs(raw) >= 0.25 * lot))
+            )
+            & ((trade == 0) | (new == 0) | (np.abs(trade) * p >= min_trade_notional))
+        )
+        shrinks = np.abs(new) < np.abs(t)
+        if gross_only:
+            ok &= shrinks
+        elif max_gross is not None:
+            ok &= shrinks | (gross + lot * per_share <= max_gross + eps)
+        if ok.any():
+            # Least distortion first: the name whose rounding was closest to a tie.
+            dist = np.where(ok, np.abs(new - raw) / lot + np.where(shrinks, 0.0, 1.0), np.inf)
+            i = int(np.argmin(dist))
+            t[i] = new[i]
+            moved += 1
+            continue
+        back = np.round(raw / lot) * lot
+        helps = dropped & (np.sign(back - cur) == d)
+        if gross_only:
+            helps &= np.abs(back) < np.abs(t)
+        if not helps.any():
+            break
+        gain = np.where(helps, np.abs(back - cur) * p, -np.inf)
+        i = int(np.argmax(gain))
+        t[i], dropped[i] = back[i], False
+        restored += 1
+    net = float(t @ per_share)
+    gross = float(np.abs(t) @ per_share)
+    within = lo - eps <= net <= hi + eps and (max_gross is None or gross <= max_gross + eps)
+    return t, RoundingRepair(moved, restored, net, gross, within)
+
+
 def build_targets(
     result: OptimizationResult,
     portfolio_id: str,
@@ -135,12 +245,15 @@ def build_targets(
     risk_model: RiskModel | None = None,
     lot_size: int | pd.Series = 1,
     min_trade_notional: float = 0.0,
+    policy: Policy | None = None,
 ) -> TargetPortfolio:
     """Turn an optimization result into whole-share targets with ex-ante risk.
 
     ``prices`` / ``current_shares`` are indexed by security id (missing shares ⇒ 0).
     If the optimization failed (no weights) the targets hold current positions (no trades)
     and carry the failure status, so downstream never trades on a wrong portfolio.
+    With ``policy``, the rounded book keeps its net band and gross cap
+    (:func:`keep_aggregates`).
     """
     ids = list(result.security_ids)
     price = prices.reindex(ids).to_numpy(dtype=float, na_value=np.nan)
@@ -153,6 +266,7 @@ def build_targets(
         if isinstance(lot_size, pd.Series)
         else float(lot_size)
     )
+    repair = RoundingRepair()
     if result.weights is None:
         target, trade = cur.copy(), np.zeros_like(cur)
         weights = np.full(len(ids), np.nan)
@@ -161,6 +275,24 @@ def build_targets(
         target, trade = round_to_shares(
             weights, price, cur, portfolio_value, lots, min_trade_notional
         )
+        if policy is not None:
+            net_w, gross_w = float(weights.sum()), float(np.abs(weights).sum())
+            band = (
+                min(policy.net_exposure.lo, net_w),
+                max(policy.net_exposure.hi, net_w),
+            )
+            target, repair = keep_aggregates(
+                target,
+                weights,
+                price,
+                cur,
+                portfolio_value,
+                lots,
+                min_trade_notional,
+                band,
+                max(policy.gross_leverage, gross_w),
+            )
+            trade = target - cur
     rounded = target * price / portfolio_value
     risk = None
     contrib = np.full(len(ids), np.nan)
@@ -190,4 +322,5 @@ def build_targets(
         optimization=result,
         positions=positions,
         risk=risk,
+        rounding=repair,
     )
