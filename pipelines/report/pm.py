@@ -99,9 +99,16 @@ def _optimizer(art: DayArtifacts) -> str:
         if not relax.empty
         else '<p class="ok">No constraint was relaxed: every constraint holds as declared.</p>'
     )
+    rounding = (
+        f"Whole-share rounding moved {s['rounding_lots_moved']} lot(s) and restored "
+        f"{s['rounding_trades_restored']} small trade(s) to keep the policy's net band and "
+        "gross cap"
+        + ("." if s["rounding_within_policy"] else ": <b class='bad'>still outside</b>.")
+    )
     return (
         f"<p>Status <b>{h.esc(s['status'])}</b> by {h.esc(s['solver'])} in "
         f"{h.fmt(float(s['solve_time']))} s ({s['n_solves']} solve(s)). {h.esc(s['message'])}</p>"
+        f"<p>{rounding}</p>"
         f'<div class="grid"><div><b>Objective terms</b>{h.table(terms, left=["term"])}</div>'
         f"<div><b>Relaxed constraints</b>{relax_html}</div>"
         f"<div><b>Solver calls</b>"

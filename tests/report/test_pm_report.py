@@ -45,6 +45,7 @@ def test_report_has_every_section_and_loads_nothing(loop_root: Path, tmp_path: P
     for table in ("prices", "sentiment", "security_master"):
         assert f">{table}<" in html
     assert "alpha" in html and "risk" in html and "cost" in html
+    assert "Whole-share rounding moved" in html
 
 
 def _chromium() -> str | None:
