@@ -13,6 +13,9 @@ is a real FIX message:
 * OrderStatusRequest (H) → ExecutionReport 150=I; an unknown ClOrdID gets 39=8, 103=5.
 * RequestForPositions (AN) → RequestForPositionsAck (AO) and one PositionReport (AP) per
   security.
+* CollateralInquiry (BB) → one CollateralReport (BA) with the engine's cash balance as
+  CashOutstanding (901, in USD); for an account outside ``accounts`` a
+  CollateralInquiryAck (BG) with CollInquiryStatus 4 (rejected), 58 = "unknown account".
 * :meth:`FixAcceptor.work` runs the session (fills everything whose prices are known) and
   publishes one ExecutionReport per execution (150=F, partial then filled) and one per
   expiry (150=C). Reports produced while the client is offline are stored and delivered
@@ -48,6 +51,7 @@ from pipelines.execution.broker import (
     OrderStatus,
 )
 from pipelines.execution.fix_session import (
+    COLL_INQUIRY_REJECTED,
     ORD_REJ_UNKNOWN_ORDER,
     ORD_STATUS_CODE,
     SIDE_CODE,
@@ -79,7 +83,8 @@ class FixAcceptor:
 
     ``data_dir`` holds the engine state, the QuickFIX store/logs and the ledger of
     published execution ids, so a restarted simulator continues the same session and
-    never publishes an execution twice.
+    never publishes an execution twice. ``accounts`` are the accounts it holds, for the
+    collateral inquiry; ``None`` means any (the engine opens an account on first use).
     """
 
     def __init__(
@@ -95,6 +100,7 @@ class FixAcceptor:
         slices: int = 3,
         reject_if: Callable[[BrokerOrder], str | None] | None = None,
         initial_cash: float = 0.0,
+        accounts: Iterable[str] | None = None,
     ) -> None:
         self.qf = load_quickfix()
         self.data_dir = Path(data_dir)
@@ -113,6 +119,7 @@ class FixAcceptor:
             auto_work=False,
         )
         self.engine.connect()
+        self.accounts = None if accounts is None else set(accounts)
         self.drop_on_orders: set[int] = set()
         self.orders_received = 0  # distinct orders booked
         self.new_order_messages = 0  # every NewOrderSingle on the wire, duplicates included
@@ -284,6 +291,8 @@ class FixAcceptor:
                 self._on_status(msg)
             elif kind == MsgType.REQUEST_FOR_POSITIONS:
                 self._on_positions(msg)
+            elif kind == MsgType.COLLATERAL_INQUIRY:
+                self._on_collateral_inquiry(msg)
             else:
                 log.warning("simulator: ignoring message type %s", kind)
 
@@ -479,6 +488,39 @@ class FixAcceptor:
             rpt.addGroup(amt)
             self._send(rpt)
 
+    def _on_collateral_inquiry(self, msg: Any) -> None:
+        inquiry = str(get(msg, Tag.COLL_INQUIRY_ID))
+        account = str(get(msg, Tag.ACCOUNT, ""))
+        if self.accounts is not None and account not in self.accounts:
+            ack = new_message(self.qf, MsgType.COLLATERAL_INQUIRY_ACK)
+            set_fields(
+                ack,
+                {
+                    Tag.COLL_INQUIRY_ID: inquiry,
+                    Tag.COLL_INQUIRY_STATUS: COLL_INQUIRY_REJECTED,
+                    Tag.COLL_INQUIRY_RESULT: "99",  # other: see Text
+                    Tag.ACCOUNT: account,
+                    Tag.TEXT: "unknown account",
+                },
+            )
+            self._send(ack)
+            return
+        report = new_message(self.qf, MsgType.COLLATERAL_REPORT)
+        set_fields(
+            report,
+            {
+                Tag.COLL_RPT_ID: f"{inquiry}-1",
+                Tag.COLL_INQUIRY_ID: inquiry,
+                # Required by the dictionary; 3 = assigned: the balance is on deposit here.
+                Tag.COLL_STATUS: "3",
+                Tag.TOT_NUM_REPORTS: "1",
+                Tag.ACCOUNT: account,
+                Tag.CURRENCY: "USD",  # the engine keeps one balance per account
+                Tag.CASH_OUTSTANDING: f"{self.engine.cash(account):.6f}",
+            },
+        )
+        self._send(report)
+
     # ---- outbound --------------------------------------------------------------------
 
     def _record(self, cid: str) -> dict[str, Any]:
@@ -582,8 +624,16 @@ def _main(argv: Iterable[str] | None = None) -> None:  # pragma: no cover - manu
     parser.add_argument("--port", type=int, default=9878)
     parser.add_argument("--data-dir", default="var/fixsim")
     parser.add_argument("--work-every", type=float, default=5.0, help="seconds between sessions")
+    parser.add_argument(
+        "--initial-cash", type=float, default=10_000_000.0, help="cash of a new account"
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
-    sim = FixAcceptor(args.data_dir, LakePriceSource(Lake.from_settings()), port=args.port)
+    sim = FixAcceptor(
+        args.data_dir,
+        LakePriceSource(Lake.from_settings()),
+        port=args.port,
+        initial_cash=args.initial_cash,
+    )
     sim.start()
     print(f"FIX simulator listening on 127.0.0.1:{sim.port} ({sim.sender_comp_id})")
     stop = threading.Event()

@@ -21,7 +21,11 @@ Messages:
   trip (so everything the broker sent before is processed); for an id we hold no report
   for, an OrderStatusRequest (H) — ``None`` only when the broker answers "unknown order".
 * ``positions`` → RequestForPositions (AN) → RequestForPositionsAck (AO) + PositionReports
-  (AP). ``cash`` is not reported over this session (``None``).
+  (AP).
+* ``cash`` → CollateralInquiry (BB: CollInquiryID, Account, SubscriptionRequestType 0 =
+  snapshot) → CollateralReport (BA) whose CashOutstanding (901) is the balance. A rejecting
+  CollateralInquiryAck (BG, CollInquiryStatus 4) raises :class:`BrokerError` (e.g. an
+  unknown account), except CollInquiryResult 8 "not supported": then ``None``.
 * ``fills`` → every ExecutionReport with ExecType F (trade), de-duplicated by ExecID.
 
 Every execution report received is appended to ``data_dir/executions.jsonl`` before it is
@@ -49,6 +53,8 @@ from pipelines.execution.broker import (
     OrderState,
 )
 from pipelines.execution.fix_session import (
+    COLL_INQUIRY_NOT_SUPPORTED,
+    COLL_INQUIRY_REJECTED,
     ORD_REJ_UNKNOWN_ORDER,
     ORD_STATUS_OF_CODE,
     SIDE_CODE,
@@ -99,7 +105,7 @@ _REPORT_TAGS = (
 class FixBroker:
     """FIX 4.4 session to a broker (see module doc).
 
-    ``timeout`` bounds every request/response wait (ack, cancel, status, positions);
+    ``timeout`` bounds every request/response wait (ack, cancel, status, positions, cash);
     ``logon_timeout`` the wait for the Logon in :meth:`connect`.
     """
 
@@ -143,6 +149,7 @@ class FixBroker:
         self._test_replies: set[str] = set()
         self._pos_expected: dict[str, int] = {}
         self._pos_reports: dict[str, dict[str, float]] = {}
+        self._coll_replies: dict[str, dict[int, str]] = {}  # by CollInquiryID
         self._journal = self.data_dir / "executions.jsonl"
         self._intents = self.data_dir / "orders_sent.jsonl"
         self._replay()
@@ -396,7 +403,33 @@ class FixBroker:
         return sorted(out, key=lambda f: (f.timestamp, f.fill_id))
 
     def cash(self, account: str) -> float | None:
-        return None
+        """The broker's cash balance for ``account``: CashOutstanding of the CollateralReport
+        answering our CollateralInquiry. ``None`` when the broker does not report cash (the
+        inquiry is "not supported", or the report carries no CashOutstanding);
+        :class:`BrokerError` when it rejects the inquiry otherwise — an unknown account must
+        not pass for "cash not reported", which reconciliation would only mark unverified."""
+        self._require()
+        inquiry = f"coll-{uuid.uuid4().hex[:12]}"
+        msg = new_message(self.qf, MsgType.COLLATERAL_INQUIRY)
+        set_fields(
+            msg,
+            {
+                Tag.COLL_INQUIRY_ID: inquiry,
+                Tag.SUBSCRIPTION_REQUEST_TYPE: "0",
+                Tag.ACCOUNT: account,
+            },
+        )
+        self._send(msg, "collateral inquiry")
+        self._await(lambda: inquiry in self._coll_replies, "collateral report")
+        with self._cond:
+            reply = self._coll_replies.pop(inquiry)
+        if reply[Tag.MSG_TYPE] == MsgType.COLLATERAL_REPORT:
+            balance = reply.get(Tag.CASH_OUTSTANDING)
+            return None if balance is None else float(balance)
+        if reply.get(Tag.COLL_INQUIRY_RESULT) == COLL_INQUIRY_NOT_SUPPORTED:
+            return None
+        reason = reply.get(Tag.TEXT, "no reason given")
+        raise BrokerError(f"cash of {account}: the broker rejected the inquiry ({reason})")
 
     # ---- inbound (QuickFIX threads) --------------------------------------------------
 
@@ -455,6 +488,21 @@ class FixBroker:
             with self._cond:
                 req = str(get(msg, Tag.POS_REQ_ID))
                 self._pos_reports.setdefault(req, {})[str(get(msg, Tag.SYMBOL))] = qty
+                self._cond.notify_all()
+        elif kind in (MsgType.COLLATERAL_REPORT, MsgType.COLLATERAL_INQUIRY_ACK):
+            if (
+                kind == MsgType.COLLATERAL_INQUIRY_ACK
+                and get(msg, Tag.COLL_INQUIRY_STATUS) != COLL_INQUIRY_REJECTED
+            ):
+                return  # an accepting ack: the CollateralReport follows
+            reply = {
+                t: v
+                for t in (Tag.CASH_OUTSTANDING, Tag.COLL_INQUIRY_RESULT, Tag.TEXT)
+                if (v := get(msg, t)) is not None
+            }
+            reply[Tag.MSG_TYPE] = kind
+            with self._cond:
+                self._coll_replies[str(get(msg, Tag.COLL_INQUIRY_ID))] = reply
                 self._cond.notify_all()
         else:
             log.warning("FIX: ignoring message type %s", kind)

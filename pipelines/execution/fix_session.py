@@ -36,6 +36,7 @@ class Tag:
     COMMISSION = 12
     COMM_TYPE = 13
     CUM_QTY = 14
+    CURRENCY = 15
     EXEC_ID = 17
     HANDL_INST = 21
     LAST_PX = 31
@@ -60,6 +61,7 @@ class Tag:
     CXL_REJ_RESPONSE_TO = 434
     EXEC_TYPE = 150
     LEAVES_QTY = 151
+    SUBSCRIPTION_REQUEST_TYPE = 263
     PARTY_ID_SOURCE = 447
     PARTY_ID = 448
     PARTY_ROLE = 452
@@ -85,6 +87,13 @@ class Tag:
     TARGET_STRATEGY = 847
     TARGET_STRATEGY_PARAMETERS = 848
     PARTICIPATION_RATE = 849
+    CASH_OUTSTANDING = 901
+    COLL_RPT_ID = 908
+    COLL_INQUIRY_ID = 909
+    COLL_STATUS = 910
+    TOT_NUM_REPORTS = 911
+    COLL_INQUIRY_STATUS = 945
+    COLL_INQUIRY_RESULT = 946
 
 
 class MsgType:
@@ -100,6 +109,9 @@ class MsgType:
     REQUEST_FOR_POSITIONS = "AN"
     REQUEST_FOR_POSITIONS_ACK = "AO"
     POSITION_REPORT = "AP"
+    COLLATERAL_REPORT = "BA"
+    COLLATERAL_INQUIRY = "BB"
+    COLLATERAL_INQUIRY_ACK = "BG"
 
 
 class ExecType:
@@ -122,6 +134,8 @@ ORD_STATUS_CODE: dict[OrderStatus, str] = {
 }
 ORD_STATUS_OF_CODE = {v: k for k, v in ORD_STATUS_CODE.items()}
 ORD_REJ_UNKNOWN_ORDER = "5"
+COLL_INQUIRY_REJECTED = "4"  # CollInquiryStatus (945)
+COLL_INQUIRY_NOT_SUPPORTED = "8"  # CollInquiryResult (946): inquiry type not supported
 SIDE_CODE = {"buy": "1", "sell": "2"}
 SIDE_OF_CODE = {"1": "buy", "2": "sell"}
 

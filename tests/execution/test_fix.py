@@ -1,6 +1,7 @@
 """FIX-session specifics: heartbeats, sequence numbers across restarts, resend after a
-reconnect, algorithm tags on the wire. (The order lifecycle itself is shared with the
-paper broker: test_lifecycle.py / test_execute.py run both.)"""
+reconnect, algorithm tags on the wire, the collateral inquiry behind ``cash``. (The order
+lifecycle itself is shared with the paper broker: test_lifecycle.py / test_execute.py run
+both.)"""
 
 from __future__ import annotations
 
@@ -12,10 +13,18 @@ from pipelines.execution import (
     Algo,
     AlgoInstruction,
     BrokerConnectionError,
+    BrokerError,
     BrokerOrder,
     OrderStatus,
 )
-from pipelines.execution.fix_session import Tag, algo_fields, algo_from_fields
+from pipelines.execution.fix_session import (
+    MsgType,
+    Tag,
+    algo_fields,
+    algo_from_fields,
+    new_message,
+    set_fields,
+)
 
 from .conftest import PF, TRADE, wait_for
 
@@ -144,3 +153,33 @@ class TestFixSession:
         assert broker.order_status("FS2100") is None
         assert broker.orders_withheld == 1
         assert "\x01123=Y\x01" in wire(venue)  # SequenceReset GapFillFlag
+
+    def test_cash_by_collateral_inquiry(self, fix_venue_factory):
+        venue = fix_venue_factory(initial_cash=250_000.0, accounts={PF})
+        assert venue.broker.cash(PF) == 250_000.0
+        msgs = wire(venue)
+        assert "\x0135=BB\x01" in msgs and "\x01263=0\x01" in msgs
+        assert "\x0135=BA\x01" in msgs and "\x01901=250000.000000\x01" in msgs
+        # An account the broker does not hold is an error, not "cash not reported".
+        with pytest.raises(BrokerError, match="unknown account"):
+            venue.broker.cash("pf-unknown")
+        assert "\x0135=BG\x01" in wire(venue) and "\x01945=4\x01" in wire(venue)
+
+    def test_cash_is_none_when_the_inquiry_is_not_supported(self, fix_venue_factory, monkeypatch):
+        venue = fix_venue_factory()
+        acceptor = venue.acceptor
+
+        def not_supported(msg):
+            ack = new_message(acceptor.qf, MsgType.COLLATERAL_INQUIRY_ACK)
+            set_fields(
+                ack,
+                {
+                    Tag.COLL_INQUIRY_ID: str(msg.getField(Tag.COLL_INQUIRY_ID)),
+                    Tag.COLL_INQUIRY_STATUS: "4",
+                    Tag.COLL_INQUIRY_RESULT: "8",
+                },
+            )
+            acceptor._send(ack)
+
+        monkeypatch.setattr(acceptor, "_on_collateral_inquiry", not_supported)
+        assert venue.broker.cash(PF) is None

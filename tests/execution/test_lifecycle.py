@@ -1,7 +1,8 @@
 """The order lifecycle every broker must honour — run against the paper broker and FIX.
 
 submit → ack (idempotent) → partial fill / fill / expiry, broker reject, cancel, unknown
-ids, algorithm instructions reaching the venue, state surviving a restart.
+ids, algorithm instructions reaching the venue, cash following the fills, state surviving
+a restart.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pipelines.execution import (
     Broker,
     BrokerError,
     BrokerOrder,
+    CostModel,
     OrderStatus,
 )
 
@@ -103,6 +105,19 @@ def test_algo_instructions_reach_the_venue(venue: Venue) -> None:
     booked = {r["security_id"]: r for r in venue.at_venue().values()}
     assert {s: r["algo"] for s, r in booked.items()} == {s: a.algo.value for s, a in algos.items()}
     assert booked["S3"]["participation"] == pytest.approx(0.07)
+
+
+def test_cash_follows_the_fills(venue_factory) -> None:
+    venue = venue_factory(initial_cash=1_000_000.0, cost_model=CostModel(commission_per_share=0.01))
+    assert venue.broker.cash(PF) == 1_000_000.0
+    venue.broker.submit(order("S1", 1_000))
+    venue.broker.submit(order("S2", 0.15 * MARKET["S2"][2], side="sell"))  # partly, expires
+    venue.session(TRADE)
+    fills = venue.broker.fills(PF, TRADE)
+    assert len(fills) == 6 and all(f.commission > 0 for f in fills)
+    flow = sum(f.signed_quantity * f.price + f.commission for f in fills)
+    assert venue.broker.cash(PF) == pytest.approx(1_000_000.0 - flow, abs=1e-6)
+    assert venue.broker.cash(PF) == pytest.approx(venue.engine.cash(PF), abs=1e-6)
 
 
 def test_broker_rejects_an_order(venue_factory) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipelines.execution import execute_day, reconcile_day
+from pipelines.execution.reconcile import CASH_ITEM
 from pipelines.execution.records import read_day
 
 from .conftest import MARKET, NAV, PF, TRADE, bar
@@ -23,14 +24,14 @@ def test_injected_fill_is_a_break(lake, targets, venue, limits, adv, prices):
     report = reconcile_day(lake, venue.broker, PF, TRADE)
     assert not report.clean
     brk = report.breaks.set_index("security_id")
-    # The paper broker reports cash, so the cash the foreign buy spent is a break too.
-    assert sorted(brk.index) == (["$CASH", "S1"] if venue.acceptor is None else ["S1"])
+    # Both brokers report cash, so the cash the foreign buy spent is a break too.
+    assert sorted(brk.index) == ["$CASH", "S1"]
     assert brk.loc["S1", "difference"] == 150
     assert brk.loc["S1", "theirs"] - brk.loc["S1", "ours"] == 150
     assert brk.loc["S1", "note"] == "broker holds more"
+    assert brk.loc["$CASH", "difference"] == pytest.approx(-150 * 101.0)
     if venue.acceptor is None:  # the paper broker also lists the fill itself
         assert report.foreign_fills == [foreign.fill_id]
-        assert brk.loc["$CASH", "difference"] == pytest.approx(-150 * 101.0)
     # Never booked as ours: our positions come from fills on our own orders only.
     fills = read_day(lake, "fills", TRADE, PF)
     assert foreign.fill_id not in set(fills["fill_id"])
@@ -39,6 +40,25 @@ def test_injected_fill_is_a_break(lake, targets, venue, limits, adv, prices):
     audit = read_day(lake, "execution_audit", TRADE, PF)
     breaks = audit[(audit["stage"] == "reconcile") & (audit["event"] == "break")]
     assert "S1" in breaks["security_id"].tolist()
+
+
+def test_cash_is_reconciled(lake, targets, venue, limits, adv):
+    run(lake, targets, venue.broker, limits, adv)
+    venue.session(TRADE)
+    report = reconcile_day(lake, venue.broker, PF, TRADE)
+    assert report.clean
+    cash = report.rows.set_index("security_id").loc[CASH_ITEM]
+    assert cash["status"] == "match" and cash["ours"] != 0
+    assert cash["theirs"] == pytest.approx(venue.engine.cash(PF), abs=1e-6)
+    # A charge at the broker we never booked (a fee): only the cash differs.
+    engine = venue.engine
+    engine.seed(PF, engine.positions(PF), cash=engine.cash(PF) - 25.0)
+    report = reconcile_day(lake, venue.broker, PF, TRADE)
+    brk = report.breaks.set_index("security_id")
+    assert list(brk.index) == [CASH_ITEM]
+    assert brk.loc[CASH_ITEM, "difference"] == pytest.approx(-25.0)
+    stored = read_day(lake, "reconciliation", TRADE, PF).set_index("security_id")
+    assert stored.loc[CASH_ITEM, "status"] == "break"
 
 
 def test_tca_shortfall_vs_decision_arrival_and_vwap(lake, targets, paper, limits, adv, prices):
