@@ -7,11 +7,14 @@ asset that ``daily_research`` emits, so it runs once a session's scores have lan
 session is ``dag_run.conf["session"]`` or the latest exchange session on or before the
 run's New York date.
 
-Approval: the loop's config says whether orders are auto-approved (demo) or wait for a
-PM (production, the default). A PM's "Reject" — or no answer within the timeout, whose
-default is "Reject" — skips execution; the decision is in the audit trail either way, and
-reconciliation and the report still run. ``solver`` and ``broker`` pools bound how many
-optimizations and broker sessions run at once across DAG runs.
+Approval: the loop's config (``ALPHAFACTORY_DAILY_CONFIG``) says whether orders are
+auto-approved (demo) or wait for a PM (production, the default), how long the PM has
+(``approval.timeout_minutes``) and what no answer means (``approval.on_timeout``, default
+"Reject"). The file is read when the DAG is parsed, so every component must see the same
+one. A "Reject" — the PM's, or the timeout's default — skips execution; the decision is in
+the audit trail either way, and reconciliation and the report still run. ``solver`` and
+``broker`` pools bound how many optimizations and broker sessions run at once across DAG
+runs.
 """
 
 from __future__ import annotations
@@ -23,11 +26,19 @@ import pendulum
 from airflow.sdk import DAG, get_current_context, task
 
 from pipelines.daily.approval import AuditedApprovalOperator
+from pipelines.daily.config import DailyConfig
 from pipelines.orchestration.assets import lake_asset
 from pipelines.orchestration.callbacks import on_failure_log
 
-#: Matches ``ApprovalPolicy.timeout_minutes`` of the production config.
-APPROVAL_TIMEOUT = timedelta(minutes=120)
+# The same file the tasks read (DailyConfig.from_env), so the timeout and the default
+# answer Airflow applies are the policy's, not a copy of it.
+APPROVAL = DailyConfig.from_env().approval
+APPROVAL_TIMEOUT = timedelta(minutes=APPROVAL.timeout_minutes)
+APPROVAL_DEFAULT = (
+    AuditedApprovalOperator.APPROVE
+    if APPROVAL.on_timeout == "approve"
+    else AuditedApprovalOperator.REJECT
+)
 SESSION = "{{ ti.xcom_pull(task_ids='resolve_session') }}"
 
 with DAG(
@@ -114,6 +125,7 @@ with DAG(
         subject="{{ ti.xcom_pull(task_ids='approval_request')['subject'] }}",
         body="{{ ti.xcom_pull(task_ids='approval_request')['body'] }}",
         response_timeout=APPROVAL_TIMEOUT,
+        defaults=APPROVAL_DEFAULT,
     )
 
     @task(pool="broker", trigger_rule="none_failed_min_one_success")

@@ -29,11 +29,26 @@ class AuditedApprovalOperator(ApprovalOperator):
         self.session = session
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Record the answer (a PM's, or the timeout's default) for ``session`` in the audit
+        trail, then let :class:`ApprovalOperator` act on it (a "Reject" skips downstream)."""
         from pipelines.daily.tasks import record_approval
 
-        result = super().execute_complete(context=context, event=event)
-        chosen = result["chosen_options"][0]
-        decision = "approved" if chosen == self.APPROVE else "rejected"
-        who = result.get("responded_by_user") or result.get("responded_by") or "timeout default"
-        record_approval(self.session, decision, actor=f"PM: {who}")
-        return result
+        # Recorded before the parent acts: on "Reject" it skips the downstream tasks by
+        # raising (DownstreamTasksSkipped, Airflow 3), so nothing after it would run. An
+        # error event (no answer and no default) is the parent's to raise.
+        if "error" not in event:
+            chosen = event["chosen_options"]
+            self.validate_chosen_options(chosen)
+            decision = "approved" if chosen == [self.APPROVE] else "rejected"
+            record_approval(self.session, decision, actor=self._actor(event, chosen))
+        return super().execute_complete(context=context, event=event)
+
+    def _actor(self, event: dict[str, Any], chosen: list[str]) -> str:
+        """Who decided: ``PM: <user name>``, or the timeout default that answered instead."""
+        if event.get("timedout"):
+            timeout = self.response_timeout
+            waited = f" after {timeout.total_seconds() / 60:g} min" if timeout else ""
+            return f"timeout default{waited}: {', '.join(chosen)}"
+        # responded_by_user is Airflow's HITLUser, a {"id", "name"} mapping.
+        user = event.get("responded_by_user") or {}
+        return f"PM: {user.get('name') or user.get('id') or 'unknown'}"

@@ -10,11 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+#: Names the daily config file of a deployment (the DAG's tasks and the DAG file itself).
+CONFIG_ENV = "ALPHAFACTORY_DAILY_CONFIG"
+CONFIG_DIR = Path(__file__).with_name("configs")
+#: Used when ``ALPHAFACTORY_DAILY_CONFIG`` is unset: auto-approval off.
+DEFAULT_CONFIG_PATH = CONFIG_DIR / "production.yaml"
+
+
+def config_path() -> Path:
+    """The daily config file in effect: ``$ALPHAFACTORY_DAILY_CONFIG``, else
+    :data:`DEFAULT_CONFIG_PATH` (an empty variable counts as unset)."""
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
 
 
 class ApprovalPolicy(BaseModel):
@@ -74,6 +87,16 @@ class DailyConfig(BaseModel):
         if not isinstance(data, dict):
             raise ValueError(f"daily config {p}: expected a mapping at top level")
         return cls.model_validate(data)
+
+    @classmethod
+    def from_env(cls) -> DailyConfig:
+        """The deployment's config: the file named by :func:`config_path`.
+
+        Cheap (YAML and pydantic only), so the DAG file may call it at parse time; the
+        DAG's tasks call it too (through ``pipelines.daily.tasks.load_config``), which keeps
+        the approval timeout the DAG declares and the policy its tasks apply in one file.
+        """
+        return cls.load(config_path())
 
     def fingerprint(self) -> str:
         """Short stable hash of every field."""

@@ -4,28 +4,23 @@ Each takes the session as an ISO date (from the DAG), builds the context from se
 (:meth:`DayContext.from_settings`) and returns a small JSON-able summary for XCom.
 The loop's configuration is :func:`load_config`: the YAML file named by
 ``ALPHAFACTORY_DAILY_CONFIG`` (default: ``pipelines/daily/configs/production.yaml`` —
-auto-approval off), with ``auto_approve`` overridable per run (``dag_run.conf``).
+auto-approval off; resolved by :meth:`DailyConfig.from_env`, which the DAG file also reads
+for the approval timeout), with ``auto_approve`` overridable per run (``dag_run.conf``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-import os
-from pathlib import Path
 from typing import Any
 
 from pipelines.daily import stages
 from pipelines.daily.config import DailyConfig
 
-CONFIG_ENV = "ALPHAFACTORY_DAILY_CONFIG"
-CONFIG_DIR = Path(__file__).with_name("configs")
-
 
 def load_config(auto_approve: bool | None = None) -> DailyConfig:
     """The daily config (module docstring); ``auto_approve`` overrides the file's."""
-    path = os.environ.get(CONFIG_ENV) or str(CONFIG_DIR / "production.yaml")
-    cfg = DailyConfig.load(path)
+    cfg = DailyConfig.from_env()
     if auto_approve is not None:
         cfg = cfg.model_copy(
             update={"approval": cfg.approval.model_copy(update={"auto_approve": auto_approve})}
