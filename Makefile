@@ -50,7 +50,7 @@ bench: install  ## benchmarks → bench/results/*.json
 	$(PY) bench/research.py
 	$(PY) bench/optimizer.py --sweep
 	$(PY) bench/execution.py
-	$(PY) bench/backtest.py
+	$(PY) bench/backtest.py --universe 80 --months 12
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
