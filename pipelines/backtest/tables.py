@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from pipelines.lake import TableSpec, register
-
-
-def _f(name: str, type_: pa.DataType, nullable: bool = True, doc: str = "") -> pa.Field:
-    return pa.field(name, type_, nullable=nullable, metadata={"doc": doc} if doc else None)
-
+from pipelines.lake import TableSpec, column, register
 
 BACKTEST_RUNS = register(
     TableSpec(
@@ -17,19 +12,19 @@ BACKTEST_RUNS = register(
         description="One row per backtest run: its config, range and performance metrics.",
         key=("run_id",),
         fields=(
-            _f("run_id", pa.string(), False, "portfolio id of the run: bt-<config hash>-r<n>"),
-            _f("config_hash", pa.string(), False),
-            _f("config", pa.string(), False, "JSON of the daily config"),
-            _f("start", pa.date32(), False),
-            _f("end", pa.date32(), False),
-            _f("sessions", pa.int64(), False),
-            _f("metrics", pa.string(), False, "JSON of the metrics"),
-            _f("sharpe", pa.float64()),
-            _f("annual_return", pa.float64()),
-            _f("annual_vol", pa.float64()),
-            _f("max_drawdown", pa.float64()),
-            _f("mean_ic", pa.float64()),
-            _f("result_hash", pa.string(), False, "sha256 of the equity curve and metrics"),
+            column("run_id", pa.string(), False, "portfolio id of the run: bt-<config hash>-r<n>"),
+            column("config_hash", pa.string(), False),
+            column("config", pa.string(), False, "JSON of the daily config"),
+            column("start", pa.date32(), False),
+            column("end", pa.date32(), False),
+            column("sessions", pa.int64(), False),
+            column("metrics", pa.string(), False, "JSON of the metrics"),
+            column("sharpe", pa.float64()),
+            column("annual_return", pa.float64()),
+            column("annual_vol", pa.float64()),
+            column("max_drawdown", pa.float64()),
+            column("mean_ic", pa.float64()),
+            column("result_hash", pa.string(), False, "sha256 of the equity curve and metrics"),
         ),
         valid_time_meaning="last session of the run",
     )
@@ -41,14 +36,14 @@ BACKTEST_DAILY = register(
         description="Equity curve of a backtest run: one row per run and session.",
         key=("run_id",),
         fields=(
-            _f("run_id", pa.string(), False),
-            _f("nav", pa.float64(), False),
-            _f("ret", pa.float64(), doc="daily return of the NAV"),
-            _f("pnl", pa.float64()),
-            _f("cost", pa.float64()),
-            _f("turnover", pa.float64(), doc="traded notional / NAV"),
-            _f("gross", pa.float64()),
-            _f("ic", pa.float64()),
+            column("run_id", pa.string(), False),
+            column("nav", pa.float64(), False),
+            column("ret", pa.float64(), doc="daily return of the NAV"),
+            column("pnl", pa.float64()),
+            column("cost", pa.float64()),
+            column("turnover", pa.float64(), doc="traded notional / NAV"),
+            column("gross", pa.float64()),
+            column("ic", pa.float64()),
         ),
         valid_time_meaning="session",
     )

@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from pipelines.lake import TableSpec, register
-
-
-def _f(name: str, type_: pa.DataType, nullable: bool = True, doc: str = "") -> pa.Field:
-    return pa.field(name, type_, nullable=nullable, metadata={"doc": doc} if doc else None)
-
+from pipelines.lake import TableSpec, column, register
 
 DAILY_BOOK = register(
     TableSpec(
@@ -22,30 +17,32 @@ DAILY_BOOK = register(
         description="End-of-session book per portfolio: NAV, exposures, P&L attribution, decision outcome.",
         key=("portfolio_id",),
         fields=(
-            _f("portfolio_id", pa.string(), False),
-            _f("nav", pa.float64(), False, "cash + positions at the close (currency)"),
-            _f("cash", pa.float64()),
-            _f("gross", pa.float64(), doc="Σ|position value| / NAV"),
-            _f("net", pa.float64(), doc="Σ position value / NAV"),
-            _f("n_positions", pa.int64()),
-            _f("pnl", pa.float64(), doc="NAV change since the previous session"),
-            _f("pnl_factor", pa.float64(), doc="held positions × factor returns"),
-            _f("pnl_specific", pa.float64(), doc="held positions' return not explained by factors"),
-            _f(
+            column("portfolio_id", pa.string(), False),
+            column("nav", pa.float64(), False, "cash + positions at the close (currency)"),
+            column("cash", pa.float64()),
+            column("gross", pa.float64(), doc="Σ|position value| / NAV"),
+            column("net", pa.float64(), doc="Σ position value / NAV"),
+            column("n_positions", pa.int64()),
+            column("pnl", pa.float64(), doc="NAV change since the previous session"),
+            column("pnl_factor", pa.float64(), doc="held positions × factor returns"),
+            column(
+                "pnl_specific", pa.float64(), doc="held positions' return not explained by factors"
+            ),
+            column(
                 "pnl_trading", pa.float64(), doc="the day's fills marked to the close (incl. costs)"
             ),
-            _f("cost", pa.float64(), doc="execution shortfall vs decision price + commission"),
-            _f("traded_notional", pa.float64()),
-            _f(
+            column("cost", pa.float64(), doc="execution shortfall vs decision price + commission"),
+            column("traded_notional", pa.float64()),
+            column(
                 "ic",
                 pa.float64(),
                 doc="rank IC of the previous decision's scores vs today's returns",
             ),
-            _f("optimizer_status", pa.string()),
-            _f("approval", pa.string(), doc="approved | rejected | auto"),
-            _f("orders", pa.int64()),
-            _f("orders_rejected", pa.int64()),
-            _f("score_source", pa.string()),
+            column("optimizer_status", pa.string()),
+            column("approval", pa.string(), doc="approved | rejected | auto"),
+            column("orders", pa.int64()),
+            column("orders_rejected", pa.int64()),
+            column("score_source", pa.string()),
         ),
         valid_time_meaning="session (end of day)",
     )

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from pipelines.lake import TableSpec, register
+from pipelines.lake import TableSpec, column, register
 
 UTC_TS = pa.timestamp("us", tz="UTC")
-
-
-def _f(name: str, type_: pa.DataType, nullable: bool = True, doc: str = "") -> pa.Field:
-    return pa.field(name, type_, nullable=nullable, metadata={"doc": doc} if doc else None)
 
 
 ORDERS = register(
@@ -26,29 +22,29 @@ ORDERS = register(
         description="Orders generated from targets, with their pre-trade verdict; the source of truth for what may be sent.",
         key=("client_order_id",),
         fields=(
-            _f(
+            column(
                 "client_order_id",
                 pa.string(),
                 False,
                 "deterministic: portfolio, trade date, security",
             ),
-            _f("portfolio_id", pa.string(), False),
-            _f("security_id", pa.string(), False),
-            _f("side", pa.string(), False, "buy | sell"),
-            _f("quantity", pa.float64(), False, "unsigned shares, lot-rounded"),
-            _f("order_type", pa.string(), False, "market | limit"),
-            _f("limit_price", pa.float64()),
-            _f("algo", pa.string(), doc="none | vwap | twap | pov"),
-            _f("algo_params", pa.string(), doc="JSON object of algo parameters"),
-            _f("decision_price", pa.float64(), doc="price the targets were computed at"),
-            _f("adv", pa.float64(), doc="average daily volume, shares"),
-            _f("sector", pa.string()),
-            _f("target_shares", pa.float64()),
-            _f("current_shares", pa.float64(), doc="position the order was netted against"),
-            _f("status", pa.string(), False, "accepted | rejected (pre-trade verdict)"),
-            _f("reject_rules", pa.string(), doc="JSON list of failed pre-trade rules"),
-            _f("reject_reason", pa.string()),
-            _f("broker", pa.string()),
+            column("portfolio_id", pa.string(), False),
+            column("security_id", pa.string(), False),
+            column("side", pa.string(), False, "buy | sell"),
+            column("quantity", pa.float64(), False, "unsigned shares, lot-rounded"),
+            column("order_type", pa.string(), False, "market | limit"),
+            column("limit_price", pa.float64()),
+            column("algo", pa.string(), doc="none | vwap | twap | pov"),
+            column("algo_params", pa.string(), doc="JSON object of algo parameters"),
+            column("decision_price", pa.float64(), doc="price the targets were computed at"),
+            column("adv", pa.float64(), doc="average daily volume, shares"),
+            column("sector", pa.string()),
+            column("target_shares", pa.float64()),
+            column("current_shares", pa.float64(), doc="position the order was netted against"),
+            column("status", pa.string(), False, "accepted | rejected (pre-trade verdict)"),
+            column("reject_rules", pa.string(), doc="JSON list of failed pre-trade rules"),
+            column("reject_reason", pa.string()),
+            column("broker", pa.string()),
         ),
         valid_time_meaning="trade date",
     )
@@ -60,24 +56,26 @@ ORDER_EVENTS = register(
         description="Every state change of an order: submitted, ack, broker reject, fills, cancel, expiry, blocked.",
         key=("event_id",),
         fields=(
-            _f("event_id", pa.string(), False, "deterministic: order id, event type, fill state"),
-            _f("client_order_id", pa.string(), False),
-            _f("portfolio_id", pa.string(), False),
-            _f("security_id", pa.string(), False),
-            _f(
+            column(
+                "event_id", pa.string(), False, "deterministic: order id, event type, fill state"
+            ),
+            column("client_order_id", pa.string(), False),
+            column("portfolio_id", pa.string(), False),
+            column("security_id", pa.string(), False),
+            column(
                 "event_type",
                 pa.string(),
                 False,
                 "ack | reject | partial_fill | fill | cancel | expire | blocked | recovered",
             ),
-            _f("status", pa.string(), doc="broker order status after the event"),
-            _f("broker_order_id", pa.string()),
-            _f("quantity", pa.float64()),
-            _f("filled_quantity", pa.float64()),
-            _f("leaves_quantity", pa.float64()),
-            _f("avg_price", pa.float64()),
-            _f("reason", pa.string()),
-            _f("broker", pa.string()),
+            column("status", pa.string(), doc="broker order status after the event"),
+            column("broker_order_id", pa.string()),
+            column("quantity", pa.float64()),
+            column("filled_quantity", pa.float64()),
+            column("leaves_quantity", pa.float64()),
+            column("avg_price", pa.float64()),
+            column("reason", pa.string()),
+            column("broker", pa.string()),
         ),
         valid_time_meaning="trade date",
     )
@@ -91,17 +89,17 @@ FILLS = register(
         # portfolios' accounts may both number their fills from 0.
         key=("portfolio_id", "fill_id"),
         fields=(
-            _f("fill_id", pa.string(), False, "broker execution id"),
-            _f("client_order_id", pa.string(), False),
-            _f("broker_order_id", pa.string()),
-            _f("portfolio_id", pa.string(), False),
-            _f("security_id", pa.string(), False),
-            _f("side", pa.string(), False),
-            _f("quantity", pa.float64(), False),
-            _f("price", pa.float64(), False),
-            _f("commission", pa.float64()),
-            _f("executed_at", UTC_TS, False),
-            _f("broker", pa.string()),
+            column("fill_id", pa.string(), False, "broker execution id"),
+            column("client_order_id", pa.string(), False),
+            column("broker_order_id", pa.string()),
+            column("portfolio_id", pa.string(), False),
+            column("security_id", pa.string(), False),
+            column("side", pa.string(), False),
+            column("quantity", pa.float64(), False),
+            column("price", pa.float64(), False),
+            column("commission", pa.float64()),
+            column("executed_at", UTC_TS, False),
+            column("broker", pa.string()),
         ),
         valid_time_meaning="trade date",
     )
@@ -113,12 +111,12 @@ POSITIONS = register(
         description="End-of-day positions per portfolio, from our own fills (zero rows mark closed positions).",
         key=("portfolio_id", "security_id"),
         fields=(
-            _f("portfolio_id", pa.string(), False),
-            _f("security_id", pa.string(), False),
-            _f("quantity", pa.float64(), False, "signed shares"),
-            _f("price", pa.float64(), doc="closing mark"),
-            _f("market_value", pa.float64()),
-            _f("source", pa.string(), doc="fills | seed"),
+            column("portfolio_id", pa.string(), False),
+            column("security_id", pa.string(), False),
+            column("quantity", pa.float64(), False, "signed shares"),
+            column("price", pa.float64(), doc="closing mark"),
+            column("market_value", pa.float64()),
+            column("source", pa.string(), doc="fills | seed"),
         ),
         valid_time_meaning="business date the positions are as of (end of day)",
     )
@@ -130,12 +128,12 @@ CASH = register(
         description="End-of-day cash per portfolio and currency, from our own fills.",
         key=("portfolio_id", "currency"),
         fields=(
-            _f("portfolio_id", pa.string(), False),
-            _f("currency", pa.string(), False),
-            _f("balance", pa.float64(), False),
-            _f("trade_flow", pa.float64(), doc="−Σ signed quantity × price of the day's fills"),
-            _f("commission", pa.float64()),
-            _f("source", pa.string()),
+            column("portfolio_id", pa.string(), False),
+            column("currency", pa.string(), False),
+            column("balance", pa.float64(), False),
+            column("trade_flow", pa.float64(), doc="−Σ signed quantity × price of the day's fills"),
+            column("commission", pa.float64()),
+            column("source", pa.string()),
         ),
         valid_time_meaning="business date (end of day)",
     )
@@ -147,14 +145,14 @@ RECONCILIATION = register(
         description="End-of-day comparison of our positions (and cash, item $CASH) with the broker's.",
         key=("portfolio_id", "security_id"),
         fields=(
-            _f("portfolio_id", pa.string(), False),
-            _f("security_id", pa.string(), False, "security, or $CASH"),
-            _f("ours", pa.float64(), False),
-            _f("theirs", pa.float64()),
-            _f("difference", pa.float64(), False, "theirs − ours"),
-            _f("status", pa.string(), False, "match | break | unverified"),
-            _f("note", pa.string()),
-            _f("broker", pa.string()),
+            column("portfolio_id", pa.string(), False),
+            column("security_id", pa.string(), False, "security, or $CASH"),
+            column("ours", pa.float64(), False),
+            column("theirs", pa.float64()),
+            column("difference", pa.float64(), False, "theirs − ours"),
+            column("status", pa.string(), False, "match | break | unverified"),
+            column("note", pa.string()),
+            column("broker", pa.string()),
         ),
         valid_time_meaning="business date reconciled",
     )
@@ -166,26 +164,30 @@ TCA = register(
         description="Transaction cost analysis per order: implementation shortfall vs decision, arrival (open) and VWAP.",
         key=("client_order_id",),
         fields=(
-            _f("client_order_id", pa.string(), False),
-            _f("portfolio_id", pa.string(), False),
-            _f("security_id", pa.string(), False),
-            _f("side", pa.string(), False),
-            _f("ordered_quantity", pa.float64(), False),
-            _f("filled_quantity", pa.float64(), False),
-            _f("fill_rate", pa.float64()),
-            _f("avg_fill_price", pa.float64()),
-            _f("decision_price", pa.float64()),
-            _f("arrival_price", pa.float64(), doc="session open"),
-            _f("vwap", pa.float64()),
-            _f("vwap_method", pa.string(), doc="vendor | typical_price (H+L+C)/3"),
-            _f("close", pa.float64()),
-            _f("shortfall_decision_bps", pa.float64(), doc="side·(avg fill / decision − 1), bps"),
-            _f("shortfall_arrival_bps", pa.float64()),
-            _f("shortfall_vwap_bps", pa.float64()),
-            _f("execution_cost", pa.float64(), doc="currency: side·filled·(avg − decision)"),
-            _f("opportunity_cost", pa.float64(), doc="currency: side·unfilled·(close − decision)"),
-            _f("commission", pa.float64()),
-            _f("total_shortfall", pa.float64(), doc="execution + opportunity + commission"),
+            column("client_order_id", pa.string(), False),
+            column("portfolio_id", pa.string(), False),
+            column("security_id", pa.string(), False),
+            column("side", pa.string(), False),
+            column("ordered_quantity", pa.float64(), False),
+            column("filled_quantity", pa.float64(), False),
+            column("fill_rate", pa.float64()),
+            column("avg_fill_price", pa.float64()),
+            column("decision_price", pa.float64()),
+            column("arrival_price", pa.float64(), doc="session open"),
+            column("vwap", pa.float64()),
+            column("vwap_method", pa.string(), doc="vendor | typical_price (H+L+C)/3"),
+            column("close", pa.float64()),
+            column(
+                "shortfall_decision_bps", pa.float64(), doc="side·(avg fill / decision − 1), bps"
+            ),
+            column("shortfall_arrival_bps", pa.float64()),
+            column("shortfall_vwap_bps", pa.float64()),
+            column("execution_cost", pa.float64(), doc="currency: side·filled·(avg − decision)"),
+            column(
+                "opportunity_cost", pa.float64(), doc="currency: side·unfilled·(close − decision)"
+            ),
+            column("commission", pa.float64()),
+            column("total_shortfall", pa.float64(), doc="execution + opportunity + commission"),
         ),
         valid_time_meaning="trade date",
     )
@@ -197,18 +199,20 @@ EXECUTION_AUDIT = register(
         description="Append-only audit trail of execution: targets, checks, orders, acks, fills, reconciliation.",
         key=("event_id",),
         fields=(
-            _f("event_id", pa.string(), False, "deterministic per fact, so retries add nothing"),
-            _f("portfolio_id", pa.string(), False),
-            _f(
+            column(
+                "event_id", pa.string(), False, "deterministic per fact, so retries add nothing"
+            ),
+            column("portfolio_id", pa.string(), False),
+            column(
                 "stage",
                 pa.string(),
                 False,
                 "targets | pretrade | orders | send | fills | reconcile | tca",
             ),
-            _f("event", pa.string(), False),
-            _f("client_order_id", pa.string()),
-            _f("security_id", pa.string()),
-            _f("detail", pa.string(), doc="JSON"),
+            column("event", pa.string(), False),
+            column("client_order_id", pa.string()),
+            column("security_id", pa.string()),
+            column("detail", pa.string(), doc="JSON"),
         ),
         valid_time_meaning="trade date",
     )

@@ -3,7 +3,14 @@
 from pipelines.lake.bitemporal import ValidRange
 from pipelines.lake.errors import LakeError, LakeSchemaError, RawZoneError, UnknownTableError
 from pipelines.lake.store import Lake, RawFile, WriteResult
-from pipelines.lake.tables import TableSpec, ValidTime, all_tables, get_table, register
+from pipelines.lake.tables import (
+    TableSpec,
+    ValidTime,
+    all_tables,
+    column,
+    get_table,
+    register,
+)
 
 __all__ = [
     "Lake",
@@ -17,6 +24,7 @@ __all__ = [
     "ValidTime",
     "WriteResult",
     "all_tables",
+    "column",
     "get_table",
     "register",
 ]

@@ -26,12 +26,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from pipelines.lake import TableSpec, register
-
-
-def _f(name: str, type_: pa.DataType, nullable: bool = True, doc: str = "") -> pa.Field:
-    return pa.field(name, type_, nullable=nullable, metadata={"doc": doc} if doc else None)
-
+from pipelines.lake import TableSpec, column, register
 
 RISK_EXPOSURES = register(
     TableSpec(
@@ -39,10 +34,12 @@ RISK_EXPOSURES = register(
         description="Factor exposures B of the risk model (long form), as of the session close.",
         key=("model_id", "security_id", "factor"),
         fields=(
-            _f("model_id", pa.string(), False, "risk model configuration id"),
-            _f("security_id", pa.string(), False),
-            _f("factor", pa.string(), False, "market | sector_<name> | style name"),
-            _f("exposure", pa.float64(), False, "1 / 0 for market and sectors, σ units for styles"),
+            column("model_id", pa.string(), False, "risk model configuration id"),
+            column("security_id", pa.string(), False),
+            column("factor", pa.string(), False, "market | sector_<name> | style name"),
+            column(
+                "exposure", pa.float64(), False, "1 / 0 for market and sectors, σ units for styles"
+            ),
         ),
         partitioned=True,
         zorder=("valid_date",),
@@ -56,9 +53,9 @@ RISK_FACTOR_RETURNS = register(
         description="Daily factor returns from the cross-sectional WLS regression.",
         key=("model_id", "factor"),
         fields=(
-            _f("model_id", pa.string(), False),
-            _f("factor", pa.string(), False),
-            _f("factor_return", pa.float64(), False, "daily return (fraction)"),
+            column("model_id", pa.string(), False),
+            column("factor", pa.string(), False),
+            column("factor_return", pa.float64(), False, "daily return (fraction)"),
         ),
         valid_time_meaning="session of the return",
     )
@@ -70,10 +67,10 @@ RISK_FACTOR_COVARIANCE = register(
         description="Factor covariance F (EWMA, optional Newey-West), long form, daily return².",
         key=("model_id", "factor_i", "factor_j"),
         fields=(
-            _f("model_id", pa.string(), False),
-            _f("factor_i", pa.string(), False),
-            _f("factor_j", pa.string(), False),
-            _f("cov", pa.float64(), False),
+            column("model_id", pa.string(), False),
+            column("factor_i", pa.string(), False),
+            column("factor_j", pa.string(), False),
+            column("cov", pa.float64(), False),
         ),
         valid_time_meaning="session whose close the forecast is made at",
     )
@@ -85,10 +82,10 @@ RISK_SPECIFIC = register(
         description="Specific (idiosyncratic) risk D per security, EWMA with Bayesian shrinkage.",
         key=("model_id", "security_id"),
         fields=(
-            _f("model_id", pa.string(), False),
-            _f("security_id", pa.string(), False),
-            _f("specific_var", pa.float64(), False, "daily return²"),
-            _f("specific_vol", pa.float64(), False, "daily return"),
+            column("model_id", pa.string(), False),
+            column("security_id", pa.string(), False),
+            column("specific_var", pa.float64(), False, "daily return²"),
+            column("specific_vol", pa.float64(), False, "daily return"),
         ),
         partitioned=True,
         zorder=("valid_date",),
@@ -102,28 +99,30 @@ TARGET_PORTFOLIOS = register(
         description="Optimized target per portfolio and security: weight, whole-share target, trade, ex-ante risk.",
         key=("portfolio_id", "security_id"),
         fields=(
-            _f("portfolio_id", pa.string(), False),
-            _f("security_id", pa.string(), False),
-            _f("weight", pa.float64(), doc="optimal weight (fraction of NAV); null if no solution"),
-            _f("rounded_weight", pa.float64(), doc="weight of the whole-lot target"),
-            _f("current_weight", pa.float64()),
-            _f("target_shares", pa.float64(), False),
-            _f("current_shares", pa.float64(), False),
-            _f("trade_shares", pa.float64(), False),
-            _f("trade_notional", pa.float64(), False, "currency"),
-            _f("price", pa.float64(), False, "decision price"),
-            _f("lot_size", pa.float64(), False),
-            _f("min_trade_notional", pa.float64(), False),
-            _f("alpha", pa.float64(), doc="expected next-session return (fraction)"),
-            _f(
+            column("portfolio_id", pa.string(), False),
+            column("security_id", pa.string(), False),
+            column(
+                "weight", pa.float64(), doc="optimal weight (fraction of NAV); null if no solution"
+            ),
+            column("rounded_weight", pa.float64(), doc="weight of the whole-lot target"),
+            column("current_weight", pa.float64()),
+            column("target_shares", pa.float64(), False),
+            column("current_shares", pa.float64(), False),
+            column("trade_shares", pa.float64(), False),
+            column("trade_notional", pa.float64(), False, "currency"),
+            column("price", pa.float64(), False, "decision price"),
+            column("lot_size", pa.float64(), False),
+            column("min_trade_notional", pa.float64(), False),
+            column("alpha", pa.float64(), doc="expected next-session return (fraction)"),
+            column(
                 "risk_contribution",
                 pa.float64(),
                 doc="Euler contribution to ex-ante daily variance",
             ),
-            _f("status", pa.string(), False, "optimal | relaxed | infeasible | error"),
-            _f("solver", pa.string()),
-            _f("policy", pa.string(), False),
-            _f("portfolio_value", pa.float64(), False),
+            column("status", pa.string(), False, "optimal | relaxed | infeasible | error"),
+            column("solver", pa.string()),
+            column("policy", pa.string(), False),
+            column("portfolio_value", pa.float64(), False),
         ),
         partitioned=True,
         zorder=("valid_date",),
@@ -137,11 +136,13 @@ TARGET_RISK = register(
         description="Ex-ante risk decomposition of the rounded target: total, factor, specific, per factor.",
         key=("portfolio_id", "component"),
         fields=(
-            _f("portfolio_id", pa.string(), False),
-            _f("component", pa.string(), False, "total | factor | specific | factor:<name>"),
-            _f("variance", pa.float64(), False, "daily return² (Euler contribution for factors)"),
-            _f("volatility", pa.float64(), doc="sqrt(variance) for total/factor/specific"),
-            _f("exposure", pa.float64(), doc="portfolio exposure y_k = B'w for factor rows"),
+            column("portfolio_id", pa.string(), False),
+            column("component", pa.string(), False, "total | factor | specific | factor:<name>"),
+            column(
+                "variance", pa.float64(), False, "daily return² (Euler contribution for factors)"
+            ),
+            column("volatility", pa.float64(), doc="sqrt(variance) for total/factor/specific"),
+            column("exposure", pa.float64(), doc="portfolio exposure y_k = B'w for factor rows"),
         ),
         valid_time_meaning="decision session",
     )
@@ -153,23 +154,25 @@ SOLVE_LOG = register(
         description="Every optimizer decision (seq 0) and solver call (seq 1…): status, objective terms, time, relaxations.",
         key=("portfolio_id", "seq"),
         fields=(
-            _f("portfolio_id", pa.string(), False),
-            _f("seq", pa.int32(), False, "0 = the decision, 1… = solver calls in order"),
-            _f("stage", pa.string(), False, "result | base | base+relax:<groups> | cardinality"),
-            _f("solver", pa.string()),
-            _f("status", pa.string(), False),
-            _f("solve_time", pa.float64(), doc="wall seconds (seq 0: all calls)"),
-            _f("solver_time", pa.float64(), doc="wall seconds inside the solver call"),
-            _f("objective", pa.float64()),
-            _f("alpha_term", pa.float64()),
-            _f("risk_term", pa.float64()),
-            _f("cost_term", pa.float64()),
-            _f("holding_term", pa.float64()),
-            _f("penalty_term", pa.float64()),
-            _f("relaxed_groups", pa.string(), doc="comma-separated soft groups opened"),
-            _f("relaxations", pa.string(), doc="JSON list: group, constraint, limit, amount"),
-            _f("policy", pa.string(), False),
-            _f("message", pa.string()),
+            column("portfolio_id", pa.string(), False),
+            column("seq", pa.int32(), False, "0 = the decision, 1… = solver calls in order"),
+            column(
+                "stage", pa.string(), False, "result | base | base+relax:<groups> | cardinality"
+            ),
+            column("solver", pa.string()),
+            column("status", pa.string(), False),
+            column("solve_time", pa.float64(), doc="wall seconds (seq 0: all calls)"),
+            column("solver_time", pa.float64(), doc="wall seconds inside the solver call"),
+            column("objective", pa.float64()),
+            column("alpha_term", pa.float64()),
+            column("risk_term", pa.float64()),
+            column("cost_term", pa.float64()),
+            column("holding_term", pa.float64()),
+            column("penalty_term", pa.float64()),
+            column("relaxed_groups", pa.string(), doc="comma-separated soft groups opened"),
+            column("relaxations", pa.string(), doc="JSON list: group, constraint, limit, amount"),
+            column("policy", pa.string(), False),
+            column("message", pa.string()),
         ),
         valid_time_meaning="decision session",
     )

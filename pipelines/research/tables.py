@@ -12,12 +12,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from pipelines.lake.tables import TableSpec, register
-
-
-def _f(name: str, type_: pa.DataType, nullable: bool = True, doc: str = "") -> pa.Field:
-    return pa.field(name, type_, nullable=nullable, metadata={"doc": doc} if doc else None)
-
+from pipelines.lake.tables import TableSpec, column, register
 
 UNIVERSE = register(
     TableSpec(
@@ -25,11 +20,11 @@ UNIVERSE = register(
         description="Tradable universe per session: listed (security master as known then), price and liquidity floors.",
         key=("security_id",),
         fields=(
-            _f("security_id", pa.string(), False),
-            _f("sector", pa.string()),
-            _f("close", pa.float64(), doc="raw close"),
-            _f("adv_21d", pa.float64(), doc="21-session mean dollar volume"),
-            _f("market_cap", pa.float64()),
+            column("security_id", pa.string(), False),
+            column("sector", pa.string()),
+            column("close", pa.float64(), doc="raw close"),
+            column("adv_21d", pa.float64(), doc="21-session mean dollar volume"),
+            column("market_cap", pa.float64()),
         ),
         partitioned=True,
         zorder=("valid_date",),
@@ -43,9 +38,9 @@ FEATURES = register(
         description="Raw (un-normalized) feature values of universe members, long: one row per (security, feature, session).",
         key=("security_id", "feature"),
         fields=(
-            _f("security_id", pa.string(), False),
-            _f("feature", pa.string(), False, "registered feature name"),
-            _f("value", pa.float64(), False),
+            column("security_id", pa.string(), False),
+            column("feature", pa.string(), False, "registered feature name"),
+            column("value", pa.float64(), False),
         ),
         partitioned=True,
         zorder=("valid_date",),
@@ -59,10 +54,10 @@ LABELS = register(
         description="Forward returns over (t, t+h] of universe members at t; known_at = when t+h closed.",
         key=("security_id", "label"),
         fields=(
-            _f("security_id", pa.string(), False),
-            _f("label", pa.string(), False, "e.g. fwd_ret_5d_market"),
-            _f("horizon", pa.int32(), False),
-            _f("value", pa.float64(), False),
+            column("security_id", pa.string(), False),
+            column("label", pa.string(), False, "e.g. fwd_ret_5d_market"),
+            column("horizon", pa.int32(), False),
+            column("value", pa.float64(), False),
         ),
         partitioned=True,
         zorder=("valid_date",),
@@ -76,9 +71,9 @@ ALPHA_SCORES = register(
         description="Daily model scores of universe members, with the id of the model that produced each.",
         key=("security_id",),
         fields=(
-            _f("security_id", pa.string(), False),
-            _f("score", pa.float64(), False),
-            _f("model_id", pa.string(), False),
+            column("security_id", pa.string(), False),
+            column("score", pa.float64(), False),
+            column("model_id", pa.string(), False),
         ),
         partitioned=True,
         zorder=("valid_date",),
@@ -92,20 +87,20 @@ MODEL_REGISTRY = register(
         description="Every trained model: artifact (LightGBM text) and everything needed to rebuild it.",
         key=("model_id",),
         fields=(
-            _f("model_id", pa.string(), False, "content hash of the model-determining inputs"),
-            _f("created_at", pa.timestamp("us", tz="UTC"), False),
-            _f("panel_start", pa.date32(), False, "first session of the training panel"),
-            _f("train_start", pa.date32(), False),
-            _f("train_end", pa.date32(), False),
-            _f("valid_start", pa.date32()),
-            _f("valid_end", pa.date32()),
-            _f("features", pa.string(), False, "JSON list, in model column order"),
-            _f("label", pa.string(), False),
-            _f("params", pa.string(), False, "JSON object (LightGBM params + rounds)"),
-            _f("metrics", pa.string(), False, "JSON object, e.g. oos_rank_ic"),
-            _f("input_versions", pa.string(), False, "JSON: lake table -> Delta version"),
-            _f("booster", pa.string(), False, "the artifact: LightGBM model text"),
-            _f("record", pa.string(), False, "the full ModelRecord JSON"),
+            column("model_id", pa.string(), False, "content hash of the model-determining inputs"),
+            column("created_at", pa.timestamp("us", tz="UTC"), False),
+            column("panel_start", pa.date32(), False, "first session of the training panel"),
+            column("train_start", pa.date32(), False),
+            column("train_end", pa.date32(), False),
+            column("valid_start", pa.date32()),
+            column("valid_end", pa.date32()),
+            column("features", pa.string(), False, "JSON list, in model column order"),
+            column("label", pa.string(), False),
+            column("params", pa.string(), False, "JSON object (LightGBM params + rounds)"),
+            column("metrics", pa.string(), False, "JSON object, e.g. oos_rank_ic"),
+            column("input_versions", pa.string(), False, "JSON: lake table -> Delta version"),
+            column("booster", pa.string(), False, "the artifact: LightGBM model text"),
+            column("record", pa.string(), False, "the full ModelRecord JSON"),
         ),
         valid_time_meaning="fit session (the model scores from this session's close on)",
     )
@@ -117,13 +112,13 @@ MODEL_CHAMPION = register(
         description="Champion/challenger decisions: which model scores from each retrain session on.",
         key=("slot",),
         fields=(
-            _f("slot", pa.string(), False, "model slot, e.g. 'alpha'"),
-            _f("model_id", pa.string(), False, "champion after this decision"),
-            _f("challenger_id", pa.string(), False),
-            _f("promoted", pa.bool_(), False),
-            _f("reason", pa.string(), False),
-            _f("challenger_metric", pa.float64()),
-            _f("champion_metric", pa.float64()),
+            column("slot", pa.string(), False, "model slot, e.g. 'alpha'"),
+            column("model_id", pa.string(), False, "champion after this decision"),
+            column("challenger_id", pa.string(), False),
+            column("promoted", pa.bool_(), False),
+            column("reason", pa.string(), False),
+            column("challenger_metric", pa.float64()),
+            column("champion_metric", pa.float64()),
         ),
         valid_time_meaning="session of the decision",
     )
@@ -135,13 +130,13 @@ RESEARCH_DIAGNOSTICS = register(
         description="Signal diagnostics per score date and model: IC, rank IC, quantile returns, importances.",
         key=("model_id", "kind", "name", "horizon", "bucket"),
         fields=(
-            _f("model_id", pa.string(), False),
-            _f("kind", pa.string(), False, "ic | quantile | importance"),
-            _f("name", pa.string(), False, "ic, rank_ic, mean_return, or a feature name"),
-            _f("horizon", pa.int32(), False, "forward-return horizon in sessions (0 = n/a)"),
-            _f("bucket", pa.string(), False, "Q1..Qk, Qk-Q1, gain, split, pred_contrib, or ''"),
-            _f("value", pa.float64()),
-            _f("n", pa.int64(), doc="cross-section size"),
+            column("model_id", pa.string(), False),
+            column("kind", pa.string(), False, "ic | quantile | importance"),
+            column("name", pa.string(), False, "ic, rank_ic, mean_return, or a feature name"),
+            column("horizon", pa.int32(), False, "forward-return horizon in sessions (0 = n/a)"),
+            column("bucket", pa.string(), False, "Q1..Qk, Qk-Q1, gain, split, pred_contrib, or ''"),
+            column("value", pa.float64()),
+            column("n", pa.int64(), doc="cross-section size"),
         ),
         valid_time_meaning="score date (ic/quantile) or fit session (importance)",
     )
