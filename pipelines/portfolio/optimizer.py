@@ -60,7 +60,13 @@ import pandas as pd
 from pipelines.portfolio import costs
 from pipelines.portfolio.policy import Policy
 from pipelines.portfolio.results import ObjectiveTerms, OptimizationResult, Relaxation, SolveRecord
-from pipelines.portfolio.risk_model import MARKET, SECTOR_PREFIX, RiskModel, psd_cholesky
+from pipelines.portfolio.risk_model import (
+    MARKET,
+    SECTOR_PREFIX,
+    RiskModel,
+    is_structural_factor,
+    psd_cholesky,
+)
 from pipelines.portfolio.solvers import solver_instance
 
 FloatArray = np.ndarray
@@ -98,14 +104,9 @@ class StructureChangedError(ValueError):
     """The day's market/sector exposures differ from those compiled into the problem."""
 
 
-def _is_structural(factor: str) -> bool:
-    """Market and sector columns: 0/1 data that changes only with the universe."""
-    return factor == MARKET or factor.startswith(SECTOR_PREFIX)
-
-
 def structural_exposures(rm: RiskModel) -> FloatArray:
     """The market and sector columns of ``rm.B`` (N × their count), in factor order."""
-    idx = [k for k, f in enumerate(rm.factor_names) if _is_structural(f)]
+    idx = [k for k, f in enumerate(rm.factor_names) if is_structural_factor(f)]
     return np.asarray(rm.B[:, idx], dtype=float)
 
 
@@ -216,7 +217,7 @@ class PortfolioOptimizer:
         # does: given ``fixed_exposures`` (N × their count) they are compiled in as a
         # constant sparse matrix (one nonzero per name per column instead of N·K dense
         # parameter entries); every day's B is checked against it in ``solve_prepared``.
-        fixed = [k for k, f in enumerate(self.factor_names) if _is_structural(f)]
+        fixed = [k for k, f in enumerate(self.factor_names) if is_structural_factor(f)]
         if fixed_exposures is None:
             fixed = []
         elif np.shape(fixed_exposures) != (N, len(fixed)):

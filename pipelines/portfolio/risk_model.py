@@ -54,6 +54,13 @@ import pandas as pd
 MARKET = "market"
 SECTOR_PREFIX = "sector_"
 
+
+def is_structural_factor(name: str) -> bool:
+    """Market and sector factors: 0/1 exposures that change only with the universe (the
+    others are style factors, standardized characteristics that move every day)."""
+    return name == MARKET or name.startswith(SECTOR_PREFIX)
+
+
 FloatArray = np.ndarray
 
 

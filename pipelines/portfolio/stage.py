@@ -189,11 +189,11 @@ def load_risk_model(
 
 
 def _factor_order(names: Sequence[str]) -> list[str]:
-    from pipelines.portfolio.risk_model import MARKET, SECTOR_PREFIX
+    from pipelines.portfolio.risk_model import MARKET, SECTOR_PREFIX, is_structural_factor
 
     market = [n for n in names if n == MARKET]
     sectors = sorted(n for n in names if n.startswith(SECTOR_PREFIX))
-    styles = sorted(n for n in names if n != MARKET and not n.startswith(SECTOR_PREFIX))
+    styles = sorted(n for n in names if not is_structural_factor(n))
     return [*market, *sectors, *styles]
 
 

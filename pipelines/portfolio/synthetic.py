@@ -14,7 +14,7 @@ import pandas as pd
 
 from pipelines.portfolio.optimizer import OptimizationInputs
 from pipelines.portfolio.policy import Band, Policy, load_policy
-from pipelines.portfolio.risk_model import MARKET, SECTOR_PREFIX, RiskModel
+from pipelines.portfolio.risk_model import MARKET, SECTOR_PREFIX, RiskModel, is_structural_factor
 
 STYLE_NAMES = ("size", "momentum", "value", "volatility", "liquidity")
 
@@ -77,7 +77,7 @@ def synthetic_inputs(
 def full_constraint_policy(factor_names: tuple[str, ...], **update: Any) -> Policy:
     """``default.yaml`` with a ±0.1 bound on *every* style factor (the full constraint set
     of bench/optimizer.py); ``update`` overrides policy fields."""
-    styles = [f for f in factor_names if f != MARKET and not f.startswith(SECTOR_PREFIX)]
+    styles = [f for f in factor_names if not is_structural_factor(f)]
     bounds = {f: Band(lo=-0.1, hi=0.1) for f in styles}
     return load_policy("default").model_copy(update={"factor_bounds": bounds, **update})
 
@@ -88,9 +88,7 @@ def perturbed_day_inputs(rm: RiskModel, day: int, w0: np.ndarray | None) -> Opti
     names; ``w0`` is the previous day's solution (None: start flat)."""
     rng = np.random.default_rng(10_000 + day)
     B = rm.B.copy()
-    styles = [
-        k for k, f in enumerate(rm.factor_names) if f != MARKET and not f.startswith(SECTOR_PREFIX)
-    ]
+    styles = [k for k, f in enumerate(rm.factor_names) if not is_structural_factor(f)]
     B[:, styles] += 0.05 * rng.standard_normal((rm.n_assets, len(styles)))
     F = rm.F * rng.uniform(0.9, 1.1)
     D = rm.D * rng.uniform(0.95, 1.05, rm.n_assets)
