@@ -18,8 +18,8 @@ is back inside the band and gross inside the cap (each band widened to include t
 optimizer's own answer, which may be a declared relaxation): first by rounding a name the
 other way (no name ends more than one lot from its unrounded target, none crosses zero,
 no trade falls under the minimum notional, no position opens from a target under a
-quarter lot), then by restoring dropped trades (the
-policy outranks the minimum ticket size). What it took is reported (``RoundingRepair``).
+quarter lot), then by restoring dropped trades (the policy outranks the minimum ticket
+size). What it took is reported (``RoundingRepair``).
 """
 
 from __future__ import annotations
@@ -180,7 +180,8 @@ def keep_aggregates(
     per_share = p / V
     lo, hi = net_band
     eps = 1e-12
-    dropped = (t == cur) & (np.abs(np.round(raw / lot) * lot - cur) > 0)
+    nearest = lot * np.round(raw / lot)  # round_to_shares' target before dropping trades
+    dropped = (t == cur) & (nearest != cur)
     moved = restored = 0
     for _ in range(2 * len(t) + 1):
         net = float(t @ per_share)
@@ -220,15 +221,14 @@ def keep_aggregates(
             t[i] = new[i]
             moved += 1
             continue
-        back = np.round(raw / lot) * lot
-        helps = dropped & (np.sign(back - cur) == d)
+        helps = dropped & (np.sign(nearest - cur) == d)
         if gross_only:
-            helps &= np.abs(back) < np.abs(t)
+            helps &= np.abs(nearest) < np.abs(t)
         if not helps.any():
             break
-        gain = np.where(helps, np.abs(back - cur) * p, -np.inf)
+        gain = np.where(helps, np.abs(nearest - cur) * p, -np.inf)
         i = int(np.argmax(gain))
-        t[i], dropped[i] = back[i], False
+        t[i], dropped[i] = nearest[i], False
         restored += 1
     net = float(t @ per_share)
     gross = float(np.abs(t) @ per_share)
