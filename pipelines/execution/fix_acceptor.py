@@ -61,7 +61,6 @@ from pipelines.execution.fix_session import (
     Tag,
     algo_from_fields,
     fix_date,
-    free_port,
     get,
     load_quickfix,
     msg_type,
@@ -74,6 +73,7 @@ from pipelines.execution.fix_session import (
 )
 from pipelines.execution.paper import PaperBroker
 from pipelines.execution.prices import CostModel, PriceSource
+from pipelines.net import free_port
 
 log = logging.getLogger(__name__)
 

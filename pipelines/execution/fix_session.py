@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -239,13 +238,6 @@ def session_dictionary(data_dir: Path) -> Path | None:
     return out
 
 
-def free_port() -> int:
-    """A TCP port free on loopback right now (for the simulator in tests and demos)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def session_settings(
     path: Path,
     role: Literal["initiator", "acceptor"],
@@ -358,7 +350,6 @@ __all__ = [
     "Tag",
     "algo_fields",
     "algo_from_fields",
-    "free_port",
     "load_quickfix",
     "quickfix_available",
     "session_settings",

@@ -26,6 +26,7 @@ from pipelines.ingest.flow import ingest_sftp_day, previous_session_of
 from pipelines.ingest.gate import contract_gate
 from pipelines.ingest.sources import SFTPHookSource
 from pipelines.lake import Lake
+from pipelines.net import free_port
 from pipelines.vendors.simulator import VendorSimulator
 from tests.ingest.conftest import SEEDED_DAYS
 
@@ -49,12 +50,6 @@ def _install_sshd() -> str | None:
         subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
         subprocess.run(install, env=env, capture_output=True, timeout=600)
     return _find_sshd()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _keygen(path: Path) -> str:
@@ -88,7 +83,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     (tmp / "authorized_keys").write_text(client_pub + "\n")
     if os.geteuid() == 0:  # sshd started by root insists on its privilege-separation dir
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     config = tmp / "sshd_config"
     config.write_text(
         "\n".join(

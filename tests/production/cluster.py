@@ -10,7 +10,6 @@ on the way out. Tests then drive Airflow only through its public REST API.
 from __future__ import annotations
 
 import dataclasses
-import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from pipelines.net import free_port
 from pipelines.orchestration.airflow_env import REPO_ROOT, AirflowEnv
 from pipelines.orchestration.production import (
     ADMIN_USER,
@@ -46,12 +46,6 @@ def require_production_packages() -> None:
             missing.append(dist)
     if missing:
         pytest.fail(f"production mode needs {missing}: install them (pyproject dependencies)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _ready(worker: RunningComponent) -> Callable[[], bool]:
