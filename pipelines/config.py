@@ -7,6 +7,7 @@ through ``storage_options`` without being logged.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -41,6 +42,15 @@ class Settings(BaseSettings):
         default=None, description="Host name a worker reports (several workers on one host)"
     )
     calendar: str = "XNYS"
+    # pipelines/timeline.py: the calendar covers calendar_start .. end of (this year + 2);
+    # the cutoffs are wall-clock times in the exchange's time zone.
+    calendar_start: dt.date = dt.date(1990, 1, 1)
+    decision_cutoff: dt.time = Field(
+        default=dt.time(20, 0), description="session knowledge cutoff (exchange local time)"
+    )
+    run_time: dt.time = Field(
+        default=dt.time(19, 0), description="when the daily DAGs start (exchange local time)"
+    )
     universe_size: int = 500
     seed: int = 7
     history_years: float = 3.0
