@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.lgbm import LGBModel
 from pipelines.features import compute_feature, registry
-from pipelines.research.dataset import build_dataset
-from pipelines.research.labels import make_label
-from pipelines.research.panel import Panel, make_synthetic_panel
+from pipelines.pit.dataset import build_dataset
+from pipelines.pit.labels import make_label
+from pipelines.pit.panel import Panel, make_synthetic_panel
 
 RESULTS = Path(__file__).resolve().parent / "results" / "research.json"
 
@@ -66,7 +66,7 @@ def _pandas_baseline(panel: Panel) -> dict[str, Callable[[], pd.DataFrame]]:
 def _lake_panel(quick: bool) -> dict[str, object]:
     """Point-in-time panel straight from a simulated lake vs one as-of query per day.
 
-    Ours: :func:`pipelines.research.lake_panel.build_panel` (one bitemporal DuckDB query,
+    Ours: :func:`pipelines.pit.lake_panel.build_panel` (one bitemporal DuckDB query,
     each row at its own knowledge cutoff, adjustments included). Baseline: per session,
     ``Lake.as_of`` of the five input tables at that session's cutoff (reads only — no
     adjustment, TTM or universe work), timed on a sample of sessions and scaled to all.
@@ -75,8 +75,8 @@ def _lake_panel(quick: bool) -> dict[str, object]:
     import tempfile
 
     from pipelines.lake import Lake
+    from pipelines.pit.lake_panel import build_panel
     from pipelines.research.knowledge import cutoff, sessions_between
-    from pipelines.research.lake_panel import build_panel
     from pipelines.research.simlake import silver_frames, write_silver
     from pipelines.vendors.config import MarketConfig
     from pipelines.vendors.market import generate_market

@@ -20,7 +20,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from pipelines.research.dataset import ResearchDataset
+from pipelines.pit.dataset import ResearchDataset
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "regression",

@@ -1,6 +1,6 @@
 """Walk-forward training: one model per split, out-of-sample scores per date.
 
-For each :class:`~pipelines.research.splits.Split` a fresh :class:`LGBModel`
+For each :class:`~pipelines.pit.splits.Split` a fresh :class:`LGBModel`
 is fit on the split's train segment (early stopping on its valid segment) and
 scores the split's test dates. Every score row carries the ``model_id`` of the
 model that produced it. Because splits only use labels known at the fit date
@@ -19,8 +19,8 @@ import pandas as pd
 
 from models.lgbm import LGBModel
 from models.registry import ModelRecord
-from pipelines.research.dataset import ResearchDataset
-from pipelines.research.splits import Split
+from pipelines.pit.dataset import ResearchDataset
+from pipelines.pit.splits import Split
 
 
 @dataclass

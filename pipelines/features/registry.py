@@ -29,7 +29,7 @@ import pandas as pd
 
 from pipelines.features.spec import FeatureFunc, FeatureSpec
 from pipelines.features.sql import parse_sql_feature, run_sql_feature
-from pipelines.research.panel import Panel, wide
+from pipelines.pit.panel import Panel, wide
 
 LIBRARY_PACKAGE = "pipelines.features.library"
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql" / "features"

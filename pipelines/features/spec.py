@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from pipelines.research.panel import Panel
+from pipelines.pit.panel import Panel
 
 FeatureFunc = Callable[[Panel], "np.ndarray | pd.DataFrame"]
 

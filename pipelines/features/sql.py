@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from pipelines.features.spec import FeatureSpec
-from pipelines.research.panel import Panel, from_long, to_long_arrow
+from pipelines.pit.panel import Panel, from_long, to_long_arrow
 
 _REQUIRED_KEYS = ("name", "inputs", "lookback")
 

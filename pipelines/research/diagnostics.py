@@ -26,8 +26,8 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from models.lgbm import LGBModel
-from pipelines.research.labels import forward_returns
-from pipelines.research.panel import Panel
+from pipelines.pit.labels import forward_returns
+from pipelines.pit.panel import Panel
 
 IC_DECAY_HORIZONS: tuple[int, ...] = (1, 5, 10, 21)
 

@@ -1,6 +1,6 @@
 """Research stage functions on the lake: ``(lake, day) -> rows written``.
 
-Each reads the lake only through the point-in-time panel (:mod:`.lake_panel`) or as-of
+Each reads the lake only through the point-in-time panel (:mod:`pipelines.pit.lake_panel`) or as-of
 queries at the research cutoff of ``day`` (:func:`~pipelines.research.knowledge.cutoff`),
 and writes its outputs with ``valid_date`` = the session and ``known_at`` = that cutoff,
 in one idempotent commit (re-running a day adds nothing). The same functions serve the
@@ -38,22 +38,22 @@ from models.lake_store import (
 from models.lgbm import LGBModel
 from models.registry import ModelRecord
 from models.walk_forward import WalkForwardResult, fit_split, run_walk_forward
-from pipelines.features.normalize import rank_gauss
 from pipelines.features.registry import compute_feature, registry
 from pipelines.features.spec import FeatureSpec
 from pipelines.lake import Lake
-from pipelines.research import diagnostics as dg
-from pipelines.research.dataset import ResearchDataset, build_dataset
-from pipelines.research.knowledge import cutoff, session_offset, sessions_back
-from pipelines.research.labels import DEFAULT_HORIZONS, LabelKind, forward_returns, make_label
-from pipelines.research.lake_panel import (
+from pipelines.pit.dataset import ResearchDataset, build_dataset
+from pipelines.pit.labels import DEFAULT_HORIZONS, LabelKind, forward_returns, make_label
+from pipelines.pit.lake_panel import (
     DEFAULT_RULE,
     UniverseRule,
     build_panel,
     input_versions,
 )
-from pipelines.research.panel import Panel
-from pipelines.research.splits import Split, WalkForwardConfig, walk_forward_splits
+from pipelines.pit.normalize import rank_gauss
+from pipelines.pit.panel import Panel
+from pipelines.pit.splits import Split, WalkForwardConfig, walk_forward_splits
+from pipelines.research import diagnostics as dg
+from pipelines.research.knowledge import cutoff, session_offset, sessions_back
 
 IC_HORIZONS: tuple[int, ...] = dg.IC_DECAY_HORIZONS
 N_QUANTILES = 5
@@ -69,7 +69,7 @@ class ResearchConfig:
 
     The training fold is the last ``train_sessions`` label dates before the purged,
     embargoed validation fold (``valid_sessions``) that ends ``horizon + embargo``
-    sessions before the fit day (see :mod:`pipelines.research.splits`). A challenger
+    sessions before the fit day (see :mod:`pipelines.pit.splits`). A challenger
     replaces the champion iff its out-of-sample rank IC beats the champion's by ``margin``;
     the champion's is its *live* rank IC over the scores it produced whose returns have
     matured (at least ``champion_min_live_dates`` of them), else its own validation figure.

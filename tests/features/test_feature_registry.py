@@ -11,8 +11,8 @@ import pytest
 
 from pipelines.features import compute_feature, feature, registry, unregister
 from pipelines.features.spec import FeatureSpec
-from pipelines.research.panel import Panel, UndeclaredInputError, make_synthetic_panel
-from pipelines.research.pit import frames_equal, perturb_after
+from pipelines.pit.panel import Panel, UndeclaredInputError, make_synthetic_panel
+from pipelines.pit.perturb import frames_equal, perturb_after
 
 REQUIRED = {
     "momentum_12_1",
@@ -80,7 +80,7 @@ def test_new_python_and_sql_features_are_discovered(tmp_path, monkeypatch) -> No
         textwrap.dedent(
             '''
             from pipelines.features import feature
-            from pipelines.features.ops import rolling_mean
+            from pipelines.pit.ops import rolling_mean
 
             @feature(name="tmp_volume_trend", inputs=["volume"], lookback=9)
             def tmp_volume_trend(panel):

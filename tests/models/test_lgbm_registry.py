@@ -15,10 +15,10 @@ from models.registry import (
     promote_if_better,
 )
 from models.walk_forward import fit_split, rebuild
-from pipelines.research.dataset import ResearchDataset, build_dataset
-from pipelines.research.labels import make_label
-from pipelines.research.panel import make_synthetic_panel
-from pipelines.research.splits import WalkForwardConfig, walk_forward_splits
+from pipelines.pit.dataset import ResearchDataset, build_dataset
+from pipelines.pit.labels import make_label
+from pipelines.pit.panel import make_synthetic_panel
+from pipelines.pit.splits import WalkForwardConfig, walk_forward_splits
 
 FEATURES = ["sentiment_5d", "reversal_5d", "volatility_21d", "book_to_price"]
 

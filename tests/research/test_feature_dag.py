@@ -29,7 +29,7 @@ SESSION = dt.date(2020, 11, 2)
 
 FEATURE_FILE = f'''
 from pipelines.features import feature
-from pipelines.features.ops import rolling_max
+from pipelines.pit.ops import rolling_max
 
 
 @feature(name="{NEW}", inputs=["close"], lookback=2)

@@ -21,15 +21,15 @@ import pytest
 from models.walk_forward import run_walk_forward
 from pipelines.features.registry import compute_features, registry
 from pipelines.lake import Lake
+from pipelines.pit.dataset import build_dataset
+from pipelines.pit.labels import make_label
+from pipelines.pit.lake_panel import build_panel
+from pipelines.pit.panel import Panel
+from pipelines.pit.perturb import frames_equal
+from pipelines.pit.splits import walk_forward_splits
 from pipelines.research import stages
-from pipelines.research.dataset import build_dataset
 from pipelines.research.knowledge import cutoff, session_offset
-from pipelines.research.labels import make_label
-from pipelines.research.lake_panel import build_panel
-from pipelines.research.panel import Panel
-from pipelines.research.pit import frames_equal
 from pipelines.research.simlake import perturb_after
-from pipelines.research.splits import walk_forward_splits
 from tests.research.lake_helpers import (
     SMALL_CONFIG,
     SMALL_PARAMS,

@@ -9,18 +9,18 @@ import pandas as pd
 import pytest
 
 from models.walk_forward import WalkForwardResult, run_walk_forward
-from pipelines.research import diagnostics as dg
-from pipelines.research.dataset import build_dataset
-from pipelines.research.labels import (
+from pipelines.pit.dataset import build_dataset
+from pipelines.pit.labels import (
     forward_returns,
     label_available_date,
     make_label,
     make_labels,
 )
-from pipelines.research.panel import Panel, make_synthetic_panel, to_long_frame
-from pipelines.research.pit import frames_equal, perturb_after
+from pipelines.pit.panel import Panel, make_synthetic_panel, to_long_frame
+from pipelines.pit.perturb import frames_equal, perturb_after
+from pipelines.pit.splits import WalkForwardConfig, walk_forward_splits
+from pipelines.research import diagnostics as dg
 from pipelines.research.report import write_research_report
-from pipelines.research.splits import WalkForwardConfig, walk_forward_splits
 
 # sentiment carries the planted signal; the rest are decoys with no planted alpha
 FEATURES = ["sentiment_5d", "sentiment_surprise", "reversal_5d", "book_to_price", "roe"]

@@ -20,11 +20,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from pipelines.features.normalize import rank_gauss, zscore
 from pipelines.features.registry import compute_feature
 from pipelines.features.spec import FeatureSpec
-from pipelines.research.labels import LabelSet
-from pipelines.research.panel import Panel
+from pipelines.pit.labels import LabelSet
+from pipelines.pit.normalize import rank_gauss, zscore
+from pipelines.pit.panel import Panel
 
 Normalization = Literal["rank_gauss", "zscore", "none"]
 

@@ -5,7 +5,7 @@ ids) that share one date index and one security index. Every value at row ``t``
 must be knowable at the close of ``t`` (the lead builds it from the bitemporal
 lake "as of" each row's date). Features, labels and splits only ever read rows
 ``<= t`` to produce something for ``t`` (labels read ``t + N`` but are only
-*usable* from ``t + N`` on; see :mod:`pipelines.research.labels`).
+*usable* from ``t + N`` on; see :mod:`pipelines.pit.labels`).
 
 Standard fields (all float64 unless noted; NaN = unknown / not listed):
 

@@ -32,10 +32,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from pipelines.features.ops import rolling_count, rolling_mean
 from pipelines.lake import Lake
+from pipelines.pit.ops import rolling_count, rolling_mean
+from pipelines.pit.panel import Panel
 from pipelines.research.knowledge import cutoff, sessions_back, sessions_between
-from pipelines.research.panel import Panel
 from pipelines.sql_files import load_sql
 
 INPUT_TABLES: tuple[str, ...] = (
