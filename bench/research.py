@@ -76,8 +76,8 @@ def _lake_panel(quick: bool) -> dict[str, object]:
 
     from pipelines.lake import Lake
     from pipelines.pit.lake_panel import build_panel
-    from pipelines.research.knowledge import cutoff, sessions_between
     from pipelines.research.simlake import silver_frames, write_silver
+    from pipelines.timeline import decision_cutoff, sessions
     from pipelines.vendors.config import MarketConfig
     from pipelines.vendors.market import generate_market
 
@@ -90,7 +90,7 @@ def _lake_panel(quick: bool) -> dict[str, object]:
         lake = Lake(root)
         write_silver(lake, frames)
         panel_start = dt.date(start.year + 1, 1, 2)
-        days = sessions_between(panel_start, end)
+        days = sessions(panel_start, end)
         build_panel(lake, days[-5], end)  # warm the calendar and DuckDB
         t0 = time.perf_counter()
         panel = build_panel(lake, panel_start, end)
@@ -98,7 +98,7 @@ def _lake_panel(quick: bool) -> dict[str, object]:
         sample = days[:: max(len(days) // 8, 1)][:8]
         t0 = time.perf_counter()
         for day in sample:
-            known = cutoff(day)
+            known = decision_cutoff(day)
             lake.as_of("prices", known_at=known, valid_at=day)
             lake.as_of("sentiment", known_at=known, valid_at=day)
             lake.as_of("security_master", known_at=known, valid_at=day)

@@ -46,7 +46,7 @@ with DAG(
     @task
     def resolve_session() -> str:
         """The session to research (ISO date): conf["session"], else the run's NY session."""
-        from pipelines.research.knowledge import RESEARCH_TZ, sessions_back
+        from pipelines.timeline import trading_calendar
 
         context = get_current_context()
         dag_run: Any = context["dag_run"]
@@ -54,8 +54,9 @@ with DAG(
         if requested:
             return str(requested)
         when = dag_run.logical_date or dag_run.run_after
-        local = pendulum.instance(when).in_timezone(str(RESEARCH_TZ)).date()
-        return sessions_back(local, 1)[0].isoformat()
+        calendar = trading_calendar()
+        local = pendulum.instance(when).in_timezone(str(calendar.tz)).date()
+        return calendar.back(local, 1)[0].isoformat()
 
     @task(outlets=[lake_asset("universe")])
     def universe(session: str) -> int:

@@ -41,13 +41,13 @@ with DAG(
         """True on the first trading session of the ISO week (or when forced by conf)."""
         from airflow.sdk import get_current_context
 
-        from pipelines.research.knowledge import session_offset
+        from pipelines.timeline import trading_calendar
 
         conf = get_current_context()["dag_run"].conf or {}
         if conf.get("force"):
             return True
         day = session_of(data_interval_end)
-        previous = session_offset(day, -1)
+        previous = trading_calendar().offset(day, -1)
         return previous.isocalendar()[:2] != day.isocalendar()[:2]
 
     @task(outlets=[lake_asset("model_registry"), lake_asset("model_champion")])

@@ -1,7 +1,7 @@
 """Build the point-in-time :class:`Panel` from the bitemporal lake.
 
 Row ``t`` of the panel holds what was known at the research cutoff of session ``t``
-(:func:`pipelines.research.knowledge.cutoff`), capped by an optional global ``known_at``:
+(:func:`pipelines.timeline.decision_cutoff`), capped by an optional global ``known_at``:
 
 * ``close``/``volume``: the latest price version known then;
 * ``adj_close = close × F[t]`` where ``F[t]`` is the product, in ex-date order, of every
@@ -35,8 +35,8 @@ import pyarrow.dataset as ds
 from pipelines.lake import Lake
 from pipelines.pit.ops import rolling_count, rolling_mean
 from pipelines.pit.panel import Panel
-from pipelines.research.knowledge import cutoff, sessions_back, sessions_between
 from pipelines.sql_files import load_sql
+from pipelines.timeline import decision_cutoffs, trading_calendar
 
 INPUT_TABLES: tuple[str, ...] = (
     "prices",
@@ -76,11 +76,11 @@ DEFAULT_RULE = UniverseRule()
 
 
 def _calendar(first: dt.date, end: dt.date) -> pa.Table:
-    days = sessions_between(first, end)
+    days = trading_calendar().sessions(first, end)
     return pa.table(
         {
             "d": pa.array(days, pa.date32()),
-            "cutoff": pa.array([cutoff(d) for d in days], pa.timestamp("us", tz="UTC")),
+            "cutoff": pa.array(decision_cutoffs(days), pa.timestamp("us", tz="UTC")),
         }
     )
 
@@ -110,7 +110,7 @@ def load_panel_rows(
     """
     import duckdb
 
-    first = sessions_back(start, HISTORY_SESSIONS)[0]
+    first = trading_calendar().back(start, HISTORY_SESSIONS)[0]
     con = duckdb.connect(config={"threads": 2})
     try:
         for name in INPUT_TABLES:
@@ -146,12 +146,13 @@ def build_panel(
     names that delist later are there while they traded, and names are never dropped
     because of what happened after a row's date.
     """
-    sessions = sessions_between(start, end)
+    calendar = trading_calendar()
+    sessions = calendar.sessions(start, end)
     if not sessions:
         raise ValueError(f"no trading sessions in [{start}, {end}]")
-    load_from = sessions_back(sessions[0], rule.warmup + 1)[0]
+    load_from = calendar.back(sessions[0], rule.warmup + 1)[0]
     table = load_panel_rows(lake, load_from, sessions[-1], known_at, versions)
-    all_days = pd.DatetimeIndex(pd.to_datetime(sessions_between(load_from, sessions[-1])))
+    all_days = pd.DatetimeIndex(pd.to_datetime(calendar.sessions(load_from, sessions[-1])))
     rows = table.to_pandas()
     secs = pd.Index(sorted(rows["security_id"].unique()), dtype=object)
     rows["_t"] = all_days.get_indexer(pd.to_datetime(rows["date"]))

@@ -1,7 +1,7 @@
 """Research stage functions on the lake: ``(lake, day) -> rows written``.
 
 Each reads the lake only through the point-in-time panel (:mod:`pipelines.pit.lake_panel`) or as-of
-queries at the research cutoff of ``day`` (:func:`~pipelines.research.knowledge.cutoff`),
+queries at the research cutoff of ``day`` (:func:`~pipelines.timeline.decision_cutoff`),
 and writes its outputs with ``valid_date`` = the session and ``known_at`` = that cutoff,
 in one idempotent commit (re-running a day adds nothing). The same functions serve the
 daily DAG and a backtest loop; none imports Airflow.
@@ -53,7 +53,7 @@ from pipelines.pit.normalize import rank_gauss
 from pipelines.pit.panel import Panel
 from pipelines.pit.splits import Split, WalkForwardConfig, walk_forward_splits
 from pipelines.research import diagnostics as dg
-from pipelines.research.knowledge import cutoff, session_offset, sessions_back
+from pipelines.timeline import decision_cutoff, trading_calendar
 
 IC_HORIZONS: tuple[int, ...] = dg.IC_DECAY_HORIZONS
 N_QUANTILES = 5
@@ -131,7 +131,7 @@ def _members(panel: Panel, day: dt.date) -> np.ndarray:
 
 def _day_panel(lake: Lake, day: dt.date, lookback: int, rule: UniverseRule = DEFAULT_RULE) -> Panel:
     """Panel of the ``lookback + 1`` sessions ending at ``day``."""
-    start = sessions_back(day, lookback + 1)[0]
+    start = trading_calendar().back(day, lookback + 1)[0]
     panel = build_panel(lake, start, day, rule=rule)
     if panel.dates[-1] != pd.Timestamp(day):
         raise ValueError(f"{day} is not a trading session")
@@ -164,7 +164,7 @@ def universe_frame(panel: Panel, day: dt.date) -> pd.DataFrame:
 def compute_universe(lake: Lake, day: dt.date, rule: UniverseRule = DEFAULT_RULE) -> pd.DataFrame:
     """Write and return the universe of ``day`` (point-in-time, survivorship-free)."""
     frame = universe_frame(_day_panel(lake, day, 0, rule), day)
-    _write(lake, "universe", frame.assign(valid_date=day, known_at=cutoff(day)))
+    _write(lake, "universe", frame.assign(valid_date=day, known_at=decision_cutoff(day)))
     return frame
 
 
@@ -202,7 +202,7 @@ def compute_features(
     specs = _specs(names)
     lookback = max((s.lookback for s in specs.values()), default=0)
     frame = features_frame(_day_panel(lake, day, lookback, rule), day, specs)
-    _write(lake, "features", frame.assign(valid_date=day, known_at=cutoff(day)))
+    _write(lake, "features", frame.assign(valid_date=day, known_at=decision_cutoff(day)))
     return frame
 
 
@@ -212,7 +212,7 @@ def stored_features(lake: Lake, day: dt.date) -> pd.DataFrame:
         return pd.DataFrame({"security_id": [], "feature": [], "value": []})
     table = lake.as_of(
         "features",
-        known_at=cutoff(day),
+        known_at=decision_cutoff(day),
         valid_at=day,
         columns=["security_id", "feature", "value"],
     )
@@ -223,7 +223,7 @@ def stored_universe(lake: Lake, day: dt.date) -> pd.DataFrame | None:
     """The ``universe`` rows of ``day`` as known at its cutoff; None if never computed."""
     if lake.table("universe") is None:
         return None
-    rows = lake.as_of("universe", known_at=cutoff(day), valid_at=day).to_pandas()
+    rows = lake.as_of("universe", known_at=decision_cutoff(day), valid_at=day).to_pandas()
     return rows if len(rows) else None
 
 
@@ -259,7 +259,7 @@ def compute_labels(
                 )
             )
     frame = pd.concat(frames, ignore_index=True)
-    _write(lake, "labels", frame.assign(known_at=cutoff(day)))
+    _write(lake, "labels", frame.assign(known_at=decision_cutoff(day)))
     return frame
 
 
@@ -306,7 +306,7 @@ def score_day(
     Writes and returns ``(security_id, score, model_id, valid_date, known_at)``. Raises
     :class:`NoChampionError` when no model has been promoted by then.
     """
-    known = cutoff(day)
+    known = decision_cutoff(day)
     chosen = model_id or champion_id(lake, known, day)
     if chosen is None:
         raise NoChampionError(f"no champion model known at {known.isoformat()} for {day}")
@@ -365,7 +365,7 @@ def _training_panel(
     lookback = max((s.lookback for s in specs.values()), default=0)
     gap = config.horizon + config.embargo
     rows = config.train_sessions + gap + config.valid_sessions + gap + lookback + 1
-    start = sessions_back(day, rows)[0]
+    start = trading_calendar().back(day, rows)[0]
     return build_panel(lake, start, day, rule=config.rule, versions=versions)
 
 
@@ -387,7 +387,7 @@ def retrain(lake: Lake, day: dt.date, config: ResearchConfig = DEFAULT_CONFIG) -
     version of every input table, and ``model_id`` is a hash of that content, so
     :func:`rebuild_model` reproduces it bit for bit.
     """
-    known = cutoff(day)
+    known = decision_cutoff(day)
     specs = _specs(config.features)
     versions = input_versions(lake)
     panel = _training_panel(lake, day, config, specs, versions)
@@ -431,7 +431,7 @@ def retrain(lake: Lake, day: dt.date, config: ResearchConfig = DEFAULT_CONFIG) -
     # whether it was computed before or after this retrain
     record_decision(
         lake,
-        session_offset(day, 1),
+        trading_calendar().offset(day, 1),
         known,
         champion=winner,
         challenger=record.model_id,
@@ -447,7 +447,7 @@ def _champion_metric(
     lake: Lake, model_id: str, day: dt.date, label: Any, config: ResearchConfig
 ) -> float:
     """The champion's live rank IC over its matured scores, else its validation rank IC."""
-    known = cutoff(day)
+    known = decision_cutoff(day)
     truth = label.usable_at(pd.Timestamp(day))
     if lake.table("alpha_scores") is not None:
         start = truth.index[0].date()
@@ -490,7 +490,7 @@ def rebuild_model(lake: Lake, model_id: str, config: ResearchConfig = DEFAULT_CO
 
 def models_known(lake: Lake, day: dt.date) -> list[StoredModel]:
     """Every registered model fit by ``day`` (as known at its cutoff)."""
-    return list_models(lake, cutoff(day), day)
+    return list_models(lake, decision_cutoff(day), day)
 
 
 # --- diagnostics --------------------------------------------------------------------------
@@ -585,12 +585,12 @@ def diagnose(
     returns are stored per (score date, model, h). ICIR and IC decay are aggregates of
     these rows (:func:`pipelines.research.report_lake.load_diagnostics`).
     """
-    known = cutoff(day)
+    known = decision_cutoff(day)
     if lake.table("alpha_scores") is None:
         return pd.DataFrame()
-    first = session_offset(day, -max(horizons))
+    first = trading_calendar().offset(day, -max(horizons))
     rows = lake.as_of("alpha_scores", known_at=known, valid_at=(first, day)).to_pandas()
-    wanted = {session_offset(day, -h) for h in horizons}
+    wanted = {trading_calendar().offset(day, -h) for h in horizons}
     rows = rows[pd.to_datetime(rows["valid_date"]).dt.date.isin(wanted)]
     if not len(rows):
         return pd.DataFrame()
@@ -605,7 +605,7 @@ def diagnose(
     )
     frame = diagnostics_rows(scores, panel, horizons)
     # keep exactly the (score date, horizon) pairs that matured today
-    matured = {(session_offset(day, -h), h) for h in horizons}
+    matured = {(trading_calendar().offset(day, -h), h) for h in horizons}
     keep = [
         (d, int(h)) in matured for d, h in zip(frame["valid_date"], frame["horizon"], strict=True)
     ]

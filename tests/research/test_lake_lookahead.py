@@ -28,8 +28,8 @@ from pipelines.pit.panel import Panel
 from pipelines.pit.perturb import frames_equal
 from pipelines.pit.splits import walk_forward_splits
 from pipelines.research import stages
-from pipelines.research.knowledge import cutoff, session_offset
 from pipelines.research.simlake import perturb_after
+from pipelines.timeline import decision_cutoff, trading_calendar
 from tests.research.lake_helpers import (
     SMALL_CONFIG,
     SMALL_PARAMS,
@@ -51,7 +51,7 @@ def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, Lake]:
     frames = market_frames(60, START, END)
     root = tmp_path_factory.mktemp("lookahead")
     a = make_lake(root / "a", frames)
-    b = make_lake(root / "b", perturb_after(frames, cutoff(D), seed=5))
+    b = make_lake(root / "b", perturb_after(frames, decision_cutoff(D), seed=5))
     return a, b
 
 
@@ -146,7 +146,7 @@ def test_stage_outputs_up_to_d_are_bit_identical(lakes: tuple[Lake, Lake]) -> No
     for lake in lakes:
         result = stages.retrain(lake, D0, CONFIG)
         assert result.promoted
-        next_day = session_offset(D0, 1)
+        next_day = trading_calendar().offset(D0, 1)
         out.append(
             {
                 "model": pd.DataFrame({"id": [result.record.model_id]}),
@@ -186,11 +186,11 @@ def test_diagnostics_and_report_cli(
 
     a, _ = lakes
     stages.retrain(a, D0, CONFIG)  # same content as above: writes nothing new
-    days = [session_offset(D0, k) for k in (1, 2)]
+    days = [trading_calendar().offset(D0, k) for k in (1, 2)]
     for day in days:
         stages.score_day(a, day)
     # h = 1 matures for both score dates the day after the second; h = 5 for the first later
-    rows = [stages.diagnose(a, session_offset(days[0], h)) for h in (2, 5)]
+    rows = [stages.diagnose(a, trading_calendar().offset(days[0], h)) for h in (2, 5)]
     stored = pd.concat(rows, ignore_index=True)
     assert {"ic", "quantile"} <= set(stored["kind"])
     assert set(stored["horizon"]) >= {1, 5}
