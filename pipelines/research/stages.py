@@ -117,6 +117,11 @@ def _specs(names: Sequence[str] | None) -> dict[str, FeatureSpec]:
     return {n: table[n] for n in chosen}
 
 
+def _feature_frames(panel: Panel, specs: Mapping[str, FeatureSpec]) -> dict[str, pd.DataFrame]:
+    """Every feature of ``specs`` over the whole panel (wide), in ``specs`` order."""
+    return {name: compute_feature(spec, panel) for name, spec in specs.items()}
+
+
 def _write(lake: Lake, table: str, frame: pd.DataFrame) -> int:
     """Append ``frame`` (content-hash batch id: re-running writes nothing); rows written."""
     if not len(frame):
@@ -392,7 +397,7 @@ def retrain(lake: Lake, day: dt.date, config: ResearchConfig = DEFAULT_CONFIG) -
     versions = input_versions(lake)
     panel = _training_panel(lake, day, config, specs, versions)
     label = make_label(panel, config.horizon, config.label_kind)
-    dataset = build_dataset(panel, list(specs), label, specs=specs)
+    dataset = build_dataset(panel, _feature_frames(panel, specs), label)
     split = _fit_split(dataset, config)
     model, record = fit_split(
         dataset,
@@ -484,7 +489,7 @@ def rebuild_model(lake: Lake, model_id: str, config: ResearchConfig = DEFAULT_CO
     horizon = int(rec.label.split("_")[2].rstrip("d"))
     kind: LabelKind = rec.label.rsplit("_", 1)[1]  # type: ignore[assignment]
     label = make_label(panel, horizon, kind)
-    dataset = build_dataset(panel, list(rec.features), label, specs=specs)
+    dataset = build_dataset(panel, _feature_frames(panel, specs), label)
     return rebuild(rec, dataset)
 
 
@@ -643,7 +648,7 @@ def walk_forward_on_lake(
     specs = _specs(config.features)
     panel = build_panel(lake, start, end, known_at=known_at, rule=config.rule)
     label = make_label(panel, config.horizon, config.label_kind)
-    dataset = build_dataset(panel, list(specs), label, specs=specs)
+    dataset = build_dataset(panel, _feature_frames(panel, specs), label)
     splits = walk_forward_splits(len(panel.dates), config.walk_forward())
     result = run_walk_forward(
         dataset,

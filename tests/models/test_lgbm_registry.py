@@ -15,18 +15,19 @@ from models.registry import (
     promote_if_better,
 )
 from models.walk_forward import fit_split, rebuild
+from pipelines.features.registry import compute_features
 from pipelines.pit.dataset import ResearchDataset, build_dataset
 from pipelines.pit.labels import make_label
-from pipelines.pit.panel import make_synthetic_panel
 from pipelines.pit.splits import WalkForwardConfig, walk_forward_splits
+from pipelines.research.synthetic import synthetic_panel
 
 FEATURES = ["sentiment_5d", "reversal_5d", "volatility_21d", "book_to_price"]
 
 
 @lru_cache(maxsize=1)
 def dataset() -> ResearchDataset:
-    p = make_synthetic_panel(n_securities=100, n_days=300, seed=5, signal_strength=0.1)
-    return build_dataset(p, FEATURES, make_label(p, 5, "market"))
+    p = synthetic_panel(n_securities=100, n_days=300, seed=5, signal_strength=0.1)
+    return build_dataset(p, compute_features(FEATURES, p), make_label(p, 5, "market"))
 
 
 def split():

@@ -131,7 +131,7 @@ def test_walk_forward_scores_up_to_d_are_bit_identical(panels: tuple[Panel, Pane
     names = list(FEW)
     results = []
     for panel in panels:
-        ds = build_dataset(panel, names, make_label(panel, 5, "market"))
+        ds = build_dataset(panel, compute_features(names, panel), make_label(panel, 5, "market"))
         splits = walk_forward_splits(len(panel.dates), SMALL_CONFIG.walk_forward())
         fit_by_d = [s for s in splits if panel.dates[s.fit_position] <= pd.Timestamp(D)]
         results.append(run_walk_forward(ds, fit_by_d[-3:], SMALL_PARAMS, 40, 10))
