@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.base import Model, ModelSpec
+from models.factory import restore_model
 from models.lake_store import (
     StoredModel,
     champion_id,
@@ -35,8 +37,7 @@ from models.lake_store import (
     record_decision,
     save_model,
 )
-from models.lgbm import LGBModel
-from models.registry import ModelRecord
+from models.record import ModelRecord
 from models.walk_forward import WalkForwardResult, fit_split, run_walk_forward
 from pipelines.features.registry import compute_feature, registry
 from pipelines.features.spec import FeatureSpec
@@ -76,6 +77,7 @@ class ResearchConfig:
     """
 
     horizon: int = 5
+    model: str = "lgbm"  # a name in models.factory.MODELS
     label_kind: LabelKind = "market"
     features: tuple[str, ...] | None = None  # None = every registered feature
     train_sessions: int = 504
@@ -89,6 +91,17 @@ class ResearchConfig:
     margin: float = 0.005
     champion_min_live_dates: int = 20
     rule: UniverseRule = DEFAULT_RULE
+
+    def model_spec(self) -> ModelSpec:
+        """The model to fit: ``model`` with ``params`` and the round options."""
+        return ModelSpec(
+            self.model,
+            {
+                **self.params,
+                "num_boost_round": self.num_boost_round,
+                "early_stopping_rounds": self.early_stopping_rounds,
+            },
+        )
 
     def walk_forward(self, first_test: int | None = None) -> WalkForwardConfig:
         return WalkForwardConfig(
@@ -316,7 +329,7 @@ def score_day(
     if chosen is None:
         raise NoChampionError(f"no champion model known at {known.isoformat()} for {day}")
     stored = load_model(lake, chosen, None if model_id else known)
-    model = LGBModel.from_string(stored.record.booster, dict(stored.record.params))
+    model = restore_model(stored.record.spec, stored.record.booster)
     members, X = feature_matrix(lake, day, stored.record.features, rule)
     scores = model.predict_matrix(X) if len(members) else np.empty(0)
     frame = pd.DataFrame(
@@ -402,9 +415,7 @@ def retrain(lake: Lake, day: dt.date, config: ResearchConfig = DEFAULT_CONFIG) -
     model, record = fit_split(
         dataset,
         split,
-        dict(config.params),
-        config.num_boost_round,
-        config.early_stopping_rounds,
+        config.model_spec(),
         input_versions=dict(versions),
     )
     valid = dataset.with_segments(valid=split.valid)
@@ -469,10 +480,10 @@ def _champion_metric(
     return float(stored.record.metrics.get("oos_rank_ic", float("-inf")))
 
 
-def rebuild_model(lake: Lake, model_id: str, config: ResearchConfig = DEFAULT_CONFIG) -> LGBModel:
+def rebuild_model(lake: Lake, model_id: str, config: ResearchConfig = DEFAULT_CONFIG) -> Model:
     """Re-fit ``model_id`` from its registry entry: same input versions, panel, rows, params.
 
-    The rebuilt booster's text equals the stored artifact (checked by the tests).
+    The rebuilt model's artifact equals the stored one (checked by the tests).
     """
     from models.walk_forward import rebuild
 
@@ -640,7 +651,7 @@ def walk_forward_on_lake(
     config: ResearchConfig = DEFAULT_CONFIG,
     known_at: dt.datetime | None = None,
 ) -> LakeWalkForward:
-    """Walk-forward LightGBM on the lake panel of ``[start, end]`` (no lake writes).
+    """Walk-forward of the configured model on the lake panel of ``[start, end]`` (no lake writes).
 
     Out-of-sample scores of every test block, their daily IC / rank IC against the
     market-residual forward return of ``config.horizon``, and the IC summary.
@@ -650,13 +661,7 @@ def walk_forward_on_lake(
     label = make_label(panel, config.horizon, config.label_kind)
     dataset = build_dataset(panel, _feature_frames(panel, specs), label)
     splits = walk_forward_splits(len(panel.dates), config.walk_forward())
-    result = run_walk_forward(
-        dataset,
-        splits,
-        dict(config.params),
-        config.num_boost_round,
-        config.early_stopping_rounds,
-    )
+    result = run_walk_forward(dataset, splits, config.model_spec())
     ic = dg.ic_by_date(result.scores, label.values, config.horizon, model_label="walk_forward")
     return LakeWalkForward(result, ic, dg.ic_summary(ic), panel, dataset)
 

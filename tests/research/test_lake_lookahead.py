@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.base import ModelSpec
 from models.walk_forward import run_walk_forward
 from pipelines.features.registry import compute_features, registry
 from pipelines.lake import Lake
@@ -129,12 +130,13 @@ def test_features_and_usable_labels_up_to_d_are_bit_identical(
 
 def test_walk_forward_scores_up_to_d_are_bit_identical(panels: tuple[Panel, Panel]) -> None:
     names = list(FEW)
+    spec = ModelSpec("lgbm", {**SMALL_PARAMS, "num_boost_round": 40, "early_stopping_rounds": 10})
     results = []
     for panel in panels:
         ds = build_dataset(panel, compute_features(names, panel), make_label(panel, 5, "market"))
         splits = walk_forward_splits(len(panel.dates), SMALL_CONFIG.walk_forward())
         fit_by_d = [s for s in splits if panel.dates[s.fit_position] <= pd.Timestamp(D)]
-        results.append(run_walk_forward(ds, fit_by_d[-3:], SMALL_PARAMS, 40, 10))
+        results.append(run_walk_forward(ds, fit_by_d[-3:], spec))
     sa, sb = (r.scores[r.scores["date"] <= pd.Timestamp(D)] for r in results)
     assert len(sa) > 0
     pd.testing.assert_frame_equal(sa.reset_index(drop=True), sb.reset_index(drop=True))
@@ -171,7 +173,7 @@ def test_stage_outputs_up_to_d_are_bit_identical(lakes: tuple[Lake, Lake]) -> No
     model_id = str(out[0]["model"]["id"].iloc[0])
     rebuilt = stages.rebuild_model(a, model_id, CONFIG)
     stored = stages.models_known(a, D)[-1].record
-    assert stored.model_id == model_id and rebuilt.model_to_string() == stored.booster
+    assert stored.model_id == model_id and rebuilt.to_artifact() == stored.booster
     assert set(stored.input_versions) >= {"prices", "corporate_actions", "fundamentals"}
     assert b is not a
 

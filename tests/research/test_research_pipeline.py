@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.base import ModelSpec
 from models.walk_forward import WalkForwardResult, run_walk_forward
 from pipelines.features.registry import compute_features
 from pipelines.pit.dataset import build_dataset
@@ -42,9 +43,8 @@ def walk_forward(p: Panel, last_fit: int | None = None) -> WalkForwardResult:
     splits = walk_forward_splits(len(p.dates), CONFIG)
     if last_fit is not None:  # only models fit at or before `last_fit` can score dates <= it
         splits = [s for s in splits if s.fit_position <= last_fit]
-    return run_walk_forward(
-        ds, splits, SMALL_MODEL, num_boost_round=100, early_stopping_rounds=10, keep_models=True
-    )
+    spec = ModelSpec("lgbm", {**SMALL_MODEL, "num_boost_round": 100, "early_stopping_rounds": 10})
+    return run_walk_forward(ds, splits, spec, keep_models=True)
 
 
 @lru_cache(maxsize=4)
