@@ -63,42 +63,38 @@ with DAG(
         """Write the session's point-in-time universe; return its size."""
         import datetime as dt
 
-        from pipelines.lake import Lake
-        from pipelines.research.stages import compute_universe
+        from pipelines.research.stages import ResearchContext, compute_universe
 
-        return len(compute_universe(Lake.from_settings(), dt.date.fromisoformat(session)))
+        return len(compute_universe(ResearchContext.from_settings(dt.date.fromisoformat(session))))
 
     @task(outlets=[lake_asset("features")], map_index_template="{{ task.op_kwargs['feature'] }}")
     def compute_feature(feature: str, session: str) -> int:
         """Compute one registered feature for the session into ``features``; rows written."""
         import datetime as dt
 
-        from pipelines.lake import Lake
-        from pipelines.research.stages import compute_features
+        from pipelines.research.stages import ResearchContext, compute_features
 
-        day = dt.date.fromisoformat(session)
-        return len(compute_features(Lake.from_settings(), day, [feature]))
+        ctx = ResearchContext.from_settings(dt.date.fromisoformat(session))
+        return len(compute_features(ctx.with_features([feature])))
 
     @task(outlets=[lake_asset("labels")])
     def labels(session: str) -> int:
         """Write the labels whose horizon ended at this session's close."""
         import datetime as dt
 
-        from pipelines.lake import Lake
-        from pipelines.research.stages import compute_labels
+        from pipelines.research.stages import ResearchContext, compute_labels
 
-        return len(compute_labels(Lake.from_settings(), dt.date.fromisoformat(session)))
+        return len(compute_labels(ResearchContext.from_settings(dt.date.fromisoformat(session))))
 
     @task(outlets=[lake_asset("alpha_scores")])
     def scores(session: str) -> dict[str, Any]:
         """Score the universe with the champion model; skip cleanly before the first one."""
         import datetime as dt
 
-        from pipelines.lake import Lake
-        from pipelines.research.stages import NoChampionError, score_day
+        from pipelines.research.stages import NoChampionError, ResearchContext, score_day
 
         try:
-            frame = score_day(Lake.from_settings(), dt.date.fromisoformat(session))
+            frame = score_day(ResearchContext.from_settings(dt.date.fromisoformat(session)))
         except NoChampionError as exc:
             return {"scored": 0, "reason": str(exc)}
         return {"scored": len(frame), "model_id": str(frame["model_id"].iloc[0])}
@@ -108,10 +104,9 @@ with DAG(
         """Store IC / quantile diagnostics of the score dates whose returns matured today."""
         import datetime as dt
 
-        from pipelines.lake import Lake
-        from pipelines.research.stages import diagnose
+        from pipelines.research.stages import ResearchContext, diagnose
 
-        return len(diagnose(Lake.from_settings(), dt.date.fromisoformat(session)))
+        return len(diagnose(ResearchContext.from_settings(dt.date.fromisoformat(session))))
 
     # an XComArg at parse time, the session string when the tasks run
     session: Any = resolve_session()

@@ -53,10 +53,10 @@ with DAG(
     @task(outlets=[lake_asset("model_registry"), lake_asset("model_champion")])
     def retrain(data_interval_end: Any = None) -> dict[str, Any]:
         """Fit the challenger at the session's close, register it, decide promotion."""
-        from pipelines.lake import Lake
+        from pipelines.research.stages import ResearchContext
         from pipelines.research.stages import retrain as retrain_at
 
-        result = retrain_at(Lake.from_settings(), session_of(data_interval_end))
+        result = retrain_at(ResearchContext.from_settings(session_of(data_interval_end)))
         return {
             "model_id": result.record.model_id,
             "promoted": result.promoted,

@@ -30,6 +30,7 @@ from pipelines.pit.perturb import frames_equal
 from pipelines.pit.splits import walk_forward_splits
 from pipelines.research import stages
 from pipelines.research.simlake import perturb_after
+from pipelines.research.stages import ResearchContext
 from pipelines.timeline import decision_cutoff, trading_calendar
 from tests.research.lake_helpers import (
     SMALL_CONFIG,
@@ -146,16 +147,16 @@ def test_stage_outputs_up_to_d_are_bit_identical(lakes: tuple[Lake, Lake]) -> No
     a, b = lakes
     out: list[dict[str, pd.DataFrame]] = []
     for lake in lakes:
-        result = stages.retrain(lake, D0, CONFIG)
+        result = stages.retrain(ResearchContext(lake, D0, CONFIG))
         assert result.promoted
         next_day = trading_calendar().offset(D0, 1)
         out.append(
             {
                 "model": pd.DataFrame({"id": [result.record.model_id]}),
-                "universe": stages.compute_universe(lake, D),
-                "features": stages.compute_features(lake, D),
-                "score_next": stages.score_day(lake, next_day),
-                "score_d": stages.score_day(lake, D),
+                "universe": stages.compute_universe(ResearchContext(lake, D)),
+                "features": stages.compute_features(ResearchContext(lake, D)),
+                "score_next": stages.score_day(ResearchContext(lake, next_day)),
+                "score_d": stages.score_day(ResearchContext(lake, D)),
             }
         )
     for key in out[0]:
@@ -163,11 +164,13 @@ def test_stage_outputs_up_to_d_are_bit_identical(lakes: tuple[Lake, Lake]) -> No
     # the model trained at D0 scores from the next session on, and is the one in alpha_scores
     assert set(out[0]["score_d"]["model_id"]) == {out[0]["model"]["id"].iloc[0]}
     with pytest.raises(stages.NoChampionError):
-        stages.score_day(a, D0)  # its own fit session was scored before the decision
+        stages.score_day(
+            ResearchContext(a, D0)
+        )  # its own fit session was scored before the decision
     # idempotent: re-running a day writes nothing new
     version = a.table("alpha_scores").version()  # type: ignore[union-attr]
-    stages.score_day(a, D)
-    stages.compute_features(a, D)
+    stages.score_day(ResearchContext(a, D))
+    stages.compute_features(ResearchContext(a, D))
     assert a.table("alpha_scores").version() == version  # type: ignore[union-attr]
     # and the registry entry rebuilds the model bit for bit
     model_id = str(out[0]["model"]["id"].iloc[0])
@@ -187,12 +190,14 @@ def test_diagnostics_and_report_cli(
     from pipelines.config import get_settings
 
     a, _ = lakes
-    stages.retrain(a, D0, CONFIG)  # same content as above: writes nothing new
+    stages.retrain(ResearchContext(a, D0, CONFIG))  # same content as above: writes nothing new
     days = [trading_calendar().offset(D0, k) for k in (1, 2)]
     for day in days:
-        stages.score_day(a, day)
+        stages.score_day(ResearchContext(a, day))
     # h = 1 matures for both score dates the day after the second; h = 5 for the first later
-    rows = [stages.diagnose(a, trading_calendar().offset(days[0], h)) for h in (2, 5)]
+    rows = [
+        stages.diagnose(ResearchContext(a, trading_calendar().offset(days[0], h))) for h in (2, 5)
+    ]
     stored = pd.concat(rows, ignore_index=True)
     assert {"ic", "quantile"} <= set(stored["kind"])
     assert set(stored["horizon"]) >= {1, 5}
