@@ -16,10 +16,17 @@ from dataclasses import dataclass
 import pandas as pd
 
 from models.record import ModelRecord
+from pipelines.errors import AlphaFactoryError
 from pipelines.lake import Lake
 from pipelines.timeline import ALL_DATES, LATEST
 
 SLOT = "alpha"
+
+
+class ModelNotFoundError(AlphaFactoryError, KeyError):
+    """A model id that is not in the lake's ``model_registry`` (as known then)."""
+
+
 _EPOCH, _LAST_DATE = ALL_DATES
 
 
@@ -76,7 +83,7 @@ def load_model(lake: Lake, model_id: str, known_at: dt.datetime | None = None) -
     rows = _rows(lake, known_at or LATEST, _LAST_DATE)
     hit = rows[rows["model_id"] == model_id] if len(rows) else rows
     if not len(hit):
-        raise KeyError(f"model {model_id!r} is not in the lake's model_registry")
+        raise ModelNotFoundError(f"model {model_id!r} is not in the lake's model_registry")
     last = hit.iloc[-1]
     return StoredModel(
         record=ModelRecord.from_json(str(last["record"])),

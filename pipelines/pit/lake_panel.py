@@ -32,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from pipelines.errors import AlphaFactoryError
 from pipelines.lake import Lake
 from pipelines.pit.ops import rolling_count, rolling_mean
 from pipelines.pit.panel import Panel
@@ -50,6 +51,10 @@ INPUT_TABLES: tuple[str, ...] = (
 #: everything but rolling pre-window fundamentals' shares forward over older splits).
 HISTORY_SESSIONS = 756
 FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+
+
+class EmptyPanelError(AlphaFactoryError, ValueError):
+    """A panel was asked for a date range without a trading session."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,7 @@ def build_panel(
     calendar = trading_calendar()
     sessions = calendar.sessions(start, end)
     if not sessions:
-        raise ValueError(f"no trading sessions in [{start}, {end}]")
+        raise EmptyPanelError(f"no trading sessions in [{start}, {end}]")
     load_from = calendar.back(sessions[0], rule.warmup + 1)[0]
     table = load_panel_rows(lake, load_from, sessions[-1], known_at, versions)
     all_days = pd.DatetimeIndex(pd.to_datetime(calendar.sessions(load_from, sessions[-1])))

@@ -43,6 +43,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.errors import AlphaFactoryError
+
 NUMERIC_FIELDS: tuple[str, ...] = (
     "close",
     "adj_close",
@@ -63,7 +65,7 @@ UNIVERSE_FIELD = "in_universe"
 STANDARD_FIELDS: tuple[str, ...] = (*NUMERIC_FIELDS, SECTOR_FIELD, UNIVERSE_FIELD)
 
 
-class UndeclaredInputError(KeyError):
+class UndeclaredInputError(AlphaFactoryError, KeyError):
     """A feature read a panel field it did not declare in ``inputs``."""
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.config import get_settings
 from pipelines.features import compute_feature, feature, registry, unregister
 from pipelines.features.spec import FeatureSpec
 from pipelines.pit.panel import Panel, UndeclaredInputError
@@ -117,6 +118,7 @@ def test_new_python_and_sql_features_are_discovered(tmp_path, monkeypatch) -> No
         assert row.between(0, 1).all() and len(row) == panel.universe()[-1].sum()
         # the environment variable route (how a DAG would find the sandbox)
         monkeypatch.setenv("ALPHAFACTORY_FEATURE_PATHS", str(tmp_path))
+        get_settings.cache_clear()
         assert "tmp_cap_rank" in registry()
     finally:
         unregister("tmp_volume_trend")
