@@ -37,7 +37,7 @@ from pipelines.lake import Lake
 from pipelines.pit.ops import rolling_count, rolling_mean
 from pipelines.pit.panel import Panel
 from pipelines.sql_files import load_sql
-from pipelines.timeline import decision_cutoffs, trading_calendar
+from pipelines.timeline import LATEST, decision_cutoffs, trading_calendar
 
 INPUT_TABLES: tuple[str, ...] = (
     "prices",
@@ -50,7 +50,6 @@ INPUT_TABLES: tuple[str, ...] = (
 #: resolved individually (older ones collapse onto that session, which is exact for
 #: everything but rolling pre-window fundamentals' shares forward over older splits).
 HISTORY_SESSIONS = 756
-FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 
 
 class EmptyPanelError(AlphaFactoryError, ValueError):
@@ -121,7 +120,7 @@ def load_panel_rows(
         for name in INPUT_TABLES:
             con.register(name, _dataset(lake, name, (versions or {}).get(name)))
         con.register("cal", _calendar(first, end))
-        params = {"start": start, "end": end, "known_at": known_at or FAR_FUTURE}
+        params = {"start": start, "end": end, "known_at": known_at or LATEST}
         # ASOF joins against the small calendar: the merge operator, not a loop + arg_min
         con.execute("SET asof_loop_join_threshold = 0")
         rows: pa.Table = con.sql(load_sql("research/panel.sql"), params=params).to_arrow_table()
