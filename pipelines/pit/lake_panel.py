@@ -17,7 +17,7 @@ Row ``t`` of the panel holds what was known at the research cutoff of session ``
 * ``sector`` and listing status: the security-master state in force at ``t`` as known then;
 * ``sentiment``: the day's score when published by the cutoff.
 
-The one bitemporal SQL query is ``sql/research/panel.sql`` (DuckDB over the Delta tables'
+The one bitemporal SQL query is ``sql/pit/panel.sql`` (DuckDB over the Delta tables'
 ``to_pyarrow_dataset()``); the universe rule is applied here, vectorized.
 """
 
@@ -108,7 +108,7 @@ def load_panel_rows(
     known_at: dt.datetime | None = None,
     versions: Mapping[str, int] | None = None,
 ) -> pa.Table:
-    """The long point-in-time rows of ``sql/research/panel.sql`` for sessions ``[start, end]``.
+    """The long point-in-time rows of ``sql/pit/panel.sql`` for sessions ``[start, end]``.
 
     ``versions`` pins input tables to Delta versions (default: the latest).
     """
@@ -123,7 +123,7 @@ def load_panel_rows(
         params = {"start": start, "end": end, "known_at": known_at or LATEST}
         # ASOF joins against the small calendar: the merge operator, not a loop + arg_min
         con.execute("SET asof_loop_join_threshold = 0")
-        rows: pa.Table = con.sql(load_sql("research/panel.sql"), params=params).to_arrow_table()
+        rows: pa.Table = con.sql(load_sql("pit/panel.sql"), params=params).to_arrow_table()
         return rows
     finally:
         con.close()
