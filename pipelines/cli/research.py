@@ -55,10 +55,9 @@ def features(session: SessionArg, name: Annotated[list[str] | None, typer.Option
     from pipelines.research.stages import ResearchContext, compute_features, compute_universe
 
     ctx = ResearchContext.from_settings(_day(session))
-    day = ctx.day
     members = compute_universe(ctx)
     rows = compute_features(ctx.with_features(name or None))
-    console.print(f"{day}: {len(members)} universe members, {len(rows)} feature values")
+    console.print(f"{ctx.day}: {len(members)} universe members, {len(rows)} feature values")
 
 
 @research_app.command("retrain")
