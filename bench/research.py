@@ -27,9 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.lgbm import LGBModel
 from pipelines.features import compute_feature, registry
-from pipelines.research.dataset import build_dataset
-from pipelines.research.labels import make_label
-from pipelines.research.panel import Panel, make_synthetic_panel
+from pipelines.pit.dataset import build_dataset
+from pipelines.pit.labels import make_label
+from pipelines.pit.panel import Panel
+from pipelines.research.synthetic import synthetic_panel
 
 RESULTS = Path(__file__).resolve().parent / "results" / "research.json"
 
@@ -66,7 +67,7 @@ def _pandas_baseline(panel: Panel) -> dict[str, Callable[[], pd.DataFrame]]:
 def _lake_panel(quick: bool) -> dict[str, object]:
     """Point-in-time panel straight from a simulated lake vs one as-of query per day.
 
-    Ours: :func:`pipelines.research.lake_panel.build_panel` (one bitemporal DuckDB query,
+    Ours: :func:`pipelines.pit.lake_panel.build_panel` (one bitemporal DuckDB query,
     each row at its own knowledge cutoff, adjustments included). Baseline: per session,
     ``Lake.as_of`` of the five input tables at that session's cutoff (reads only — no
     adjustment, TTM or universe work), timed on a sample of sessions and scaled to all.
@@ -75,9 +76,9 @@ def _lake_panel(quick: bool) -> dict[str, object]:
     import tempfile
 
     from pipelines.lake import Lake
-    from pipelines.research.knowledge import cutoff, sessions_between
-    from pipelines.research.lake_panel import build_panel
+    from pipelines.pit.lake_panel import build_panel
     from pipelines.research.simlake import silver_frames, write_silver
+    from pipelines.timeline import decision_cutoff, sessions
     from pipelines.vendors.config import MarketConfig
     from pipelines.vendors.market import generate_market
 
@@ -90,7 +91,7 @@ def _lake_panel(quick: bool) -> dict[str, object]:
         lake = Lake(root)
         write_silver(lake, frames)
         panel_start = dt.date(start.year + 1, 1, 2)
-        days = sessions_between(panel_start, end)
+        days = sessions(panel_start, end)
         build_panel(lake, days[-5], end)  # warm the calendar and DuckDB
         t0 = time.perf_counter()
         panel = build_panel(lake, panel_start, end)
@@ -98,7 +99,7 @@ def _lake_panel(quick: bool) -> dict[str, object]:
         sample = days[:: max(len(days) // 8, 1)][:8]
         t0 = time.perf_counter()
         for day in sample:
-            known = cutoff(day)
+            known = decision_cutoff(day)
             lake.as_of("prices", known_at=known, valid_at=day)
             lake.as_of("sentiment", known_at=known, valid_at=day)
             lake.as_of("security_master", known_at=known, valid_at=day)
@@ -140,7 +141,7 @@ def main() -> None:
         "panel": {"securities": n_sec, "days": n_days},
     }
     t0 = time.perf_counter()
-    panel = make_synthetic_panel(n_sec, n_days, seed=1, signal_strength=0.05)
+    panel = synthetic_panel(n_sec, n_days, seed=1, signal_strength=0.05)
     out["panel_build_s"] = round(time.perf_counter() - t0, 2)
 
     specs = registry()

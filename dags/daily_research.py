@@ -46,7 +46,7 @@ with DAG(
     @task
     def resolve_session() -> str:
         """The session to research (ISO date): conf["session"], else the run's NY session."""
-        from pipelines.research.knowledge import RESEARCH_TZ, sessions_back
+        from pipelines.timeline import trading_calendar
 
         context = get_current_context()
         dag_run: Any = context["dag_run"]
@@ -54,50 +54,47 @@ with DAG(
         if requested:
             return str(requested)
         when = dag_run.logical_date or dag_run.run_after
-        local = pendulum.instance(when).in_timezone(str(RESEARCH_TZ)).date()
-        return sessions_back(local, 1)[0].isoformat()
+        calendar = trading_calendar()
+        local = pendulum.instance(when).in_timezone(str(calendar.tz)).date()
+        return calendar.back(local, 1)[0].isoformat()
 
     @task(outlets=[lake_asset("universe")])
     def universe(session: str) -> int:
         """Write the session's point-in-time universe; return its size."""
         import datetime as dt
 
-        from pipelines.lake import Lake
-        from pipelines.research.stages import compute_universe
+        from pipelines.research.stages import ResearchContext, compute_universe
 
-        return len(compute_universe(Lake.from_settings(), dt.date.fromisoformat(session)))
+        return len(compute_universe(ResearchContext.from_settings(dt.date.fromisoformat(session))))
 
     @task(outlets=[lake_asset("features")], map_index_template="{{ task.op_kwargs['feature'] }}")
     def compute_feature(feature: str, session: str) -> int:
         """Compute one registered feature for the session into ``features``; rows written."""
         import datetime as dt
 
-        from pipelines.lake import Lake
-        from pipelines.research.stages import compute_features
+        from pipelines.research.stages import ResearchContext, compute_features
 
-        day = dt.date.fromisoformat(session)
-        return len(compute_features(Lake.from_settings(), day, [feature]))
+        ctx = ResearchContext.from_settings(dt.date.fromisoformat(session))
+        return len(compute_features(ctx.with_features([feature])))
 
     @task(outlets=[lake_asset("labels")])
     def labels(session: str) -> int:
         """Write the labels whose horizon ended at this session's close."""
         import datetime as dt
 
-        from pipelines.lake import Lake
-        from pipelines.research.stages import compute_labels
+        from pipelines.research.stages import ResearchContext, compute_labels
 
-        return len(compute_labels(Lake.from_settings(), dt.date.fromisoformat(session)))
+        return len(compute_labels(ResearchContext.from_settings(dt.date.fromisoformat(session))))
 
     @task(outlets=[lake_asset("alpha_scores")])
     def scores(session: str) -> dict[str, Any]:
         """Score the universe with the champion model; skip cleanly before the first one."""
         import datetime as dt
 
-        from pipelines.lake import Lake
-        from pipelines.research.stages import NoChampionError, score_day
+        from pipelines.research.stages import NoChampionError, ResearchContext, score_day
 
         try:
-            frame = score_day(Lake.from_settings(), dt.date.fromisoformat(session))
+            frame = score_day(ResearchContext.from_settings(dt.date.fromisoformat(session)))
         except NoChampionError as exc:
             return {"scored": 0, "reason": str(exc)}
         return {"scored": len(frame), "model_id": str(frame["model_id"].iloc[0])}
@@ -107,10 +104,9 @@ with DAG(
         """Store IC / quantile diagnostics of the score dates whose returns matured today."""
         import datetime as dt
 
-        from pipelines.lake import Lake
-        from pipelines.research.stages import diagnose
+        from pipelines.research.stages import ResearchContext, diagnose
 
-        return len(diagnose(Lake.from_settings(), dt.date.fromisoformat(session)))
+        return len(diagnose(ResearchContext.from_settings(dt.date.fromisoformat(session))))
 
     # an XComArg at parse time, the session string when the tasks run
     session: Any = resolve_session()

@@ -41,22 +41,22 @@ with DAG(
         """True on the first trading session of the ISO week (or when forced by conf)."""
         from airflow.sdk import get_current_context
 
-        from pipelines.research.knowledge import session_offset
+        from pipelines.timeline import trading_calendar
 
         conf = get_current_context()["dag_run"].conf or {}
         if conf.get("force"):
             return True
         day = session_of(data_interval_end)
-        previous = session_offset(day, -1)
+        previous = trading_calendar().offset(day, -1)
         return previous.isocalendar()[:2] != day.isocalendar()[:2]
 
     @task(outlets=[lake_asset("model_registry"), lake_asset("model_champion")])
     def retrain(data_interval_end: Any = None) -> dict[str, Any]:
         """Fit the challenger at the session's close, register it, decide promotion."""
-        from pipelines.lake import Lake
+        from pipelines.research.stages import ResearchContext
         from pipelines.research.stages import retrain as retrain_at
 
-        result = retrain_at(Lake.from_settings(), session_of(data_interval_end))
+        result = retrain_at(ResearchContext.from_settings(session_of(data_interval_end)))
         return {
             "model_id": result.record.model_id,
             "promoted": result.promoted,

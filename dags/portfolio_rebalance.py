@@ -62,15 +62,16 @@ with DAG(
     @task
     def resolve_session() -> str:
         """The session to rebalance (ISO date): conf["session"], else the run's NY session."""
-        from pipelines.research.knowledge import RESEARCH_TZ, sessions_back
+        from pipelines.timeline import trading_calendar
 
         dag_run: Any = get_current_context()["dag_run"]
         requested = (dag_run.conf or {}).get("session")
         if requested:
             return str(requested)
         when = dag_run.logical_date or dag_run.run_after
-        local = pendulum.instance(when).in_timezone(str(RESEARCH_TZ)).date()
-        return sessions_back(local, 1)[0].isoformat()
+        calendar = trading_calendar()
+        local = pendulum.instance(when).in_timezone(str(calendar.tz)).date()
+        return calendar.back(local, 1)[0].isoformat()
 
     @task
     def scores(session: str) -> Any:

@@ -1,6 +1,6 @@
 """The model registry in the lake: ``model_registry`` rows and ``model_champion`` decisions.
 
-A model row carries the artifact (LightGBM text) and the full :class:`ModelRecord` JSON,
+A model row carries the artifact (:meth:`models.base.Model.to_artifact`) and the full :class:`ModelRecord` JSON,
 plus ``panel_start`` so the training panel can be rebuilt. It is written with
 ``valid_date`` = fit session and ``known_at`` = that session's research cutoff, so
 ``Lake.as_of`` answers "which models existed, and which was champion, at T" — a backtest
@@ -15,11 +15,19 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from models.registry import ModelRecord
+from models.record import ModelRecord
+from pipelines.errors import AlphaFactoryError
 from pipelines.lake import Lake
+from pipelines.timeline import ALL_DATES, LATEST
 
 SLOT = "alpha"
-_EPOCH = dt.date(1900, 1, 1)
+
+
+class ModelNotFoundError(AlphaFactoryError, KeyError):
+    """A model id that is not in the lake's ``model_registry`` (as known then)."""
+
+
+_EPOCH, _LAST_DATE = ALL_DATES
 
 
 def _date(value: str | None) -> dt.date | None:
@@ -72,11 +80,10 @@ def _rows(lake: Lake, known_at: dt.datetime, day: dt.date) -> pd.DataFrame:
 
 def load_model(lake: Lake, model_id: str, known_at: dt.datetime | None = None) -> StoredModel:
     """The registry entry of ``model_id`` (known by ``known_at``); KeyError if absent."""
-    when = known_at or dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
-    rows = _rows(lake, when, dt.date(9999, 1, 1))
+    rows = _rows(lake, known_at or LATEST, _LAST_DATE)
     hit = rows[rows["model_id"] == model_id] if len(rows) else rows
     if not len(hit):
-        raise KeyError(f"model {model_id!r} is not in the lake's model_registry")
+        raise ModelNotFoundError(f"model {model_id!r} is not in the lake's model_registry")
     last = hit.iloc[-1]
     return StoredModel(
         record=ModelRecord.from_json(str(last["record"])),

@@ -1,9 +1,9 @@
-"""Deterministic LightGBM regressor with the Qlib ``fit(dataset)`` / ``predict(dataset)`` shape.
+"""Deterministic LightGBM regressor: the ``"lgbm"`` :class:`~models.base.Model`.
 
 Determinism: a fixed ``seed`` (LightGBM derives bagging / feature-fraction /
 data-sampling seeds from it), ``deterministic=True``, a fixed ``num_threads``
 and ``force_col_wise=True`` (no timing-based row/col-wise auto choice). The
-same rows + params + seed therefore give the same ``model_to_string()``.
+same rows + params + seed therefore give the same artifact (:meth:`LGBModel.to_artifact`).
 
 Speed: the training ``lgb.Dataset`` is built once per fit (binning with
 ``max_bin`` bins); the validation set reuses its bin mappers (``reference``);
@@ -12,7 +12,7 @@ row subsampling (bagging) and feature subsampling cut each iteration's cost.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,13 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from pipelines.research.dataset import ResearchDataset
+from models.base import ImportanceType, ModelError, ModelSpec
+from pipelines.errors import AlphaFactoryError
+from pipelines.pit.dataset import ResearchDataset
+
+NAME = "lgbm"
+#: Training-budget options carried in the model's parameters next to LightGBM's own.
+ROUND_KEYS = ("num_boost_round", "early_stopping_rounds")
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "regression",
@@ -38,6 +44,17 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "num_threads": 2,
     "seed": 7,
 }
+
+
+class NotFittedError(AlphaFactoryError, RuntimeError):
+    """The model was used before :meth:`LGBModel.fit` (or without an artifact)."""
+
+
+def _split_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], int, int]:
+    rest = dict(params)
+    rounds = int(rest.pop("num_boost_round", 300))
+    stopping = int(rest.pop("early_stopping_rounds", 30))
+    return rest, rounds, stopping
 
 
 @dataclass
@@ -58,12 +75,30 @@ class LGBModel:
     def full_params(self) -> dict[str, Any]:
         return {**DEFAULT_PARAMS, **self.params}
 
+    @property
+    def spec(self) -> ModelSpec:
+        """``"lgbm"`` with the full LightGBM parameters plus the two round options."""
+        return ModelSpec(
+            NAME,
+            {
+                **self.full_params,
+                "num_boost_round": self.num_boost_round,
+                "early_stopping_rounds": self.early_stopping_rounds,
+            },
+        )
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> LGBModel:
+        """An unfitted model: LightGBM parameters, optionally with the two round options."""
+        rest, rounds, stopping = _split_params(params)
+        return cls(params=rest, num_boost_round=rounds, early_stopping_rounds=stopping)
+
     def fit(self, dataset: ResearchDataset) -> LGBModel:
         """Train on ``train`` rows; early-stop on ``valid`` rows (time-ordered holdout)."""
         params = self.full_params
         X, y, _ = dataset.matrix("train", labelled=True)
         if len(y) == 0:
-            raise ValueError("empty training segment")
+            raise ModelError("empty training segment")
         train = lgb.Dataset(
             X, y, params=params, feature_name=list(dataset.feature_names), free_raw_data=True
         )
@@ -89,9 +124,13 @@ class LGBModel:
         self.best_iteration = int(self.booster.best_iteration or self.booster.current_iteration())
         return self
 
+    def fit_metrics(self) -> dict[str, float]:
+        """``best_iteration``: the round early stopping kept."""
+        return {"best_iteration": float(self.best_iteration)}
+
     def _require_booster(self) -> lgb.Booster:
         if self.booster is None:
-            raise RuntimeError("model is not fitted")
+            raise NotFittedError("model is not fitted")
         return self.booster
 
     def predict_matrix(self, X: np.ndarray, pred_contrib: bool = False) -> np.ndarray:
@@ -105,6 +144,10 @@ class LGBModel:
         )
         return np.asarray(out, dtype=np.float64)
 
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """SHAP-style per-feature contributions (n, F) (the expected-value column dropped)."""
+        return self.predict_matrix(X, pred_contrib=True)[:, : X.shape[1]]
+
     def predict(self, dataset: ResearchDataset, segment: str = "test") -> pd.DataFrame:
         """Scores for the segment as a wide DataFrame (segment dates x securities; NaN off-universe)."""
         start, stop = dataset.segments[segment]
@@ -114,19 +157,24 @@ class LGBModel:
             out[idx[0] - start, idx[1]] = self.predict_matrix(X)
         return pd.DataFrame(out, index=dataset.dates[start:stop], columns=dataset.securities)
 
-    def model_to_string(self) -> str:
+    def to_artifact(self) -> str:
         """The booster as text (the canonical, hashable model artifact)."""
         return str(self._require_booster().model_to_string(num_iteration=self.best_iteration))
 
     @classmethod
-    def from_string(cls, text: str, params: dict[str, Any] | None = None) -> LGBModel:
-        """Reload a booster saved with :meth:`model_to_string`."""
-        booster = lgb.Booster(model_str=text)
+    def from_artifact(cls, artifact: str, params: Mapping[str, Any] | None = None) -> LGBModel:
+        """Reload a booster saved with :meth:`to_artifact` (``params`` as in :attr:`spec`)."""
+        booster = lgb.Booster(model_str=artifact)
+        rest, rounds, stopping = _split_params(params or {})
         return cls(
-            params=dict(params or {}), booster=booster, best_iteration=booster.current_iteration()
+            params=rest,
+            num_boost_round=rounds,
+            early_stopping_rounds=stopping,
+            booster=booster,
+            best_iteration=booster.current_iteration(),
         )
 
-    def feature_importance(self, importance_type: str = "gain") -> np.ndarray:
+    def feature_importance(self, importance_type: ImportanceType = "gain") -> np.ndarray:
         """Per-feature importance (``gain`` or ``split``) over the used iterations."""
         booster = self._require_booster()
         return np.asarray(

@@ -1,7 +1,7 @@
 """Walk-forward training: one model per split, out-of-sample scores per date.
 
-For each :class:`~pipelines.research.splits.Split` a fresh :class:`LGBModel`
-is fit on the split's train segment (early stopping on its valid segment) and
+For each :class:`~pipelines.pit.splits.Split` a fresh model of the given
+:class:`~models.base.ModelSpec` (any :class:`~models.base.Model`) is fit on the split's train segment (early stopping on its valid segment) and
 scores the split's test dates. Every score row carries the ``model_id`` of the
 model that produced it. Because splits only use labels known at the fit date
 and features are point-in-time, scores for dates ``<= D`` depend on panel rows
@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from models.lgbm import LGBModel
-from models.registry import ModelRecord
-from pipelines.research.dataset import ResearchDataset
-from pipelines.research.splits import Split
+from models.base import Model, ModelError, ModelSpec
+from models.factory import create_model
+from models.record import ModelRecord
+from pipelines.pit.dataset import ResearchDataset
+from pipelines.pit.splits import Split
 
 
 @dataclass
@@ -29,7 +29,7 @@ class WalkForwardResult:
 
     scores: pd.DataFrame
     records: list[ModelRecord]
-    models: dict[str, LGBModel] = field(default_factory=dict, repr=False)
+    models: dict[str, Model] = field(default_factory=dict, repr=False)
 
     def scores_wide(self) -> pd.DataFrame:
         """Scores as dates x securities."""
@@ -43,26 +43,18 @@ def _fmt(ts: pd.Timestamp) -> str:
 def fit_split(
     dataset: ResearchDataset,
     split: Split,
-    params: dict[str, Any] | None = None,
-    num_boost_round: int = 300,
-    early_stopping_rounds: int = 30,
+    spec: ModelSpec,
     input_versions: dict[str, int] | None = None,
-) -> tuple[LGBModel, ModelRecord]:
-    """Fit one model on a split and describe it as a :class:`ModelRecord`."""
+) -> tuple[Model, ModelRecord]:
+    """Fit one model of ``spec`` on a split and describe it as a :class:`ModelRecord`."""
     ds = dataset.with_segments(train=split.train, valid=split.valid, test=split.test)
-    model = LGBModel(
-        params=dict(params or {}),
-        num_boost_round=num_boost_round,
-        early_stopping_rounds=early_stopping_rounds,
-    ).fit(ds)
+    model = create_model(spec).fit(ds)
     when = split.describe(dataset.dates)
+    fitted = model.spec
     record = ModelRecord.create(
-        booster=model.model_to_string(),
-        params={
-            **model.full_params,
-            "num_boost_round": num_boost_round,
-            "early_stopping_rounds": early_stopping_rounds,
-        },
+        model=fitted.name,
+        booster=model.to_artifact(),
+        params=dict(fitted.params),
         features=dataset.feature_names,
         label=dataset.label_name,
         train_start=_fmt(when["train_start"]),
@@ -70,21 +62,18 @@ def fit_split(
         valid_start=_fmt(when["valid_start"]),
         valid_end=_fmt(when["valid_end"]),
         input_versions=input_versions,
-        metrics={"best_iteration": float(model.best_iteration)},
+        metrics=model.fit_metrics(),
     )
     return model, record
 
 
-def rebuild(record: ModelRecord, dataset: ResearchDataset) -> LGBModel:
+def rebuild(record: ModelRecord, dataset: ResearchDataset) -> Model:
     """Re-fit a model from its record on the same dataset: same rows, params and seed.
 
     With unchanged inputs the booster text (hence ``model_id``) is identical.
     """
     if tuple(record.features) != dataset.feature_names:
-        raise ValueError("dataset features differ from the record's")
-    params = dict(record.params)
-    rounds = int(params.pop("num_boost_round"))
-    stopping = int(params.pop("early_stopping_rounds"))
+        raise ModelError("dataset features differ from the record's")
     dates = dataset.dates
 
     stamps = dates.values
@@ -97,27 +86,22 @@ def rebuild(record: ModelRecord, dataset: ResearchDataset) -> LGBModel:
     segments = {"train": span(record.train_start, record.train_end)}
     if record.valid_start is not None and record.valid_end is not None:
         segments["valid"] = span(record.valid_start, record.valid_end)
-    model = LGBModel(params=params, num_boost_round=rounds, early_stopping_rounds=stopping)
-    return model.fit(dataset.with_segments(**segments))
+    return create_model(record.spec).fit(dataset.with_segments(**segments))
 
 
 def run_walk_forward(
     dataset: ResearchDataset,
     splits: Sequence[Split],
-    params: dict[str, Any] | None = None,
-    num_boost_round: int = 300,
-    early_stopping_rounds: int = 30,
+    spec: ModelSpec,
     input_versions: dict[str, int] | None = None,
     keep_models: bool = False,
 ) -> WalkForwardResult:
     """Fit every split in order and collect its test-segment scores."""
     frames: list[pd.DataFrame] = []
     records: list[ModelRecord] = []
-    models: dict[str, LGBModel] = {}
+    models: dict[str, Model] = {}
     for split in splits:
-        model, record = fit_split(
-            dataset, split, params, num_boost_round, early_stopping_rounds, input_versions
-        )
+        model, record = fit_split(dataset, split, spec, input_versions)
         ds = dataset.with_segments(test=split.test)
         X, _, idx = ds.matrix("test", labelled=False)
         if len(X):

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     run_time: dt.time = Field(
         default=dt.time(19, 0), description="when the daily DAGs start (exchange local time)"
     )
+    feature_paths: str = Field(
+        default="", description="extra feature directories (.py and .sql), os.pathsep-separated"
+    )
     universe_size: int = 500
     seed: int = 7
     history_years: float = 3.0

@@ -202,16 +202,16 @@ def _backfill(lake: Any, days: list[dt.date], workers: int) -> None:
 
 
 def _train(lake: Any, day: dt.date) -> None:
-    from pipelines.research.knowledge import cutoff
-    from pipelines.research.stages import models_known, retrain
+    from pipelines.research.stages import ResearchContext, models_known, retrain
+    from pipelines.timeline import decision_cutoff
 
     if models_known(lake, day):
         console.print("  a model is already registered; keeping it")
         return
-    result = retrain(lake, day)
+    result = retrain(ResearchContext(lake, day))
     console.print(
         f"  model {result.record.model_id[:12]} oos rank IC {result.challenger_metric:.4f}; "
-        f"{result.reason} (known {cutoff(day):%Y-%m-%d %H:%M} UTC)"
+        f"{result.reason} (known {decision_cutoff(day):%Y-%m-%d %H:%M} UTC)"
     )
 
 

@@ -52,22 +52,21 @@ def report(
 @research_app.command("features")
 def features(session: SessionArg, name: Annotated[list[str] | None, typer.Option()] = None) -> None:
     """Compute the universe and features (all, or each --name) for a session."""
-    from pipelines.lake import Lake
-    from pipelines.research.stages import compute_features, compute_universe
+    from pipelines.research.stages import ResearchContext, compute_features, compute_universe
 
-    lake, day = Lake.from_settings(), _day(session)
-    members = compute_universe(lake, day)
-    rows = compute_features(lake, day, name or None)
-    console.print(f"{day}: {len(members)} universe members, {len(rows)} feature values")
+    ctx = ResearchContext.from_settings(_day(session))
+    members = compute_universe(ctx)
+    rows = compute_features(ctx.with_features(name or None))
+    console.print(f"{ctx.day}: {len(members)} universe members, {len(rows)} feature values")
 
 
 @research_app.command("retrain")
 def retrain(session: SessionArg) -> None:
     """Retrain at a session's close and run champion/challenger."""
-    from pipelines.lake import Lake
+    from pipelines.research.stages import ResearchContext
     from pipelines.research.stages import retrain as retrain_at
 
-    result = retrain_at(Lake.from_settings(), _day(session))
+    result = retrain_at(ResearchContext.from_settings(_day(session)))
     console.print(
         json.dumps(
             {
@@ -83,8 +82,7 @@ def retrain(session: SessionArg) -> None:
 @research_app.command("score")
 def score(session: SessionArg) -> None:
     """Score a session's universe with the champion model."""
-    from pipelines.lake import Lake
-    from pipelines.research.stages import score_day
+    from pipelines.research.stages import ResearchContext, score_day
 
-    frame = score_day(Lake.from_settings(), _day(session))
+    frame = score_day(ResearchContext.from_settings(_day(session)))
     console.print(f"{session}: {len(frame)} scores from model {frame['model_id'].iloc[0]}")

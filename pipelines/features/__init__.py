@@ -7,6 +7,7 @@ Public API::
 
 from pipelines.features.registry import (
     DuplicateFeatureError,
+    UnknownFeatureError,
     compute_feature,
     compute_features,
     feature,
@@ -18,6 +19,7 @@ from pipelines.features.spec import FeatureSpec
 __all__ = [
     "DuplicateFeatureError",
     "FeatureSpec",
+    "UnknownFeatureError",
     "compute_feature",
     "compute_features",
     "feature",

@@ -8,8 +8,8 @@ Adding a feature is all a quant does:
 * SQL: a file in ``sql/features/`` (see :mod:`pipelines.features.sql`).
 
 Extra directories (``.py`` modules and ``.sql`` files) can be added with
-``registry(extra_dirs=...)`` or the ``ALPHAFACTORY_FEATURE_PATHS`` environment
-variable (``os.pathsep``-separated), e.g. for tests or a research sandbox.
+``registry(extra_dirs=...)`` or the ``ALPHAFACTORY_FEATURE_PATHS`` setting
+(:attr:`pipelines.config.Settings.feature_paths`, ``os.pathsep``-separated), e.g. for tests or a research sandbox.
 """
 
 from __future__ import annotations
@@ -27,20 +27,25 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from pipelines.features.spec import FeatureFunc, FeatureSpec
+from pipelines.config import get_settings
+from pipelines.errors import AlphaFactoryError
+from pipelines.features.spec import FeatureDefinitionError, FeatureFunc, FeatureSpec
 from pipelines.features.sql import parse_sql_feature, run_sql_feature
-from pipelines.research.panel import Panel, wide
+from pipelines.pit.panel import Panel, wide
 
 LIBRARY_PACKAGE = "pipelines.features.library"
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql" / "features"
-ENV_EXTRA_PATHS = "ALPHAFACTORY_FEATURE_PATHS"
 
 _PYTHON: dict[str, FeatureSpec] = {}
 _IMPORTED_FILES: dict[Path, float] = {}
 
 
-class DuplicateFeatureError(ValueError):
+class DuplicateFeatureError(AlphaFactoryError, ValueError):
     """Two different definitions claim the same feature name."""
+
+
+class UnknownFeatureError(AlphaFactoryError, KeyError):
+    """A feature name that is not registered."""
 
 
 F = TypeVar("F", bound=FeatureFunc)
@@ -104,8 +109,8 @@ def _import_file(path: Path) -> None:
 
 
 def _extra_dirs(extra_dirs: Iterable[str | Path]) -> list[Path]:
-    env = [p for p in os.environ.get(ENV_EXTRA_PATHS, "").split(os.pathsep) if p]
-    return [Path(p).resolve() for p in [*env, *extra_dirs]]
+    configured = [p for p in get_settings().feature_paths.split(os.pathsep) if p]
+    return [Path(p).resolve() for p in [*configured, *extra_dirs]]
 
 
 def registry(extra_dirs: Iterable[str | Path] = ()) -> dict[str, FeatureSpec]:
@@ -139,7 +144,9 @@ def _evaluate(spec: FeatureSpec, panel: Panel) -> np.ndarray:
         values = run_sql_feature(spec, restricted)
     values = np.asarray(values, dtype=np.float64)
     if values.shape != panel.shape:
-        raise ValueError(f"feature {spec.name} returned shape {values.shape}, want {panel.shape}")
+        raise FeatureDefinitionError(
+            f"feature {spec.name} returned shape {values.shape}, want {panel.shape}"
+        )
     return values
 
 
@@ -162,7 +169,7 @@ def compute_feature(
     else:
         table = specs if specs is not None else registry()
         if name not in table:
-            raise KeyError(f"unknown feature {name!r}")
+            raise UnknownFeatureError(f"unknown feature {name!r}")
         spec = table[name]
     if dates is None:
         return wide(_evaluate(spec, panel), panel)

@@ -9,9 +9,15 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from pipelines.research.panel import Panel
+from pipelines.errors import AlphaFactoryError
+from pipelines.pit.panel import Panel
 
 FeatureFunc = Callable[[Panel], "np.ndarray | pd.DataFrame"]
+
+
+class FeatureDefinitionError(AlphaFactoryError, ValueError):
+    """A feature is declared or behaves against its contract (name, lookback, SQL header,
+    output shape or columns)."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +42,10 @@ class FeatureSpec:
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
-            raise ValueError(f"feature name {self.name!r} must be an identifier")
+            raise FeatureDefinitionError(f"feature name {self.name!r} must be an identifier")
         if self.lookback < 0:
-            raise ValueError(f"feature {self.name}: lookback must be >= 0")
+            raise FeatureDefinitionError(f"feature {self.name}: lookback must be >= 0")
         if (self.func is None) == (self.sql is None):
-            raise ValueError(f"feature {self.name}: exactly one of func / sql must be set")
+            raise FeatureDefinitionError(
+                f"feature {self.name}: exactly one of func / sql must be set"
+            )

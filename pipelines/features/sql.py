@@ -23,14 +23,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pipelines.features.spec import FeatureSpec
-from pipelines.research.panel import Panel, from_long, to_long_arrow
+from pipelines.features.spec import FeatureDefinitionError, FeatureSpec
+from pipelines.pit.panel import Panel, from_long, to_long_arrow
 
 _REQUIRED_KEYS = ("name", "inputs", "lookback")
 
 
 def parse_sql_feature(path: Path) -> FeatureSpec:
-    """Read a ``.sql`` feature file; ValueError if its header is incomplete."""
+    """Read a ``.sql`` feature file; :class:`FeatureDefinitionError` if its header is incomplete."""
     text = path.read_text()
     header: list[str] = []
     for line in text.splitlines():
@@ -42,7 +42,7 @@ def parse_sql_feature(path: Path) -> FeatureSpec:
         header.append(stripped[2:].removeprefix(" "))
     meta = yaml.safe_load("\n".join(header)) or {}
     if not isinstance(meta, dict) or any(k not in meta for k in _REQUIRED_KEYS):
-        raise ValueError(f"{path}: header must declare {', '.join(_REQUIRED_KEYS)}")
+        raise FeatureDefinitionError(f"{path}: header must declare {', '.join(_REQUIRED_KEYS)}")
     inputs = meta["inputs"]
     if isinstance(inputs, str):
         inputs = [s.strip() for s in inputs.split(",") if s.strip()]
@@ -69,6 +69,8 @@ def run_sql_feature(spec: FeatureSpec, panel: Panel) -> np.ndarray:
         con.close()
     missing = {"date", "security_id", "value"} - set(result.column_names)
     if missing:
-        raise ValueError(f"SQL feature {spec.name} must return date, security_id, value")
+        raise FeatureDefinitionError(
+            f"SQL feature {spec.name} must return date, security_id, value"
+        )
     frame: pd.DataFrame = from_long(result, panel, "value")
     return frame.to_numpy(dtype=np.float64)

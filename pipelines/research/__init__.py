@@ -1,8 +1,9 @@
-"""Research stage: point-in-time panel, labels, splits, diagnostics, report, lake stages.
+"""Research stages over features and models: universe, features, labels, scores, retrain.
 
-The panel contract, labels, splits, dataset, diagnostics and report are pure library code
-over a :class:`~pipelines.research.panel.Panel`. :mod:`.lake_panel` builds that panel from
-the bitemporal lake, and :mod:`.stages` holds the stage functions the DAGs and the
-backtest call (``compute_features``, ``score_day``, ``retrain``, ``diagnose`` …), whose
-outputs are the tables declared in :mod:`.tables`.
+Built on the point-in-time layer (:mod:`pipelines.pit`), the feature registry
+(:mod:`pipelines.features`) and the models (:mod:`models`). :mod:`.stages` holds the
+stage functions the DAGs and the CLI call (``compute_features``, ``score_day``,
+``retrain``, ``diagnose`` …), whose outputs are the tables declared in :mod:`.tables`;
+:mod:`.diagnostics` and :mod:`.report` are pure library code over scores and labels.
+Nothing below research imports it.
 """

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from models.lgbm import LGBModel
-from pipelines.research.labels import forward_returns
-from pipelines.research.panel import Panel
+from models.base import Model
+from pipelines.pit.labels import forward_returns
+from pipelines.pit.panel import Panel
 
 IC_DECAY_HORIZONS: tuple[int, ...] = (1, 5, 10, 21)
 
@@ -212,12 +212,12 @@ def quantile_summary(qret: pd.DataFrame) -> pd.DataFrame:
 
 
 def feature_importance(
-    model: LGBModel,
+    model: Model,
     X_sample: np.ndarray,
     feature_names: Sequence[str],
     model_id: str,
 ) -> pd.DataFrame:
-    """Gain / split importance and mean |pred_contrib| (SHAP-style, via LightGBM) per feature.
+    """Gain / split importance and mean |contribution| (SHAP-style) per feature.
 
     ``X_sample`` is a representative sample of feature rows (e.g. the test
     segment or a random subset of training rows); the contribution matrix is
@@ -225,7 +225,7 @@ def feature_importance(
     """
     gain = model.feature_importance("gain")
     split = model.feature_importance("split")
-    contrib = model.predict_matrix(X_sample, pred_contrib=True)[:, : len(feature_names)]
+    contrib = model.contributions(X_sample)
     total = gain.sum()
     return (
         pd.DataFrame(

@@ -4,7 +4,7 @@ It lives outside :mod:`pipelines.features` (whose ``__init__`` imports the regis
 numpy, pandas and DuckDB) because DAG parsing must stay cheap, yet a feature written in a new file
 must appear as a task without touching any other file. So this scans the same places the
 registry imports from — every module under ``pipelines/features/library``, ``sql/features``
-and the ``ALPHAFACTORY_FEATURE_PATHS`` directories — and reads names statically: the
+and the ``ALPHAFACTORY_FEATURE_PATHS`` directories (setting ``feature_paths``) — and reads names statically: the
 ``name=`` string of each ``@feature(...)`` decorator (Python's ``ast``) and the ``-- name:``
 header of each SQL file. :func:`pipelines.features.registry.registry` is the full, validated
 model the tasks use; a test checks both agree.
@@ -16,9 +16,10 @@ import ast
 import os
 from pathlib import Path
 
+from pipelines.config import get_settings
+
 LIBRARY_DIR = Path(__file__).resolve().parents[1] / "features" / "library"
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql" / "features"
-ENV_EXTRA_PATHS = "ALPHAFACTORY_FEATURE_PATHS"
 
 
 def _decorated_names(path: Path) -> list[str]:
@@ -56,8 +57,8 @@ def _sql_name(path: Path) -> str | None:
 
 
 def _dirs() -> list[Path]:
-    env = [p for p in os.environ.get(ENV_EXTRA_PATHS, "").split(os.pathsep) if p]
-    return [Path(p).resolve() for p in env]
+    extra = [p for p in get_settings().feature_paths.split(os.pathsep) if p]
+    return [Path(p).resolve() for p in extra]
 
 
 def feature_names() -> list[str]:

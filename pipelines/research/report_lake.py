@@ -16,8 +16,7 @@ import pandas as pd
 from pipelines.lake import Lake
 from pipelines.research import diagnostics as dg
 from pipelines.research.report import write_research_report
-
-FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+from pipelines.timeline import ALL_DATES, LATEST
 
 
 @dataclass(frozen=True)
@@ -33,8 +32,8 @@ class ResearchDiagnostics:
 
 def load_diagnostics(
     lake: Lake,
-    start: dt.date = dt.date(1900, 1, 1),
-    end: dt.date = dt.date(9999, 12, 31),
+    start: dt.date = ALL_DATES[0],
+    end: dt.date = ALL_DATES[1],
     horizon: int = 5,
     known_at: dt.datetime | None = None,
 ) -> ResearchDiagnostics:
@@ -45,7 +44,7 @@ def load_diagnostics(
         )
     else:
         rows = lake.as_of(
-            "research_diagnostics", known_at=known_at or FAR_FUTURE, valid_at=(start, end)
+            "research_diagnostics", known_at=known_at or LATEST, valid_at=(start, end)
         ).to_pandas()
     rows["date"] = pd.to_datetime(rows["valid_date"])
 
@@ -91,8 +90,8 @@ def load_diagnostics(
 def write_lake_report(
     lake: Lake,
     path: str | Path,
-    start: dt.date = dt.date(1900, 1, 1),
-    end: dt.date = dt.date(9999, 12, 31),
+    start: dt.date = ALL_DATES[0],
+    end: dt.date = ALL_DATES[1],
     horizon: int = 5,
 ) -> Path:
     """Write the HTML research report for ``[start, end]``; returns its path."""

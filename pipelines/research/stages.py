@@ -1,10 +1,15 @@
-"""Research stage functions on the lake: ``(lake, day) -> rows written``.
+"""Research stages: ``stage(ctx) -> what it wrote``, ``ctx`` a :class:`ResearchContext`.
 
-Each reads the lake only through the point-in-time panel (:mod:`.lake_panel`) or as-of
-queries at the research cutoff of ``day`` (:func:`~pipelines.research.knowledge.cutoff`),
-and writes its outputs with ``valid_date`` = the session and ``known_at`` = that cutoff,
-in one idempotent commit (re-running a day adds nothing). The same functions serve the
-daily DAG and a backtest loop; none imports Airflow.
+A :class:`ResearchContext` satisfies :class:`pipelines.lake.interface.StageContext`: the
+store (the lake), the session ``day`` and ``now()`` — the session's decision cutoff
+(:func:`pipelines.timeline.decision_cutoff`) unless a clock is given — plus the
+:class:`ResearchConfig`. Each stage reads the lake only through the point-in-time panel
+(:mod:`pipelines.pit.lake_panel`, every row as of its own session's cutoff) or
+``ctx.store.as_of(known_at=ctx.now())``, and writes only its declared tables through
+``ctx.store.write`` with ``valid_date`` = the session and ``known_at`` = ``ctx.now()``, in
+one idempotent commit (re-running a day adds nothing). The same functions serve the DAGs,
+the CLI and the tests; none imports Airflow. Each returns the rows it computed (the DAG
+task reports their count), :func:`retrain` a :class:`RetrainResult`.
 
 * :func:`compute_universe` → ``universe``
 * :func:`compute_features` → ``features`` (raw values of universe members)
@@ -19,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.base import Model, ModelSpec
+from models.factory import restore_model
 from models.lake_store import (
     StoredModel,
     champion_id,
@@ -35,32 +41,37 @@ from models.lake_store import (
     record_decision,
     save_model,
 )
-from models.lgbm import LGBModel
-from models.registry import ModelRecord
+from models.record import ModelRecord
 from models.walk_forward import WalkForwardResult, fit_split, run_walk_forward
-from pipelines.features.normalize import rank_gauss
-from pipelines.features.registry import compute_feature, registry
+from pipelines.errors import AlphaFactoryError
+from pipelines.features.registry import UnknownFeatureError, compute_feature, registry
 from pipelines.features.spec import FeatureSpec
 from pipelines.lake import Lake
-from pipelines.research import diagnostics as dg
-from pipelines.research.dataset import ResearchDataset, build_dataset
-from pipelines.research.knowledge import cutoff, session_offset, sessions_back
-from pipelines.research.labels import DEFAULT_HORIZONS, LabelKind, forward_returns, make_label
-from pipelines.research.lake_panel import (
+from pipelines.lake.interface import StageContext
+from pipelines.pit.dataset import ResearchDataset, build_dataset
+from pipelines.pit.labels import DEFAULT_HORIZONS, LabelKind, forward_returns, make_label
+from pipelines.pit.lake_panel import (
     DEFAULT_RULE,
     UniverseRule,
     build_panel,
     input_versions,
 )
-from pipelines.research.panel import Panel
-from pipelines.research.splits import Split, WalkForwardConfig, walk_forward_splits
+from pipelines.pit.normalize import rank_gauss
+from pipelines.pit.panel import Panel
+from pipelines.pit.splits import Split, WalkForwardConfig, walk_forward_splits
+from pipelines.research import diagnostics as dg
+from pipelines.timeline import Clock, decision_cutoff, trading_calendar
 
 IC_HORIZONS: tuple[int, ...] = dg.IC_DECAY_HORIZONS
 N_QUANTILES = 5
 
 
-class NoChampionError(LookupError):
+class NoChampionError(AlphaFactoryError, LookupError):
     """Scoring was asked for a day before any model was trained and promoted."""
+
+
+class InsufficientHistoryError(AlphaFactoryError, ValueError):
+    """Too few sessions in the lake before the fit day to train."""
 
 
 @dataclass(frozen=True)
@@ -69,15 +80,19 @@ class ResearchConfig:
 
     The training fold is the last ``train_sessions`` label dates before the purged,
     embargoed validation fold (``valid_sessions``) that ends ``horizon + embargo``
-    sessions before the fit day (see :mod:`pipelines.research.splits`). A challenger
+    sessions before the fit day (see :mod:`pipelines.pit.splits`). A challenger
     replaces the champion iff its out-of-sample rank IC beats the champion's by ``margin``;
     the champion's is its *live* rank IC over the scores it produced whose returns have
     matured (at least ``champion_min_live_dates`` of them), else its own validation figure.
     """
 
     horizon: int = 5
+    model: str = "lgbm"  # a name in models.factory.MODELS
     label_kind: LabelKind = "market"
     features: tuple[str, ...] | None = None  # None = every registered feature
+    label_horizons: tuple[int, ...] = DEFAULT_HORIZONS  # the labels stage's horizons
+    label_kinds: tuple[LabelKind, ...] = ("raw", "market", "sector")
+    ic_horizons: tuple[int, ...] = IC_HORIZONS  # the diagnostics stage's horizons
     train_sessions: int = 504
     min_train_sessions: int = 126
     valid_sessions: int = 63
@@ -89,6 +104,17 @@ class ResearchConfig:
     margin: float = 0.005
     champion_min_live_dates: int = 20
     rule: UniverseRule = DEFAULT_RULE
+
+    def model_spec(self) -> ModelSpec:
+        """The model to fit: ``model`` with ``params`` and the round options."""
+        return ModelSpec(
+            self.model,
+            {
+                **self.params,
+                "num_boost_round": self.num_boost_round,
+                "early_stopping_rounds": self.early_stopping_rounds,
+            },
+        )
 
     def walk_forward(self, first_test: int | None = None) -> WalkForwardConfig:
         return WalkForwardConfig(
@@ -105,6 +131,35 @@ class ResearchConfig:
 DEFAULT_CONFIG = ResearchConfig()
 
 
+@dataclass(frozen=True)
+class ResearchContext:
+    """What a research stage receives (a :class:`~pipelines.lake.interface.StageContext`).
+
+    ``now()`` is the knowledge time the stage reads at and stamps its outputs with: the
+    session's decision cutoff, or ``clock()`` when a clock is given.
+    """
+
+    store: Lake
+    day: dt.date
+    config: ResearchConfig = DEFAULT_CONFIG
+    clock: Clock | None = None
+
+    def now(self) -> dt.datetime:
+        return self.clock() if self.clock is not None else decision_cutoff(self.day)
+
+    @classmethod
+    def from_settings(
+        cls, day: dt.date, config: ResearchConfig = DEFAULT_CONFIG
+    ) -> ResearchContext:
+        """The context of session ``day`` on the configured lake."""
+        return cls(Lake.from_settings(), day, config)
+
+    def with_features(self, names: Sequence[str] | None) -> ResearchContext:
+        """The same context restricted to features ``names`` (None: every registered one)."""
+        chosen = None if names is None else tuple(names)
+        return dataclasses.replace(self, config=dataclasses.replace(self.config, features=chosen))
+
+
 # --- helpers ------------------------------------------------------------------------------
 
 
@@ -113,15 +168,20 @@ def _specs(names: Sequence[str] | None) -> dict[str, FeatureSpec]:
     chosen = list(table) if names is None else list(names)
     unknown = [n for n in chosen if n not in table]
     if unknown:
-        raise KeyError(f"unknown features {unknown} (registered: {sorted(table)})")
+        raise UnknownFeatureError(f"unknown features {unknown} (registered: {sorted(table)})")
     return {n: table[n] for n in chosen}
 
 
-def _write(lake: Lake, table: str, frame: pd.DataFrame) -> int:
+def _feature_frames(panel: Panel, specs: Mapping[str, FeatureSpec]) -> dict[str, pd.DataFrame]:
+    """Every feature of ``specs`` over the whole panel (wide), in ``specs`` order."""
+    return {name: compute_feature(spec, panel) for name, spec in specs.items()}
+
+
+def _write(ctx: ResearchContext, table: str, frame: pd.DataFrame) -> int:
     """Append ``frame`` (content-hash batch id: re-running writes nothing); rows written."""
     if not len(frame):
         return 0
-    result = lake.write(table, frame)
+    result = ctx.store.write(table, frame)
     return result.rows if result.written else 0
 
 
@@ -129,13 +189,11 @@ def _members(panel: Panel, day: dt.date) -> np.ndarray:
     return panel.universe()[panel.position(pd.Timestamp(day))]
 
 
-def _day_panel(lake: Lake, day: dt.date, lookback: int, rule: UniverseRule = DEFAULT_RULE) -> Panel:
-    """Panel of the ``lookback + 1`` sessions ending at ``day``."""
-    start = sessions_back(day, lookback + 1)[0]
-    panel = build_panel(lake, start, day, rule=rule)
-    if panel.dates[-1] != pd.Timestamp(day):
-        raise ValueError(f"{day} is not a trading session")
-    return panel
+def _day_panel(ctx: ResearchContext, lookback: int) -> Panel:
+    """Panel of the ``lookback + 1`` sessions ending at ``ctx.day``."""
+    day = trading_calendar().require_session(ctx.day)
+    start = trading_calendar().back(day, lookback + 1)[0]
+    return build_panel(ctx.store, start, day, rule=ctx.config.rule)
 
 
 # --- universe -----------------------------------------------------------------------------
@@ -161,10 +219,10 @@ def universe_frame(panel: Panel, day: dt.date) -> pd.DataFrame:
     )
 
 
-def compute_universe(lake: Lake, day: dt.date, rule: UniverseRule = DEFAULT_RULE) -> pd.DataFrame:
-    """Write and return the universe of ``day`` (point-in-time, survivorship-free)."""
-    frame = universe_frame(_day_panel(lake, day, 0, rule), day)
-    _write(lake, "universe", frame.assign(valid_date=day, known_at=cutoff(day)))
+def compute_universe(ctx: ResearchContext) -> pd.DataFrame:
+    """Write and return the universe of the session (point-in-time, survivorship-free)."""
+    frame = universe_frame(_day_panel(ctx, 0), ctx.day)
+    _write(ctx, "universe", frame.assign(valid_date=ctx.day, known_at=ctx.now()))
     return frame
 
 
@@ -189,56 +247,51 @@ def features_frame(panel: Panel, day: dt.date, specs: Mapping[str, FeatureSpec])
     return pd.concat(frames, ignore_index=True)
 
 
-def compute_features(
-    lake: Lake,
-    day: dt.date,
-    names: Sequence[str] | None = None,
-    rule: UniverseRule = DEFAULT_RULE,
-) -> pd.DataFrame:
-    """Compute ``names`` (default: all registered) for ``day`` and append them to ``features``.
+def compute_features(ctx: ResearchContext) -> pd.DataFrame:
+    """Compute ``ctx.config.features`` (None: all registered) for the session into ``features``.
 
     Loads exactly the panel window the longest lookback needs. Returns the long frame.
     """
-    specs = _specs(names)
+    specs = _specs(ctx.config.features)
     lookback = max((s.lookback for s in specs.values()), default=0)
-    frame = features_frame(_day_panel(lake, day, lookback, rule), day, specs)
-    _write(lake, "features", frame.assign(valid_date=day, known_at=cutoff(day)))
+    frame = features_frame(_day_panel(ctx, lookback), ctx.day, specs)
+    _write(ctx, "features", frame.assign(valid_date=ctx.day, known_at=ctx.now()))
     return frame
 
 
-def stored_features(lake: Lake, day: dt.date) -> pd.DataFrame:
-    """The ``features`` rows of ``day`` as known at its cutoff (long)."""
+def stored_features(lake: Lake, day: dt.date, known_at: dt.datetime | None = None) -> pd.DataFrame:
+    """The ``features`` rows of ``day`` as known at ``known_at`` (default: its cutoff), long."""
     if lake.table("features") is None:
         return pd.DataFrame({"security_id": [], "feature": [], "value": []})
     table = lake.as_of(
         "features",
-        known_at=cutoff(day),
+        known_at=known_at or decision_cutoff(day),
         valid_at=day,
         columns=["security_id", "feature", "value"],
     )
     return table.select(["security_id", "feature", "value"]).to_pandas()
 
 
-def stored_universe(lake: Lake, day: dt.date) -> pd.DataFrame | None:
-    """The ``universe`` rows of ``day`` as known at its cutoff; None if never computed."""
+def stored_universe(
+    lake: Lake, day: dt.date, known_at: dt.datetime | None = None
+) -> pd.DataFrame | None:
+    """The ``universe`` rows of ``day`` as known at ``known_at`` (default: its cutoff);
+    None if never computed."""
     if lake.table("universe") is None:
         return None
-    rows = lake.as_of("universe", known_at=cutoff(day), valid_at=day).to_pandas()
+    known = known_at or decision_cutoff(day)
+    rows = lake.as_of("universe", known_at=known, valid_at=day).to_pandas()
     return rows if len(rows) else None
 
 
 # --- labels -------------------------------------------------------------------------------
 
 
-def compute_labels(
-    lake: Lake,
-    day: dt.date,
-    horizons: Sequence[int] = DEFAULT_HORIZONS,
-    kinds: Sequence[LabelKind] = ("raw", "market", "sector"),
-    rule: UniverseRule = DEFAULT_RULE,
-) -> pd.DataFrame:
-    """Append the labels that became known at ``day``'s close: label date ``day − h`` per h."""
-    panel = _day_panel(lake, day, max(horizons), rule)
+def compute_labels(ctx: ResearchContext) -> pd.DataFrame:
+    """Append the labels that became known at the session's close: label date ``day − h``
+    for each h of ``ctx.config.label_horizons`` and kind of ``label_kinds``."""
+    horizons, kinds = ctx.config.label_horizons, ctx.config.label_kinds
+    panel = _day_panel(ctx, max(horizons))
     frames = []
     for h in horizons:
         t = len(panel.dates) - 1 - h
@@ -259,32 +312,31 @@ def compute_labels(
                 )
             )
     frame = pd.concat(frames, ignore_index=True)
-    _write(lake, "labels", frame.assign(known_at=cutoff(day)))
+    _write(ctx, "labels", frame.assign(known_at=ctx.now()))
     return frame
 
 
 # --- scoring ------------------------------------------------------------------------------
 
 
-def feature_matrix(
-    lake: Lake, day: dt.date, names: Sequence[str], rule: UniverseRule = DEFAULT_RULE
-) -> tuple[pd.Index, np.ndarray]:
-    """(universe members, (N, F) float32 rank-gaussed features) for ``day`` from the lake.
+def feature_matrix(ctx: ResearchContext, names: Sequence[str]) -> tuple[pd.Index, np.ndarray]:
+    """(universe members, (N, F) float32 rank-gaussed features) of the session from the lake.
 
-    Reads the ``features`` and ``universe`` tables as of the cutoff; whatever is missing
+    Reads the ``features`` and ``universe`` tables as of ``ctx.now()``; whatever is missing
     (a feature task that has not run) is computed and written first. Normalization is the
     same per-date rank-gauss the training dataset uses, so a day scored here matches the
     walk-forward score of that day bit for bit.
     """
-    universe = stored_universe(lake, day)
+    lake, day, known = ctx.store, ctx.day, ctx.now()
+    universe = stored_universe(lake, day, known)
     if universe is None:
-        universe = compute_universe(lake, day, rule)
+        universe = compute_universe(ctx)
     members = pd.Index(sorted(universe["security_id"].astype(str)), dtype=object)
-    long = stored_features(lake, day)
+    long = stored_features(lake, day, known)
     missing = [n for n in names if n not in set(long["feature"])]
     if missing:
-        compute_features(lake, day, missing, rule)
-        long = stored_features(lake, day)
+        compute_features(ctx.with_features(missing))
+        long = stored_features(lake, day, known)
     wide = long.pivot(index="security_id", columns="feature", values="value")
     wide = wide.reindex(index=members, columns=list(names))
     raw = wide.to_numpy(dtype=np.float64)
@@ -295,24 +347,20 @@ def feature_matrix(
     return members, X
 
 
-def score_day(
-    lake: Lake,
-    day: dt.date,
-    model_id: str | None = None,
-    rule: UniverseRule = DEFAULT_RULE,
-) -> pd.DataFrame:
-    """Score ``day``'s universe with ``model_id`` (default: the champion known at the cutoff).
+def score_day(ctx: ResearchContext, model_id: str | None = None) -> pd.DataFrame:
+    """Score the session's universe with ``model_id`` (default: the champion known at
+    ``ctx.now()``).
 
     Writes and returns ``(security_id, score, model_id, valid_date, known_at)``. Raises
     :class:`NoChampionError` when no model has been promoted by then.
     """
-    known = cutoff(day)
+    lake, day, known = ctx.store, ctx.day, ctx.now()
     chosen = model_id or champion_id(lake, known, day)
     if chosen is None:
         raise NoChampionError(f"no champion model known at {known.isoformat()} for {day}")
     stored = load_model(lake, chosen, None if model_id else known)
-    model = LGBModel.from_string(stored.record.booster, dict(stored.record.params))
-    members, X = feature_matrix(lake, day, stored.record.features, rule)
+    model = restore_model(stored.record.spec, stored.record.booster)
+    members, X = feature_matrix(ctx, stored.record.features)
     scores = model.predict_matrix(X) if len(members) else np.empty(0)
     frame = pd.DataFrame(
         {
@@ -323,7 +371,7 @@ def score_day(
             "known_at": known,
         }
     )
-    _write(lake, "alpha_scores", frame)
+    _write(ctx, "alpha_scores", frame)
     return frame
 
 
@@ -365,7 +413,7 @@ def _training_panel(
     lookback = max((s.lookback for s in specs.values()), default=0)
     gap = config.horizon + config.embargo
     rows = config.train_sessions + gap + config.valid_sessions + gap + lookback + 1
-    start = sessions_back(day, rows)[0]
+    start = trading_calendar().back(day, rows)[0]
     return build_panel(lake, start, day, rule=config.rule, versions=versions)
 
 
@@ -373,33 +421,31 @@ def _fit_split(dataset: ResearchDataset, config: ResearchConfig) -> Split:
     n = len(dataset.dates)
     splits = walk_forward_splits(n, config.walk_forward(first_test=n - 1))
     if not splits or splits[-1].test[0] != n - 1:
-        raise ValueError(
+        raise InsufficientHistoryError(
             f"not enough history to train at {dataset.dates[-1].date()}: {n} sessions in the panel"
         )
     return splits[-1]
 
 
-def retrain(lake: Lake, day: dt.date, config: ResearchConfig = DEFAULT_CONFIG) -> RetrainResult:
-    """Fit a challenger at ``day``'s close, register it, and decide champion/challenger.
+def retrain(ctx: ResearchContext) -> RetrainResult:
+    """Fit a challenger at the session's close, register it, and decide champion/challenger.
 
     The model is deterministic in (panel, features, params, seed); its registry entry
     records the training/validation windows, features, params, metrics and the Delta
     version of every input table, and ``model_id`` is a hash of that content, so
     :func:`rebuild_model` reproduces it bit for bit.
     """
-    known = cutoff(day)
+    lake, day, config, known = ctx.store, ctx.day, ctx.config, ctx.now()
     specs = _specs(config.features)
     versions = input_versions(lake)
     panel = _training_panel(lake, day, config, specs, versions)
     label = make_label(panel, config.horizon, config.label_kind)
-    dataset = build_dataset(panel, list(specs), label, specs=specs)
+    dataset = build_dataset(panel, _feature_frames(panel, specs), label)
     split = _fit_split(dataset, config)
     model, record = fit_split(
         dataset,
         split,
-        dict(config.params),
-        config.num_boost_round,
-        config.early_stopping_rounds,
+        config.model_spec(),
         input_versions=dict(versions),
     )
     valid = dataset.with_segments(valid=split.valid)
@@ -413,7 +459,7 @@ def retrain(lake: Lake, day: dt.date, config: ResearchConfig = DEFAULT_CONFIG) -
 
     X_valid, _, _ = valid.matrix("valid", labelled=False)
     importance = dg.feature_importance(model, X_valid, dataset.feature_names, record.model_id)
-    _write(lake, "research_diagnostics", _importance_rows(importance, day, known))
+    _write(ctx, "research_diagnostics", _importance_rows(importance, day, known))
 
     current = champion_id(lake, known, day)
     champ_metric: float | None = None
@@ -422,7 +468,7 @@ def retrain(lake: Lake, day: dt.date, config: ResearchConfig = DEFAULT_CONFIG) -
     elif current == record.model_id:
         promoted, reason, champ_metric = False, "challenger is the champion", oos
     else:
-        champ_metric = _champion_metric(lake, current, day, label, config)
+        champ_metric = _champion_metric(ctx, current, label)
         promoted = bool(np.isfinite(oos) and oos > champ_metric + config.margin)
         op = ">" if promoted else "<="
         reason = f"oos_rank_ic {oos:.4f} {op} {champ_metric:.4f} + {config.margin}"
@@ -431,7 +477,7 @@ def retrain(lake: Lake, day: dt.date, config: ResearchConfig = DEFAULT_CONFIG) -
     # whether it was computed before or after this retrain
     record_decision(
         lake,
-        session_offset(day, 1),
+        trading_calendar().offset(day, 1),
         known,
         champion=winner,
         challenger=record.model_id,
@@ -443,11 +489,9 @@ def retrain(lake: Lake, day: dt.date, config: ResearchConfig = DEFAULT_CONFIG) -
     return RetrainResult(record, promoted, reason, winner, oos, champ_metric, importance)
 
 
-def _champion_metric(
-    lake: Lake, model_id: str, day: dt.date, label: Any, config: ResearchConfig
-) -> float:
+def _champion_metric(ctx: ResearchContext, model_id: str, label: Any) -> float:
     """The champion's live rank IC over its matured scores, else its validation rank IC."""
-    known = cutoff(day)
+    lake, day, config, known = ctx.store, ctx.day, ctx.config, ctx.now()
     truth = label.usable_at(pd.Timestamp(day))
     if lake.table("alpha_scores") is not None:
         start = truth.index[0].date()
@@ -464,10 +508,10 @@ def _champion_metric(
     return float(stored.record.metrics.get("oos_rank_ic", float("-inf")))
 
 
-def rebuild_model(lake: Lake, model_id: str, config: ResearchConfig = DEFAULT_CONFIG) -> LGBModel:
+def rebuild_model(lake: Lake, model_id: str, config: ResearchConfig = DEFAULT_CONFIG) -> Model:
     """Re-fit ``model_id`` from its registry entry: same input versions, panel, rows, params.
 
-    The rebuilt booster's text equals the stored artifact (checked by the tests).
+    The rebuilt model's artifact equals the stored one (checked by the tests).
     """
     from models.walk_forward import rebuild
 
@@ -484,13 +528,13 @@ def rebuild_model(lake: Lake, model_id: str, config: ResearchConfig = DEFAULT_CO
     horizon = int(rec.label.split("_")[2].rstrip("d"))
     kind: LabelKind = rec.label.rsplit("_", 1)[1]  # type: ignore[assignment]
     label = make_label(panel, horizon, kind)
-    dataset = build_dataset(panel, list(rec.features), label, specs=specs)
+    dataset = build_dataset(panel, _feature_frames(panel, specs), label)
     return rebuild(rec, dataset)
 
 
 def models_known(lake: Lake, day: dt.date) -> list[StoredModel]:
     """Every registered model fit by ``day`` (as known at its cutoff)."""
-    return list_models(lake, cutoff(day), day)
+    return list_models(lake, decision_cutoff(day), day)
 
 
 # --- diagnostics --------------------------------------------------------------------------
@@ -573,28 +617,23 @@ def diagnostics_rows(
     return out[np.isfinite(out["value"])] if len(out) else out
 
 
-def diagnose(
-    lake: Lake,
-    day: dt.date,
-    horizons: Sequence[int] = IC_HORIZONS,
-    rule: UniverseRule = DEFAULT_RULE,
-) -> pd.DataFrame:
-    """Append diagnostics of every score date whose h-day return matured at ``day``'s close.
+def diagnose(ctx: ResearchContext) -> pd.DataFrame:
+    """Append diagnostics of every score date whose h-day return matured at the session's close.
 
-    For each horizon h the score date is ``day − h`` sessions; IC, rank IC and quantile
+    For each horizon h of ``ctx.config.ic_horizons`` the score date is ``day − h`` sessions; IC, rank IC and quantile
     returns are stored per (score date, model, h). ICIR and IC decay are aggregates of
     these rows (:func:`pipelines.research.report_lake.load_diagnostics`).
     """
-    known = cutoff(day)
+    lake, day, known, horizons = ctx.store, ctx.day, ctx.now(), ctx.config.ic_horizons
     if lake.table("alpha_scores") is None:
         return pd.DataFrame()
-    first = session_offset(day, -max(horizons))
+    first = trading_calendar().offset(day, -max(horizons))
     rows = lake.as_of("alpha_scores", known_at=known, valid_at=(first, day)).to_pandas()
-    wanted = {session_offset(day, -h) for h in horizons}
+    wanted = {trading_calendar().offset(day, -h) for h in horizons}
     rows = rows[pd.to_datetime(rows["valid_date"]).dt.date.isin(wanted)]
     if not len(rows):
         return pd.DataFrame()
-    panel = _day_panel(lake, day, max(horizons), rule)
+    panel = _day_panel(ctx, max(horizons))
     scores = pd.DataFrame(
         {
             "date": pd.to_datetime(rows["valid_date"]),
@@ -605,12 +644,12 @@ def diagnose(
     )
     frame = diagnostics_rows(scores, panel, horizons)
     # keep exactly the (score date, horizon) pairs that matured today
-    matured = {(session_offset(day, -h), h) for h in horizons}
+    matured = {(trading_calendar().offset(day, -h), h) for h in horizons}
     keep = [
         (d, int(h)) in matured for d, h in zip(frame["valid_date"], frame["horizon"], strict=True)
     ]
     frame = frame[np.asarray(keep, dtype=bool)]
-    _write(lake, "research_diagnostics", frame.assign(known_at=known))
+    _write(ctx, "research_diagnostics", frame.assign(known_at=known))
     return frame
 
 
@@ -635,7 +674,7 @@ def walk_forward_on_lake(
     config: ResearchConfig = DEFAULT_CONFIG,
     known_at: dt.datetime | None = None,
 ) -> LakeWalkForward:
-    """Walk-forward LightGBM on the lake panel of ``[start, end]`` (no lake writes).
+    """Walk-forward of the configured model on the lake panel of ``[start, end]`` (no lake writes).
 
     Out-of-sample scores of every test block, their daily IC / rank IC against the
     market-residual forward return of ``config.horizon``, and the IC summary.
@@ -643,19 +682,13 @@ def walk_forward_on_lake(
     specs = _specs(config.features)
     panel = build_panel(lake, start, end, known_at=known_at, rule=config.rule)
     label = make_label(panel, config.horizon, config.label_kind)
-    dataset = build_dataset(panel, list(specs), label, specs=specs)
+    dataset = build_dataset(panel, _feature_frames(panel, specs), label)
     splits = walk_forward_splits(len(panel.dates), config.walk_forward())
-    result = run_walk_forward(
-        dataset,
-        splits,
-        dict(config.params),
-        config.num_boost_round,
-        config.early_stopping_rounds,
-    )
+    result = run_walk_forward(dataset, splits, config.model_spec())
     ic = dg.ic_by_date(result.scores, label.values, config.horizon, model_label="walk_forward")
     return LakeWalkForward(result, ic, dg.ic_summary(ic), panel, dataset)
 
 
-def to_json(obj: Any) -> str:
-    """Canonical JSON (sorted keys) for task return values."""
-    return json.dumps(obj, sort_keys=True, default=str)
+def _conforms(ctx: ResearchContext) -> StageContext:
+    # mypy checks here that a ResearchContext is a StageContext (no runtime cost)
+    return ctx

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines.research.panel import Panel
+from pipelines.pit.panel import Panel
 
 SECTORS: tuple[str, ...] = ("10", "15", "20", "25", "30", "35", "40", "45", "50", "55", "60")
 _PHI = 0.97

@@ -3,7 +3,7 @@
 All are bitemporal POINT tables. ``valid_date`` is the session a row is *about* (the
 universe/feature/score date, a model's fit date, a diagnostic's score date) and
 ``known_at`` is the research knowledge time of the run that produced it
-(:func:`pipelines.research.knowledge.cutoff`), so a re-run for the same session writes the
+(:func:`pipelines.timeline.decision_cutoff`), so a re-run for the same session writes the
 same rows with the same batch id and adds nothing, and ``Lake.as_of`` answers "which
 scores / which champion did we have at T" exactly.
 """

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.features import normalize, ops
+from pipelines.pit import normalize, ops
 
 
 @pytest.fixture(scope="module")

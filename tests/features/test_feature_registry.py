@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.config import get_settings
 from pipelines.features import compute_feature, feature, registry, unregister
 from pipelines.features.spec import FeatureSpec
-from pipelines.research.panel import Panel, UndeclaredInputError, make_synthetic_panel
-from pipelines.research.pit import frames_equal, perturb_after
+from pipelines.pit.panel import Panel, UndeclaredInputError
+from pipelines.pit.perturb import frames_equal, perturb_after
+from pipelines.research.synthetic import synthetic_panel
 
 REQUIRED = {
     "momentum_12_1",
@@ -35,7 +37,7 @@ REQUIRED = {
 
 @lru_cache(maxsize=1)
 def small_panel() -> Panel:
-    return make_synthetic_panel(n_securities=40, n_days=300, seed=11, signal_strength=0.1)
+    return synthetic_panel(n_securities=40, n_days=300, seed=11, signal_strength=0.1)
 
 
 def test_registry_ships_standard_features() -> None:
@@ -80,7 +82,7 @@ def test_new_python_and_sql_features_are_discovered(tmp_path, monkeypatch) -> No
         textwrap.dedent(
             '''
             from pipelines.features import feature
-            from pipelines.features.ops import rolling_mean
+            from pipelines.pit.ops import rolling_mean
 
             @feature(name="tmp_volume_trend", inputs=["volume"], lookback=9)
             def tmp_volume_trend(panel):
@@ -116,6 +118,7 @@ def test_new_python_and_sql_features_are_discovered(tmp_path, monkeypatch) -> No
         assert row.between(0, 1).all() and len(row) == panel.universe()[-1].sum()
         # the environment variable route (how a DAG would find the sandbox)
         monkeypatch.setenv("ALPHAFACTORY_FEATURE_PATHS", str(tmp_path))
+        get_settings.cache_clear()
         assert "tmp_cap_rank" in registry()
     finally:
         unregister("tmp_volume_trend")

@@ -29,7 +29,7 @@ SESSION = dt.date(2020, 11, 2)
 
 FEATURE_FILE = f'''
 from pipelines.features import feature
-from pipelines.features.ops import rolling_max
+from pipelines.pit.ops import rolling_max
 
 
 @feature(name="{NEW}", inputs=["close"], lookback=2)
@@ -63,6 +63,7 @@ def test_new_feature_file_becomes_a_task_and_a_table_column(
 
     (sandbox / "my_alpha.py").write_text(textwrap.dedent(FEATURE_FILE))
     monkeypatch.setenv("ALPHAFACTORY_FEATURE_PATHS", str(sandbox))
+    get_settings.cache_clear()
     try:
         bag = DagBag(dag_folder=str(DAGS_FOLDER / "daily_research.py"))
         assert not bag.import_errors, bag.import_errors

@@ -18,18 +18,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.base import ModelSpec
 from models.walk_forward import run_walk_forward
 from pipelines.features.registry import compute_features, registry
 from pipelines.lake import Lake
+from pipelines.pit.dataset import build_dataset
+from pipelines.pit.labels import make_label
+from pipelines.pit.lake_panel import build_panel
+from pipelines.pit.panel import Panel
+from pipelines.pit.perturb import frames_equal
+from pipelines.pit.splits import walk_forward_splits
 from pipelines.research import stages
-from pipelines.research.dataset import build_dataset
-from pipelines.research.knowledge import cutoff, session_offset
-from pipelines.research.labels import make_label
-from pipelines.research.lake_panel import build_panel
-from pipelines.research.panel import Panel
-from pipelines.research.pit import frames_equal
 from pipelines.research.simlake import perturb_after
-from pipelines.research.splits import walk_forward_splits
+from pipelines.research.stages import ResearchContext
+from pipelines.timeline import decision_cutoff, trading_calendar
 from tests.research.lake_helpers import (
     SMALL_CONFIG,
     SMALL_PARAMS,
@@ -51,7 +53,7 @@ def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, Lake]:
     frames = market_frames(60, START, END)
     root = tmp_path_factory.mktemp("lookahead")
     a = make_lake(root / "a", frames)
-    b = make_lake(root / "b", perturb_after(frames, cutoff(D), seed=5))
+    b = make_lake(root / "b", perturb_after(frames, decision_cutoff(D), seed=5))
     return a, b
 
 
@@ -129,12 +131,13 @@ def test_features_and_usable_labels_up_to_d_are_bit_identical(
 
 def test_walk_forward_scores_up_to_d_are_bit_identical(panels: tuple[Panel, Panel]) -> None:
     names = list(FEW)
+    spec = ModelSpec("lgbm", {**SMALL_PARAMS, "num_boost_round": 40, "early_stopping_rounds": 10})
     results = []
     for panel in panels:
-        ds = build_dataset(panel, names, make_label(panel, 5, "market"))
+        ds = build_dataset(panel, compute_features(names, panel), make_label(panel, 5, "market"))
         splits = walk_forward_splits(len(panel.dates), SMALL_CONFIG.walk_forward())
         fit_by_d = [s for s in splits if panel.dates[s.fit_position] <= pd.Timestamp(D)]
-        results.append(run_walk_forward(ds, fit_by_d[-3:], SMALL_PARAMS, 40, 10))
+        results.append(run_walk_forward(ds, fit_by_d[-3:], spec))
     sa, sb = (r.scores[r.scores["date"] <= pd.Timestamp(D)] for r in results)
     assert len(sa) > 0
     pd.testing.assert_frame_equal(sa.reset_index(drop=True), sb.reset_index(drop=True))
@@ -144,16 +147,16 @@ def test_stage_outputs_up_to_d_are_bit_identical(lakes: tuple[Lake, Lake]) -> No
     a, b = lakes
     out: list[dict[str, pd.DataFrame]] = []
     for lake in lakes:
-        result = stages.retrain(lake, D0, CONFIG)
+        result = stages.retrain(ResearchContext(lake, D0, CONFIG))
         assert result.promoted
-        next_day = session_offset(D0, 1)
+        next_day = trading_calendar().offset(D0, 1)
         out.append(
             {
                 "model": pd.DataFrame({"id": [result.record.model_id]}),
-                "universe": stages.compute_universe(lake, D),
-                "features": stages.compute_features(lake, D),
-                "score_next": stages.score_day(lake, next_day),
-                "score_d": stages.score_day(lake, D),
+                "universe": stages.compute_universe(ResearchContext(lake, D)),
+                "features": stages.compute_features(ResearchContext(lake, D)),
+                "score_next": stages.score_day(ResearchContext(lake, next_day)),
+                "score_d": stages.score_day(ResearchContext(lake, D)),
             }
         )
     for key in out[0]:
@@ -161,17 +164,19 @@ def test_stage_outputs_up_to_d_are_bit_identical(lakes: tuple[Lake, Lake]) -> No
     # the model trained at D0 scores from the next session on, and is the one in alpha_scores
     assert set(out[0]["score_d"]["model_id"]) == {out[0]["model"]["id"].iloc[0]}
     with pytest.raises(stages.NoChampionError):
-        stages.score_day(a, D0)  # its own fit session was scored before the decision
+        stages.score_day(
+            ResearchContext(a, D0)
+        )  # its own fit session was scored before the decision
     # idempotent: re-running a day writes nothing new
     version = a.table("alpha_scores").version()  # type: ignore[union-attr]
-    stages.score_day(a, D)
-    stages.compute_features(a, D)
+    stages.score_day(ResearchContext(a, D))
+    stages.compute_features(ResearchContext(a, D))
     assert a.table("alpha_scores").version() == version  # type: ignore[union-attr]
     # and the registry entry rebuilds the model bit for bit
     model_id = str(out[0]["model"]["id"].iloc[0])
     rebuilt = stages.rebuild_model(a, model_id, CONFIG)
     stored = stages.models_known(a, D)[-1].record
-    assert stored.model_id == model_id and rebuilt.model_to_string() == stored.booster
+    assert stored.model_id == model_id and rebuilt.to_artifact() == stored.booster
     assert set(stored.input_versions) >= {"prices", "corporate_actions", "fundamentals"}
     assert b is not a
 
@@ -185,12 +190,14 @@ def test_diagnostics_and_report_cli(
     from pipelines.config import get_settings
 
     a, _ = lakes
-    stages.retrain(a, D0, CONFIG)  # same content as above: writes nothing new
-    days = [session_offset(D0, k) for k in (1, 2)]
+    stages.retrain(ResearchContext(a, D0, CONFIG))  # same content as above: writes nothing new
+    days = [trading_calendar().offset(D0, k) for k in (1, 2)]
     for day in days:
-        stages.score_day(a, day)
+        stages.score_day(ResearchContext(a, day))
     # h = 1 matures for both score dates the day after the second; h = 5 for the first later
-    rows = [stages.diagnose(a, session_offset(days[0], h)) for h in (2, 5)]
+    rows = [
+        stages.diagnose(ResearchContext(a, trading_calendar().offset(days[0], h))) for h in (2, 5)
+    ]
     stored = pd.concat(rows, ignore_index=True)
     assert {"ic", "quantile"} <= set(stored["kind"])
     assert set(stored["horizon"]) >= {1, 5}

@@ -8,19 +8,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.base import ModelSpec
 from models.walk_forward import WalkForwardResult, run_walk_forward
-from pipelines.research import diagnostics as dg
-from pipelines.research.dataset import build_dataset
-from pipelines.research.labels import (
+from pipelines.features.registry import compute_features
+from pipelines.pit.dataset import build_dataset
+from pipelines.pit.labels import (
     forward_returns,
     label_available_date,
     make_label,
     make_labels,
 )
-from pipelines.research.panel import Panel, make_synthetic_panel, to_long_frame
-from pipelines.research.pit import frames_equal, perturb_after
+from pipelines.pit.panel import Panel, to_long_frame
+from pipelines.pit.perturb import frames_equal, perturb_after
+from pipelines.pit.splits import WalkForwardConfig, walk_forward_splits
+from pipelines.research import diagnostics as dg
 from pipelines.research.report import write_research_report
-from pipelines.research.splits import WalkForwardConfig, walk_forward_splits
+from pipelines.research.synthetic import synthetic_panel
 
 # sentiment carries the planted signal; the rest are decoys with no planted alpha
 FEATURES = ["sentiment_5d", "sentiment_surprise", "reversal_5d", "book_to_price", "roe"]
@@ -32,17 +35,16 @@ SMALL_MODEL = {"num_leaves": 7, "min_data_in_leaf": 50, "learning_rate": 0.1, "n
 
 @lru_cache(maxsize=4)
 def panel(strength: float, seed: int = 3) -> Panel:
-    return make_synthetic_panel(n_securities=150, n_days=520, seed=seed, signal_strength=strength)
+    return synthetic_panel(n_securities=150, n_days=520, seed=seed, signal_strength=strength)
 
 
 def walk_forward(p: Panel, last_fit: int | None = None) -> WalkForwardResult:
-    ds = build_dataset(p, FEATURES, make_label(p, 5, "market"))
+    ds = build_dataset(p, compute_features(FEATURES, p), make_label(p, 5, "market"))
     splits = walk_forward_splits(len(p.dates), CONFIG)
     if last_fit is not None:  # only models fit at or before `last_fit` can score dates <= it
         splits = [s for s in splits if s.fit_position <= last_fit]
-    return run_walk_forward(
-        ds, splits, SMALL_MODEL, num_boost_round=100, early_stopping_rounds=10, keep_models=True
-    )
+    spec = ModelSpec("lgbm", {**SMALL_MODEL, "num_boost_round": 100, "early_stopping_rounds": 10})
+    return run_walk_forward(ds, splits, spec, keep_models=True)
 
 
 @lru_cache(maxsize=4)
@@ -152,7 +154,9 @@ def test_diagnostics_and_report(tmp_path) -> None:
     assert spread > 0
     rec = res.records[-1]
     model = res.models[rec.model_id]
-    ds = build_dataset(p, FEATURES, make_label(p, 5, "market")).with_segments(test=(400, 420))
+    ds = build_dataset(p, compute_features(FEATURES, p), make_label(p, 5, "market")).with_segments(
+        test=(400, 420)
+    )
     X, _, _ = ds.matrix("test", labelled=False)
     imp = dg.feature_importance(model, X, FEATURES, rec.model_id)
     assert list(imp.columns) == [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.features.ops import rolling_max, shift
 from pipelines.features.registry import feature
-from pipelines.research.panel import Panel
+from pipelines.pit.ops import rolling_max, shift
+from pipelines.pit.panel import Panel
 
 
 def _past_return(adj_close: np.ndarray, start_lag: int, end_lag: int = 0) -> np.ndarray:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.features.ops import safe_div, shift
 from pipelines.features.registry import feature
-from pipelines.research.panel import Panel
+from pipelines.pit.ops import safe_div, shift
+from pipelines.pit.panel import Panel
 
 
 @feature(name="roe", inputs=["net_income", "book_equity"], lookback=0)

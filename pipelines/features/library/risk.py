@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.features.ops import (
+from pipelines.features.registry import feature
+from pipelines.pit.ops import (
     cap_weighted_market_return,
     rolling_count,
     rolling_std,
     rolling_sum_valid,
 )
-from pipelines.features.registry import feature
-from pipelines.research.panel import Panel
+from pipelines.pit.panel import Panel
 
 BETA_WINDOW = 252
 BETA_MIN_OBS = 126

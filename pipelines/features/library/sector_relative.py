@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from pipelines.features.library import momentum, quality, risk, value
-from pipelines.features.ops import group_median
 from pipelines.features.registry import feature
-from pipelines.research.panel import Panel
+from pipelines.pit.ops import group_median
+from pipelines.pit.panel import Panel
 
 _SECTOR = ["sector", "in_universe"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.features.ops import safe_div, safe_log
 from pipelines.features.registry import feature
-from pipelines.research.panel import Panel
+from pipelines.pit.ops import safe_div, safe_log
+from pipelines.pit.panel import Panel
 
 
 @feature(name="size_log_mcap", inputs=["market_cap"], lookback=0)

@@ -1,7 +1,7 @@
 """Build the point-in-time :class:`Panel` from the bitemporal lake.
 
 Row ``t`` of the panel holds what was known at the research cutoff of session ``t``
-(:func:`pipelines.research.knowledge.cutoff`), capped by an optional global ``known_at``:
+(:func:`pipelines.timeline.decision_cutoff`), capped by an optional global ``known_at``:
 
 * ``close``/``volume``: the latest price version known then;
 * ``adj_close = close × F[t]`` where ``F[t]`` is the product, in ex-date order, of every
@@ -17,7 +17,7 @@ Row ``t`` of the panel holds what was known at the research cutoff of session ``
 * ``sector`` and listing status: the security-master state in force at ``t`` as known then;
 * ``sentiment``: the day's score when published by the cutoff.
 
-The one bitemporal SQL query is ``sql/research/panel.sql`` (DuckDB over the Delta tables'
+The one bitemporal SQL query is ``sql/pit/panel.sql`` (DuckDB over the Delta tables'
 ``to_pyarrow_dataset()``); the universe rule is applied here, vectorized.
 """
 
@@ -32,11 +32,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from pipelines.features.ops import rolling_count, rolling_mean
+from pipelines.errors import AlphaFactoryError
 from pipelines.lake import Lake
-from pipelines.research.knowledge import cutoff, sessions_back, sessions_between
-from pipelines.research.panel import Panel
+from pipelines.pit.ops import rolling_count, rolling_mean
+from pipelines.pit.panel import Panel
 from pipelines.sql_files import load_sql
+from pipelines.timeline import LATEST, decision_cutoffs, trading_calendar
 
 INPUT_TABLES: tuple[str, ...] = (
     "prices",
@@ -49,7 +50,10 @@ INPUT_TABLES: tuple[str, ...] = (
 #: resolved individually (older ones collapse onto that session, which is exact for
 #: everything but rolling pre-window fundamentals' shares forward over older splits).
 HISTORY_SESSIONS = 756
-FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+
+
+class EmptyPanelError(AlphaFactoryError, ValueError):
+    """A panel was asked for a date range without a trading session."""
 
 
 @dataclass(frozen=True)
@@ -76,11 +80,11 @@ DEFAULT_RULE = UniverseRule()
 
 
 def _calendar(first: dt.date, end: dt.date) -> pa.Table:
-    days = sessions_between(first, end)
+    days = trading_calendar().sessions(first, end)
     return pa.table(
         {
             "d": pa.array(days, pa.date32()),
-            "cutoff": pa.array([cutoff(d) for d in days], pa.timestamp("us", tz="UTC")),
+            "cutoff": pa.array(decision_cutoffs(days), pa.timestamp("us", tz="UTC")),
         }
     )
 
@@ -104,22 +108,22 @@ def load_panel_rows(
     known_at: dt.datetime | None = None,
     versions: Mapping[str, int] | None = None,
 ) -> pa.Table:
-    """The long point-in-time rows of ``sql/research/panel.sql`` for sessions ``[start, end]``.
+    """The long point-in-time rows of ``sql/pit/panel.sql`` for sessions ``[start, end]``.
 
     ``versions`` pins input tables to Delta versions (default: the latest).
     """
     import duckdb
 
-    first = sessions_back(start, HISTORY_SESSIONS)[0]
+    first = trading_calendar().back(start, HISTORY_SESSIONS)[0]
     con = duckdb.connect(config={"threads": 2})
     try:
         for name in INPUT_TABLES:
             con.register(name, _dataset(lake, name, (versions or {}).get(name)))
         con.register("cal", _calendar(first, end))
-        params = {"start": start, "end": end, "known_at": known_at or FAR_FUTURE}
+        params = {"start": start, "end": end, "known_at": known_at or LATEST}
         # ASOF joins against the small calendar: the merge operator, not a loop + arg_min
         con.execute("SET asof_loop_join_threshold = 0")
-        rows: pa.Table = con.sql(load_sql("research/panel.sql"), params=params).to_arrow_table()
+        rows: pa.Table = con.sql(load_sql("pit/panel.sql"), params=params).to_arrow_table()
         return rows
     finally:
         con.close()
@@ -146,12 +150,13 @@ def build_panel(
     names that delist later are there while they traded, and names are never dropped
     because of what happened after a row's date.
     """
-    sessions = sessions_between(start, end)
+    calendar = trading_calendar()
+    sessions = calendar.sessions(start, end)
     if not sessions:
-        raise ValueError(f"no trading sessions in [{start}, {end}]")
-    load_from = sessions_back(sessions[0], rule.warmup + 1)[0]
+        raise EmptyPanelError(f"no trading sessions in [{start}, {end}]")
+    load_from = calendar.back(sessions[0], rule.warmup + 1)[0]
     table = load_panel_rows(lake, load_from, sessions[-1], known_at, versions)
-    all_days = pd.DatetimeIndex(pd.to_datetime(sessions_between(load_from, sessions[-1])))
+    all_days = pd.DatetimeIndex(pd.to_datetime(calendar.sessions(load_from, sessions[-1])))
     rows = table.to_pandas()
     secs = pd.Index(sorted(rows["security_id"].unique()), dtype=object)
     rows["_t"] = all_days.get_indexer(pd.to_datetime(rows["date"]))

@@ -25,8 +25,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from pipelines.features.normalize import demean_by_group
-from pipelines.research.panel import Panel, wide
+from pipelines.pit.normalize import demean_by_group
+from pipelines.pit.panel import Panel, wide
 
 LabelKind = Literal["raw", "market", "sector"]
 DEFAULT_HORIZONS: tuple[int, ...] = (5, 21)

@@ -1,21 +1,21 @@
-"""Model records, the :class:`ModelStore` protocol and champion/challenger promotion.
+"""The record of one trained model: what the lake registry stores (:mod:`models.lake_store`).
 
 ``model_id`` is a content hash of everything that determines the model
-(booster text, params, features, label, training/validation windows, input
+(artifact text, params, features, label, training/validation windows, input
 table versions) — not of ``created_at`` or metrics — so rebuilding a model
-from its record reproduces the same id.
+from its record reproduces the same id. ``model`` names the implementation in
+:data:`models.factory.MODELS` that reads the artifact back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
+
+from models.base import ModelSpec
 
 
 def _canonical(obj: Any) -> str:
@@ -40,9 +40,10 @@ class ModelRecord:
     features: tuple[str, ...]
     label: str
     params: dict[str, Any]
-    booster: str
+    booster: str  # the artifact (:meth:`models.base.Model.to_artifact`)
     metrics: dict[str, float] = field(default_factory=dict)
     input_versions: dict[str, int] = field(default_factory=dict)
+    model: str = "lgbm"
 
     @staticmethod
     def content_hash(
@@ -82,6 +83,7 @@ class ModelRecord:
         input_versions: dict[str, int] | None = None,
         metrics: dict[str, float] | None = None,
         created_at: datetime | None = None,
+        model: str = "lgbm",
     ) -> ModelRecord:
         """Build a record, deriving ``model_id`` from the content."""
         versions = dict(input_versions or {})
@@ -106,7 +108,13 @@ class ModelRecord:
             booster=booster,
             metrics=dict(metrics or {}),
             input_versions=versions,
+            model=model,
         )
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The model's name and parameters (to restore or re-fit it)."""
+        return ModelSpec(self.model, self.params)
 
     def with_metrics(self, **metrics: float) -> ModelRecord:
         """A copy with metrics merged in (the id does not change)."""
@@ -124,97 +132,3 @@ class ModelRecord:
         data["created_at"] = datetime.fromisoformat(data["created_at"])
         data["features"] = tuple(data["features"])
         return cls(**data)
-
-
-@runtime_checkable
-class ModelStore(Protocol):
-    """Where model records live (local directory here; the lead adds a lake-backed one)."""
-
-    def save(self, record: ModelRecord) -> None: ...
-
-    def load(self, model_id: str) -> ModelRecord: ...
-
-    def list(self) -> list[ModelRecord]: ...
-
-    def champion(self) -> ModelRecord | None: ...
-
-    def set_champion(self, model_id: str) -> None: ...
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    # write-then-rename so a crash never leaves a half-written record
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-class LocalModelStore:
-    """One ``<model_id>.json`` per record plus ``CHAMPION`` holding the champion's id."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-
-    def save(self, record: ModelRecord) -> None:
-        _atomic_write(self.root / f"{record.model_id}.json", record.to_json())
-
-    def load(self, model_id: str) -> ModelRecord:
-        path = self.root / f"{model_id}.json"
-        if not path.exists():
-            raise KeyError(f"no model {model_id!r} in {self.root}")
-        return ModelRecord.from_json(path.read_text())
-
-    def list(self) -> list[ModelRecord]:
-        records = [ModelRecord.from_json(p.read_text()) for p in self.root.glob("*.json")]
-        return sorted(records, key=lambda r: (r.created_at, r.model_id))
-
-    def champion(self) -> ModelRecord | None:
-        marker = self.root / "CHAMPION"
-        return self.load(marker.read_text().strip()) if marker.exists() else None
-
-    def set_champion(self, model_id: str) -> None:
-        self.load(model_id)  # must exist
-        _atomic_write(self.root / "CHAMPION", model_id)
-
-
-@dataclass(frozen=True)
-class ChampionPolicy:
-    """A challenger replaces the champion iff challenger[metric] > champion[metric] + margin."""
-
-    metric: str = "oos_rank_ic"
-    margin: float = 0.005
-
-
-@dataclass(frozen=True)
-class PromotionDecision:
-    promoted: bool
-    reason: str
-    challenger_id: str
-    champion_id: str | None
-    challenger_metric: float
-    champion_metric: float | None
-
-
-def promote_if_better(
-    store: ModelStore, challenger: ModelRecord, policy: ChampionPolicy | None = None
-) -> PromotionDecision:
-    """Save the challenger; make it champion if there is none or it beats the champion by the margin."""
-    policy = policy or ChampionPolicy()
-    if policy.metric not in challenger.metrics:
-        raise ValueError(f"challenger {challenger.model_id} has no {policy.metric!r} metric")
-    store.save(challenger)
-    value = float(challenger.metrics[policy.metric])
-    champ = store.champion()
-    if champ is None:
-        store.set_champion(challenger.model_id)
-        return PromotionDecision(True, "no champion", challenger.model_id, None, value, None)
-    champ_value = float(champ.metrics.get(policy.metric, float("-inf")))
-    if value > champ_value + policy.margin:
-        store.set_champion(challenger.model_id)
-        reason = f"{policy.metric} {value:.4f} > {champ_value:.4f} + {policy.margin}"
-        return PromotionDecision(
-            True, reason, challenger.model_id, champ.model_id, value, champ_value
-        )
-    reason = f"{policy.metric} {value:.4f} <= {champ_value:.4f} + {policy.margin}"
-    return PromotionDecision(False, reason, challenger.model_id, champ.model_id, value, champ_value)

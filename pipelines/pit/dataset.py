@@ -13,18 +13,16 @@ per date too (a cross-sectional model predicts *relative* returns).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from pipelines.features.normalize import rank_gauss, zscore
-from pipelines.features.registry import compute_feature
-from pipelines.features.spec import FeatureSpec
-from pipelines.research.labels import LabelSet
-from pipelines.research.panel import Panel
+from pipelines.pit.labels import LabelSet
+from pipelines.pit.normalize import rank_gauss, zscore
+from pipelines.pit.panel import Panel
 
 Normalization = Literal["rank_gauss", "zscore", "none"]
 
@@ -72,13 +70,15 @@ def _normalize(values: np.ndarray, universe: np.ndarray, how: Normalization) -> 
 
 def build_dataset(
     panel: Panel,
-    features: Sequence[str] | Mapping[str, pd.DataFrame],
+    features: Mapping[str, pd.DataFrame],
     label: LabelSet,
-    specs: Mapping[str, FeatureSpec] | None = None,
     normalization: Normalization = "rank_gauss",
     label_normalization: Normalization = "rank_gauss",
 ) -> ResearchDataset:
-    """Compute (or take precomputed) features, normalize per date, and align the label.
+    """Normalize the wide ``features`` (name → frame on the panel's axes) per date, align the label.
+
+    The feature values come from the caller (e.g.
+    :func:`pipelines.features.registry.compute_features`); this layer knows no feature code.
 
     Everything here is per-date (cross-sectional) or uses the features' own
     lookback, so rows ``<= D`` of the dataset depend only on panel rows ``<= D``
@@ -90,11 +90,7 @@ def build_dataset(
     T, N = panel.shape
     X = np.empty((T, N, len(names)), dtype=np.float32)
     for f, name in enumerate(names):
-        frame = (
-            features[name]
-            if isinstance(features, Mapping)
-            else compute_feature(name, panel, specs=specs)
-        )
+        frame = features[name]
         X[:, :, f] = _normalize(frame.to_numpy(dtype=np.float64), universe, normalization)
     y = _normalize(label.values.to_numpy(dtype=np.float64), universe, label_normalization)
     return ResearchDataset(

@@ -1,11 +1,11 @@
-"""The point-in-time panel: the one input contract of the research stage.
+"""The point-in-time panel: the one input contract of features, labels and models.
 
 A :class:`Panel` is a set of *wide* fields (rows = trading days, columns = security
 ids) that share one date index and one security index. Every value at row ``t``
-must be knowable at the close of ``t`` (the lead builds it from the bitemporal
-lake "as of" each row's date). Features, labels and splits only ever read rows
+must be knowable at the close of ``t`` (:mod:`pipelines.pit.lake_panel` builds it from
+the bitemporal lake as of each row's decision cutoff). Features, labels and splits only ever read rows
 ``<= t`` to produce something for ``t`` (labels read ``t + N`` but are only
-*usable* from ``t + N`` on; see :mod:`pipelines.research.labels`).
+*usable* from ``t + N`` on; see :mod:`pipelines.pit.labels`).
 
 Standard fields (all float64 unless noted; NaN = unknown / not listed):
 
@@ -43,6 +43,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.errors import AlphaFactoryError
+
 NUMERIC_FIELDS: tuple[str, ...] = (
     "close",
     "adj_close",
@@ -63,7 +65,7 @@ UNIVERSE_FIELD = "in_universe"
 STANDARD_FIELDS: tuple[str, ...] = (*NUMERIC_FIELDS, SECTOR_FIELD, UNIVERSE_FIELD)
 
 
-class UndeclaredInputError(KeyError):
+class UndeclaredInputError(AlphaFactoryError, KeyError):
     """A feature read a panel field it did not declare in ``inputs``."""
 
 
@@ -293,15 +295,3 @@ def from_long(
     out = np.full(panel.shape, np.nan)
     out.ravel()[flat] = vals
     return wide(out, panel)
-
-
-def make_synthetic_panel(
-    n_securities: int = 200,
-    n_days: int = 500,
-    seed: int = 0,
-    signal_strength: float = 0.05,
-) -> Panel:
-    """A realistic-shaped synthetic panel with a planted signal (see :mod:`.synthetic`)."""
-    from pipelines.research.synthetic import synthetic_panel
-
-    return synthetic_panel(n_securities, n_days, seed, signal_strength)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines.research.panel import SECTOR_FIELD, UNIVERSE_FIELD, Panel
+from pipelines.pit.panel import SECTOR_FIELD, UNIVERSE_FIELD, Panel
 
 
 def perturb_after(panel: Panel, date: pd.Timestamp | str, seed: int = 0) -> Panel:
