@@ -102,11 +102,11 @@ _TABLES: dict[str, TableSpec] = {}
 #: so the registry is complete whatever the caller imported first (a DAG task importing
 #: only this module must see the same tables as the CLI).
 STAGE_TABLE_MODULES: tuple[str, ...] = (
-    "pipelines.execution.tables",
-    "pipelines.research.tables",
-    "pipelines.daily.tables",
-    "pipelines.backtest.tables",
-    "pipelines.portfolio.tables",
+    "pipelines.lake.catalog.execution",
+    "pipelines.lake.catalog.research",
+    "pipelines.lake.catalog.daily",
+    "pipelines.lake.catalog.backtest",
+    "pipelines.lake.catalog.portfolio",
 )
 _stages_loaded = False
 

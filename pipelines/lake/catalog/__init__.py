@@ -1,0 +1,1 @@
+"""Every lake table's declaration, one module per area."""
