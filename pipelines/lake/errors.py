@@ -8,7 +8,7 @@ class LakeError(Exception):
 
 
 class UnknownTableError(LakeError):
-    """The table name is not declared in :mod:`pipelines.lake.tables`."""
+    """The table name is not declared in :mod:`pipelines.lake.catalog`."""
 
     def __init__(self, table: str, known: list[str]) -> None:
         super().__init__(f"unknown table {table!r}; declared tables: {', '.join(sorted(known))}")

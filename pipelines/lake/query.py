@@ -12,8 +12,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from pipelines.lake.catalog import all_tables
 from pipelines.lake.store import Lake
-from pipelines.lake.tables import all_tables
 from pipelines.sql_files import load_sql
 
 
