@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pipelines.errors import AlphaFactoryError
 
-class LakeError(Exception):
+
+class LakeError(AlphaFactoryError):
     """Base class for lake errors."""
 
 

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 import pipelines.lake.catalog as catalog
+from pipelines.errors import AlphaFactoryError
 from pipelines.lake import TableSpec, UnknownTableError, all_tables, get_table
 from pipelines.lake.catalog import temporary_table
 
@@ -49,6 +50,8 @@ def test_a_fresh_process_importing_only_the_lake_sees_every_table() -> None:
 def test_unknown_table_lists_the_declared_ones() -> None:
     with pytest.raises(UnknownTableError, match=r"declared tables: .*prices"):
         get_table("no_such_table")
+    # A lake error is one of the platform's deliberate errors (the CLI prints it as one line).
+    assert issubclass(UnknownTableError, AlphaFactoryError)
 
 
 def test_temporary_table_is_gone_after_the_block_and_cannot_replace_a_declared_one() -> None:
