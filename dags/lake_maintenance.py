@@ -41,8 +41,8 @@ with DAG(
 
     @task
     def declared_tables() -> list[str]:
-        """Every table declared in pipelines/lake/tables.py, sorted."""
-        from pipelines.lake.tables import all_tables
+        """Every table declared in pipelines/lake/catalog/, sorted."""
+        from pipelines.lake.catalog import all_tables
 
         return sorted(all_tables())
 

@@ -29,7 +29,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.compute as pc
 
-from pipelines.backtest import tables as _tables  # noqa: F401  (registers the tables)
 from pipelines.backtest.broker import CachedPrices, InMemoryPaperBroker
 from pipelines.backtest.metrics import Metrics, compute_metrics, daily_frame
 from pipelines.daily.config import ApprovalPolicy, DailyConfig

@@ -17,9 +17,9 @@ from rich.table import Table
 
 from pipelines.cli.output import OutputFormat, render
 from pipelines.lake import Lake, LakeError, get_table
+from pipelines.lake.catalog import all_tables
 from pipelines.lake.maintenance import maintain
 from pipelines.lake.query import sql as run_sql
-from pipelines.lake.tables import all_tables
 
 lake_app = typer.Typer(
     help="Inspect, query, load and maintain the bitemporal lake.", no_args_is_help=True

@@ -30,7 +30,7 @@ def table_freshness(lake: Any) -> list[dict[str, Any]]:
     """Per declared table: rows, latest valid date, latest knowledge time, last commit."""
     import pyarrow.compute as pc
 
-    from pipelines.lake.tables import all_tables
+    from pipelines.lake.catalog import all_tables
 
     out = []
     for name in sorted(all_tables()):

@@ -1,7 +1,7 @@
 """What a validation run says: :class:`ValidationReport`, :class:`RuleResult`, :class:`RuleFailure`.
 
 The report is plain data (no GX objects needed to read it). ``to_rows`` flattens it to the
-``validation_results`` lake table (declared in :mod:`pipelines.lake.tables`).
+``validation_results`` lake table (declared in :mod:`pipelines.lake.catalog`).
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ class ValidationReport:
 
     def to_rows(self) -> list[dict[str, Any]]:
         """One dict per rule (evaluated or skipped), shaped for the ``validation_results``
-        lake table declared in :mod:`pipelines.lake.tables` — write them as they are.
+        lake table declared in :mod:`pipelines.lake.catalog` — write them as they are.
 
         Keys: run_id, dataset, feed, file_name (files of the failing rows, else the batch's
         files, ``;``-joined), rule, expectation (GX type), policy, success (False only for a

@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.daily import tables as _tables  # noqa: F401  (registers daily_book)
 from pipelines.daily.artifacts import DayArtifacts
 from pipelines.daily.config import DailyConfig
 from pipelines.daily.marketdata import MarketSnapshot, cutoff, load_snapshot

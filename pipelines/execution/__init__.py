@@ -30,10 +30,9 @@ Brokers (:class:`Broker` protocol): :class:`PaperBroker` (default, embedded) and
 :class:`~pipelines.execution.fix_broker.FixBroker` (FIX 4.4 via the optional ``quickfix``
 package, extra ``fix``; import ``pipelines.execution.fix_broker`` explicitly), tested
 against the loopback simulator :class:`~pipelines.execution.fix_acceptor.FixAcceptor`.
-Tables are declared in :mod:`pipelines.execution.tables` on import of this package.
+Its tables are declared in :mod:`pipelines.lake.catalog.execution`.
 """
 
-from pipelines.execution import tables
 from pipelines.execution.broker import (
     Algo,
     AlgoInstruction,
@@ -96,5 +95,4 @@ __all__ = [
     "run_tca",
     "seed_positions",
     "sync_orders",
-    "tables",
 ]

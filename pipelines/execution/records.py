@@ -16,7 +16,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.execution import tables as _tables  # noqa: F401  (registers the tables)
 from pipelines.lake import Lake, get_table
 
 # Reads that must see everything we ever recorded use a knowledge time far in the future

@@ -651,7 +651,7 @@ def backfill_rest(
 
 
 def _no_rows(feed: FeedSpec) -> pa.Table:
-    from pipelines.lake.tables import get_table
+    from pipelines.lake.catalog import get_table
 
     fields = [f for f in get_table(feed.table).input_fields]
     return pa.schema(fields).empty_table()

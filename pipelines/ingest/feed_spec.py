@@ -16,7 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipelines.lake.tables import get_table
+from pipelines.lake.catalog import get_table
 
 FEEDS_DIR = Path(__file__).resolve().parent / "feeds"
 

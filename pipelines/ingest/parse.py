@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipelines.ingest.feed_spec import FeedSpec, SqlExpr
-from pipelines.lake.tables import get_table
+from pipelines.lake.catalog import get_table
 from pipelines.sql_files import quote_ident
 
 SOURCE_FILE = "_source_file"

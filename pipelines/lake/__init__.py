@@ -1,16 +1,10 @@
 """The bitemporal Delta lake: declared tables, point-in-time reads, idempotent writes."""
 
 from pipelines.lake.bitemporal import ValidRange
+from pipelines.lake.catalog import all_tables, get_table
 from pipelines.lake.errors import LakeError, LakeSchemaError, RawZoneError, UnknownTableError
+from pipelines.lake.spec import TableSpec, ValidTime, column
 from pipelines.lake.store import Lake, RawFile, WriteResult
-from pipelines.lake.tables import (
-    TableSpec,
-    ValidTime,
-    all_tables,
-    column,
-    get_table,
-    register,
-)
 
 __all__ = [
     "Lake",
@@ -26,5 +20,4 @@ __all__ = [
     "all_tables",
     "column",
     "get_table",
-    "register",
 ]

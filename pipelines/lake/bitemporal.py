@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from pipelines.lake.tables import PARTITION_COLUMN, TableSpec, ValidTime
+from pipelines.lake.spec import PARTITION_COLUMN, TableSpec, ValidTime
 from pipelines.sql_files import load_sql, quote_ident
 
 _TS = pa.timestamp("us", tz="UTC")

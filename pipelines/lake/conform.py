@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.lake.errors import LakeSchemaError
-from pipelines.lake.tables import TableSpec
+from pipelines.lake.spec import TableSpec
 
 FrameLike: TypeAlias = pd.DataFrame | pa.Table
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pipelines.errors import AlphaFactoryError
 
-class LakeError(Exception):
+
+class LakeError(AlphaFactoryError):
     """Base class for lake errors."""
 
 
 class UnknownTableError(LakeError):
-    """The table name is not declared in :mod:`pipelines.lake.tables`."""
+    """The table name is not declared in :mod:`pipelines.lake.catalog`."""
 
     def __init__(self, table: str, known: list[str]) -> None:
         super().__init__(f"unknown table {table!r}; declared tables: {', '.join(sorted(known))}")

@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake.transaction import AddAction, RemoveAction
 
-from pipelines.lake.tables import PARTITION_COLUMN, TableSpec
+from pipelines.lake.spec import PARTITION_COLUMN, TableSpec
 
 ROW_GROUP_ROWS = 64_000
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from deltalake import WriterProperties
 
+from pipelines.lake.catalog import all_tables, get_table
 from pipelines.lake.files import ROW_GROUP_ROWS
 from pipelines.lake.store import Lake
-from pipelines.lake.tables import all_tables, get_table
 
 
 @dataclass

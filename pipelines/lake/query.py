@@ -12,9 +12,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from pipelines.lake.catalog import all_tables
 from pipelines.lake.store import Lake
-from pipelines.lake.tables import all_tables
-from pipelines.sql_files import load_sql
 
 
 def connect(lake: Lake, tables: list[str] | None = None) -> duckdb.DuckDBPyConnection:
@@ -33,8 +32,3 @@ def sql(lake: Lake, query: str, params: dict[str, Any] | None = None) -> pa.Tabl
         return result
     finally:
         con.close()
-
-
-def sql_file(lake: Lake, relative: str, params: dict[str, Any] | None = None) -> pa.Table:
-    """Run ``sql/<relative>`` over the lake's tables with named ``$parameters``."""
-    return sql(lake, load_sql(relative), params)

@@ -8,7 +8,7 @@ from pathlib import Path
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from pipelines.lake.tables import TableSpec
+from pipelines.lake.spec import TableSpec
 
 
 @dataclass

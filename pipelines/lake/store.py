@@ -21,18 +21,13 @@ from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake.exceptions import CommitFailedError
 
 from pipelines.lake import bitemporal, raw
+from pipelines.lake.catalog import all_tables, get_table
+from pipelines.lake.catalog.ingestion import RAW_MANIFEST
 from pipelines.lake.conform import FrameLike, conform
 from pipelines.lake.errors import LakeError
 from pipelines.lake.files import write_batch_files
+from pipelines.lake.spec import PARTITION_COLUMN, TableSpec, TableStatus
 from pipelines.lake.storage import LakeLocation, create_table, open_table
-from pipelines.lake.tables import (
-    PARTITION_COLUMN,
-    RAW_MANIFEST,
-    TableSpec,
-    TableStatus,
-    all_tables,
-    get_table,
-)
 
 _TS = pa.timestamp("us", tz="UTC")
 _TXN_PREFIX = "alphafactory-batch:"

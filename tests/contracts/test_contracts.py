@@ -274,7 +274,7 @@ def test_suite_tags_every_expectation_with_its_rule() -> None:
 def test_report_rows_write_to_the_lake(clean: pd.DataFrame, lake) -> None:  # type: ignore[no-untyped-def]
     import pyarrow as pa
 
-    from pipelines.lake.tables import get_table
+    from pipelines.lake.catalog import get_table
 
     bad = clean.copy()
     bad.loc[3, "close"] = -1.0
@@ -288,7 +288,7 @@ def test_report_rows_write_to_the_lake(clean: pd.DataFrame, lake) -> None:  # ty
 def test_contract_schemas_match_lake_tables() -> None:
     import pyarrow as pa
 
-    from pipelines.lake.tables import get_table
+    from pipelines.lake.catalog import get_table
 
     logical = {
         pa.string(): "string",

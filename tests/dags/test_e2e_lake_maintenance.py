@@ -41,7 +41,7 @@ def test_lake_maintenance_runs_for_one_session(tmp_path: Path) -> None:
     assert result.ok, result.output[-5000:]
     assert result.task_states["declared_tables"] == "success"
     mapped = {k: v for k, v in result.task_states.items() if k.startswith("maintain_table[")}
-    from pipelines.lake.tables import all_tables
+    from pipelines.lake.catalog import all_tables
 
     assert len(mapped) == len(all_tables()) and set(mapped.values()) == {"success"}
     # The run for session 2024-07-05 covers (3 July 21:30 ET, 5 July 21:30 ET]: the holiday

@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.execution import execute_day, load_orders, load_targets
 from pipelines.lake import TableSpec, get_table
-from pipelines.lake.tables import temporary_table
+from pipelines.lake.catalog import temporary_table
 from pipelines.portfolio.targets import TARGET_COLUMNS
 
 from .conftest import DECISION, NAV, PF, TRADE

@@ -170,7 +170,7 @@ def test_zorder_runs_for_tables_that_declare_it(lake: Lake) -> None:
     import pyarrow as pa
 
     from pipelines.lake import TableSpec
-    from pipelines.lake.tables import temporary_table
+    from pipelines.lake.catalog import temporary_table
 
     spec = TableSpec(
         name="test_zordered",

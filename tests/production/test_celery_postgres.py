@@ -81,7 +81,7 @@ def test_daily_dag_runs_on_celery_workers_with_postgres(
     }
     assert final["state"] == "success", f"{summary}\n{logs}"
     assert (final["data_interval_start"], final["data_interval_end"]) == EXPECTED_INTERVAL
-    from pipelines.lake.tables import all_tables
+    from pipelines.lake.catalog import all_tables
 
     mapped = [ti for ti in instances if ti["task_id"] == "maintain_table"]
     assert len(mapped) == len(all_tables()), summary
