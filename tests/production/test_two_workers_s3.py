@@ -11,13 +11,16 @@ market (60 securities, January to mid-June 2024; the builtin scorer gives the sc
 
 Which worker runs what is decided, not left to Celery: a test-only cluster policy
 (``airflow_local_settings.py``'s ``task_policy``) puts the DAG's tasks, in dependency
-order, alternately on each worker's own queue, so every stage's output is read by a task
-on the other worker. The policy also drops retries: a retry would go to the same queue, so
-it could only delay a failure.
+order, alternately on each worker's own queue, so consecutive stages run on different
+workers (``execute`` on one, ``reconcile`` on the other). The policy also drops retries: a
+retry would go to the same queue, so it could only delay a failure.
 
-The run (auto-approval by the daily config) must succeed with every task on the worker
-its queue names, and the orders must be in the S3 lake. Stages that hand state to each
-other through files under ``./var`` fail here: the next stage's worker cannot see them.
+Two sessions run one after the other (auto-approval by the daily config); each run must
+succeed with every task on the worker its queue names. In the S3 lake: the orders of both
+runs, and the second session's fills and positions — the orders the first run's
+``execute`` sent, reconciled on the other worker — with every reconciliation a match.
+Stages that hand state to each other through files under ``./var`` (artifacts, the paper
+broker's account) fail here: the next stage's worker cannot see them.
 
 Its PostgreSQL database (``airflow_two_workers_<hex>``) and Redis DB (:data:`REDIS_DB`)
 are used by no other test, so it can run beside the other production tests.
@@ -48,8 +51,9 @@ from tests.production.cluster import Cluster, WorkerSpec, production_cluster
 from tests.production.services import fresh_database, redis_queues, require_postgres_and_redis
 
 DAG_ID = "portfolio_rebalance"
-SESSION = dt.date(2024, 6, 6)
-TRADE_DATE = dt.date(2024, 6, 7)
+#: Two sessions in a row: the second reconciles the fills of the orders the first sent.
+SESSIONS = (dt.date(2024, 6, 6), dt.date(2024, 6, 7))
+TRADE_DATE_AFTER = dt.date(2024, 6, 10)  # the second session's trade date
 MARKET_START, MARKET_END, UNIVERSE = dt.date(2024, 1, 2), dt.date(2024, 6, 14), 60
 BUCKET, PREFIX = "alphafactory-two-workers", "lake"
 REDIS_DB = 11  # the other production tests use DB 0
@@ -70,7 +74,7 @@ TASK_ORDER = (
     "report",
 )
 ASSIGNED = {task: WORKERS[i % len(WORKERS)] for i, task in enumerate(TASK_ORDER)}
-RUN_TIMEOUT = 300.0
+RUN_TIMEOUT = 240.0  # per run
 
 _LOCAL_SETTINGS = '''"""Test-only cluster policy of tests/production/test_two_workers_s3.py."""
 
@@ -139,9 +143,10 @@ def _task_log(homes: list[Path], run_id: str, task_id: str, lines: int = 40) -> 
                     continue
                 events.append(f"{record.get('level', '')}: {record.get('event', '')}")
                 for error in record.get("error_detail") or []:
-                    frames = error.get("frames") or [{}]
-                    where = f"{frames[-1].get('filename')}:{frames[-1].get('lineno')}"
-                    events.append(f"  {error.get('exc_type')}: {error.get('exc_value')} ({where})")
+                    events.append(f"  {error.get('exc_type')}: {error.get('exc_value')}")
+                    for frame in (error.get("frames") or [])[-4:]:  # the innermost calls
+                        where = f"{frame.get('filename')}:{frame.get('lineno')}"
+                        events.append(f"    at {where} in {frame.get('name')}")
             shown = path.relative_to(home.parent.parent)  # <worker>/airflow/logs/…
             out.append(f"--- {shown}\n" + "\n".join(events[-lines:]))
     return "\n".join(out) or f"(no log of {task_id} in {homes})"
@@ -156,8 +161,6 @@ def _files(folder: Path) -> list[str]:
 def test_rebalance_on_two_workers_sharing_no_disk_with_lake_on_s3(
     tmp_path: Path, s3_endpoint: str
 ) -> None:
-    from pipelines.execution.records import read_day
-
     require_postgres_and_redis()
     started = time.perf_counter()
     settings = _seed_lake(s3_endpoint)
@@ -168,6 +171,7 @@ def test_rebalance_on_two_workers_sharing_no_disk_with_lake_on_s3(
     config.write_text(yaml.safe_dump(data))
 
     machines = {name: tmp_path / name for name in WORKERS}
+    runs: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
     with (
         fresh_database("airflow_two_workers") as db_url,
         redis_queues(REDIS_DB, count=len(WORKERS)) as (broker_url, queues),
@@ -202,39 +206,63 @@ def test_rebalance_on_two_workers_sharing_no_disk_with_lake_on_s3(
             local_settings=local_settings,
         ) as cluster:
             cluster.timings["seed_lake"] = seed_seconds
-            final, instances = _run(cluster)
+            _prepare(cluster)
+            for session in SESSIONS:  # one after the other (max_active_runs=1)
+                runs.append(_run(cluster, session))
+                if runs[-1][0]["state"] != "success":
+                    break
             logs = cluster.logs()
         cwd_files = {name: _files(machine / "cwd") for name, machine in machines.items()}
     print(f"test total: {time.perf_counter() - started:.1f}s")
     print("left in the workers' working directories:", cwd_files)
 
-    summary = {ti["task_id"]: (ti["state"], ti["hostname"]) for ti in instances}
     homes = [machine / "airflow" for machine in machines.values()]
-    failed = [ti["task_id"] for ti in instances if ti["state"] == "failed"]
-    failures = "\n".join(_task_log(homes, final["dag_run_id"], task) for task in failed)
-    assert final["state"] == "success", f"{summary}\n{failures}\n{logs}"
-    assert set(summary) == set(TASK_ORDER), summary  # the policy routed every task
-    assert summary["pm_approval"][0] == "skipped", summary  # auto-approval by the config
-    ran = {task: host for task, (state, host) in summary.items() if task != "pm_approval"}
-    assert {state for task, (state, _) in summary.items() if task in ran} == {"success"}, summary
-    assert ran == {task: ASSIGNED[task] for task in ran}, summary  # each on its worker
-    assert set(ran.values()) == set(WORKERS), summary
-    lake = Lake(settings.lake_root, settings.storage_options())
-    assert len(read_day(lake, "orders", TRADE_DATE, CONFIG.portfolio_id)) > 0
+    for final, instances in runs:
+        summary = {ti["task_id"]: (ti["state"], ti["hostname"]) for ti in instances}
+        failed = [ti["task_id"] for ti in instances if ti["state"] == "failed"]
+        failures = "\n".join(_task_log(homes, final["dag_run_id"], task) for task in failed)
+        assert final["state"] == "success", f"{final['conf']}: {summary}\n{failures}\n{logs}"
+        assert set(summary) == set(TASK_ORDER), summary  # the policy routed every task
+        assert summary["pm_approval"][0] == "skipped", summary  # auto-approval by the config
+        ran = {task: host for task, (state, host) in summary.items() if task != "pm_approval"}
+        assert {summary[task][0] for task in ran} == {"success"}, summary
+        assert ran == {task: ASSIGNED[task] for task in ran}, summary  # each on its worker
+        assert set(ran.values()) == set(WORKERS), summary
+    _check_lake(Lake(settings.lake_root, settings.storage_options()))
 
 
-def _run(cluster: Cluster) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Pools, unpause, trigger the session's run; wait for it; its final state and tasks."""
+def _check_lake(lake: Lake) -> None:
+    """Orders for each trade date; the second session's fills (the orders the first run's
+    ``execute`` sent on one worker, seen by ``reconcile`` on the other) and positions;
+    every reconciliation a match."""
+    from pipelines.execution.records import read_day
+
+    portfolio = CONFIG.portfolio_id
+    for session, trade_date in zip(SESSIONS, (*SESSIONS[1:], TRADE_DATE_AFTER), strict=True):
+        assert len(read_day(lake, "orders", trade_date, portfolio)) > 0, trade_date
+        status = read_day(lake, "reconciliation", session, portfolio)["status"]
+        assert len(status) > 0 and set(status) == {"match"}, (session, status.value_counts())
+    assert len(read_day(lake, "fills", SESSIONS[1], portfolio)) > 0
+    book = read_day(lake, "daily_book", SESSIONS[1], portfolio)
+    assert len(book) == 1 and book["n_positions"].iloc[0] > 0, book
+
+
+def _prepare(cluster: Cluster) -> None:
+    """The DAG's pools; the DAG unpaused."""
     from pipelines.cli.demo import POOLS
 
-    api = cluster.api
     for name, slots in POOLS.items():
-        api.json("POST", "/pools", json={"name": name, "slots": slots})
-    api.json("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+        cluster.api.json("POST", "/pools", json={"name": name, "slots": slots})
+    cluster.api.json("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+
+
+def _run(cluster: Cluster, session: dt.date) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Trigger the session's run and wait for it: its final state and its task instances."""
+    api = cluster.api
     run = api.json(
         "POST",
         f"/dags/{DAG_ID}/dagRuns",
-        json={"logical_date": None, "conf": {"session": SESSION.isoformat()}},
+        json={"logical_date": None, "conf": {"session": session.isoformat()}},
     )
     run_id = run["dag_run_id"]
 
@@ -243,7 +271,7 @@ def _run(cluster: Cluster) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return state if state["state"] in ("success", "failed") else None
 
     final = cluster.wait(f"run {run_id}", finished, timeout=RUN_TIMEOUT, interval=2)
-    cluster.lap("run")
+    cluster.lap(f"run {session}")
     instances = api.json(
         "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 100}
     )["task_instances"]
