@@ -78,7 +78,12 @@ def redis_queues(db: int = 0, count: int = 1) -> Iterator[tuple[str, tuple[str, 
         client = redis.Redis.from_url(url)
         try:
             for queue in queues:
-                keys = [queue, f"_kombu.binding.{queue}", *client.keys(f"{queue}\x06\x16*")]
+                keys = [
+                    queue,
+                    f"_kombu.binding.{queue}",
+                    f"_kombu.binding_permanent.{queue}",
+                    *client.keys(f"{queue}\x06\x16*"),
+                ]
                 client.delete(*keys)
         finally:
             client.close()
