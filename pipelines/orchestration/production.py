@@ -305,8 +305,11 @@ def start_component(
     log_dir: Path,
     *,
     extra_env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> RunningComponent:
     """Start ``command`` in a new session (its own process group), output to ``<name>.log``.
+
+    ``cwd`` is the component's working directory (default: the caller's).
 
     A new session lets :func:`stop_components` end the component together with every
     child it forks (gunicorn/uvicorn workers, Celery pool processes, task supervisors).
@@ -324,6 +327,7 @@ def start_component(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        cwd=cwd,
     )
     return RunningComponent(name=name, process=process, log_path=log_path, _log=log)
 

@@ -5,6 +5,11 @@ as its own process — Celery workers, scheduler, DAG processor, API server — 
 environment of :func:`production_environment`, waits until the API answers, the DAGs
 under test are parsed and the workers consume, logs in as the admin, and stops everything
 on the way out. Tests then drive Airflow only through its public REST API.
+
+By default the workers share the cluster's Airflow home and the test's working directory,
+and consume the cluster's queue. A :class:`WorkerSpec` gives a worker its own queue, its
+own empty working directory and its own Airflow home (logs included): a machine of its
+own, sharing nothing on disk with the others but the DAG files and the configuration.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 import pytest
 
 from pipelines.net import free_port
-from pipelines.orchestration.airflow_env import REPO_ROOT, AirflowEnv
+from pipelines.orchestration.airflow_env import REPO_ROOT, AirflowEnv, prepare_airflow_home
 from pipelines.orchestration.production import (
     ADMIN_USER,
     ProductionSecrets,
@@ -48,6 +53,19 @@ def require_production_packages() -> None:
         pytest.fail(f"production mode needs {missing}: install them (pyproject dependencies)")
 
 
+@dataclass(frozen=True)
+class WorkerSpec:
+    """How one Celery worker starts: its name (Celery node and recorded host name), the
+    queue it consumes (None: the cluster's default queue), and its own working directory
+    and Airflow home (None: the test's and the cluster's). ``cwd`` and ``home`` are
+    created empty when absent."""
+
+    name: str
+    queue: str | None = None
+    cwd: Path | None = None
+    home: Path | None = None
+
+
 def _ready(worker: RunningComponent) -> Callable[[], bool]:
     """Whether the Celery worker logged ``<node> ready.`` (it consumes from then on)."""
     return lambda: " ready." in worker.log_path.read_text(errors="replace")
@@ -60,7 +78,7 @@ class Cluster:
     env: AirflowEnv
     api: AirflowApi
     admin_password: str = field(repr=False)
-    workers: tuple[str, ...] = ()
+    workers: tuple[WorkerSpec, ...] = ()
     components: list[RunningComponent] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     _lap_start: float = field(default_factory=time.perf_counter)
@@ -93,16 +111,48 @@ class Cluster:
         return wait_for(what, probe, timeout=timeout, interval=interval, alive=self.alive)
 
 
-def _start(cluster: Cluster, log_dir: Path) -> None:
+def _write_local_settings(home: Path, local_settings: str | None) -> None:
+    """``<home>/config/airflow_local_settings.py`` (on every component's ``sys.path``)."""
+    if local_settings is not None:
+        (home / "config").mkdir(parents=True, exist_ok=True)
+        (home / "config" / "airflow_local_settings.py").write_text(local_settings)
+
+
+def _worker_env(env: AirflowEnv, spec: WorkerSpec, local_settings: str | None) -> AirflowEnv:
+    """``env`` with the worker's queue and, if it has one, its own prepared home."""
+    values = dict(env.values)
+    if spec.queue is not None:
+        values["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] = spec.queue
+    if spec.home is not None:
+        home = spec.home.resolve()
+        values["AIRFLOW_HOME"] = str(home)
+        values["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(home / "plugins")
+        values["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(home / "logs")
+    worker_env = dataclasses.replace(env, home=Path(values["AIRFLOW_HOME"]), values=values)
+    if spec.home is not None:
+        prepare_airflow_home(worker_env)
+        _write_local_settings(worker_env.home, local_settings)
+    return worker_env
+
+
+def _start(cluster: Cluster, log_dir: Path, local_settings: str | None) -> None:
     """Workers first in the list: :func:`stop_components` stops them first."""
     env = cluster.env
-    for name in cluster.workers:
+    for spec in cluster.workers:
+        worker_env = _worker_env(env, spec, local_settings)
+        if spec.cwd is not None:
+            spec.cwd.mkdir(parents=True, exist_ok=True)
         command = component_command(
-            "celery-worker", env, worker_name=name, concurrency=2, serve_logs=False
+            "celery-worker", worker_env, worker_name=spec.name, concurrency=2, serve_logs=False
         )
         cluster.components.append(
             start_component(
-                name, command, env, log_dir, extra_env={"ALPHAFACTORY_WORKER_NAME": name}
+                spec.name,
+                command,
+                worker_env,
+                log_dir,
+                extra_env={"ALPHAFACTORY_WORKER_NAME": spec.name},
+                cwd=spec.cwd,
             )
         )
     for component in ("scheduler", "dag-processor", "api-server"):
@@ -118,12 +168,15 @@ def production_cluster(
     postgres_db: str,
     redis_queue: tuple[str, str],
     dag_ids: Sequence[str],
-    workers: Sequence[str] = ("worker-a", "worker-b"),
+    workers: Sequence[str | WorkerSpec] = ("worker-a", "worker-b"),
     extra_env: Mapping[str, str] | None = None,
+    local_settings: str | None = None,
 ) -> Iterator[Cluster]:
     """Start a cluster serving only ``dag_ids`` (files of the repo's ``dags/``); stop it after.
 
-    ``extra_env`` is added to every component's environment (e.g. the lake root). Timings
+    ``workers``: names (default setup) or :class:`WorkerSpec`. ``extra_env`` is added to
+    every component's environment (e.g. the lake root). ``local_settings`` is the source
+    of an ``airflow_local_settings.py`` (cluster policies) every component loads. Timings
     (``migrate``, ``api_up``, ``cluster_ready``, the test's own laps, ``stop``) and each
     component's exit time are printed when the cluster stops, whatever the outcome.
     """
@@ -154,13 +207,14 @@ def production_cluster(
         env=env,
         api=AirflowApi(base_url),
         admin_password=prod_secrets.admin_password,
-        workers=tuple(workers),
+        workers=tuple(w if isinstance(w, WorkerSpec) else WorkerSpec(w) for w in workers),
     )
     prepare_production_home(env, prod_secrets)
+    _write_local_settings(env.home, local_settings)
     migrate_metadata_db(env)
     cluster.lap("migrate")
     try:
-        _start(cluster, tmp_path / "component-logs")
+        _start(cluster, tmp_path / "component-logs", local_settings)
         cluster.wait("the API server", cluster.api.healthy, timeout=150)
         cluster.wait("the execution API", cluster.api.execution_api_ready, timeout=90)
         cluster.api.login(ADMIN_USER, prod_secrets.admin_password)
