@@ -1,0 +1,7 @@
+"""Synthetic data for tests and benchmarks.
+
+This package serves ``tests/`` and ``bench/`` only: production code never imports it (in
+the layering it sits above every production package but the CLI and orchestration).
+
+* :mod:`.contract_frames` — clean mapped vendor frames for contract tests and benchmarks.
+"""
