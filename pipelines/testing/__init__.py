@@ -4,4 +4,5 @@ This package serves ``tests/`` and ``bench/`` only: production code never import
 the layering it sits above every production package but the CLI and orchestration).
 
 * :mod:`.contract_frames` — clean mapped vendor frames for contract tests and benchmarks.
+* :mod:`.optimization`    — synthetic, internally consistent portfolio optimization problems.
 """
