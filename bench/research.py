@@ -29,7 +29,8 @@ from models.lgbm import LGBModel
 from pipelines.features import compute_feature, registry
 from pipelines.research.dataset import build_dataset
 from pipelines.research.labels import make_label
-from pipelines.research.panel import Panel, make_synthetic_panel
+from pipelines.research.panel import Panel
+from pipelines.testing.panels import synthetic_panel
 
 RESULTS = Path(__file__).resolve().parent / "results" / "research.json"
 
@@ -140,7 +141,7 @@ def main() -> None:
         "panel": {"securities": n_sec, "days": n_days},
     }
     t0 = time.perf_counter()
-    panel = make_synthetic_panel(n_sec, n_days, seed=1, signal_strength=0.05)
+    panel = synthetic_panel(n_sec, n_days, seed=1, signal_strength=0.05)
     out["panel_build_s"] = round(time.perf_counter() - t0, 2)
 
     specs = registry()

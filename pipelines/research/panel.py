@@ -293,15 +293,3 @@ def from_long(
     out = np.full(panel.shape, np.nan)
     out.ravel()[flat] = vals
     return wide(out, panel)
-
-
-def make_synthetic_panel(
-    n_securities: int = 200,
-    n_days: int = 500,
-    seed: int = 0,
-    signal_strength: float = 0.05,
-) -> Panel:
-    """A realistic-shaped synthetic panel with a planted signal (see :mod:`.synthetic`)."""
-    from pipelines.research.synthetic import synthetic_panel
-
-    return synthetic_panel(n_securities, n_days, seed, signal_strength)

@@ -3,6 +3,7 @@
 This package serves ``tests/`` and ``bench/`` only: production code never imports it (in
 the layering it sits above every production package but the CLI and orchestration).
 
+* :mod:`.panels`          — synthetic point-in-time panels with a planted, tunable signal.
 * :mod:`.contract_frames` — clean mapped vendor frames for contract tests and benchmarks.
 * :mod:`.optimization`    — synthetic, internally consistent portfolio optimization problems.
 """

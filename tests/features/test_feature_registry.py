@@ -8,11 +8,12 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 import pytest
+from pipelines.research.pit import frames_equal, perturb_after
 
 from pipelines.features import compute_feature, feature, registry, unregister
 from pipelines.features.spec import FeatureSpec
-from pipelines.research.panel import Panel, UndeclaredInputError, make_synthetic_panel
-from pipelines.research.pit import frames_equal, perturb_after
+from pipelines.research.panel import Panel, UndeclaredInputError
+from pipelines.testing.panels import synthetic_panel
 
 REQUIRED = {
     "momentum_12_1",
@@ -35,7 +36,7 @@ REQUIRED = {
 
 @lru_cache(maxsize=1)
 def small_panel() -> Panel:
-    return make_synthetic_panel(n_securities=40, n_days=300, seed=11, signal_strength=0.1)
+    return synthetic_panel(n_securities=40, n_days=300, seed=11, signal_strength=0.1)
 
 
 def test_registry_ships_standard_features() -> None:

@@ -17,15 +17,15 @@ from models.registry import (
 from models.walk_forward import fit_split, rebuild
 from pipelines.research.dataset import ResearchDataset, build_dataset
 from pipelines.research.labels import make_label
-from pipelines.research.panel import make_synthetic_panel
 from pipelines.research.splits import WalkForwardConfig, walk_forward_splits
+from pipelines.testing.panels import synthetic_panel
 
 FEATURES = ["sentiment_5d", "reversal_5d", "volatility_21d", "book_to_price"]
 
 
 @lru_cache(maxsize=1)
 def dataset() -> ResearchDataset:
-    p = make_synthetic_panel(n_securities=100, n_days=300, seed=5, signal_strength=0.1)
+    p = synthetic_panel(n_securities=100, n_days=300, seed=5, signal_strength=0.1)
     return build_dataset(p, FEATURES, make_label(p, 5, "market"))
 
 

@@ -7,6 +7,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 import pytest
+from pipelines.research.pit import frames_equal, perturb_after
 
 from models.walk_forward import WalkForwardResult, run_walk_forward
 from pipelines.research import diagnostics as dg
@@ -17,10 +18,10 @@ from pipelines.research.labels import (
     make_label,
     make_labels,
 )
-from pipelines.research.panel import Panel, make_synthetic_panel, to_long_frame
-from pipelines.research.pit import frames_equal, perturb_after
+from pipelines.research.panel import Panel, to_long_frame
 from pipelines.research.report import write_research_report
 from pipelines.research.splits import WalkForwardConfig, walk_forward_splits
+from pipelines.testing.panels import synthetic_panel
 
 # sentiment carries the planted signal; the rest are decoys with no planted alpha
 FEATURES = ["sentiment_5d", "sentiment_surprise", "reversal_5d", "book_to_price", "roe"]
@@ -32,7 +33,7 @@ SMALL_MODEL = {"num_leaves": 7, "min_data_in_leaf": 50, "learning_rate": 0.1, "n
 
 @lru_cache(maxsize=4)
 def panel(strength: float, seed: int = 3) -> Panel:
-    return make_synthetic_panel(n_securities=150, n_days=520, seed=seed, signal_strength=strength)
+    return synthetic_panel(n_securities=150, n_days=520, seed=seed, signal_strength=strength)
 
 
 def walk_forward(p: Panel, last_fit: int | None = None) -> WalkForwardResult:
