@@ -4,6 +4,7 @@ This package serves ``tests/`` and ``bench/`` only: production code never import
 the layering it sits above every production package but the CLI and orchestration).
 
 * :mod:`.panels`          — synthetic point-in-time panels with a planted, tunable signal.
+* :mod:`.lookahead`       — perturb a panel after a date; bit-identical frame comparison.
 * :mod:`.contract_frames` — clean mapped vendor frames for contract tests and benchmarks.
 * :mod:`.optimization`    — synthetic, internally consistent portfolio optimization problems.
 """

@@ -8,11 +8,11 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 import pytest
-from pipelines.research.pit import frames_equal, perturb_after
 
 from pipelines.features import compute_feature, feature, registry, unregister
 from pipelines.features.spec import FeatureSpec
 from pipelines.research.panel import Panel, UndeclaredInputError
+from pipelines.testing.lookahead import frames_equal, perturb_after
 from pipelines.testing.panels import synthetic_panel
 
 REQUIRED = {

@@ -7,7 +7,6 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 import pytest
-from pipelines.research.pit import frames_equal, perturb_after
 
 from models.walk_forward import WalkForwardResult, run_walk_forward
 from pipelines.research import diagnostics as dg
@@ -21,6 +20,7 @@ from pipelines.research.labels import (
 from pipelines.research.panel import Panel, to_long_frame
 from pipelines.research.report import write_research_report
 from pipelines.research.splits import WalkForwardConfig, walk_forward_splits
+from pipelines.testing.lookahead import frames_equal, perturb_after
 from pipelines.testing.panels import synthetic_panel
 
 # sentiment carries the planted signal; the rest are decoys with no planted alpha
