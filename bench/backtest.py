@@ -29,7 +29,7 @@ def _run(root: Path, universe: int, signal: float, start: dt.date, end: dt.date)
     from pipelines.daily.config import DailyConfig
     from pipelines.daily.paths import DailyPaths
     from pipelines.lake import Lake
-    from pipelines.research.simlake import simulated_lake
+    from pipelines.testing.lakes import simulated_lake
     from pipelines.vendors.config import MarketConfig
     from pipelines.vendors.simulator import VendorSimulator
 

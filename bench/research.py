@@ -78,7 +78,7 @@ def _lake_panel(quick: bool) -> dict[str, object]:
     from pipelines.lake import Lake
     from pipelines.research.knowledge import cutoff, sessions_between
     from pipelines.research.lake_panel import build_panel
-    from pipelines.research.simlake import silver_frames, write_silver
+    from pipelines.testing.lakes import silver_frames, write_silver
     from pipelines.vendors.config import MarketConfig
     from pipelines.vendors.market import generate_market
 

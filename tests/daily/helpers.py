@@ -27,7 +27,7 @@ BACKTEST_CONFIG = CONFIG.model_copy(update={"record_portfolio_tables": False})
 
 def market_lake(root: Path, *, universe: int = 60, signal: float = 0.3, seed: int = 11) -> Lake:
     """A lake holding the simulator's silver tables for ``START``..``END``."""
-    from pipelines.research.simlake import simulated_lake
+    from pipelines.testing.lakes import simulated_lake
     from pipelines.vendors.config import MarketConfig
     from pipelines.vendors.simulator import VendorSimulator
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.lake import Lake
-from pipelines.research.simlake import silver_frames, write_silver
 from pipelines.research.stages import ResearchConfig
+from pipelines.testing.lakes import silver_frames, write_silver
 from pipelines.vendors.config import MarketConfig
 from pipelines.vendors.market import Market, generate_market
 

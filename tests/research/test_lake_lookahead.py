@@ -27,8 +27,8 @@ from pipelines.research.knowledge import cutoff, session_offset
 from pipelines.research.labels import make_label
 from pipelines.research.lake_panel import build_panel
 from pipelines.research.panel import Panel
-from pipelines.research.simlake import perturb_after
 from pipelines.research.splits import walk_forward_splits
+from pipelines.testing.lakes import perturb_after
 from pipelines.testing.lookahead import frames_equal
 from tests.research.lake_helpers import (
     SMALL_CONFIG,
