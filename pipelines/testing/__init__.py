@@ -5,7 +5,8 @@ the layering it sits above every production package but the CLI and orchestratio
 
 * :mod:`.panels`          — synthetic point-in-time panels with a planted, tunable signal.
 * :mod:`.lookahead`       — perturb a panel after a date; bit-identical frame comparison.
-* :mod:`.lakes`           — the vendor simulator's market as silver lake rows.
+* :mod:`.lakes`           — the vendor simulator's market as silver lake rows, and
+  :func:`~pipelines.testing.lakes.simulated_lake`, the one simulated-lake factory.
 * :mod:`.contract_frames` — clean mapped vendor frames for contract tests and benchmarks.
 * :mod:`.optimization`    — synthetic, internally consistent portfolio optimization problems.
 """
