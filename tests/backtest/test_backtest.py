@@ -23,8 +23,10 @@ pytestmark = [pytest.mark.slow]
 START, END = dt.date(2024, 5, 14), dt.date(2024, 5, 30)
 
 
-def _backtest(make_lake: Callable[..., Lake], root: Path, signal: float) -> tuple[Lake, object]:
-    lake = make_lake(
+def _backtest(
+    make_simulated_lake: Callable[..., Lake], root: Path, signal: float
+) -> tuple[Lake, object]:
+    lake = make_simulated_lake(
         root / "lake", universe=40, start=MARKET_START, end=MARKET_END, signal=signal, seed=5
     )
     result = run_backtest(lake, START, END, CONFIG, paths=DailyPaths(root))

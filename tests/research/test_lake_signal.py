@@ -38,9 +38,9 @@ CONFIG = dataclasses.replace(
 
 
 def _oos(
-    make_lake: Callable[..., Lake], tmp_path: Path, strength: float
+    make_simulated_lake: Callable[..., Lake], tmp_path: Path, strength: float
 ) -> tuple[float, float, int]:
-    lake = make_lake(
+    lake = make_simulated_lake(
         tmp_path / f"lake_{strength}", universe=80, start=START, end=END, signal=strength
     )
     run = walk_forward_on_lake(lake, dt.date(2019, 3, 1), END, CONFIG)
