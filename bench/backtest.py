@@ -28,20 +28,16 @@ def _run(root: Path, universe: int, signal: float, start: dt.date, end: dt.date)
     from pipelines.backtest import run_backtest
     from pipelines.daily.config import DailyConfig
     from pipelines.daily.paths import DailyPaths
-    from pipelines.lake import Lake
-    from pipelines.research.simlake import simulated_lake
-    from pipelines.vendors.config import MarketConfig
-    from pipelines.vendors.simulator import VendorSimulator
+    from pipelines.testing.lakes import simulated_lake
 
-    lake = Lake(str(root / "lake"))
-    market = MarketConfig(
-        seed=5,
-        universe_size=universe,
+    lake = simulated_lake(
+        root / "lake",
+        universe=universe,
         start=start - dt.timedelta(days=150),  # lookback for the risk model and features
         end=end,
-        signal_strength=signal,
+        signal=signal,
+        seed=5,
     )
-    simulated_lake(lake, VendorSimulator(market).market)
     config = DailyConfig(lookback_sessions=60, record_portfolio_tables=False)
     began = time.perf_counter()
     result = run_backtest(lake, start, end, config, paths=DailyPaths(root), write_report=False)

@@ -234,7 +234,7 @@ def validation_throughput(repeat: int) -> dict[str, Any]:
 
     from bench.validation import N_SECURITIES, bench_contract, context
     from pipelines.contracts import validate_frame
-    from pipelines.contracts.synthetic import price_frame
+    from pipelines.testing.contract_frames import price_frame
 
     contract = bench_contract()
     days = pd.bdate_range("2023-01-02", periods=1_000_000 // N_SECURITIES + 1)

@@ -35,7 +35,7 @@ from pipelines.portfolio.optimizer import (
     structural_exposures,
 )
 from pipelines.portfolio.policy import load_policy
-from pipelines.portfolio.synthetic import (
+from pipelines.testing.optimization import (
     full_constraint_policy,
     perturbed_day_inputs,
     synthetic_risk_model,

@@ -30,7 +30,7 @@ from pipelines.features import compute_feature, registry
 from pipelines.pit.dataset import build_dataset
 from pipelines.pit.labels import make_label
 from pipelines.pit.panel import Panel
-from pipelines.research.synthetic import synthetic_panel
+from pipelines.testing.panels import synthetic_panel
 
 RESULTS = Path(__file__).resolve().parent / "results" / "research.json"
 
@@ -75,21 +75,17 @@ def _lake_panel(quick: bool) -> dict[str, object]:
     import datetime as dt
     import tempfile
 
-    from pipelines.lake import Lake
     from pipelines.pit.lake_panel import build_panel
-    from pipelines.research.simlake import silver_frames, write_silver
+    from pipelines.testing.lakes import market_frames, simulated_lake
     from pipelines.timeline import decision_cutoff, sessions
-    from pipelines.vendors.config import MarketConfig
-    from pipelines.vendors.market import generate_market
 
     n_sec, years = (200, 2) if quick else (1000, 5)
     end = dt.date(2024, 12, 31)
     start = dt.date(end.year - years + 1, 1, 2)
-    market = generate_market(MarketConfig(universe_size=n_sec, start=start, end=end))
-    frames = silver_frames(market)
+    seed = 7  # MarketConfig's default seed
+    frames = market_frames(n_sec, start, end, seed=seed)
     with tempfile.TemporaryDirectory() as root:
-        lake = Lake(root)
-        write_silver(lake, frames)
+        lake = simulated_lake(root, universe=n_sec, start=start, end=end, seed=seed)
         panel_start = dt.date(start.year + 1, 1, 2)
         days = sessions(panel_start, end)
         build_panel(lake, days[-5], end)  # warm the calendar and DuckDB

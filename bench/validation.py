@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import median_time, timed, write_results
 from pipelines.contracts import ValidationContext, parse_contract, validate_frame
 from pipelines.contracts.spec import CONTRACTS_DIR, Contract
-from pipelines.contracts.synthetic import price_frame, publish_time, security_ids
+from pipelines.testing.contract_frames import price_frame, publish_time, security_ids
 
 N_SECURITIES = 3000
 

@@ -1,9 +1,10 @@
-"""Shared fixtures: settings isolation and a fresh lake per test."""
+"""Shared fixtures: settings isolation, a fresh lake per test, the simulated-lake factory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,3 +25,19 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     return Lake(str(tmp_path / "lake"))
+
+
+@pytest.fixture
+def make_simulated_lake(tmp_path: Path) -> Callable[..., Lake]:
+    """The one simulated-lake factory, :func:`pipelines.testing.lakes.simulated_lake`.
+
+    ``make_simulated_lake(path=None, *, universe, start, end, signal=0.05, seed=11,
+    perturb=None)``; without ``path`` the lake is this test's lake root (``tmp_path/lake``,
+    where ``ALPHAFACTORY_LAKE_ROOT`` points, so DAG runs and the CLI see it).
+    """
+    from pipelines.testing.lakes import simulated_lake  # the simulator costs ~0.3 s to import
+
+    def make(path: str | Path | None = None, **market: Any) -> Lake:
+        return simulated_lake(tmp_path / "lake" if path is None else path, **market)
+
+    return make

@@ -9,7 +9,6 @@ Library modules (no Airflow; only ``stage`` touches the lake):
 * ``solvers``    — Clarabel / SCS interfaces with O(nnz) cone formatting.
 * ``results``    — solve records, relaxations, objective terms.
 * ``targets``    — whole-share targets, ex-ante risk, ``target_portfolios`` rows.
-* ``synthetic``  — synthetic problems for tests and benchmarks.
 * ``tables``     — lake tables: risk model, ``target_portfolios``, ``target_risk``, ``solve_log``.
 * ``stage``      — ``build_risk_model(lake, day)`` / ``rebalance(lake, day, …)``: the stage
   functions the daily DAG and a backtest call (point-in-time reads, idempotent writes).

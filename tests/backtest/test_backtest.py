@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -15,21 +16,28 @@ from pipelines.backtest.metrics import compute_metrics
 from pipelines.daily.paths import DailyPaths
 from pipelines.lake import Lake
 from tests.daily.helpers import BACKTEST_CONFIG as CONFIG
-from tests.daily.helpers import market_lake
+from tests.daily.helpers import END as MARKET_END
+from tests.daily.helpers import START as MARKET_START
 
 pytestmark = [pytest.mark.slow]
 START, END = dt.date(2024, 5, 14), dt.date(2024, 5, 30)
 
 
-def _backtest(root: Path, signal: float) -> tuple[Lake, object]:
-    lake = market_lake(root, universe=40, signal=signal, seed=5)
+def _backtest(
+    make_simulated_lake: Callable[..., Lake], root: Path, signal: float
+) -> tuple[Lake, object]:
+    lake = make_simulated_lake(
+        root / "lake", universe=40, start=MARKET_START, end=MARKET_END, signal=signal, seed=5
+    )
     result = run_backtest(lake, START, END, CONFIG, paths=DailyPaths(root))
     return lake, result
 
 
-def test_planted_signal_pays_and_no_signal_does_not(tmp_path: Path) -> None:
-    _, on = _backtest(tmp_path / "on", 0.5)
-    _, off = _backtest(tmp_path / "off", 0.0)
+def test_planted_signal_pays_and_no_signal_does_not(
+    tmp_path: Path, make_simulated_lake: Callable[..., Lake]
+) -> None:
+    _, on = _backtest(make_simulated_lake, tmp_path / "on", 0.5)
+    _, off = _backtest(make_simulated_lake, tmp_path / "off", 0.0)
     m_on, m_off = on.metrics, off.metrics  # type: ignore[attr-defined]
     print(f"signal on: {m_on}\nsignal off: {m_off}")
     assert m_on.sessions == m_off.sessions == 12
@@ -42,8 +50,10 @@ def test_planted_signal_pays_and_no_signal_does_not(tmp_path: Path) -> None:
     assert on.report_path is not None and on.report_path.is_file()  # type: ignore[attr-defined]
 
 
-def test_rerun_is_bit_identical(tmp_path: Path) -> None:
-    lake = market_lake(tmp_path, universe=30, signal=0.3, seed=9)
+def test_rerun_is_bit_identical(tmp_path: Path, make_simulated_lake: Callable[..., Lake]) -> None:
+    lake = make_simulated_lake(
+        tmp_path / "lake", universe=30, start=MARKET_START, end=MARKET_END, signal=0.3, seed=9
+    )
     paths = DailyPaths(tmp_path)
     short = (dt.date(2024, 5, 28), dt.date(2024, 5, 31))
     first = run_backtest(lake, *short, CONFIG, paths=paths, write_report=False)

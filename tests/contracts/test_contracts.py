@@ -19,7 +19,7 @@ from pipelines.contracts import (
     load_contract_file,
     validate_frame,
 )
-from pipelines.contracts.synthetic import price_frame, publish_time, security_ids
+from pipelines.testing.contract_frames import price_frame, publish_time, security_ids
 
 DAY = dt.date(2024, 3, 5)
 N = 200

@@ -1,6 +1,7 @@
 """A small simulated market in a lake, and a few sessions of the daily loop on it.
 
-Built once per test session (under pytest's session temp dir, behind a file lock so
+The lake comes from the one simulated-lake factory,
+:func:`pipelines.testing.lakes.simulated_lake`. Built once per test session (under pytest's session temp dir, behind a file lock so
 xdist workers share it) and copied by tests that write to it.
 """
 
@@ -17,26 +18,14 @@ from pipelines.daily.marketdata import cutoff
 from pipelines.daily.paths import DailyPaths
 from pipelines.daily.stages import paper_broker, sessions_between
 from pipelines.lake import Lake
+from pipelines.testing.lakes import simulated_lake
 
+#: The simulated market's sessions (the loop and the backtests run inside them).
 START, END = dt.date(2024, 1, 2), dt.date(2024, 6, 28)
 LOOP_DAYS = (dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 5))
 CONFIG = DailyConfig(lookback_sessions=60)
 #: Backtests skip the per-day risk and target tables (speed); the loop tests keep them.
 BACKTEST_CONFIG = CONFIG.model_copy(update={"record_portfolio_tables": False})
-
-
-def market_lake(root: Path, *, universe: int = 60, signal: float = 0.3, seed: int = 11) -> Lake:
-    """A lake holding the simulator's silver tables for ``START``..``END``."""
-    from pipelines.research.simlake import simulated_lake
-    from pipelines.vendors.config import MarketConfig
-    from pipelines.vendors.simulator import VendorSimulator
-
-    lake = Lake(str(root / "lake"))
-    market = MarketConfig(
-        seed=seed, universe_size=universe, start=START, end=END, signal_strength=signal
-    )
-    simulated_lake(lake, VendorSimulator(market).market)
-    return lake
 
 
 def run_loop(root: Path, days: tuple[dt.date, ...] = LOOP_DAYS) -> list[DayResult]:
@@ -59,7 +48,7 @@ def shared_loop_root(base: Path) -> Path:
         if not (root / "done").is_file():
             shutil.rmtree(root, ignore_errors=True)
             root.mkdir(parents=True)
-            market_lake(root)
+            simulated_lake(root / "lake", universe=60, start=START, end=END, signal=0.3, seed=11)
             run_loop(root)
             (root / "done").write_text("ok")
     return root
@@ -70,4 +59,4 @@ def copy_root(src: Path, dst: Path) -> Path:
     return dst
 
 
-__all__ = ["CONFIG", "LOOP_DAYS", "copy_root", "market_lake", "run_loop", "sessions_between"]
+__all__ = ["CONFIG", "END", "LOOP_DAYS", "START", "copy_root", "run_loop", "sessions_between"]

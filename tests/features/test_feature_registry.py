@@ -13,8 +13,8 @@ from pipelines.config import get_settings
 from pipelines.features import compute_feature, feature, registry, unregister
 from pipelines.features.spec import FeatureSpec
 from pipelines.pit.panel import Panel, UndeclaredInputError
-from pipelines.pit.perturb import frames_equal, perturb_after
-from pipelines.research.synthetic import synthetic_panel
+from pipelines.testing.lookahead import frames_equal, perturb_after
+from pipelines.testing.panels import synthetic_panel
 
 REQUIRED = {
     "momentum_12_1",

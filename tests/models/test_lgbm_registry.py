@@ -12,7 +12,7 @@ from pipelines.features.registry import compute_features
 from pipelines.pit.dataset import ResearchDataset, build_dataset
 from pipelines.pit.labels import make_label
 from pipelines.pit.splits import WalkForwardConfig, walk_forward_splits
-from pipelines.research.synthetic import synthetic_panel
+from pipelines.testing.panels import synthetic_panel
 
 FEATURES = ["sentiment_5d", "reversal_5d", "volatility_21d", "book_to_price"]
 

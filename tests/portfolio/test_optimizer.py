@@ -16,7 +16,7 @@ from pipelines.portfolio.optimizer import (
 )
 from pipelines.portfolio.policy import Band, Policy, load_policy
 from pipelines.portfolio.risk_model import SECTOR_PREFIX, RiskModel
-from pipelines.portfolio.synthetic import (
+from pipelines.testing.optimization import (
     full_constraint_policy,
     perturbed_day_inputs,
     synthetic_inputs,

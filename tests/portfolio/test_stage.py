@@ -14,16 +14,15 @@ from pipelines.lake import Lake
 from pipelines.portfolio import stage
 from pipelines.portfolio.optimizer import MissingAlphaError
 from pipelines.portfolio.policy import Band, load_policy
-from tests.research.lake_helpers import make_lake, market_frames
+from pipelines.testing.lakes import simulated_lake
 
 DAY = dt.date(2023, 7, 28)
 
 
 @pytest.fixture(scope="module")
 def sim_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
-    frames = market_frames(40, dt.date(2023, 1, 3), dt.date(2023, 7, 31))
     path: Path = tmp_path_factory.mktemp("portfolio_stage") / "lake"
-    lake = make_lake(path, frames)
+    lake = simulated_lake(path, universe=40, start=dt.date(2023, 1, 3), end=dt.date(2023, 7, 31))
     stage.build_risk_model(lake, DAY, factor_return_history=True)
     return lake
 

@@ -11,16 +11,16 @@ import pytest
 from pipelines.portfolio.optimizer import get_optimizer
 from pipelines.portfolio.policy import load_policy
 from pipelines.portfolio.results import OptimizationResult
-from pipelines.portfolio.synthetic import (
-    perturbed_day_inputs,
-    synthetic_inputs,
-    synthetic_risk_model,
-)
 from pipelines.portfolio.targets import (
     TARGET_COLUMNS,
     build_targets,
     keep_aggregates,
     round_to_shares,
+)
+from pipelines.testing.optimization import (
+    perturbed_day_inputs,
+    synthetic_inputs,
+    synthetic_risk_model,
 )
 
 

@@ -110,19 +110,20 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def _seed_lake(endpoint: str) -> Settings:
     """The simulated market's silver tables in ``s3://BUCKET/PREFIX``; the lake's settings."""
-    from pipelines.research.simlake import simulated_lake
-    from pipelines.vendors.config import MarketConfig
-    from pipelines.vendors.simulator import VendorSimulator
+    from pipelines.testing.lakes import simulated_lake
 
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
     settings = Settings(
         lake_root=f"s3://{BUCKET}/{PREFIX}", s3_endpoint_url=endpoint, s3_allow_http=True
     )
-    market = MarketConfig(
-        seed=11, universe_size=UNIVERSE, start=MARKET_START, end=MARKET_END, signal_strength=0.3
-    )
     simulated_lake(
-        Lake(settings.lake_root, settings.storage_options()), VendorSimulator(market).market
+        settings.lake_root,
+        universe=UNIVERSE,
+        start=MARKET_START,
+        end=MARKET_END,
+        signal=0.3,
+        seed=11,
+        storage_options=settings.storage_options(),
     )
     return settings
 

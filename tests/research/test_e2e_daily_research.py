@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pipelines.config import get_settings
 from pipelines.features.registry import registry
+from pipelines.lake import Lake
 from pipelines.orchestration.airflow_env import airflow_environment, run_dag_test
 from pipelines.research.stages import stored_features, stored_universe
-from tests.research.lake_helpers import make_lake, market_frames
 
 SESSION = dt.date(2020, 11, 2)
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_daily_research_runs_one_task_per_feature(tmp_path: Path) -> None:
+def test_daily_research_runs_one_task_per_feature(
+    tmp_path: Path, make_simulated_lake: Callable[..., Lake]
+) -> None:
     root = get_settings().lake_root
-    lake = make_lake(Path(root), market_frames(40, dt.date(2019, 9, 3), dt.date(2020, 11, 30)))
+    lake = make_simulated_lake(
+        Path(root), universe=40, start=dt.date(2019, 9, 3), end=dt.date(2020, 11, 30)
+    )
     # the run's date must fall after the DAG's start_date; the session researched is conf's
     result = run_dag_test(
         "daily_research",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,11 @@ import pytest
 
 from pipelines.config import get_settings
 from pipelines.features.registry import registry, unregister
+from pipelines.lake import Lake
 from pipelines.orchestration.airflow_env import DAGS_FOLDER
 from pipelines.research.feature_index import feature_names
 from pipelines.research.stages import stored_features
 from tests.orchestration.airflow_home import use_throwaway_airflow_home
-from tests.research.lake_helpers import make_lake, market_frames
 
 NEW = "tmp_close_over_3d_high"
 SESSION = dt.date(2020, 11, 2)
@@ -51,7 +52,9 @@ def _mapped_features(dag: Any) -> list[str]:
 
 @pytest.mark.integration
 def test_new_feature_file_becomes_a_task_and_a_table_column(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make_simulated_lake: Callable[..., Lake],
 ) -> None:
     use_throwaway_airflow_home()
     from airflow.dag_processing.dagbag import DagBag
@@ -71,9 +74,11 @@ def test_new_feature_file_becomes_a_task_and_a_table_column(
         mapped = _mapped_features(dag)
         assert NEW in mapped and len(mapped) == len(registry())
 
-        lake = make_lake(
+        lake = make_simulated_lake(
             Path(get_settings().lake_root),
-            market_frames(40, dt.date(2020, 9, 1), dt.date(2020, 11, 30)),
+            universe=40,
+            start=dt.date(2020, 9, 1),
+            end=dt.date(2020, 11, 30),
         )
         task = dag.get_task("compute_feature")
         written = task.python_callable(feature=NEW, session=SESSION.isoformat())

@@ -26,19 +26,13 @@ from pipelines.pit.dataset import build_dataset
 from pipelines.pit.labels import make_label
 from pipelines.pit.lake_panel import build_panel
 from pipelines.pit.panel import Panel
-from pipelines.pit.perturb import frames_equal
 from pipelines.pit.splits import walk_forward_splits
 from pipelines.research import stages
-from pipelines.research.simlake import perturb_after
 from pipelines.research.stages import ResearchContext
+from pipelines.testing.lakes import market_frames, perturb_after, simulated_lake, simulated_market
+from pipelines.testing.lookahead import frames_equal
 from pipelines.timeline import decision_cutoff, trading_calendar
-from tests.research.lake_helpers import (
-    SMALL_CONFIG,
-    SMALL_PARAMS,
-    make_lake,
-    market,
-    market_frames,
-)
+from tests.research.lake_helpers import SMALL_CONFIG, SMALL_PARAMS
 
 START, END = dt.date(2020, 1, 2), dt.date(2021, 12, 31)
 PANEL_START = dt.date(2020, 3, 2)
@@ -50,10 +44,15 @@ CONFIG = dataclasses.replace(SMALL_CONFIG, features=FEW)
 
 @pytest.fixture(scope="module")
 def lakes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, Lake]:
-    frames = market_frames(60, START, END)
     root = tmp_path_factory.mktemp("lookahead")
-    a = make_lake(root / "a", frames)
-    b = make_lake(root / "b", perturb_after(frames, decision_cutoff(D), seed=5))
+    a = simulated_lake(root / "a", universe=60, start=START, end=END)
+    b = simulated_lake(
+        root / "b",
+        universe=60,
+        start=START,
+        end=END,
+        perturb=lambda frames: perturb_after(frames, decision_cutoff(D), seed=5),
+    )
     return a, b
 
 
@@ -89,7 +88,7 @@ def test_adjusted_returns_and_universe_match_the_vendor_truth(
 ) -> None:
     """Splits and dividends known at each row are applied: ret is the true total return."""
     panel = panels[0]
-    m = market(60, START, END)
+    m = simulated_market(60, START, END)
     rows = [m.sessions.index(d.date()) for d in panel.dates]
     cols = [list(m.security_ids).index(s) for s in panel.securities]
     truth = m.total_return[np.ix_(rows, cols)].astype(np.float64)

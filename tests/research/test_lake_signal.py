@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from pipelines.lake import Lake
 from pipelines.research.stages import walk_forward_on_lake
-from tests.research.lake_helpers import SMALL_CONFIG, make_lake, market_frames
+from tests.research.lake_helpers import SMALL_CONFIG
 
 START, END = dt.date(2019, 1, 2), dt.date(2021, 12, 31)
 CONFIG = dataclasses.replace(
@@ -35,8 +37,12 @@ CONFIG = dataclasses.replace(
 )
 
 
-def _oos(tmp_path: Path, strength: float) -> tuple[float, float, int]:
-    lake = make_lake(tmp_path / f"lake_{strength}", market_frames(80, START, END, strength))
+def _oos(
+    make_simulated_lake: Callable[..., Lake], tmp_path: Path, strength: float
+) -> tuple[float, float, int]:
+    lake = make_simulated_lake(
+        tmp_path / f"lake_{strength}", universe=80, start=START, end=END, signal=strength
+    )
     run = walk_forward_on_lake(lake, dt.date(2019, 3, 1), END, CONFIG)
     row = run.summary.iloc[0]
     assert run.result.scores["model_id"].nunique() >= 25  # a multi-year walk-forward
@@ -44,10 +50,12 @@ def _oos(tmp_path: Path, strength: float) -> tuple[float, float, int]:
 
 
 @pytest.mark.slow
-def test_planted_signal_is_recovered_and_null_is_not(tmp_path: Path) -> None:
-    ic, se, n = _oos(tmp_path, 0.1)
+def test_planted_signal_is_recovered_and_null_is_not(
+    tmp_path: Path, make_simulated_lake: Callable[..., Lake]
+) -> None:
+    ic, se, n = _oos(make_simulated_lake, tmp_path, 0.1)
     print(f"strength 0.1: OOS rank IC {ic:.4f} ± {se:.4f} over {n} dates")
     assert n > 400 and ic > 0.02 and ic > 4 * se
-    ic0, se0, n0 = _oos(tmp_path, 0.0)
+    ic0, se0, n0 = _oos(make_simulated_lake, tmp_path, 0.0)
     print(f"strength 0.0: OOS rank IC {ic0:.4f} ± {se0:.4f} over {n0} dates")
     assert abs(ic0) < 3 * se0

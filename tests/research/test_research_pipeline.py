@@ -19,11 +19,11 @@ from pipelines.pit.labels import (
     make_labels,
 )
 from pipelines.pit.panel import Panel, to_long_frame
-from pipelines.pit.perturb import frames_equal, perturb_after
 from pipelines.pit.splits import WalkForwardConfig, walk_forward_splits
 from pipelines.research import diagnostics as dg
 from pipelines.research.report import write_research_report
-from pipelines.research.synthetic import synthetic_panel
+from pipelines.testing.lookahead import frames_equal, perturb_after
+from pipelines.testing.panels import synthetic_panel
 
 # sentiment carries the planted signal; the rest are decoys with no planted alpha
 FEATURES = ["sentiment_5d", "sentiment_surprise", "reversal_5d", "book_to_price", "roe"]

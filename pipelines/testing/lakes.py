@@ -1,7 +1,10 @@
-"""The vendor simulator's market as silver lake rows (fast path for tests and backtests).
+"""Simulated lakes: the vendor simulator's market as silver lake rows (tests and benchmarks).
 
-Produces exactly the rows the ingestion would load (same columns, same ``known_at`` =
-vendor publication time) without going through files, contracts or servers:
+:func:`simulated_lake` is the one factory every test and benchmark uses to get a lake
+holding a simulated market (tests reach it through the ``make_simulated_lake`` fixture of
+``tests/conftest.py`` or, in module- and session-scoped fixtures, directly). It writes
+exactly the rows the ingestion would load (same columns, same ``known_at`` = vendor
+publication time) without going through files, contracts or servers:
 
 * ``prices``: every listed (session, security), known at the session's 18:00 NY publish;
 * ``corporate_actions``: valid at the ex-date, known at the announcement session's publish;
@@ -18,14 +21,17 @@ corrections and a retroactive delisting), for look-ahead tests.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pipelines.lake import Lake
 from pipelines.vendors import feeds
-from pipelines.vendors.market import Market
+from pipelines.vendors.config import MarketConfig
+from pipelines.vendors.market import Market, generate_market
 
 VENDOR_PUBLISH = dt.time(18, 0)
 SILVER_TABLES: tuple[str, ...] = (
@@ -215,19 +221,68 @@ def perturb_after(
     return out
 
 
-def simulated_lake(lake: Lake, m: Market, until: dt.datetime | None = None) -> dict[str, int]:
-    """Write the market's silver rows known by ``until`` (all when None) into ``lake``."""
-    frames = silver_frames(m)
-    if until is not None:
-        cut = pd.Timestamp(until)
-        frames = {k: v[v["known_at"] <= cut] for k, v in frames.items()}
-    return write_silver(lake, frames)
+def simulated_market(
+    universe: int, start: dt.date, end: dt.date, signal: float = 0.05, seed: int = 11
+) -> Market:
+    """The vendor simulator's market for these parameters (cached: generation is slow)."""
+    return _market(universe, start, end, signal, seed)
+
+
+def market_frames(
+    universe: int, start: dt.date, end: dt.date, signal: float = 0.05, seed: int = 11
+) -> dict[str, pd.DataFrame]:
+    """:func:`silver_frames` of :func:`simulated_market` (cached and shared: do not mutate)."""
+    return _frames(universe, start, end, signal, seed)
+
+
+# Positional-only cache keys: keyword and positional calls share one entry.
+@lru_cache(maxsize=4)
+def _market(universe: int, start: dt.date, end: dt.date, signal: float, seed: int) -> Market:
+    config = MarketConfig(
+        seed=seed, universe_size=universe, start=start, end=end, signal_strength=signal
+    )
+    return generate_market(config)
+
+
+@lru_cache(maxsize=4)
+def _frames(
+    universe: int, start: dt.date, end: dt.date, signal: float, seed: int
+) -> dict[str, pd.DataFrame]:
+    return silver_frames(_market(universe, start, end, signal, seed))
+
+
+def simulated_lake(
+    path: str | Path,
+    *,
+    universe: int,
+    start: dt.date,
+    end: dt.date,
+    signal: float = 0.05,
+    seed: int = 11,
+    perturb: Callable[[dict[str, pd.DataFrame]], Mapping[str, pd.DataFrame]] | None = None,
+    storage_options: Mapping[str, str] | None = None,
+) -> Lake:
+    """A lake at ``path`` (a folder, or ``s3://…`` with ``storage_options``) holding the simulated market's silver tables.
+
+    The market has ``universe`` securities over the sessions ``start``..``end``, a planted
+    signal of strength ``signal`` and seed ``seed`` (see :class:`MarketConfig`). ``perturb``
+    rewrites the silver frames before they are written (e.g. :func:`perturb_after` for
+    look-ahead tests); it gets the cached frames and must return new ones.
+    """
+    frames: Mapping[str, pd.DataFrame] = market_frames(universe, start, end, signal, seed)
+    if perturb is not None:
+        frames = perturb(dict(frames))
+    lake = Lake(str(path), dict(storage_options or {}))
+    write_silver(lake, frames)
+    return lake
 
 
 __all__ = [
     "SILVER_TABLES",
+    "market_frames",
     "perturb_after",
     "silver_frames",
     "simulated_lake",
+    "simulated_market",
     "write_silver",
 ]

@@ -1,4 +1,4 @@
-"""Point-in-time checking utilities: perturb the future, compare the past."""
+"""Look-ahead checks on panels: perturb the future, compare the past (tests and benchmarks)."""
 
 from __future__ import annotations
 

@@ -28,9 +28,9 @@ _PHI = 0.97
 
 
 def synthetic_panel(
-    n_securities: int, n_days: int, seed: int, signal_strength: float = 0.05
+    n_securities: int = 200, n_days: int = 500, seed: int = 0, signal_strength: float = 0.05
 ) -> Panel:
-    """Build the panel; deterministic in all arguments."""
+    """A realistic-shaped panel with a planted signal; deterministic in all arguments."""
     if not 0.0 <= signal_strength < 1.0:
         raise ValueError("signal_strength must be in [0, 1)")
     rng = np.random.default_rng(seed)
