@@ -58,7 +58,7 @@ def _feed_names(feed: list[str] | None) -> list[str] | None:
 
 def _sessions(start: dt.date, end: dt.date) -> list[dt.date]:
     from pipelines.config import get_settings
-    from pipelines.vendors.calendar import sessions
+    from pipelines.timeline import sessions
 
     return sessions(start, end, get_settings().calendar)
 

@@ -13,15 +13,11 @@ from dataclasses import dataclass
 
 from pipelines.ingest.backfill import PhaseTimer, backfill_rest, backfill_sftp
 from pipelines.ingest.feed_spec import FeedSpec, load_feeds
-from pipelines.ingest.flow import (
-    FileOutcome,
-    ingest_rest_day,
-    ingest_sftp_day,
-    previous_session_of,
-)
+from pipelines.ingest.flow import FileOutcome, ingest_rest_day, ingest_sftp_day
 from pipelines.ingest.gate import Gate, contract_gate
 from pipelines.ingest.sources import FileSource, HttpHookSource, RecordSource, SFTPHookSource
 from pipelines.lake import Lake
+from pipelines.timeline import trading_calendar
 
 #: Order matters: prices are checked against the security master as known that day.
 SFTP_ORDER = ("vendor_security_master", "vendor_corporate_actions", "vendor_prices")
@@ -71,7 +67,7 @@ def ingest_day(
     """Ingest one feed for one session (the unit of work of a ``vendor_ingest`` task)."""
     feed = load_feeds()[feed_name]
     src = sources or live_sources()
-    prev = previous_session_of(day)
+    prev = trading_calendar().previous(day)
     if feed.protocol == "sftp":
         return ingest_sftp_day(
             lake,

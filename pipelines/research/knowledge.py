@@ -47,7 +47,7 @@ def sessions_between(start: dt.date, end: dt.date, calendar: str | None = None) 
     """Trading sessions in ``[start, end]`` of the configured exchange calendar."""
     name = calendar or _calendar_name()
     if start.year < FIRST_YEAR:
-        from pipelines.vendors.calendar import sessions
+        from pipelines.timeline import sessions
 
         return sessions(start, end, name)
     days = _all_sessions(name, FIRST_YEAR)

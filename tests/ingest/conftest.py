@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from pipelines.ingest.feed_spec import FeedSpec, load_feeds
-from pipelines.ingest.flow import FeedNotPublished, ingest_sftp_day, previous_session_of
+from pipelines.ingest.flow import FeedNotPublished, ingest_sftp_day
 from pipelines.ingest.gate import contract_gate, pass_all
 from pipelines.ingest.runtime import VendorSources, ingest_day
 from pipelines.lake import Lake
+from pipelines.timeline import trading_calendar
 from pipelines.vendors.clock import FrozenClock
 from pipelines.vendors.config import MarketConfig
 from pipelines.vendors.faults import FaultPlan
@@ -99,7 +100,12 @@ def seeded_template(
             continue
         try:
             ingest_sftp_day(
-                lake, master, day, src.files, pass_all, previous_session=previous_session_of(day)
+                lake,
+                master,
+                day,
+                src.files,
+                pass_all,
+                previous_session=trading_calendar().previous(day),
             )
         except FeedNotPublished:  # the missing-day fault
             continue
