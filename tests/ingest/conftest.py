@@ -141,11 +141,11 @@ def export_connections(
 ) -> Connections:
     """Point ``sftp_vendor``/``http_vendor`` at ``ep`` the way the embedded Airflow does.
 
-    The JSON comes from :func:`pipelines.orchestration.airflow_env.airflow_environment`
-    (the same code that configures the scheduler), with the served host key pinned.
+    The JSON comes from :func:`pipelines.ingest.connections.vendor_connections` (the same
+    code that configures the scheduler), with the served host key pinned.
     """
     from pipelines.config import get_settings
-    from pipelines.orchestration.airflow_env import airflow_environment
+    from pipelines.ingest.connections import vendor_connections
 
     monkeypatch.setenv("ALPHAFACTORY_VENDOR_HOST", ep.host)
     monkeypatch.setenv("ALPHAFACTORY_VENDOR_SFTP_PORT", str(ep.sftp_port))
@@ -153,7 +153,7 @@ def export_connections(
     monkeypatch.setenv("ALPHAFACTORY_VENDOR_PASSWORD", ep.password)
     monkeypatch.setenv("ALPHAFACTORY_VENDOR_TOKEN", ep.token)
     get_settings.cache_clear()
-    values = airflow_environment(vendor_host_key=ep.host_public_key).values
+    values = vendor_connections(vendor_host_key=ep.host_public_key).values
     sftp, http = values["AIRFLOW_CONN_SFTP_VENDOR"], values["AIRFLOW_CONN_HTTP_VENDOR"]
     if key_auth:
         conn = json.loads(sftp)
