@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from pipelines.cli.dates import parse_date, parse_session_date
+from pipelines.timeline import ALL_DATES
 
 research_app = typer.Typer(
     help="Point-in-time universe, features, models, scores and the research report.",
@@ -17,13 +19,6 @@ research_app = typer.Typer(
 console = Console()
 
 SessionArg = Annotated[str, typer.Argument(help="trading session, YYYY-MM-DD")]
-
-
-def _day(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
 @research_app.command("report")
@@ -42,8 +37,8 @@ def report(
     path = write_lake_report(
         Lake.from_settings(),
         out,
-        _day(start) if start else dt.date(1900, 1, 1),
-        _day(end) if end else dt.date(9999, 12, 31),
+        parse_date(start) if start else ALL_DATES[0],
+        parse_date(end) if end else ALL_DATES[1],
         horizon,
     )
     console.print(f"research report written to {path}")
@@ -55,7 +50,7 @@ def features(session: SessionArg, name: Annotated[list[str] | None, typer.Option
     from pipelines.lake import Lake
     from pipelines.research.stages import compute_features, compute_universe
 
-    lake, day = Lake.from_settings(), _day(session)
+    lake, day = Lake.from_settings(), parse_session_date(session)
     members = compute_universe(lake, day)
     rows = compute_features(lake, day, name or None)
     console.print(f"{day}: {len(members)} universe members, {len(rows)} feature values")
@@ -67,7 +62,7 @@ def retrain(session: SessionArg) -> None:
     from pipelines.lake import Lake
     from pipelines.research.stages import retrain as retrain_at
 
-    result = retrain_at(Lake.from_settings(), _day(session))
+    result = retrain_at(Lake.from_settings(), parse_session_date(session))
     console.print(
         json.dumps(
             {
@@ -86,5 +81,5 @@ def score(session: SessionArg) -> None:
     from pipelines.lake import Lake
     from pipelines.research.stages import score_day
 
-    frame = score_day(Lake.from_settings(), _day(session))
+    frame = score_day(Lake.from_settings(), parse_session_date(session))
     console.print(f"{session}: {len(frame)} scores from model {frame['model_id'].iloc[0]}")
