@@ -31,7 +31,7 @@ from pipelines.ingest.parse import (
 )
 from pipelines.ingest.sources import FileSource, RecordSource, records_to_jsonl
 from pipelines.lake import Lake, RawFile
-from pipelines.timeline import ALL_DATES
+from pipelines.timeline import ALL_DATES, trading_calendar
 
 log = logging.getLogger(__name__)
 Status = Literal["loaded", "warned", "quarantined", "unchanged", "released"]
@@ -374,16 +374,14 @@ def rest_window(
 ) -> tuple[dt.datetime | None, dt.datetime]:
     """Publication-time window a session's REST ingestion owns: (prev close, close].
 
-    The close of a session is :data:`REST_WINDOW_CLOSE` New York time on that day, so every
-    instant belongs to exactly one session's window and re-running a day fetches the same
-    records.
+    The close of a session is :data:`REST_WINDOW_CLOSE` in the exchange's time zone on that
+    day, so every instant belongs to exactly one session's window and re-running a day
+    fetches the same records.
     """
-    from zoneinfo import ZoneInfo
-
-    ny = ZoneInfo("America/New_York")
+    cal = trading_calendar()
 
     def close(d: dt.date) -> dt.datetime:
-        return dt.datetime.combine(d, REST_WINDOW_CLOSE, ny).astimezone(dt.UTC)
+        return cal.at(d, REST_WINDOW_CLOSE)
 
     return (close(previous_session) if previous_session else None), close(day)
 
