@@ -45,6 +45,7 @@ def _one_error_line(stderr: str) -> str:
         ["ingest", "backfill", "--start", "1985-01-02", "--end", "1985-02-01"],
         ["research", "features", "1985-01-02"],
         ["backtest", "--start", "1985-01-02", "--end", "1985-03-01"],
+        ["airflow", "dags-test", "vendor_ingest", "1985-01-02"],
     ],
 )
 def test_a_date_outside_the_calendar_is_one_line(args: list[str]) -> None:
