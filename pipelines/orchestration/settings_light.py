@@ -14,9 +14,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pendulum import DateTime
 
-#: The zone DAG start dates are expressed in (the exchange's; XNYS trades in New York).
-DAG_TZ = "America/New_York"
-
 
 def ingest_deadline() -> float:
     """Seconds an SFTP sensor waits for a session's files before the run fails loudly."""
@@ -42,6 +39,7 @@ def dag_start_date() -> DateTime:
     import pendulum
 
     from pipelines.config import get_settings
+    from pipelines.orchestration.timetable import DEFAULT_TZ
 
     start = get_settings().calendar_start
-    return pendulum.datetime(start.year, start.month, start.day, tz=DAG_TZ)
+    return pendulum.datetime(start.year, start.month, start.day, tz=DEFAULT_TZ)
