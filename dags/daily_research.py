@@ -21,6 +21,7 @@ from airflow.sdk import DAG, get_current_context, task
 
 from pipelines.orchestration.assets import lake_asset
 from pipelines.orchestration.callbacks import on_failure_log
+from pipelines.orchestration.settings_light import dag_start_date
 from pipelines.research.feature_index import feature_names
 
 SILVER_TABLES = ("security_master", "corporate_actions", "prices", "fundamentals", "sentiment")
@@ -29,7 +30,7 @@ with DAG(
     dag_id="daily_research",
     description="Point-in-time universe, one task per registered feature, labels, scores.",
     schedule=[lake_asset(table) for table in SILVER_TABLES],
-    start_date=pendulum.datetime(2024, 1, 2, tz="America/New_York"),
+    start_date=dag_start_date(),
     catchup=False,
     max_active_runs=1,
     tags=["research", "features", "scores"],

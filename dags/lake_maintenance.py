@@ -13,19 +13,19 @@ from __future__ import annotations
 from datetime import time, timedelta
 from typing import Any
 
-import pendulum
 from airflow.sdk import DAG, task
 
 from pipelines.orchestration.assets import lake_asset, lake_tables_alias
 from pipelines.orchestration.callbacks import on_failure_log
+from pipelines.orchestration.settings_light import dag_start_date
 from pipelines.orchestration.timetable import ExchangeCalendarTimetable
 
 with DAG(
     dag_id="lake_maintenance",
     description="Compact, cluster, vacuum and checkpoint every lake table after the close.",
     # 21:30 New York: after the close and after the 19:00 ingestion has landed the session.
-    schedule=ExchangeCalendarTimetable(calendar="XNYS", run_at=time(21, 30)),
-    start_date=pendulum.datetime(2024, 1, 2, tz="America/New_York"),
+    schedule=ExchangeCalendarTimetable(run_at=time(21, 30)),
+    start_date=dag_start_date(),
     catchup=False,
     max_active_runs=1,
     tags=["lake", "maintenance"],

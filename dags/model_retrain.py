@@ -13,18 +13,18 @@ from __future__ import annotations
 from datetime import time, timedelta
 from typing import Any
 
-import pendulum
 from airflow.sdk import DAG, task
 
 from pipelines.orchestration.assets import lake_asset
 from pipelines.orchestration.callbacks import on_failure_log
+from pipelines.orchestration.settings_light import dag_start_date
 from pipelines.orchestration.timetable import ExchangeCalendarTimetable, session_of
 
 with DAG(
     dag_id="model_retrain",
     description="Weekly walk-forward LightGBM retrain; promote the challenger if it beats the champion.",
-    schedule=ExchangeCalendarTimetable(calendar="XNYS", run_at=time(21, 0)),
-    start_date=pendulum.datetime(2024, 1, 2, tz="America/New_York"),
+    schedule=ExchangeCalendarTimetable(run_at=time(21, 0)),
+    start_date=dag_start_date(),
     catchup=False,
     max_active_runs=1,
     tags=["research", "models"],

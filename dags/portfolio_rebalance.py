@@ -29,6 +29,7 @@ from pipelines.daily.approval import AuditedApprovalOperator
 from pipelines.daily.config import DailyConfig
 from pipelines.orchestration.assets import lake_asset
 from pipelines.orchestration.callbacks import on_failure_log
+from pipelines.orchestration.settings_light import dag_start_date
 
 # The same file the tasks read (DailyConfig.from_env), so the timeout and the default
 # answer Airflow applies are the policy's, not a copy of it.
@@ -45,7 +46,7 @@ with DAG(
     dag_id="portfolio_rebalance",
     description="Risk model, optimizer, pre-trade checks, PM approval, execution, reconciliation, report.",
     schedule=[lake_asset("alpha_scores")],
-    start_date=pendulum.datetime(2024, 1, 2, tz="America/New_York"),
+    start_date=dag_start_date(),
     catchup=False,
     max_active_runs=1,
     tags=["portfolio", "execution", "report"],

@@ -11,17 +11,20 @@ the research DAG is scheduled on.
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+from datetime import timedelta
 from typing import Any
 
-import pendulum
 from airflow.sdk import DAG, task
 
 from pipelines.ingest.feed_index import feed_index
 from pipelines.ingest.sensor import VendorDropSensor
 from pipelines.orchestration.assets import lake_asset
 from pipelines.orchestration.callbacks import on_failure_log
-from pipelines.orchestration.settings_light import ingest_deadline, ingest_poke_interval
+from pipelines.orchestration.settings_light import (
+    dag_start_date,
+    ingest_deadline,
+    ingest_poke_interval,
+)
 from pipelines.orchestration.timetable import ExchangeCalendarTimetable, session_of
 
 
@@ -32,8 +35,8 @@ def _session(data_interval_end: Any) -> str:
 with DAG(
     dag_id="vendor_ingest",
     description="Wait for every vendor feed of the session, land raw files, validate, load silver.",
-    schedule=ExchangeCalendarTimetable(calendar="XNYS", run_at=time(19, 0)),
-    start_date=pendulum.datetime(2024, 1, 2, tz="America/New_York"),
+    schedule=ExchangeCalendarTimetable(),
+    start_date=dag_start_date(),
     catchup=False,
     max_active_runs=1,
     tags=["ingest", "vendor"],

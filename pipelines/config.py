@@ -57,6 +57,19 @@ class Settings(BaseSettings):
     universe_size: int = 500
     seed: int = 7
     history_years: float = 3.0
+    # The simulated vendor's history: ``history_start .. history_end`` when set, else
+    # ``history_years`` back from ``history_end`` (default: today).
+    history_start: dt.date | None = Field(
+        default=None, description="first simulated date (overrides history_years)"
+    )
+    history_end: dt.date | None = Field(default=None, description="last simulated date [today]")
+    ingest_deadline_seconds: float = Field(
+        default=4 * 3600, description="how long an SFTP sensor waits for a session's files"
+    )
+    ingest_poke_seconds: float = Field(default=60, description="seconds between two looks")
+    feeds_dir: str | None = Field(
+        default=None, description="extra feed YAML directories (os.pathsep-separated)"
+    )
     vacuum_retention_hours: int = Field(default=168, ge=168)
     checkpoint_interval: int = 20
     vendor_host: str = "127.0.0.1"

@@ -18,6 +18,7 @@ from pipelines.orchestration.airflow_env import (
     ensure_airflow_db,
     run_dag_test,
 )
+from pipelines.timeline import trading_calendar
 
 airflow_app = typer.Typer(
     help="Embedded Airflow: environment, metadata DB, test one DAG run.",
@@ -33,11 +34,12 @@ def _parse_when(value: str) -> dt.date | dt.datetime:
             if instant.tzinfo is None:
                 raise ValueError("no time zone")
             return instant
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(
             f"{value!r}: expected a session date YYYY-MM-DD or an aware ISO datetime"
         ) from None
+    return trading_calendar().check(day)  # outside the calendar: one line, exit 1
 
 
 @airflow_app.command("env")

@@ -11,14 +11,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from pipelines.cli.dates import parse_session_date
+
 console = Console()
-
-
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def backtest(
@@ -31,6 +26,7 @@ def backtest(
     from pipelines.daily.config import DailyConfig
     from pipelines.lake import Lake
 
+    first, last = parse_session_date(start), parse_session_date(end)
     cfg = DailyConfig.load(config)
     with Progress(
         TextColumn("[bold]backtest[/bold] {task.description}"),
@@ -44,7 +40,7 @@ def backtest(
         def tick(done: int, total: int, day: dt.date) -> None:
             bar.update(task, completed=done, total=total, description=str(day))
 
-        result = run_backtest(Lake.from_settings(), _date(start), _date(end), cfg, progress=tick)
+        result = run_backtest(Lake.from_settings(), first, last, cfg, progress=tick)
     console.print(f"run {result.run_id}: {result.start} → {result.end}")
     console.print_json(json.dumps(result.metrics.to_dict()))
     console.print(f"result hash {result.result_hash}")

@@ -26,6 +26,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from pipelines.timeline import LATEST
+
 console = Console()
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "daily" / "configs" / "demo.yaml"
 #: Pools the DAGs use (slots): one optimization and one broker session at a time.
@@ -49,7 +51,7 @@ def _missing_days(lake: Any, feed: str, days: list[dt.date]) -> list[dt.date]:
         return days
     seen = lake.as_of(
         "ingest_runs",
-        known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC),
+        known_at=LATEST,
         valid_at=(days[0], days[-1]),
         columns=["feed", "status"],
         filter=pc.field("feed") == feed,
@@ -226,7 +228,7 @@ def _warm_up(lake: Any, days: list[dt.date], config: Any, paths: Any) -> None:
     if lake.table("daily_book") is not None:
         booked = lake.as_of(
             "daily_book",
-            known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC),
+            known_at=LATEST,
             valid_at=(days[0], days[-1]),
             columns=["portfolio_id"],
         ).to_pandas()

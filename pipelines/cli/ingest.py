@@ -20,6 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.timeline import sessions, trading_calendar
+
 if TYPE_CHECKING:
     from pipelines.ingest.flow import FileOutcome
 
@@ -54,13 +56,6 @@ def _feed_names(feed: list[str] | None) -> list[str] | None:
             param_hint="--feed",
         )
     return list(dict.fromkeys(feed))
-
-
-def _sessions(start: dt.date, end: dt.date) -> list[dt.date]:
-    from pipelines.config import get_settings
-    from pipelines.vendors.calendar import sessions
-
-    return sessions(start, end, get_settings().calendar)
 
 
 def _outcome_row(o: FileOutcome) -> list[str]:
@@ -104,7 +99,7 @@ def day_cmd(
 
     session = date.date()
     names = _feed_names(feed)
-    if not _sessions(session, session):
+    if not trading_calendar().is_session(session):
         console.print(f"{session} is not a trading session: nothing to ingest")
         return
     lake = Lake.from_settings()
@@ -161,7 +156,7 @@ def backfill_cmd(
     if end < start:
         raise typer.BadParameter("--end is before --start", param_hint="--end")
     names = _feed_names(feed)
-    days = _sessions(start.date(), end.date())
+    days = sessions(start.date(), end.date())
     if not days:
         console.print("no trading session in the range: nothing to ingest")
         return

@@ -1,8 +1,16 @@
-"""``alphafactory``: the command-line entry point."""
+"""``alphafactory``: the command-line entry point.
+
+Every :class:`~pipelines.errors.AlphaFactoryError` (a date outside the calendar, a bad
+feed file, a quarantined batch, …) ends as one plain line on stderr, ``error: <message>``,
+and exit code 1; anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
 
 from pipelines.cli.airflow import airflow_app
 from pipelines.cli.backtest import backtest
@@ -13,8 +21,32 @@ from pipelines.cli.report import report
 from pipelines.cli.research import research_app
 from pipelines.cli.status import status
 from pipelines.cli.vendor import vendor_app
+from pipelines.errors import AlphaFactoryError
+
+#: Exit code of a command refused with an :class:`AlphaFactoryError`.
+ERROR_EXIT_CODE = 1
+
+
+def error_line(exc: AlphaFactoryError) -> str:
+    """``exc`` as the one line the CLI prints: ``error: <message>`` (newlines folded)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "error: " + ("; ".join(lines) or type(exc).__name__)
+
+
+class AlphaFactoryGroup(TyperGroup):
+    """The root command group: turns an :class:`AlphaFactoryError` from any subcommand
+    into :func:`error_line` on stderr (no rich markup, no traceback) and a non-zero exit."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AlphaFactoryError as exc:
+            typer.echo(error_line(exc), err=True)  # plain text: no rich markup
+            raise typer.Exit(ERROR_EXIT_CODE) from None
+
 
 app = typer.Typer(
+    cls=AlphaFactoryGroup,
     help="Alpha Factory: a quant fund's daily research and rebalancing loop.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold credentials

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from pipelines.cli.dates import parse_date, parse_session_date
+from pipelines.timeline import ALL_DATES
 
 research_app = typer.Typer(
     help="Point-in-time universe, features, models, scores and the research report.",
@@ -17,13 +19,6 @@ research_app = typer.Typer(
 console = Console()
 
 SessionArg = Annotated[str, typer.Argument(help="trading session, YYYY-MM-DD")]
-
-
-def _day(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
 @research_app.command("report")
@@ -42,8 +37,8 @@ def report(
     path = write_lake_report(
         Lake.from_settings(),
         out,
-        _day(start) if start else dt.date(1900, 1, 1),
-        _day(end) if end else dt.date(9999, 12, 31),
+        parse_date(start) if start else ALL_DATES[0],
+        parse_date(end) if end else ALL_DATES[1],
         horizon,
     )
     console.print(f"research report written to {path}")
@@ -54,7 +49,7 @@ def features(session: SessionArg, name: Annotated[list[str] | None, typer.Option
     """Compute the universe and features (all, or each --name) for a session."""
     from pipelines.research.stages import ResearchContext, compute_features, compute_universe
 
-    ctx = ResearchContext.from_settings(_day(session))
+    ctx = ResearchContext.from_settings(parse_session_date(session))
     members = compute_universe(ctx)
     rows = compute_features(ctx.with_features(name or None))
     console.print(f"{ctx.day}: {len(members)} universe members, {len(rows)} feature values")
@@ -66,7 +61,7 @@ def retrain(session: SessionArg) -> None:
     from pipelines.research.stages import ResearchContext
     from pipelines.research.stages import retrain as retrain_at
 
-    result = retrain_at(ResearchContext.from_settings(_day(session)))
+    result = retrain_at(ResearchContext.from_settings(parse_session_date(session)))
     console.print(
         json.dumps(
             {
@@ -84,5 +79,5 @@ def score(session: SessionArg) -> None:
     """Score a session's universe with the champion model."""
     from pipelines.research.stages import ResearchContext, score_day
 
-    frame = score_day(ResearchContext.from_settings(_day(session)))
+    frame = score_day(ResearchContext.from_settings(parse_session_date(session)))
     console.print(f"{session}: {len(frame)} scores from model {frame['model_id'].iloc[0]}")

@@ -7,13 +7,14 @@ from Airflow's REST API when an API server answers, else from the metadata DB th
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import urllib.request
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from pipelines.timeline import ALL_DATES, LATEST
 
 console = Console()
 DAG_IDS = (
@@ -23,7 +24,6 @@ DAG_IDS = (
     "portfolio_rebalance",
     "lake_maintenance",
 )
-SEE_ALL = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 def table_freshness(lake: Any) -> list[dict[str, Any]]:
@@ -75,9 +75,7 @@ def open_quarantines(lake: Any) -> Any:
 
     if lake.table("quarantine") is None:
         return pd.DataFrame()
-    frame = lake.as_of(
-        "quarantine", known_at=SEE_ALL, valid_at=(dt.date(1900, 1, 1), dt.date(2200, 1, 1))
-    ).to_pandas()
+    frame = lake.as_of("quarantine", known_at=LATEST, valid_at=ALL_DATES).to_pandas()
     return frame[frame["status"] == "open"]
 
 

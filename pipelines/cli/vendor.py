@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from pipelines.vendors.calendar import NEW_YORK, parse_instant
 from pipelines.vendors.clock import Clock, FrozenClock, ShiftedClock, SystemClock
 from pipelines.vendors.config import MarketConfig, VendorConfig
 from pipelines.vendors.faults import FaultPlan
+from pipelines.vendors.instants import parse_instant
 
 vendor_app = typer.Typer(
     help="Simulated market-data vendor: synthetic market over SFTP and REST.",
@@ -54,18 +53,14 @@ def _build_config(
     from pipelines.config import get_settings
 
     settings = get_settings()
-    end_d = end.date() if end else dt.datetime.now(NEW_YORK).date()
-    years = history_years if history_years is not None else settings.history_years
-    market = MarketConfig.from_history_years(
-        end_d,
-        years,
+    market = MarketConfig.from_settings(
+        start=start.date() if start else None,
+        end=end.date() if end else None,
+        history_years=history_years,
         seed=settings.seed if seed is None else seed,
         universe_size=settings.universe_size if universe_size is None else universe_size,
         signal_strength=signal_strength,
-        calendar=settings.calendar,
     )
-    if start is not None:
-        market = replace(market, start=start.date())
     overrides: dict[str, object] = {
         "market": market,
         "state_dir": state_dir,
@@ -86,7 +81,8 @@ def serve(
     universe_size: Annotated[int | None, typer.Option(help="Securities at start")] = None,
     start: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
     end: Annotated[
-        dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last session [today]")
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Last session [settings.history_end, else today]"),
     ] = None,
     history_years: Annotated[float | None, typer.Option(help="Used when --start is absent")] = None,
     signal_strength: Annotated[float, typer.Option(help="Planted sentiment IC, 0 = none")] = 0.05,

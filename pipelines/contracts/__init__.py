@@ -15,7 +15,7 @@ from pipelines.contracts.report import (
 from pipelines.contracts.spec import (
     Contract,
     ContractError,
-    Policy,
+    FailurePolicy,
     load_contract,
     load_contract_file,
     parse_contract,
@@ -26,8 +26,8 @@ __all__ = [
     "Contract",
     "ContractError",
     "FailingRow",
+    "FailurePolicy",
     "Outcome",
-    "Policy",
     "RowOrigin",
     "RuleFailure",
     "RuleResult",

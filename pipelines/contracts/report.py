@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.contracts.spec import Policy
+from pipelines.contracts.spec import FailurePolicy
 
 
 class Outcome(StrEnum):
@@ -64,7 +64,7 @@ class RuleFailure:
     rule: str
     columns: tuple[str, ...]
     expectation_type: str
-    policy: Policy
+    policy: FailurePolicy
     unexpected_count: int | None
     unexpected_percent: float | None
     sample: tuple[FailingRow, ...]
@@ -85,7 +85,7 @@ class RuleResult:
     rule: str
     columns: tuple[str, ...]
     expectation_type: str
-    policy: Policy
+    policy: FailurePolicy
     status: RuleStatus
     description: str
     unexpected_count: int | None = None
@@ -143,7 +143,9 @@ class ValidationReport:
         """Names of the failed rules, in evaluation order."""
         return [f.rule for f in self.failures]
 
-    def batch_level_failures(self, policy: Policy | None = Policy.BLOCK) -> list[RuleFailure]:
+    def batch_level_failures(
+        self, policy: FailurePolicy | None = FailurePolicy.BLOCK
+    ) -> list[RuleFailure]:
         """Failures that cannot be pinned to rows (the whole batch is affected).
 
         ``policy`` filters by rule policy (default: only blocking ones); None = all.
@@ -152,7 +154,7 @@ class ValidationReport:
             f for f in self.failures if not f.row_level and (policy is None or f.policy is policy)
         ]
 
-    def failed_row_indices(self, policy: Policy | None = Policy.BLOCK) -> np.ndarray:
+    def failed_row_indices(self, policy: FailurePolicy | None = FailurePolicy.BLOCK) -> np.ndarray:
         """Sorted, unique 0-based positions of rows failing a row-level rule.
 
         ``policy`` filters by rule policy (default: rows failing a *blocking* rule, i.e.

@@ -24,12 +24,12 @@ import pandas as pd
 from pipelines.contracts.coerce import CANONICAL_DTYPE
 from pipelines.contracts.spec import (
     Contract,
+    FailurePolicy,
     FreshnessAgeRule,
     FreshnessPublishRule,
     InSetRule,
     LogicalType,
     PairOrderRule,
-    Policy,
     RangeRule,
     ReferentialRule,
     RowCountChangeRule,
@@ -74,7 +74,7 @@ class CompiledRule:
     name: str
     kind: str
     columns: tuple[str, ...]
-    policy: Policy
+    policy: FailurePolicy
     description: str
     expectation_type: str
     #: Builds the expectation's kwargs for a frame shape (only schema rules look at it).

@@ -20,15 +20,17 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipelines.errors import AlphaFactoryError
+
 #: Where the contract YAML files live (repo root / data_contracts).
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "data_contracts"
 
 
-class ContractError(ValueError):
+class ContractError(AlphaFactoryError, ValueError):
     """A contract file is missing, unparsable, or inconsistent; the message says where."""
 
 
-class Policy(StrEnum):
+class FailurePolicy(StrEnum):
     """What a failing rule does to the batch: ``block`` stops it, ``warn`` lets it through."""
 
     BLOCK = "block"
@@ -62,7 +64,7 @@ class ColumnSpec(_Strict):
 class _RuleBase(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_.]*$", description="unique within the contract")
     description: str = ""
-    policy: Policy | None = None
+    policy: FailurePolicy | None = None
 
     def columns(self) -> tuple[str, ...]:
         """Columns the rule reads (it is skipped when one is missing or mistyped)."""
@@ -201,14 +203,14 @@ class Contract(_Strict):
     dataset: str
     version: int = 1
     description: str = ""
-    policy: Policy = Policy.BLOCK
+    policy: FailurePolicy = FailurePolicy.BLOCK
     columns: dict[str, ColumnSpec] = Field(min_length=1)
     key: list[str] = Field(default_factory=list)
     #: Allow columns the contract does not declare (else ``schema.unexpected_columns`` fails).
     allow_extra_columns: bool = False
     rules: list[Rule] = Field(default_factory=list)
     #: Policies for generated rules (``schema.close.type``, ``key.unique``, ...), by name.
-    policy_overrides: dict[str, Policy] = Field(default_factory=dict)
+    policy_overrides: dict[str, FailurePolicy] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
@@ -236,7 +238,7 @@ class Contract(_Strict):
             )
         return self
 
-    def rule_policy(self, name: str, own: Policy | None = None) -> Policy:
+    def rule_policy(self, name: str, own: FailurePolicy | None = None) -> FailurePolicy:
         """The policy a rule runs under: its own, else an override, else the contract's."""
         if own is not None:
             return own

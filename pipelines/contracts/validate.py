@@ -33,7 +33,7 @@ from pipelines.contracts.report import (
     ValidationReport,
 )
 from pipelines.contracts.rules import HELPER_PREFIX, BatchFacts, CompiledRule, FrameShape
-from pipelines.contracts.spec import Contract, Policy, load_contract
+from pipelines.contracts.spec import Contract, FailurePolicy, load_contract
 
 SAMPLE_SIZE = 5
 ArrayLike = Sequence[Any] | np.ndarray | pd.Series
@@ -354,7 +354,7 @@ def validate_frame(
             )
         )
 
-    if any(f.policy is Policy.BLOCK for f in failures):
+    if any(f.policy is FailurePolicy.BLOCK for f in failures):
         outcome = Outcome.BLOCKED
     elif failures:
         outcome = Outcome.WARNED

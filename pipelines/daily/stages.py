@@ -55,7 +55,7 @@ REJECTED = "rejected"
 def sessions_between(start: dt.date, end: dt.date) -> list[dt.date]:
     """Trading sessions in ``[start, end]`` on the configured exchange calendar."""
     from pipelines.config import get_settings
-    from pipelines.vendors.calendar import sessions
+    from pipelines.timeline import sessions
 
     return sessions(start, end, get_settings().calendar)
 

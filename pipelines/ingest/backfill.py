@@ -188,21 +188,6 @@ class SftpFetcher(AbstractContextManager["SftpFetcher"]):
         self.close()
 
 
-def fetch_days(
-    feed: FeedSpec,
-    days: list[dt.date],
-    source_factory: Callable[[], FileSource],
-    *,
-    workers: int = 4,
-) -> list[_Fetched]:
-    """Download the feed's files (and manifest) for each day, ``workers`` connections at once.
-
-    Days whose folder is absent are returned with ``data=None``.
-    """
-    with SftpFetcher([feed], source_factory, workers=workers) as fetcher:
-        return fetcher.submit(days).result()[feed.name]
-
-
 def backfill_sftp(
     lake: Lake,
     feeds: list[FeedSpec],
@@ -241,25 +226,6 @@ def backfill_sftp(
                 for feed in feeds:
                     progress(feed.name, done_days, len(days))
     return results
-
-
-def backfill_feed(
-    lake: Lake,
-    feed: FeedSpec,
-    fetched: list[_Fetched],
-    gate: Gate,
-    *,
-    chunk_days: int = 126,
-    timer: PhaseTimer | None = None,
-) -> list[FileOutcome]:
-    """Land, validate and load already fetched files in chunks of ``chunk_days`` days."""
-    timer = timer or PhaseTimer()
-    outcomes: list[FileOutcome] = []
-    days = sorted({f.day for f in fetched})
-    for start in range(0, len(days), chunk_days):
-        window = set(days[start : start + chunk_days])
-        outcomes += _load_chunk(lake, feed, [f for f in fetched if f.day in window], gate, timer)
-    return outcomes
 
 
 @dataclass

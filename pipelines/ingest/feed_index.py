@@ -17,6 +17,18 @@ import yaml
 FEEDS_DIR = Path(__file__).resolve().parent / "feeds"
 
 
+def extra_feed_dirs() -> list[str]:
+    """The directories of ``ALPHAFACTORY_FEEDS_DIR`` (``os.pathsep``-separated), in order.
+
+    Settings are imported here, not at module level: DAG files import this module at parse
+    time (``pipelines.config`` costs ~0.1 s once Airflow has loaded pydantic).
+    """
+    from pipelines.config import get_settings
+
+    extra = get_settings().feeds_dir or ""
+    return [d for d in extra.split(os.pathsep) if d]
+
+
 @dataclass(frozen=True)
 class FeedEntry:
     name: str
@@ -35,10 +47,7 @@ class FeedEntry:
 
 def feed_index() -> list[FeedEntry]:
     """Every declared feed (shipped and ``ALPHAFACTORY_FEEDS_DIR``), security master first."""
-    dirs = [FEEDS_DIR]
-    extra = os.environ.get("ALPHAFACTORY_FEEDS_DIR")
-    if extra:
-        dirs += [Path(d) for d in extra.split(os.pathsep) if d]
+    dirs = [FEEDS_DIR, *(Path(d) for d in extra_feed_dirs())]
     entries = []
     for directory in dirs:
         for path in sorted(directory.glob("*.yaml")):

@@ -8,7 +8,6 @@ dropping a YAML file into a directory named by ``ALPHAFACTORY_FEEDS_DIR`` (or pa
 from __future__ import annotations
 
 import datetime as dt
-import os
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -16,9 +15,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipelines.errors import AlphaFactoryError
+from pipelines.ingest.feed_index import FEEDS_DIR, extra_feed_dirs
 from pipelines.lake.catalog import get_table
-
-FEEDS_DIR = Path(__file__).resolve().parent / "feeds"
 
 
 class SqlExpr(BaseModel):
@@ -91,7 +90,7 @@ class FeedSpec(BaseModel):
         return self.corrections.format(previous=previous) if self.corrections else None
 
 
-class FeedConfigError(ValueError):
+class FeedConfigError(AlphaFactoryError, ValueError):
     """A feed YAML file is malformed; the message names the file and the problem."""
 
 
@@ -119,7 +118,5 @@ def _load_dirs(dirs: tuple[str, ...]) -> dict[str, FeedSpec]:
 def load_feeds(extra_dirs: tuple[str, ...] = ()) -> dict[str, FeedSpec]:
     """Every declared feed by name: shipped ones, ``ALPHAFACTORY_FEEDS_DIR``, ``extra_dirs``."""
     dirs = [str(FEEDS_DIR)]
-    env = os.environ.get("ALPHAFACTORY_FEEDS_DIR")
-    if env:
-        dirs += [d for d in env.split(os.pathsep) if d]
+    dirs += extra_feed_dirs()
     return dict(_load_dirs(tuple(dirs + list(extra_dirs))))

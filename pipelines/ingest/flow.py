@@ -17,6 +17,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.errors import AlphaFactoryError
 from pipelines.ingest import quarantine
 from pipelines.ingest.feed_spec import FeedSpec
 from pipelines.ingest.gate import Gate, GateContext, GateResult, file_failure
@@ -30,13 +31,13 @@ from pipelines.ingest.parse import (
 )
 from pipelines.ingest.sources import FileSource, RecordSource, records_to_jsonl
 from pipelines.lake import Lake, RawFile
-from pipelines.vendors.calendar import sessions
+from pipelines.timeline import ALL_DATES, trading_calendar
 
 log = logging.getLogger(__name__)
 Status = Literal["loaded", "warned", "quarantined", "unchanged", "released"]
 
 
-class FeedNotPublished(RuntimeError):
+class FeedNotPublished(AlphaFactoryError, RuntimeError):
     """The vendor has not published the feed's folder (or file) for the day yet."""
 
     def __init__(self, feed: str, day: dt.date, path: str) -> None:
@@ -44,7 +45,7 @@ class FeedNotPublished(RuntimeError):
         self.feed, self.day, self.path = feed, day, path
 
 
-class BatchQuarantined(RuntimeError):
+class BatchQuarantined(AlphaFactoryError, RuntimeError):
     """At least one file of the day was quarantined; downstream must not run."""
 
     def __init__(self, outcomes: list[FileOutcome]) -> None:
@@ -373,16 +374,14 @@ def rest_window(
 ) -> tuple[dt.datetime | None, dt.datetime]:
     """Publication-time window a session's REST ingestion owns: (prev close, close].
 
-    The close of a session is :data:`REST_WINDOW_CLOSE` New York time on that day, so every
-    instant belongs to exactly one session's window and re-running a day fetches the same
-    records.
+    The close of a session is :data:`REST_WINDOW_CLOSE` in the exchange's time zone on that
+    day, so every instant belongs to exactly one session's window and re-running a day
+    fetches the same records.
     """
-    from zoneinfo import ZoneInfo
-
-    ny = ZoneInfo("America/New_York")
+    cal = trading_calendar()
 
     def close(d: dt.date) -> dt.datetime:
-        return dt.datetime.combine(d, REST_WINDOW_CLOSE, ny).astimezone(dt.UTC)
+        return cal.at(d, REST_WINDOW_CLOSE)
 
     return (close(previous_session) if previous_session else None), close(day)
 
@@ -435,7 +434,7 @@ def _has_runs_before(lake: Lake, feed: FeedSpec, day: dt.date) -> bool:
     runs = lake.as_of(
         "ingest_runs",
         known_at=dt.datetime.now(dt.UTC),
-        valid_at=(dt.date(1900, 1, 1), day - dt.timedelta(days=1)),
+        valid_at=(ALL_DATES[0], day - dt.timedelta(days=1)),
         filter=pc.field("feed") == feed.name,
         columns=["status"],
     )
@@ -506,13 +505,7 @@ def _gate_records(
     )
 
 
-def previous_session_of(day: dt.date, calendar: str = "XNYS") -> dt.date | None:
-    """The trading session before ``day`` (None if the calendar has none)."""
-    before = sessions(day - dt.timedelta(days=14), day - dt.timedelta(days=1), calendar)
-    return before[-1] if before else None
-
-
-class ReleaseRefused(RuntimeError):
+class ReleaseRefused(AlphaFactoryError, RuntimeError):
     """A quarantined batch still fails its contract; it stays quarantined."""
 
 

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipelines.errors import AlphaFactoryError
 from pipelines.ingest.feed_spec import FeedSpec, SqlExpr
 from pipelines.lake.catalog import get_table
 from pipelines.sql_files import quote_ident
@@ -27,7 +28,7 @@ SOURCE_FILE = "_source_file"
 SOURCE_LINE = "_source_line"
 
 
-class FileFormatError(ValueError):
+class FileFormatError(AlphaFactoryError, ValueError):
     """The file's bytes cannot be read; ``rule`` names the check that failed."""
 
     def __init__(self, file_name: str, rule: str, message: str) -> None:

@@ -16,9 +16,9 @@ import pyarrow as pa
 
 from pipelines.ingest.gate import GateResult
 from pipelines.lake import Lake, LakeError, RawFile
+from pipelines.timeline import ALL_DATES
 
 TABLE = "quarantine"
-ALL_TIME = (dt.date(1900, 1, 1), dt.date(2999, 12, 31))
 
 
 _COLUMNS = (
@@ -146,7 +146,7 @@ def set_status(
 
 def list_records(lake: Lake, status: str | None = "open") -> list[dict[str, Any]]:
     """Latest version of every quarantine record (optionally only one status), newest day first."""
-    rows = lake.as_of(TABLE, known_at=dt.datetime.now(dt.UTC), valid_at=ALL_TIME).to_pylist()
+    rows = lake.as_of(TABLE, known_at=dt.datetime.now(dt.UTC), valid_at=ALL_DATES).to_pylist()
     if status is not None:
         rows = [r for r in rows if r["status"] == status]
     return sorted(rows, key=lambda r: (r["valid_date"], r["feed"], r["file_name"]), reverse=True)

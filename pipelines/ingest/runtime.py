@@ -7,37 +7,20 @@ ingested exactly as the scheduler would.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipelines.ingest.backfill import PhaseTimer, backfill_rest, backfill_sftp
+from pipelines.ingest.connections import ensure_vendor_connections
 from pipelines.ingest.feed_spec import FeedSpec, load_feeds
-from pipelines.ingest.flow import (
-    FileOutcome,
-    ingest_rest_day,
-    ingest_sftp_day,
-    previous_session_of,
-)
+from pipelines.ingest.flow import FileOutcome, ingest_rest_day, ingest_sftp_day
 from pipelines.ingest.gate import Gate, contract_gate
 from pipelines.ingest.sources import FileSource, HttpHookSource, RecordSource, SFTPHookSource
 from pipelines.lake import Lake
+from pipelines.timeline import trading_calendar
 
 #: Order matters: prices are checked against the security master as known that day.
 SFTP_ORDER = ("vendor_security_master", "vendor_corporate_actions", "vendor_prices")
-
-
-def ensure_vendor_connections() -> None:
-    """Default the ``AIRFLOW_CONN_*`` vendor connections from settings when not set.
-
-    Inside Airflow the connections come from Airflow; outside (CLI, tests) the embedded
-    defaults are used unless the environment already names a connection.
-    """
-    from pipelines.orchestration.airflow_env import airflow_environment
-
-    for key, value in airflow_environment().values.items():
-        if key.startswith("AIRFLOW_CONN_") and key not in os.environ:
-            os.environ[key] = value
 
 
 @dataclass
@@ -71,7 +54,7 @@ def ingest_day(
     """Ingest one feed for one session (the unit of work of a ``vendor_ingest`` task)."""
     feed = load_feeds()[feed_name]
     src = sources or live_sources()
-    prev = previous_session_of(day)
+    prev = trading_calendar().previous(day)
     if feed.protocol == "sftp":
         return ingest_sftp_day(
             lake,

@@ -28,18 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import Settings, get_settings
+from pipelines.ingest.connections import MASK, vendor_connections
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPO_ROOT / "dags"
-SFTP_CONN_ID = "sftp_vendor"
-HTTP_CONN_ID = "http_vendor"
 PLUGIN_SHIM_NAME = "alphafactory_plugin.py"
 PLUGIN_SHIM = (
     '"""Written by pipelines.orchestration.airflow_env: registers Alpha Factory\'s plugin."""\n'
     "from pipelines.orchestration.plugin import AlphaFactoryPlugin  # noqa: F401\n"
 )
 _MIGRATED_STAMP = ".alphafactory-db-migrated"
-MASK = "***"
 
 
 @dataclass(frozen=True)
@@ -95,17 +93,6 @@ def _shell_quote(value: str) -> str:
     return "'" + value.replace("'", "'\"'\"'") + "'"
 
 
-def _host_public_key(vendor_state_dir: Path) -> str | None:
-    """``ssh-ed25519 AAAA…`` of the vendor simulator's host key, if it has been generated."""
-    key_file = vendor_state_dir / "ssh_host_ed25519_key"
-    if not key_file.is_file():
-        return None
-    import paramiko  # only when pinning: it is not needed to compute the rest
-
-    key = paramiko.Ed25519Key.from_private_key_file(str(key_file))
-    return f"{key.get_name()} {key.get_base64()}"
-
-
 def airflow_environment(
     settings: Settings | None = None,
     *,
@@ -120,44 +107,17 @@ def airflow_environment(
       plugins folder and ``airflow.cfg`` live under it. DAGs come from the repo's ``dags/``.
     * LocalExecutor; ``parallelism`` task slots (4 suits a 2-core machine: tasks mostly wait
       on I/O) and one active run per DAG, so backfills do not stampede the lake.
-    * ``AIRFLOW_CONN_SFTP_VENDOR`` pins the vendor's SSH host key: ``vendor_host_key`` (an
-      OpenSSH ``type base64`` line), else the key generated in ``vendor_state_dir``
-      (default ``./var/vendor``); only when neither exists does it fall back to
-      ``no_host_key_check`` — acceptable for the loopback simulator, never for a real host.
-    * ``AIRFLOW_CONN_HTTP_VENDOR`` carries ``Authorization: Bearer <token>`` as an extra,
-      which ``HttpHook`` sends as a header on every request.
+    * ``AIRFLOW_CONN_SFTP_VENDOR`` / ``AIRFLOW_CONN_HTTP_VENDOR``: the vendor connections of
+      :func:`pipelines.ingest.connections.vendor_connections` (host key pinned, bearer token).
     """
     s = settings or get_settings()
     home = Path(s.airflow_home).expanduser().resolve()
-    host_key = vendor_host_key or _host_public_key(
-        (vendor_state_dir or Path("./var/vendor")).expanduser().resolve()
+    conns = vendor_connections(
+        s,
+        vendor_host_key=vendor_host_key,
+        vendor_state_dir=vendor_state_dir,
+        vendor_username=vendor_username,
     )
-    sftp_extra: dict[str, Any] = {"look_for_keys": "false", "conn_timeout": 30}
-    if host_key:
-        sftp_extra["host_key"] = host_key
-    else:
-        sftp_extra["no_host_key_check"] = "true"
-    sftp = {
-        "conn_type": "sftp",
-        "host": s.vendor_host,
-        "port": s.vendor_sftp_port,
-        "login": vendor_username,
-        "password": s.vendor_password.get_secret_value(),
-        "extra": sftp_extra,
-    }
-    http = {
-        "conn_type": "http",
-        "host": s.vendor_host,
-        "port": s.vendor_http_port,
-        "schema": "http",
-        "extra": {"Authorization": f"Bearer {s.vendor_token.get_secret_value()}"},
-    }
-    sftp_name = f"AIRFLOW_CONN_{SFTP_CONN_ID.upper()}"
-    http_name = f"AIRFLOW_CONN_{HTTP_CONN_ID.upper()}"
-    redacted = {
-        sftp_name: json.dumps({**sftp, "password": MASK}),
-        http_name: json.dumps({**http, "extra": {"Authorization": f"Bearer {MASK}"}}),
-    }
     values = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
@@ -172,14 +132,13 @@ def airflow_environment(
         # One parser process is plenty for a handful of DAG files and leaves a core free.
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        sftp_name: json.dumps(sftp),
-        http_name: json.dumps(http),
+        **conns.values,
     }
     return AirflowEnv(
         home=home,
         values=values,
-        secret_names=frozenset({sftp_name, http_name}),
-        redacted=redacted,
+        secret_names=frozenset(conns.values),
+        redacted=conns.redacted,
     )
 
 

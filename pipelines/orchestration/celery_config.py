@@ -55,10 +55,8 @@ def preload_task_modules(*args: Any, **kwargs: Any) -> None:
         except Exception:
             log.warning("preloading %s failed", name, exc_info=True)
     try:
-        from pipelines.config import get_settings
-        from pipelines.orchestration.timetable import DEFAULT_CALENDAR, ExchangeCalendarTimetable
+        from pipelines.orchestration.timetable import ExchangeCalendarTimetable
 
-        for calendar in sorted({DEFAULT_CALENDAR, get_settings().calendar}):
-            ExchangeCalendarTimetable(calendar=calendar).validate()
+        ExchangeCalendarTimetable().validate()  # the configured calendar, as the DAGs use
     except Exception:
         log.warning("preloading exchange calendars failed", exc_info=True)

@@ -3,7 +3,8 @@
 Mapping of sessions to runs (Airflow 3 semantics, see ``docs`` in the module's tests):
 
 * A run for session ``D`` is **created at** (``run_after``) ``D``'s run time: ``run_at`` on
-  ``D`` in ``tz`` (19:00 America/New_York by default), i.e. after the close.
+  ``D`` in ``tz`` (the ``ALPHAFACTORY_RUN_TIME`` setting, 19:00 America/New_York by
+  default), i.e. after the close.
 * Its **data interval** is ``(run time of the previous session, run time of D]``: across a
   weekend or a holiday the interval simply stretches (Friday 19:00 → Monday 19:00), so
   consecutive runs tile time without gaps or overlaps.
@@ -19,76 +20,29 @@ Mapping of sessions to runs (Airflow 3 semantics, see ``docs`` in the module's t
   ``≥ start_date``. **catchup=False**: missed sessions are skipped, except the most recent
   one whose run time has passed (Airflow's own convention for cron schedules).
 
-``exchange_calendars`` (which pulls in pandas) is imported lazily, on the first scheduling
-question, so parsing a DAG file that uses this timetable stays cheap.
+Sessions come from :func:`pipelines.timeline.trading_calendar` (1990 to two years ahead),
+which imports ``exchange_calendars`` (and pandas) lazily, on the first scheduling question,
+so parsing a DAG file that uses this timetable stays cheap. Instants before the calendar's
+start or after its end are clamped to it (a ``start_date`` before 1990 schedules from the
+first session).
 """
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass
 from datetime import date, datetime, time
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pendulum
 from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
 
+from pipelines.timeline import TradingCalendar, trading_calendar
+
 if TYPE_CHECKING:
     from airflow.timetables.base import TimeRestriction
     from pendulum import DateTime
 
-DEFAULT_CALENDAR = "XNYS"
-DEFAULT_RUN_AT = time(19, 0)
 DEFAULT_TZ = "America/New_York"
-
-
-@dataclass(frozen=True)
-class _Sessions:
-    """A calendar's sessions as sorted plain dates (bisect is far cheaper than pandas here)."""
-
-    name: str
-    dates: tuple[date, ...]
-
-    def _check(self, d: date) -> None:
-        if not self.dates[0] <= d <= self.dates[-1]:
-            raise ValueError(
-                f"{d} is outside the {self.name} calendar's range "
-                f"{self.dates[0]}..{self.dates[-1]} (exchange_calendars bounds)"
-            )
-
-    def is_session(self, d: date) -> bool:
-        self._check(d)
-        i = bisect.bisect_left(self.dates, d)
-        return i < len(self.dates) and self.dates[i] == d
-
-    def at_or_before(self, d: date) -> date | None:
-        """The latest session ``≤ d`` (None before the first session)."""
-        i = bisect.bisect_right(self.dates, d)
-        return self.dates[i - 1] if i > 0 else None
-
-    def at_or_after(self, d: date) -> date | None:
-        """The first session ``≥ d`` (None after the last session)."""
-        i = bisect.bisect_left(self.dates, d)
-        return self.dates[i] if i < len(self.dates) else None
-
-    def previous(self, d: date) -> date | None:
-        i = bisect.bisect_left(self.dates, d)
-        return self.dates[i - 1] if i > 0 else None
-
-    def next(self, d: date) -> date | None:
-        i = bisect.bisect_right(self.dates, d)
-        return self.dates[i] if i < len(self.dates) else None
-
-
-@lru_cache(maxsize=8)
-def _load_sessions(name: str) -> _Sessions:
-    # Lazy: exchange_calendars imports pandas; DAG parsing must not pay for it.
-    import exchange_calendars as xcals
-
-    cal = xcals.get_calendar(name)
-    return _Sessions(name, tuple(ts.date() for ts in cal.sessions))
 
 
 class ExchangeCalendarTimetable(Timetable):
@@ -105,10 +59,16 @@ class ExchangeCalendarTimetable(Timetable):
 
     def __init__(
         self,
-        calendar: str = DEFAULT_CALENDAR,
-        run_at: time = DEFAULT_RUN_AT,
+        calendar: str | None = None,
+        run_at: time | None = None,
         tz: str = DEFAULT_TZ,
     ) -> None:
+        if calendar is None or run_at is None:
+            from pipelines.config import get_settings  # settings only when defaulting
+
+            settings = get_settings()
+            calendar = calendar or settings.calendar
+            run_at = run_at or settings.run_time
         if run_at.tzinfo is not None:
             raise ValueError("run_at must be a naive wall-clock time; pass the zone as tz")
         try:
@@ -171,8 +131,8 @@ class ExchangeCalendarTimetable(Timetable):
 
     # --- session <-> instant --------------------------------------------------------------
 
-    def _sessions(self) -> _Sessions:
-        return _load_sessions(self.calendar)
+    def _sessions(self) -> TradingCalendar:
+        return trading_calendar(self.calendar)
 
     def run_time(self, session: date) -> DateTime:
         """The instant (UTC) the run for ``session`` is due: ``run_at`` on that date in ``tz``."""
@@ -202,7 +162,9 @@ class ExchangeCalendarTimetable(Timetable):
     def latest_session_at_or_before(self, instant: datetime) -> date | None:
         """The latest session whose run time is ``≤ instant``."""
         sessions = self._sessions()
-        local_day = self.session_of(instant)
+        local_day = min(self.session_of(instant), sessions.end)
+        if local_day < sessions.start:
+            return None
         candidate = sessions.at_or_before(local_day)
         if candidate is not None and self.run_time(candidate) > instant:
             candidate = sessions.previous(candidate)
@@ -211,7 +173,10 @@ class ExchangeCalendarTimetable(Timetable):
     def first_session_at_or_after(self, instant: datetime) -> date | None:
         """The first session whose run time is ``≥ instant``."""
         sessions = self._sessions()
-        candidate = sessions.at_or_after(self.session_of(instant))
+        local_day = max(self.session_of(instant), sessions.start)
+        if local_day > sessions.end:
+            return None
+        candidate = sessions.at_or_after(local_day)
         if candidate is not None and self.run_time(candidate) < instant:
             candidate = sessions.next(candidate)
         return candidate

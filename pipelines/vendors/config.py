@@ -61,6 +61,35 @@ class MarketConfig:
         start = end - timedelta(days=round(365.25 * history_years))
         return cls(start=start, end=end, **kwargs)  # type: ignore[arg-type]
 
+    @classmethod
+    def from_settings(
+        cls,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        history_years: float | None = None,
+        **kwargs: object,
+    ) -> MarketConfig:
+        """The configured market: ``start``/``end`` arguments, else the settings
+        ``history_start``/``history_end`` (default end: today); without a start,
+        ``history_years`` back from the end. Seed, universe and calendar from settings
+        unless given in ``kwargs``."""
+        from pipelines.config import get_settings
+
+        s = get_settings()
+        end = end or s.history_end or date.today()
+        params: dict[str, object] = {
+            "seed": s.seed,
+            "universe_size": s.universe_size,
+            "calendar": s.calendar,
+            **kwargs,
+        }
+        start = start or s.history_start
+        if start is None:
+            years = s.history_years if history_years is None else history_years
+            return cls.from_history_years(end, years, **params)
+        return cls(start=start, end=end, **params)  # type: ignore[arg-type]
+
 
 @dataclass
 class VendorConfig:
@@ -96,10 +125,7 @@ class VendorConfig:
         from pipelines.config import get_settings
 
         s = get_settings()
-        end = date.today()
-        market = MarketConfig.from_history_years(
-            end, s.history_years, seed=s.seed, universe_size=s.universe_size, calendar=s.calendar
-        )
+        market = MarketConfig.from_settings()
         base: dict[str, object] = {
             "market": market,
             "host": s.vendor_host,

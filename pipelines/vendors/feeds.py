@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from pipelines.vendors.calendar import local_instant, to_utc_iso
+from pipelines.vendors.instants import publish_instant, to_utc_iso
 from pipelines.vendors.market import SENTIMENT_PUBLISH_TIME, Market
 
 PRICE_COLUMNS = (
@@ -98,11 +98,6 @@ def prices_frame(m: Market, t: int) -> pd.DataFrame:
     )
 
 
-def corporate_actions_frame(m: Market, t: int) -> pd.DataFrame:
-    """Corporate actions *announced* on session ``t`` (ex-dates are in the future)."""
-    return DaySlicer(corporate_actions_vendor(m), m.corporate_actions["announce_idx"]).day(t)
-
-
 def corporate_actions_vendor(m: Market) -> pd.DataFrame:
     """Every corporate action in vendor columns, ordered by announcement session."""
     day = m.corporate_actions
@@ -132,14 +127,6 @@ def _blank_split_fields(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def security_master_frame(m: Market, t: int) -> pd.DataFrame:
-    """Security-master changes effective on session ``t`` (full record state per change).
-
-    Session 0 carries an ``INITIAL`` row for every security listed at the start.
-    """
-    return DaySlicer(security_master_vendor(m), m.master_events["effective_idx"]).day(t)
-
-
 def security_master_vendor(m: Market) -> pd.DataFrame:
     """Every security-master change in vendor columns, ordered by effective session."""
     day = m.master_events
@@ -167,7 +154,7 @@ def security_master_vendor(m: Market) -> pd.DataFrame:
 # --- REST record sources -------------------------------------------------------------------
 
 
-class RecordSource(Protocol):
+class PublishedDataset(Protocol):
     """A dataset ordered by publication time, addressable by position."""
 
     def count_published_until(self, ns: int) -> int:
@@ -184,7 +171,7 @@ def _ns(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
 
 
 class FrameSource:
-    """A :class:`RecordSource` over a DataFrame already sorted by ``published_at``."""
+    """A :class:`PublishedDataset` over a DataFrame already sorted by ``published_at``."""
 
     def __init__(self, frame: pd.DataFrame, to_json: Callable[[pd.DataFrame], pd.DataFrame]):
         self._frame = frame.reset_index(drop=True)
@@ -216,7 +203,7 @@ def fundamentals_json(df: pd.DataFrame) -> pd.DataFrame:
 def master_records(m: Market, publish_time: time) -> pd.DataFrame:
     """Master changes with the REST publication instant (the day's SFTP publish time)."""
     ev = m.master_events.drop(columns=["effective_idx"]).copy()
-    pub = [local_instant(m.sessions[t], publish_time) for t in m.master_events["effective_idx"]]
+    pub = [publish_instant(m.sessions[t], publish_time) for t in m.master_events["effective_idx"]]
     ev.insert(0, "published_at", pd.to_datetime(pub, utc=True))
     return ev
 
@@ -239,9 +226,9 @@ class SentimentSource:
     def __init__(self, m: Market, publish_time: time = SENTIMENT_PUBLISH_TIME):
         self._m = m
         self._day_pub = np.array(
-            [local_instant(d, publish_time).timestamp() * 1e9 for d in m.sessions], dtype=np.int64
+            [publish_instant(d, publish_time).timestamp() * 1e9 for d in m.sessions], dtype=np.int64
         )
-        self._day_iso = [to_utc_iso(local_instant(d, publish_time)) for d in m.sessions]
+        self._day_iso = [to_utc_iso(publish_instant(d, publish_time)) for d in m.sessions]
         counts = m.alive.sum(axis=1)
         self._offsets = np.concatenate([[0], np.cumsum(counts)])
 
@@ -284,7 +271,7 @@ def sentiment_frame(m: Market, start: date | None = None, end: date | None = Non
     tt, ii = np.nonzero(m.alive[t0:t1])
     tt = tt + t0
     pub = pd.to_datetime(
-        [local_instant(d, SENTIMENT_PUBLISH_TIME) for d in m.sessions[t0:t1]], utc=True
+        [publish_instant(d, SENTIMENT_PUBLISH_TIME) for d in m.sessions[t0:t1]], utc=True
     )
     return pd.DataFrame(
         {

@@ -17,8 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from pipelines.vendors.calendar import to_utc_iso
 from pipelines.vendors.faults import FaultEffect
+from pipelines.vendors.instants import to_utc_iso
 
 MANIFEST = "manifest.json"
 VENDOR_NAME = "alphafactory-sim"

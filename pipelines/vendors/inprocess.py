@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.vendors.calendar import instant_ns
 from pipelines.vendors.clock import Clock
+from pipelines.vendors.instants import instant_ns
 from pipelines.vendors.simulator import VendorSimulator
 
 

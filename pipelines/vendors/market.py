@@ -53,8 +53,9 @@ from datetime import date, time, timedelta
 import numpy as np
 import pandas as pd
 
-from pipelines.vendors.calendar import local_instant, next_session_on_or_after, sessions
+from pipelines.timeline import trading_calendar
 from pipelines.vendors.config import MarketConfig
+from pipelines.vendors.instants import next_session_on_or_after, publish_instant
 
 #: GICS sectors: (code, name, weight in the universe).
 SECTORS: tuple[tuple[int, str, float], ...] = (
@@ -235,7 +236,7 @@ def _names(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def generate_market(cfg: MarketConfig) -> Market:
     """Generate the whole synthetic market for ``cfg`` (pure function of ``cfg``)."""
-    sess = sessions(cfg.start, cfg.end, cfg.calendar)
+    sess = trading_calendar(cfg.calendar).sessions(cfg.start, cfg.end)
     T = len(sess)
     if T < 2:
         raise ValueError("need at least two trading sessions")
@@ -594,7 +595,10 @@ def _fundamentals(
     Q = len(q_ends)
     sess_arr = np.array(sess, dtype="datetime64[D]")
     q_arr = np.array(q_ends, dtype="datetime64[D]")
-    pub_cal = sessions(cfg.start - timedelta(days=500), cfg.end, cfg.calendar)
+    cal = trading_calendar(cfg.calendar)
+    # Reports of the year before ``start`` are published from ~500 days back (never before
+    # the calendar's first date).
+    pub_cal = cal.sessions(max(cfg.start - timedelta(days=500), cal.start), cfg.end)
     pub_arr = np.array(pub_cal, dtype="datetime64[D]")
 
     # Book equity: slow random walk, independent of returns (no look-ahead by construction).
@@ -628,7 +632,7 @@ def _fundamentals(
     si, qi = np.nonzero(valid)
 
     def frame(version: int, pub: np.ndarray, scale: dict[str, np.ndarray]) -> pd.DataFrame:
-        published_at = [local_instant(d, FUNDAMENTALS_PUBLISH_TIME) for d in pub.astype(object)]
+        published_at = [publish_instant(d, FUNDAMENTALS_PUBLISH_TIME) for d in pub.astype(object)]
         return pd.DataFrame(
             {
                 "security_id": ids[si_v],

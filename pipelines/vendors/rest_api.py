@@ -29,9 +29,9 @@ from typing import Any
 
 from aiohttp import web
 
-from pipelines.vendors.calendar import instant_ns, parse_instant, to_utc_iso
 from pipelines.vendors.clock import Clock
-from pipelines.vendors.feeds import RecordSource
+from pipelines.vendors.feeds import PublishedDataset
+from pipelines.vendors.instants import instant_ns, parse_instant, to_utc_iso
 from pipelines.vendors.simulator import VendorSimulator
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -156,7 +156,7 @@ def create_app(
         name = request.match_info["dataset"]
         if name not in DATASETS:
             raise _json_error(web.HTTPNotFound, f"unknown dataset {name!r}")
-        source: RecordSource = sim.rest_sources[name]
+        source: PublishedDataset = sim.rest_sources[name]
         q = request.query
         try:
             page_size = int(q.get("page_size", default_page_size))

@@ -22,7 +22,7 @@ import asyncssh
 
 from pipelines.vendors.clock import Clock
 from pipelines.vendors.files import DayFolder
-from pipelines.vendors.simulator import MissingDayError, NotASessionError, VendorSimulator
+from pipelines.vendors.simulator import MissingDayError, NotSimulatedError, VendorSimulator
 
 DIR_MODE = stat.S_IFDIR | 0o555
 FILE_MODE = stat.S_IFREG | 0o444
@@ -132,7 +132,7 @@ class VendorSFTPServer(asyncssh.SFTPServer):
     async def _folder(self, day: date) -> DayFolder:
         try:
             return await asyncio.get_running_loop().run_in_executor(None, self._sim.day_folder, day)
-        except (MissingDayError, NotASessionError):
+        except (MissingDayError, NotSimulatedError):
             raise asyncssh.SFTPNoSuchFile(day.isoformat()) from None
 
     def _dir_attrs(self, mtime: int = 0) -> asyncssh.SFTPAttrs:

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines.errors import AlphaFactoryError
+from pipelines.timeline import trading_calendar
 from pipelines.vendors import feeds
-from pipelines.vendors.calendar import instant_ns, local_instant, sessions
 from pipelines.vendors.config import MarketConfig, VendorConfig
 from pipelines.vendors.faults import (
     Fault,
@@ -31,6 +32,7 @@ from pipelines.vendors.faults import (
     choose_rows,
 )
 from pipelines.vendors.files import MANIFEST, DayFolder, csv_bytes, gzip_bytes, manifest_bytes
+from pipelines.vendors.instants import instant_ns, publish_instant
 from pipelines.vendors.market import Market, SignalTruth, generate_market
 
 PRICES = "prices.csv.gz"
@@ -38,12 +40,12 @@ CORPORATE_ACTIONS = "corporate_actions.csv.gz"
 SECURITY_MASTER = "security_master.csv.gz"
 
 
-class MissingDayError(LookupError):
+class MissingDayError(AlphaFactoryError, LookupError):
     """The vendor never publishes this day (``missing`` fault)."""
 
 
-class NotASessionError(LookupError):
-    """The date is not an XNYS trading session inside the simulated range."""
+class NotSimulatedError(AlphaFactoryError, LookupError):
+    """The date is not a trading session inside the simulated range."""
 
 
 def correction_file_name(day: date) -> str:
@@ -71,8 +73,8 @@ class VendorSimulator:
         self._lru: OrderedDict[date, DayFolder] = OrderedDict()
         self._lock = threading.RLock()
         self._market: Market | None = None
-        self.sessions: list[date] = sessions(
-            self.config.start, self.config.end, self.config.calendar
+        self.sessions: list[date] = trading_calendar(self.config.calendar).sessions(
+            self.config.start, self.config.end
         )
         self._session_index = {d: i for i, d in enumerate(self.sessions)}
         stray = [
@@ -117,11 +119,11 @@ class VendorSimulator:
         try:
             return self._session_index[day]
         except KeyError:
-            raise NotASessionError(f"{day} is not a simulated trading session") from None
+            raise NotSimulatedError(f"{day} is not a simulated trading session") from None
 
     def scheduled_publish(self, day: date) -> datetime:
         """When ``day``'s folder is normally published (UTC)."""
-        return local_instant(day, self.publish_time)
+        return publish_instant(day, self.publish_time)
 
     def publish_at(self, day: date) -> datetime | None:
         """When ``day``'s folder actually appears (late faults applied); None if never."""
@@ -161,7 +163,7 @@ class VendorSimulator:
     def day_folder(self, day: date) -> DayFolder:
         """The rendered folder for ``day`` (regardless of the clock).
 
-        Raises :class:`MissingDayError` for a ``missing`` day and :class:`NotASessionError`
+        Raises :class:`MissingDayError` for a ``missing`` day and :class:`NotSimulatedError`
         for dates that are not sessions.
         """
         published_at = self.publish_at(day)
@@ -280,7 +282,7 @@ class VendorSimulator:
         }
 
     @cached_property
-    def rest_sources(self) -> dict[str, feeds.RecordSource]:
+    def rest_sources(self) -> dict[str, feeds.PublishedDataset]:
         """The datasets the REST API serves, keyed by URL name."""
         m = self.market
         return {

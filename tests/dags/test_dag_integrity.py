@@ -114,3 +114,16 @@ def test_ruff_finds_no_airflow2_leftovers_in_dags() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("path", FILE_PARAMS)
+def test_dags_start_at_the_calendar_start_without_catchup(path: Path) -> None:
+    """Any session the calendar covers (1990 on) can be run by hand; none is back-filled."""
+    from pipelines.config import get_settings
+
+    start = get_settings().calendar_start
+    for dag_id, dag in _bag(path).dags.items():
+        assert dag.start_date is not None, dag_id
+        local = dag.start_date.in_timezone("America/New_York")
+        assert local.date() == start, f"{dag_id}: start_date {dag.start_date}"
+        assert dag.catchup is False, f"{dag_id}: catchup on"

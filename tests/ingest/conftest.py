@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from pipelines.ingest.feed_spec import FeedSpec, load_feeds
-from pipelines.ingest.flow import FeedNotPublished, ingest_sftp_day, previous_session_of
+from pipelines.ingest.flow import FeedNotPublished, ingest_sftp_day
 from pipelines.ingest.gate import contract_gate, pass_all
 from pipelines.ingest.runtime import VendorSources, ingest_day
 from pipelines.lake import Lake
+from pipelines.timeline import trading_calendar
 from pipelines.vendors.clock import FrozenClock
 from pipelines.vendors.config import MarketConfig
 from pipelines.vendors.faults import FaultPlan
@@ -99,7 +100,12 @@ def seeded_template(
             continue
         try:
             ingest_sftp_day(
-                lake, master, day, src.files, pass_all, previous_session=previous_session_of(day)
+                lake,
+                master,
+                day,
+                src.files,
+                pass_all,
+                previous_session=trading_calendar().previous(day),
             )
         except FeedNotPublished:  # the missing-day fault
             continue
@@ -135,11 +141,11 @@ def export_connections(
 ) -> Connections:
     """Point ``sftp_vendor``/``http_vendor`` at ``ep`` the way the embedded Airflow does.
 
-    The JSON comes from :func:`pipelines.orchestration.airflow_env.airflow_environment`
-    (the same code that configures the scheduler), with the served host key pinned.
+    The JSON comes from :func:`pipelines.ingest.connections.vendor_connections` (the same
+    code that configures the scheduler), with the served host key pinned.
     """
     from pipelines.config import get_settings
-    from pipelines.orchestration.airflow_env import airflow_environment
+    from pipelines.ingest.connections import vendor_connections
 
     monkeypatch.setenv("ALPHAFACTORY_VENDOR_HOST", ep.host)
     monkeypatch.setenv("ALPHAFACTORY_VENDOR_SFTP_PORT", str(ep.sftp_port))
@@ -147,7 +153,7 @@ def export_connections(
     monkeypatch.setenv("ALPHAFACTORY_VENDOR_PASSWORD", ep.password)
     monkeypatch.setenv("ALPHAFACTORY_VENDOR_TOKEN", ep.token)
     get_settings.cache_clear()
-    values = airflow_environment(vendor_host_key=ep.host_public_key).values
+    values = vendor_connections(vendor_host_key=ep.host_public_key).values
     sftp, http = values["AIRFLOW_CONN_SFTP_VENDOR"], values["AIRFLOW_CONN_HTTP_VENDOR"]
     if key_auth:
         conn = json.loads(sftp)

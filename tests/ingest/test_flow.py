@@ -9,8 +9,9 @@ import os
 import pyarrow.compute as pc
 import pytest
 
+from pipelines.ingest.connections import ensure_vendor_connections
 from pipelines.ingest.flow import rest_window
-from pipelines.ingest.runtime import VendorSources, ensure_vendor_connections, ingest_day
+from pipelines.ingest.runtime import VendorSources, ingest_day
 from pipelines.lake import Lake
 from pipelines.vendors.simulator import VendorSimulator
 from tests.ingest.conftest import CLEAN_DAY, SEEDED_DAYS, SFTP_FEEDS

@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 
 from pipelines.ingest.feed_spec import FeedSpec
-from pipelines.ingest.flow import ingest_sftp_day, previous_session_of
+from pipelines.ingest.flow import ingest_sftp_day
 from pipelines.ingest.gate import contract_gate
 from pipelines.ingest.sources import SFTPHookSource
 from pipelines.lake import Lake
 from pipelines.net import free_port
+from pipelines.timeline import trading_calendar
 from pipelines.vendors.simulator import VendorSimulator
 from tests.ingest.conftest import SEEDED_DAYS
 
@@ -172,7 +173,7 @@ def test_ingest_from_openssh_sftp_with_key_auth(
         for n in ("vendor_security_master", "vendor_prices")
     )
     for day in SEEDED_DAYS:
-        prev = previous_session_of(day)
+        prev = trading_calendar().previous(day)
         for feed in (master, prices):
             (outcome,) = ingest_sftp_day(
                 lake, feed, day, source, contract_gate, previous_session=prev

@@ -202,3 +202,25 @@ def test_invalid_parameters() -> None:
         ExchangeCalendarTimetable(calendar="NOPE").validate()
     with pytest.raises(ValueError, match="not a XNYS session"):
         ExchangeCalendarTimetable().data_interval_for(date(2024, 7, 4))
+
+
+def test_history_back_to_1990(tt: ExchangeCalendarTimetable) -> None:
+    """1995 is inside the calendar: a manual run there gets that session's interval."""
+    interval = tt.infer_manual_data_interval(run_after=ny(1995, 3, 31, 19, 30))
+    assert interval == DataInterval(start=ny(1995, 3, 30), end=ny(1995, 3, 31))
+    assert tt.data_interval_for(date(1995, 3, 27)).start == ny(1995, 3, 24)  # over a weekend
+    # A start_date before the calendar's first session schedules from the first session.
+    first = TimeRestriction(earliest=ny(1985, 1, 2), latest=ny(1990, 1, 5), catchup=True)
+    runs = schedule(tt, first.earliest, first.latest)  # type: ignore[arg-type]
+    assert [tt.session_of(i.end) for i in runs] == [
+        date(1990, 1, 2),
+        date(1990, 1, 3),
+        date(1990, 1, 4),
+        date(1990, 1, 5),
+    ]
+    assert tt.latest_session_at_or_before(ny(1985, 1, 2)) is None
+
+
+def test_defaults_come_from_settings() -> None:
+    tt = ExchangeCalendarTimetable()
+    assert (tt.calendar, tt.run_at) == ("XNYS", time(19, 0))

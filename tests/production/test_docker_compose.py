@@ -24,7 +24,8 @@ import pytest
 import yaml
 
 from pipelines.config import Settings
-from pipelines.orchestration.airflow_env import HTTP_CONN_ID, REPO_ROOT, SFTP_CONN_ID
+from pipelines.ingest.connections import HTTP_CONN_ID, SFTP_CONN_ID
+from pipelines.orchestration.airflow_env import REPO_ROOT
 from pipelines.orchestration.production import ProductionSecrets, production_environment
 
 DOCKER = REPO_ROOT / "docker"

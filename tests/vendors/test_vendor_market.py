@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.vendors.config import MarketConfig
 from pipelines.vendors.market import generate_market
-from pipelines.vendors.simulator import NotASessionError, VendorSimulator
+from pipelines.vendors.simulator import NotSimulatedError, VendorSimulator
 
 
 def _csv(data: bytes) -> pd.DataFrame:
@@ -44,7 +44,7 @@ def test_calendar_has_no_weekends_or_holidays(sim: VendorSimulator) -> None:
     assert all(d.weekday() < 5 for d in sim.sessions)
     for holiday in (date(2023, 7, 4), date(2023, 12, 25), date(2024, 1, 1), date(2023, 11, 23)):
         assert holiday not in sim.sessions
-        with pytest.raises(NotASessionError):
+        with pytest.raises(NotSimulatedError):
             sim.day_folder(holiday)
     assert date(2023, 11, 24) in sim.sessions  # early close is still a session
     everything = sim.visible_days(datetime(2030, 1, 1, tzinfo=UTC))

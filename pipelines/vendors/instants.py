@@ -1,36 +1,26 @@
-"""Trading calendar: XNYS sessions (via exchange_calendars) and vendor publish instants."""
+"""The vendor's time formats: publication instants, ISO-8601 text, epoch nanoseconds.
+
+The trading calendar itself lives in :mod:`pipelines.timeline`; this module only turns
+instants into the shapes the vendor files, the REST API and the simulator's indexes use.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
-NEW_YORK = ZoneInfo("America/New_York")
+from pipelines.timeline import local_instant
+
+#: The vendor's wall clock: publication times and naive timestamps are New York time.
+VENDOR_TZ = ZoneInfo("America/New_York")
 
 
-@lru_cache(maxsize=8)
-def _calendar(name: str, first_year: int) -> xcals.ExchangeCalendar:
-    # exchange_calendars only covers ~20 years back by default; ask for what we need.
-    return xcals.get_calendar(name, start=f"{first_year}-01-01")
-
-
-def sessions(start: date, end: date, calendar: str = "XNYS") -> list[date]:
-    """All trading sessions in ``[start, end]`` (inclusive), ascending."""
-    if end < start:
-        raise ValueError(f"end {end} is before start {start}")
-    cal = _calendar(calendar, start.year - 1)
-    idx = cal.sessions_in_range(pd.Timestamp(start), pd.Timestamp(end))
-    return [ts.date() for ts in idx]
-
-
-def local_instant(day: date, at: time, tz: ZoneInfo = NEW_YORK) -> datetime:
-    """``day`` at wall-clock time ``at`` in ``tz``, as a UTC datetime (DST-aware)."""
-    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
+def publish_instant(day: date, at: time) -> datetime:
+    """``day`` at the vendor's wall-clock time ``at`` (New York), as a UTC instant."""
+    return local_instant(day, at, VENDOR_TZ)
 
 
 def next_session_on_or_after(days: np.ndarray, sess: list[date]) -> np.ndarray:
@@ -51,7 +41,7 @@ def parse_instant(text: str) -> datetime:
     """Parse an ISO-8601 instant; naive values are taken as America/New_York wall time."""
     ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=NEW_YORK)
+        ts = ts.replace(tzinfo=VENDOR_TZ)
     return ts.astimezone(UTC)
 
 
