@@ -114,7 +114,9 @@ def load_panel_rows(
     """
     import duckdb
 
-    first = trading_calendar().back(start, HISTORY_SESSIONS)[0]
+    # Up to HISTORY_SESSIONS before the start, or from the calendar's start for early history.
+    calendar = trading_calendar()
+    first = calendar.sessions(calendar.start, start)[-HISTORY_SESSIONS:][0]
     con = duckdb.connect(config={"threads": 2})
     try:
         for name in INPUT_TABLES:

@@ -102,32 +102,20 @@ def test_1995_sessions_are_ingested(lake_1995: Lake, sim: VendorSimulator) -> No
     assert {r["feed"] for r in runs} == set(load_feeds())
 
 
-@pytest.mark.xfail(
-    raises=OutsideCalendarError,
-    strict=True,
-    reason=(
-        "research (workstream D): knowledge.sessions_back widens a calendar-day span until "
-        "it holds `count` sessions, and lake_panel asks HISTORY_SESSIONS=756 sessions before "
-        "the panel start, so a 1995 panel asks the calendar about 1989 and raises. Fixed when "
-        "sessions_back takes the sessions from timeline.trading_calendar(), clamped at the "
-        "calendar's first session (verified: the test passes with that change). Remove this "
-        "marker at merge."
-    ),
-)
 def test_research_on_1995(lake_1995: Lake) -> None:
     from pipelines.research import stages
     from tests.research.lake_helpers import SMALL_CONFIG
 
-    day = LIVE[1]
-    members = stages.compute_universe(lake_1995, day)
-    assert len(members) > 0
-    features = stages.compute_features(lake_1995, day)
-    assert len(features) > 0
-    stages.compute_labels(lake_1995, day)
     config = dataclasses.replace(SMALL_CONFIG, train_sessions=150, min_train_sessions=80)
-    result = stages.retrain(lake_1995, day, config)
+    ctx = stages.ResearchContext(store=lake_1995, day=LIVE[1], config=config)
+    members = stages.compute_universe(ctx)
+    assert len(members) > 0
+    features = stages.compute_features(ctx)
+    assert len(features) > 0
+    stages.compute_labels(ctx)
+    result = stages.retrain(ctx)
     assert result.record.model_id
-    scores = stages.score_day(lake_1995, day, model_id=result.record.model_id)
+    scores = stages.score_day(ctx, model_id=result.record.model_id)
     assert len(scores) == len(members)
 
 
