@@ -17,7 +17,7 @@ from pipelines.lake import Lake
 from tests.daily.helpers import BACKTEST_CONFIG as CONFIG
 from tests.daily.helpers import market_lake
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.unit, pytest.mark.slow]
 START, END = dt.date(2024, 5, 14), dt.date(2024, 5, 30)
 
 

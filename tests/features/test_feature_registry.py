@@ -14,6 +14,8 @@ from pipelines.features.spec import FeatureSpec
 from pipelines.research.panel import Panel, UndeclaredInputError, make_synthetic_panel
 from pipelines.research.pit import frames_equal, perturb_after
 
+pytestmark = pytest.mark.unit
+
 REQUIRED = {
     "momentum_12_1",
     "reversal_5d",

@@ -20,6 +20,8 @@ from pipelines.research.labels import make_label
 from pipelines.research.panel import make_synthetic_panel
 from pipelines.research.splits import WalkForwardConfig, walk_forward_splits
 
+pytestmark = pytest.mark.unit
+
 FEATURES = ["sentiment_5d", "reversal_5d", "volatility_21d", "book_to_price"]
 
 

@@ -27,6 +27,8 @@ from pipelines.config import Settings
 from pipelines.orchestration.airflow_env import HTTP_CONN_ID, REPO_ROOT, SFTP_CONN_ID
 from pipelines.orchestration.production import ProductionSecrets, production_environment
 
+pytestmark = pytest.mark.unit
+
 DOCKER = REPO_ROOT / "docker"
 COMPOSE = DOCKER / "docker-compose.yml"
 DOCKERFILE = DOCKER / "Dockerfile"

@@ -13,6 +13,8 @@ from pipelines.orchestration.airflow_env import airflow_environment, run_dag_tes
 from pipelines.research.stages import stored_features, stored_universe
 from tests.research.lake_helpers import make_lake, market_frames
 
+pytestmark = pytest.mark.e2e
+
 SESSION = dt.date(2020, 11, 2)
 
 

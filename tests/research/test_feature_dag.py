@@ -24,6 +24,8 @@ from pipelines.research.stages import stored_features
 from tests.orchestration.airflow_home import use_throwaway_airflow_home
 from tests.research.lake_helpers import make_lake, market_frames
 
+pytestmark = pytest.mark.unit
+
 NEW = "tmp_close_over_3d_high"
 SESSION = dt.date(2020, 11, 2)
 

@@ -38,6 +38,8 @@ from tests.research.lake_helpers import (
     market_frames,
 )
 
+pytestmark = pytest.mark.unit
+
 START, END = dt.date(2020, 1, 2), dt.date(2021, 12, 31)
 PANEL_START = dt.date(2020, 3, 2)
 D = dt.date(2021, 9, 1)

@@ -22,6 +22,8 @@ from pipelines.research.pit import frames_equal, perturb_after
 from pipelines.research.report import write_research_report
 from pipelines.research.splits import WalkForwardConfig, walk_forward_splits
 
+pytestmark = pytest.mark.unit
+
 # sentiment carries the planted signal; the rest are decoys with no planted alpha
 FEATURES = ["sentiment_5d", "sentiment_surprise", "reversal_5d", "book_to_price", "roe"]
 CONFIG = WalkForwardConfig(
