@@ -34,14 +34,20 @@ typecheck: install
 test: install system-deps lint typecheck  ## lint, type check, then every test
 	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout=900
 
-unit: install
-	$(VENV)/bin/pytest -q -m "not integration and not e2e"
+# Test levels (a module-level marker in every test file, tests/test_markers.py checks it):
+# unit = in-process; integration = a real server on loopback; e2e = whole DAGs through
+# Airflow. A file's marker is its default: tests that need more carry their own
+# integration/e2e marker, hence "not integration and not e2e" rather than "-m unit".
+UNIT_JOBS ?= auto
+
+unit: install  ## the fast inner loop (under 2 minutes on 2 cores): unit tests, in parallel
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not integration and not e2e" -n $(UNIT_JOBS)
 
 integration: install
-	$(VENV)/bin/pytest -q -m integration
+	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout=900 -m integration
 
 e2e: install
-	$(VENV)/bin/pytest -q -m e2e
+	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout=900 -m e2e
 
 bench: install  ## benchmarks → bench/results/*.json
 	$(PY) bench/lake.py

@@ -19,7 +19,7 @@ from tests.daily.helpers import BACKTEST_CONFIG as CONFIG
 from tests.daily.helpers import END as MARKET_END
 from tests.daily.helpers import START as MARKET_START
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.unit, pytest.mark.slow]
 START, END = dt.date(2024, 5, 14), dt.date(2024, 5, 30)
 
 

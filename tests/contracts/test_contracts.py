@@ -21,6 +21,8 @@ from pipelines.contracts import (
 )
 from pipelines.testing.contract_frames import price_frame, publish_time, security_ids
 
+pytestmark = pytest.mark.unit
+
 DAY = dt.date(2024, 3, 5)
 N = 200
 FILE = "prices.csv.gz"

@@ -18,6 +18,8 @@ from pipelines.vendors.config import MarketConfig
 from pipelines.vendors.faults import FaultPlan
 from pipelines.vendors.simulator import VendorSimulator
 
+pytestmark = pytest.mark.unit
+
 parse = pytest.importorskip("pipelines.ingest.parse")
 feed_spec = pytest.importorskip("pipelines.ingest.feed_spec")
 

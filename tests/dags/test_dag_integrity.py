@@ -19,6 +19,8 @@ import pytest
 
 from pipelines.orchestration.airflow_env import DAGS_FOLDER
 
+pytestmark = pytest.mark.unit
+
 DAG_FILES = sorted(p for p in DAGS_FOLDER.glob("*.py") if not p.name.startswith("."))
 FILE_PARAMS = [pytest.param(p, id=p.name) for p in DAG_FILES] or [
     pytest.param(None, id="no-dag-files", marks=pytest.mark.skip(reason="dags/ has no DAG files"))

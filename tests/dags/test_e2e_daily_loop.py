@@ -17,6 +17,8 @@ from pipelines.lake import Lake
 from pipelines.orchestration.airflow_env import airflow_environment, run_dag_test
 from tests.daily.helpers import CONFIG, LOOP_DAYS, copy_root, shared_loop_root
 
+pytestmark = pytest.mark.e2e
+
 SESSION = dt.date(2024, 6, 6)  # the session after the helper's loop days
 
 

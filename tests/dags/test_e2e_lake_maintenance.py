@@ -14,6 +14,8 @@ from pipelines.orchestration.airflow_env import airflow_environment, run_dag_tes
 from pipelines.orchestration.assets import lake_asset_uri
 from tests.lake.helpers import prices, ts
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.mark.e2e
 @pytest.mark.slow

@@ -32,6 +32,8 @@ from pipelines.vendors.config import MarketConfig, VendorConfig
 from pipelines.vendors.faults import FaultPlan
 from pipelines.vendors.server import VendorEndpoints, run_vendor
 
+pytestmark = pytest.mark.e2e
+
 FIRST, HOLIDAY, LATE = dt.date(2024, 7, 3), dt.date(2024, 7, 4), dt.date(2024, 7, 5)
 MARKET = MarketConfig(
     seed=23, universe_size=20, start=FIRST, end=dt.date(2024, 7, 12), signal_strength=0.0

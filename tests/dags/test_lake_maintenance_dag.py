@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import time
 
+import pytest
+
 from pipelines.orchestration.airflow_env import DAGS_FOLDER
 from pipelines.orchestration.callbacks import on_failure_log
 from pipelines.orchestration.timetable import ExchangeCalendarTimetable
+
+pytestmark = pytest.mark.unit
 
 
 def _dag():

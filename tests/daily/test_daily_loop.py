@@ -18,7 +18,7 @@ from pipelines.lake import Lake
 from pipelines.portfolio.policy import load_policy
 from tests.daily.helpers import CONFIG, LOOP_DAYS, copy_root, run_loop
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.unit, pytest.mark.slow]
 
 
 def test_targets_respect_the_policy(loop_root: Path) -> None:

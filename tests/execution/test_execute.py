@@ -18,6 +18,8 @@ from pipelines.risk.pretrade import with_kill_switch
 
 from .conftest import NAV, PF, TRADE, CountingBroker, KilledAfter
 
+pytestmark = pytest.mark.unit
+
 
 def run(lake, targets, broker, limits, adv, **kw):
     return execute_day(lake, PF, TRADE, targets, broker, limits, nav=NAV, adv=adv, **kw)

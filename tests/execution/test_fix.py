@@ -28,6 +28,8 @@ from pipelines.execution.fix_session import (
 
 from .conftest import PF, TRADE, wait_for
 
+pytestmark = pytest.mark.unit
+
 
 def order(sid: str, qty: float, **kw: object) -> BrokerOrder:
     return BrokerOrder(f"F{sid}{int(qty)}", PF, TRADE, sid, "buy", qty, **kw)  # type: ignore[arg-type]

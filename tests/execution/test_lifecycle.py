@@ -21,6 +21,8 @@ from pipelines.execution import (
 
 from .conftest import MARKET, PF, TRADE, Venue
 
+pytestmark = pytest.mark.unit
+
 
 def order(sid: str = "S1", qty: float = 1_000, side: str = "buy", **kw: object) -> BrokerOrder:
     return BrokerOrder(

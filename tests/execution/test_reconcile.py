@@ -10,6 +10,8 @@ from pipelines.execution.records import read_day
 
 from .conftest import MARKET, NAV, PF, TRADE, bar
 
+pytestmark = pytest.mark.unit
+
 
 def run(lake, targets, broker, limits, adv):
     return execute_day(lake, PF, TRADE, targets, broker, limits, nav=NAV, adv=adv)

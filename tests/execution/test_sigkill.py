@@ -17,6 +17,8 @@ from pipelines.execution.records import read_day
 
 from .conftest import NAV, PF, TRADE, CountingBroker, Venue
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

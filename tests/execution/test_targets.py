@@ -15,6 +15,8 @@ from pipelines.portfolio.targets import TARGET_COLUMNS
 
 from .conftest import DECISION, NAV, PF, TRADE
 
+pytestmark = pytest.mark.unit
+
 # The portfolio stage declares ``target_portfolios``; this test uses a private table of
 # the same shape (the rows of ``TargetPortfolio.to_frame()``) so it does not depend on it.
 _STRINGS = {"portfolio_id", "security_id", "status", "solver"}

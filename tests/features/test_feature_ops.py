@@ -8,6 +8,8 @@ import pytest
 
 from pipelines.pit import normalize, ops
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def x() -> np.ndarray:

@@ -16,6 +16,8 @@ from pipelines.pit.panel import Panel, UndeclaredInputError
 from pipelines.testing.lookahead import frames_equal, perturb_after
 from pipelines.testing.panels import synthetic_panel
 
+pytestmark = pytest.mark.unit
+
 REQUIRED = {
     "momentum_12_1",
     "reversal_5d",

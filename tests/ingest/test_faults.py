@@ -25,6 +25,8 @@ from pipelines.vendors.faults import Fault
 from pipelines.vendors.simulator import VendorSimulator
 from tests.ingest.conftest import FAULT_DAYS, SFTP_FEEDS, inprocess
 
+pytestmark = pytest.mark.unit
+
 US = dt.timedelta(microseconds=1)
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 

@@ -16,6 +16,8 @@ from pipelines.lake import Lake
 from pipelines.vendors.simulator import VendorSimulator
 from tests.ingest.conftest import CLEAN_DAY, SEEDED_DAYS, SFTP_FEEDS
 
+pytestmark = pytest.mark.unit
+
 US = dt.timedelta(microseconds=1)
 
 

@@ -14,6 +14,8 @@ from pipelines.pit.labels import make_label
 from pipelines.pit.splits import WalkForwardConfig, walk_forward_splits
 from pipelines.testing.panels import synthetic_panel
 
+pytestmark = pytest.mark.unit
+
 FEATURES = ["sentiment_5d", "reversal_5d", "volatility_21d", "book_to_price"]
 
 

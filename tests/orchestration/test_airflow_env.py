@@ -19,6 +19,8 @@ from pipelines.orchestration.airflow_env import (
     prepare_airflow_home,
 )
 
+pytestmark = pytest.mark.unit
+
 SECRETS = ("vendor-dev-password", "vendor-dev-token")
 
 

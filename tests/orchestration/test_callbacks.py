@@ -10,6 +10,8 @@ import pytest
 
 from pipelines.orchestration.callbacks import failure_message, on_failure_log
 
+pytestmark = pytest.mark.unit
+
 
 def test_one_line_with_dag_task_date_and_exception(caplog: pytest.LogCaptureFixture) -> None:
     ti = SimpleNamespace(

@@ -13,6 +13,8 @@ from airflow.timetables.base import DataInterval, TimeRestriction
 
 from pipelines.orchestration.timetable import ExchangeCalendarTimetable, session_of
 
+pytestmark = pytest.mark.unit
+
 NY = "America/New_York"
 
 

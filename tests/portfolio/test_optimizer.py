@@ -23,6 +23,8 @@ from pipelines.testing.optimization import (
     synthetic_risk_model,
 )
 
+pytestmark = pytest.mark.unit
+
 N = 60
 TOL = 1e-5
 

@@ -22,6 +22,8 @@ from pipelines.portfolio.risk_model import (
     standardize,
 )
 
+pytestmark = pytest.mark.unit
+
 STYLES = ("size", "momentum", "value", "volatility", "liquidity")
 
 

@@ -16,6 +16,8 @@ from pipelines.portfolio.optimizer import MissingAlphaError
 from pipelines.portfolio.policy import Band, load_policy
 from pipelines.testing.lakes import simulated_lake
 
+pytestmark = pytest.mark.unit
+
 DAY = dt.date(2023, 7, 28)
 
 

@@ -23,6 +23,8 @@ from pipelines.testing.optimization import (
     synthetic_risk_model,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def test_round_to_lots_and_drop_small_trades() -> None:
     w = np.array([0.010, -0.0203, 0.0, 0.00101, 0.0])

@@ -20,6 +20,8 @@ from pipelines.lake import Lake
 from tests.lake.helpers import prices, ts
 from tests.production.cluster import production_cluster
 
+pytestmark = pytest.mark.integration
+
 DAG_ID = "lake_maintenance"
 # The run for session 2024-07-05 is due at 21:30 New York = 01:30 UTC the next day
 # (ExchangeCalendarTimetable.run_time); the 4 July holiday falls inside its interval.

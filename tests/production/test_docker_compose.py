@@ -28,6 +28,8 @@ from pipelines.ingest.connections import HTTP_CONN_ID, SFTP_CONN_ID
 from pipelines.orchestration.airflow_env import REPO_ROOT
 from pipelines.orchestration.production import ProductionSecrets, production_environment
 
+pytestmark = pytest.mark.unit
+
 DOCKER = REPO_ROOT / "docker"
 COMPOSE = DOCKER / "docker-compose.yml"
 DOCKERFILE = DOCKER / "Dockerfile"

@@ -38,6 +38,8 @@ from tests.daily.helpers import CONFIG, LOOP_DAYS, copy_root, shared_loop_root
 from tests.orchestration.airflow_home import use_throwaway_airflow_home
 from tests.production.cluster import Cluster, production_cluster
 
+pytestmark = pytest.mark.unit
+
 # The operator test imports Airflow in this process: give it a throwaway home first.
 use_throwaway_airflow_home()
 

@@ -20,6 +20,8 @@ from pipelines.orchestration.production import (
     worker_hostname,
 )
 
+pytestmark = pytest.mark.unit
+
 DB = "postgresql+psycopg2://airflow:s3cret@db.internal:5432/airflow"
 
 

@@ -15,7 +15,7 @@ from pipelines.lake import Lake
 from pipelines.report import write_pm_report
 from tests.daily.helpers import CONFIG, LOOP_DAYS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.unit, pytest.mark.slow]
 SECTIONS = (
     "Optimizer status and relaxed constraints",
     "Target vs current portfolio",
@@ -58,6 +58,7 @@ def _chromium() -> str | None:
     return None
 
 
+@pytest.mark.integration
 def test_report_renders_in_headless_chromium(loop_root: Path, tmp_path: Path) -> None:
     chromium = _chromium()
     if chromium is None:

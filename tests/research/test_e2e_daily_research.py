@@ -14,6 +14,8 @@ from pipelines.lake import Lake
 from pipelines.orchestration.airflow_env import airflow_environment, run_dag_test
 from pipelines.research.stages import stored_features, stored_universe
 
+pytestmark = pytest.mark.e2e
+
 SESSION = dt.date(2020, 11, 2)
 
 

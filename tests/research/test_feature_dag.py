@@ -25,6 +25,8 @@ from pipelines.research.feature_index import feature_names
 from pipelines.research.stages import stored_features
 from tests.orchestration.airflow_home import use_throwaway_airflow_home
 
+pytestmark = pytest.mark.unit
+
 NEW = "tmp_close_over_3d_high"
 SESSION = dt.date(2020, 11, 2)
 

@@ -34,6 +34,8 @@ from pipelines.testing.lookahead import frames_equal
 from pipelines.timeline import decision_cutoff, trading_calendar
 from tests.research.lake_helpers import SMALL_CONFIG, SMALL_PARAMS
 
+pytestmark = pytest.mark.unit
+
 START, END = dt.date(2020, 1, 2), dt.date(2021, 12, 31)
 PANEL_START = dt.date(2020, 3, 2)
 D = dt.date(2021, 9, 1)

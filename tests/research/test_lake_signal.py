@@ -21,6 +21,8 @@ from pipelines.lake import Lake
 from pipelines.research.stages import walk_forward_on_lake
 from tests.research.lake_helpers import SMALL_CONFIG
 
+pytestmark = pytest.mark.unit
+
 START, END = dt.date(2019, 1, 2), dt.date(2021, 12, 31)
 CONFIG = dataclasses.replace(
     SMALL_CONFIG,

@@ -25,6 +25,8 @@ from pipelines.research.report import write_research_report
 from pipelines.testing.lookahead import frames_equal, perturb_after
 from pipelines.testing.panels import synthetic_panel
 
+pytestmark = pytest.mark.unit
+
 # sentiment carries the planted signal; the rest are decoys with no planted alpha
 FEATURES = ["sentiment_5d", "sentiment_surprise", "reversal_5d", "book_to_price", "roe"]
 CONFIG = WalkForwardConfig(

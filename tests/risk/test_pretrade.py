@@ -18,6 +18,8 @@ from pipelines.risk.pretrade import (
     with_kill_switch,
 )
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture()
 def limits() -> RiskLimits:

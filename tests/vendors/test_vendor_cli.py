@@ -15,6 +15,8 @@ from pipelines.vendors.config import MarketConfig
 from pipelines.vendors.faults import FaultPlan
 from pipelines.vendors.simulator import VendorSimulator
 
+pytestmark = pytest.mark.unit
+
 
 def test_render_writes_a_day_folder(tmp_path: Path) -> None:
     faults = tmp_path / "faults.yaml"

@@ -16,6 +16,8 @@ import pytest
 from pipelines.vendors.faults import Fault, FaultEffect, FaultPlan, FaultSpec
 from pipelines.vendors.simulator import MissingDayError, VendorSimulator, correction_file_name
 
+pytestmark = pytest.mark.unit
+
 # Days of the fixture plan (tests/vendors/conftest.py: FAULT_YAML).
 LATE, MISSING, TRUNCATED, CHECKSUM = (
     date(2023, 3, 6),

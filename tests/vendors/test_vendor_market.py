@@ -15,6 +15,8 @@ from pipelines.vendors.config import MarketConfig
 from pipelines.vendors.market import generate_market
 from pipelines.vendors.simulator import NotSimulatedError, VendorSimulator
 
+pytestmark = pytest.mark.unit
+
 
 def _csv(data: bytes) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(gzip.decompress(data)), dtype={"SECID": str})
