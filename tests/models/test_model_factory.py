@@ -12,6 +12,8 @@ from models.lgbm import LGBModel
 from models.record import ModelRecord
 from pipelines.errors import AlphaFactoryError
 
+pytestmark = pytest.mark.unit
+
 
 def test_lgbm_is_registered_and_its_spec_round_trips() -> None:
     assert MODELS["lgbm"] is LGBModel

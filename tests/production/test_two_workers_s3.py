@@ -50,6 +50,8 @@ from tests.daily.helpers import CONFIG
 from tests.production.cluster import Cluster, WorkerSpec, production_cluster
 from tests.production.services import fresh_database, redis_queues, require_postgres_and_redis
 
+pytestmark = pytest.mark.e2e
+
 DAG_ID = "portfolio_rebalance"
 #: Two sessions in a row: the second reconciles the fills of the orders the first sent.
 SESSIONS = (dt.date(2024, 6, 6), dt.date(2024, 6, 7))
