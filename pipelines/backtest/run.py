@@ -34,13 +34,13 @@ from pipelines.backtest.broker import CachedPrices, InMemoryPaperBroker
 from pipelines.backtest.metrics import Metrics, compute_metrics, daily_frame
 from pipelines.daily.config import ApprovalPolicy, DailyConfig
 from pipelines.daily.loop import run_day
-from pipelines.daily.marketdata import cutoff
 from pipelines.daily.paths import DailyPaths
 from pipelines.daily.protocols import RiskModelSource, ScoreSource
 from pipelines.daily.stages import sessions_between
 from pipelines.execution import LakePriceSource
 from pipelines.lake import Lake
 from pipelines.lake.maintenance import maintain
+from pipelines.timeline import decision_cutoff
 
 Progress = Callable[[int, int, dt.date], None]
 #: Tables the loop appends to every session (compacted during long runs).
@@ -129,19 +129,19 @@ def run_backtest(
     )
     paths = paths or DailyPaths.from_settings()
     _fresh_optimizers()
-    prices = CachedPrices(LakePriceSource(lake, known_at=cutoff(days[0])))
+    prices = CachedPrices(LakePriceSource(lake, known_at=decision_cutoff(days[0])))
     current = {"day": days[0]}
     broker = InMemoryPaperBroker(
         prices,
         initial_cash=cfg.initial_capital,
-        clock=lambda: cutoff(current["day"]),
+        clock=lambda: decision_cutoff(current["day"]),
         # Execution ids unique to the run (the lake keys fills by them), yet reproducible.
         id_base=int(hashlib.sha256(run_id.encode()).hexdigest()[:7], 16) * 1_000_000,
     )
     rows: list[dict[str, object]] = []
     for i, day in enumerate(days):
         current["day"] = day
-        prices.known_at = cutoff(day)
+        prices.known_at = decision_cutoff(day)
         out = run_day(
             lake, day, cfg, broker, paths=paths, scores=scores, risk=risk, write_report=False
         )
@@ -188,7 +188,7 @@ def _store(
     metrics: Metrics,
     digest: str,
 ) -> None:
-    known = cutoff(days[-1])
+    known = decision_cutoff(days[-1])
     curve = daily.assign(run_id=run_id, valid_date=daily["date"]).drop(columns=["date"])
     lake.write("backtest_daily", curve, known_at=known, batch_id=f"backtest_daily:{run_id}")
     summary = pd.DataFrame(

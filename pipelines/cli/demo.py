@@ -218,8 +218,8 @@ def _train(lake: Any, day: dt.date) -> None:
 def _warm_up(lake: Any, days: list[dt.date], config: Any, paths: Any) -> None:
     """The daily loop in process for ``days`` (skipping sessions already booked)."""
     from pipelines.daily.loop import run_day
-    from pipelines.daily.marketdata import cutoff
     from pipelines.daily.stages import paper_broker
+    from pipelines.timeline import decision_cutoff
 
     broker = paper_broker(lake, paths, config)
     done = set()
@@ -236,7 +236,7 @@ def _warm_up(lake: Any, days: list[dt.date], config: Any, paths: Any) -> None:
             console.print(f"  {day}: already booked")
             continue
         # The broker fills a session only once it is known at that day's decision time.
-        broker.prices.known_at = cutoff(day)  # type: ignore[attr-defined]
+        broker.prices.known_at = decision_cutoff(day)  # type: ignore[attr-defined]
         out = run_day(lake, day, config, broker, paths=paths, write_report=False)
         book = out.outputs["reconcile"]
         console.print(

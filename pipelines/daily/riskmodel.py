@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.daily.config import DailyConfig
-from pipelines.daily.marketdata import MarketSnapshot
 from pipelines.lake import Lake
+from pipelines.pit.snapshot import MarketSnapshot
 from pipelines.portfolio.risk_model import (
     RiskModel,
     RiskModelConfig,

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.daily.marketdata import MarketSnapshot, cutoff
 from pipelines.lake import Lake
 from pipelines.lake.errors import UnknownTableError
+from pipelines.pit.snapshot import MarketSnapshot
+from pipelines.timeline import decision_cutoff
 
 SCORE_COLUMNS = ["security_id", "score", "model_id"]
 
@@ -66,7 +67,7 @@ class LakeScores:
                 raise NoScoresError("alpha_scores has never been written")
             table = lake.as_of(
                 "alpha_scores",
-                known_at=cutoff(day),
+                known_at=decision_cutoff(day),
                 valid_at=(day - dt.timedelta(days=self.max_age_days), day),
                 columns=["security_id", "score", "model_id"],
             )

@@ -37,15 +37,16 @@ import pandas as pd
 from pipelines.daily import tables as _tables  # noqa: F401  (registers daily_book)
 from pipelines.daily.artifacts import DayArtifacts
 from pipelines.daily.config import DailyConfig
-from pipelines.daily.marketdata import MarketSnapshot, cutoff, load_snapshot
 from pipelines.daily.paths import DailyPaths
 from pipelines.daily.protocols import Ingestor, RiskModelSource, ScoreSource
 from pipelines.daily.riskmodel import SnapshotRiskModel
 from pipelines.daily.scoring import AutoScores, LakeScores, SentimentScores
 from pipelines.execution import Broker, LakePriceSource, PaperBroker
 from pipelines.lake import Lake
+from pipelines.pit.snapshot import MarketSnapshot, load_snapshot
 from pipelines.portfolio.risk_model import RiskModel
 from pipelines.portfolio.targets import TargetPortfolio
+from pipelines.timeline import decision_cutoff
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class DayContext:
             lake=lake,
             day=day,
             config=cfg,
-            broker=paper_broker(lake, paths, cfg, cutoff(day)),
+            broker=paper_broker(lake, paths, cfg, decision_cutoff(day)),
             paths=paths,
             scores_source=score_source(cfg),
             ingestor=VendorIngest() if live_ingest else NoIngest(),
@@ -174,7 +175,7 @@ class DayContext:
         return next_session(self.day)
 
     def now(self) -> dt.datetime:
-        return self.clock() if self.clock is not None else cutoff(self.day)
+        return self.clock() if self.clock is not None else decision_cutoff(self.day)
 
 
 # --- stages -------------------------------------------------------------------------------
@@ -202,7 +203,7 @@ def risk_model(ctx: DayContext) -> dict[str, Any]:
     if ctx.config.record_portfolio_tables:
         from pipelines.portfolio.stage import store_risk_model
 
-        store_risk_model(ctx.lake, model, known_at=cutoff(ctx.day))
+        store_risk_model(ctx.lake, model, known_at=decision_cutoff(ctx.day))
     ctx.artifacts.put("risk_model", model)
     return {"securities": model.n_assets, "factors": list(model.factor_names)}
 
@@ -308,7 +309,7 @@ def optimize(ctx: DayContext) -> dict[str, Any]:
         store_targets(
             ctx.lake,
             targets,
-            known_at=cutoff(ctx.day),
+            known_at=decision_cutoff(ctx.day),
             policy=ctx.config.policy,
             min_trade_notional=ctx.config.min_trade_notional,
         )
@@ -454,7 +455,7 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
         ctx.broker,
         ctx.portfolio_id,
         ctx.day,
-        prices=LakePriceSource(ctx.lake, known_at=cutoff(ctx.day)),
+        prices=LakePriceSource(ctx.lake, known_at=decision_cutoff(ctx.day)),
         clock=ctx.now,
     )
     snap = ctx.snapshot

@@ -1,7 +1,7 @@
 """Portfolio stage functions on the lake: the risk model and the rebalance of one session.
 
 Both are functions of ``(lake, day, inputs)`` that read the lake only point-in-time (as of
-the decision's knowledge time, default :func:`pipelines.daily.marketdata.cutoff` of
+the decision's knowledge time, default :func:`pipelines.timeline.decision_cutoff` of
 ``day``) and write their outputs back with ``valid_date = day`` and ``known_at`` = that
 knowledge time, under deterministic batch ids: re-running a day adds nothing. None imports
 Airflow; the daily DAG and a backtest call the same functions.
@@ -34,9 +34,9 @@ DEFAULT_MODEL_ID = "default"
 
 def decision_time(day: dt.date) -> dt.datetime:
     """The knowledge time of ``day``'s decision (the daily loop's cutoff, UTC)."""
-    from pipelines.daily.marketdata import cutoff
+    from pipelines.timeline import decision_cutoff
 
-    return cutoff(day)
+    return decision_cutoff(day)
 
 
 def _batch(table: str, owner: str, day: dt.date, known_at: dt.datetime) -> str:
@@ -111,13 +111,13 @@ def build_risk_model(
     """The factor risk model at ``day``'s close from lake data known at ``known_at``.
 
     Inputs are the ``lookback`` sessions of prices, shares, book equity and sectors as of
-    the knowledge time (:func:`pipelines.daily.marketdata.load_snapshot`), styles as in
+    the knowledge time (:func:`pipelines.pit.snapshot.load_snapshot`), styles as in
     :mod:`pipelines.daily.riskmodel`; estimation is
     :func:`pipelines.portfolio.risk_model.build_risk_model`. With ``store`` the model is
     written to the risk tables (see :func:`store_risk_model`).
     """
-    from pipelines.daily.marketdata import load_snapshot
     from pipelines.daily.riskmodel import risk_inputs
+    from pipelines.pit.snapshot import load_snapshot
     from pipelines.portfolio.risk_model import build_risk_model as estimate
 
     known = known_at or decision_time(day)
@@ -296,7 +296,7 @@ def rebalance(
     model = risk_model if risk_model is not None else load_risk_model(lake, day, known_at=known)
     ids = list(model.security_ids)
     if prices is None or adv is None or volatility is None:
-        from pipelines.daily.marketdata import load_snapshot
+        from pipelines.pit.snapshot import load_snapshot
 
         snap = load_snapshot(lake, day)
         prices = snap.last_close() if prices is None else prices

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from pipelines.daily.config import DailyConfig
 from pipelines.daily.loop import DayResult, run_day
-from pipelines.daily.marketdata import cutoff
 from pipelines.daily.paths import DailyPaths
 from pipelines.daily.stages import paper_broker, sessions_between
 from pipelines.lake import Lake
+from pipelines.timeline import decision_cutoff
 
 START, END = dt.date(2024, 1, 2), dt.date(2024, 6, 28)
 LOOP_DAYS = (dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 5))
@@ -46,7 +46,7 @@ def run_loop(root: Path, days: tuple[dt.date, ...] = LOOP_DAYS) -> list[DayResul
     broker = paper_broker(lake, paths, CONFIG)
     out = []
     for day in days:
-        broker.prices.known_at = cutoff(day)  # type: ignore[attr-defined]
+        broker.prices.known_at = decision_cutoff(day)  # type: ignore[attr-defined]
         out.append(run_day(lake, day, CONFIG, broker, paths=paths))
     return out
 
