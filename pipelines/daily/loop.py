@@ -16,9 +16,9 @@ from pipelines.daily import stages
 from pipelines.daily.config import DailyConfig
 from pipelines.daily.paths import DailyPaths
 from pipelines.daily.protocols import Ingestor, RiskModelSource, ScoreSource
-from pipelines.daily.riskmodel import SnapshotRiskModel
 from pipelines.execution import Broker
 from pipelines.lake import Lake
+from pipelines.portfolio.styles import SnapshotRiskModel
 
 STAGE_ORDER = (
     "ingest",

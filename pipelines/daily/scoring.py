@@ -16,15 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.lake import Lake
+from pipelines.errors import AlphaFactoryError
 from pipelines.lake.errors import UnknownTableError
+from pipelines.lake.interface import Store
 from pipelines.pit.snapshot import MarketSnapshot
 from pipelines.timeline import decision_cutoff
 
 SCORE_COLUMNS = ["security_id", "score", "model_id"]
 
 
-class NoScoresError(LookupError):
+class NoScoresError(AlphaFactoryError, LookupError):
     """No usable scores for the day."""
 
 
@@ -43,7 +44,7 @@ class SentimentScores:
     window: int = 5
     model_id: str = "builtin:sentiment5"
 
-    def scores(self, lake: Lake, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
+    def scores(self, store: Store, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
         sent = snapshot.sentiment
         if sent.empty:
             raise NoScoresError(f"no sentiment known at {snapshot.known_at} for {day}")
@@ -61,11 +62,9 @@ class LakeScores:
 
     max_age_days: int = 5
 
-    def scores(self, lake: Lake, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
+    def scores(self, store: Store, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
         try:
-            if lake.table("alpha_scores") is None:
-                raise NoScoresError("alpha_scores has never been written")
-            table = lake.as_of(
+            table = store.as_of(
                 "alpha_scores",
                 known_at=decision_cutoff(day),
                 valid_at=(day - dt.timedelta(days=self.max_age_days), day),
@@ -88,8 +87,8 @@ class AutoScores:
     lake_scores: LakeScores
     fallback: SentimentScores = SentimentScores()
 
-    def scores(self, lake: Lake, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
+    def scores(self, store: Store, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
         try:
-            return self.lake_scores.scores(lake, day, snapshot)
+            return self.lake_scores.scores(store, day, snapshot)
         except NoScoresError:
-            return self.fallback.scores(lake, day, snapshot)
+            return self.fallback.scores(store, day, snapshot)

@@ -39,12 +39,13 @@ from pipelines.daily.artifacts import DayArtifacts
 from pipelines.daily.config import DailyConfig
 from pipelines.daily.paths import DailyPaths
 from pipelines.daily.protocols import Ingestor, RiskModelSource, ScoreSource
-from pipelines.daily.riskmodel import SnapshotRiskModel
 from pipelines.daily.scoring import AutoScores, LakeScores, SentimentScores
 from pipelines.execution import Broker, LakePriceSource, PaperBroker
 from pipelines.lake import Lake
+from pipelines.lake.interface import Store
 from pipelines.pit.snapshot import MarketSnapshot, load_snapshot
 from pipelines.portfolio.risk_model import RiskModel
+from pipelines.portfolio.styles import SnapshotRiskModel
 from pipelines.portfolio.targets import TargetPortfolio
 from pipelines.timeline import decision_cutoff
 
@@ -158,6 +159,11 @@ class DayContext:
         )
 
     @property
+    def store(self) -> Store:
+        """Where stages read (``as_of``) and write their declared tables."""
+        return self.lake
+
+    @property
     def portfolio_id(self) -> str:
         return self.config.portfolio_id
 
@@ -188,7 +194,7 @@ def ingest(ctx: DayContext) -> dict[str, int]:
 
 def research(ctx: DayContext) -> dict[str, Any]:
     """Stage 2: the day's alpha scores (artifact ``scores``)."""
-    scores = ctx.scores_source.scores(ctx.lake, ctx.day, ctx.snapshot)
+    scores = ctx.scores_source.scores(ctx.store, ctx.day, ctx.snapshot)
     if scores.empty:
         raise LookupError(f"{ctx.day}: the score source returned no scores")
     scores = scores.sort_values("security_id").reset_index(drop=True)
@@ -199,7 +205,7 @@ def research(ctx: DayContext) -> dict[str, Any]:
 
 def risk_model(ctx: DayContext) -> dict[str, Any]:
     """Stage 3: the factor risk model at the day's close (artifact ``risk_model``)."""
-    model = ctx.risk_source.risk_model(ctx.lake, ctx.day, ctx.snapshot, ctx.config)
+    model = ctx.risk_source.risk_model(ctx.store, ctx.day, ctx.snapshot)
     if ctx.config.record_portfolio_tables:
         from pipelines.portfolio.stage import store_risk_model
 

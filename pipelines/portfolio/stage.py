@@ -112,13 +112,13 @@ def build_risk_model(
 
     Inputs are the ``lookback`` sessions of prices, shares, book equity and sectors as of
     the knowledge time (:func:`pipelines.pit.snapshot.load_snapshot`), styles as in
-    :mod:`pipelines.daily.riskmodel`; estimation is
+    :mod:`pipelines.portfolio.styles`; estimation is
     :func:`pipelines.portfolio.risk_model.build_risk_model`. With ``store`` the model is
     written to the risk tables (see :func:`store_risk_model`).
     """
-    from pipelines.daily.riskmodel import risk_inputs
     from pipelines.pit.snapshot import load_snapshot
     from pipelines.portfolio.risk_model import build_risk_model as estimate
+    from pipelines.portfolio.styles import risk_inputs
 
     known = known_at or decision_time(day)
     snapshot = load_snapshot(lake, day, lookback=lookback)
