@@ -27,7 +27,6 @@ from bench.common import write_results
 def _run(root: Path, universe: int, signal: float, start: dt.date, end: dt.date) -> dict[str, Any]:
     from pipelines.backtest import run_backtest
     from pipelines.daily.config import DailyConfig
-    from pipelines.daily.paths import DailyPaths
     from pipelines.lake import Lake
     from pipelines.research.simlake import simulated_lake
     from pipelines.vendors.config import MarketConfig
@@ -44,7 +43,7 @@ def _run(root: Path, universe: int, signal: float, start: dt.date, end: dt.date)
     simulated_lake(lake, VendorSimulator(market).market)
     config = DailyConfig(lookback_sessions=60, record_portfolio_tables=False)
     began = time.perf_counter()
-    result = run_backtest(lake, start, end, config, paths=DailyPaths(root), write_report=False)
+    result = run_backtest(lake, start, end, config, write_report=False)
     seconds = time.perf_counter() - began
     metrics = result.metrics.to_dict()
     return {

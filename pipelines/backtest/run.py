@@ -13,7 +13,8 @@ three differences that make it a simulation rather than a replay of the past:
 
 A run's id is ``bt-<hash of config and range>-r<n>``: re-running adds a new run (``r2``)
 whose results must equal the first's (``result_hash``). Results go to the lake
-(``backtest_runs``, ``backtest_daily``) and to an HTML report.
+(``backtest_runs``, ``backtest_daily``) and to an HTML report under the lake root
+(``<root>/reports/backtest-<run id>.html``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import pyarrow.compute as pc
@@ -34,7 +34,6 @@ from pipelines.backtest.broker import CachedPrices, InMemoryPaperBroker
 from pipelines.backtest.metrics import Metrics, compute_metrics, daily_frame
 from pipelines.daily.config import ApprovalPolicy, DailyConfig
 from pipelines.daily.loop import run_day
-from pipelines.daily.paths import DailyPaths
 from pipelines.daily.protocols import RiskModelSource, ScoreSource
 from pipelines.daily.stages import sessions_between
 from pipelines.execution import LakePriceSource
@@ -54,6 +53,7 @@ LOOP_TABLES = (
     "tca",
     "execution_audit",
     "daily_book",
+    "stage_state",
 )
 
 
@@ -67,7 +67,7 @@ class BacktestResult:
     daily: pd.DataFrame
     metrics: Metrics
     result_hash: str
-    report_path: Path | None
+    report_path: str | None
 
 
 def config_hash(config: DailyConfig, start: dt.date, end: dt.date) -> str:
@@ -106,7 +106,6 @@ def run_backtest(
     end: dt.date,
     config: DailyConfig | None = None,
     *,
-    paths: DailyPaths | None = None,
     scores: ScoreSource | None = None,
     risk: RiskModelSource | None = None,
     progress: Progress | None = None,
@@ -127,7 +126,6 @@ def run_backtest(
     cfg = base.model_copy(
         update={"portfolio_id": run_id, "approval": ApprovalPolicy(auto_approve=True)}
     )
-    paths = paths or DailyPaths.from_settings()
     _fresh_optimizers()
     prices = CachedPrices(LakePriceSource(lake, known_at=decision_cutoff(days[0])))
     current = {"day": days[0]}
@@ -142,9 +140,7 @@ def run_backtest(
     for i, day in enumerate(days):
         current["day"] = day
         prices.known_at = decision_cutoff(day)
-        out = run_day(
-            lake, day, cfg, broker, paths=paths, scores=scores, risk=risk, write_report=False
-        )
+        out = run_day(lake, day, cfg, broker, scores=scores, risk=risk, write_report=False)
         book = dict(out.outputs["reconcile"]["book"])
         book["date"] = day
         rows.append(book)
@@ -158,10 +154,15 @@ def run_backtest(
     _store(lake, run_id, chash, cfg, days, daily, metrics, digest)
     report_path = None
     if write_report:
-        from pipelines.report.backtest import write_backtest_report
+        from pipelines.backtest.report import write_backtest_report
 
         report_path = write_backtest_report(
-            paths.root / "reports" / f"backtest-{run_id}.html", run_id, cfg, daily, metrics
+            f"{lake.location.root}/reports/backtest-{run_id}.html",
+            run_id,
+            cfg,
+            daily,
+            metrics,
+            lake.location.options(),
         )
     return BacktestResult(run_id, days[0], days[-1], daily, metrics, digest, report_path)
 

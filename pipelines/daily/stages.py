@@ -2,8 +2,9 @@
 
 Each stage takes a :class:`DayContext` (lake, session, config, broker, clock) and reads
 its inputs from the lake (point in time, as of the session's cutoff) or from the previous
-stage's artifact (:class:`~pipelines.daily.artifacts.DayArtifacts`), and writes its output
-back, so the same function runs as one Airflow task or as one step of an in-process loop.
+stage's state (:class:`~pipelines.lake.stage_state.StageState`, the lake's ``stage_state``
+table), and writes its output back to the lake, so the same function runs as one Airflow
+task on any worker (nothing on local disk) or as one step of an in-process loop.
 
 Session ``D``'s run, after the close:
 
@@ -29,25 +30,28 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from pipelines.daily import tables as _tables  # noqa: F401  (registers daily_book)
-from pipelines.daily.artifacts import DayArtifacts
 from pipelines.daily.config import DailyConfig
-from pipelines.daily.paths import DailyPaths
 from pipelines.daily.protocols import Ingestor, RiskModelSource, ScoreSource
 from pipelines.daily.scoring import AutoScores, LakeScores, SentimentScores
 from pipelines.execution import Broker, LakePriceSource, PaperBroker
+from pipelines.execution.accounts import account_store
 from pipelines.lake import Lake
 from pipelines.lake.interface import Store
+from pipelines.lake.stage_state import StageState
 from pipelines.pit.snapshot import MarketSnapshot, load_snapshot
 from pipelines.portfolio.risk_model import RiskModel
 from pipelines.portfolio.styles import SnapshotRiskModel
 from pipelines.portfolio.targets import TargetPortfolio
 from pipelines.timeline import decision_cutoff
+
+if TYPE_CHECKING:
+    from pipelines.report.pm import ReportSubject
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +110,17 @@ def score_source(config: DailyConfig) -> ScoreSource:
 
 
 def paper_broker(
-    lake: Lake, paths: DailyPaths, config: DailyConfig, known_at: dt.datetime | None = None
+    lake: Lake, config: DailyConfig, known_at: dt.datetime | None = None
 ) -> PaperBroker:
-    """The embedded paper broker for ``config.portfolio_id`` (state next to the lake).
+    """The embedded paper broker for ``config.portfolio_id`` (its account document under
+    the lake root, :func:`~pipelines.execution.accounts.account_store`).
 
     It fills a session from the lake's prices once they are known at ``known_at`` (a
     task passes its session's cutoff, so re-running an old session never fills orders
     with bars published after it; None = everything in the lake).
     """
     return PaperBroker(
-        paths.broker_state(config.portfolio_id),
+        account_store(lake.location.root, lake.location.options(), config.portfolio_id),
         LakePriceSource(lake, known_at=known_at or dt.datetime(2200, 1, 1, tzinfo=dt.UTC)),
         initial_cash=config.initial_capital,
         clock=lambda: dt.datetime.now(dt.UTC),
@@ -134,7 +139,6 @@ class DayContext:
     day: dt.date
     config: DailyConfig
     broker: Broker
-    paths: DailyPaths
     scores_source: ScoreSource
     risk_source: RiskModelSource = field(default_factory=SnapshotRiskModel)
     ingestor: Ingestor = field(default_factory=NoIngest)
@@ -147,13 +151,11 @@ class DayContext:
         """The context of a DAG task or CLI run: the configured lake, the paper broker."""
         cfg = config or DailyConfig()
         lake = Lake.from_settings()
-        paths = DailyPaths.from_settings()
         return cls(
             lake=lake,
             day=day,
             config=cfg,
-            broker=paper_broker(lake, paths, cfg, decision_cutoff(day)),
-            paths=paths,
+            broker=paper_broker(lake, cfg, decision_cutoff(day)),
             scores_source=score_source(cfg),
             ingestor=VendorIngest() if live_ingest else NoIngest(),
         )
@@ -168,8 +170,9 @@ class DayContext:
         return self.config.portfolio_id
 
     @cached_property
-    def artifacts(self) -> DayArtifacts:
-        return DayArtifacts(self.paths, self.portfolio_id, self.day)
+    def state(self) -> StageState:
+        """The stages' working state for this portfolio and session (in the lake)."""
+        return StageState(self.store, self.portfolio_id, self.day, clock=self.now)
 
     @cached_property
     def snapshot(self) -> MarketSnapshot:
@@ -193,24 +196,24 @@ def ingest(ctx: DayContext) -> dict[str, int]:
 
 
 def research(ctx: DayContext) -> dict[str, Any]:
-    """Stage 2: the day's alpha scores (artifact ``scores``)."""
+    """Stage 2: the day's alpha scores (state ``scores``)."""
     scores = ctx.scores_source.scores(ctx.store, ctx.day, ctx.snapshot)
     if scores.empty:
         raise LookupError(f"{ctx.day}: the score source returned no scores")
     scores = scores.sort_values("security_id").reset_index(drop=True)
-    ctx.artifacts.put("scores", scores)
+    ctx.state.put("scores", scores)
     models = sorted(scores["model_id"].astype(str).unique())
     return {"securities": len(scores), "model_ids": models}
 
 
 def risk_model(ctx: DayContext) -> dict[str, Any]:
-    """Stage 3: the factor risk model at the day's close (artifact ``risk_model``)."""
+    """Stage 3: the factor risk model at the day's close (state ``risk_model``)."""
     model = ctx.risk_source.risk_model(ctx.store, ctx.day, ctx.snapshot)
     if ctx.config.record_portfolio_tables:
         from pipelines.portfolio.stage import store_risk_model
 
         store_risk_model(ctx.lake, model, known_at=decision_cutoff(ctx.day))
-    ctx.artifacts.put("risk_model", model)
+    ctx.state.put("risk_model", model)
     return {"securities": model.n_assets, "factors": list(model.factor_names)}
 
 
@@ -263,14 +266,14 @@ def expected_returns(
 
 
 def optimize(ctx: DayContext) -> dict[str, Any]:
-    """Stage 4: targets for the next session (artifacts ``book`` and ``targets``)."""
+    """Stage 4: targets for the next session (state ``book`` and ``targets``)."""
     from pipelines.portfolio.optimizer import OptimizationInputs
     from pipelines.portfolio.optimizer import optimize as solve
     from pipelines.portfolio.policy import load_policy
     from pipelines.portfolio.targets import build_targets
 
-    model: RiskModel = ctx.artifacts.get("risk_model")
-    scores: pd.DataFrame = ctx.artifacts.get("scores")
+    model: RiskModel = ctx.state.get("risk_model")
+    scores: pd.DataFrame = ctx.state.get("scores")
     book = current_book(ctx)
     held_outside = sorted(s for s in book.positions if s not in model.security_ids)
     if held_outside:
@@ -319,8 +322,8 @@ def optimize(ctx: DayContext) -> dict[str, Any]:
             policy=ctx.config.policy,
             min_trade_notional=ctx.config.min_trade_notional,
         )
-    ctx.artifacts.put("book", book)
-    ctx.artifacts.put("targets", targets)
+    ctx.state.put("book", book)
+    ctx.state.put("targets", targets)
     summary = targets.summary()
     return {
         "status": result.status,
@@ -334,13 +337,13 @@ def optimize(ctx: DayContext) -> dict[str, Any]:
 
 def pretrade(ctx: DayContext) -> dict[str, Any]:
     """Stage 5: the orders the targets imply and their pre-trade verdicts, without sending
-    (artifact ``pretrade``; the PM sees it in the approval request and the report).
+    (state ``pretrade``; the PM sees it in the approval request and the report).
     ``execute`` re-derives the same orders deterministically and records them."""
     from pipelines.execution.orders import generate_orders, run_pretrade
     from pipelines.risk.pretrade import BookState, load_limits
 
-    targets: TargetPortfolio = ctx.artifacts.get("targets")
-    book: Book = ctx.artifacts.get("book")
+    targets: TargetPortfolio = ctx.state.get("targets")
+    book: Book = ctx.state.get("book")
     limits = load_limits(ctx.config.limits)
     proposed = generate_orders(
         targets,
@@ -363,7 +366,7 @@ def pretrade(ctx: DayContext) -> dict[str, Any]:
         "notional": round(sum(o.quantity * (o.decision_price or 0.0) for o in proposed), 2),
         "breaches": failed.groupby("rule").size().astype(int).to_dict() if len(failed) else {},
     }
-    ctx.artifacts.put("pretrade", preview)
+    ctx.state.put("pretrade", preview)
     return preview
 
 
@@ -372,7 +375,7 @@ def approve(ctx: DayContext, decision: str | None = None, *, actor: str = "polic
 
     ``decision`` None applies the policy: ``auto_approve`` approves; otherwise nothing
     was answered in time and ``approval.on_timeout`` applies (default: rejected — no
-    orders). The decision is the artifact ``approval`` that ``execute`` obeys.
+    orders). The decision is the state ``approval`` that ``execute`` obeys.
     """
     from pipelines.execution.records import write_audit
 
@@ -394,7 +397,7 @@ def approve(ctx: DayContext, decision: str | None = None, *, actor: str = "polic
         [{"event": f"pm_{decision}", "detail": record}],
         known_at=ctx.now(),
     )
-    ctx.artifacts.put("approval", record)
+    ctx.state.put("approval", record)
     return decision
 
 
@@ -406,13 +409,13 @@ def execute(ctx: DayContext) -> dict[str, Any]:
     from pipelines.execution import execute_day
     from pipelines.risk.pretrade import load_limits
 
-    approval = ctx.artifacts.get("approval") if ctx.artifacts.has("approval") else None
+    approval = ctx.state.get("approval") if ctx.state.has("approval") else None
     if approval is None or approval["decision"] != APPROVED:
         result = {"sent": 0, "reason": "not approved", "approval": approval}
-        ctx.artifacts.put("execution", result)
+        ctx.state.put("execution", result)
         return result
-    targets: TargetPortfolio = ctx.artifacts.get("targets")
-    book: Book = ctx.artifacts.get("book")
+    targets: TargetPortfolio = ctx.state.get("targets")
+    book: Book = ctx.state.get("book")
     report = execute_day(
         ctx.lake,
         ctx.portfolio_id,
@@ -427,7 +430,7 @@ def execute(ctx: DayContext) -> dict[str, Any]:
         clock=ctx.now,
     )
     summary = report.summary()
-    ctx.artifacts.put("execution", summary)
+    ctx.state.put("execution", summary)
     return summary
 
 
@@ -498,15 +501,15 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     traded = math.fsum(
         fills["quantity"].to_numpy(dtype=float) * fills["price"].to_numpy(dtype=float)
     )
-    prev_scores = _previous_artifact(ctx, "scores")
+    prev_scores = _previous_state(ctx, "scores")
     ic = _rank_ic(prev_scores, ret) if prev_scores is not None else math.nan
     pnl = nav - prev_nav
     gross = sum(abs(v) for v in values.values()) / nav if nav else math.nan
     net = sum(values.values()) / nav if nav else math.nan
     orders = read_day(ctx.lake, "orders", ctx.trade_date, ctx.portfolio_id)
-    approval = ctx.artifacts.get("approval") if ctx.artifacts.has("approval") else None
-    targets = ctx.artifacts.get("targets") if ctx.artifacts.has("targets") else None
-    scores = ctx.artifacts.get("scores") if ctx.artifacts.has("scores") else None
+    approval = ctx.state.get("approval") if ctx.state.has("approval") else None
+    targets = ctx.state.get("targets") if ctx.state.has("targets") else None
+    scores = ctx.state.get("scores") if ctx.state.has("scores") else None
     row = {
         "portfolio_id": ctx.portfolio_id,
         "nav": nav,
@@ -540,7 +543,7 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
         valid_date=ctx.day,
         batch_id=f"daily_book:{ctx.portfolio_id}:{ctx.day}:{short_hash(content, n=24)}",
     )
-    ctx.artifacts.put("daily_book", row)
+    ctx.state.put("daily_book", row)
     return {
         "nav": round(nav, 2),
         "pnl": round(pnl, 2),
@@ -586,9 +589,8 @@ def _previous_book(ctx: DayContext) -> dict[str, Any] | None:
     return row
 
 
-def _previous_artifact(ctx: DayContext, name: str) -> Any:
-    prev = DayArtifacts(ctx.paths, ctx.portfolio_id, previous_session(ctx.day))
-    return prev.get(name) if prev.has(name) else None
+def _previous_state(ctx: DayContext, name: str) -> Any:
+    return StageState(ctx.store, ctx.portfolio_id, previous_session(ctx.day)).find(name)
 
 
 def _factor_pnl(ctx: DayContext, held_value: pd.Series) -> float:
@@ -596,10 +598,8 @@ def _factor_pnl(ctx: DayContext, held_value: pd.Series) -> float:
     times today's factor returns (today's model); NaN when either is unavailable."""
     if held_value.empty:
         return 0.0
-    prev_model: RiskModel | None = _previous_artifact(ctx, "risk_model")
-    model: RiskModel | None = (
-        ctx.artifacts.get("risk_model") if ctx.artifacts.has("risk_model") else None
-    )
+    prev_model: RiskModel | None = _previous_state(ctx, "risk_model")
+    model: RiskModel | None = ctx.state.get("risk_model") if ctx.state.has("risk_model") else None
     if prev_model is None or model is None or model.factor_returns is None:
         return math.nan
     today = pd.Timestamp(ctx.day)
@@ -614,9 +614,15 @@ def _factor_pnl(ctx: DayContext, held_value: pd.Series) -> float:
     return float(np.dot(exposure.to_numpy(dtype=float), f_vec))
 
 
+def report_subject(config: DailyConfig) -> ReportSubject:
+    """The PM report's subject for ``config``'s portfolio."""
+    from pipelines.report.pm import ReportSubject
+
+    return ReportSubject(config.portfolio_id, config.policy, config.limits)
+
+
 def report(ctx: DayContext) -> str:
-    """Stage 9: the PM report for the day; returns its path."""
+    """Stage 9: the PM report for the day (under the lake root); returns where it is."""
     from pipelines.report import write_pm_report
 
-    path = write_pm_report(ctx.lake, ctx.day, ctx.config, ctx.paths)
-    return str(path)
+    return write_pm_report(ctx.lake, ctx.day, report_subject(ctx.config))

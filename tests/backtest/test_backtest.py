@@ -12,7 +12,6 @@ import pytest
 
 from pipelines.backtest import run_backtest
 from pipelines.backtest.metrics import compute_metrics
-from pipelines.daily.paths import DailyPaths
 from pipelines.lake import Lake
 from tests.daily.helpers import BACKTEST_CONFIG as CONFIG
 from tests.daily.helpers import market_lake
@@ -23,7 +22,7 @@ START, END = dt.date(2024, 5, 14), dt.date(2024, 5, 30)
 
 def _backtest(root: Path, signal: float) -> tuple[Lake, object]:
     lake = market_lake(root, universe=40, signal=signal, seed=5)
-    result = run_backtest(lake, START, END, CONFIG, paths=DailyPaths(root))
+    result = run_backtest(lake, START, END, CONFIG)
     return lake, result
 
 
@@ -39,15 +38,14 @@ def test_planted_signal_pays_and_no_signal_does_not(tmp_path: Path) -> None:
     assert abs(m_off.sharpe_tstat) < 2.5
     assert m_off.total_cost > 0
     assert m_on.sharpe > m_off.sharpe
-    assert on.report_path is not None and on.report_path.is_file()  # type: ignore[attr-defined]
+    assert on.report_path is not None and Path(on.report_path).is_file()  # type: ignore[attr-defined]
 
 
 def test_rerun_is_bit_identical(tmp_path: Path) -> None:
     lake = market_lake(tmp_path, universe=30, signal=0.3, seed=9)
-    paths = DailyPaths(tmp_path)
     short = (dt.date(2024, 5, 28), dt.date(2024, 5, 31))
-    first = run_backtest(lake, *short, CONFIG, paths=paths, write_report=False)
-    second = run_backtest(lake, *short, CONFIG, paths=paths, write_report=False)
+    first = run_backtest(lake, *short, CONFIG, write_report=False)
+    second = run_backtest(lake, *short, CONFIG, write_report=False)
     assert first.run_id.endswith("-r1") and second.run_id.endswith("-r2")
     assert first.result_hash == second.result_hash
     pd.testing.assert_frame_equal(first.daily, second.daily, check_exact=True)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from pipelines.daily.config import DailyConfig
 from pipelines.daily.loop import DayResult, run_day
-from pipelines.daily.paths import DailyPaths
 from pipelines.daily.stages import paper_broker, sessions_between
 from pipelines.lake import Lake
 from pipelines.timeline import decision_cutoff
@@ -42,12 +41,11 @@ def market_lake(root: Path, *, universe: int = 60, signal: float = 0.3, seed: in
 def run_loop(root: Path, days: tuple[dt.date, ...] = LOOP_DAYS) -> list[DayResult]:
     """The daily loop (file-backed paper broker, as the DAG uses) for ``days``."""
     lake = Lake(str(root / "lake"))
-    paths = DailyPaths(root)
-    broker = paper_broker(lake, paths, CONFIG)
+    broker = paper_broker(lake, CONFIG)
     out = []
     for day in days:
         broker.prices.known_at = decision_cutoff(day)  # type: ignore[attr-defined]
-        out.append(run_day(lake, day, CONFIG, broker, paths=paths))
+        out.append(run_day(lake, day, CONFIG, broker))
     return out
 
 

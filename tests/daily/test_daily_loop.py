@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 from pipelines.daily import stages
-from pipelines.daily.artifacts import DayArtifacts, MissingArtifactError
-from pipelines.daily.paths import DailyPaths
 from pipelines.execution.records import read_day
 from pipelines.lake import Lake
+from pipelines.lake.stage_state import MissingStageStateError, StageState
 from pipelines.portfolio.policy import load_policy
 from tests.daily.helpers import CONFIG, LOOP_DAYS, copy_root, run_loop
 
@@ -24,7 +23,8 @@ pytestmark = pytest.mark.slow
 def test_targets_respect_the_policy(loop_root: Path) -> None:
     policy = load_policy(CONFIG.policy)
     for day in LOOP_DAYS:
-        targets = DayArtifacts(DailyPaths(loop_root), CONFIG.portfolio_id, day).get("targets")
+        state = StageState(Lake(str(loop_root / "lake")), CONFIG.portfolio_id, day)
+        targets = state.get("targets")
         assert targets.optimization.status == "optimal"
         w = targets.optimization.weights
         assert np.abs(w).sum() <= policy.gross_leverage + 1e-6
@@ -74,7 +74,6 @@ def test_rerunning_a_day_adds_nothing(loop_root: Path, tmp_path: Path) -> None:
 def test_a_rejection_sends_nothing_and_is_audited(loop_root: Path, tmp_path: Path) -> None:
     root = copy_root(loop_root, tmp_path / "copy")
     lake = Lake(str(root / "lake"))
-    paths = DailyPaths(root)
     manual = CONFIG.model_copy(
         update={"approval": CONFIG.approval.model_copy(update={"auto_approve": False})}
     )
@@ -83,8 +82,7 @@ def test_a_rejection_sends_nothing_and_is_audited(loop_root: Path, tmp_path: Pat
         lake=lake,
         day=day,
         config=manual,
-        broker=stages.paper_broker(lake, paths, manual),
-        paths=paths,
+        broker=stages.paper_broker(lake, manual),
         scores_source=stages.score_source(manual),
     )
     for stage in (stages.research, stages.risk_model, stages.optimize, stages.pretrade):
@@ -100,6 +98,6 @@ def test_a_rejection_sends_nothing_and_is_audited(loop_root: Path, tmp_path: Pat
 
 
 def test_a_stage_without_its_input_names_it(tmp_path: Path) -> None:
-    art = DayArtifacts(DailyPaths(tmp_path), "p", dt.date(2024, 6, 3))
-    with pytest.raises(MissingArtifactError, match="risk_model"):
-        art.get("risk_model")
+    state = StageState(Lake(str(tmp_path / "lake")), "p", dt.date(2024, 6, 3))
+    with pytest.raises(MissingStageStateError, match="risk_model"):
+        state.get("risk_model")
