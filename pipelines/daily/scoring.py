@@ -13,13 +13,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from pipelines.errors import AlphaFactoryError
 from pipelines.lake.errors import UnknownTableError
 from pipelines.lake.interface import Store
 from pipelines.pit.snapshot import MarketSnapshot
+from pipelines.portfolio.alpha import zscore
 from pipelines.timeline import decision_cutoff
 
 SCORE_COLUMNS = ["security_id", "score", "model_id"]
@@ -27,14 +27,6 @@ SCORE_COLUMNS = ["security_id", "score", "model_id"]
 
 class NoScoresError(AlphaFactoryError, LookupError):
     """No usable scores for the day."""
-
-
-def zscore(x: pd.Series) -> pd.Series:
-    """Cross-sectional z-score, winsorized at ±3 (NaN stays NaN)."""
-    sd = x.std(ddof=0)
-    if not np.isfinite(sd) or sd == 0:
-        return x * 0.0
-    return ((x - x.mean()) / sd).clip(-3.0, 3.0)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from pipelines.lake import Lake
 from pipelines.lake.interface import Store
 from pipelines.lake.stage_state import StageState
 from pipelines.pit.snapshot import MarketSnapshot, load_snapshot
+from pipelines.portfolio.rebalance import Book
 from pipelines.portfolio.risk_model import RiskModel
 from pipelines.portfolio.styles import SnapshotRiskModel
 from pipelines.portfolio.targets import TargetPortfolio
@@ -217,18 +218,6 @@ def risk_model(ctx: DayContext) -> dict[str, Any]:
     return {"securities": model.n_assets, "factors": list(model.factor_names)}
 
 
-@dataclass(frozen=True)
-class Book:
-    """The portfolio as the optimizer saw it: positions (shares), cash, marks, NAV."""
-
-    positions: dict[str, float]
-    cash: float
-    prices: dict[str, float]
-    nav: float
-    adv_shares: dict[str, float]
-    sectors: dict[str, str]
-
-
 def current_book(ctx: DayContext) -> Book:
     """Broker positions and cash marked at the day's closes."""
     ctx.broker.connect()
@@ -253,65 +242,37 @@ def current_book(ctx: DayContext) -> Book:
     )
 
 
-def expected_returns(
-    scores: pd.DataFrame, vol: pd.Series, universe: list[str], ic: float
-) -> pd.Series:
-    """alpha_i = ic · σ_i · z_i on ``universe`` (no score ⇒ no view ⇒ 0)."""
-    z = scores.set_index("security_id")["score"].astype(float)
-    z = (z - z.mean()) / (z.std(ddof=0) or 1.0)
-    sigma = vol.reindex(universe).astype(float)
-    sigma = sigma.fillna(sigma.median() if sigma.notna().any() else 0.02)
-    alpha = ic * sigma * z.reindex(universe).fillna(0.0).clip(-3, 3)
-    return alpha.astype(float)
-
-
 def optimize(ctx: DayContext) -> dict[str, Any]:
-    """Stage 4: targets for the next session (state ``book`` and ``targets``)."""
-    from pipelines.portfolio.optimizer import OptimizationInputs
-    from pipelines.portfolio.optimizer import optimize as solve
+    """Stage 4: targets for the next session (state ``book`` and ``targets``), through the
+    one rebalance (:func:`pipelines.portfolio.rebalance.rebalance`)."""
+    from pipelines.portfolio.alpha import expected_returns
     from pipelines.portfolio.policy import load_policy
-    from pipelines.portfolio.targets import build_targets
+    from pipelines.portfolio.rebalance import RebalanceInputs, rebalance
 
     model: RiskModel = ctx.state.get("risk_model")
     scores: pd.DataFrame = ctx.state.get("scores")
     book = current_book(ctx)
-    held_outside = sorted(s for s in book.positions if s not in model.security_ids)
-    if held_outside:
-        # A held name left the universe (delisted, no sector): it cannot be optimized;
-        # the order generator liquidates names absent from the targets.
-        log.warning("%s: held outside the risk model: %s", ctx.day, held_outside[:20])
     ids = list(model.security_ids)
-    policy = load_policy(ctx.config.policy)
-    # Bounds on styles this risk model does not carry (no data yet) cannot be enforced.
-    bounds = {k: v for k, v in policy.factor_bounds.items() if k in model.factor_names}
-    if bounds != policy.factor_bounds:
-        policy = policy.model_copy(update={"factor_bounds": bounds})
-    prices = pd.Series(book.prices).reindex(ids)
-    current_shares = pd.Series(book.positions, dtype=float).reindex(ids).fillna(0.0)
-    current_weights = current_shares * prices / book.nav
-    adv_dollars = pd.Series(book.adv_shares).reindex(ids) * prices
-    adv_dollars = adv_dollars.fillna(0.0)
-    alpha = expected_returns(scores, ctx.snapshot.volatility(), ids, ctx.config.alpha_ic)
-    inputs = OptimizationInputs(
-        date=pd.Timestamp(ctx.day),
-        alpha=alpha,
-        risk_model=model,
-        current_weights=current_weights,
-        portfolio_value=book.nav,
-        adv=adv_dollars,
-        volatility=ctx.snapshot.volatility().reindex(ids).fillna(0.02),
+    volatility = ctx.snapshot.volatility()
+    score = scores.set_index("security_id")["score"]
+    targets = rebalance(
+        RebalanceInputs(
+            day=ctx.day,
+            portfolio_id=ctx.portfolio_id,
+            policy=load_policy(ctx.config.policy),
+            risk_model=model,
+            alpha=expected_returns(score, volatility, ctx.config.alpha_ic, universe=ids),
+            prices=pd.Series(book.prices, dtype=float),
+            current_shares=pd.Series(book.positions, dtype=float),
+            nav=book.nav,
+            adv_shares=pd.Series(book.adv_shares, dtype=float),
+            volatility=volatility,
+            min_trade_notional=ctx.config.min_trade_notional,
+            missing_alpha="zero",
+            outside_holdings="liquidate",
+        )
     )
-    result = solve(policy, inputs)
-    targets = build_targets(
-        result,
-        ctx.portfolio_id,
-        prices,
-        current_shares,
-        book.nav,
-        risk_model=model,
-        min_trade_notional=ctx.config.min_trade_notional,
-        policy=policy,
-    )
+    result = targets.optimization
     if ctx.config.record_portfolio_tables:
         from pipelines.portfolio.stage import store_targets
 

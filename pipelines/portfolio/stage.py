@@ -10,8 +10,10 @@ Airflow; the daily DAG and a backtest call the same functions.
   ``risk_factor_covariance``, ``risk_specific`` (and returns the :class:`RiskModel`);
 * :func:`load_risk_model` — the stored model back, as of a knowledge time;
 * :func:`alpha_from_lake` — expected returns from ``alpha_scores`` (research's output);
-* :func:`rebalance` → ``target_portfolios``, ``target_risk``, ``solve_log`` (and returns
-  the :class:`TargetPortfolio`).
+* :func:`inputs_from_lake` — the one rebalance's inputs
+  (:class:`~pipelines.portfolio.rebalance.RebalanceInputs`) from the lake alone;
+* :func:`store_targets` → ``target_portfolios``, ``target_risk``, ``solve_log`` for the
+  :class:`TargetPortfolio` the rebalance returned.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import numpy as np
 import pandas as pd
 
 from pipelines.lake import Lake
+from pipelines.portfolio.alpha import expected_returns
 from pipelines.portfolio.policy import Policy, load_policy
+from pipelines.portfolio.rebalance import RebalanceInputs
 from pipelines.portfolio.risk_model import RiskModel, RiskModelConfig
 from pipelines.portfolio.targets import TargetPortfolio
 
@@ -200,20 +204,6 @@ def _factor_order(names: Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------- alpha
 
 
-def alpha_from_scores(scores: pd.Series, volatility: pd.Series, ic: float = 0.05) -> pd.Series:
-    """Grinold's rule ``alpha_i = ic · σ_i · z_i`` with z the cross-sectional z-score of
-    ``scores`` clipped to ±3 (σ daily volatility; the result is a next-session return).
-
-    Securities with a score but no volatility get the median volatility.
-    """
-    s = scores.astype(float)
-    std = float(s.std(ddof=0))
-    z = ((s - s.mean()) / (std if std > 0 else 1.0)).clip(-3, 3)
-    sigma = volatility.reindex(s.index).astype(float)
-    sigma = sigma.fillna(float(sigma.median()) if sigma.notna().any() else 0.02)
-    return (ic * sigma * z).rename("alpha")
-
-
 def alpha_from_lake(
     lake: Lake,
     day: dt.date,
@@ -240,120 +230,64 @@ def alpha_from_lake(
     if len(models) > 1:
         raise ValueError(f"alpha_scores for {day} come from several models {models}: pick one")
     scores = rows.set_index("security_id")["score"]
-    return alpha_from_scores(scores, volatility, ic)
+    return expected_returns(scores, volatility, ic)
 
 
 # --------------------------------------------------------------------------- rebalance
 
 
-def rebalance(
+def inputs_from_lake(
     lake: Lake,
     day: dt.date,
-    alpha: pd.Series | None,
-    current_positions: pd.Series,
+    current_shares: pd.Series,
     policy: Policy | str,
     *,
-    risk_model: RiskModel | None = None,
-    prices: pd.Series | None = None,
-    adv: pd.Series | None = None,
-    volatility: pd.Series | None = None,
     cash: float = 0.0,
-    portfolio_value: float | None = None,
+    alpha: pd.Series | None = None,
     portfolio_id: str = "main",
-    restricted: frozenset[str] = frozenset(),
-    lot_size: int | pd.Series = 1,
-    min_trade_notional: float = 0.0,
-    missing_alpha: str = "raise",
     alpha_ic: float = 0.05,
     known_at: dt.datetime | None = None,
-    model_id: str = DEFAULT_MODEL_ID,
-    store: bool = True,
-) -> TargetPortfolio:
-    """Optimize ``day``'s targets for ``portfolio_id`` and record them.
-
-    Inputs (all as known at ``known_at``, default the day's cutoff):
+    **options: Any,
+) -> RebalanceInputs:
+    """:class:`RebalanceInputs` for ``day`` from the lake alone (as known at ``known_at``,
+    default the day's cutoff):
 
     * ``alpha`` — expected next-session return per security id; ``None`` reads
-      ``alpha_scores`` (:func:`alpha_from_lake`). A universe member without alpha raises
-      :class:`~pipelines.portfolio.optimizer.MissingAlphaError` naming it, unless
-      ``missing_alpha="zero"`` (no view ⇒ 0).
-    * ``current_positions`` — shares held by security id. A holding outside the risk
-      model's universe raises (liquidate it explicitly).
-    * ``risk_model`` — default: the stored model for ``day`` (:func:`load_risk_model`).
-    * ``prices`` / ``adv`` (shares/day) / ``volatility`` (daily) — default from the lake
-      snapshot of ``day`` (last close, 20-session mean volume, 63-session return std).
-    * ``portfolio_value`` — default ``cash + Σ shares·price``.
+      ``alpha_scores`` (:func:`alpha_from_lake`);
+    * the risk model — the stored model for ``day`` (:func:`load_risk_model`);
+    * prices / ADV (shares/day) / volatility (daily) — the lake snapshot of ``day`` (last
+      close, 20-session mean volume, 63-session return std);
+    * NAV — ``cash + Σ shares·price``.
 
-    Writes ``target_portfolios``, ``target_risk`` and ``solve_log`` (unless ``store`` is
-    False) and returns the :class:`TargetPortfolio`. An infeasible or failed optimization
-    still returns (and records) targets that hold the current positions, with the status.
+    ``options`` are the other :class:`RebalanceInputs` fields (``lot_size``,
+    ``min_trade_notional``, ``missing_alpha``, ``restricted``, ``outside_holdings``).
     """
-    from pipelines.portfolio.optimizer import OptimizationInputs, optimize
-    from pipelines.portfolio.targets import build_targets
+    from pipelines.pit.snapshot import load_snapshot
 
     known = known_at or decision_time(day)
     pol = load_policy(policy) if isinstance(policy, str) else policy
-    model = risk_model if risk_model is not None else load_risk_model(lake, day, known_at=known)
+    model = load_risk_model(lake, day, known_at=known)
+    snap = load_snapshot(lake, day)
+    prices = snap.last_close()
+    volatility = snap.volatility()
     ids = list(model.security_ids)
-    if prices is None or adv is None or volatility is None:
-        from pipelines.pit.snapshot import load_snapshot
-
-        snap = load_snapshot(lake, day)
-        prices = snap.last_close() if prices is None else prices
-        adv = snap.adv_shares() if adv is None else adv
-        volatility = snap.volatility() if volatility is None else volatility
     px = prices.reindex(ids).astype(float)
-    shares = current_positions.astype(float)
-    outside = sorted(str(s) for s, q in shares.items() if q and str(s) not in set(ids))
-    if outside:
-        from pipelines.portfolio.optimizer import InputDataError
-
-        raise InputDataError(f"{day}: holdings outside the risk model universe: {outside[:25]}")
-    held = shares.reindex(ids).fillna(0.0)
-    nav = float(portfolio_value) if portfolio_value is not None else cash + float((held * px).sum())
+    held = current_shares.astype(float).reindex(ids).fillna(0.0)
     if alpha is None:
         alpha = alpha_from_lake(lake, day, volatility, known_at=known, ic=alpha_ic)
-    if missing_alpha == "zero":
-        alpha = alpha.reindex(ids).fillna(0.0)
-    elif missing_alpha != "raise":
-        raise ValueError(f"missing_alpha must be 'raise' or 'zero', got {missing_alpha!r}")
-    # Bounds on styles this risk model does not carry cannot be enforced: say so by
-    # dropping them from the policy rather than failing the whole rebalance.
-    bounds = {k: v for k, v in pol.factor_bounds.items() if k in model.factor_names}
-    if bounds != pol.factor_bounds:
-        pol = pol.model_copy(update={"factor_bounds": bounds})
-    inputs = OptimizationInputs(
-        date=pd.Timestamp(day),
-        alpha=alpha,
-        risk_model=model,
-        current_weights=held * px.fillna(0.0) / nav,
-        portfolio_value=nav,
-        adv=(adv.reindex(ids).astype(float) * px).fillna(0.0),
-        volatility=volatility.reindex(ids).astype(float).fillna(0.02),
-        restricted=frozenset(restricted),
-    )
-    result = optimize(pol, inputs)
-    targets = build_targets(
-        result,
-        portfolio_id,
-        px,
-        held,
-        nav,
-        risk_model=model,
-        lot_size=lot_size,
-        min_trade_notional=min_trade_notional,
+    return RebalanceInputs(
+        day=day,
+        portfolio_id=portfolio_id,
         policy=pol,
+        risk_model=model,
+        alpha=alpha,
+        prices=prices,
+        current_shares=current_shares,
+        nav=cash + float((held * px).sum()),
+        adv_shares=snap.adv_shares(),
+        volatility=volatility,
+        **options,
     )
-    if store:
-        store_targets(
-            lake,
-            targets,
-            known_at=known,
-            policy=pol.name,
-            lot_size=lot_size,
-            min_trade_notional=min_trade_notional,
-        )
-    return targets
 
 
 def store_targets(

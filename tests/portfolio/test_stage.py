@@ -14,6 +14,7 @@ from pipelines.lake import Lake
 from pipelines.portfolio import stage
 from pipelines.portfolio.optimizer import MissingAlphaError
 from pipelines.portfolio.policy import Band, load_policy
+from pipelines.portfolio.rebalance import rebalance
 from tests.research.lake_helpers import make_lake, market_frames
 
 DAY = dt.date(2023, 7, 28)
@@ -66,21 +67,27 @@ def test_rebalance_writes_targets_risk_and_solve_log_once(sim_lake: Lake) -> Non
     )
     sim_lake.write("alpha_scores", scores)
     with pytest.raises(MissingAlphaError, match=ids[-1]):
-        stage.rebalance(sim_lake, DAY, None, pd.Series(dtype=float), "default", cash=1e7)
+        rebalance(
+            stage.inputs_from_lake(sim_lake, DAY, pd.Series(dtype=float), "default", cash=1e7)
+        )
     held = pd.Series({ids[0]: 1000.0, ids[1]: -500.0})
-    targets = stage.rebalance(
-        sim_lake,
-        DAY,
-        None,
-        held,
-        "default",
-        cash=1e7,
-        missing_alpha="zero",
-        lot_size=10,
-        min_trade_notional=1000.0,
+    targets = rebalance(
+        stage.inputs_from_lake(
+            sim_lake,
+            DAY,
+            held,
+            "default",
+            cash=1e7,
+            missing_alpha="zero",
+            lot_size=10,
+            min_trade_notional=1000.0,
+        )
     )
     assert targets.optimization.ok
     known = stage.decision_time(DAY)
+    stage.store_targets(
+        sim_lake, targets, known_at=known, policy="default", lot_size=10, min_trade_notional=1000.0
+    )
     rows = sim_lake.as_of("target_portfolios", known_at=known, valid_at=DAY).to_pandas()
     assert len(rows) == len(ids)
     assert (rows["target_shares"] % 10 == 0).all()
@@ -111,15 +118,18 @@ def test_infeasible_policy_is_recorded_with_its_relaxations(sim_lake: Lake) -> N
     policy = load_policy("default").model_copy(
         update={"net_exposure": Band(lo=0.5, hi=0.6), "name": "strict"}
     )
-    targets = stage.rebalance(
-        sim_lake,
-        DAY,
-        alpha,
-        pd.Series(dtype=float),
-        policy,
-        cash=1e7,
-        portfolio_id="strict",
+    targets = rebalance(
+        stage.inputs_from_lake(
+            sim_lake,
+            DAY,
+            pd.Series(dtype=float),
+            policy,
+            cash=1e7,
+            alpha=alpha,
+            portfolio_id="strict",
+        )
     )
+    stage.store_targets(sim_lake, targets, known_at=stage.decision_time(DAY), policy=policy.name)
     opt = targets.optimization
     assert opt.status == "relaxed"
     assert {r.group for r in opt.relaxations} & {"net_exposure", "beta", "sector_bounds"}
