@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     run_time: dt.time = Field(
         default=dt.time(19, 0), description="when the daily DAGs start (exchange local time)"
     )
+    daily_config: str | None = Field(
+        default=None, description="daily loop config YAML (default: production.yaml)"
+    )
     universe_size: int = 500
     seed: int = 7
     history_years: float = 3.0

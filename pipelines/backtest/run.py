@@ -35,11 +35,11 @@ from pipelines.backtest.metrics import Metrics, compute_metrics, daily_frame
 from pipelines.daily.config import ApprovalPolicy, DailyConfig
 from pipelines.daily.loop import run_day
 from pipelines.daily.protocols import RiskModelSource, ScoreSource
-from pipelines.daily.stages import sessions_between
+from pipelines.errors import ConfigurationError
 from pipelines.execution import LakePriceSource
 from pipelines.lake import Lake
 from pipelines.lake.maintenance import maintain
-from pipelines.timeline import decision_cutoff
+from pipelines.timeline import ALL_DATES, LATEST, decision_cutoff, trading_calendar
 
 Progress = Callable[[int, int, dt.date], None]
 #: Tables the loop appends to every session (compacted during long runs).
@@ -83,8 +83,8 @@ def _next_run_number(lake: Lake, chash: str) -> int:
         return 1
     runs = lake.as_of(
         "backtest_runs",
-        known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC),
-        valid_at=(dt.date(1900, 1, 1), dt.date(2200, 1, 1)),
+        known_at=LATEST,
+        valid_at=ALL_DATES,
         columns=["run_id", "config_hash"],
         filter=pc.field("config_hash") == chash,
     )
@@ -118,9 +118,9 @@ def run_backtest(
     stage commits small files, and reads slow down with their number.
     """
     base = config or DailyConfig()
-    days = sessions_between(start, end)
+    days = trading_calendar().sessions(start, end)
     if not days:
-        raise ValueError(f"no {start}..{end} sessions to backtest")
+        raise ConfigurationError(f"no {start}..{end} sessions to backtest")
     chash = config_hash(base, start, end)
     run_id = f"bt-{chash}-r{_next_run_number(lake, chash)}"
     cfg = base.model_copy(

@@ -39,6 +39,7 @@ from pipelines.daily import tables as _tables  # noqa: F401  (registers daily_bo
 from pipelines.daily.config import DailyConfig
 from pipelines.daily.protocols import Ingestor, RiskModelSource, ScoreSource
 from pipelines.daily.scoring import AutoScores, LakeScores, SentimentScores
+from pipelines.errors import AlphaFactoryError, ConfigurationError
 from pipelines.execution import Broker, LakePriceSource, PaperBroker
 from pipelines.execution.accounts import account_store
 from pipelines.lake import Lake
@@ -49,33 +50,20 @@ from pipelines.portfolio.rebalance import Book
 from pipelines.portfolio.risk_model import RiskModel
 from pipelines.portfolio.styles import SnapshotRiskModel
 from pipelines.portfolio.targets import TargetPortfolio
-from pipelines.timeline import decision_cutoff
+from pipelines.timeline import LATEST, decision_cutoff, trading_calendar
 
 if TYPE_CHECKING:
     from pipelines.report.pm import ReportSubject
 
 log = logging.getLogger(__name__)
 
+
+class StageInputError(AlphaFactoryError, LookupError):
+    """A stage's input is not in the lake (no scores, no close for a held security)."""
+
+
 APPROVED = "approved"
 REJECTED = "rejected"
-
-
-def sessions_between(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Trading sessions in ``[start, end]`` on the configured exchange calendar."""
-    from pipelines.config import get_settings
-    from pipelines.vendors.calendar import sessions
-
-    return sessions(start, end, get_settings().calendar)
-
-
-def next_session(day: dt.date) -> dt.date:
-    """The first session after ``day``."""
-    return sessions_between(day + dt.timedelta(days=1), day + dt.timedelta(days=14))[0]
-
-
-def previous_session(day: dt.date) -> dt.date:
-    """The last session before ``day``."""
-    return sessions_between(day - dt.timedelta(days=14), day - dt.timedelta(days=1))[-1]
 
 
 class NoIngest:
@@ -122,7 +110,7 @@ def paper_broker(
     """
     return PaperBroker(
         account_store(lake.location.root, lake.location.options(), config.portfolio_id),
-        LakePriceSource(lake, known_at=known_at or dt.datetime(2200, 1, 1, tzinfo=dt.UTC)),
+        LakePriceSource(lake, known_at=known_at or LATEST),
         initial_cash=config.initial_capital,
         clock=lambda: dt.datetime.now(dt.UTC),
     )
@@ -182,7 +170,7 @@ class DayContext:
     @cached_property
     def trade_date(self) -> dt.date:
         """The session the day's orders work in."""
-        return next_session(self.day)
+        return trading_calendar().next_session(self.day)
 
     def now(self) -> dt.datetime:
         return self.clock() if self.clock is not None else decision_cutoff(self.day)
@@ -200,7 +188,7 @@ def research(ctx: DayContext) -> dict[str, Any]:
     """Stage 2: the day's alpha scores (state ``scores``)."""
     scores = ctx.scores_source.scores(ctx.store, ctx.day, ctx.snapshot)
     if scores.empty:
-        raise LookupError(f"{ctx.day}: the score source returned no scores")
+        raise StageInputError(f"{ctx.day}: the score source returned no scores")
     scores = scores.sort_values("security_id").reset_index(drop=True)
     ctx.state.put("scores", scores)
     models = sorted(scores["model_id"].astype(str).unique())
@@ -229,7 +217,7 @@ def current_book(ctx: DayContext) -> Book:
     prices = {str(s): float(p) for s, p in last.items() if np.isfinite(p) and p > 0}
     missing = sorted(s for s in positions if s not in prices)
     if missing:
-        raise LookupError(f"{ctx.day}: no close for held securities {missing[:20]}")
+        raise StageInputError(f"{ctx.day}: no close for held securities {missing[:20]}")
     nav = float(cash) + sum(q * prices[s] for s, q in positions.items())
     adv = ctx.snapshot.adv_shares()
     return Book(
@@ -348,7 +336,9 @@ def approve(ctx: DayContext, decision: str | None = None, *, actor: str = "polic
             decision = APPROVED if policy.on_timeout == "approve" else REJECTED
             actor = f"timeout after {policy.timeout_minutes} min (default: {policy.on_timeout})"
     if decision not in (APPROVED, REJECTED):
-        raise ValueError(f"approval decision must be {APPROVED!r} or {REJECTED!r}: {decision!r}")
+        raise ConfigurationError(
+            f"approval decision must be {APPROVED!r} or {REJECTED!r}: {decision!r}"
+        )
     record = {"decision": decision, "actor": actor, "trade_date": ctx.trade_date.isoformat()}
     write_audit(
         ctx.lake,
@@ -526,7 +516,7 @@ def _open_book(ctx: DayContext) -> None:
     seed_positions(
         ctx.lake,
         ctx.portfolio_id,
-        previous_session(ctx.day),
+        trading_calendar().previous_session(ctx.day),
         {},
         cash=ctx.config.initial_capital if cash is None else float(cash),
         known_at=ctx.now(),
@@ -540,7 +530,7 @@ def _previous_book(ctx: DayContext) -> dict[str, Any] | None:
         return None
     table = ctx.lake.as_of(
         "daily_book",
-        known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC),
+        known_at=LATEST,
         valid_at=(ctx.day - dt.timedelta(days=30), ctx.day - dt.timedelta(days=1)),
     ).to_pandas()
     table = table[table["portfolio_id"] == ctx.portfolio_id]
@@ -551,7 +541,9 @@ def _previous_book(ctx: DayContext) -> dict[str, Any] | None:
 
 
 def _previous_state(ctx: DayContext, name: str) -> Any:
-    return StageState(ctx.store, ctx.portfolio_id, previous_session(ctx.day)).find(name)
+    return StageState(
+        ctx.store, ctx.portfolio_id, trading_calendar().previous_session(ctx.day)
+    ).find(name)
 
 
 def _factor_pnl(ctx: DayContext, held_value: pd.Series) -> float:

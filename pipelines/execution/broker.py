@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol, runtime_checkable
 
+from pipelines.errors import AlphaFactoryError
+
 Side = Literal["buy", "sell"]
 
 
-class BrokerError(RuntimeError):
+class BrokerError(AlphaFactoryError, RuntimeError):
     """Any broker failure."""
 
 

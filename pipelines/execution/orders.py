@@ -116,13 +116,13 @@ def load_targets(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from pipelines.execution.records import SEE_ALL
+    from pipelines.timeline import LATEST
 
     if lake.table(table) is None:
         raise LookupError(f"table {table} does not exist yet (no targets were ever written)")
     data = lake.as_of(
         table,
-        known_at=known_at or SEE_ALL,
+        known_at=known_at or LATEST,
         valid_at=date,
         filter=pc.field("portfolio_id") == pa.scalar(portfolio_id, pa.string()),
     )

@@ -18,10 +18,10 @@ import pyarrow.compute as pc
 
 from pipelines.execution import tables as _tables  # noqa: F401  (registers the tables)
 from pipelines.lake import Lake, get_table
+from pipelines.timeline import LATEST
 
 # Reads that must see everything we ever recorded use a knowledge time far in the future
 # (callers may stamp rows with a simulated clock that runs ahead of the wall clock).
-SEE_ALL = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 def now_utc() -> dt.datetime:
@@ -44,7 +44,7 @@ def read_day(
     trade_date: dt.date | tuple[dt.date, dt.date],
     portfolio_id: str | None = None,
     *,
-    known_at: dt.datetime = SEE_ALL,
+    known_at: dt.datetime = LATEST,
 ) -> pd.DataFrame:
     """Rows of ``table`` for a trade date (or inclusive date range), optionally one portfolio,
     as known at ``known_at`` (latest version per key); an empty frame with the table's

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.errors import AlphaFactoryError
 from pipelines.portfolio import costs
 from pipelines.portfolio.policy import Policy
 from pipelines.portfolio.results import ObjectiveTerms, OptimizationResult, Relaxation, SolveRecord
@@ -83,7 +84,7 @@ _FEAS_TOL = 1e-6
 _SUM_TOL = 1e-5
 
 
-class MissingAlphaError(ValueError):
+class MissingAlphaError(AlphaFactoryError, ValueError):
     """Alpha is NaN or missing for securities in the optimization universe."""
 
     def __init__(self, securities: Sequence[str]) -> None:
@@ -96,11 +97,11 @@ class MissingAlphaError(ValueError):
         )
 
 
-class InputDataError(ValueError):
+class InputDataError(AlphaFactoryError, ValueError):
     """Non-alpha input (ADV, risk model, weights, …) is invalid for some securities."""
 
 
-class StructureChangedError(ValueError):
+class StructureChangedError(AlphaFactoryError, ValueError):
     """The day's market/sector exposures differ from those compiled into the problem."""
 
 

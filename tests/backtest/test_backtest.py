@@ -13,6 +13,7 @@ import pytest
 from pipelines.backtest import run_backtest
 from pipelines.backtest.metrics import compute_metrics
 from pipelines.lake import Lake
+from pipelines.timeline import LATEST
 from tests.daily.helpers import BACKTEST_CONFIG as CONFIG
 from tests.daily.helpers import market_lake
 
@@ -51,7 +52,7 @@ def test_rerun_is_bit_identical(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(first.daily, second.daily, check_exact=True)
     runs = lake.as_of(
         "backtest_runs",
-        known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC),
+        known_at=LATEST,
         valid_at=short[1],
     ).to_pandas()
     assert set(runs["result_hash"]) == {first.result_hash}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipelines.daily.config import DailyConfig
 from pipelines.daily.loop import DayResult, run_day
-from pipelines.daily.stages import paper_broker, sessions_between
+from pipelines.daily.stages import paper_broker
 from pipelines.lake import Lake
 from pipelines.timeline import decision_cutoff
 
@@ -68,4 +68,4 @@ def copy_root(src: Path, dst: Path) -> Path:
     return dst
 
 
-__all__ = ["CONFIG", "LOOP_DAYS", "copy_root", "market_lake", "run_loop", "sessions_between"]
+__all__ = ["CONFIG", "LOOP_DAYS", "copy_root", "market_lake", "run_loop"]

@@ -15,6 +15,7 @@ from pipelines.execution.records import read_day
 from pipelines.lake import Lake
 from pipelines.lake.stage_state import MissingStageStateError, StageState
 from pipelines.portfolio.policy import load_policy
+from pipelines.timeline import LATEST, trading_calendar
 from tests.daily.helpers import CONFIG, LOOP_DAYS, copy_root, run_loop
 
 pytestmark = pytest.mark.slow
@@ -45,7 +46,7 @@ def test_orders_fill_and_reconcile(loop_root: Path) -> None:
     assert (recon["status"] == "break").sum() == 0, recon[recon["status"] == "break"]
     book = lake.as_of(
         "daily_book",
-        known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC),
+        known_at=LATEST,
         valid_at=(first, third),
     ).to_pandas()
     assert list(book["valid_date"]) == list(LOOP_DAYS)
@@ -53,7 +54,7 @@ def test_orders_fill_and_reconcile(loop_root: Path) -> None:
     assert book["nav"].iloc[0] == pytest.approx(CONFIG.initial_capital, rel=0.02)
     # The portfolio stage's tables hold the day's risk model and targets.
     for table in ("target_portfolios", "solve_log", "risk_exposures"):
-        rows = lake.as_of(table, known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC), valid_at=third)
+        rows = lake.as_of(table, known_at=LATEST, valid_at=third)
         assert rows.num_rows > 0, table
     # The day's P&L splits into holding (factor + specific) and trading.
     last = book.iloc[-1]
@@ -77,7 +78,7 @@ def test_a_rejection_sends_nothing_and_is_audited(loop_root: Path, tmp_path: Pat
     manual = CONFIG.model_copy(
         update={"approval": CONFIG.approval.model_copy(update={"auto_approve": False})}
     )
-    day = stages.next_session(LOOP_DAYS[-1])
+    day = trading_calendar().next_session(LOOP_DAYS[-1])
     ctx = stages.DayContext(
         lake=lake,
         day=day,
