@@ -1,10 +1,13 @@
 """The daily loop's stages: one function per stage, shared by the DAG tasks and the backtest.
 
-Each stage takes a :class:`DayContext` (lake, session, config, broker, clock) and reads
-its inputs from the lake (point in time, as of the session's cutoff) or from the previous
-stage's state (:class:`~pipelines.lake.stage_state.StageState`, the lake's ``stage_state``
-table), and writes its output back to the lake, so the same function runs as one Airflow
-task on any worker (nothing on local disk) or as one step of an in-process loop.
+Every stage is ``stage(ctx) -> summary`` (JSON-able): ``ctx`` is a :class:`DayContext`
+(a :class:`~pipelines.lake.interface.StageContext`: ``store``, ``day``, ``now()``, plus the
+portfolio's config and broker). A stage reads through ``ctx.store.as_of`` (point in time,
+as of the session's cutoff) — including the previous stage's state
+(:class:`~pipelines.lake.stage_state.StageState`, the lake's ``stage_state`` table) — and
+writes only its declared tables through ``ctx.store.write``, so the same function runs as
+one Airflow task on any worker (given only the lake URI and the session; nothing on local
+disk) or as one step of an in-process loop. ``approve`` also takes the PM's answer.
 
 Session ``D``'s run, after the close:
 
@@ -165,7 +168,7 @@ class DayContext:
 
     @cached_property
     def snapshot(self) -> MarketSnapshot:
-        return load_snapshot(self.lake, self.day, self.config.lookback_sessions)
+        return load_snapshot(self.store, self.day, self.config.lookback_sessions)
 
     @cached_property
     def trade_date(self) -> dt.date:
@@ -201,7 +204,7 @@ def risk_model(ctx: DayContext) -> dict[str, Any]:
     if ctx.config.record_portfolio_tables:
         from pipelines.portfolio.stage import store_risk_model
 
-        store_risk_model(ctx.lake, model, known_at=decision_cutoff(ctx.day))
+        store_risk_model(ctx.store, model, known_at=decision_cutoff(ctx.day))
     ctx.state.put("risk_model", model)
     return {"securities": model.n_assets, "factors": list(model.factor_names)}
 
@@ -265,7 +268,7 @@ def optimize(ctx: DayContext) -> dict[str, Any]:
         from pipelines.portfolio.stage import store_targets
 
         store_targets(
-            ctx.lake,
+            ctx.store,
             targets,
             known_at=decision_cutoff(ctx.day),
             policy=ctx.config.policy,
@@ -341,7 +344,7 @@ def approve(ctx: DayContext, decision: str | None = None, *, actor: str = "polic
         )
     record = {"decision": decision, "actor": actor, "trade_date": ctx.trade_date.isoformat()}
     write_audit(
-        ctx.lake,
+        ctx.store,
         ctx.portfolio_id,
         ctx.trade_date,
         "approval",
@@ -368,7 +371,7 @@ def execute(ctx: DayContext) -> dict[str, Any]:
     targets: TargetPortfolio = ctx.state.get("targets")
     book: Book = ctx.state.get("book")
     report = execute_day(
-        ctx.lake,
+        ctx.store,
         ctx.portfolio_id,
         ctx.trade_date,
         targets,
@@ -406,16 +409,16 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     from pipelines.execution.reconcile import previous_positions
     from pipelines.execution.records import read_day
 
-    prev_positions = previous_positions(ctx.lake, ctx.portfolio_id, ctx.day)
+    prev_positions = previous_positions(ctx.store, ctx.portfolio_id, ctx.day)
     prev = _previous_book(ctx)
     if prev is None and not prev_positions:
         _open_book(ctx)
     rec = reconcile_day(
-        ctx.lake,
+        ctx.store,
         ctx.broker,
         ctx.portfolio_id,
         ctx.day,
-        prices=LakePriceSource(ctx.lake, known_at=decision_cutoff(ctx.day)),
+        prices=LakePriceSource(ctx.store, known_at=decision_cutoff(ctx.day)),
         clock=ctx.now,
     )
     snap = ctx.snapshot
@@ -439,7 +442,7 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     contributions = held_value.to_numpy() * ret.reindex(held_value.index).to_numpy()
     holding_pnl = math.fsum(x for x in contributions if np.isfinite(x))
     pnl_factor = _factor_pnl(ctx, held_value)
-    tca = read_day(ctx.lake, "tca", ctx.day, ctx.portfolio_id)
+    tca = read_day(ctx.store, "tca", ctx.day, ctx.portfolio_id)
     # fsum: exact, so the total does not depend on the order the lake returns rows in.
     cost = math.fsum(
         x
@@ -448,7 +451,7 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
         )
         if np.isfinite(x)
     )
-    fills = read_day(ctx.lake, "fills", ctx.day, ctx.portfolio_id)
+    fills = read_day(ctx.store, "fills", ctx.day, ctx.portfolio_id)
     traded = math.fsum(
         fills["quantity"].to_numpy(dtype=float) * fills["price"].to_numpy(dtype=float)
     )
@@ -457,7 +460,7 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     pnl = nav - prev_nav
     gross = sum(abs(v) for v in values.values()) / nav if nav else math.nan
     net = sum(values.values()) / nav if nav else math.nan
-    orders = read_day(ctx.lake, "orders", ctx.trade_date, ctx.portfolio_id)
+    orders = read_day(ctx.store, "orders", ctx.trade_date, ctx.portfolio_id)
     approval = ctx.state.get("approval") if ctx.state.has("approval") else None
     targets = ctx.state.get("targets") if ctx.state.has("targets") else None
     scores = ctx.state.get("scores") if ctx.state.has("scores") else None
@@ -487,7 +490,7 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     content = json.dumps(row, sort_keys=True, default=str)
     from pipelines.execution.records import short_hash
 
-    ctx.lake.write(
+    ctx.store.write(
         "daily_book",
         frame,
         known_at=ctx.now(),
@@ -510,11 +513,11 @@ def _open_book(ctx: DayContext) -> None:
     session, so our book and the broker's agree from the first reconciliation."""
     from pipelines.execution.reconcile import previous_cash, seed_positions
 
-    if previous_cash(ctx.lake, ctx.portfolio_id, ctx.day) != 0.0:
+    if previous_cash(ctx.store, ctx.portfolio_id, ctx.day) != 0.0:
         return
     cash = ctx.broker.cash(ctx.portfolio_id)
     seed_positions(
-        ctx.lake,
+        ctx.store,
         ctx.portfolio_id,
         trading_calendar().previous_session(ctx.day),
         {},
@@ -526,9 +529,7 @@ def _open_book(ctx: DayContext) -> None:
 
 def _previous_book(ctx: DayContext) -> dict[str, Any] | None:
     """The latest ``daily_book`` row before the day, as known now."""
-    if ctx.lake.table("daily_book") is None:
-        return None
-    table = ctx.lake.as_of(
+    table = ctx.store.as_of(
         "daily_book",
         known_at=LATEST,
         valid_at=(ctx.day - dt.timedelta(days=30), ctx.day - dt.timedelta(days=1)),

@@ -52,7 +52,7 @@ from pipelines.execution.orders import (
     targets_frame,
 )
 from pipelines.execution.records import append_new, now_utc, read_day, short_hash, write_audit
-from pipelines.lake import Lake
+from pipelines.lake.interface import Store
 from pipelines.portfolio.targets import TargetPortfolio
 from pipelines.risk.pretrade import BookState, RiskLimits, kill_switch_active
 
@@ -162,7 +162,7 @@ def at_broker(events: pd.DataFrame) -> set[str]:
 
 
 def execute_day(
-    lake: Lake,
+    lake: Store,
     portfolio_id: str,
     trade_date: dt.date,
     targets: TargetPortfolio | pd.DataFrame,
@@ -333,7 +333,7 @@ def _send(
 
 
 def _generate(
-    lake: Lake,
+    lake: Store,
     portfolio_id: str,
     trade_date: dt.date,
     targets: TargetPortfolio | pd.DataFrame,
@@ -463,7 +463,7 @@ class SyncResult:
 
 
 def sync_orders(
-    lake: Lake,
+    lake: Store,
     broker: Broker,
     portfolio_id: str,
     trade_date: dt.date,

@@ -29,6 +29,7 @@ import pandas as pd
 from pipelines.execution.broker import Algo, AlgoInstruction, BrokerOrder, Side
 from pipelines.execution.records import append_new, read_day, short_hash, to_json
 from pipelines.lake import Lake
+from pipelines.lake.interface import Store
 from pipelines.portfolio.targets import TargetPortfolio
 from pipelines.risk.pretrade import BookState, Order, PreTradeResult, RiskLimits, check_orders
 
@@ -250,13 +251,13 @@ def orders_frame(
 
 
 def persist_orders(
-    lake: Lake, frame: pd.DataFrame, trade_date: dt.date, *, known_at: dt.datetime
+    lake: Store, frame: pd.DataFrame, trade_date: dt.date, *, known_at: dt.datetime
 ) -> int:
     """Write a day's orders in one idempotent commit; returns rows written (0 if present)."""
     return append_new(lake, "orders", frame, trade_date, known_at=known_at)
 
 
-def load_orders(lake: Lake, portfolio_id: str, trade_date: dt.date) -> pd.DataFrame:
+def load_orders(lake: Store, portfolio_id: str, trade_date: dt.date) -> pd.DataFrame:
     """The ``orders`` rows of one portfolio and trade date (empty if none were generated)."""
     frame = read_day(lake, "orders", trade_date, portfolio_id)
     return frame.sort_values("security_id").reset_index(drop=True)

@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.execution import tables as _tables  # noqa: F401  (registers the tables)
-from pipelines.lake import Lake, get_table
+from pipelines.lake import get_table
+from pipelines.lake.interface import Store
 from pipelines.timeline import LATEST
 
 # Reads that must see everything we ever recorded use a knowledge time far in the future
@@ -39,7 +40,7 @@ def to_json(value: Any) -> str:
 
 
 def read_day(
-    lake: Lake,
+    lake: Store,
     table: str,
     trade_date: dt.date | tuple[dt.date, dt.date],
     portfolio_id: str | None = None,
@@ -50,8 +51,6 @@ def read_day(
     as known at ``known_at`` (latest version per key); an empty frame with the table's
     columns when there are none."""
     spec = get_table(table)
-    if lake.table(table) is None:
-        return _empty(table)
     flt = None
     if portfolio_id is not None:
         flt = pc.field("portfolio_id") == pa.scalar(portfolio_id, pa.string())
@@ -70,7 +69,7 @@ def _empty(table: str) -> pd.DataFrame:
 
 
 def append_new(
-    lake: Lake,
+    lake: Store,
     table: str,
     rows: pd.DataFrame,
     trade_date: dt.date,
@@ -151,7 +150,7 @@ def audit_rows(
 
 
 def write_audit(
-    lake: Lake,
+    lake: Store,
     portfolio_id: str,
     trade_date: dt.date,
     stage: str,

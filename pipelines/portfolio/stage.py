@@ -26,7 +26,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from pipelines.lake import Lake
+from pipelines.lake.interface import Store
 from pipelines.portfolio.alpha import expected_returns
 from pipelines.portfolio.policy import Policy, load_policy
 from pipelines.portfolio.rebalance import RebalanceInputs
@@ -47,7 +47,7 @@ def _batch(table: str, owner: str, day: dt.date, known_at: dt.datetime) -> str:
     return f"{table}/{owner}/{day.isoformat()}/{known_at.astimezone(dt.UTC).isoformat()}"
 
 
-def _write(lake: Lake, table: str, frame: pd.DataFrame, batch_id: str) -> int:
+def _write(lake: Store, table: str, frame: pd.DataFrame, batch_id: str) -> int:
     if not len(frame):
         return 0
     result = lake.write(table, frame, batch_id=batch_id)
@@ -58,7 +58,7 @@ def _write(lake: Lake, table: str, frame: pd.DataFrame, batch_id: str) -> int:
 
 
 def store_risk_model(
-    lake: Lake,
+    lake: Store,
     model: RiskModel,
     *,
     known_at: dt.datetime,
@@ -102,7 +102,7 @@ def store_risk_model(
 
 
 def build_risk_model(
-    lake: Lake,
+    lake: Store,
     day: dt.date,
     *,
     config: RiskModelConfig | None = None,
@@ -144,7 +144,7 @@ def build_risk_model(
 
 
 def load_risk_model(
-    lake: Lake,
+    lake: Store,
     day: dt.date,
     *,
     known_at: dt.datetime | None = None,
@@ -205,7 +205,7 @@ def _factor_order(names: Sequence[str]) -> list[str]:
 
 
 def alpha_from_lake(
-    lake: Lake,
+    lake: Store,
     day: dt.date,
     volatility: pd.Series,
     *,
@@ -219,8 +219,6 @@ def alpha_from_lake(
     models on one day is an error). Raises ``LookupError`` when there are no scores.
     """
     known = known_at or decision_time(day)
-    if lake.table("alpha_scores") is None:
-        raise LookupError("table alpha_scores has never been written")
     rows = lake.as_of("alpha_scores", known_at=known, valid_at=day).to_pandas()
     if model_id is not None:
         rows = rows[rows["model_id"] == model_id]
@@ -237,7 +235,7 @@ def alpha_from_lake(
 
 
 def inputs_from_lake(
-    lake: Lake,
+    lake: Store,
     day: dt.date,
     current_shares: pd.Series,
     policy: Policy | str,
@@ -291,7 +289,7 @@ def inputs_from_lake(
 
 
 def store_targets(
-    lake: Lake,
+    lake: Store,
     targets: TargetPortfolio,
     *,
     known_at: dt.datetime,
