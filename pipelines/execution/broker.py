@@ -30,6 +30,14 @@ from pipelines.errors import AlphaFactoryError
 Side = Literal["buy", "sell"]
 
 
+class TargetsError(AlphaFactoryError, ValueError):
+    """Targets handed to execution are not usable (columns, portfolio, NAV)."""
+
+
+class NoTargetsError(AlphaFactoryError, LookupError):
+    """No targets recorded for the asked portfolio and day."""
+
+
 class BrokerError(AlphaFactoryError, RuntimeError):
     """Any broker failure."""
 

@@ -26,7 +26,14 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from pipelines.execution.broker import Algo, AlgoInstruction, BrokerOrder, Side
+from pipelines.execution.broker import (
+    Algo,
+    AlgoInstruction,
+    BrokerOrder,
+    NoTargetsError,
+    Side,
+    TargetsError,
+)
 from pipelines.execution.records import append_new, read_day, short_hash, to_json
 from pipelines.lake import Lake
 from pipelines.lake.interface import Store
@@ -91,7 +98,7 @@ def targets_frame(targets: TargetPortfolio | pd.DataFrame) -> pd.DataFrame:
     frame = targets.to_frame() if isinstance(targets, TargetPortfolio) else targets.copy()
     missing = {"security_id", "target_shares", "price"} - set(frame.columns)
     if missing:
-        raise ValueError(f"targets lack columns {sorted(missing)}")
+        raise TargetsError(f"targets lack columns {sorted(missing)}")
     return frame
 
 
@@ -120,7 +127,7 @@ def load_targets(
     from pipelines.timeline import LATEST
 
     if lake.table(table) is None:
-        raise LookupError(f"table {table} does not exist yet (no targets were ever written)")
+        raise NoTargetsError(f"table {table} does not exist yet (no targets were ever written)")
     data = lake.as_of(
         table,
         known_at=known_at or LATEST,
@@ -131,7 +138,7 @@ def load_targets(
     if "_deleted" in frame:
         frame = frame[~frame["_deleted"].astype(bool)]
     if frame.empty:
-        raise LookupError(f"{table}: no targets for portfolio {portfolio_id} on {date}")
+        raise NoTargetsError(f"{table}: no targets for portfolio {portfolio_id} on {date}")
     system = {"valid_date", "known_at", "_deleted", "_batch_id", "_ingested_at", "valid_year"}
     frame = frame[[c for c in frame.columns if c not in system]]
     return targets_frame(frame).sort_values("security_id").reset_index(drop=True)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from pipelines.lake.interface import Store
 from pipelines.portfolio.alpha import expected_returns
+from pipelines.portfolio.errors import PortfolioInputError, PortfolioLookupError
 from pipelines.portfolio.policy import Policy, load_policy
 from pipelines.portfolio.rebalance import RebalanceInputs
 from pipelines.portfolio.risk_model import RiskModel, RiskModelConfig
@@ -127,7 +128,7 @@ def build_risk_model(
     known = known_at or decision_time(day)
     snapshot = load_snapshot(lake, day, lookback=lookback)
     if known_at is not None and known_at != snapshot.known_at:
-        raise ValueError(
+        raise PortfolioInputError(
             f"build_risk_model reads the lake as of the decision cutoff {snapshot.known_at}; "
             f"got known_at={known_at}"
         )
@@ -161,7 +162,7 @@ def load_risk_model(
     flt = pc.field("model_id") == model_id
     exp = lake.as_of("risk_exposures", known_at=known, valid_at=day, filter=flt).to_pandas()
     if exp.empty:
-        raise LookupError(f"no risk model {model_id!r} for {day} known at {known}")
+        raise PortfolioLookupError(f"no risk model {model_id!r} for {day} known at {known}")
     cov = lake.as_of("risk_factor_covariance", known_at=known, valid_at=day, filter=flt)
     spec = lake.as_of("risk_specific", known_at=known, valid_at=day, filter=flt).to_pandas()
     covf = cov.to_pandas()
@@ -223,10 +224,12 @@ def alpha_from_lake(
     if model_id is not None:
         rows = rows[rows["model_id"] == model_id]
     if rows.empty:
-        raise LookupError(f"no alpha_scores for {day} known at {known}")
+        raise PortfolioLookupError(f"no alpha_scores for {day} known at {known}")
     models = sorted(rows["model_id"].astype(str).unique())
     if len(models) > 1:
-        raise ValueError(f"alpha_scores for {day} come from several models {models}: pick one")
+        raise PortfolioInputError(
+            f"alpha_scores for {day} come from several models {models}: pick one"
+        )
     scores = rows.set_index("security_id")["score"]
     return expected_returns(scores, volatility, ic)
 
