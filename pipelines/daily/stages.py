@@ -164,7 +164,7 @@ class DayContext:
     @cached_property
     def state(self) -> StageState:
         """The stages' working state for this portfolio and session (in the lake)."""
-        return StageState(self.store, self.portfolio_id, self.day, clock=self.now)
+        return StageState.of(self, self.portfolio_id)
 
     @cached_property
     def snapshot(self) -> MarketSnapshot:

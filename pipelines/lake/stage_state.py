@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from pipelines.errors import AlphaFactoryError
-from pipelines.lake.interface import Store
+from pipelines.lake.interface import StageContext, Store
 from pipelines.timeline import LATEST
 
 TABLE = "stage_state"
@@ -57,6 +57,11 @@ class StageState:
         self.day = day
         self.clock = clock
         self._seen: dict[str, tuple[int, str, bytes] | None] = {}
+
+    @classmethod
+    def of(cls, ctx: StageContext, portfolio_id: str) -> StageState:
+        """The state of ``ctx``'s session for ``portfolio_id``, stamped with ``ctx.now()``."""
+        return cls(ctx.store, portfolio_id, ctx.day, clock=ctx.now)
 
     def _latest(self, name: str) -> tuple[int, str, bytes] | None:
         if name not in self._seen:

@@ -33,15 +33,9 @@ from pipelines.portfolio.policy import Policy, load_policy
 from pipelines.portfolio.rebalance import RebalanceInputs
 from pipelines.portfolio.risk_model import RiskModel, RiskModelConfig
 from pipelines.portfolio.targets import TargetPortfolio
+from pipelines.timeline import decision_cutoff
 
 DEFAULT_MODEL_ID = "default"
-
-
-def decision_time(day: dt.date) -> dt.datetime:
-    """The knowledge time of ``day``'s decision (the daily loop's cutoff, UTC)."""
-    from pipelines.timeline import decision_cutoff
-
-    return decision_cutoff(day)
 
 
 def _batch(table: str, owner: str, day: dt.date, known_at: dt.datetime) -> str:
@@ -125,7 +119,7 @@ def build_risk_model(
     from pipelines.portfolio.risk_model import build_risk_model as estimate
     from pipelines.portfolio.styles import risk_inputs
 
-    known = known_at or decision_time(day)
+    known = known_at or decision_cutoff(day)
     snapshot = load_snapshot(lake, day, lookback=lookback)
     if known_at is not None and known_at != snapshot.known_at:
         raise PortfolioInputError(
@@ -158,7 +152,7 @@ def load_risk_model(
     """
     import pyarrow.compute as pc
 
-    known = known_at or decision_time(day)
+    known = known_at or decision_cutoff(day)
     flt = pc.field("model_id") == model_id
     exp = lake.as_of("risk_exposures", known_at=known, valid_at=day, filter=flt).to_pandas()
     if exp.empty:
@@ -219,7 +213,7 @@ def alpha_from_lake(
     ``model_id`` picks one model's scores (default: whatever was scored that day; several
     models on one day is an error). Raises ``LookupError`` when there are no scores.
     """
-    known = known_at or decision_time(day)
+    known = known_at or decision_cutoff(day)
     rows = lake.as_of("alpha_scores", known_at=known, valid_at=day).to_pandas()
     if model_id is not None:
         rows = rows[rows["model_id"] == model_id]
@@ -265,7 +259,7 @@ def inputs_from_lake(
     """
     from pipelines.pit.snapshot import load_snapshot
 
-    known = known_at or decision_time(day)
+    known = known_at or decision_cutoff(day)
     pol = load_policy(policy) if isinstance(policy, str) else policy
     model = load_risk_model(lake, day, known_at=known)
     snap = load_snapshot(lake, day)
