@@ -167,6 +167,12 @@ class DayContext:
         return StageState.of(self, self.portfolio_id)
 
     @cached_property
+    def previous_state(self) -> StageState:
+        """The previous session's state (read only)."""
+        previous = trading_calendar().previous_session(self.day)
+        return StageState(self.store, self.portfolio_id, previous)
+
+    @cached_property
     def snapshot(self) -> MarketSnapshot:
         return load_snapshot(self.store, self.day, self.config.lookback_sessions)
 

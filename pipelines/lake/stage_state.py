@@ -40,9 +40,10 @@ class MissingStageStateError(AlphaFactoryError, LookupError):
 class StageState:
     """The ``stage_state`` rows of one portfolio and session.
 
-    ``clock`` stamps what :meth:`put` writes (the stage's knowledge time). Values read
-    or written through this object are remembered (as bytes) for its lifetime, so one
-    run of several stages reads each value from the lake at most once.
+    ``clock`` stamps what :meth:`put` writes (the stage's knowledge time). The session's
+    values are read from the lake once, on first use, and remembered (as bytes) together
+    with what this object writes, for its lifetime: one run of several stages reads the
+    state once.
     """
 
     def __init__(
@@ -56,7 +57,7 @@ class StageState:
         self.portfolio_id = portfolio_id
         self.day = day
         self.clock = clock
-        self._seen: dict[str, tuple[int, str, bytes] | None] = {}
+        self._seen: dict[str, tuple[int, str, bytes]] | None = None
 
     @classmethod
     def of(cls, ctx: StageContext, portfolio_id: str) -> StageState:
@@ -64,15 +65,15 @@ class StageState:
         return cls(ctx.store, portfolio_id, ctx.day, clock=ctx.now)
 
     def _latest(self, name: str) -> tuple[int, str, bytes] | None:
-        if name not in self._seen:
-            flt = (pc.field("portfolio_id") == self.portfolio_id) & (pc.field("name") == name)
+        if self._seen is None:
+            # One read for every name of the portfolio and session.
+            flt = pc.field("portfolio_id") == self.portfolio_id
             rows = self.store.as_of(TABLE, known_at=LATEST, valid_at=self.day, filter=flt)
-            if rows.num_rows == 0:
-                self._seen[name] = None
-            else:
-                row = rows.slice(rows.num_rows - 1).to_pylist()[0]
-                self._seen[name] = (int(row["version"]), str(row["content_hash"]), row["payload"])
-        return self._seen[name]
+            self._seen = {
+                str(row["name"]): (int(row["version"]), str(row["content_hash"]), row["payload"])
+                for row in rows.select(["name", "version", "content_hash", "payload"]).to_pylist()
+            }
+        return self._seen.get(name)
 
     def put(self, name: str, value: Any) -> bool:
         """Store ``value`` as ``name``; False when the latest version already holds it."""
@@ -102,7 +103,8 @@ class StageState:
             valid_date=self.day,
             batch_id=f"{TABLE}:{self.portfolio_id}:{self.day}:{name}:v{version}:{digest}",
         )
-        self._seen[name] = (version, digest, payload)
+        if self._seen is not None:
+            self._seen[name] = (version, digest, payload)
         return True
 
     def has(self, name: str) -> bool:
