@@ -27,6 +27,7 @@ demo: install  ## run the daily loop on the embedded default and write a PM repo
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports  # the layering contracts in pyproject.toml
 
 typecheck: install
 	$(VENV)/bin/mypy

@@ -27,7 +27,6 @@ from bench.common import write_results
 def _run(root: Path, universe: int, signal: float, start: dt.date, end: dt.date) -> dict[str, Any]:
     from pipelines.backtest import run_backtest
     from pipelines.daily.config import DailyConfig
-    from pipelines.daily.paths import DailyPaths
     from pipelines.testing.lakes import simulated_lake
 
     lake = simulated_lake(
@@ -40,7 +39,7 @@ def _run(root: Path, universe: int, signal: float, start: dt.date, end: dt.date)
     )
     config = DailyConfig(lookback_sessions=60, record_portfolio_tables=False)
     began = time.perf_counter()
-    result = run_backtest(lake, start, end, config, paths=DailyPaths(root), write_report=False)
+    result = run_backtest(lake, start, end, config, write_report=False)
     seconds = time.perf_counter() - began
     metrics = result.metrics.to_dict()
     return {

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     feature_paths: str = Field(
         default="", description="extra feature directories (.py and .sql), os.pathsep-separated"
     )
+    daily_config: str | None = Field(
+        default=None, description="daily loop config YAML (default: production.yaml)"
+    )
     universe_size: int = 500
     seed: int = 7
     history_years: float = 3.0

@@ -11,37 +11,39 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from pipelines.execution import PaperBroker
-from pipelines.execution.paper import State
+from pipelines.execution.accounts import State, empty_state
 from pipelines.execution.prices import LakePriceSource, PriceSource, SessionBar
 
 
+class MemoryAccount:
+    """An account document held in this object (one process, no lock needed)."""
+
+    def __init__(self, seq: int = 0) -> None:
+        self.state: State = empty_state()
+        self.state["seq"] = seq
+
+    @property
+    def location(self) -> str:
+        return "memory"
+
+    def prepare(self) -> None:
+        return None
+
+    @contextlib.contextmanager
+    def open(self, write: bool = True) -> Iterator[State]:
+        yield self.state
+
+
 class InMemoryPaperBroker(PaperBroker):
-    """A :class:`PaperBroker` whose state lives in this object (never written to disk)."""
+    """A :class:`PaperBroker` whose state lives in this object (never written anywhere)."""
 
     def __init__(self, prices: PriceSource, *, id_base: int = 0, **kwargs: Any) -> None:
         """``id_base`` starts the broker's order/fill id sequence: give each run its own,
         since the lake keys fills by the broker's execution id."""
-        # The path is never opened: ``_state`` below replaces the file.
-        super().__init__(Path("in-memory-paper-broker.json"), prices, **kwargs)
-        self._memory: State = {
-            "version": 1,
-            "seq": id_base,
-            "orders": {},
-            "fills": [],
-            "positions": {},
-            "cash": {},
-        }
-
-    def connect(self) -> None:
-        self.connected = True
-
-    @contextlib.contextmanager
-    def _state(self, write: bool = True) -> Iterator[State]:
-        yield self._memory
+        super().__init__(MemoryAccount(id_base), prices, **kwargs)
 
 
 class CachedPrices:

@@ -13,7 +13,8 @@ three differences that make it a simulation rather than a replay of the past:
 
 A run's id is ``bt-<hash of config and range>-r<n>``: re-running adds a new run (``r2``)
 whose results must equal the first's (``result_hash``). Results go to the lake
-(``backtest_runs``, ``backtest_daily``) and to an HTML report.
+(``backtest_runs``, ``backtest_daily``) and to an HTML report under the lake root
+(``<root>/reports/backtest-<run id>.html``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import pyarrow.compute as pc
@@ -33,13 +33,12 @@ from pipelines.backtest.broker import CachedPrices, InMemoryPaperBroker
 from pipelines.backtest.metrics import Metrics, compute_metrics, daily_frame
 from pipelines.daily.config import ApprovalPolicy, DailyConfig
 from pipelines.daily.loop import run_day
-from pipelines.daily.marketdata import cutoff
-from pipelines.daily.paths import DailyPaths
 from pipelines.daily.protocols import RiskModelSource, ScoreSource
-from pipelines.daily.stages import sessions_between
+from pipelines.errors import ConfigurationError
 from pipelines.execution import LakePriceSource
 from pipelines.lake import Lake
 from pipelines.lake.maintenance import maintain
+from pipelines.timeline import ALL_DATES, LATEST, decision_cutoff, trading_calendar
 
 Progress = Callable[[int, int, dt.date], None]
 #: Tables the loop appends to every session (compacted during long runs).
@@ -53,6 +52,7 @@ LOOP_TABLES = (
     "tca",
     "execution_audit",
     "daily_book",
+    "stage_state",
 )
 
 
@@ -66,7 +66,7 @@ class BacktestResult:
     daily: pd.DataFrame
     metrics: Metrics
     result_hash: str
-    report_path: Path | None
+    report_path: str | None
 
 
 def config_hash(config: DailyConfig, start: dt.date, end: dt.date) -> str:
@@ -82,8 +82,8 @@ def _next_run_number(lake: Lake, chash: str) -> int:
         return 1
     runs = lake.as_of(
         "backtest_runs",
-        known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC),
-        valid_at=(dt.date(1900, 1, 1), dt.date(2200, 1, 1)),
+        known_at=LATEST,
+        valid_at=ALL_DATES,
         columns=["run_id", "config_hash"],
         filter=pc.field("config_hash") == chash,
     )
@@ -105,7 +105,6 @@ def run_backtest(
     end: dt.date,
     config: DailyConfig | None = None,
     *,
-    paths: DailyPaths | None = None,
     scores: ScoreSource | None = None,
     risk: RiskModelSource | None = None,
     progress: Progress | None = None,
@@ -118,32 +117,29 @@ def run_backtest(
     stage commits small files, and reads slow down with their number.
     """
     base = config or DailyConfig()
-    days = sessions_between(start, end)
+    days = trading_calendar().sessions(start, end)
     if not days:
-        raise ValueError(f"no {start}..{end} sessions to backtest")
+        raise ConfigurationError(f"no {start}..{end} sessions to backtest")
     chash = config_hash(base, start, end)
     run_id = f"bt-{chash}-r{_next_run_number(lake, chash)}"
     cfg = base.model_copy(
         update={"portfolio_id": run_id, "approval": ApprovalPolicy(auto_approve=True)}
     )
-    paths = paths or DailyPaths.from_settings()
     _fresh_optimizers()
-    prices = CachedPrices(LakePriceSource(lake, known_at=cutoff(days[0])))
+    prices = CachedPrices(LakePriceSource(lake, known_at=decision_cutoff(days[0])))
     current = {"day": days[0]}
     broker = InMemoryPaperBroker(
         prices,
         initial_cash=cfg.initial_capital,
-        clock=lambda: cutoff(current["day"]),
+        clock=lambda: decision_cutoff(current["day"]),
         # Execution ids unique to the run (the lake keys fills by them), yet reproducible.
         id_base=int(hashlib.sha256(run_id.encode()).hexdigest()[:7], 16) * 1_000_000,
     )
     rows: list[dict[str, object]] = []
     for i, day in enumerate(days):
         current["day"] = day
-        prices.known_at = cutoff(day)
-        out = run_day(
-            lake, day, cfg, broker, paths=paths, scores=scores, risk=risk, write_report=False
-        )
+        prices.known_at = decision_cutoff(day)
+        out = run_day(lake, day, cfg, broker, scores=scores, risk=risk, write_report=False)
         book = dict(out.outputs["reconcile"]["book"])
         book["date"] = day
         rows.append(book)
@@ -157,10 +153,15 @@ def run_backtest(
     _store(lake, run_id, chash, cfg, days, daily, metrics, digest)
     report_path = None
     if write_report:
-        from pipelines.report.backtest import write_backtest_report
+        from pipelines.backtest.report import write_backtest_report
 
         report_path = write_backtest_report(
-            paths.root / "reports" / f"backtest-{run_id}.html", run_id, cfg, daily, metrics
+            f"{lake.location.root}/reports/backtest-{run_id}.html",
+            run_id,
+            cfg,
+            daily,
+            metrics,
+            lake.location.options(),
         )
     return BacktestResult(run_id, days[0], days[-1], daily, metrics, digest, report_path)
 
@@ -187,7 +188,7 @@ def _store(
     metrics: Metrics,
     digest: str,
 ) -> None:
-    known = cutoff(days[-1])
+    known = decision_cutoff(days[-1])
     curve = daily.assign(run_id=run_id, valid_date=daily["date"]).drop(columns=["date"])
     lake.write("backtest_daily", curve, known_at=known, batch_id=f"backtest_daily:{run_id}")
     summary = pd.DataFrame(

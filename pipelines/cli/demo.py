@@ -92,13 +92,13 @@ def demo(
     """Run the daily loop on the embedded default and print where the PM report is."""
     from pipelines.config import get_settings
     from pipelines.daily.config import DailyConfig
-    from pipelines.daily.paths import DailyPaths
     from pipelines.lake import Lake
     from pipelines.orchestration.airflow_env import (
         airflow_environment,
         ensure_airflow_db,
         run_dag_test,
     )
+    from pipelines.report import pm_report_uri
     from pipelines.vendors.config import VendorConfig
     from pipelines.vendors.server import run_vendor
 
@@ -107,8 +107,7 @@ def demo(
     settings = get_settings()
     lake = Lake.from_settings()
     lake.init()
-    paths = DailyPaths.from_settings()
-    state_dir = paths.root / "vendor"
+    state_dir = (Path("./var") if settings.is_s3 else settings.local_root().parent) / "vendor"
     vendor_cfg = VendorConfig.from_settings(state_dir=state_dir)
     market = vendor_cfg.market
     console.print(
@@ -142,7 +141,7 @@ def demo(
             _train(lake, history[-1])
         config = DailyConfig.load(DEMO_CONFIG)
         with _step(f"portfolio {config.portfolio_id}: {warmup_sessions} sessions in process"):
-            _warm_up(lake, history[-warmup_sessions:], config, paths)
+            _warm_up(lake, history[-warmup_sessions:], config)
         extra = {
             "ALPHAFACTORY_LAKE_ROOT": str(lake.location.root),
             "ALPHAFACTORY_DAILY_CONFIG": str(DEMO_CONFIG),
@@ -165,7 +164,7 @@ def demo(
                     raise typer.Exit(code=1)
                 if failed:
                     console.print(f"  [yellow]not successful: {failed}[/yellow]")
-    report = paths.report(config.portfolio_id, latest)
+    report = pm_report_uri(lake, config.portfolio_id, latest)
     console.print(
         f"\n[bold green]PM report:[/bold green] {report}\n"
         f"[dim]total {time.perf_counter() - t0:.0f} s · Airflow home {env.home} · "
@@ -217,13 +216,13 @@ def _train(lake: Any, day: dt.date) -> None:
     )
 
 
-def _warm_up(lake: Any, days: list[dt.date], config: Any, paths: Any) -> None:
+def _warm_up(lake: Any, days: list[dt.date], config: Any) -> None:
     """The daily loop in process for ``days`` (skipping sessions already booked)."""
     from pipelines.daily.loop import run_day
-    from pipelines.daily.marketdata import cutoff
     from pipelines.daily.stages import paper_broker
+    from pipelines.timeline import decision_cutoff
 
-    broker = paper_broker(lake, paths, config)
+    broker = paper_broker(lake, config)
     done = set()
     if lake.table("daily_book") is not None:
         booked = lake.as_of(
@@ -238,8 +237,8 @@ def _warm_up(lake: Any, days: list[dt.date], config: Any, paths: Any) -> None:
             console.print(f"  {day}: already booked")
             continue
         # The broker fills a session only once it is known at that day's decision time.
-        broker.prices.known_at = cutoff(day)  # type: ignore[attr-defined]
-        out = run_day(lake, day, config, broker, paths=paths, write_report=False)
+        broker.prices.known_at = decision_cutoff(day)  # type: ignore[attr-defined]
+        out = run_day(lake, day, config, broker, write_report=False)
         book = out.outputs["reconcile"]
         console.print(
             f"  {day}: {out.outputs['optimize']['status']}, "

@@ -17,10 +17,14 @@ def report(
     config: Annotated[
         Path | None, typer.Option(help="Daily config YAML (default: ALPHAFACTORY_DAILY_CONFIG)")
     ] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(help="Where to write it (path or s3:// URI; default: under the lake root)"),
+    ] = None,
 ) -> None:
-    """Write the self-contained HTML PM report for one session and print its path."""
+    """Write the self-contained HTML PM report for one session and print where it is."""
     from pipelines.daily.config import DailyConfig
-    from pipelines.daily.paths import DailyPaths
+    from pipelines.daily.stages import report_subject
     from pipelines.daily.tasks import load_config
     from pipelines.lake import Lake
     from pipelines.report import write_pm_report
@@ -30,5 +34,4 @@ def report(
     except ValueError:
         raise typer.BadParameter(f"{date!r} is not a date (YYYY-MM-DD)") from None
     cfg = DailyConfig.load(config) if config else load_config()
-    path = write_pm_report(Lake.from_settings(), day, cfg, DailyPaths.from_settings())
-    console.print(str(path))
+    console.print(write_pm_report(Lake.from_settings(), day, report_subject(cfg), out))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from pipelines.errors import ConfigurationError
 
 #: Names the daily config file of a deployment (the DAG's tasks and the DAG file itself).
 CONFIG_ENV = "ALPHAFACTORY_DAILY_CONFIG"
@@ -25,9 +26,20 @@ DEFAULT_CONFIG_PATH = CONFIG_DIR / "production.yaml"
 
 
 def config_path() -> Path:
-    """The daily config file in effect: ``$ALPHAFACTORY_DAILY_CONFIG``, else
-    :data:`DEFAULT_CONFIG_PATH` (an empty variable counts as unset)."""
-    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+    """The daily config file in effect: the ``daily_config`` setting
+    (``$ALPHAFACTORY_DAILY_CONFIG``), else :data:`DEFAULT_CONFIG_PATH` (empty counts as
+    unset). Read afresh on every call: the DAG file is re-parsed under other settings."""
+    from pipelines.config import Settings
+
+    return Path(Settings().daily_config or DEFAULT_CONFIG_PATH)
+
+
+class DailyConfigError(ConfigurationError):
+    """The daily config file is not acceptable."""
+
+
+class DailyConfigMissingError(DailyConfigError, FileNotFoundError):
+    """The daily config file does not exist."""
 
 
 class ApprovalPolicy(BaseModel):
@@ -83,9 +95,9 @@ class DailyConfig(BaseModel):
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except FileNotFoundError:
-            raise FileNotFoundError(f"daily config {p} does not exist") from None
+            raise DailyConfigMissingError(f"daily config {p} does not exist") from None
         if not isinstance(data, dict):
-            raise ValueError(f"daily config {p}: expected a mapping at top level")
+            raise DailyConfigError(f"daily config {p}: expected a mapping at top level")
         return cls.model_validate(data)
 
     @classmethod

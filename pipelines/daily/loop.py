@@ -14,11 +14,10 @@ from typing import Any
 
 from pipelines.daily import stages
 from pipelines.daily.config import DailyConfig
-from pipelines.daily.paths import DailyPaths
 from pipelines.daily.protocols import Ingestor, RiskModelSource, ScoreSource
-from pipelines.daily.riskmodel import SnapshotRiskModel
 from pipelines.execution import Broker
 from pipelines.lake import Lake
+from pipelines.portfolio.styles import SnapshotRiskModel
 
 STAGE_ORDER = (
     "ingest",
@@ -48,7 +47,6 @@ def run_day(
     config: DailyConfig,
     broker: Broker,
     *,
-    paths: DailyPaths | None = None,
     scores: ScoreSource | None = None,
     risk: RiskModelSource | None = None,
     ingestor: Ingestor | None = None,
@@ -67,7 +65,6 @@ def run_day(
         day=day,
         config=config,
         broker=broker,
-        paths=paths or DailyPaths.from_settings(),
         scores_source=scores or stages.score_source(config),
         risk_source=risk or SnapshotRiskModel(),
         ingestor=ingestor or stages.NoIngest(),

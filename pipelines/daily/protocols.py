@@ -13,16 +13,16 @@ from typing import Protocol
 
 import pandas as pd
 
-from pipelines.daily.config import DailyConfig
-from pipelines.daily.marketdata import MarketSnapshot
 from pipelines.lake import Lake
+from pipelines.lake.interface import Store
+from pipelines.pit.snapshot import MarketSnapshot
 from pipelines.portfolio.risk_model import RiskModel
 
 
 class ScoreSource(Protocol):
     """Alpha scores for a session's decision."""
 
-    def scores(self, lake: Lake, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
+    def scores(self, store: Store, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
         """Columns ``security_id``, ``score`` (higher = more attractive), ``model_id``;
         one row per security, knowable at the day's cutoff."""
         ...
@@ -31,9 +31,7 @@ class ScoreSource(Protocol):
 class RiskModelSource(Protocol):
     """The factor risk model as of a session's close."""
 
-    def risk_model(
-        self, lake: Lake, day: dt.date, snapshot: MarketSnapshot, config: DailyConfig
-    ) -> RiskModel:
+    def risk_model(self, store: Store, day: dt.date, snapshot: MarketSnapshot) -> RiskModel:
         """``Σ = B F Bᵀ + D`` for the securities of ``snapshot.universe`` (or a subset)."""
         ...
 

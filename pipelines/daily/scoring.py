@@ -13,26 +13,20 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
-from pipelines.daily.marketdata import MarketSnapshot, cutoff
-from pipelines.lake import Lake
+from pipelines.errors import AlphaFactoryError
 from pipelines.lake.errors import UnknownTableError
+from pipelines.lake.interface import Store
+from pipelines.pit.snapshot import MarketSnapshot
+from pipelines.portfolio.alpha import zscore
+from pipelines.timeline import decision_cutoff
 
 SCORE_COLUMNS = ["security_id", "score", "model_id"]
 
 
-class NoScoresError(LookupError):
+class NoScoresError(AlphaFactoryError, LookupError):
     """No usable scores for the day."""
-
-
-def zscore(x: pd.Series) -> pd.Series:
-    """Cross-sectional z-score, winsorized at ±3 (NaN stays NaN)."""
-    sd = x.std(ddof=0)
-    if not np.isfinite(sd) or sd == 0:
-        return x * 0.0
-    return ((x - x.mean()) / sd).clip(-3.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -42,7 +36,7 @@ class SentimentScores:
     window: int = 5
     model_id: str = "builtin:sentiment5"
 
-    def scores(self, lake: Lake, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
+    def scores(self, store: Store, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
         sent = snapshot.sentiment
         if sent.empty:
             raise NoScoresError(f"no sentiment known at {snapshot.known_at} for {day}")
@@ -60,13 +54,11 @@ class LakeScores:
 
     max_age_days: int = 5
 
-    def scores(self, lake: Lake, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
+    def scores(self, store: Store, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
         try:
-            if lake.table("alpha_scores") is None:
-                raise NoScoresError("alpha_scores has never been written")
-            table = lake.as_of(
+            table = store.as_of(
                 "alpha_scores",
-                known_at=cutoff(day),
+                known_at=decision_cutoff(day),
                 valid_at=(day - dt.timedelta(days=self.max_age_days), day),
                 columns=["security_id", "score", "model_id"],
             )
@@ -87,8 +79,8 @@ class AutoScores:
     lake_scores: LakeScores
     fallback: SentimentScores = SentimentScores()
 
-    def scores(self, lake: Lake, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
+    def scores(self, store: Store, day: dt.date, snapshot: MarketSnapshot) -> pd.DataFrame:
         try:
-            return self.lake_scores.scores(lake, day, snapshot)
+            return self.lake_scores.scores(store, day, snapshot)
         except NoScoresError:
-            return self.fallback.scores(lake, day, snapshot)
+            return self.fallback.scores(store, day, snapshot)

@@ -1,9 +1,13 @@
 """The daily loop's stages: one function per stage, shared by the DAG tasks and the backtest.
 
-Each stage takes a :class:`DayContext` (lake, session, config, broker, clock) and reads
-its inputs from the lake (point in time, as of the session's cutoff) or from the previous
-stage's artifact (:class:`~pipelines.daily.artifacts.DayArtifacts`), and writes its output
-back, so the same function runs as one Airflow task or as one step of an in-process loop.
+Every stage is ``stage(ctx) -> summary`` (JSON-able): ``ctx`` is a :class:`DayContext`
+(a :class:`~pipelines.lake.interface.StageContext`: ``store``, ``day``, ``now()``, plus the
+portfolio's config and broker). A stage reads through ``ctx.store.as_of`` (point in time,
+as of the session's cutoff) — including the previous stage's state
+(:class:`~pipelines.lake.stage_state.StageState`, the lake's ``stage_state`` table) — and
+writes only its declared tables through ``ctx.store.write``, so the same function runs as
+one Airflow task on any worker (given only the lake URI and the session; nothing on local
+disk) or as one step of an in-process loop. ``approve`` also takes the PM's answer.
 
 Session ``D``'s run, after the close:
 
@@ -29,45 +33,39 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from pipelines.daily.artifacts import DayArtifacts
 from pipelines.daily.config import DailyConfig
-from pipelines.daily.marketdata import MarketSnapshot, cutoff, load_snapshot
-from pipelines.daily.paths import DailyPaths
 from pipelines.daily.protocols import Ingestor, RiskModelSource, ScoreSource
-from pipelines.daily.riskmodel import SnapshotRiskModel
 from pipelines.daily.scoring import AutoScores, LakeScores, SentimentScores
+from pipelines.errors import AlphaFactoryError, ConfigurationError
 from pipelines.execution import Broker, LakePriceSource, PaperBroker
+from pipelines.execution.accounts import account_store
 from pipelines.lake import Lake
+from pipelines.lake.interface import Store
+from pipelines.lake.stage_state import StageState
+from pipelines.pit.snapshot import MarketSnapshot, load_snapshot
+from pipelines.portfolio.rebalance import Book
 from pipelines.portfolio.risk_model import RiskModel
+from pipelines.portfolio.styles import SnapshotRiskModel
 from pipelines.portfolio.targets import TargetPortfolio
+from pipelines.timeline import LATEST, decision_cutoff, trading_calendar
+
+if TYPE_CHECKING:
+    from pipelines.report.pm import ReportSubject
 
 log = logging.getLogger(__name__)
 
+
+class StageInputError(AlphaFactoryError, LookupError):
+    """A stage's input is not in the lake (no scores, no close for a held security)."""
+
+
 APPROVED = "approved"
 REJECTED = "rejected"
-
-
-def sessions_between(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Trading sessions in ``[start, end]`` on the configured exchange calendar."""
-    from pipelines.config import get_settings
-    from pipelines.timeline import sessions
-
-    return sessions(start, end, get_settings().calendar)
-
-
-def next_session(day: dt.date) -> dt.date:
-    """The first session after ``day``."""
-    return sessions_between(day + dt.timedelta(days=1), day + dt.timedelta(days=14))[0]
-
-
-def previous_session(day: dt.date) -> dt.date:
-    """The last session before ``day``."""
-    return sessions_between(day - dt.timedelta(days=14), day - dt.timedelta(days=1))[-1]
 
 
 class NoIngest:
@@ -103,17 +101,18 @@ def score_source(config: DailyConfig) -> ScoreSource:
 
 
 def paper_broker(
-    lake: Lake, paths: DailyPaths, config: DailyConfig, known_at: dt.datetime | None = None
+    lake: Lake, config: DailyConfig, known_at: dt.datetime | None = None
 ) -> PaperBroker:
-    """The embedded paper broker for ``config.portfolio_id`` (state next to the lake).
+    """The embedded paper broker for ``config.portfolio_id`` (its account document under
+    the lake root, :func:`~pipelines.execution.accounts.account_store`).
 
     It fills a session from the lake's prices once they are known at ``known_at`` (a
     task passes its session's cutoff, so re-running an old session never fills orders
     with bars published after it; None = everything in the lake).
     """
     return PaperBroker(
-        paths.broker_state(config.portfolio_id),
-        LakePriceSource(lake, known_at=known_at or dt.datetime(2200, 1, 1, tzinfo=dt.UTC)),
+        account_store(lake.location.root, lake.location.options(), config.portfolio_id),
+        LakePriceSource(lake, known_at=known_at or LATEST),
         initial_cash=config.initial_capital,
         clock=lambda: dt.datetime.now(dt.UTC),
     )
@@ -131,7 +130,6 @@ class DayContext:
     day: dt.date
     config: DailyConfig
     broker: Broker
-    paths: DailyPaths
     scores_source: ScoreSource
     risk_source: RiskModelSource = field(default_factory=SnapshotRiskModel)
     ingestor: Ingestor = field(default_factory=NoIngest)
@@ -144,36 +142,46 @@ class DayContext:
         """The context of a DAG task or CLI run: the configured lake, the paper broker."""
         cfg = config or DailyConfig()
         lake = Lake.from_settings()
-        paths = DailyPaths.from_settings()
         return cls(
             lake=lake,
             day=day,
             config=cfg,
-            broker=paper_broker(lake, paths, cfg, cutoff(day)),
-            paths=paths,
+            broker=paper_broker(lake, cfg, decision_cutoff(day)),
             scores_source=score_source(cfg),
             ingestor=VendorIngest() if live_ingest else NoIngest(),
         )
+
+    @property
+    def store(self) -> Store:
+        """Where stages read (``as_of``) and write their declared tables."""
+        return self.lake
 
     @property
     def portfolio_id(self) -> str:
         return self.config.portfolio_id
 
     @cached_property
-    def artifacts(self) -> DayArtifacts:
-        return DayArtifacts(self.paths, self.portfolio_id, self.day)
+    def state(self) -> StageState:
+        """The stages' working state for this portfolio and session (in the lake)."""
+        return StageState.of(self, self.portfolio_id)
+
+    @cached_property
+    def previous_state(self) -> StageState:
+        """The previous session's state (read only)."""
+        previous = trading_calendar().previous_session(self.day)
+        return StageState(self.store, self.portfolio_id, previous)
 
     @cached_property
     def snapshot(self) -> MarketSnapshot:
-        return load_snapshot(self.lake, self.day, self.config.lookback_sessions)
+        return load_snapshot(self.store, self.day, self.config.lookback_sessions)
 
     @cached_property
     def trade_date(self) -> dt.date:
         """The session the day's orders work in."""
-        return next_session(self.day)
+        return trading_calendar().next_session(self.day)
 
     def now(self) -> dt.datetime:
-        return self.clock() if self.clock is not None else cutoff(self.day)
+        return self.clock() if self.clock is not None else decision_cutoff(self.day)
 
 
 # --- stages -------------------------------------------------------------------------------
@@ -185,37 +193,25 @@ def ingest(ctx: DayContext) -> dict[str, int]:
 
 
 def research(ctx: DayContext) -> dict[str, Any]:
-    """Stage 2: the day's alpha scores (artifact ``scores``)."""
-    scores = ctx.scores_source.scores(ctx.lake, ctx.day, ctx.snapshot)
+    """Stage 2: the day's alpha scores (state ``scores``)."""
+    scores = ctx.scores_source.scores(ctx.store, ctx.day, ctx.snapshot)
     if scores.empty:
-        raise LookupError(f"{ctx.day}: the score source returned no scores")
+        raise StageInputError(f"{ctx.day}: the score source returned no scores")
     scores = scores.sort_values("security_id").reset_index(drop=True)
-    ctx.artifacts.put("scores", scores)
+    ctx.state.put("scores", scores)
     models = sorted(scores["model_id"].astype(str).unique())
     return {"securities": len(scores), "model_ids": models}
 
 
 def risk_model(ctx: DayContext) -> dict[str, Any]:
-    """Stage 3: the factor risk model at the day's close (artifact ``risk_model``)."""
-    model = ctx.risk_source.risk_model(ctx.lake, ctx.day, ctx.snapshot, ctx.config)
+    """Stage 3: the factor risk model at the day's close (state ``risk_model``)."""
+    model = ctx.risk_source.risk_model(ctx.store, ctx.day, ctx.snapshot)
     if ctx.config.record_portfolio_tables:
         from pipelines.portfolio.stage import store_risk_model
 
-        store_risk_model(ctx.lake, model, known_at=cutoff(ctx.day))
-    ctx.artifacts.put("risk_model", model)
+        store_risk_model(ctx.store, model, known_at=decision_cutoff(ctx.day))
+    ctx.state.put("risk_model", model)
     return {"securities": model.n_assets, "factors": list(model.factor_names)}
-
-
-@dataclass(frozen=True)
-class Book:
-    """The portfolio as the optimizer saw it: positions (shares), cash, marks, NAV."""
-
-    positions: dict[str, float]
-    cash: float
-    prices: dict[str, float]
-    nav: float
-    adv_shares: dict[str, float]
-    sectors: dict[str, str]
 
 
 def current_book(ctx: DayContext) -> Book:
@@ -229,7 +225,7 @@ def current_book(ctx: DayContext) -> Book:
     prices = {str(s): float(p) for s, p in last.items() if np.isfinite(p) and p > 0}
     missing = sorted(s for s in positions if s not in prices)
     if missing:
-        raise LookupError(f"{ctx.day}: no close for held securities {missing[:20]}")
+        raise StageInputError(f"{ctx.day}: no close for held securities {missing[:20]}")
     nav = float(cash) + sum(q * prices[s] for s, q in positions.items())
     adv = ctx.snapshot.adv_shares()
     return Book(
@@ -242,77 +238,49 @@ def current_book(ctx: DayContext) -> Book:
     )
 
 
-def expected_returns(
-    scores: pd.DataFrame, vol: pd.Series, universe: list[str], ic: float
-) -> pd.Series:
-    """alpha_i = ic · σ_i · z_i on ``universe`` (no score ⇒ no view ⇒ 0)."""
-    z = scores.set_index("security_id")["score"].astype(float)
-    z = (z - z.mean()) / (z.std(ddof=0) or 1.0)
-    sigma = vol.reindex(universe).astype(float)
-    sigma = sigma.fillna(sigma.median() if sigma.notna().any() else 0.02)
-    alpha = ic * sigma * z.reindex(universe).fillna(0.0).clip(-3, 3)
-    return alpha.astype(float)
-
-
 def optimize(ctx: DayContext) -> dict[str, Any]:
-    """Stage 4: targets for the next session (artifacts ``book`` and ``targets``)."""
-    from pipelines.portfolio.optimizer import OptimizationInputs
-    from pipelines.portfolio.optimizer import optimize as solve
+    """Stage 4: targets for the next session (state ``book`` and ``targets``), through the
+    one rebalance (:func:`pipelines.portfolio.rebalance.rebalance`)."""
+    from pipelines.portfolio.alpha import expected_returns
     from pipelines.portfolio.policy import load_policy
-    from pipelines.portfolio.targets import build_targets
+    from pipelines.portfolio.rebalance import RebalanceInputs, rebalance
 
-    model: RiskModel = ctx.artifacts.get("risk_model")
-    scores: pd.DataFrame = ctx.artifacts.get("scores")
+    model: RiskModel = ctx.state.get("risk_model")
+    scores: pd.DataFrame = ctx.state.get("scores")
     book = current_book(ctx)
-    held_outside = sorted(s for s in book.positions if s not in model.security_ids)
-    if held_outside:
-        # A held name left the universe (delisted, no sector): it cannot be optimized;
-        # the order generator liquidates names absent from the targets.
-        log.warning("%s: held outside the risk model: %s", ctx.day, held_outside[:20])
     ids = list(model.security_ids)
-    policy = load_policy(ctx.config.policy)
-    # Bounds on styles this risk model does not carry (no data yet) cannot be enforced.
-    bounds = {k: v for k, v in policy.factor_bounds.items() if k in model.factor_names}
-    if bounds != policy.factor_bounds:
-        policy = policy.model_copy(update={"factor_bounds": bounds})
-    prices = pd.Series(book.prices).reindex(ids)
-    current_shares = pd.Series(book.positions, dtype=float).reindex(ids).fillna(0.0)
-    current_weights = current_shares * prices / book.nav
-    adv_dollars = pd.Series(book.adv_shares).reindex(ids) * prices
-    adv_dollars = adv_dollars.fillna(0.0)
-    alpha = expected_returns(scores, ctx.snapshot.volatility(), ids, ctx.config.alpha_ic)
-    inputs = OptimizationInputs(
-        date=pd.Timestamp(ctx.day),
-        alpha=alpha,
-        risk_model=model,
-        current_weights=current_weights,
-        portfolio_value=book.nav,
-        adv=adv_dollars,
-        volatility=ctx.snapshot.volatility().reindex(ids).fillna(0.02),
+    volatility = ctx.snapshot.volatility()
+    score = scores.set_index("security_id")["score"]
+    targets = rebalance(
+        RebalanceInputs(
+            day=ctx.day,
+            portfolio_id=ctx.portfolio_id,
+            policy=load_policy(ctx.config.policy),
+            risk_model=model,
+            alpha=expected_returns(score, volatility, ctx.config.alpha_ic, universe=ids),
+            prices=pd.Series(book.prices, dtype=float),
+            current_shares=pd.Series(book.positions, dtype=float),
+            nav=book.nav,
+            adv_shares=pd.Series(book.adv_shares, dtype=float),
+            volatility=volatility,
+            min_trade_notional=ctx.config.min_trade_notional,
+            missing_alpha="zero",
+            outside_holdings="liquidate",
+        )
     )
-    result = solve(policy, inputs)
-    targets = build_targets(
-        result,
-        ctx.portfolio_id,
-        prices,
-        current_shares,
-        book.nav,
-        risk_model=model,
-        min_trade_notional=ctx.config.min_trade_notional,
-        policy=policy,
-    )
+    result = targets.optimization
     if ctx.config.record_portfolio_tables:
         from pipelines.portfolio.stage import store_targets
 
         store_targets(
-            ctx.lake,
+            ctx.store,
             targets,
-            known_at=cutoff(ctx.day),
+            known_at=decision_cutoff(ctx.day),
             policy=ctx.config.policy,
             min_trade_notional=ctx.config.min_trade_notional,
         )
-    ctx.artifacts.put("book", book)
-    ctx.artifacts.put("targets", targets)
+    ctx.state.put("book", book)
+    ctx.state.put("targets", targets)
     summary = targets.summary()
     return {
         "status": result.status,
@@ -326,13 +294,13 @@ def optimize(ctx: DayContext) -> dict[str, Any]:
 
 def pretrade(ctx: DayContext) -> dict[str, Any]:
     """Stage 5: the orders the targets imply and their pre-trade verdicts, without sending
-    (artifact ``pretrade``; the PM sees it in the approval request and the report).
+    (state ``pretrade``; the PM sees it in the approval request and the report).
     ``execute`` re-derives the same orders deterministically and records them."""
     from pipelines.execution.orders import generate_orders, run_pretrade
     from pipelines.risk.pretrade import BookState, load_limits
 
-    targets: TargetPortfolio = ctx.artifacts.get("targets")
-    book: Book = ctx.artifacts.get("book")
+    targets: TargetPortfolio = ctx.state.get("targets")
+    book: Book = ctx.state.get("book")
     limits = load_limits(ctx.config.limits)
     proposed = generate_orders(
         targets,
@@ -355,7 +323,7 @@ def pretrade(ctx: DayContext) -> dict[str, Any]:
         "notional": round(sum(o.quantity * (o.decision_price or 0.0) for o in proposed), 2),
         "breaches": failed.groupby("rule").size().astype(int).to_dict() if len(failed) else {},
     }
-    ctx.artifacts.put("pretrade", preview)
+    ctx.state.put("pretrade", preview)
     return preview
 
 
@@ -364,7 +332,7 @@ def approve(ctx: DayContext, decision: str | None = None, *, actor: str = "polic
 
     ``decision`` None applies the policy: ``auto_approve`` approves; otherwise nothing
     was answered in time and ``approval.on_timeout`` applies (default: rejected — no
-    orders). The decision is the artifact ``approval`` that ``execute`` obeys.
+    orders). The decision is the state ``approval`` that ``execute`` obeys.
     """
     from pipelines.execution.records import write_audit
 
@@ -376,17 +344,19 @@ def approve(ctx: DayContext, decision: str | None = None, *, actor: str = "polic
             decision = APPROVED if policy.on_timeout == "approve" else REJECTED
             actor = f"timeout after {policy.timeout_minutes} min (default: {policy.on_timeout})"
     if decision not in (APPROVED, REJECTED):
-        raise ValueError(f"approval decision must be {APPROVED!r} or {REJECTED!r}: {decision!r}")
+        raise ConfigurationError(
+            f"approval decision must be {APPROVED!r} or {REJECTED!r}: {decision!r}"
+        )
     record = {"decision": decision, "actor": actor, "trade_date": ctx.trade_date.isoformat()}
     write_audit(
-        ctx.lake,
+        ctx.store,
         ctx.portfolio_id,
         ctx.trade_date,
         "approval",
         [{"event": f"pm_{decision}", "detail": record}],
         known_at=ctx.now(),
     )
-    ctx.artifacts.put("approval", record)
+    ctx.state.put("approval", record)
     return decision
 
 
@@ -398,15 +368,15 @@ def execute(ctx: DayContext) -> dict[str, Any]:
     from pipelines.execution import execute_day
     from pipelines.risk.pretrade import load_limits
 
-    approval = ctx.artifacts.get("approval") if ctx.artifacts.has("approval") else None
+    approval = ctx.state.get("approval") if ctx.state.has("approval") else None
     if approval is None or approval["decision"] != APPROVED:
         result = {"sent": 0, "reason": "not approved", "approval": approval}
-        ctx.artifacts.put("execution", result)
+        ctx.state.put("execution", result)
         return result
-    targets: TargetPortfolio = ctx.artifacts.get("targets")
-    book: Book = ctx.artifacts.get("book")
+    targets: TargetPortfolio = ctx.state.get("targets")
+    book: Book = ctx.state.get("book")
     report = execute_day(
-        ctx.lake,
+        ctx.store,
         ctx.portfolio_id,
         ctx.trade_date,
         targets,
@@ -419,7 +389,7 @@ def execute(ctx: DayContext) -> dict[str, Any]:
         clock=ctx.now,
     )
     summary = report.summary()
-    ctx.artifacts.put("execution", summary)
+    ctx.state.put("execution", summary)
     return summary
 
 
@@ -444,16 +414,16 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     from pipelines.execution.reconcile import previous_positions
     from pipelines.execution.records import read_day
 
-    prev_positions = previous_positions(ctx.lake, ctx.portfolio_id, ctx.day)
+    prev_positions = previous_positions(ctx.store, ctx.portfolio_id, ctx.day)
     prev = _previous_book(ctx)
     if prev is None and not prev_positions:
         _open_book(ctx)
     rec = reconcile_day(
-        ctx.lake,
+        ctx.store,
         ctx.broker,
         ctx.portfolio_id,
         ctx.day,
-        prices=LakePriceSource(ctx.lake, known_at=cutoff(ctx.day)),
+        prices=LakePriceSource(ctx.store, known_at=decision_cutoff(ctx.day)),
         clock=ctx.now,
     )
     snap = ctx.snapshot
@@ -477,7 +447,7 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     contributions = held_value.to_numpy() * ret.reindex(held_value.index).to_numpy()
     holding_pnl = math.fsum(x for x in contributions if np.isfinite(x))
     pnl_factor = _factor_pnl(ctx, held_value)
-    tca = read_day(ctx.lake, "tca", ctx.day, ctx.portfolio_id)
+    tca = read_day(ctx.store, "tca", ctx.day, ctx.portfolio_id)
     # fsum: exact, so the total does not depend on the order the lake returns rows in.
     cost = math.fsum(
         x
@@ -486,19 +456,19 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
         )
         if np.isfinite(x)
     )
-    fills = read_day(ctx.lake, "fills", ctx.day, ctx.portfolio_id)
+    fills = read_day(ctx.store, "fills", ctx.day, ctx.portfolio_id)
     traded = math.fsum(
         fills["quantity"].to_numpy(dtype=float) * fills["price"].to_numpy(dtype=float)
     )
-    prev_scores = _previous_artifact(ctx, "scores")
+    prev_scores = _previous_state(ctx, "scores")
     ic = _rank_ic(prev_scores, ret) if prev_scores is not None else math.nan
     pnl = nav - prev_nav
     gross = sum(abs(v) for v in values.values()) / nav if nav else math.nan
     net = sum(values.values()) / nav if nav else math.nan
-    orders = read_day(ctx.lake, "orders", ctx.trade_date, ctx.portfolio_id)
-    approval = ctx.artifacts.get("approval") if ctx.artifacts.has("approval") else None
-    targets = ctx.artifacts.get("targets") if ctx.artifacts.has("targets") else None
-    scores = ctx.artifacts.get("scores") if ctx.artifacts.has("scores") else None
+    orders = read_day(ctx.store, "orders", ctx.trade_date, ctx.portfolio_id)
+    approval = ctx.state.get("approval") if ctx.state.has("approval") else None
+    targets = ctx.state.get("targets") if ctx.state.has("targets") else None
+    scores = ctx.state.get("scores") if ctx.state.has("scores") else None
     row = {
         "portfolio_id": ctx.portfolio_id,
         "nav": nav,
@@ -525,14 +495,14 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     content = json.dumps(row, sort_keys=True, default=str)
     from pipelines.execution.records import short_hash
 
-    ctx.lake.write(
+    ctx.store.write(
         "daily_book",
         frame,
         known_at=ctx.now(),
         valid_date=ctx.day,
         batch_id=f"daily_book:{ctx.portfolio_id}:{ctx.day}:{short_hash(content, n=24)}",
     )
-    ctx.artifacts.put("daily_book", row)
+    ctx.state.put("daily_book", row)
     return {
         "nav": round(nav, 2),
         "pnl": round(pnl, 2),
@@ -548,13 +518,13 @@ def _open_book(ctx: DayContext) -> None:
     session, so our book and the broker's agree from the first reconciliation."""
     from pipelines.execution.reconcile import previous_cash, seed_positions
 
-    if previous_cash(ctx.lake, ctx.portfolio_id, ctx.day) != 0.0:
+    if previous_cash(ctx.store, ctx.portfolio_id, ctx.day) != 0.0:
         return
     cash = ctx.broker.cash(ctx.portfolio_id)
     seed_positions(
-        ctx.lake,
+        ctx.store,
         ctx.portfolio_id,
-        previous_session(ctx.day),
+        trading_calendar().previous_session(ctx.day),
         {},
         cash=ctx.config.initial_capital if cash is None else float(cash),
         known_at=ctx.now(),
@@ -564,11 +534,9 @@ def _open_book(ctx: DayContext) -> None:
 
 def _previous_book(ctx: DayContext) -> dict[str, Any] | None:
     """The latest ``daily_book`` row before the day, as known now."""
-    if ctx.lake.table("daily_book") is None:
-        return None
-    table = ctx.lake.as_of(
+    table = ctx.store.as_of(
         "daily_book",
-        known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC),
+        known_at=LATEST,
         valid_at=(ctx.day - dt.timedelta(days=30), ctx.day - dt.timedelta(days=1)),
     ).to_pandas()
     table = table[table["portfolio_id"] == ctx.portfolio_id]
@@ -578,9 +546,10 @@ def _previous_book(ctx: DayContext) -> dict[str, Any] | None:
     return row
 
 
-def _previous_artifact(ctx: DayContext, name: str) -> Any:
-    prev = DayArtifacts(ctx.paths, ctx.portfolio_id, previous_session(ctx.day))
-    return prev.get(name) if prev.has(name) else None
+def _previous_state(ctx: DayContext, name: str) -> Any:
+    return StageState(
+        ctx.store, ctx.portfolio_id, trading_calendar().previous_session(ctx.day)
+    ).find(name)
 
 
 def _factor_pnl(ctx: DayContext, held_value: pd.Series) -> float:
@@ -588,10 +557,8 @@ def _factor_pnl(ctx: DayContext, held_value: pd.Series) -> float:
     times today's factor returns (today's model); NaN when either is unavailable."""
     if held_value.empty:
         return 0.0
-    prev_model: RiskModel | None = _previous_artifact(ctx, "risk_model")
-    model: RiskModel | None = (
-        ctx.artifacts.get("risk_model") if ctx.artifacts.has("risk_model") else None
-    )
+    prev_model: RiskModel | None = _previous_state(ctx, "risk_model")
+    model: RiskModel | None = ctx.state.get("risk_model") if ctx.state.has("risk_model") else None
     if prev_model is None or model is None or model.factor_returns is None:
         return math.nan
     today = pd.Timestamp(ctx.day)
@@ -606,9 +573,15 @@ def _factor_pnl(ctx: DayContext, held_value: pd.Series) -> float:
     return float(np.dot(exposure.to_numpy(dtype=float), f_vec))
 
 
+def report_subject(config: DailyConfig) -> ReportSubject:
+    """The PM report's subject for ``config``'s portfolio."""
+    from pipelines.report.pm import ReportSubject
+
+    return ReportSubject(config.portfolio_id, config.policy, config.limits)
+
+
 def report(ctx: DayContext) -> str:
-    """Stage 9: the PM report for the day; returns its path."""
+    """Stage 9: the PM report for the day (under the lake root); returns where it is."""
     from pipelines.report import write_pm_report
 
-    path = write_pm_report(ctx.lake, ctx.day, ctx.config, ctx.paths)
-    return str(path)
+    return write_pm_report(ctx.lake, ctx.day, report_subject(ctx.config))

@@ -63,10 +63,12 @@ def run_stage(stage: str, session: str) -> Any:
 def approval_policy(session: str, auto_approve: bool | None = None) -> dict[str, Any]:
     """What the approval step should do: ``auto`` (policy) or ``ask`` (a PM), and the
     request's subject, body (with the report's location) and timeout."""
+    from pipelines.report.pm import pm_report_uri
+
     ctx = _ctx(session, auto_approve)
-    preview = ctx.artifacts.get("pretrade") if ctx.artifacts.has("pretrade") else {}
+    preview = ctx.state.find("pretrade") or {}
     policy = ctx.config.approval
-    report = ctx.paths.report(ctx.portfolio_id, ctx.day)
+    report = pm_report_uri(ctx.lake, ctx.portfolio_id, ctx.day)
     return {
         "mode": "auto" if policy.auto_approve else "ask",
         "timeout_minutes": policy.timeout_minutes,
@@ -74,7 +76,7 @@ def approval_policy(session: str, auto_approve: bool | None = None) -> dict[str,
         "body": (
             f"{preview.get('orders', 0)} orders, notional {preview.get('notional', 0):,.0f}, "
             f"{preview.get('rejected', 0)} rejected by pre-trade checks. "
-            f"PM report: file://{report}"
+            f"PM report: {report if report.startswith('s3://') else 'file://' + report}"
         ),
     }
 

@@ -4,10 +4,12 @@ Pure library; the daily loop (Airflow tasks) calls two entry points::
 
     from pipelines.execution import LakePriceSource, PaperBroker, execute_day, load_targets
     from pipelines.execution import reconcile_day
+    from pipelines.execution.accounts import account_store
     from pipelines.risk.pretrade import load_limits
 
     targets = load_targets(lake, "main", decision_date)   # rows of ``target_portfolios``
-    broker = PaperBroker("var/paper/state.json", LakePriceSource(lake))
+    account = account_store(lake.location.root, lake.location.options(), "main")
+    broker = PaperBroker(account, LakePriceSource(lake))  # account under the lake root
     report = execute_day(lake, "main", trade_date, targets, broker, load_limits("default"),
                          nav=nav, adv=adv_shares, sectors=sectors)
     ...  # after the session's prices are published

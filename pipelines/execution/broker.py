@@ -25,10 +25,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol, runtime_checkable
 
+from pipelines.errors import AlphaFactoryError
+
 Side = Literal["buy", "sell"]
 
 
-class BrokerError(RuntimeError):
+class TargetsError(AlphaFactoryError, ValueError):
+    """Targets handed to execution are not usable (columns, portfolio, NAV)."""
+
+
+class NoTargetsError(AlphaFactoryError, LookupError):
+    """No targets recorded for the asked portfolio and day."""
+
+
+class BrokerError(AlphaFactoryError, RuntimeError):
     """Any broker failure."""
 
 

@@ -41,6 +41,7 @@ from pipelines.execution.broker import (
     BrokerOrder,
     OrderState,
     OrderStatus,
+    TargetsError,
 )
 from pipelines.execution.orders import (
     broker_order,
@@ -52,7 +53,7 @@ from pipelines.execution.orders import (
     targets_frame,
 )
 from pipelines.execution.records import append_new, now_utc, read_day, short_hash, write_audit
-from pipelines.lake import Lake
+from pipelines.lake.interface import Store
 from pipelines.portfolio.targets import TargetPortfolio
 from pipelines.risk.pretrade import BookState, RiskLimits, kill_switch_active
 
@@ -162,7 +163,7 @@ def at_broker(events: pd.DataFrame) -> set[str]:
 
 
 def execute_day(
-    lake: Lake,
+    lake: Store,
     portfolio_id: str,
     trade_date: dt.date,
     targets: TargetPortfolio | pd.DataFrame,
@@ -333,7 +334,7 @@ def _send(
 
 
 def _generate(
-    lake: Lake,
+    lake: Store,
     portfolio_id: str,
     trade_date: dt.date,
     targets: TargetPortfolio | pd.DataFrame,
@@ -352,7 +353,7 @@ def _generate(
 ) -> pd.DataFrame:
     frame = targets_frame(targets)
     if "portfolio_id" in frame and (frame["portfolio_id"].astype(str) != portfolio_id).any():
-        raise ValueError(f"targets are not all for portfolio {portfolio_id}")
+        raise TargetsError(f"targets are not all for portfolio {portfolio_id}")
     current = dict(
         current_positions if current_positions is not None else broker.positions(portfolio_id)
     )
@@ -373,7 +374,7 @@ def _generate(
         if value is None and "portfolio_value" in frame and frame["portfolio_value"].notna().any():
             value = float(frame["portfolio_value"].dropna().iloc[0])  # target_portfolios rows
         if value is None or value <= 0:
-            raise ValueError(
+            raise TargetsError(
                 "execute_day needs book=, nav=, a TargetPortfolio or a portfolio_value column"
             )
         marks = {str(k): float(v) for k, v in frame.groupby("security_id")["price"].last().items()}
@@ -463,7 +464,7 @@ class SyncResult:
 
 
 def sync_orders(
-    lake: Lake,
+    lake: Store,
     broker: Broker,
     portfolio_id: str,
     trade_date: dt.date,

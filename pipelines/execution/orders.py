@@ -26,9 +26,17 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from pipelines.execution.broker import Algo, AlgoInstruction, BrokerOrder, Side
+from pipelines.execution.broker import (
+    Algo,
+    AlgoInstruction,
+    BrokerOrder,
+    NoTargetsError,
+    Side,
+    TargetsError,
+)
 from pipelines.execution.records import append_new, read_day, short_hash, to_json
 from pipelines.lake import Lake
+from pipelines.lake.interface import Store
 from pipelines.portfolio.targets import TargetPortfolio
 from pipelines.risk.pretrade import BookState, Order, PreTradeResult, RiskLimits, check_orders
 
@@ -90,7 +98,7 @@ def targets_frame(targets: TargetPortfolio | pd.DataFrame) -> pd.DataFrame:
     frame = targets.to_frame() if isinstance(targets, TargetPortfolio) else targets.copy()
     missing = {"security_id", "target_shares", "price"} - set(frame.columns)
     if missing:
-        raise ValueError(f"targets lack columns {sorted(missing)}")
+        raise TargetsError(f"targets lack columns {sorted(missing)}")
     return frame
 
 
@@ -116,13 +124,13 @@ def load_targets(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from pipelines.execution.records import SEE_ALL
+    from pipelines.timeline import LATEST
 
     if lake.table(table) is None:
-        raise LookupError(f"table {table} does not exist yet (no targets were ever written)")
+        raise NoTargetsError(f"table {table} does not exist yet (no targets were ever written)")
     data = lake.as_of(
         table,
-        known_at=known_at or SEE_ALL,
+        known_at=known_at or LATEST,
         valid_at=date,
         filter=pc.field("portfolio_id") == pa.scalar(portfolio_id, pa.string()),
     )
@@ -130,7 +138,7 @@ def load_targets(
     if "_deleted" in frame:
         frame = frame[~frame["_deleted"].astype(bool)]
     if frame.empty:
-        raise LookupError(f"{table}: no targets for portfolio {portfolio_id} on {date}")
+        raise NoTargetsError(f"{table}: no targets for portfolio {portfolio_id} on {date}")
     system = {"valid_date", "known_at", "_deleted", "_batch_id", "_ingested_at", "valid_year"}
     frame = frame[[c for c in frame.columns if c not in system]]
     return targets_frame(frame).sort_values("security_id").reset_index(drop=True)
@@ -250,13 +258,13 @@ def orders_frame(
 
 
 def persist_orders(
-    lake: Lake, frame: pd.DataFrame, trade_date: dt.date, *, known_at: dt.datetime
+    lake: Store, frame: pd.DataFrame, trade_date: dt.date, *, known_at: dt.datetime
 ) -> int:
     """Write a day's orders in one idempotent commit; returns rows written (0 if present)."""
     return append_new(lake, "orders", frame, trade_date, known_at=known_at)
 
 
-def load_orders(lake: Lake, portfolio_id: str, trade_date: dt.date) -> pd.DataFrame:
+def load_orders(lake: Store, portfolio_id: str, trade_date: dt.date) -> pd.DataFrame:
     """The ``orders`` rows of one portfolio and trade date (empty if none were generated)."""
     frame = read_day(lake, "orders", trade_date, portfolio_id)
     return frame.sort_values("security_id").reset_index(drop=True)

@@ -21,23 +21,23 @@ Behaviour:
   ``expired``, reason given). It is not carried: the next day's orders are netted against
   the positions actually held, so the shortfall is re-decided with fresh targets instead
   of trading stale ones.
-* **Persistence.** Orders, fills, positions and cash live in one JSON file, replaced
-  atomically after every change under an exclusive file lock, so the broker survives
-  process restarts and several processes may share it.
+* **Persistence.** Orders, fills, positions and cash live in one JSON document, replaced
+  atomically after every change under an exclusive lock, so the broker survives process
+  restarts and several processes may share it: a local file under ``flock`` or an S3
+  object under a lease (:mod:`pipelines.execution.accounts`; the daily loop keeps it
+  under the lake root).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
-import json
 import math
-import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
+from pipelines.execution.accounts import AccountStore, LocalAccountFile, State
 from pipelines.execution.broker import (
     Algo,
     AlgoInstruction,
@@ -52,15 +52,9 @@ from pipelines.execution.broker import (
 )
 from pipelines.execution.prices import CostModel, PriceSource, SessionBar
 
-State = dict[str, Any]
-
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _empty_state() -> State:
-    return {"version": 1, "seq": 0, "orders": {}, "fills": [], "positions": {}, "cash": {}}
 
 
 def base_price(algo: Algo, bar: SessionBar) -> float:
@@ -91,7 +85,7 @@ class PaperBroker:
 
     def __init__(
         self,
-        state_path: str | Path,
+        state: str | Path | AccountStore,
         prices: PriceSource,
         *,
         cost_model: CostModel | None = None,
@@ -103,7 +97,9 @@ class PaperBroker:
         clock: Callable[[], dt.datetime] = _now,
         auto_work: bool = True,
     ) -> None:
-        self.state_path = Path(state_path)
+        self.account: AccountStore = (
+            LocalAccountFile(Path(state)) if isinstance(state, str | Path) else state
+        )
         self.prices = prices
         self.cost_model = cost_model or CostModel()
         self.max_volume_share = max_volume_share
@@ -117,8 +113,15 @@ class PaperBroker:
 
     # ---- session ---------------------------------------------------------------------
 
+    @property
+    def state_path(self) -> Path:
+        """The local state file (only for a :class:`LocalAccountFile` account)."""
+        if not isinstance(self.account, LocalAccountFile):
+            raise BrokerError(f"paper broker state is not a local file: {self.account.location}")
+        return self.account.path
+
     def connect(self) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        self.account.prepare()
         self.connected = True
 
     def close(self) -> None:
@@ -137,23 +140,9 @@ class PaperBroker:
 
     @contextlib.contextmanager
     def _state(self, write: bool = True) -> Iterator[State]:
-        """Load the state under an exclusive lock; save it atomically on exit if ``write``."""
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.state_path.with_name(self.state_path.name + ".lock")
-        with open(lock_path, "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                if self.state_path.exists():
-                    state = cast(State, json.loads(self.state_path.read_text()))
-                else:
-                    state = _empty_state()
-                yield state
-                if write:
-                    tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-                    tmp.write_text(json.dumps(state, sort_keys=True, indent=1))
-                    os.replace(tmp, self.state_path)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        """The state; with ``write`` under the account's lock, saved atomically on exit."""
+        with self.account.open(write) as state:
+            yield state
 
     # ---- orders ----------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.lake import Lake
+from pipelines.lake.interface import Store
 from pipelines.portfolio.costs import impact_coef, linear_cost_coef, transaction_cost
 
 
@@ -91,7 +91,7 @@ class LakePriceSource:
     """
 
     def __init__(
-        self, lake: Lake, *, known_at: dt.datetime | None = None, lookback: int = 20
+        self, lake: Store, *, known_at: dt.datetime | None = None, lookback: int = 20
     ) -> None:
         self.lake = lake
         self.known_at = known_at

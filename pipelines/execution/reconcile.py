@@ -31,7 +31,8 @@ from pipelines.execution.broker import Broker
 from pipelines.execution.execute import sync_orders
 from pipelines.execution.prices import PriceSource
 from pipelines.execution.records import now_utc, read_day, short_hash, write_audit
-from pipelines.lake import Lake, get_table
+from pipelines.lake import get_table
+from pipelines.lake.interface import Store
 
 CASH_ITEM = "$CASH"
 # How far back "our previous positions" may be found (a portfolio idle for longer is flat).
@@ -62,7 +63,7 @@ class ReconciliationReport:
         return self.breaks.empty
 
 
-def previous_positions(lake: Lake, portfolio_id: str, date: dt.date) -> dict[str, float]:
+def previous_positions(lake: Store, portfolio_id: str, date: dt.date) -> dict[str, float]:
     """Our latest recorded position per security strictly before ``date`` (zeros dropped)."""
     frame = read_day(
         lake, "positions", (date - _LOOKBACK, date - dt.timedelta(days=1)), portfolio_id
@@ -77,7 +78,7 @@ def previous_positions(lake: Lake, portfolio_id: str, date: dt.date) -> dict[str
     }
 
 
-def previous_cash(lake: Lake, portfolio_id: str, date: dt.date, currency: str = "USD") -> float:
+def previous_cash(lake: Store, portfolio_id: str, date: dt.date, currency: str = "USD") -> float:
     """Our latest recorded cash balance before ``date`` (0 if none)."""
     frame = read_day(lake, "cash", (date - _LOOKBACK, date - dt.timedelta(days=1)), portfolio_id)
     frame = frame[frame["currency"] == currency]
@@ -87,7 +88,7 @@ def previous_cash(lake: Lake, portfolio_id: str, date: dt.date, currency: str = 
 
 
 def seed_positions(
-    lake: Lake,
+    lake: Store,
     portfolio_id: str,
     date: dt.date,
     positions: Mapping[str, float],
@@ -154,7 +155,7 @@ def seed_positions(
 
 
 def _changed(
-    lake: Lake,
+    lake: Store,
     table: str,
     date: dt.date,
     portfolio_id: str,
@@ -194,7 +195,7 @@ def _same(a: object, b: object) -> bool:
 
 
 def _write_versioned(
-    lake: Lake,
+    lake: Store,
     table: str,
     rows: pd.DataFrame,
     date: dt.date,
@@ -218,7 +219,7 @@ def _write_versioned(
 
 
 def reconcile_day(
-    lake: Lake,
+    lake: Store,
     broker: Broker,
     portfolio_id: str,
     date: dt.date,

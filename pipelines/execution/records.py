@@ -16,11 +16,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.lake import Lake, get_table
+from pipelines.lake import get_table
+from pipelines.lake.interface import Store
+from pipelines.timeline import LATEST
 
 # Reads that must see everything we ever recorded use a knowledge time far in the future
 # (callers may stamp rows with a simulated clock that runs ahead of the wall clock).
-SEE_ALL = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 def now_utc() -> dt.datetime:
@@ -38,19 +39,17 @@ def to_json(value: Any) -> str:
 
 
 def read_day(
-    lake: Lake,
+    lake: Store,
     table: str,
     trade_date: dt.date | tuple[dt.date, dt.date],
     portfolio_id: str | None = None,
     *,
-    known_at: dt.datetime = SEE_ALL,
+    known_at: dt.datetime = LATEST,
 ) -> pd.DataFrame:
     """Rows of ``table`` for a trade date (or inclusive date range), optionally one portfolio,
     as known at ``known_at`` (latest version per key); an empty frame with the table's
     columns when there are none."""
     spec = get_table(table)
-    if lake.table(table) is None:
-        return _empty(table)
     flt = None
     if portfolio_id is not None:
         flt = pc.field("portfolio_id") == pa.scalar(portfolio_id, pa.string())
@@ -69,7 +68,7 @@ def _empty(table: str) -> pd.DataFrame:
 
 
 def append_new(
-    lake: Lake,
+    lake: Store,
     table: str,
     rows: pd.DataFrame,
     trade_date: dt.date,
@@ -150,7 +149,7 @@ def audit_rows(
 
 
 def write_audit(
-    lake: Lake,
+    lake: Store,
     portfolio_id: str,
     trade_date: dt.date,
     stage: str,

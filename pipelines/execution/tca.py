@@ -26,7 +26,8 @@ import pandas as pd
 
 from pipelines.execution.prices import PriceSource
 from pipelines.execution.records import now_utc, read_day, short_hash
-from pipelines.lake import Lake, get_table
+from pipelines.lake import get_table
+from pipelines.lake.interface import Store
 
 TCA_COLUMNS = [f.name for f in get_table("tca").fields]
 
@@ -95,7 +96,7 @@ def compute_tca(
 
 
 def run_tca(
-    lake: Lake,
+    lake: Store,
     portfolio_id: str,
     trade_date: dt.date,
     prices: PriceSource,

@@ -10,8 +10,11 @@ Library modules (no Airflow; only ``stage`` touches the lake):
 * ``results``    — solve records, relaxations, objective terms.
 * ``targets``    — whole-share targets, ex-ante risk, ``target_portfolios`` rows.
 * ``tables``     — lake tables: risk model, ``target_portfolios``, ``target_risk``, ``solve_log``.
-* ``stage``      — ``build_risk_model(lake, day)`` / ``rebalance(lake, day, …)``: the stage
-  functions the daily DAG and a backtest call (point-in-time reads, idempotent writes).
+* ``styles``     — the style characteristics and risk-model inputs of a market snapshot.
+* ``alpha``      — scores → expected returns (z-score, Grinold's rule): the one alpha function.
+* ``rebalance``  — ``rebalance(RebalanceInputs)``: the one rebalance (optimize + whole shares).
+* ``stage``      — ``build_risk_model(lake, day)``, ``inputs_from_lake``, ``store_targets``:
+  point-in-time reads and idempotent writes of the risk model and the targets.
 
 cvxpy is imported by ``optimizer``/``solvers`` only; import them inside tasks, not at DAG
 top level.

@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.portfolio import costs
+from pipelines.portfolio.errors import PortfolioInputError
 from pipelines.portfolio.policy import Policy
 from pipelines.portfolio.results import ObjectiveTerms, OptimizationResult, Relaxation, SolveRecord
 from pipelines.portfolio.risk_model import (
@@ -83,7 +84,7 @@ _FEAS_TOL = 1e-6
 _SUM_TOL = 1e-5
 
 
-class MissingAlphaError(ValueError):
+class MissingAlphaError(PortfolioInputError):
     """Alpha is NaN or missing for securities in the optimization universe."""
 
     def __init__(self, securities: Sequence[str]) -> None:
@@ -96,11 +97,11 @@ class MissingAlphaError(ValueError):
         )
 
 
-class InputDataError(ValueError):
+class InputDataError(PortfolioInputError):
     """Non-alpha input (ADV, risk model, weights, …) is invalid for some securities."""
 
 
-class StructureChangedError(ValueError):
+class StructureChangedError(PortfolioInputError):
     """The day's market/sector exposures differ from those compiled into the problem."""
 
 
@@ -208,7 +209,7 @@ class PortfolioOptimizer:
                 bounded.append((k, "factor_bounds"))
         unknown = set(P.factor_bounds) - set(self.factor_names)
         if unknown:
-            raise ValueError(f"policy {P.name} bounds unknown factors {sorted(unknown)}")
+            raise InputDataError(f"policy {P.name} bounds unknown factors {sorted(unknown)}")
         self._bounded_idx = np.array([k for k, _ in bounded], dtype=int)
         self._bounded_group = [g for _, g in bounded]
         nb = len(bounded)
@@ -221,7 +222,7 @@ class PortfolioOptimizer:
         if fixed_exposures is None:
             fixed = []
         elif np.shape(fixed_exposures) != (N, len(fixed)):
-            raise ValueError(
+            raise InputDataError(
                 f"fixed_exposures must be N×{len(fixed)} (market + sector columns), "
                 f"got {np.shape(fixed_exposures)}"
             )
@@ -358,7 +359,7 @@ class PortfolioOptimizer:
             rm = rm.subset(list(inputs.universe))
         ids = tuple(rm.security_ids)
         if len(ids) != self.n or tuple(rm.factor_names) != self.factor_names:
-            raise ValueError(
+            raise InputDataError(
                 f"optimizer built for N={self.n}, factors={len(self.factor_names)}; got "
                 f"N={len(ids)}, factors={len(rm.factor_names)}"
             )

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from pipelines.portfolio.errors import NoWeightsError
+
 FloatArray = np.ndarray
 
 
@@ -96,12 +98,12 @@ class OptimizationResult:
     @property
     def trades(self) -> FloatArray:
         if self.weights is None:
-            raise ValueError(f"no weights: status {self.status}: {self.message}")
+            raise NoWeightsError(f"no weights: status {self.status}: {self.message}")
         return self.weights - self.current_weights
 
     def weights_series(self) -> pd.Series:
         if self.weights is None:
-            raise ValueError(f"no weights: status {self.status}: {self.message}")
+            raise NoWeightsError(f"no weights: status {self.status}: {self.message}")
         return pd.Series(self.weights, index=list(self.security_ids), name="weight")
 
     def solves_frame(self, portfolio_id: str) -> pd.DataFrame:

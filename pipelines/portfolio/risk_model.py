@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from pipelines.portfolio.errors import PortfolioInputError, UnknownSecurityError
+
 MARKET = "market"
 SECTOR_PREFIX = "sector_"
 
@@ -139,7 +141,7 @@ class RiskModel:
     def __post_init__(self) -> None:
         n, k = len(self.security_ids), len(self.factor_names)
         if self.B.shape != (n, k) or self.F.shape != (k, k) or self.D.shape != (n,):
-            raise ValueError(
+            raise PortfolioInputError(
                 f"inconsistent shapes: B {self.B.shape}, F {self.F.shape}, D {self.D.shape} "
                 f"for N={n}, K={k}"
             )
@@ -166,7 +168,9 @@ class RiskModel:
         pos = {s: i for i, s in enumerate(self.security_ids)}
         missing = [s for s in security_ids if s not in pos]
         if missing:
-            raise KeyError(f"securities not in risk model {self.date.date()}: {missing[:20]}")
+            raise UnknownSecurityError(
+                f"securities not in risk model {self.date.date()}: {missing[:20]}"
+            )
         idx = np.array([pos[s] for s in security_ids], dtype=int)
         return RiskModel(
             self.date,
@@ -555,7 +559,7 @@ def build_risk_model(
         else int(p.dates.get_indexer(pd.DatetimeIndex([pd.Timestamp(as_of)]))[0])
     )
     if t < 0:
-        raise KeyError(f"as_of {as_of} not in the returns index")
+        raise UnknownSecurityError(f"as_of {as_of} not in the returns index")
     return _model_at(p, est, t, cfg)
 
 

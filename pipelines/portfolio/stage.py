@@ -1,7 +1,7 @@
 """Portfolio stage functions on the lake: the risk model and the rebalance of one session.
 
 Both are functions of ``(lake, day, inputs)`` that read the lake only point-in-time (as of
-the decision's knowledge time, default :func:`pipelines.daily.marketdata.cutoff` of
+the decision's knowledge time, default :func:`pipelines.timeline.decision_cutoff` of
 ``day``) and write their outputs back with ``valid_date = day`` and ``known_at`` = that
 knowledge time, under deterministic batch ids: re-running a day adds nothing. None imports
 Airflow; the daily DAG and a backtest call the same functions.
@@ -10,8 +10,10 @@ Airflow; the daily DAG and a backtest call the same functions.
   ``risk_factor_covariance``, ``risk_specific`` (and returns the :class:`RiskModel`);
 * :func:`load_risk_model` — the stored model back, as of a knowledge time;
 * :func:`alpha_from_lake` — expected returns from ``alpha_scores`` (research's output);
-* :func:`rebalance` → ``target_portfolios``, ``target_risk``, ``solve_log`` (and returns
-  the :class:`TargetPortfolio`).
+* :func:`inputs_from_lake` — the one rebalance's inputs
+  (:class:`~pipelines.portfolio.rebalance.RebalanceInputs`) from the lake alone;
+* :func:`store_targets` → ``target_portfolios``, ``target_risk``, ``solve_log`` for the
+  :class:`TargetPortfolio` the rebalance returned.
 """
 
 from __future__ import annotations
@@ -24,26 +26,23 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from pipelines.lake import Lake
+from pipelines.lake.interface import Store
+from pipelines.portfolio.alpha import expected_returns
+from pipelines.portfolio.errors import PortfolioInputError, PortfolioLookupError
 from pipelines.portfolio.policy import Policy, load_policy
+from pipelines.portfolio.rebalance import RebalanceInputs
 from pipelines.portfolio.risk_model import RiskModel, RiskModelConfig
 from pipelines.portfolio.targets import TargetPortfolio
+from pipelines.timeline import decision_cutoff
 
 DEFAULT_MODEL_ID = "default"
-
-
-def decision_time(day: dt.date) -> dt.datetime:
-    """The knowledge time of ``day``'s decision (the daily loop's cutoff, UTC)."""
-    from pipelines.daily.marketdata import cutoff
-
-    return cutoff(day)
 
 
 def _batch(table: str, owner: str, day: dt.date, known_at: dt.datetime) -> str:
     return f"{table}/{owner}/{day.isoformat()}/{known_at.astimezone(dt.UTC).isoformat()}"
 
 
-def _write(lake: Lake, table: str, frame: pd.DataFrame, batch_id: str) -> int:
+def _write(lake: Store, table: str, frame: pd.DataFrame, batch_id: str) -> int:
     if not len(frame):
         return 0
     result = lake.write(table, frame, batch_id=batch_id)
@@ -54,7 +53,7 @@ def _write(lake: Lake, table: str, frame: pd.DataFrame, batch_id: str) -> int:
 
 
 def store_risk_model(
-    lake: Lake,
+    lake: Store,
     model: RiskModel,
     *,
     known_at: dt.datetime,
@@ -98,7 +97,7 @@ def store_risk_model(
 
 
 def build_risk_model(
-    lake: Lake,
+    lake: Store,
     day: dt.date,
     *,
     config: RiskModelConfig | None = None,
@@ -111,19 +110,19 @@ def build_risk_model(
     """The factor risk model at ``day``'s close from lake data known at ``known_at``.
 
     Inputs are the ``lookback`` sessions of prices, shares, book equity and sectors as of
-    the knowledge time (:func:`pipelines.daily.marketdata.load_snapshot`), styles as in
-    :mod:`pipelines.daily.riskmodel`; estimation is
+    the knowledge time (:func:`pipelines.pit.snapshot.load_snapshot`), styles as in
+    :mod:`pipelines.portfolio.styles`; estimation is
     :func:`pipelines.portfolio.risk_model.build_risk_model`. With ``store`` the model is
     written to the risk tables (see :func:`store_risk_model`).
     """
-    from pipelines.daily.marketdata import load_snapshot
-    from pipelines.daily.riskmodel import risk_inputs
+    from pipelines.pit.snapshot import load_snapshot
     from pipelines.portfolio.risk_model import build_risk_model as estimate
+    from pipelines.portfolio.styles import risk_inputs
 
-    known = known_at or decision_time(day)
+    known = known_at or decision_cutoff(day)
     snapshot = load_snapshot(lake, day, lookback=lookback)
     if known_at is not None and known_at != snapshot.known_at:
-        raise ValueError(
+        raise PortfolioInputError(
             f"build_risk_model reads the lake as of the decision cutoff {snapshot.known_at}; "
             f"got known_at={known_at}"
         )
@@ -140,7 +139,7 @@ def build_risk_model(
 
 
 def load_risk_model(
-    lake: Lake,
+    lake: Store,
     day: dt.date,
     *,
     known_at: dt.datetime | None = None,
@@ -153,11 +152,11 @@ def load_risk_model(
     """
     import pyarrow.compute as pc
 
-    known = known_at or decision_time(day)
+    known = known_at or decision_cutoff(day)
     flt = pc.field("model_id") == model_id
     exp = lake.as_of("risk_exposures", known_at=known, valid_at=day, filter=flt).to_pandas()
     if exp.empty:
-        raise LookupError(f"no risk model {model_id!r} for {day} known at {known}")
+        raise PortfolioLookupError(f"no risk model {model_id!r} for {day} known at {known}")
     cov = lake.as_of("risk_factor_covariance", known_at=known, valid_at=day, filter=flt)
     spec = lake.as_of("risk_specific", known_at=known, valid_at=day, filter=flt).to_pandas()
     covf = cov.to_pandas()
@@ -200,22 +199,8 @@ def _factor_order(names: Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------- alpha
 
 
-def alpha_from_scores(scores: pd.Series, volatility: pd.Series, ic: float = 0.05) -> pd.Series:
-    """Grinold's rule ``alpha_i = ic · σ_i · z_i`` with z the cross-sectional z-score of
-    ``scores`` clipped to ±3 (σ daily volatility; the result is a next-session return).
-
-    Securities with a score but no volatility get the median volatility.
-    """
-    s = scores.astype(float)
-    std = float(s.std(ddof=0))
-    z = ((s - s.mean()) / (std if std > 0 else 1.0)).clip(-3, 3)
-    sigma = volatility.reindex(s.index).astype(float)
-    sigma = sigma.fillna(float(sigma.median()) if sigma.notna().any() else 0.02)
-    return (ic * sigma * z).rename("alpha")
-
-
 def alpha_from_lake(
-    lake: Lake,
+    lake: Store,
     day: dt.date,
     volatility: pd.Series,
     *,
@@ -228,136 +213,80 @@ def alpha_from_lake(
     ``model_id`` picks one model's scores (default: whatever was scored that day; several
     models on one day is an error). Raises ``LookupError`` when there are no scores.
     """
-    known = known_at or decision_time(day)
-    if lake.table("alpha_scores") is None:
-        raise LookupError("table alpha_scores has never been written")
+    known = known_at or decision_cutoff(day)
     rows = lake.as_of("alpha_scores", known_at=known, valid_at=day).to_pandas()
     if model_id is not None:
         rows = rows[rows["model_id"] == model_id]
     if rows.empty:
-        raise LookupError(f"no alpha_scores for {day} known at {known}")
+        raise PortfolioLookupError(f"no alpha_scores for {day} known at {known}")
     models = sorted(rows["model_id"].astype(str).unique())
     if len(models) > 1:
-        raise ValueError(f"alpha_scores for {day} come from several models {models}: pick one")
+        raise PortfolioInputError(
+            f"alpha_scores for {day} come from several models {models}: pick one"
+        )
     scores = rows.set_index("security_id")["score"]
-    return alpha_from_scores(scores, volatility, ic)
+    return expected_returns(scores, volatility, ic)
 
 
 # --------------------------------------------------------------------------- rebalance
 
 
-def rebalance(
-    lake: Lake,
+def inputs_from_lake(
+    lake: Store,
     day: dt.date,
-    alpha: pd.Series | None,
-    current_positions: pd.Series,
+    current_shares: pd.Series,
     policy: Policy | str,
     *,
-    risk_model: RiskModel | None = None,
-    prices: pd.Series | None = None,
-    adv: pd.Series | None = None,
-    volatility: pd.Series | None = None,
     cash: float = 0.0,
-    portfolio_value: float | None = None,
+    alpha: pd.Series | None = None,
     portfolio_id: str = "main",
-    restricted: frozenset[str] = frozenset(),
-    lot_size: int | pd.Series = 1,
-    min_trade_notional: float = 0.0,
-    missing_alpha: str = "raise",
     alpha_ic: float = 0.05,
     known_at: dt.datetime | None = None,
-    model_id: str = DEFAULT_MODEL_ID,
-    store: bool = True,
-) -> TargetPortfolio:
-    """Optimize ``day``'s targets for ``portfolio_id`` and record them.
-
-    Inputs (all as known at ``known_at``, default the day's cutoff):
+    **options: Any,
+) -> RebalanceInputs:
+    """:class:`RebalanceInputs` for ``day`` from the lake alone (as known at ``known_at``,
+    default the day's cutoff):
 
     * ``alpha`` — expected next-session return per security id; ``None`` reads
-      ``alpha_scores`` (:func:`alpha_from_lake`). A universe member without alpha raises
-      :class:`~pipelines.portfolio.optimizer.MissingAlphaError` naming it, unless
-      ``missing_alpha="zero"`` (no view ⇒ 0).
-    * ``current_positions`` — shares held by security id. A holding outside the risk
-      model's universe raises (liquidate it explicitly).
-    * ``risk_model`` — default: the stored model for ``day`` (:func:`load_risk_model`).
-    * ``prices`` / ``adv`` (shares/day) / ``volatility`` (daily) — default from the lake
-      snapshot of ``day`` (last close, 20-session mean volume, 63-session return std).
-    * ``portfolio_value`` — default ``cash + Σ shares·price``.
+      ``alpha_scores`` (:func:`alpha_from_lake`);
+    * the risk model — the stored model for ``day`` (:func:`load_risk_model`);
+    * prices / ADV (shares/day) / volatility (daily) — the lake snapshot of ``day`` (last
+      close, 20-session mean volume, 63-session return std);
+    * NAV — ``cash + Σ shares·price``.
 
-    Writes ``target_portfolios``, ``target_risk`` and ``solve_log`` (unless ``store`` is
-    False) and returns the :class:`TargetPortfolio`. An infeasible or failed optimization
-    still returns (and records) targets that hold the current positions, with the status.
+    ``options`` are the other :class:`RebalanceInputs` fields (``lot_size``,
+    ``min_trade_notional``, ``missing_alpha``, ``restricted``, ``outside_holdings``).
     """
-    from pipelines.portfolio.optimizer import OptimizationInputs, optimize
-    from pipelines.portfolio.targets import build_targets
+    from pipelines.pit.snapshot import load_snapshot
 
-    known = known_at or decision_time(day)
+    known = known_at or decision_cutoff(day)
     pol = load_policy(policy) if isinstance(policy, str) else policy
-    model = risk_model if risk_model is not None else load_risk_model(lake, day, known_at=known)
+    model = load_risk_model(lake, day, known_at=known)
+    snap = load_snapshot(lake, day)
+    prices = snap.last_close()
+    volatility = snap.volatility()
     ids = list(model.security_ids)
-    if prices is None or adv is None or volatility is None:
-        from pipelines.daily.marketdata import load_snapshot
-
-        snap = load_snapshot(lake, day)
-        prices = snap.last_close() if prices is None else prices
-        adv = snap.adv_shares() if adv is None else adv
-        volatility = snap.volatility() if volatility is None else volatility
     px = prices.reindex(ids).astype(float)
-    shares = current_positions.astype(float)
-    outside = sorted(str(s) for s, q in shares.items() if q and str(s) not in set(ids))
-    if outside:
-        from pipelines.portfolio.optimizer import InputDataError
-
-        raise InputDataError(f"{day}: holdings outside the risk model universe: {outside[:25]}")
-    held = shares.reindex(ids).fillna(0.0)
-    nav = float(portfolio_value) if portfolio_value is not None else cash + float((held * px).sum())
+    held = current_shares.astype(float).reindex(ids).fillna(0.0)
     if alpha is None:
         alpha = alpha_from_lake(lake, day, volatility, known_at=known, ic=alpha_ic)
-    if missing_alpha == "zero":
-        alpha = alpha.reindex(ids).fillna(0.0)
-    elif missing_alpha != "raise":
-        raise ValueError(f"missing_alpha must be 'raise' or 'zero', got {missing_alpha!r}")
-    # Bounds on styles this risk model does not carry cannot be enforced: say so by
-    # dropping them from the policy rather than failing the whole rebalance.
-    bounds = {k: v for k, v in pol.factor_bounds.items() if k in model.factor_names}
-    if bounds != pol.factor_bounds:
-        pol = pol.model_copy(update={"factor_bounds": bounds})
-    inputs = OptimizationInputs(
-        date=pd.Timestamp(day),
-        alpha=alpha,
-        risk_model=model,
-        current_weights=held * px.fillna(0.0) / nav,
-        portfolio_value=nav,
-        adv=(adv.reindex(ids).astype(float) * px).fillna(0.0),
-        volatility=volatility.reindex(ids).astype(float).fillna(0.02),
-        restricted=frozenset(restricted),
-    )
-    result = optimize(pol, inputs)
-    targets = build_targets(
-        result,
-        portfolio_id,
-        px,
-        held,
-        nav,
-        risk_model=model,
-        lot_size=lot_size,
-        min_trade_notional=min_trade_notional,
+    return RebalanceInputs(
+        day=day,
+        portfolio_id=portfolio_id,
         policy=pol,
+        risk_model=model,
+        alpha=alpha,
+        prices=prices,
+        current_shares=current_shares,
+        nav=cash + float((held * px).sum()),
+        adv_shares=snap.adv_shares(),
+        volatility=volatility,
+        **options,
     )
-    if store:
-        store_targets(
-            lake,
-            targets,
-            known_at=known,
-            policy=pol.name,
-            lot_size=lot_size,
-            min_trade_notional=min_trade_notional,
-        )
-    return targets
 
 
 def store_targets(
-    lake: Lake,
+    lake: Store,
     targets: TargetPortfolio,
     *,
     known_at: dt.datetime,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipelines.portfolio.errors import PortfolioInputError
 from pipelines.portfolio.policy import Policy
 from pipelines.portfolio.results import OptimizationResult
 from pipelines.portfolio.risk_model import RiskDecomposition, RiskModel
@@ -146,7 +147,9 @@ def round_to_shares(
     p = np.asarray(prices, dtype=float)
     bad = ~(np.isfinite(p) & (p > 0))
     if bad.any():
-        raise ValueError(f"non-positive or missing prices at positions {np.flatnonzero(bad)[:20]}")
+        raise PortfolioInputError(
+            f"non-positive or missing prices at positions {np.flatnonzero(bad)[:20]}"
+        )
     lot = np.broadcast_to(np.asarray(lot_size, dtype=float), p.shape)
     cur = np.asarray(current_shares, dtype=float)
     raw = np.asarray(weights, dtype=float) * portfolio_value / p
@@ -259,7 +262,7 @@ def build_targets(
     price = prices.reindex(ids).to_numpy(dtype=float, na_value=np.nan)
     missing = [ids[i] for i in np.flatnonzero(~np.isfinite(price))]
     if missing:
-        raise ValueError(f"missing prices for {len(missing)} securities: {missing[:25]}")
+        raise PortfolioInputError(f"missing prices for {len(missing)} securities: {missing[:25]}")
     cur = current_shares.reindex(ids).fillna(0.0).to_numpy(dtype=float)
     lots: float | np.ndarray = (
         lot_size.reindex(ids).fillna(1).to_numpy(dtype=float)

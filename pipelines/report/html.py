@@ -11,6 +11,7 @@ import html
 import io
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -118,3 +119,20 @@ def page(title: str, subtitle: str, sections: Sequence[tuple[str, str]]) -> str:
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
         f'<h1>{esc(title)}</h1><div class="sub">{esc(subtitle)}</div>{body}</body></html>'
     )
+
+
+def write_document(uri: str, text: str, storage_options: dict[str, str] | None = None) -> str:
+    """Write ``text`` (UTF-8) to a local path (atomically) or an ``s3://`` URI; return ``uri``."""
+    if uri.startswith("s3://"):
+        from pipelines.lake.files import filesystem_for
+
+        fs, path = filesystem_for(uri, storage_options)
+        with fs.open_output_stream(path) as stream:
+            stream.write(text.encode("utf-8"))
+        return uri
+    target = Path(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    return uri

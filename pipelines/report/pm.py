@@ -1,8 +1,10 @@
 """The PM's end-of-day report: one self-contained HTML file per portfolio and session.
 
-Inputs are the day's stage artifacts (targets, risk model, scores, book, pre-trade preview,
-approval) and the lake (``daily_book`` history, data-quality tables, freshness of every
-input table). A missing input never fails the report: its section says what is missing.
+Inputs are read from the lake only: the day's stage state (``stage_state``: targets, risk
+model, scores, book, pre-trade preview, approval), ``daily_book`` history, data-quality
+tables and the freshness of every input table. A missing input never fails the report:
+its section says what is missing. The file is written under the lake root
+(``<root>/reports/pm-report-<portfolio>-<day>.html``, local or S3) or where ``out`` says.
 
 Trade reasons. For a trade ``Δw_i`` (fraction of NAV) the report shows three currency
 amounts and names the largest as the reason:
@@ -18,17 +20,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipelines.daily.artifacts import DayArtifacts
-from pipelines.daily.config import DailyConfig
-from pipelines.daily.paths import DailyPaths
 from pipelines.lake import Lake
+from pipelines.lake.interface import Store
+from pipelines.lake.stage_state import StageState
 from pipelines.report import html as h
+from pipelines.timeline import LATEST
 
 #: Input tables whose freshness the report shows (table, what it feeds).
 INPUT_TABLES: tuple[tuple[str, str], ...] = (
@@ -39,23 +41,30 @@ INPUT_TABLES: tuple[tuple[str, str], ...] = (
     ("sentiment", "alternative data"),
     ("alpha_scores", "alpha"),
 )
-SEE_ALL = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
-def _artifact(art: DayArtifacts, name: str) -> Any:
-    return art.get(name) if art.has(name) else None
+@dataclass(frozen=True)
+class ReportSubject:
+    """Whose report it is: the portfolio, and the policy and limits it runs under (names
+    or YAML paths, as the daily config gives them)."""
+
+    portfolio_id: str
+    policy: str = "default"
+    limits: str = "default"
 
 
-def _read(lake: Lake, table: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+def _artifact(art: StageState, name: str) -> Any:
+    return art.find(name)
+
+
+def _read(lake: Store, table: str, start: dt.date, end: dt.date) -> pd.DataFrame:
     try:
-        if lake.table(table) is None:
-            return pd.DataFrame()
-        return lake.as_of(table, known_at=SEE_ALL, valid_at=(start, end)).to_pandas()
+        return lake.as_of(table, known_at=LATEST, valid_at=(start, end)).to_pandas()
     except Exception:  # a report shows what it can; the section says the table is missing
         return pd.DataFrame()
 
 
-def _header(day: dt.date, config: DailyConfig, art: DayArtifacts) -> str:
+def _header(day: dt.date, config: ReportSubject, art: StageState) -> str:
     book = _artifact(art, "daily_book") or {}
     approval = _artifact(art, "approval") or {}
     targets = _artifact(art, "targets")
@@ -80,7 +89,7 @@ def _header(day: dt.date, config: DailyConfig, art: DayArtifacts) -> str:
     )
 
 
-def _optimizer(art: DayArtifacts) -> str:
+def _optimizer(art: StageState) -> str:
     targets = _artifact(art, "targets")
     if targets is None:
         return '<p class="bad">No targets: the optimize stage did not run.</p>'
@@ -117,7 +126,7 @@ def _optimizer(art: DayArtifacts) -> str:
     )
 
 
-def _positions(art: DayArtifacts) -> str:
+def _positions(art: StageState) -> str:
     targets = _artifact(art, "targets")
     if targets is None:
         return '<p class="note">(no targets)</p>'
@@ -145,7 +154,7 @@ def _positions(art: DayArtifacts) -> str:
     )
 
 
-def trade_reasons(art: DayArtifacts, config: DailyConfig) -> pd.DataFrame:
+def trade_reasons(art: StageState, config: ReportSubject) -> pd.DataFrame:
     """Per trade: Δw, alpha / risk / cost amounts (currency) and the dominant reason."""
     from pipelines.portfolio.policy import load_policy
 
@@ -192,7 +201,7 @@ def trade_reasons(art: DayArtifacts, config: DailyConfig) -> pd.DataFrame:
     return out.reindex(out["delta_weight"].abs().sort_values(ascending=False).index)
 
 
-def _trades(art: DayArtifacts, config: DailyConfig) -> str:
+def _trades(art: StageState, config: ReportSubject) -> str:
     frame = trade_reasons(art, config)
     preview = _artifact(art, "pretrade") or {}
     execution = _artifact(art, "execution") or {}
@@ -211,7 +220,7 @@ def _trades(art: DayArtifacts, config: DailyConfig) -> str:
     )
 
 
-def _exposures(art: DayArtifacts) -> str:
+def _exposures(art: StageState) -> str:
     targets = _artifact(art, "targets")
     model = _artifact(art, "risk_model")
     if targets is None or model is None or targets.risk is None:
@@ -243,7 +252,7 @@ def _exposures(art: DayArtifacts) -> str:
     return f'<div class="grid">{"".join(blocks)}</div>'
 
 
-def _risk(art: DayArtifacts) -> str:
+def _risk(art: StageState) -> str:
     targets = _artifact(art, "targets")
     if targets is None or targets.risk is None:
         return '<p class="note">(no ex-ante risk)</p>'
@@ -269,7 +278,7 @@ def _risk(art: DayArtifacts) -> str:
     )
 
 
-def _pnl(lake: Lake, day: dt.date, config: DailyConfig, art: DayArtifacts) -> str:
+def _pnl(lake: Store, day: dt.date, config: ReportSubject, art: StageState) -> str:
     hist = _read(lake, "daily_book", day - dt.timedelta(days=400), day)
     if not hist.empty:
         hist = hist[hist["portfolio_id"] == config.portfolio_id].sort_values("valid_date")
@@ -302,7 +311,7 @@ def _pnl(lake: Lake, day: dt.date, config: DailyConfig, art: DayArtifacts) -> st
     return out
 
 
-def _alpha(lake: Lake, day: dt.date, config: DailyConfig, art: DayArtifacts) -> str:
+def _alpha(lake: Store, day: dt.date, config: ReportSubject, art: StageState) -> str:
     scores = _artifact(art, "scores")
     if scores is None:
         return '<p class="bad">No scores for the day.</p>'
@@ -335,7 +344,7 @@ def _alpha(lake: Lake, day: dt.date, config: DailyConfig, art: DayArtifacts) -> 
     )
 
 
-def _freshness(lake: Lake, day: dt.date) -> pd.DataFrame:
+def _freshness(lake: Store, day: dt.date) -> pd.DataFrame:
     rows: list[dict[str, object]] = []
     for table, role in INPUT_TABLES:
         frame = _read(lake, table, day - dt.timedelta(days=400), day)
@@ -359,7 +368,7 @@ def _freshness(lake: Lake, day: dt.date) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _quality(lake: Lake, day: dt.date) -> str:
+def _quality(lake: Store, day: dt.date) -> str:
     fresh = _freshness(lake, day)
     runs = _read(lake, "ingest_runs", day - dt.timedelta(days=7), day)
     runs_html = '<p class="note">(no ingestion runs recorded)</p>'
@@ -397,36 +406,36 @@ def _quality(lake: Lake, day: dt.date) -> str:
     )
 
 
-def render_pm_report(lake: Lake, day: dt.date, config: DailyConfig, paths: DailyPaths) -> str:
+def render_pm_report(store: Store, day: dt.date, subject: ReportSubject) -> str:
     """The report's HTML (see module docstring)."""
-    art = DayArtifacts(paths, config.portfolio_id, day)
+    art = StageState(store, subject.portfolio_id, day)
     sections = [
-        ("Summary", _header(day, config, art)),
+        ("Summary", _header(day, subject, art)),
         ("Optimizer status and relaxed constraints", _optimizer(art)),
         ("Target vs current portfolio", _positions(art)),
-        ("Trades and their reasons", _trades(art, config)),
+        ("Trades and their reasons", _trades(art, subject)),
         ("Sector and factor exposures", _exposures(art)),
         ("Ex-ante risk", _risk(art)),
-        ("P&L attribution", _pnl(lake, day, config, art)),
-        ("Alpha diagnostics", _alpha(lake, day, config, art)),
-        ("Data quality and freshness", _quality(lake, day)),
+        ("P&L attribution", _pnl(store, day, subject, art)),
+        ("Alpha diagnostics", _alpha(store, day, subject, art)),
+        ("Data quality and freshness", _quality(store, day)),
     ]
     return h.page(
-        f"PM report — {config.portfolio_id} — {day.isoformat()}",
+        f"PM report — {subject.portfolio_id} — {day.isoformat()}",
         f"Decision at the close of {day.isoformat()} for the next session; policy "
-        f"{config.policy}, limits {config.limits}.",
+        f"{subject.policy}, limits {subject.limits}.",
         sections,
     )
 
 
+def pm_report_uri(lake: Lake, portfolio_id: str, day: dt.date) -> str:
+    """Where the PM report of ``portfolio_id`` for ``day`` lives: under the lake root."""
+    return f"{lake.location.root}/reports/pm-report-{portfolio_id}-{day.isoformat()}.html"
+
+
 def write_pm_report(
-    lake: Lake, day: dt.date, config: DailyConfig, paths: DailyPaths | None = None
-) -> Path:
-    """Write the report to ``<root>/reports/pm-report-<portfolio>-<day>.html``; return its path."""
-    paths = paths or DailyPaths.from_settings()
-    target = paths.report(config.portfolio_id, day)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(render_pm_report(lake, day, config, paths), encoding="utf-8")
-    tmp.replace(target)
-    return target
+    lake: Lake, day: dt.date, subject: ReportSubject, out: str | None = None
+) -> str:
+    """Write the report to ``out`` (default :func:`pm_report_uri`); return where it went."""
+    target = out or pm_report_uri(lake, subject.portfolio_id, day)
+    return h.write_document(target, render_pm_report(lake, day, subject), lake.location.options())

@@ -13,8 +13,8 @@ import pytest
 
 from pipelines.backtest import run_backtest
 from pipelines.backtest.metrics import compute_metrics
-from pipelines.daily.paths import DailyPaths
 from pipelines.lake import Lake
+from pipelines.timeline import LATEST
 from tests.daily.helpers import BACKTEST_CONFIG as CONFIG
 from tests.daily.helpers import END as MARKET_END
 from tests.daily.helpers import START as MARKET_START
@@ -29,7 +29,7 @@ def _backtest(
     lake = make_simulated_lake(
         root / "lake", universe=40, start=MARKET_START, end=MARKET_END, signal=signal, seed=5
     )
-    result = run_backtest(lake, START, END, CONFIG, paths=DailyPaths(root))
+    result = run_backtest(lake, START, END, CONFIG)
     return lake, result
 
 
@@ -47,23 +47,22 @@ def test_planted_signal_pays_and_no_signal_does_not(
     assert abs(m_off.sharpe_tstat) < 2.5
     assert m_off.total_cost > 0
     assert m_on.sharpe > m_off.sharpe
-    assert on.report_path is not None and on.report_path.is_file()  # type: ignore[attr-defined]
+    assert on.report_path is not None and Path(on.report_path).is_file()  # type: ignore[attr-defined]
 
 
 def test_rerun_is_bit_identical(tmp_path: Path, make_simulated_lake: Callable[..., Lake]) -> None:
     lake = make_simulated_lake(
         tmp_path / "lake", universe=30, start=MARKET_START, end=MARKET_END, signal=0.3, seed=9
     )
-    paths = DailyPaths(tmp_path)
     short = (dt.date(2024, 5, 28), dt.date(2024, 5, 31))
-    first = run_backtest(lake, *short, CONFIG, paths=paths, write_report=False)
-    second = run_backtest(lake, *short, CONFIG, paths=paths, write_report=False)
+    first = run_backtest(lake, *short, CONFIG, write_report=False)
+    second = run_backtest(lake, *short, CONFIG, write_report=False)
     assert first.run_id.endswith("-r1") and second.run_id.endswith("-r2")
     assert first.result_hash == second.result_hash
     pd.testing.assert_frame_equal(first.daily, second.daily, check_exact=True)
     runs = lake.as_of(
         "backtest_runs",
-        known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC),
+        known_at=LATEST,
         valid_at=short[1],
     ).to_pandas()
     assert set(runs["result_hash"]) == {first.result_hash}

@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from pipelines.cli.demo import create_pools
-from pipelines.daily.paths import DailyPaths
 from pipelines.execution.records import read_day
 from pipelines.lake import Lake
 from pipelines.orchestration.airflow_env import airflow_environment, run_dag_test
+from pipelines.report import pm_report_uri
 from tests.daily.helpers import CONFIG, LOOP_DAYS, copy_root, shared_loop_root
 
 pytestmark = pytest.mark.e2e
@@ -56,5 +56,5 @@ def test_portfolio_rebalance_runs_for_one_session(
     assert len(orders) > 0
     recon = read_day(lake, "reconciliation", SESSION, CONFIG.portfolio_id)
     assert not recon.empty and (recon["status"] == "break").sum() == 0
-    assert DailyPaths(root).report(CONFIG.portfolio_id, SESSION).is_file()
+    assert Path(pm_report_uri(lake, CONFIG.portfolio_id, SESSION)).is_file()
     assert LOOP_DAYS[-1] < SESSION

@@ -14,11 +14,10 @@ from pathlib import Path
 
 from pipelines.daily.config import DailyConfig
 from pipelines.daily.loop import DayResult, run_day
-from pipelines.daily.marketdata import cutoff
-from pipelines.daily.paths import DailyPaths
-from pipelines.daily.stages import paper_broker, sessions_between
+from pipelines.daily.stages import paper_broker
 from pipelines.lake import Lake
 from pipelines.testing.lakes import simulated_lake
+from pipelines.timeline import decision_cutoff
 
 #: The simulated market's sessions (the loop and the backtests run inside them).
 START, END = dt.date(2024, 1, 2), dt.date(2024, 6, 28)
@@ -31,12 +30,11 @@ BACKTEST_CONFIG = CONFIG.model_copy(update={"record_portfolio_tables": False})
 def run_loop(root: Path, days: tuple[dt.date, ...] = LOOP_DAYS) -> list[DayResult]:
     """The daily loop (file-backed paper broker, as the DAG uses) for ``days``."""
     lake = Lake(str(root / "lake"))
-    paths = DailyPaths(root)
-    broker = paper_broker(lake, paths, CONFIG)
+    broker = paper_broker(lake, CONFIG)
     out = []
     for day in days:
-        broker.prices.known_at = cutoff(day)  # type: ignore[attr-defined]
-        out.append(run_day(lake, day, CONFIG, broker, paths=paths))
+        broker.prices.known_at = decision_cutoff(day)  # type: ignore[attr-defined]
+        out.append(run_day(lake, day, CONFIG, broker))
     return out
 
 
@@ -59,4 +57,4 @@ def copy_root(src: Path, dst: Path) -> Path:
     return dst
 
 
-__all__ = ["CONFIG", "END", "LOOP_DAYS", "START", "copy_root", "run_loop", "sessions_between"]
+__all__ = ["CONFIG", "END", "LOOP_DAYS", "START", "copy_root", "run_loop"]

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from pipelines.daily import stages
-from pipelines.daily.artifacts import DayArtifacts, MissingArtifactError
-from pipelines.daily.paths import DailyPaths
 from pipelines.execution.records import read_day
 from pipelines.lake import Lake
+from pipelines.lake.stage_state import MissingStageStateError, StageState
 from pipelines.portfolio.policy import load_policy
+from pipelines.timeline import LATEST, trading_calendar
 from tests.daily.helpers import CONFIG, LOOP_DAYS, copy_root, run_loop
 
 pytestmark = [pytest.mark.unit, pytest.mark.slow]
@@ -24,7 +24,8 @@ pytestmark = [pytest.mark.unit, pytest.mark.slow]
 def test_targets_respect_the_policy(loop_root: Path) -> None:
     policy = load_policy(CONFIG.policy)
     for day in LOOP_DAYS:
-        targets = DayArtifacts(DailyPaths(loop_root), CONFIG.portfolio_id, day).get("targets")
+        state = StageState(Lake(str(loop_root / "lake")), CONFIG.portfolio_id, day)
+        targets = state.get("targets")
         assert targets.optimization.status == "optimal"
         w = targets.optimization.weights
         assert np.abs(w).sum() <= policy.gross_leverage + 1e-6
@@ -45,7 +46,7 @@ def test_orders_fill_and_reconcile(loop_root: Path) -> None:
     assert (recon["status"] == "break").sum() == 0, recon[recon["status"] == "break"]
     book = lake.as_of(
         "daily_book",
-        known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC),
+        known_at=LATEST,
         valid_at=(first, third),
     ).to_pandas()
     assert list(book["valid_date"]) == list(LOOP_DAYS)
@@ -53,7 +54,7 @@ def test_orders_fill_and_reconcile(loop_root: Path) -> None:
     assert book["nav"].iloc[0] == pytest.approx(CONFIG.initial_capital, rel=0.02)
     # The portfolio stage's tables hold the day's risk model and targets.
     for table in ("target_portfolios", "solve_log", "risk_exposures"):
-        rows = lake.as_of(table, known_at=dt.datetime(2200, 1, 1, tzinfo=dt.UTC), valid_at=third)
+        rows = lake.as_of(table, known_at=LATEST, valid_at=third)
         assert rows.num_rows > 0, table
     # The day's P&L splits into holding (factor + specific) and trading.
     last = book.iloc[-1]
@@ -74,17 +75,15 @@ def test_rerunning_a_day_adds_nothing(loop_root: Path, tmp_path: Path) -> None:
 def test_a_rejection_sends_nothing_and_is_audited(loop_root: Path, tmp_path: Path) -> None:
     root = copy_root(loop_root, tmp_path / "copy")
     lake = Lake(str(root / "lake"))
-    paths = DailyPaths(root)
     manual = CONFIG.model_copy(
         update={"approval": CONFIG.approval.model_copy(update={"auto_approve": False})}
     )
-    day = stages.next_session(LOOP_DAYS[-1])
+    day = trading_calendar().next_session(LOOP_DAYS[-1])
     ctx = stages.DayContext(
         lake=lake,
         day=day,
         config=manual,
-        broker=stages.paper_broker(lake, paths, manual),
-        paths=paths,
+        broker=stages.paper_broker(lake, manual),
         scores_source=stages.score_source(manual),
     )
     for stage in (stages.research, stages.risk_model, stages.optimize, stages.pretrade):
@@ -100,6 +99,6 @@ def test_a_rejection_sends_nothing_and_is_audited(loop_root: Path, tmp_path: Pat
 
 
 def test_a_stage_without_its_input_names_it(tmp_path: Path) -> None:
-    art = DayArtifacts(DailyPaths(tmp_path), "p", dt.date(2024, 6, 3))
-    with pytest.raises(MissingArtifactError, match="risk_model"):
-        art.get("risk_model")
+    state = StageState(Lake(str(tmp_path / "lake")), "p", dt.date(2024, 6, 3))
+    with pytest.raises(MissingStageStateError, match="risk_model"):
+        state.get("risk_model")

@@ -122,10 +122,9 @@ def test_research_on_1995(lake_1995: Lake) -> None:
 def test_backtest_on_1995(lake_1995: Lake, tmp_path: Path) -> None:
     from pipelines.backtest import run_backtest
     from pipelines.daily.config import DailyConfig
-    from pipelines.daily.paths import DailyPaths
 
     config = DailyConfig(lookback_sessions=60, scorer="builtin", record_portfolio_tables=False)
-    result = run_backtest(lake_1995, *LIVE, config, paths=DailyPaths(tmp_path), write_report=False)
+    result = run_backtest(lake_1995, *LIVE, config, write_report=False)
     assert result.metrics.sessions == len(trading_calendar().sessions(*LIVE))
     assert result.start.year == 1995
 

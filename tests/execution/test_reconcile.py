@@ -118,9 +118,9 @@ def test_audit_trail_is_append_only(lake, targets, paper, limits, adv, prices):
 
 
 def _far():
-    from pipelines.execution.records import SEE_ALL
+    from pipelines.timeline import LATEST
 
-    return SEE_ALL
+    return LATEST
 
 
 def test_same_execution_id_in_two_portfolios_keeps_both_fills(lake):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import pytest
+
 from models.base import ModelSpec
 from models.lgbm import LGBModel
 from models.record import ModelRecord

@@ -14,7 +14,9 @@ from pipelines.lake import Lake
 from pipelines.portfolio import stage
 from pipelines.portfolio.optimizer import MissingAlphaError
 from pipelines.portfolio.policy import Band, load_policy
+from pipelines.portfolio.rebalance import rebalance
 from pipelines.testing.lakes import simulated_lake
+from pipelines.timeline import decision_cutoff
 
 pytestmark = pytest.mark.unit
 
@@ -42,13 +44,13 @@ def test_risk_model_round_trips_through_the_lake(sim_lake: Lake) -> None:
     assert stored.factor_returns is not None and len(stored.factor_returns) > 100
     # Idempotent: building the same day again writes nothing.
     again = stage.store_risk_model(
-        sim_lake, model, known_at=stage.decision_time(DAY), factor_return_history=True
+        sim_lake, model, known_at=decision_cutoff(DAY), factor_return_history=True
     )
     assert set(again.values()) == {0}
     # Point in time: one microsecond before the cutoff nothing is known.
     with pytest.raises(LookupError, match="no risk model"):
         stage.load_risk_model(
-            sim_lake, DAY, known_at=stage.decision_time(DAY) - dt.timedelta(microseconds=1)
+            sim_lake, DAY, known_at=decision_cutoff(DAY) - dt.timedelta(microseconds=1)
         )
 
 
@@ -62,26 +64,32 @@ def test_rebalance_writes_targets_risk_and_solve_log_once(sim_lake: Lake) -> Non
             "score": np.linspace(-1, 1, len(ids) - 1),
             "model_id": "m1",
             "valid_date": DAY,
-            "known_at": stage.decision_time(DAY) - dt.timedelta(hours=1),
+            "known_at": decision_cutoff(DAY) - dt.timedelta(hours=1),
         }
     )
     sim_lake.write("alpha_scores", scores)
     with pytest.raises(MissingAlphaError, match=ids[-1]):
-        stage.rebalance(sim_lake, DAY, None, pd.Series(dtype=float), "default", cash=1e7)
+        rebalance(
+            stage.inputs_from_lake(sim_lake, DAY, pd.Series(dtype=float), "default", cash=1e7)
+        )
     held = pd.Series({ids[0]: 1000.0, ids[1]: -500.0})
-    targets = stage.rebalance(
-        sim_lake,
-        DAY,
-        None,
-        held,
-        "default",
-        cash=1e7,
-        missing_alpha="zero",
-        lot_size=10,
-        min_trade_notional=1000.0,
+    targets = rebalance(
+        stage.inputs_from_lake(
+            sim_lake,
+            DAY,
+            held,
+            "default",
+            cash=1e7,
+            missing_alpha="zero",
+            lot_size=10,
+            min_trade_notional=1000.0,
+        )
     )
     assert targets.optimization.ok
-    known = stage.decision_time(DAY)
+    known = decision_cutoff(DAY)
+    stage.store_targets(
+        sim_lake, targets, known_at=known, policy="default", lot_size=10, min_trade_notional=1000.0
+    )
     rows = sim_lake.as_of("target_portfolios", known_at=known, valid_at=DAY).to_pandas()
     assert len(rows) == len(ids)
     assert (rows["target_shares"] % 10 == 0).all()
@@ -112,19 +120,22 @@ def test_infeasible_policy_is_recorded_with_its_relaxations(sim_lake: Lake) -> N
     policy = load_policy("default").model_copy(
         update={"net_exposure": Band(lo=0.5, hi=0.6), "name": "strict"}
     )
-    targets = stage.rebalance(
-        sim_lake,
-        DAY,
-        alpha,
-        pd.Series(dtype=float),
-        policy,
-        cash=1e7,
-        portfolio_id="strict",
+    targets = rebalance(
+        stage.inputs_from_lake(
+            sim_lake,
+            DAY,
+            pd.Series(dtype=float),
+            policy,
+            cash=1e7,
+            alpha=alpha,
+            portfolio_id="strict",
+        )
     )
+    stage.store_targets(sim_lake, targets, known_at=decision_cutoff(DAY), policy=policy.name)
     opt = targets.optimization
     assert opt.status == "relaxed"
     assert {r.group for r in opt.relaxations} & {"net_exposure", "beta", "sector_bounds"}
-    log = sim_lake.as_of("solve_log", known_at=stage.decision_time(DAY), valid_at=DAY).to_pandas()
+    log = sim_lake.as_of("solve_log", known_at=decision_cutoff(DAY), valid_at=DAY).to_pandas()
     decision = log[(log["portfolio_id"] == "strict") & (log["seq"] == 0)].iloc[0]
     assert decision["status"] == "relaxed"
     assert "net_exposure" in decision["relaxations"] or "beta" in decision["relaxations"]

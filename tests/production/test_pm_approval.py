@@ -242,7 +242,9 @@ def test_pm_approves_through_rest_api_then_timeout_rejects(
     postgres_db: str,
     redis_queue: tuple[str, str],
 ) -> None:
-    from pipelines.daily.stages import next_session
+    from pipelines.timeline import trading_calendar
+
+    next_session = trading_calendar().next_session
     from pipelines.execution.records import read_day
     from pipelines.lake import Lake
 

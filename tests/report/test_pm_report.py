@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.daily.paths import DailyPaths
+from pipelines.daily.stages import report_subject
 from pipelines.lake import Lake
 from pipelines.report import write_pm_report
 from tests.daily.helpers import CONFIG, LOOP_DAYS
@@ -29,10 +29,10 @@ SECTIONS = (
 
 
 def _report(loop_root: Path, tmp_path: Path) -> Path:
-    # Written elsewhere than the shared root: the report is rendered, not copied.
-    paths = DailyPaths(loop_root)
-    out = write_pm_report(Lake(str(loop_root / "lake")), LOOP_DAYS[-1], CONFIG, paths)
-    return Path(shutil.copy(out, tmp_path / out.name))
+    # Written elsewhere than the shared root (``out``): the shared root stays read-only.
+    out = tmp_path / "pm-report.html"
+    lake = Lake(str(loop_root / "lake"))
+    return Path(write_pm_report(lake, LOOP_DAYS[-1], report_subject(CONFIG), str(out)))
 
 
 def test_report_has_every_section_and_loads_nothing(loop_root: Path, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ One module per area, in the order data flows through the platform:
 * :mod:`~pipelines.lake.catalog.research` — universe, features, labels, scores, models;
 * :mod:`~pipelines.lake.catalog.portfolio` — risk model, targets, solve log;
 * :mod:`~pipelines.lake.catalog.execution` — orders, fills, positions, cash, TCA, audit;
-* :mod:`~pipelines.lake.catalog.daily` — the end-of-session book;
+* :mod:`~pipelines.lake.catalog.daily` — the end-of-session book and the stages' working state;
 * :mod:`~pipelines.lake.catalog.backtest` — backtest runs and their equity curves.
 
 The modules hold plain :class:`~pipelines.lake.spec.TableSpec` constants (import them from

@@ -1,4 +1,4 @@
-"""The daily loop's own lake table: one row per portfolio and session (the book at close).
+"""The daily loop's own lake tables: the book at close, and the stages' working state.
 
 ``daily_book`` is what the PM report's P&L chart, ``alphafactory status`` and the backtest's
 metrics read: NAV, cash, exposures, the day's P&L and its attribution, turnover and the
@@ -44,4 +44,21 @@ DAILY_BOOK = TableSpec(
     valid_time_meaning="session (end of day)",
 )
 
-__all__ = ["DAILY_BOOK"]
+STAGE_STATE = TableSpec(
+    name="stage_state",
+    description=(
+        "Working state one daily stage hands to the next (scores, risk model, targets, "
+        "book, pre-trade preview, approval), pickled; see pipelines.lake.stage_state."
+    ),
+    key=("portfolio_id", "name"),
+    fields=(
+        column("portfolio_id", pa.string(), False),
+        column("name", pa.string(), False, "the stage output's name, e.g. targets"),
+        column("version", pa.int64(), False, "1, 2, … per rewrite with other content"),
+        column("content_hash", pa.string(), False, "sha256 of payload (24 hex)"),
+        column("payload", pa.binary(), False, "the value, pickled"),
+    ),
+    valid_time_meaning="session the state belongs to",
+)
+
+__all__ = ["DAILY_BOOK", "STAGE_STATE"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -65,8 +63,13 @@ def render_backtest_report(
 
 
 def write_backtest_report(
-    path: Path, run_id: str, config: DailyConfig, daily: pd.DataFrame, metrics: Metrics
-) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_backtest_report(run_id, config, daily, metrics), encoding="utf-8")
-    return path
+    uri: str,
+    run_id: str,
+    config: DailyConfig,
+    daily: pd.DataFrame,
+    metrics: Metrics,
+    storage_options: dict[str, str] | None = None,
+) -> str:
+    """Write the report to ``uri`` (a local path or ``s3://``); return ``uri``."""
+    text = render_backtest_report(run_id, config, daily, metrics)
+    return h.write_document(uri, text, storage_options)

@@ -1,7 +1,8 @@
 """Point-in-time market data for one day's decision, read from the lake.
 
-Every read is ``as_of(known_at=cutoff(day))``: the day's decision sees exactly what had
-been published by the run time of that session (19:00 New York), never a later price,
+Every read is ``as_of(known_at=decision_cutoff(day))``: the day's decision sees exactly
+what had been published by the session's decision cutoff
+(:func:`pipelines.timeline.decision_cutoff`, 20:00 exchange time), never a later price,
 corporate action or restatement. Returns are total returns computed from raw closes and
 the corporate actions known at the cutoff::
 
@@ -15,22 +16,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-from pipelines.lake import Lake
-
-NEW_YORK = ZoneInfo("America/New_York")
-#: The daily decision is taken at this New York wall time on the session date: after the
-#: vendor's 18:00 publication and the research cutoff (20:00), so the day's scores are known.
-RUN_TIME = dt.time(20, 30)
+from pipelines.errors import AlphaFactoryError
+from pipelines.lake.interface import Store
+from pipelines.timeline import decision_cutoff
 
 
-def cutoff(day: dt.date) -> dt.datetime:
-    """The knowledge time of ``day``'s decision: ``RUN_TIME`` New York, as UTC."""
-    return dt.datetime.combine(day, RUN_TIME, NEW_YORK).astimezone(dt.UTC)
+class NoMarketDataError(AlphaFactoryError, LookupError):
+    """The lake holds no prices for the asked session as known at its cutoff."""
 
 
 @dataclass(frozen=True)
@@ -88,9 +84,9 @@ def _wide(frame: pd.DataFrame, value: str) -> pd.DataFrame:
     return out.sort_index().sort_index(axis=1)
 
 
-def load_snapshot(lake: Lake, day: dt.date, lookback: int = 130) -> MarketSnapshot:
-    """Read the ``lookback`` sessions up to ``day`` as known at :func:`cutoff` of ``day``."""
-    known = cutoff(day)
+def load_snapshot(lake: Store, day: dt.date, lookback: int = 130) -> MarketSnapshot:
+    """Read the ``lookback`` sessions up to ``day`` as known at its decision cutoff."""
+    known = decision_cutoff(day)
     start = day - dt.timedelta(days=int(lookback * 1.5) + 10)
     prices = lake.as_of(
         "prices",
@@ -99,7 +95,9 @@ def load_snapshot(lake: Lake, day: dt.date, lookback: int = 130) -> MarketSnapsh
         columns=["security_id", "close", "volume"],
     ).to_pandas()
     if prices.empty:
-        raise LookupError(f"no prices in the lake up to {day} as known at {known.isoformat()}")
+        raise NoMarketDataError(
+            f"no prices in the lake up to {day} as known at {known.isoformat()}"
+        )
     prices["valid_date"] = pd.to_datetime(prices["valid_date"])
     close = _wide(prices, "close")
     volume = _wide(prices, "volume").reindex_like(close)
@@ -153,7 +151,7 @@ def load_snapshot(lake: Lake, day: dt.date, lookback: int = 130) -> MarketSnapsh
     )
 
 
-def _total_returns(lake: Lake, close: pd.DataFrame, known: dt.datetime) -> pd.DataFrame:
+def _total_returns(lake: Store, close: pd.DataFrame, known: dt.datetime) -> pd.DataFrame:
     """Total returns from raw closes and the corporate actions known at ``known``."""
     if close.empty:
         return close.copy()

@@ -22,15 +22,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipelines.daily.config import DailyConfig
-from pipelines.daily.marketdata import MarketSnapshot
-from pipelines.lake import Lake
+from pipelines.errors import AlphaFactoryError
+from pipelines.lake.interface import Store
+from pipelines.pit.snapshot import MarketSnapshot
 from pipelines.portfolio.risk_model import (
     RiskModel,
     RiskModelConfig,
     RiskModelInputs,
     build_risk_model,
 )
+
+
+class NoUniverseError(AlphaFactoryError, LookupError):
+    """No security is tradable on the snapshot's day (listed, with a sector and a close)."""
+
 
 STYLE_NAMES = ("size", "momentum", "value", "volatility", "liquidity")
 
@@ -65,7 +70,7 @@ def risk_inputs(snapshot: MarketSnapshot) -> RiskModelInputs:
     """:class:`RiskModelInputs` for the snapshot's universe."""
     ids = snapshot.universe
     if not ids:
-        raise LookupError(f"no tradable securities on {snapshot.day}")
+        raise NoUniverseError(f"no tradable securities on {snapshot.day}")
     returns = snapshot.returns[ids].iloc[1:]
     mcap = snapshot.market_cap()[ids].iloc[1:]
     styles = {k: v[ids].iloc[1:] for k, v in style_panels(snapshot).items()}
@@ -83,8 +88,6 @@ class SnapshotRiskModel:
 
     config: RiskModelConfig = field(default_factory=RiskModelConfig)
 
-    def risk_model(
-        self, lake: Lake, day: dt.date, snapshot: MarketSnapshot, config: DailyConfig
-    ) -> RiskModel:
+    def risk_model(self, store: Store, day: dt.date, snapshot: MarketSnapshot) -> RiskModel:
         inputs = risk_inputs(snapshot)
         return build_risk_model(inputs, as_of=pd.Timestamp(day), config=self.config)
