@@ -414,6 +414,9 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     from pipelines.execution.reconcile import previous_positions
     from pipelines.execution.records import read_day
 
+    # A task builds a fresh broker object: connect before the first question (a new
+    # portfolio's opening book asks for its cash).
+    ctx.broker.connect()
     prev_positions = previous_positions(ctx.store, ctx.portfolio_id, ctx.day)
     prev = _previous_book(ctx)
     if prev is None and not prev_positions:
@@ -429,7 +432,6 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     snap = ctx.snapshot
     today = pd.Timestamp(ctx.day)
     close = snap.last_close()
-    ctx.broker.connect()
     positions = {s: q for s, q in ctx.broker.positions(ctx.portfolio_id).items() if q}
     cash = ctx.broker.cash(ctx.portfolio_id)
     cash = ctx.config.initial_capital if cash is None else float(cash)

@@ -19,7 +19,7 @@ from pipelines.lake import Lake
 from pipelines.report import pm_report_uri
 from tests.daily.helpers import CONFIG, copy_root
 
-pytestmark = [pytest.mark.unit, pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.unit]
 REPO = Path(__file__).resolve().parents[2]
 SESSION = dt.date(2024, 6, 6)  # the session after the helper's loop days
 STEPS = (
@@ -34,11 +34,17 @@ STEPS = (
 )
 
 
-def test_every_stage_runs_in_an_empty_working_directory(loop_root: Path, tmp_path: Path) -> None:
+# "fresh": a portfolio's first session, whose reconciliation opens the book (it asked a
+# broker object that no earlier stage of the same process had connected, and failed).
+@pytest.mark.parametrize("portfolio", [CONFIG.portfolio_id, "fresh"])
+def test_every_stage_runs_in_an_empty_working_directory(
+    loop_root: Path, tmp_path: Path, portfolio: str
+) -> None:
     root = copy_root(loop_root, tmp_path / "root")
     config = tmp_path / "daily.yaml"
     data = CONFIG.model_dump(mode="json")
     data["approval"]["auto_approve"] = True
+    data["portfolio_id"] = portfolio
     config.write_text(yaml.safe_dump(data))
     workers = {name: tmp_path / f"worker-{name}" for name in ("a", "b")}
     for folder in workers.values():
@@ -68,7 +74,7 @@ def test_every_stage_runs_in_an_empty_working_directory(loop_root: Path, tmp_pat
     for name, folder in workers.items():
         assert list(folder.iterdir()) == [], f"worker {name} wrote {list(folder.iterdir())}"
     lake = Lake(str(root / "lake"))
-    assert len(read_day(lake, "orders", dt.date(2024, 6, 7), CONFIG.portfolio_id)) > 0
-    recon = read_day(lake, "reconciliation", SESSION, CONFIG.portfolio_id)
+    assert len(read_day(lake, "orders", dt.date(2024, 6, 7), portfolio)) > 0
+    recon = read_day(lake, "reconciliation", SESSION, portfolio)
     assert not recon.empty and (recon["status"] == "break").sum() == 0
-    assert Path(pm_report_uri(lake, CONFIG.portfolio_id, SESSION)).is_file()
+    assert Path(pm_report_uri(lake, portfolio, SESSION)).is_file()
