@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from pipelines.config import Settings
-from pipelines.daily import tables as _tables  # noqa: F401  (declares stage_state)
 from pipelines.lake import Lake
 from pipelines.lake.stage_state import MissingStageStateError, StageState
 from pipelines.net import free_port
