@@ -52,7 +52,7 @@ from pipelines.portfolio.rebalance import Book
 from pipelines.portfolio.risk_model import RiskModel
 from pipelines.portfolio.styles import SnapshotRiskModel
 from pipelines.portfolio.targets import TargetPortfolio
-from pipelines.timeline import LATEST, decision_cutoff, trading_calendar
+from pipelines.timeline import LATEST, decision_cutoff, system_clock, trading_calendar
 
 if TYPE_CHECKING:
     from pipelines.report.pm import ReportSubject
@@ -114,7 +114,7 @@ def paper_broker(
         account_store(lake.location.root, lake.location.options(), config.portfolio_id),
         LakePriceSource(lake, known_at=known_at or LATEST),
         initial_cash=config.initial_capital,
-        clock=lambda: dt.datetime.now(dt.UTC),
+        clock=system_clock,
     )
 
 
