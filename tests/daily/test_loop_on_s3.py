@@ -38,10 +38,7 @@ def s3_endpoint() -> Iterator[str]:
 
 
 def test_two_sessions_on_s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipelines.research.simlake import simulated_lake
-
-    from pipelines.vendors.config import MarketConfig
-    from pipelines.vendors.simulator import VendorSimulator
+    from pipelines.testing.lakes import simulated_lake
 
     # Test-only credentials for the local fake; real ones come from the environment.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -51,11 +48,15 @@ def test_two_sessions_on_s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -
     settings = Settings(
         lake_root="s3://loop/alpha", s3_endpoint_url=s3_endpoint, s3_allow_http=True
     )
-    lake = Lake(settings.lake_root, settings.storage_options())
-    market = MarketConfig(
-        seed=3, universe_size=15, start=dt.date(2024, 1, 2), end=DAYS[-1], signal_strength=0.3
+    lake = simulated_lake(
+        settings.lake_root,
+        universe=15,
+        start=dt.date(2024, 1, 2),
+        end=DAYS[-1],
+        signal=0.3,
+        seed=3,
+        storage_options=settings.storage_options(),
     )
-    simulated_lake(lake, VendorSimulator(market).market)
     config = DailyConfig(lookback_sessions=40)
     broker = paper_broker(lake, config)
     assert broker.account.location == "s3://loop/alpha/broker/paper-main.json"
