@@ -80,6 +80,16 @@ class Settings(BaseSettings):
     vendor_http_port: int = 8089
     vendor_password: SecretStr = SecretStr("vendor-dev-password")
     vendor_token: SecretStr = SecretStr("vendor-dev-token")
+    vendor_host_key: str | None = Field(
+        default=None,
+        description="the vendor SFTP server's public host key, OpenSSH `type base64` "
+        "(pinned in the sftp_vendor connection's extras)",
+    )
+    vendor_known_hosts: str | None = Field(
+        default=None,
+        description="a known_hosts file holding the vendor SFTP server's host key "
+        "(alternative to vendor_host_key; made absolute)",
+    )
 
     @property
     def is_s3(self) -> bool:

@@ -16,6 +16,7 @@ from pipelines.cli.airflow import airflow_app
 from pipelines.cli.backtest import backtest
 from pipelines.cli.demo import demo
 from pipelines.cli.ingest import ingest_app, quarantine_app
+from pipelines.cli.kill_switch import kill_switch_app
 from pipelines.cli.lake import lake_app
 from pipelines.cli.report import report
 from pipelines.cli.research import research_app
@@ -57,6 +58,7 @@ app.add_typer(airflow_app, name="airflow")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(research_app, name="research")
+app.add_typer(kill_switch_app, name="kill-switch")
 app.command("demo")(demo)
 app.command("report")(report)
 app.command("backtest")(backtest)

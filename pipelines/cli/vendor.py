@@ -136,6 +136,7 @@ def serve(
             "token": ep.token if show_secrets else secret,
             "client key": str(ep.client_key_path),
             "known_hosts": ep.known_hosts_line,
+            "pin with": f"ALPHAFACTORY_VENDOR_HOST_KEY='{ep.host_public_key}'",
             "clock": cfg.clock.now().isoformat(),
         }
         # Plain lines, not a rich table: these values get copy-pasted and must not wrap.

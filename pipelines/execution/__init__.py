@@ -17,12 +17,14 @@ Pure library; the daily loop (Airflow tasks) calls two entry points::
 
 * :func:`execute_day` ``(lake, portfolio_id, trade_date, targets, broker, limits, *,
   book=None, nav=None, current_positions=None, adv=None, sectors=None, lot_size=1,
-  algo=None, kill_switch_file=None, ...) -> ExecutionReport`` — targets (a
+  algo=None, ...) -> ExecutionReport`` — targets (a
   :class:`~pipelines.portfolio.targets.TargetPortfolio`, the frame :func:`load_targets`
   returns, or any frame with ``security_id``, ``target_shares``, ``price``) → netted,
-  lot-rounded orders → pre-trade checks (:mod:`pipelines.risk.pretrade`, kill switch
-  included) → the ``orders`` table → the broker. Idempotent on deterministic client order
+  lot-rounded orders → pre-trade checks (:mod:`pipelines.risk.pretrade`, the central
+  kill switch in the lake included) → the ``orders`` table → the broker. Idempotent on deterministic client order
   ids: a retried task or a re-run day never sends an order twice.
+* :func:`cancel_open_orders` ``(broker, account)`` — cancel every order still working at
+  the broker (what engaging the kill switch does; ``alphafactory kill-switch engage``).
 * :func:`reconcile_day` ``(lake, broker, portfolio_id, date, *, prices=None, ...) ->
   ReconciliationReport`` — broker order states and fills → ``order_events``/``fills`` →
   end-of-day ``positions``/``cash`` → ``reconciliation`` against the broker (breaks
@@ -47,7 +49,13 @@ from pipelines.execution.broker import (
     OrderState,
     OrderStatus,
 )
-from pipelines.execution.execute import ExecutionReport, SyncResult, execute_day, sync_orders
+from pipelines.execution.execute import (
+    ExecutionReport,
+    SyncResult,
+    cancel_open_orders,
+    execute_day,
+    sync_orders,
+)
 from pipelines.execution.orders import (
     ProposedOrder,
     client_order_id,
@@ -87,6 +95,7 @@ __all__ = [
     "SessionBar",
     "StaticPriceSource",
     "SyncResult",
+    "cancel_open_orders",
     "client_order_id",
     "compute_tca",
     "execute_day",

@@ -14,6 +14,7 @@ Contract (what callers may rely on):
   returns that order's current state and never creates a second order.
 * ``order_status`` returns ``None`` only when the broker has never seen the id — so after a
   crash, "status is None" means "safe to send".
+* ``open_orders`` lists what is still working, so the kill switch can cancel all of it.
 * A lost connection raises :class:`BrokerConnectionError`; the caller reconnects with
   ``close()`` + ``connect()`` and asks ``order_status`` before re-sending.
 """
@@ -192,6 +193,12 @@ class Broker(Protocol):
 
     def cancel(self, client_order_id: str) -> OrderState:
         """Cancel the working remainder; returns the resulting state."""
+        ...
+
+    def open_orders(self, account: str) -> list[OrderState]:
+        """Every order of ``account`` still working at the broker (not terminal), as the
+        broker knows it now — without working the session first (the kill switch cancels
+        these before anything more can fill)."""
         ...
 
     def order_status(self, client_order_id: str) -> OrderState | None:

@@ -12,9 +12,12 @@ Sequence (each step's output is in the lake before the next step starts):
    in sequence. When the order may already have reached the broker (a resumed run, or
    after a reconnect) the broker is asked for its status first and the order is only
    sent if the broker has never seen its id. Connection drops are retried with
-   ``close()``/``connect()`` up to ``max_reconnects`` times per order. The kill switch is
-   re-read before every send, so engaging it mid-batch stops the rest (``blocked``
-   events; a later run sends them once it is released).
+   ``close()``/``connect()`` up to ``max_reconnects`` times per order. The kill switch
+   (:mod:`pipelines.risk.kill_switch`, in the lake) is read before the batch and re-read
+   before every send: once it is engaged every open order of the portfolio is cancelled
+   at the broker (``cancel`` events) and the rest are held back (``blocked`` events; a
+   later run sends them once it is released). If its state cannot be read nothing is
+   sent (fail closed), but nothing is cancelled either.
 3. **Events.** Acks and broker rejects go to ``order_events`` every ``flush_every`` orders
    and — even when the task fails — before ``execute_day`` returns or raises.
 
@@ -29,7 +32,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -55,6 +57,12 @@ from pipelines.execution.orders import (
 from pipelines.execution.records import append_new, now_utc, read_day, short_hash, write_audit
 from pipelines.lake.interface import Store
 from pipelines.portfolio.targets import TargetPortfolio
+from pipelines.risk.kill_switch import (
+    KillSwitchState,
+    KillSwitchUnreadableError,
+    engage,
+    read_state,
+)
 from pipelines.risk.pretrade import BookState, RiskLimits, kill_switch_active
 
 log = logging.getLogger(__name__)
@@ -82,7 +90,8 @@ class ExecutionReport:
     existed (a retry or re-run). ``submitted`` were sent by this call;
     ``already_at_broker`` were found at the broker (earlier run) and not sent again;
     ``rejected_pretrade`` failed a risk check and were never sent; ``rejected_broker``
-    were refused by the broker; ``blocked`` were held back by the kill switch.
+    were refused by the broker; ``blocked`` were held back by the kill switch;
+    ``cancelled`` were working at the broker and cancelled because it was engaged.
     """
 
     portfolio_id: str
@@ -94,6 +103,7 @@ class ExecutionReport:
     rejected_pretrade: list[str] = field(default_factory=list)
     rejected_broker: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
     reconnects: int = 0
 
     def summary(self) -> dict[str, object]:
@@ -107,6 +117,7 @@ class ExecutionReport:
             "rejected_pretrade": len(self.rejected_pretrade),
             "rejected_broker": len(self.rejected_broker),
             "blocked": len(self.blocked),
+            "cancelled": len(self.cancelled),
             "reconnects": self.reconnects,
         }
 
@@ -177,7 +188,6 @@ def execute_day(
     sectors: Mapping[str, str] | None = None,
     lot_size: int | Mapping[str, int] = 1,
     algo: AlgoInstruction | None = None,
-    kill_switch_file: str | Path | None = None,
     max_reconnects: int = 3,
     reconnect_wait: float = 0.0,
     flush_every: int = 50,
@@ -215,7 +225,6 @@ def execute_day(
             sectors=sectors,
             lot_size=lot_size,
             algo=algo,
-            kill_switch_file=kill_switch_file,
             clock=clock,
         )
     orders = report.orders
@@ -243,11 +252,38 @@ def execute_day(
             )
             buffer.clear()
 
+    halted = False
+
+    def halt(reason: str) -> None:
+        """Once per run, when the switch is engaged: cancel everything still working."""
+        nonlocal halted
+        if halted or not switch_engaged(limits, lake):
+            return
+        halted = True
+        ours = orders.set_index("client_order_id", drop=False)
+        for state in cancel_open_orders(broker, portfolio_id):
+            report.cancelled.append(state.client_order_id)
+            if state.client_order_id in ours.index:
+                buffer.append(
+                    event_row(
+                        ours.loc[state.client_order_id].to_dict(),
+                        state,
+                        broker.name,
+                        event_type="cancel",
+                        reason=reason,
+                        known_at=clock(),
+                    )
+                )
+
     try:
+        kill = kill_switch_active(limits, lake)
+        if kill is not None:
+            halt(kill)
         for row in todo.to_dict("records"):
             order = broker_order(row, trade_date)
-            kill = kill_switch_active(limits, kill_switch_file)
+            kill = kill_switch_active(limits, lake)
             if kill is not None:
+                halt(kill)
                 state = OrderState(order.client_order_id, OrderStatus.PENDING_NEW, order.quantity)
                 buffer.append(
                     event_row(
@@ -304,6 +340,53 @@ def execute_day(
     return report
 
 
+def switch_engaged(limits: RiskLimits, store: Store) -> bool:
+    """Whether the kill switch is known to be engaged (flag or lake); False when its state
+    cannot be read (then nothing is sent, but nothing is cancelled on a guess either)."""
+    if limits.kill_switch:
+        return True
+    try:
+        return read_state(store).engaged
+    except KillSwitchUnreadableError:
+        return False
+
+
+def cancel_open_orders(broker: Broker, account: str) -> list[OrderState]:
+    """Cancel every order of ``account`` still working at ``broker`` (the kill switch's
+    second half). Returns the states after cancelling: ``cancelled``, or terminal with
+    fills if the broker filled it first. Every order is tried; the first failure is raised
+    after the others were cancelled."""
+    broker.connect()
+    out: list[OrderState] = []
+    failure: Exception | None = None
+    for state in broker.open_orders(account):
+        try:
+            out.append(broker.cancel(state.client_order_id))
+        except Exception as exc:  # keep cancelling the others, then report
+            log.error("kill switch: cancel of %s failed: %s", state.client_order_id, exc)
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    log.info("kill switch: cancelled %d open orders of %s at %s", len(out), account, broker.name)
+    return out
+
+
+def engage_kill_switch(
+    store: Store,
+    broker: Broker,
+    account: str,
+    *,
+    reason: str,
+    actor: str,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> tuple[KillSwitchState, list[OrderState]]:
+    """Engage the central kill switch (audited in the lake; from then on no process sends
+    an order), then cancel every open order of ``account`` at ``broker``. A failure to
+    cancel is raised with the switch left engaged."""
+    state = engage(store, reason=reason, actor=actor, clock=clock)
+    return state, cancel_open_orders(broker, account)
+
+
 def _send(
     broker: Broker, order: BrokerOrder, maybe_sent: bool, max_reconnects: int, wait: float
 ) -> tuple[OrderState, bool, int]:
@@ -348,7 +431,6 @@ def _generate(
     sectors: Mapping[str, str] | None,
     lot_size: int | Mapping[str, int],
     algo: AlgoInstruction | None,
-    kill_switch_file: str | Path | None,
     clock: Callable[[], dt.datetime],
 ) -> pd.DataFrame:
     frame = targets_frame(targets)
@@ -387,7 +469,7 @@ def _generate(
         limits,
         book,
         now=now,
-        kill_switch_file=str(kill_switch_file) if kill_switch_file is not None else None,
+        store=lake,
     )
     rows = orders_frame(proposed, verdict, broker.name)
     # Audit first (idempotent by content), then the orders commit — the point of no return.
@@ -563,7 +645,10 @@ __all__ = [
     "ExecutionReport",
     "SyncResult",
     "at_broker",
+    "cancel_open_orders",
+    "engage_kill_switch",
     "event_row",
     "execute_day",
+    "switch_engaged",
     "sync_orders",
 ]

@@ -338,6 +338,21 @@ class FixBroker:
             raise BrokerError(f"cancel: broker lost order {client_order_id}")
         return state
 
+    def open_orders(self, account: str) -> list[OrderState]:
+        """Working orders of ``account`` we sent (our intent journal survives restarts),
+        after a round trip so every report the broker sent before is applied."""
+        self.sync()
+        with self._cond:
+            mine = [c for c, info in self._order_info.items() if info.get("account") == account]
+            states = [self._orders.get(c) for c in mine]
+        out: list[OrderState] = []
+        for cid, state in zip(mine, states, strict=True):
+            if state is None:  # sent, never acknowledged: ask the broker
+                state = self.order_status(cid)
+            if state is not None and not state.status.terminal:
+                out.append(state)
+        return out
+
     def order_status(self, client_order_id: str) -> OrderState | None:
         self._require()
         cid = client_order_id

@@ -215,12 +215,11 @@ def run_pretrade(
     book: BookState,
     *,
     now: dt.datetime | None = None,
-    kill_switch_file: str | None = None,
+    store: Store | None = None,
 ) -> PreTradeResult:
-    """Every order through :func:`pipelines.risk.pretrade.check_orders`, in sequence."""
-    return check_orders(
-        [o.pretrade() for o in orders], limits, book, now=now, kill_switch_file=kill_switch_file
-    )
+    """Every order through :func:`pipelines.risk.pretrade.check_orders`, in sequence
+    (``store``: the lake holding the central kill switch)."""
+    return check_orders([o.pretrade() for o in orders], limits, book, now=now, store=store)
 
 
 def orders_frame(

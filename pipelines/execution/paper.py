@@ -196,6 +196,16 @@ class PaperBroker:
                 rec["updated_at"] = self.clock().isoformat()
             return _order_state(rec)
 
+    def open_orders(self, account: str) -> list[OrderState]:
+        self._require()  # no auto-work: what is working now must not fill first
+        with self._state(write=False) as st:
+            recs = sorted(st["orders"].values(), key=lambda r: str(r["broker_order_id"]))
+            return [
+                _order_state(r)
+                for r in recs
+                if r["account"] == account and not OrderStatus(r["status"]).terminal
+            ]
+
     def order_status(self, client_order_id: str) -> OrderState | None:
         self._require()
         self._auto_work()

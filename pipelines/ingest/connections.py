@@ -51,22 +51,26 @@ def vendor_connections(
 ) -> VendorConnections:
     """The two vendor connections as Airflow connection JSON (pure: reads files only).
 
-    * ``AIRFLOW_CONN_SFTP_VENDOR`` pins the vendor's SSH host key: ``vendor_host_key`` (an
-      OpenSSH ``type base64`` line), else the key generated in ``vendor_state_dir``
-      (default ``./var/vendor``); only when neither exists does it fall back to
-      ``no_host_key_check`` — acceptable for the loopback simulator, never for a real host.
+    * ``AIRFLOW_CONN_SFTP_VENDOR`` carries the vendor's SSH host key in its extras:
+      ``host_key`` is ``vendor_host_key`` (an OpenSSH ``type base64`` line), else the
+      setting ``ALPHAFACTORY_VENDOR_HOST_KEY``, else — only when a caller names the
+      simulator's state directory (the embedded demo pins its own simulator) — the key
+      generated there; ``known_hosts`` is ``ALPHAFACTORY_VENDOR_KNOWN_HOSTS`` made absolute.
+      Without either the connection has no host key and
+      :class:`~pipelines.ingest.sources.SFTPHookSource` refuses to connect; nothing is ever
+      read relative to the working directory and ``no_host_key_check`` is never set.
     * ``AIRFLOW_CONN_HTTP_VENDOR`` carries ``Authorization: Bearer <token>`` as an extra,
       which ``HttpHook`` sends as a header on every request.
     """
     s = settings or get_settings()
-    host_key = vendor_host_key or _host_public_key(
-        (vendor_state_dir or Path("./var/vendor")).expanduser().resolve()
-    )
+    host_key = vendor_host_key or s.vendor_host_key
+    if not host_key and vendor_state_dir is not None:
+        host_key = _host_public_key(vendor_state_dir.expanduser().resolve())
     sftp_extra: dict[str, Any] = {"look_for_keys": "false", "conn_timeout": 30}
     if host_key:
-        sftp_extra["host_key"] = host_key
-    else:
-        sftp_extra["no_host_key_check"] = "true"
+        sftp_extra["host_key"] = host_key.strip()
+    if s.vendor_known_hosts:
+        sftp_extra["known_hosts"] = str(Path(s.vendor_known_hosts).expanduser().resolve())
     sftp = {
         "conn_type": "sftp",
         "host": s.vendor_host,

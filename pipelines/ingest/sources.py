@@ -15,7 +15,10 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
+
+from pipelines.errors import AlphaFactoryError
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +58,98 @@ class _SFTPSession:
             return data
 
 
+class HostKeyError(AlphaFactoryError, ConnectionError):
+    """An SFTP connection without a verifiable host key, or the server's key changed:
+    refused before any credential is sent."""
+
+
+def _known_host_key(path: str, host: str, port: int, conn_id: str) -> Any:
+    """The host key for ``host:port`` in the known_hosts file ``path`` (a paramiko PKey)."""
+    import paramiko
+
+    p = Path(path)
+    if not p.is_absolute():
+        raise HostKeyError(
+            f"connection {conn_id}: known_hosts {path!r} is a relative path; "
+            "give an absolute path (it must not depend on the working directory)"
+        )
+    try:
+        keys = paramiko.HostKeys(str(p))
+    except (OSError, paramiko.SSHException) as exc:
+        raise HostKeyError(f"connection {conn_id}: cannot read known_hosts {p}: {exc}") from exc
+    name = host if port == 22 else f"[{host}]:{port}"
+    found = keys.lookup(name)
+    if not found:
+        raise HostKeyError(
+            f"connection {conn_id}: no host key for {name} in {p}; refusing to connect"
+        )
+    return next(iter(found.values()))
+
+
+def verified_sftp_hook(conn_id: str) -> Any:
+    """Airflow's ``SFTPHook`` for ``conn_id``, only if its connection pins the host key.
+
+    The connection's extras must carry ``host_key`` (OpenSSH ``type base64``) or
+    ``known_hosts`` (an absolute path holding ``[host]:port``'s key);
+    ``no_host_key_check`` and ``allow_host_key_change`` are refused. The pinned key is the
+    only one accepted (the default missing-key policy rejects any other), so a changed
+    server key fails the handshake before authentication: no password is sent.
+    """
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    hook = SFTPHook(ssh_conn_id=conn_id)
+    extra = hook.get_connection(conn_id).extra_dejson
+    if hook.no_host_key_check or str(extra.get("no_host_key_check", "")).lower() == "true":
+        raise HostKeyError(
+            f"connection {conn_id} sets no_host_key_check; host keys are always verified: "
+            "put host_key or known_hosts in its extras"
+        )
+    if hook.allow_host_key_change:
+        raise HostKeyError(f"connection {conn_id} sets allow_host_key_change; remove it")
+    if hook.host_key is None:
+        known_hosts = extra.get("known_hosts")
+        if not known_hosts:
+            raise HostKeyError(
+                f"connection {conn_id} has no host key: put host_key (OpenSSH `type base64`) "
+                "or known_hosts (an absolute path) in its extras; refusing to connect"
+            )
+        hook.host_key = _known_host_key(
+            str(known_hosts), hook.remote_host, hook.port or 22, conn_id
+        )
+    return hook
+
+
 @dataclass(frozen=True)
 class SFTPHookSource:
-    """Files over SFTP through Airflow's ``SFTPHook`` and the ``conn_id`` connection."""
+    """Files over SFTP through Airflow's ``SFTPHook`` and the ``conn_id`` connection, whose
+    host key must be pinned (:func:`verified_sftp_hook`)."""
 
     conn_id: str = "sftp_vendor"
 
     @contextmanager
     def session(self) -> Iterator[_SFTPSession]:
-        from airflow.providers.sftp.hooks.sftp import SFTPHook
+        import paramiko
 
-        hook = SFTPHook(ssh_conn_id=self.conn_id)
-        with hook.get_managed_conn() as sftp:
+        hook = verified_sftp_hook(self.conn_id)
+        try:
+            managed = hook.get_managed_conn()
+            sftp = managed.__enter__()
+        except paramiko.BadHostKeyException as exc:
+            raise HostKeyError(
+                f"connection {self.conn_id}: the host key of {hook.remote_host}:{hook.port} "
+                f"changed (offered {exc.key.get_name()} {exc.key.get_base64()[:16]}…, pinned "
+                f"{exc.expected_key.get_base64()[:16]}…); refusing to connect, no credential sent"
+            ) from None
+        except paramiko.SSHException as exc:
+            if "known_hosts" in str(exc) or "host key" in str(exc).lower():
+                raise HostKeyError(
+                    f"connection {self.conn_id}: {exc}; refusing to connect"
+                ) from None
+            raise
+        try:
             yield _SFTPSession(sftp)
+        finally:
+            managed.__exit__(None, None, None)
 
 
 class RecordSource(Protocol):

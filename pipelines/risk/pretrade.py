@@ -8,8 +8,9 @@ limits see the book as it would be if the accepted orders fill.
 
 Rules (``rule`` column, units):
 
-* ``kill_switch``        — config flag ``kill_switch: true`` or the kill-switch file exists:
-                           block everything.
+* ``kill_switch``        — config flag ``kill_switch: true``, or the central kill switch
+                           (:mod:`pipelines.risk.kill_switch`, in the lake) is engaged or
+                           its state cannot be read (fail closed): block everything.
 * ``valid_order``        — side buy/sell, quantity > 0, reference price > 0.
 * ``restricted_list``    — security on the restricted list.
 * ``max_order_notional`` — quantity × price (currency) ≤ limit.
@@ -38,6 +39,9 @@ from typing import Literal
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from pipelines.lake.interface import Store
+from pipelines.risk.kill_switch import blocking_reason
 
 LIMITS_DIR = Path(__file__).with_name("limits")
 
@@ -102,7 +106,6 @@ class RiskLimits(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kill_switch: bool = False
-    kill_switch_file: str | None = None
     max_order_notional: float = Field(gt=0)
     max_order_shares: float = Field(gt=0)
     max_adv_pct: float = Field(gt=0)
@@ -185,15 +188,13 @@ class _Book:
         return n
 
 
-def kill_switch_active(
-    limits: RiskLimits, kill_switch_file: str | Path | None = None
-) -> str | None:
-    """Reason string if the kill switch is engaged (flag or file), else None."""
+def kill_switch_active(limits: RiskLimits, store: Store | None = None) -> str | None:
+    """Reason string if nothing may be sent, else None: the limits' flag, or — given the
+    lake ``store`` — the central kill switch engaged or its state unreadable."""
     if limits.kill_switch:
         return "kill switch engaged by configuration flag"
-    path = kill_switch_file if kill_switch_file is not None else limits.kill_switch_file
-    if path is not None and Path(path).exists():
-        return f"kill switch file present: {path}"
+    if store is not None:
+        return blocking_reason(store)
     return None
 
 
@@ -202,11 +203,13 @@ def check_orders(
     limits: RiskLimits,
     book: BookState,
     now: datetime | None = None,
-    kill_switch_file: str | Path | None = None,
+    store: Store | None = None,
 ) -> PreTradeResult:
-    """Run every rule on every order; return accepted / rejected orders and audit rows."""
+    """Run every rule on every order; return accepted / rejected orders and audit rows.
+
+    ``store`` is the lake holding the central kill switch (read once for the batch)."""
     ts = now or datetime.now(UTC)
-    kill = kill_switch_active(limits, kill_switch_file)
+    kill = kill_switch_active(limits, store)
     running = _Book(book)
     restricted = set(limits.restricted) | set(book.restricted)
     loss_hit = book.daily_pnl <= -limits.daily_loss_limit_pct * book.nav

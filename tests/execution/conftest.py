@@ -82,7 +82,7 @@ def make_adv() -> dict[str, float]:
 
 
 def make_limits() -> RiskLimits:
-    return load_limits("default").model_copy(update={"kill_switch_file": None})
+    return load_limits("default")
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 from pipelines.execution import PaperBroker, execute_day, load_orders, reconcile_day
 from pipelines.execution import execute as execute_mod
 from pipelines.execution.records import read_day
+from pipelines.risk import kill_switch
 from pipelines.risk.pretrade import with_kill_switch
 
 from .conftest import NAV, PF, TRADE, CountingBroker, KilledAfter
@@ -166,22 +167,20 @@ def test_kill_switch_on_nothing_leaves(lake, targets, venue, limits, adv):
         assert venue.acceptor.new_order_messages == 0
 
 
-def test_kill_switch_file_mid_batch_blocks_the_rest(lake, targets, paper, limits, adv, tmp_path):
-    kill = tmp_path / "KILL"
-
+def test_kill_switch_mid_batch_blocks_the_rest(lake, targets, paper, limits, adv):
     class EngageAfterTwo(CountingBroker):
         def submit(self, order):
             state = super().submit(order)
             if len(self.sent) == 2:
-                kill.write_text("stop")
+                kill_switch.engage(lake, reason="stop", actor="ops")
             return state
 
     broker = EngageAfterTwo(paper)
-    report = run(lake, targets, broker, limits, adv, kill_switch_file=kill)
+    report = run(lake, targets, broker, limits, adv)
     assert len(broker.sent) == 2 and len(report.blocked) == 4
-    kill.unlink()
+    kill_switch.release(lake, reason="resume", actor="ops")
     again = CountingBroker(paper)
-    report2 = run(lake, targets, again, limits, adv, kill_switch_file=kill)
+    report2 = run(lake, targets, again, limits, adv)
     assert sorted(again.sent) == sorted(report.blocked)
     assert len(report2.already_at_broker) == 2
 

@@ -194,3 +194,90 @@ def test_ingest_from_openssh_sftp_with_key_auth(
         lake, prices, SEEDED_DAYS[-1], source, contract_gate, previous_session=SEEDED_DAYS[0]
     )
     assert again.status == "unchanged"
+
+
+# --- host keys fail closed -------------------------------------------------------------
+
+
+def _vendor_connection(
+    sshd: Sshd, monkeypatch: pytest.MonkeyPatch, **env: str
+) -> dict[str, object]:
+    """``sftp_vendor`` as production computes it (settings → connection JSON), pointed at
+    sshd and authenticating with the generated client key."""
+    from pipelines.config import get_settings
+    from pipelines.ingest.connections import vendor_connections
+
+    monkeypatch.setenv("ALPHAFACTORY_VENDOR_SFTP_PORT", str(sshd.port))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    conns = vendor_connections(vendor_username=sshd.user)
+    conn = json.loads(conns.values["AIRFLOW_CONN_SFTP_VENDOR"])
+    conn["extra"]["key_file"] = str(sshd.client_key)
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_VENDOR", json.dumps(conn))
+    return conn
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory that is not the project root (no ./var/vendor, nothing)."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no developer ~/.ssh/known_hosts involved
+    return folder
+
+
+def test_changed_host_key_is_refused_from_another_folder(
+    sshd: Sshd, elsewhere: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.ingest.sources import HostKeyError
+
+    other = _keygen(tmp_path / "impostor_ed25519")  # the key we pinned; sshd serves another
+    key_type, key_b64, *_ = other.split()
+    conn = _vendor_connection(
+        sshd, monkeypatch, ALPHAFACTORY_VENDOR_HOST_KEY=f"{key_type} {key_b64}"
+    )
+    assert "no_host_key_check" not in conn["extra"]  # type: ignore[operator]
+    with pytest.raises(HostKeyError, match="changed"), SFTPHookSource().session():
+        pass
+
+
+def test_missing_host_key_is_refused_from_another_folder(
+    sshd: Sshd, elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.ingest.sources import HostKeyError
+
+    conn = _vendor_connection(sshd, monkeypatch)
+    assert not {"host_key", "known_hosts", "no_host_key_check"} & set(conn["extra"])  # type: ignore[arg-type]
+    with pytest.raises(HostKeyError, match="no host key"), SFTPHookSource().session():
+        pass
+
+
+def test_no_host_key_check_is_refused(
+    sshd: Sshd, elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.ingest.sources import HostKeyError
+
+    conn = _vendor_connection(sshd, monkeypatch)
+    conn["extra"]["no_host_key_check"] = "true"  # type: ignore[index]
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_VENDOR", json.dumps(conn))
+    with pytest.raises(HostKeyError, match="no_host_key_check"), SFTPHookSource().session():
+        pass
+
+
+@pytest.mark.parametrize("how", ["host_key", "known_hosts"])
+def test_correct_host_key_connects_from_another_folder(
+    sshd: Sshd, elsewhere: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    key_type, key_b64, *_ = sshd.host_public_key.split()
+    if how == "host_key":
+        env = {"ALPHAFACTORY_VENDOR_HOST_KEY": f"{key_type} {key_b64}"}
+    else:
+        known = tmp_path / "vendor_known_hosts"
+        known.write_text(f"[127.0.0.1]:{sshd.port} {key_type} {key_b64}\n")
+        env = {"ALPHAFACTORY_VENDOR_KNOWN_HOSTS": str(known)}
+    (sshd.root / "hello").mkdir(exist_ok=True)
+    _vendor_connection(sshd, monkeypatch, **env)
+    with SFTPHookSource().session() as session:
+        assert "hello" in (session.list_dir(str(sshd.root)) or [])

@@ -38,7 +38,9 @@ def test_environment_defaults(tmp_path: Path) -> None:
     assert int(v["AIRFLOW__CORE__PARALLELISM"]) <= 4
     sftp = json.loads(v["AIRFLOW_CONN_SFTP_VENDOR"])
     assert sftp["conn_type"] == "sftp" and sftp["port"] == 2222 and sftp["login"] == "vendor"
-    assert sftp["extra"]["no_host_key_check"] == "true"  # no vendor key generated yet
+    # No host key configured: none is pinned and the check is never skipped (the source
+    # refuses to connect; see test_sftp_connection_without_a_host_key_is_refused).
+    assert not {"no_host_key_check", "host_key", "known_hosts"} & set(sftp["extra"])
     http = json.loads(v["AIRFLOW_CONN_HTTP_VENDOR"])
     assert http["port"] == 8089 and http["extra"] == {"Authorization": "Bearer vendor-dev-token"}
 
@@ -111,23 +113,39 @@ def _settings_for(vendor: object) -> Settings:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("pinning", ["explicit_key", "state_dir", "no_host_key_check"])
+@pytest.mark.parametrize("pinning", ["explicit_key", "state_dir", "settings_key"])
 def test_sftp_connection_reaches_the_vendor(
     vendor: object, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pinning: str
 ) -> None:
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
     monkeypatch.setenv("HOME", str(tmp_path))  # no developer known_hosts involved
+    settings = _settings_for(vendor)
     kwargs: dict[str, object] = {
         "explicit_key": {"vendor_host_key": vendor.host_public_key},  # type: ignore[attr-defined]
         "state_dir": {"vendor_state_dir": vendor.state_dir},  # type: ignore[attr-defined]
-        "no_host_key_check": {"vendor_state_dir": tmp_path / "none"},
+        "settings_key": {},
     }[pinning]
-    _use_connections(monkeypatch, _settings_for(vendor), **kwargs)
+    if pinning == "settings_key":
+        settings = settings.model_copy(update={"vendor_host_key": vendor.host_public_key})  # type: ignore[attr-defined]
+    _use_connections(monkeypatch, settings, **kwargs)
     hook = SFTPHook(ssh_conn_id="sftp_vendor")
-    assert hook.no_host_key_check is (pinning == "no_host_key_check")
+    assert hook.no_host_key_check is False and hook.host_key is not None
     assert "daily" in hook.list_directory("/")
     hook.close_conn()
+
+
+@pytest.mark.integration
+def test_sftp_connection_without_a_host_key_is_refused(
+    vendor: object, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from pipelines.ingest.sources import HostKeyError, SFTPHookSource
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # not the project root: no ./var/vendor to fall back on
+    _use_connections(monkeypatch, _settings_for(vendor))
+    with pytest.raises(HostKeyError, match="no host key"), SFTPHookSource().session():
+        pass
 
 
 @pytest.mark.integration

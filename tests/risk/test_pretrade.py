@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.lake import Lake
+from pipelines.risk import kill_switch
 from pipelines.risk.pretrade import (
     AUDIT_COLUMNS,
     BookState,
@@ -23,7 +25,7 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture()
 def limits() -> RiskLimits:
-    return load_limits("default").model_copy(update={"kill_switch_file": None})
+    return load_limits("default")
 
 
 @pytest.fixture()
@@ -181,16 +183,32 @@ def test_kill_switch_flag_blocks_everything(limits: RiskLimits, book: BookState)
     assert "configuration flag" in res.rejected[0][1][0].reason
 
 
-def test_kill_switch_file_blocks_everything(
-    limits: RiskLimits, book: BookState, tmp_path: Path
+def test_central_kill_switch_blocks_everything_from_any_folder(
+    limits: RiskLimits, book: BookState, lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ks = tmp_path / "KILL"
-    assert check_orders([order()], limits, book, kill_switch_file=ks).accepted
-    ks.write_text("halt")
-    res = check_orders([order()], limits, book, kill_switch_file=ks)
+    assert check_orders([order()], limits, book, store=lake).accepted
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    kill_switch.engage(lake, reason="halt", actor="ops")
+    monkeypatch.chdir(tmp_path / "b")  # another working directory, same lake
+    res = check_orders([order()], limits, book, store=lake)
     assert not res.accepted and failed_rules(res) == {"kill_switch"}
-    lim = limits.model_copy(update={"kill_switch_file": str(ks)})
-    assert not check_orders([order()], lim, book).accepted
+    assert (
+        "ENGAGED" in res.rejected[0][1][0].reason and "by ops: halt" in res.rejected[0][1][0].reason
+    )
+    kill_switch.release(lake, reason="all clear", actor="ops")
+    assert check_orders([order()], limits, book, store=lake).accepted
+
+
+def test_unreadable_kill_switch_blocks_everything(limits: RiskLimits, book: BookState) -> None:
+    class Unreachable:
+        def as_of(self, name: str, **kw: object) -> object:
+            raise OSError("s3: connection refused")
+
+    res = check_orders([order()], limits, book, store=Unreachable())  # type: ignore[arg-type]
+    assert not res.accepted and failed_rules(res) == {"kill_switch"}
+    assert "unreadable" in res.rejected[0][1][0].reason
 
 
 def test_audit_rows_one_per_rule_per_order(limits: RiskLimits, book: BookState) -> None:

@@ -8,6 +8,7 @@ One module per area, in the order data flows through the platform:
   ingest runs (the ingestion's bookkeeping);
 * :mod:`~pipelines.lake.catalog.research` — universe, features, labels, scores, models;
 * :mod:`~pipelines.lake.catalog.portfolio` — risk model, targets, solve log;
+* :mod:`~pipelines.lake.catalog.risk` — the kill switch's audited state;
 * :mod:`~pipelines.lake.catalog.execution` — orders, fills, positions, cash, TCA, audit;
 * :mod:`~pipelines.lake.catalog.daily` — the end-of-session book and the stages' working state;
 * :mod:`~pipelines.lake.catalog.backtest` — backtest runs and their equity curves.
@@ -31,6 +32,7 @@ from pipelines.lake.catalog import (
     ingestion,
     portfolio,
     research,
+    risk,
     vendor_data,
 )
 from pipelines.lake.errors import UnknownTableError
@@ -41,6 +43,7 @@ _MODULES: tuple[ModuleType, ...] = (
     ingestion,
     research,
     portfolio,
+    risk,
     execution,
     daily,
     backtest,
