@@ -14,7 +14,9 @@ Sequence (each step's output is in the lake before the next step starts):
    sent if the broker has never seen its id. Connection drops are retried with
    ``close()``/``connect()`` up to ``max_reconnects`` times per order. The kill switch
    (:mod:`pipelines.risk.kill_switch`, in the lake) is read before the batch and re-read
-   before every send: once it is engaged every open order of the portfolio is cancelled
+   before a send once ``kill_switch_poll`` seconds have passed since the last read (default
+   1 s: an operator's engage reaches a running batch within a second, while a batch of
+   hundreds of orders does not pay one lake read per order): once it is engaged every open order of the portfolio is cancelled
    at the broker (``cancel`` events) and the rest are held back (``blocked`` events; a
    later run sends them once it is released). If its state cannot be read nothing is
    sent (fail closed), but nothing is cancelled either.
@@ -191,6 +193,7 @@ def execute_day(
     max_reconnects: int = 3,
     reconnect_wait: float = 0.0,
     flush_every: int = 50,
+    kill_switch_poll: float = 1.0,
     clock: Callable[[], dt.datetime] = now_utc,
 ) -> ExecutionReport:
     """Generate (once), check, persist and send the day's orders; see the module doc.
@@ -277,11 +280,14 @@ def execute_day(
 
     try:
         kill = kill_switch_active(limits, lake)
+        read_at = time.monotonic()
         if kill is not None:
             halt(kill)
         for row in todo.to_dict("records"):
             order = broker_order(row, trade_date)
-            kill = kill_switch_active(limits, lake)
+            if kill is None and time.monotonic() - read_at >= kill_switch_poll:
+                kill = kill_switch_active(limits, lake)
+                read_at = time.monotonic()
             if kill is not None:
                 halt(kill)
                 state = OrderState(order.client_order_id, OrderStatus.PENDING_NEW, order.quantity)

@@ -74,7 +74,7 @@ def test_engaged_mid_session_cancels_working_orders_and_blocks_the_rest(
             return state
 
     broker = EngageAfterTwo(venue.broker)
-    report = run(lake, targets, broker, limits, adv)
+    report = run(lake, targets, broker, limits, adv, kill_switch_poll=0)
     assert len(broker.sent) == 2 and len(report.blocked) == 4
     assert sorted(report.cancelled) == sorted(broker.sent)
     at_venue = venue.at_venue()
@@ -139,6 +139,30 @@ def test_unreadable_mid_batch_blocks_the_rest(lake, targets, venue, limits, adv)
             return getattr(self.inner, item)
 
     broker = BreaksAfterTwo(venue.broker)
-    report = run(Store(lake), targets, broker, limits, adv)
+    report = run(Store(lake), targets, broker, limits, adv, kill_switch_poll=0)
     assert len(broker.sent) == 2 and len(report.blocked) == 4
     assert report.cancelled == []  # nothing is cancelled on a guess
+
+
+def test_a_batch_reads_the_switch_at_most_once_per_poll_interval(lake, targets, venue, limits, adv):
+    """Hundreds of orders must not pay one lake read each: within ``kill_switch_poll``
+    seconds of the last read the switch is not read again (the first read, before the
+    batch, always happens)."""
+
+    class CountingReads:
+        def __init__(self, inner: Lake) -> None:
+            self.inner, self.reads = inner, 0
+
+        def as_of(self, name, **kw):
+            self.reads += name == "kill_switch"
+            return self.inner.as_of(name, **kw)
+
+        def __getattr__(self, item):
+            return getattr(self.inner, item)
+
+    store = CountingReads(lake)
+    counting = CountingBroker(venue.broker)
+    run(store, targets, counting, limits, adv, kill_switch_poll=3600)
+    assert len(counting.sent) == 6
+    # Pre-trade reads it once for the batch, the send loop once before the first send.
+    assert store.reads == 2
