@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipelines.ingest.backfill import PhaseTimer, backfill_rest, backfill_sftp
-from pipelines.ingest.connections import ensure_vendor_connections
+from pipelines.ingest.connections import HTTP_CONN_ID, SFTP_CONN_ID, ensure_vendor_connections
 from pipelines.ingest.feed_spec import FeedSpec, load_feeds
 from pipelines.ingest.flow import FileOutcome, ingest_rest_day, ingest_sftp_day
 from pipelines.ingest.gate import Gate, contract_gate
@@ -29,10 +29,21 @@ class VendorSources:
     records: RecordSource
 
 
-def live_sources() -> VendorSources:
-    """The vendor through Airflow's SFTP and HTTP hooks (connections ``sftp_vendor``/``http_vendor``)."""
+def live_sources(feed: FeedSpec | None = None) -> VendorSources:
+    """The vendor through Airflow's SFTP and HTTP hooks.
+
+    With ``feed``, its own ``connection_id`` serves its protocol (one feed = one
+    connection: the sensor, the fetch, the backfill and a quarantine release use it);
+    the other protocol, and every protocol without ``feed``, uses the embedded defaults
+    ``sftp_vendor``/``http_vendor``.
+    """
     ensure_vendor_connections()
-    return VendorSources(SFTPHookSource("sftp_vendor"), HttpHookSource("http_vendor"))
+    sftp, http = SFTP_CONN_ID, HTTP_CONN_ID
+    if feed is not None and feed.protocol == "sftp":
+        sftp = feed.connection_id
+    elif feed is not None:
+        http = feed.connection_id
+    return VendorSources(SFTPHookSource(sftp), HttpHookSource(http))
 
 
 def ordered_feeds(feeds: dict[str, FeedSpec], names: list[str] | None = None) -> list[FeedSpec]:
@@ -53,7 +64,7 @@ def ingest_day(
 ) -> list[FileOutcome]:
     """Ingest one feed for one session (the unit of work of a ``vendor_ingest`` task)."""
     feed = load_feeds()[feed_name]
-    src = sources or live_sources()
+    src = sources or live_sources(feed)
     prev = trading_calendar().previous(day)
     if feed.protocol == "sftp":
         return ingest_sftp_day(
@@ -91,9 +102,12 @@ def backfill(
 ) -> dict[str, list[FileOutcome]]:
     """Backfill ``days`` (sessions, ascending) for every feed; REST feeds in one window.
 
-    File-drop feeds are downloaded together (``workers`` connections) and loaded chunk by
-    chunk of ``chunk_days`` sessions, the security master first. ``timer`` collects
-    per-phase seconds; ``on_progress(feed, done, total)`` is called after each chunk.
+    File-drop feeds are downloaded together (``workers`` sessions per connection) and
+    loaded chunk by chunk of ``chunk_days`` sessions, the security master first. Each feed
+    is fetched through its own ``connection_id`` unless ``source_factory`` (tests, the
+    in-process simulator) serves every file-drop feed; ``records`` likewise serves every
+    REST feed. ``timer`` collects per-phase seconds; ``on_progress(feed, done, total)`` is
+    called after each chunk.
     """
     timer = timer or PhaseTimer()
     feeds = ordered_feeds(load_feeds(), feed_names)
@@ -102,16 +116,19 @@ def backfill(
     if file_feeds:
         if source_factory is None:
             ensure_vendor_connections()
+            source_for: Callable[[str], FileSource] = SFTPHookSource
+        else:
+            factory = source_factory
 
-            def source_factory() -> FileSource:
-                return SFTPHookSource("sftp_vendor")
+            def source_for(connection_id: str) -> FileSource:
+                return factory()
 
         results.update(
             backfill_sftp(
                 lake,
                 file_feeds,
                 days,
-                source_factory,
+                source_for,
                 gate,
                 workers=workers,
                 chunk_days=chunk_days,
@@ -122,10 +139,9 @@ def backfill(
     for feed in feeds:
         if feed.protocol == "sftp":
             continue
-        if records is None:
-            records = live_sources().records
         with timer.phase(f"rest:{feed.name}"):
-            results[feed.name] = backfill_rest(lake, feed, days, records, gate)
+            feed_records = records if records is not None else live_sources(feed).records
+            results[feed.name] = backfill_rest(lake, feed, days, feed_records, gate)
         if on_progress:
             on_progress(feed.name, 1, 1)
     return results
