@@ -82,15 +82,13 @@ with DAG(
             entry.name, session
         )
         if entry.protocol == "sftp" and entry.remote_dir and entry.manifest:
-            manifest = f"{entry.remote_dir.rstrip('/')}/{entry.manifest}".replace(
-                "{date:%Y-%m-%d}", session
-            )
             wait = VendorDropSensor(
                 task_id=f"wait_{entry.name}",
                 feed=entry.name,
                 session=session,
                 sftp_conn_id=entry.connection_id,
-                path=manifest,
+                remote_dir=entry.remote_dir,
+                manifest=entry.manifest,
                 mode="reschedule",
                 poke_interval=ingest_poke_interval(),
                 timeout=ingest_deadline(),

@@ -95,23 +95,33 @@ def _fetch_day(
             listings[folder] = session.list_dir(folder)
         listing = listings[folder]
         received = dt.datetime.now(dt.UTC)
-        if listing is None or (feed.manifest and feed.manifest not in listing):
-            out[feed.name] = [_Fetched(day, feed.file or "", None, {}, received)]
+        main, manifest_name = feed.file_name(day), feed.manifest_name(day)
+        if listing is None or (manifest_name and manifest_name not in listing):
+            out[feed.name] = [_Fetched(day, main, None, {}, received)]
             continue
         manifest: dict[str, Any] = {}
-        if feed.manifest:
-            path = feed.remote_path(day, feed.manifest)
+        if manifest_name:
+            path = feed.remote_path(day, manifest_name)
             if path not in manifests:
                 manifests[path] = json.loads(session.read(path))
             manifest = manifests[path]
         prefix = feed.corrections.split("{")[0] if feed.corrections else None
-        names = [feed.file or ""]
-        names += [n for n in listing if prefix and n.startswith(prefix) and n != feed.file]
+        names = [main]
+        names += [n for n in listing if prefix and n.startswith(prefix) and n != main]
         out[feed.name] = [
             _Fetched(day, name, session.read(feed.remote_path(day, name)), manifest, received)
             for name in names
         ]
     return out
+
+
+def _main_file_first(feed: FeedSpec) -> Callable[[_Fetched], tuple[dt.date, bool, str]]:
+    """Sort key: by day, the feed's main file before its corrections."""
+
+    def key(f: _Fetched) -> tuple[dt.date, bool, str]:
+        return (f.day, f.name != feed.file_name(f.day), f.name)
+
+    return key
 
 
 @dataclass
@@ -127,7 +137,7 @@ class _Pending:
             for name, files in p.result().items():
                 merged[name] += files
         for feed in self.feeds:
-            merged[feed.name].sort(key=lambda f: (f.day, f.name != feed.file, f.name))
+            merged[feed.name].sort(key=_main_file_first(feed))
         return merged
 
 

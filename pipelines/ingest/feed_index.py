@@ -29,6 +29,27 @@ def extra_feed_dirs() -> list[str]:
     return [d for d in extra.split(os.pathsep) if d]
 
 
+class RemoteTemplateError(ValueError):
+    """A remote folder or file name template that cannot be rendered."""
+
+
+def render_remote(template: str, day: dt.date, *, field: str = "date") -> str:
+    """A remote folder or file name for business day ``day``: THE template renderer.
+
+    ``{date}`` is the ISO date and ``{date:<strftime>}`` any strftime of it
+    (``/outgoing/{date:%Y%m%d}``, ``px_{date:%d%m%Y}.csv``); corrections name the previous
+    session ``{previous:...}`` (``field="previous"``). The DAG's sensors, the tasks, the
+    backfill and the CLI all render through this one function.
+    """
+    try:
+        return template.format_map({field: day})
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise RemoteTemplateError(
+            f"remote name template {template!r}: {exc!r} (use {{{field}}} or "
+            f"{{{field}:<strftime>}}, e.g. {{{field}:%Y%m%d}})"
+        ) from exc
+
+
 @dataclass(frozen=True)
 class FeedEntry:
     name: str
@@ -42,7 +63,13 @@ class FeedEntry:
         """Remote path of the day's manifest (what the SFTP sensor waits for)."""
         if self.remote_dir is None or self.manifest is None:
             return None
-        return f"{self.remote_dir.format(date=day).rstrip('/')}/{self.manifest}"
+        return manifest_path(self.remote_dir, self.manifest, day)
+
+
+def manifest_path(remote_dir: str, manifest: str, day: dt.date) -> str:
+    """Remote path of a feed's manifest for ``day`` (both parts are templates)."""
+    folder = render_remote(remote_dir, day).rstrip("/")
+    return f"{folder}/{render_remote(manifest, day)}"
 
 
 def feed_index() -> list[FeedEntry]:
