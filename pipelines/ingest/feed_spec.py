@@ -37,6 +37,11 @@ class FeedSpec(BaseModel):
     contract: str = Field(description="data contract (data_contracts/<name>.yaml)")
     protocol: Literal["sftp", "rest"]
     connection_id: str
+    depends_on: tuple[str, ...] = Field(
+        default=(),
+        description="feeds that must load first (besides the table rule: prices and "
+        "corporate actions after the security master)",
+    )
     columns: dict[str, str | SqlExpr] = Field(description="lake column -> vendor column or {sql}")
     ignore_columns: tuple[str, ...] = Field(
         default=(), description="vendor columns deliberately not loaded (others are reported)"

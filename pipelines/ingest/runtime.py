@@ -12,15 +12,13 @@ from dataclasses import dataclass
 
 from pipelines.ingest.backfill import PhaseTimer, backfill_rest, backfill_sftp
 from pipelines.ingest.connections import HTTP_CONN_ID, SFTP_CONN_ID, ensure_vendor_connections
+from pipelines.ingest.feed_index import in_dependency_order
 from pipelines.ingest.feed_spec import FeedSpec, load_feeds
 from pipelines.ingest.flow import FileOutcome, ingest_rest_day, ingest_sftp_day
 from pipelines.ingest.gate import Gate, contract_gate
 from pipelines.ingest.sources import FileSource, HttpHookSource, RecordSource, SFTPHookSource
 from pipelines.lake import Lake
 from pipelines.timeline import trading_calendar
-
-#: Order matters: prices are checked against the security master as known that day.
-SFTP_ORDER = ("vendor_security_master", "vendor_corporate_actions", "vendor_prices")
 
 
 @dataclass
@@ -47,10 +45,10 @@ def live_sources(feed: FeedSpec | None = None) -> VendorSources:
 
 
 def ordered_feeds(feeds: dict[str, FeedSpec], names: list[str] | None = None) -> list[FeedSpec]:
-    """Feeds to run, the security master first (others are validated against it)."""
-    chosen = [feeds[n] for n in names] if names else list(feeds.values())
-    rank = {n: i for i, n in enumerate(SFTP_ORDER)}
-    return sorted(chosen, key=lambda f: (f.protocol != "sftp", rank.get(f.name, 99), f.name))
+    """Feeds to run in dependency order (the DAG's order): the security master before the
+    feeds validated against it, user feeds included (:func:`in_dependency_order`)."""
+    chosen = set(names) if names else set(feeds)
+    return [f for f in in_dependency_order(list(feeds.values())) if f.name in chosen]
 
 
 def ingest_day(
@@ -111,34 +109,41 @@ def backfill(
     """
     timer = timer or PhaseTimer()
     feeds = ordered_feeds(load_feeds(), feed_names)
-    file_feeds = [f for f in feeds if f.protocol == "sftp"]
     results: dict[str, list[FileOutcome]] = {}
-    if file_feeds:
-        if source_factory is None:
+    if source_factory is None:
+        if any(f.protocol == "sftp" for f in feeds):
             ensure_vendor_connections()
-            source_for: Callable[[str], FileSource] = SFTPHookSource
-        else:
-            factory = source_factory
+        source_for: Callable[[str], FileSource] = SFTPHookSource
+    else:
+        factory = source_factory
 
-            def source_for(connection_id: str) -> FileSource:
-                return factory()
+        def source_for(connection_id: str) -> FileSource:
+            return factory()
 
-        results.update(
-            backfill_sftp(
-                lake,
-                file_feeds,
-                days,
-                source_for,
-                gate,
-                workers=workers,
-                chunk_days=chunk_days,
-                timer=timer,
-                progress=on_progress,
-            )
-        )
+    # dependency order; consecutive file-drop feeds are fetched and loaded together
+    groups: list[list[FeedSpec]] = []
     for feed in feeds:
-        if feed.protocol == "sftp":
+        if feed.protocol == "sftp" and groups and groups[-1][0].protocol == "sftp":
+            groups[-1].append(feed)
+        else:
+            groups.append([feed])
+    for group in groups:
+        if group[0].protocol == "sftp":
+            results.update(
+                backfill_sftp(
+                    lake,
+                    group,
+                    days,
+                    source_for,
+                    gate,
+                    workers=workers,
+                    chunk_days=chunk_days,
+                    timer=timer,
+                    progress=on_progress,
+                )
+            )
             continue
+        (feed,) = group
         with timer.phase(f"rest:{feed.name}"):
             feed_records = records if records is not None else live_sources(feed).records
             results[feed.name] = backfill_rest(lake, feed, days, feed_records, gate)
