@@ -17,7 +17,7 @@ import pytest
 
 from pipelines.config import get_settings
 from pipelines.ingest.feed_spec import load_feeds
-from pipelines.ingest.runtime import backfill, ingest_day
+from pipelines.ingest.runtime import backfill, ingest_day, live_sources
 from pipelines.lake import Lake
 from pipelines.vendors.clock import FrozenClock
 from pipelines.vendors.config import MarketConfig
@@ -113,3 +113,14 @@ def test_backfill_fetches_each_feed_through_its_own_connection(
     assert [o.status for o in outcomes] == ["loaded", "loaded"], outcomes
     assert [o.sha256 for o in outcomes] == [_sha(acme.simulator, d) for d in DAYS]
     assert _stored_ids(lake) <= set(acme.simulator.market.security_ids)
+
+
+def test_live_sources_of_a_feed_use_its_connection(acme_feed: str) -> None:
+    """What ``quarantine release --refetch`` and ``ingest day`` read through."""
+    from pipelines.ingest.sources import HttpHookSource, SFTPHookSource
+
+    feeds = load_feeds()
+    assert live_sources(feeds[acme_feed]).files == SFTPHookSource("sftp_acme")
+    rest = feeds["vendor_fundamentals"].model_copy(update={"connection_id": "http_acme"})
+    assert live_sources(rest).records == HttpHookSource("http_acme")
+    assert live_sources(rest).files == SFTPHookSource("sftp_vendor")
