@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
-from pipelines.ingest.feed_index import feed_index
+from pipelines.ingest.feed_index import feed_dependencies, feed_index
 from pipelines.ingest.sensor import VendorDropSensor
 from pipelines.orchestration.assets import lake_asset
 from pipelines.orchestration.callbacks import on_failure_log
@@ -77,27 +77,26 @@ with DAG(
 
     session = "{{ data_interval_end | session }}"
     loaded: dict[str, Any] = {}
-    for entry in feed_index():
+    entries = feed_index()
+    for entry in entries:
         load = ingest.override(task_id=f"ingest_{entry.name}", outlets=[lake_asset(entry.table)])(
             entry.name, session
         )
         if entry.protocol == "sftp" and entry.remote_dir and entry.manifest:
-            manifest = f"{entry.remote_dir.rstrip('/')}/{entry.manifest}".replace(
-                "{date:%Y-%m-%d}", session
-            )
             wait = VendorDropSensor(
                 task_id=f"wait_{entry.name}",
                 feed=entry.name,
                 session=session,
                 sftp_conn_id=entry.connection_id,
-                path=manifest,
+                remote_dir=entry.remote_dir,
+                manifest=entry.manifest,
                 mode="reschedule",
                 poke_interval=ingest_poke_interval(),
                 timeout=ingest_deadline(),
             )
             wait >> load
-        loaded[entry.table] = load
-    if "security_master" in loaded:
-        for table in ("prices", "corporate_actions"):
-            if table in loaded:
-                loaded["security_master"] >> loaded[table]
+        loaded[entry.name] = load
+    # the backfill's dependency rule: security master before the feeds checked against it
+    for name, upstream in feed_dependencies(entries).items():
+        for dep in upstream:
+            loaded[dep] >> loaded[name]

@@ -103,14 +103,14 @@ def day_cmd(
         console.print(f"{session} is not a trading session: nothing to ingest")
         return
     lake = Lake.from_settings()
-    sources = live_sources()
     rows: list[list[str]] = []
     failed = False
     for spec in ordered_feeds(load_feeds(), names):
         day = session.isoformat()
         try:
+            # each feed through its own connection
             outcomes = ingest_day(
-                lake, session, spec.name, sources=sources, raise_on_quarantine=False
+                lake, session, spec.name, sources=live_sources(spec), raise_on_quarantine=False
             )
         except FeedNotPublished as exc:
             rows.append([spec.name, day, "", "not published", "0", "", str(exc)])
@@ -311,14 +311,17 @@ def release_cmd(
     from pipelines.ingest.runtime import live_sources
     from pipelines.lake import Lake
 
-    _get(qid)
-    source = live_sources().files if refetch else None
+    rec = _get(qid)
+    feeds = load_feeds()
+    feed = feeds.get(str(rec.get("feed")))
+    # a re-delivery comes through the feed's own connection
+    source = live_sources(feed).files if refetch else None
     try:
         outcome = release(
             Lake.from_settings(),
             qid,
             contract_gate,
-            feeds=load_feeds(),
+            feeds=feeds,
             source=source,
             drop_failing_rows=drop_failing_rows,
             actor=actor or getpass.getuser(),

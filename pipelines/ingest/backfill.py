@@ -95,23 +95,33 @@ def _fetch_day(
             listings[folder] = session.list_dir(folder)
         listing = listings[folder]
         received = dt.datetime.now(dt.UTC)
-        if listing is None or (feed.manifest and feed.manifest not in listing):
-            out[feed.name] = [_Fetched(day, feed.file or "", None, {}, received)]
+        main, manifest_name = feed.file_name(day), feed.manifest_name(day)
+        if listing is None or (manifest_name and manifest_name not in listing):
+            out[feed.name] = [_Fetched(day, main, None, {}, received)]
             continue
         manifest: dict[str, Any] = {}
-        if feed.manifest:
-            path = feed.remote_path(day, feed.manifest)
+        if manifest_name:
+            path = feed.remote_path(day, manifest_name)
             if path not in manifests:
                 manifests[path] = json.loads(session.read(path))
             manifest = manifests[path]
         prefix = feed.corrections.split("{")[0] if feed.corrections else None
-        names = [feed.file or ""]
-        names += [n for n in listing if prefix and n.startswith(prefix) and n != feed.file]
+        names = [main]
+        names += [n for n in listing if prefix and n.startswith(prefix) and n != main]
         out[feed.name] = [
             _Fetched(day, name, session.read(feed.remote_path(day, name)), manifest, received)
             for name in names
         ]
     return out
+
+
+def _main_file_first(feed: FeedSpec) -> Callable[[_Fetched], tuple[dt.date, bool, str]]:
+    """Sort key: by day, the feed's main file before its corrections."""
+
+    def key(f: _Fetched) -> tuple[dt.date, bool, str]:
+        return (f.day, f.name != feed.file_name(f.day), f.name)
+
+    return key
 
 
 @dataclass
@@ -127,48 +137,57 @@ class _Pending:
             for name, files in p.result().items():
                 merged[name] += files
         for feed in self.feeds:
-            merged[feed.name].sort(key=lambda f: (f.day, f.name != feed.file, f.name))
+            merged[feed.name].sort(key=_main_file_first(feed))
         return merged
 
 
 class SftpFetcher(AbstractContextManager["SftpFetcher"]):
-    """Downloads days of file-drop feeds on ``workers`` threads, one open session each.
+    """Downloads days of file-drop feeds on ``workers`` threads, one open session each per
+    connection.
 
-    :meth:`submit` returns at once; the result is ``{feed: [files, by day]}``. Sessions are
-    opened on first use per thread and closed by :meth:`close` (or leaving the ``with``).
+    Each feed is read through ``source_for(feed.connection_id)``. :meth:`submit` returns at
+    once; the result is ``{feed: [files, by day]}``. Sessions are opened on first use per
+    thread and connection and closed by :meth:`close` (or leaving the ``with``).
     """
 
     def __init__(
         self,
         feeds: list[FeedSpec],
-        source_factory: Callable[[], FileSource],
+        source_for: Callable[[str], FileSource],
         *,
         workers: int = 4,
     ) -> None:
         self.feeds = feeds
         self.workers = max(1, workers)
-        self._factory = source_factory
+        self._source_for = source_for
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fetch")
         self._local = threading.local()
         self._open: list[AbstractContextManager[FileSession]] = []
         self._lock = threading.Lock()
 
-    def _session(self) -> FileSession:
-        session: FileSession | None = getattr(self._local, "session", None)
+    def _session(self, connection_id: str) -> FileSession:
+        sessions: dict[str, FileSession] | None = getattr(self._local, "sessions", None)
+        if sessions is None:
+            sessions = self._local.sessions = {}
+        session = sessions.get(connection_id)
         if session is None:
-            cm = self._factory().session()
+            cm = self._source_for(connection_id).session()
             session = cm.__enter__()
             with self._lock:
                 self._open.append(cm)
-            self._local.session = session
+            sessions[connection_id] = session
         return session
 
     def _work(self, days: list[dt.date]) -> dict[str, list[_Fetched]]:
         out: dict[str, list[_Fetched]] = {f.name: [] for f in self.feeds}
-        session = self._session()
+        by_connection: dict[str, list[FeedSpec]] = {}
+        for feed in self.feeds:
+            by_connection.setdefault(feed.connection_id, []).append(feed)
         for day in days:
-            for name, files in _fetch_day(session, self.feeds, day).items():
-                out[name] += files
+            for connection_id, feeds in by_connection.items():
+                session = self._session(connection_id)
+                for name, files in _fetch_day(session, feeds, day).items():
+                    out[name] += files
         return out
 
     def submit(self, days: list[dt.date]) -> _Pending:
@@ -192,7 +211,7 @@ def backfill_sftp(
     lake: Lake,
     feeds: list[FeedSpec],
     days: list[dt.date],
-    source_factory: Callable[[], FileSource],
+    source_for: Callable[[str], FileSource],
     gate: Gate,
     *,
     workers: int = 4,
@@ -203,6 +222,8 @@ def backfill_sftp(
 ) -> dict[str, list[FileOutcome]]:
     """Backfill file-drop ``feeds`` (in the given order) over ``days``, chunk by chunk.
 
+    Each feed is downloaded through ``source_for(feed.connection_id)``.
+
     Within a chunk the feeds load in order, so a feed validated against another (prices
     against the security master) sees that chunk of it already in silver. Downloads of
     the next ``prefetch_chunks`` chunks overlap with loading.
@@ -211,7 +232,7 @@ def backfill_sftp(
     chunks = [days[i : i + chunk_days] for i in range(0, len(days), chunk_days)]
     results: dict[str, list[FileOutcome]] = {f.name: [] for f in feeds}
     done_days = 0
-    with SftpFetcher(feeds, source_factory, workers=workers) as fetcher:
+    with SftpFetcher(feeds, source_for, workers=workers) as fetcher:
         pending = [fetcher.submit(c) for c in chunks[: prefetch_chunks + 1]]
         for k, chunk in enumerate(chunks):
             with timer.phase("fetch"):

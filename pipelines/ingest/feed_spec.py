@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipelines.errors import AlphaFactoryError
-from pipelines.ingest.feed_index import FEEDS_DIR, extra_feed_dirs
+from pipelines.ingest.feed_index import FEEDS_DIR, extra_feed_dirs, render_remote
 from pipelines.lake.catalog import get_table
 
 
@@ -37,20 +37,28 @@ class FeedSpec(BaseModel):
     contract: str = Field(description="data contract (data_contracts/<name>.yaml)")
     protocol: Literal["sftp", "rest"]
     connection_id: str
+    depends_on: tuple[str, ...] = Field(
+        default=(),
+        description="feeds that must load first (besides the table rule: prices and "
+        "corporate actions after the security master)",
+    )
     columns: dict[str, str | SqlExpr] = Field(description="lake column -> vendor column or {sql}")
     ignore_columns: tuple[str, ...] = Field(
         default=(), description="vendor columns deliberately not loaded (others are reported)"
     )
-    # SFTP feeds
-    remote_dir: str | None = Field(default=None, description="format string with {date}")
-    file: str | None = None
-    manifest: str | None = None
+    # SFTP feeds: folder and file names are templates over the session date,
+    # ``{date:<strftime>}`` (see :func:`pipelines.ingest.feed_index.render_remote`)
+    remote_dir: str | None = Field(default=None, description="template, e.g. /out/{date:%Y%m%d}")
+    file: str | None = Field(default=None, description="template, e.g. px_{date:%Y%m%d}.csv")
+    manifest: str | None = Field(default=None, description="template (usually a fixed name)")
     format: Literal["csv", "parquet"] = "csv"
     compression: Literal["gzip", "none"] = "gzip"
     delimiter: str = ","
     encoding: str = "utf-8"
     date_format: str = "%Y-%m-%d"
-    corrections: str | None = Field(default=None, description="file name with {previous}")
+    corrections: str | None = Field(
+        default=None, description="template over the previous session, e.g. fix_{previous:%Y%m%d}"
+    )
     # REST feeds
     endpoint: str | None = None
     page_size: int = 1000
@@ -71,23 +79,39 @@ class FeedSpec(BaseModel):
             raise ValueError("an sftp feed needs remote_dir and file")
         if self.protocol == "rest" and not self.endpoint:
             raise ValueError("a rest feed needs endpoint")
+        probe = dt.date(2001, 2, 3)
+        for template in (self.remote_dir, self.file, self.manifest):
+            if template is not None:
+                render_remote(template, probe)
+        if self.corrections is not None:
+            render_remote(self.corrections, probe, field="previous")
         return self
 
     def remote_folder(self, day: dt.date) -> str:
         """Remote folder of business day ``day`` (no trailing slash)."""
         assert self.remote_dir is not None
-        return self.remote_dir.format(date=day).rstrip("/")
+        return render_remote(self.remote_dir, day).rstrip("/")
+
+    def file_name(self, day: dt.date) -> str:
+        """The feed's main file name for business day ``day``."""
+        return render_remote(self.file or "", day)
+
+    def manifest_name(self, day: dt.date) -> str | None:
+        """The manifest's file name for business day ``day`` (None: no manifest)."""
+        return render_remote(self.manifest, day) if self.manifest else None
 
     def remote_path(self, day: dt.date, name: str | None = None) -> str:
         """Remote path of ``name`` (default: the feed's file) for business day ``day``.
 
         ``name=""`` gives the folder with a trailing slash (callers strip it).
         """
-        return f"{self.remote_folder(day)}/{self.file if name is None else name}"
+        return f"{self.remote_folder(day)}/{self.file_name(day) if name is None else name}"
 
     def correction_file(self, previous: dt.date) -> str | None:
         """Name of the correction file for ``previous`` day, if the feed declares one."""
-        return self.corrections.format(previous=previous) if self.corrections else None
+        if not self.corrections:
+            return None
+        return render_remote(self.corrections, previous, field="previous")
 
 
 class FeedConfigError(AlphaFactoryError, ValueError):

@@ -116,9 +116,14 @@ def previous_rows(lake: Lake, feed: FeedSpec, day: dt.date) -> int | None:
         "ingest_runs",
         known_at=dt.datetime.now(dt.UTC),
         valid_at=(start, day - dt.timedelta(days=1)),
-        filter=(pc.field("feed") == feed.name) & (pc.field("file_name") == (feed.file or "")),
+        filter=pc.field("feed") == feed.name,
     ).to_pylist()
-    loaded = [r for r in runs if r["status"] in ("loaded", "warned", "released")]
+    loaded = [
+        r
+        for r in runs
+        if r["status"] in ("loaded", "warned", "released")
+        and r["file_name"] == feed.file_name(r["valid_date"])
+    ]
     return int(loaded[-1]["rows"]) if loaded else None
 
 
@@ -155,7 +160,9 @@ def gate_and_load(
         logical_date=day,
         file_names=(raw.file_name,),
         published_at=published_at,
-        previous_rows=previous_rows(lake, feed, day) if raw.file_name == feed.file else None,
+        previous_rows=(
+            previous_rows(lake, feed, day) if raw.file_name == feed.file_name(day) else None
+        ),
         known_security_ids=(
             None if feed.table == "security_master" else known_security_ids(lake, published_at, day)
         ),
@@ -246,11 +253,12 @@ def _write_validation_results(
 
 
 def _manifest(feed: FeedSpec, day: dt.date, session: Any, listing: list[str]) -> dict[str, Any]:
-    if not feed.manifest:
+    name = feed.manifest_name(day)
+    if not name:
         return {"files": [], "published_at": None}
-    if feed.manifest not in listing:
-        raise FeedNotPublished(feed.name, day, feed.remote_path(day, feed.manifest))
-    manifest: dict[str, Any] = json.loads(session.read(feed.remote_path(day, feed.manifest)))
+    if name not in listing:
+        raise FeedNotPublished(feed.name, day, feed.remote_path(day, name))
+    manifest: dict[str, Any] = json.loads(session.read(feed.remote_path(day, name)))
     return manifest
 
 
@@ -281,7 +289,7 @@ def ingest_sftp_day(
         received = dt.datetime.now(dt.UTC)
         published = _published_at(feed, manifest, received)
         expected = {f["name"]: f for f in manifest.get("files", [])}
-        names = [feed.file or ""]
+        names = [feed.file_name(day)]
         correction = feed.correction_file(previous_session) if previous_session else None
         if correction and correction in listing:
             names.append(correction)

@@ -11,16 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipelines.ingest.backfill import PhaseTimer, backfill_rest, backfill_sftp
-from pipelines.ingest.connections import ensure_vendor_connections
+from pipelines.ingest.connections import HTTP_CONN_ID, SFTP_CONN_ID, ensure_vendor_connections
+from pipelines.ingest.feed_index import in_dependency_order
 from pipelines.ingest.feed_spec import FeedSpec, load_feeds
 from pipelines.ingest.flow import FileOutcome, ingest_rest_day, ingest_sftp_day
 from pipelines.ingest.gate import Gate, contract_gate
 from pipelines.ingest.sources import FileSource, HttpHookSource, RecordSource, SFTPHookSource
 from pipelines.lake import Lake
 from pipelines.timeline import trading_calendar
-
-#: Order matters: prices are checked against the security master as known that day.
-SFTP_ORDER = ("vendor_security_master", "vendor_corporate_actions", "vendor_prices")
 
 
 @dataclass
@@ -29,17 +27,28 @@ class VendorSources:
     records: RecordSource
 
 
-def live_sources() -> VendorSources:
-    """The vendor through Airflow's SFTP and HTTP hooks (connections ``sftp_vendor``/``http_vendor``)."""
+def live_sources(feed: FeedSpec | None = None) -> VendorSources:
+    """The vendor through Airflow's SFTP and HTTP hooks.
+
+    With ``feed``, its own ``connection_id`` serves its protocol (one feed = one
+    connection: the sensor, the fetch, the backfill and a quarantine release use it);
+    the other protocol, and every protocol without ``feed``, uses the embedded defaults
+    ``sftp_vendor``/``http_vendor``.
+    """
     ensure_vendor_connections()
-    return VendorSources(SFTPHookSource("sftp_vendor"), HttpHookSource("http_vendor"))
+    sftp, http = SFTP_CONN_ID, HTTP_CONN_ID
+    if feed is not None and feed.protocol == "sftp":
+        sftp = feed.connection_id
+    elif feed is not None:
+        http = feed.connection_id
+    return VendorSources(SFTPHookSource(sftp), HttpHookSource(http))
 
 
 def ordered_feeds(feeds: dict[str, FeedSpec], names: list[str] | None = None) -> list[FeedSpec]:
-    """Feeds to run, the security master first (others are validated against it)."""
-    chosen = [feeds[n] for n in names] if names else list(feeds.values())
-    rank = {n: i for i, n in enumerate(SFTP_ORDER)}
-    return sorted(chosen, key=lambda f: (f.protocol != "sftp", rank.get(f.name, 99), f.name))
+    """Feeds to run in dependency order (the DAG's order): the security master before the
+    feeds validated against it, user feeds included (:func:`in_dependency_order`)."""
+    chosen = set(names) if names else set(feeds)
+    return [f for f in in_dependency_order(list(feeds.values())) if f.name in chosen]
 
 
 def ingest_day(
@@ -53,7 +62,7 @@ def ingest_day(
 ) -> list[FileOutcome]:
     """Ingest one feed for one session (the unit of work of a ``vendor_ingest`` task)."""
     feed = load_feeds()[feed_name]
-    src = sources or live_sources()
+    src = sources or live_sources(feed)
     prev = trading_calendar().previous(day)
     if feed.protocol == "sftp":
         return ingest_sftp_day(
@@ -91,41 +100,53 @@ def backfill(
 ) -> dict[str, list[FileOutcome]]:
     """Backfill ``days`` (sessions, ascending) for every feed; REST feeds in one window.
 
-    File-drop feeds are downloaded together (``workers`` connections) and loaded chunk by
-    chunk of ``chunk_days`` sessions, the security master first. ``timer`` collects
-    per-phase seconds; ``on_progress(feed, done, total)`` is called after each chunk.
+    File-drop feeds are downloaded together (``workers`` sessions per connection) and
+    loaded chunk by chunk of ``chunk_days`` sessions, the security master first. Each feed
+    is fetched through its own ``connection_id`` unless ``source_factory`` (tests, the
+    in-process simulator) serves every file-drop feed; ``records`` likewise serves every
+    REST feed. ``timer`` collects per-phase seconds; ``on_progress(feed, done, total)`` is
+    called after each chunk.
     """
     timer = timer or PhaseTimer()
     feeds = ordered_feeds(load_feeds(), feed_names)
-    file_feeds = [f for f in feeds if f.protocol == "sftp"]
     results: dict[str, list[FileOutcome]] = {}
-    if file_feeds:
-        if source_factory is None:
+    if source_factory is None:
+        if any(f.protocol == "sftp" for f in feeds):
             ensure_vendor_connections()
+        source_for: Callable[[str], FileSource] = SFTPHookSource
+    else:
+        factory = source_factory
 
-            def source_factory() -> FileSource:
-                return SFTPHookSource("sftp_vendor")
+        def source_for(connection_id: str) -> FileSource:
+            return factory()
 
-        results.update(
-            backfill_sftp(
-                lake,
-                file_feeds,
-                days,
-                source_factory,
-                gate,
-                workers=workers,
-                chunk_days=chunk_days,
-                timer=timer,
-                progress=on_progress,
-            )
-        )
+    # dependency order; consecutive file-drop feeds are fetched and loaded together
+    groups: list[list[FeedSpec]] = []
     for feed in feeds:
-        if feed.protocol == "sftp":
+        if feed.protocol == "sftp" and groups and groups[-1][0].protocol == "sftp":
+            groups[-1].append(feed)
+        else:
+            groups.append([feed])
+    for group in groups:
+        if group[0].protocol == "sftp":
+            results.update(
+                backfill_sftp(
+                    lake,
+                    group,
+                    days,
+                    source_for,
+                    gate,
+                    workers=workers,
+                    chunk_days=chunk_days,
+                    timer=timer,
+                    progress=on_progress,
+                )
+            )
             continue
-        if records is None:
-            records = live_sources().records
+        (feed,) = group
         with timer.phase(f"rest:{feed.name}"):
-            results[feed.name] = backfill_rest(lake, feed, days, records, gate)
+            feed_records = records if records is not None else live_sources(feed).records
+            results[feed.name] = backfill_rest(lake, feed, days, feed_records, gate)
         if on_progress:
             on_progress(feed.name, 1, 1)
     return results

@@ -40,6 +40,10 @@ PLUGIN_SHIM = (
 _MIGRATED_STAMP = ".alphafactory-db-migrated"
 
 
+#: Airflow's connection variables: ``AIRFLOW_CONN_<CONN_ID>``.
+CONN_PREFIX = "AIRFLOW_CONN_"
+
+
 @dataclass(frozen=True)
 class AirflowEnv:
     """The environment of the embedded Airflow.
@@ -75,17 +79,21 @@ class AirflowEnv:
         return [f"export {k}={_shell_quote(v)}" for k, v in sorted(self.masked().items())]
 
     def process_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """``base`` (default: ``os.environ``) without stray ``AIRFLOW*`` variables, plus ours.
+        """``base`` (default: ``os.environ``) without stray ``AIRFLOW*`` settings, plus ours.
 
         Inherited ``AIRFLOW__*`` settings (a developer's shell, a test harness's
-        ``UNIT_TEST_MODE``) would silently override the embedded defaults, so they are dropped.
+        ``UNIT_TEST_MODE``) would silently override the embedded defaults, so they are
+        dropped. The user's connections (``AIRFLOW_CONN_<ID>``) are kept — a feed names its
+        own connection — and win over the embedded vendor defaults, as they do for the CLI
+        (:func:`pipelines.ingest.connections.ensure_vendor_connections`); a masked copy of
+        an embedded one (``alphafactory airflow env`` prints secrets as ``***``) is ignored.
         """
-        env = {
-            k: v
-            for k, v in (os.environ if base is None else base).items()
-            if not k.startswith("AIRFLOW_")
-        }
+        source = os.environ if base is None else base
+        env = {k: v for k, v in source.items() if not k.startswith("AIRFLOW_")}
         env.update(self.values)
+        for k, v in source.items():
+            if k.startswith(CONN_PREFIX) and v != self.redacted.get(k):
+                env[k] = v
         return env
 
 

@@ -79,6 +79,7 @@ def silver_frames(m: Market) -> dict[str, pd.DataFrame]:
         {
             "security_id": ca["security_id"].to_numpy(),
             "action_type": np.where(is_split, "split", "dividend"),
+            "action_id": ca["action_id"].to_numpy(),
             "ratio": np.where(is_split, ratio, np.nan),
             "amount": np.where(is_split, np.nan, ca["dividend_amount"].to_numpy(np.float64)),
             "currency": ca["currency"].to_numpy(),
@@ -195,6 +196,7 @@ def perturb_after(
         {
             "security_id": victims[:2],
             "action_type": "split",
+            "action_id": ["LATE-SPLIT-1", "LATE-SPLIT-2"],
             "ratio": 4.0,
             "amount": np.nan,
             "currency": "USD",

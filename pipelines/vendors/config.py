@@ -38,6 +38,9 @@ class MarketConfig:
     distress_drawdown: float = 0.9
     split_rate: float = 0.04
     dividend_payer_fraction: float = 0.4
+    #: Fraction of regular dividends paid together with a special one (announced the same
+    #: session, same ex-date, its own action id): two cash dividends on one ex-date.
+    special_dividend_fraction: float = 0.0
     ticker_change_rate: float = 0.02
     sector_change_rate: float = 0.01
     restatement_fraction: float = 0.04

@@ -82,6 +82,7 @@ TRADING_DAYS_PER_YEAR = 252
 _S_STATIC, _S_FACTORS, _S_IDIO, _S_LIFE, _S_ACTIONS, _S_OHLC, _S_FUND, _S_SENT, _S_MASTER = range(
     1, 10
 )
+_S_SPECIAL = 10
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
@@ -320,6 +321,14 @@ def generate_market(cfg: MarketConfig) -> Market:
     k_in_sec = np.arange(len(dv_i)) - np.repeat(np.cumsum(n_div) - n_div, n_div)
     dv_t = ipo_idx[dv_i] + phase[dv_i] + 63 * k_in_sec
     dv_ann = dv_t - ra.integers(10, 21, size=len(dv_i))
+    # special dividends: same security, announcement and ex-date as a regular one, a
+    # multiple of its yield (own stream: the knob at 0 draws nothing and changes nothing)
+    dv_mult = np.ones(len(dv_i))
+    if cfg.special_dividend_fraction > 0.0:
+        rsd = _rng(cfg.seed, _S_SPECIAL)
+        special = rsd.random(len(dv_i)) < cfg.special_dividend_fraction
+        dv_i, dv_t, dv_ann = (np.concatenate([a, a[special]]) for a in (dv_i, dv_t, dv_ann))
+        dv_mult = np.concatenate([dv_mult, rsd.uniform(2.0, 6.0, size=int(special.sum()))])
     dv_amt = np.zeros(len(dv_i))
 
     # --- raw price path (sequential over sessions, vectorized over securities) ------------
@@ -360,7 +369,9 @@ def generate_market(cfg: MarketConfig) -> Market:
         split_hist[t] = cum_split
         ev = dv_by_ann[dv_ann_ptr[t] : dv_ann_ptr[t + 1]]
         if len(ev):
-            dv_amt[ev] = np.maximum(np.round(div_yield_q[dv_i[ev]] * new[dv_i[ev]], 2), 0.01)
+            dv_amt[ev] = np.maximum(
+                np.round(dv_mult[ev] * div_yield_q[dv_i[ev]] * new[dv_i[ev]], 2), 0.01
+            )
         prev = new
     volume = np.round(shares0 * split_hist * turnover * vol_noise * (1.0 + abs_move)).astype(
         np.int64

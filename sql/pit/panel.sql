@@ -51,10 +51,10 @@ ca_cp AS (
     FROM ca_v v
 ),
 ca_state AS (
-    SELECT cp.security_id, cp.p, v.action_type, v.valid_date AS ex, v.ratio, v.amount,
-           v._deleted,
+    SELECT cp.security_id, cp.p, v.action_type, v.action_id, v.valid_date AS ex, v.ratio,
+           v.amount, v._deleted,
            row_number() OVER (
-               PARTITION BY cp.security_id, cp.p, v.action_type, v.valid_date
+               PARTITION BY cp.security_id, cp.p, v.action_type, v.action_id, v.valid_date
                ORDER BY v.known_at DESC, v._ingested_at DESC, v._batch_id DESC
            ) AS rn
     FROM ca_cp cp
@@ -62,20 +62,27 @@ ca_state AS (
     JOIN ca_v v ON v.security_id = cp.security_id AND v.valid_date <= cp.p
                 AND v.known_at <= c.cutoff
 ),
+-- every action going ex on one date together (several dividends may share an ex-date):
+-- the split ratio k and the cash D per old share make the ex-date's total return
+-- (close * k + D) / previous close, so its factor is k + D / close
+ca_ex AS (
+    SELECT security_id, p, ex,
+           product(CASE WHEN action_type = 'split' AND ratio > 0 THEN ratio ELSE 1.0 END
+                   ORDER BY action_id) AS k,
+           sum(CASE WHEN action_type = 'dividend' AND amount > 0 THEN amount ELSE 0.0 END
+               ORDER BY action_id) AS cash
+    FROM ca_state WHERE rn = 1 AND NOT _deleted
+    GROUP BY 1, 2, 3
+),
 ca_factor AS (
-    SELECT s.security_id, s.p, s.ex, s.action_type,
-           CASE WHEN s.action_type = 'split' AND s.ratio > 0 THEN s.ratio
-                WHEN s.action_type = 'dividend' AND e.close > 0 AND s.amount > 0
-                    THEN 1.0 + s.amount / e.close
-                ELSE 1.0 END AS f,
-           CASE WHEN s.action_type = 'split' AND s.ratio > 0 THEN s.ratio ELSE 1.0 END AS k
-    FROM ca_state s LEFT JOIN ex_close e ON e.security_id = s.security_id AND e.ex = s.ex
-    WHERE s.rn = 1 AND NOT s._deleted
+    SELECT s.security_id, s.p, s.ex, s.k,
+           CASE WHEN e.close > 0 THEN s.k + s.cash / e.close ELSE s.k END AS f
+    FROM ca_ex s LEFT JOIN ex_close e ON e.security_id = s.security_id AND e.ex = s.ex
 ),
 adj AS (
     SELECT security_id, p,
-           product(f ORDER BY ex, action_type) AS adj_factor,
-           product(k ORDER BY ex, action_type) AS split_factor
+           product(f ORDER BY ex) AS adj_factor,
+           product(k ORDER BY ex) AS split_factor
     FROM ca_factor GROUP BY 1, 2
 ),
 

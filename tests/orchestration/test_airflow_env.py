@@ -66,8 +66,53 @@ def test_process_env_drops_stray_airflow_settings(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("KEEP_ME", "1")
     child = airflow_environment().process_env()
     assert child["AIRFLOW__CORE__UNIT_TEST_MODE"] == "False"
-    assert "AIRFLOW_CONN_SOMETHING_ELSE" not in child
+    # issue 13: a user's connection is not stray (a feed names its own connection)
+    assert child["AIRFLOW_CONN_SOMETHING_ELSE"] == "x://y"
     assert child["KEEP_ME"] == "1"
+
+
+def test_process_env_keeps_the_users_connections_but_not_masked_copies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = airflow_environment()
+    user_http = json.dumps({"conn_type": "http", "host": "api.acme.example", "port": 443})
+    monkeypatch.setenv("AIRFLOW_CONN_HTTP_VENDOR", user_http)
+    # what `eval "$(alphafactory airflow env)"` would leave behind: useless, so ignored
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_VENDOR", env.masked()["AIRFLOW_CONN_SFTP_VENDOR"])
+    child = env.process_env()
+    assert child["AIRFLOW_CONN_HTTP_VENDOR"] == user_http
+    assert child["AIRFLOW_CONN_SFTP_VENDOR"] == env.values["AIRFLOW_CONN_SFTP_VENDOR"]
+
+
+def test_dags_test_passes_the_users_connections_to_airflow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``alphafactory airflow dags-test`` used to drop AIRFLOW_CONN_SFTP_ACME: "The conn_id
+    `sftp_acme` isn't defined". The run's process gets it; nothing secret is printed."""
+    import subprocess
+
+    from pipelines.orchestration import airflow_env
+
+    acme = json.dumps(
+        {"conn_type": "sftp", "host": "sftp.acme.example", "login": "u", "password": "acme-pw"}
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_ACME", acme)
+    seen: dict[str, str] = {}
+
+    def fake_run(cmd: list[str], *, env: dict[str, str], **kwargs: object) -> object:
+        seen.update(env)
+        result = Path(cmd[cmd.index("--result-file") + 1])
+        result.write_text(json.dumps({"state": "success", "run_id": "r", "task_states": {}}))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(airflow_env, "ensure_airflow_db", lambda env=None: False)
+    monkeypatch.setattr(airflow_env.subprocess, "run", fake_run)
+    result = CliRunner().invoke(airflow_app, ["dags-test", "vendor_ingest", "2024-07-05"])
+    assert result.exit_code == 0, result.output
+    assert seen["AIRFLOW_CONN_SFTP_ACME"] == acme
+    assert "acme-pw" not in result.output
+    for secret in SECRETS:
+        assert secret not in result.output
 
 
 def test_prepare_home_writes_the_plugin_shim_idempotently() -> None:

@@ -35,10 +35,18 @@ PRICES = TableSpec(
 CORPORATE_ACTIONS = TableSpec(
     name="corporate_actions",
     description="Splits and cash dividends; valid_date is the ex-date, known_at the announcement.",
-    key=("security_id", "action_type"),
+    # The vendor's action id is in the key: a security may have several actions of one type
+    # on one ex-date (a regular and a special dividend paid together).
+    key=("security_id", "action_type", "action_id"),
     fields=(
         column("security_id", pa.string(), False),
         column("action_type", pa.string(), False, "split | dividend"),
+        column(
+            "action_id",
+            pa.string(),
+            False,
+            "the vendor's id of the action (or a sequence unique per security and ex-date)",
+        ),
         column("ratio", pa.float64(), doc="split: new shares per old share"),
         column("amount", pa.float64(), doc="dividend per share, in currency"),
         column("currency", pa.string()),
