@@ -208,12 +208,14 @@ def _write_versioned(
     changed = _changed(lake, table, date, portfolio_id, rows, cols, key)
     if changed.empty:
         return 0
-    # Batch ids hash key + values, so an identical restatement is stored once.
+    # Batch ids hash key + values, so an identical restatement is stored once — per
+    # portfolio: another portfolio's identical book is a different fact.
     frame = changed.copy()
     frame["valid_date"] = date
     frame["known_at"] = pd.Timestamp(now)
     spec = get_table(table)
-    bid = f"{table}:{date.isoformat()}:{short_hash(frame[[key, *cols]].to_json(), n=32)}"
+    content = short_hash(frame[[key, *cols]].to_json(), n=32)
+    bid = f"{table}:{portfolio_id}:{date.isoformat()}:{content}"
     res = lake.write(table, frame[[f.name for f in spec.input_fields]], batch_id=bid)
     return res.rows if res.written else 0
 

@@ -152,3 +152,19 @@ def test_same_execution_id_in_two_portfolios_keeps_both_fills(lake):
         assert append_new(lake, "fills", pd.DataFrame([fill(portfolio)]), TRADE, known_at=at) == 1
     assert len(read_day(lake, "fills", TRADE, "pf-a")) == 1
     assert len(read_day(lake, "fills", TRADE, "pf-b")) == 1
+
+
+def test_two_portfolios_opened_with_the_same_cash_keep_both_books(lake):
+    """The positions/cash batch id named the table, date and values but not the portfolio:
+    a second portfolio whose book equalled the first one's was silently not written."""
+    import datetime as dt
+
+    from pipelines.execution.reconcile import previous_cash, seed_positions
+
+    day = dt.date(2024, 6, 3)
+    for pf in ("alpha", "beta"):
+        seed_positions(lake, pf, day, {"S1": 100.0}, cash=1_000_000.0, reason="open")
+    after = day + dt.timedelta(days=1)
+    for pf in ("alpha", "beta"):
+        assert previous_cash(lake, pf, after) == 1_000_000.0, pf
+        assert set(read_day(lake, "positions", day, pf)["security_id"]) == {"S1"}, pf
