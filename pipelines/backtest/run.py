@@ -19,11 +19,11 @@ whose results must equal the first's (``result_hash``). Results go to the lake
 With ``buffer_sessions = K >= 2`` the stages run against a
 :class:`~pipelines.lake.buffered.BufferedStore`: their writes stay in memory and are
 committed to the lake every ``K`` sessions and at the end (reads see them at once, exactly
-as the lake would answer). After each flush the run records a checkpoint (the equity rows
-so far and the paper broker's state) in ``stage_state`` under the run's id, so
-``resume=True`` continues an interrupted run from its last flushed session with the same
-run id; only the unflushed sessions are computed again. ``K <= 1`` runs against the lake
-directly, as the DAG does (no checkpoints).
+as the lake would answer). ``K <= 1`` runs against the lake directly, as the DAG does.
+Every ``checkpoint_every`` sessions (default: after each flush) the run records a
+checkpoint (the equity rows so far and the paper broker's state) in ``stage_state`` under
+the run's id, so ``resume=True`` continues an interrupted run from its last checkpoint
+with the same run id; only the sessions after it are computed again.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ LOOP_TABLES = (
 READ_ONLY_TABLES = ("prices", "security_master")
 #: Sessions between two flushes of the write buffer (and checkpoints) by default.
 DEFAULT_BUFFER_SESSIONS = 20
+#: Sessions between two checkpoints of an unbuffered run by default.
+DEFAULT_CHECKPOINT_EVERY = 20
 #: The ``stage_state`` name of a run's checkpoint (portfolio id = the run id).
 CHECKPOINT = "backtest_checkpoint"
 
@@ -180,14 +182,19 @@ def run_backtest(
     write_report: bool = True,
     compact_every: int = 20,
     buffer_sessions: int = DEFAULT_BUFFER_SESSIONS,
+    checkpoint_every: int | None = None,
     resume: bool = False,
 ) -> BacktestResult:
     """Backtest ``config`` over the sessions in ``[start, end]`` (module docstring).
 
-    ``buffer_sessions`` (K): the stages' writes are committed to the lake every K sessions
-    and at the end, and a checkpoint recorded after each commit; K <= 1 writes through to
-    the lake at every stage. ``resume``: continue the latest unfinished run of this config
-    and range from its last checkpoint (a new run when there is none).
+    ``buffer_sessions`` (K): the stages' writes are committed to the lake every K sessions,
+    at every checkpoint and at the end; K <= 1 writes through to the lake at every stage.
+    ``checkpoint_every`` (C; default K when buffered, else 20; 0 = never): every C
+    sessions, counted from the first, the run records a checkpoint and the next session
+    starts with a freshly compiled optimizer, so a run resumed from a checkpoint gives the
+    same numbers as one that was not interrupted — and buffered and unbuffered runs with
+    the same C give the same numbers. ``resume``: continue the latest unfinished run of
+    this config and range from its last checkpoint (a new run when there is none).
 
     The tables the loop appends to are compacted every ``compact_every`` sessions (after
     a flush when buffered): each commit adds small files, and reads slow down with their
@@ -199,6 +206,9 @@ def run_backtest(
         raise ConfigurationError(f"no {start}..{end} sessions to backtest")
     chash = config_hash(base, start, end)
     buffered = buffer_sessions >= 2
+    every = checkpoint_every if checkpoint_every is not None else DEFAULT_CHECKPOINT_EVERY
+    if checkpoint_every is None and buffered:
+        every = buffer_sessions
     finished, started = _runs(lake, chash)
     unfinished = started - finished
     number = max(unfinished) if resume and unfinished else max(finished | started, default=0) + 1
@@ -208,7 +218,8 @@ def run_backtest(
         update={"portfolio_id": run_id, "approval": ApprovalPolicy(auto_approve=True)}
     )
     _fresh_optimizers()
-    store: Store = BufferedStore(lake, cached_tables=READ_ONLY_TABLES) if buffered else lake
+    buffer = BufferedStore(lake, cached_tables=READ_ONLY_TABLES) if buffered else None
+    store: Store = lake if buffer is None else buffer
     prices = CachedPrices(LakePriceSource(store, known_at=decision_cutoff(days[0])))
     current = {"day": days[0]}
     broker = InMemoryPaperBroker(
@@ -240,7 +251,7 @@ def run_backtest(
             scores=scores,
             risk=risk,
             write_report=False,
-            store=store if buffered else None,
+            store=buffer,
         )
         for stage, spent in out.seconds.items():
             seconds[stage] = seconds.get(stage, 0.0) + spent
@@ -249,19 +260,25 @@ def run_backtest(
         rows.append(book)
         since_compact += 1
         began = time.perf_counter()
-        if isinstance(store, BufferedStore):
-            if (i + 1 - first) % buffer_sessions == 0 or i == len(days) - 1:
-                store.flush()
-                _save_checkpoint(lake, run_id, day, i, rows, broker.account_state())
-                seconds["flush"] = seconds.get("flush", 0.0) + time.perf_counter() - began
-                if compact_every and since_compact >= compact_every:
-                    began = time.perf_counter()
-                    _compact(lake)
-                    seconds["compact"] = seconds.get("compact", 0.0) + time.perf_counter() - began
-                    since_compact = 0
-        elif compact_every and (i + 1) % compact_every == 0:
+        last = i == len(days) - 1
+        # The schedule counts from the run's first session, so a resumed run keeps it.
+        checkpoint_now = bool(every) and ((i + 1) % every == 0 or last)
+        flushed = buffer is not None and ((i + 1) % buffer_sessions == 0 or checkpoint_now or last)
+        if buffer is not None and flushed:
+            buffer.flush()
+        if checkpoint_now:
+            _save_checkpoint(lake, run_id, day, i, rows, broker.account_state())
+            # The next segment solves with a freshly compiled optimizer, as a run resumed
+            # from this checkpoint does: warm re-solves carry solver state (see
+            # _fresh_optimizers) that a checkpoint cannot hold.
+            _fresh_optimizers()
+        if flushed or checkpoint_now:
+            seconds["flush"] = seconds.get("flush", 0.0) + time.perf_counter() - began
+        if compact_every and since_compact >= compact_every and (flushed or not buffered):
+            began = time.perf_counter()
             _compact(lake)
             seconds["compact"] = seconds.get("compact", 0.0) + time.perf_counter() - began
+            since_compact = 0
         if progress is not None:
             progress(i + 1, len(days), day)
     daily = daily_frame(rows, cfg.initial_capital)
