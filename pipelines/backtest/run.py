@@ -155,9 +155,17 @@ def _checkpoint(lake: Lake, run_id: str) -> dict[str, Any] | None:
 
 
 def _save_checkpoint(
-    lake: Lake, run_id: str, day: dt.date, index: int, rows: list[dict[str, object]], state: Any
+    lake: Lake,
+    run_id: str,
+    day: dt.date,
+    index: int,
+    every: int,
+    rows: list[dict[str, object]],
+    state: Any,
 ) -> None:
-    payload = {"session": day, "index": index, "rows": rows, "broker": state}
+    """Record that sessions ``0..index`` of the run are in the lake: the equity rows so far,
+    the paper broker's account and the checkpoint schedule."""
+    payload = {"session": day, "index": index, "every": every, "rows": rows, "broker": state}
     StageState(lake, run_id, day, clock=lambda: decision_cutoff(day)).put(CHECKPOINT, payload)
 
 
@@ -233,6 +241,8 @@ def run_backtest(
     first = 0
     resumed_after = None
     if checkpoint is not None:
+        # The schedule the run started with: its segments must end where they did.
+        every = int(checkpoint["every"])
         rows = list(checkpoint["rows"])
         broker.restore_account(checkpoint["broker"])
         first = int(checkpoint["index"]) + 1
@@ -267,7 +277,7 @@ def run_backtest(
         if buffer is not None and flushed:
             buffer.flush()
         if checkpoint_now:
-            _save_checkpoint(lake, run_id, day, i, rows, broker.account_state())
+            _save_checkpoint(lake, run_id, day, i, every, rows, broker.account_state())
             # The next segment solves with a freshly compiled optimizer, as a run resumed
             # from this checkpoint does: warm re-solves carry solver state (see
             # _fresh_optimizers) that a checkpoint cannot hold.

@@ -26,6 +26,7 @@ process, so its owner flushes every few sessions and checkpoints after each flus
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 from collections.abc import Iterable
 
 import pyarrow as pa
@@ -49,6 +50,7 @@ class BufferedStore:
         self._committed: dict[str, set[str]] = {}
         self._scans: dict[str, pa.Table] = {}
         self._answers: dict[str, dict[tuple[object, ...], pa.Table]] = {}
+        self._lake_parts: dict[tuple[str, tuple[object, ...]], pa.Table] = {}
 
     def __repr__(self) -> str:
         return f"BufferedStore({self.lake!r}, {self.pending_rows()} rows pending)"
@@ -109,6 +111,7 @@ class BufferedStore:
         # A committed batch answers as it did buffered; the reads of these sessions will
         # not be asked again (the knowledge time moves on), so keep memory bounded.
         self._answers.clear()
+        self._lake_parts.clear()
         return out
 
     # ---- reads ----------------------------------------------------------------------------
@@ -132,17 +135,19 @@ class BufferedStore:
             bitemporal.utc(known_at),
             rng,
             None if columns is None else tuple(columns),
-            None if filter is None else str(filter),
+            # The serialized expression: its str() abbreviates long value sets.
+            None if filter is None else pickle.dumps(filter),
         )
         answers = self._answers.setdefault(name, {})
         answer = answers.get(key)
         if answer is None:
-            answer = answers[key] = self._resolve(name, known_at, rng, columns, filter)
+            answer = answers[key] = self._resolve(name, key, known_at, rng, columns, filter)
         return answer
 
     def _resolve(
         self,
         name: str,
+        key: tuple[object, ...],
         known_at: dt.datetime,
         rng: bitemporal.ValidRange,
         columns: list[str] | None,
@@ -150,14 +155,18 @@ class BufferedStore:
     ) -> pa.Table:
         spec = get_table(name)
         pending = self._pending.get(name)
-        if name in self.cached_tables:
+        # The lake's part of a read changes only with a flush: a read asked again after a
+        # write to the table (read, append, read) scans the lake once.
+        data = self._lake_parts.get((name, key))
+        if data is None and name in self.cached_tables:
             expr = _row_filter(spec, known_at, rng, filter)
             data = self._scan(name).filter(expr)
             scan = bitemporal.scan_columns(spec, columns)
             if scan is not None:
                 data = data.select(scan)
-        else:
+        elif data is None:
             data = self.lake.candidates(name, known_at, rng, columns, filter, refresh=False)
+        self._lake_parts[(name, key)] = data
         if pending:
             extra = pa.concat_tables(pending).filter(_row_filter(spec, known_at, rng, filter))
             extra = extra.select(data.schema.names).cast(data.schema)
