@@ -20,7 +20,7 @@ With ``buffer_sessions = K >= 2`` the stages run against a
 :class:`~pipelines.lake.buffered.BufferedStore`: their writes stay in memory and are
 committed to the lake every ``K`` sessions and at the end (reads see them at once, exactly
 as the lake would answer). ``K <= 1`` runs against the lake directly, as the DAG does.
-Every ``checkpoint_every`` sessions (default: after each flush) the run records a
+Every ``checkpoint_every`` sessions (a flush first, when buffered) the run records a
 checkpoint (the equity rows so far and the paper broker's state) in ``stage_state`` under
 the run's id, so ``resume=True`` continues an interrupted run from its last checkpoint
 with the same run id; only the sessions after it are computed again.
@@ -74,7 +74,7 @@ LOOP_TABLES = (
 READ_ONLY_TABLES = ("prices", "security_master")
 #: Sessions between two flushes of the write buffer (and checkpoints) by default.
 DEFAULT_BUFFER_SESSIONS = 20
-#: Sessions between two checkpoints of an unbuffered run by default.
+#: Sessions between two checkpoints (and fresh optimizer compiles) by default.
 DEFAULT_CHECKPOINT_EVERY = 20
 #: The ``stage_state`` name of a run's checkpoint (portfolio id = the run id).
 CHECKPOINT = "backtest_checkpoint"
@@ -197,12 +197,15 @@ def run_backtest(
 
     ``buffer_sessions`` (K): the stages' writes are committed to the lake every K sessions,
     at every checkpoint and at the end; K <= 1 writes through to the lake at every stage.
-    ``checkpoint_every`` (C; default K when buffered, else 20; 0 = never): every C
-    sessions, counted from the first, the run records a checkpoint and the next session
-    starts with a freshly compiled optimizer, so a run resumed from a checkpoint gives the
-    same numbers as one that was not interrupted — and buffered and unbuffered runs with
-    the same C give the same numbers. ``resume``: continue the latest unfinished run of
-    this config and range from its last checkpoint (a new run when there is none).
+    K changes only the speed, never the numbers.
+
+    ``checkpoint_every`` (C, default 20; 0 = never): every C sessions, counted from the
+    first, the run records a checkpoint and the next session starts with a freshly compiled
+    optimizer (warm re-solves carry solver state a checkpoint cannot hold), so a run resumed
+    from a checkpoint gives the same numbers as one that was not interrupted, and buffered
+    and unbuffered runs with the same C give the same numbers. ``resume``: continue the
+    latest unfinished run of this config and range from its last checkpoint (a new run
+    when there is none); it keeps the run's C.
 
     The tables the loop appends to are compacted every ``compact_every`` sessions (after
     a flush when buffered): each commit adds small files, and reads slow down with their
@@ -214,9 +217,7 @@ def run_backtest(
         raise ConfigurationError(f"no {start}..{end} sessions to backtest")
     chash = config_hash(base, start, end)
     buffered = buffer_sessions >= 2
-    every = checkpoint_every if checkpoint_every is not None else DEFAULT_CHECKPOINT_EVERY
-    if checkpoint_every is None and buffered:
-        every = buffer_sessions
+    every = DEFAULT_CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
     finished, started = _runs(lake, chash)
     unfinished = started - finished
     number = max(unfinished) if resume and unfinished else max(finished | started, default=0) + 1

@@ -38,7 +38,7 @@ def tick(done, total, day):
 
 run_backtest(Lake(sys.argv[1]), dt.date.fromisoformat(sys.argv[2]),
              dt.date.fromisoformat(sys.argv[3]), BACKTEST_CONFIG, write_report=False,
-             buffer_sessions=2, progress=tick)
+             buffer_sessions=2, checkpoint_every=2, progress=tick)
 print("finished", flush=True)
 """
 
@@ -57,11 +57,18 @@ def test_buffered_and_unbuffered_runs_are_bit_identical(
     direct = run_backtest(
         lake, *SPAN, CONFIG, write_report=False, buffer_sessions=0, checkpoint_every=3
     )
-    buffered = run_backtest(other, *SPAN, CONFIG, write_report=False, buffer_sessions=3)
+    buffered = run_backtest(
+        other, *SPAN, CONFIG, write_report=False, buffer_sessions=3, checkpoint_every=3
+    )
     assert direct.result_hash == buffered.result_hash
     pd.testing.assert_frame_equal(direct.daily, buffered.daily, check_exact=True)
     # Everything the stages wrote reached the lake: the same rows as writing through.
     assert direct.run_id == buffered.run_id
+    # The flush interval changes the speed, never the numbers.
+    other_k = run_backtest(
+        lake, *SPAN, CONFIG, write_report=False, buffer_sessions=2, checkpoint_every=3
+    )
+    assert other_k.result_hash == direct.result_hash
     assert _rows(lake, direct.run_id) == _rows(other, buffered.run_id)
 
 
@@ -75,7 +82,9 @@ def test_a_killed_run_resumes_from_its_last_flush_to_the_same_result(
     tmp_path: Path, make_simulated_lake: Callable[..., Lake]
 ) -> None:
     lake, other = _lakes(make_simulated_lake, tmp_path)
-    whole = run_backtest(other, *SPAN, CONFIG, write_report=False, buffer_sessions=2)
+    whole = run_backtest(
+        other, *SPAN, CONFIG, write_report=False, buffer_sessions=2, checkpoint_every=2
+    )
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
@@ -94,6 +103,7 @@ def test_a_killed_run_resumes_from_its_last_flush_to_the_same_result(
             break
     child.wait(timeout=120)
     assert child.returncode == -signal.SIGKILL
+    # Resuming takes the run's checkpoint schedule (2), not the default.
     resumed = run_backtest(lake, *SPAN, CONFIG, write_report=False, buffer_sessions=2, resume=True)
     assert resumed.run_id == whole.run_id
     # Sessions 1-4 were flushed before the kill: only the rest ran again.
