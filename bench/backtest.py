@@ -5,7 +5,13 @@ simulated market written to a fresh lake. Records Sharpe (and its t-statistic), 
 turnover and seconds per session for signal strength > 0 and = 0 on the same seed, so
 "the signal pays, no signal does not" is measured over months, not a dozen sessions.
 
-    python bench/backtest.py [--universe 60] [--months 3] [--signal 0.1]
+With ``--compare-unbuffered`` the signal-on run is repeated on a copy of the same lake
+writing through to the lake at every stage (``buffer_sessions=0``, same checkpoint
+schedule): seconds per session of both, their ratio, the per-stage breakdown of both, and
+whether the result hashes agree. ``--name`` chooses ``bench/results/<name>.json``.
+
+    python bench/backtest.py [--universe 60] [--months 3] [--signal 0.1] [--buffer-sessions 20]
+    python bench/backtest.py --universe 80 --months 3 --compare-unbuffered --name backtest-buffer
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -24,12 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import write_results
 
 
-def _run(root: Path, universe: int, signal: float, start: dt.date, end: dt.date) -> dict[str, Any]:
-    from pipelines.backtest import run_backtest
-    from pipelines.daily.config import DailyConfig
+def _lake(root: Path, universe: int, signal: float, start: dt.date, end: dt.date) -> Path:
     from pipelines.testing.lakes import simulated_lake
 
-    lake = simulated_lake(
+    simulated_lake(
         root / "lake",
         universe=universe,
         start=start - dt.timedelta(days=150),  # lookback for the risk model and features
@@ -37,15 +42,41 @@ def _run(root: Path, universe: int, signal: float, start: dt.date, end: dt.date)
         signal=signal,
         seed=5,
     )
+    return root / "lake"
+
+
+def _run(
+    lake_root: Path,
+    signal: float,
+    start: dt.date,
+    end: dt.date,
+    buffer_sessions: int,
+    checkpoint_every: int | None = None,
+) -> dict[str, Any]:
+    from pipelines.backtest import run_backtest
+    from pipelines.daily.config import DailyConfig
+    from pipelines.lake import Lake
+
     config = DailyConfig(lookback_sessions=60, record_portfolio_tables=False)
     began = time.perf_counter()
-    result = run_backtest(lake, start, end, config, write_report=False)
+    result = run_backtest(
+        Lake(str(lake_root)),
+        start,
+        end,
+        config,
+        write_report=False,
+        buffer_sessions=buffer_sessions,
+        checkpoint_every=checkpoint_every,
+    )
     seconds = time.perf_counter() - began
+    sessions = max(result.metrics.sessions, 1)
     metrics = result.metrics.to_dict()
     return {
         "signal_strength": signal,
+        "buffer_sessions": buffer_sessions,
         "seconds": round(seconds, 1),
-        "seconds_per_session": round(seconds / max(result.metrics.sessions, 1), 2),
+        "seconds_per_session": round(seconds / sessions, 3),
+        "stage_seconds_per_session": {k: round(v / sessions, 4) for k, v in result.seconds.items()},
         "metrics": metrics,
         "result_hash": result.result_hash,
     }
@@ -57,26 +88,64 @@ def main() -> None:
     ap.add_argument("--signal", type=float, default=0.1)
     ap.add_argument("--end", default="2024-09-30")
     ap.add_argument("--months", type=int, default=3)
+    ap.add_argument(
+        "--buffer-sessions",
+        type=int,
+        default=None,
+        help="flush the backtest's writes every K sessions (0/1: write through; "
+        "default: the backtest's default)",
+    )
+    ap.add_argument("--compare-unbuffered", action="store_true")
+    ap.add_argument(
+        "--no-signal-off", dest="signal_off", action="store_false", help="skip the signal-0 run"
+    )
+    ap.add_argument("--name", default="backtest", help="results file name (bench/results/)")
     args = ap.parse_args()
+    if args.buffer_sessions is None:
+        from pipelines.backtest.run import DEFAULT_BUFFER_SESSIONS
+
+        args.buffer_sessions = DEFAULT_BUFFER_SESSIONS
     end = dt.date.fromisoformat(args.end)
     start = end - dt.timedelta(days=round(30.5 * args.months))
     out: dict[str, Any] = {"params": vars(args), "load_average_1m": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
         for label, signal in (("signal_on", args.signal), ("signal_off", 0.0)):
-            out[label] = _run(Path(tmp) / label, args.universe, signal, start, end)
+            lake = _lake(Path(tmp) / label, args.universe, signal, start, end)
+            if label == "signal_on" and args.compare_unbuffered:
+                copy = Path(tmp) / "unbuffered"
+                shutil.copytree(lake, copy)
+                # Same (default) checkpoint schedule, so the same numbers; writes through.
+                out["signal_on_unbuffered"] = _run(copy, signal, start, end, 0)
+            out[label] = _run(lake, signal, start, end, args.buffer_sessions)
             m = out[label]["metrics"]
             print(
                 f"{label}: sharpe {m['sharpe']:.2f} (t {m['sharpe_tstat']:.2f}), "
                 f"IC {m['mean_ic']:.3f}, cost {m['total_cost']:.0f}, "
                 f"{out[label]['seconds_per_session']} s/session"
             )
+            if not args.signal_off and label == "signal_on":
+                break
+    if args.compare_unbuffered:
+        direct, buffered = out["signal_on_unbuffered"], out["signal_on"]
+        out["ratio_unbuffered_over_buffered"] = round(
+            direct["seconds_per_session"] / buffered["seconds_per_session"], 3
+        )
+        out["result_hash_identical"] = direct["result_hash"] == buffered["result_hash"]
+        print(
+            f"unbuffered {direct['seconds_per_session']} s/session, buffered "
+            f"{buffered['seconds_per_session']} s/session: x{out['ratio_unbuffered_over_buffered']}"
+            f", same result hash: {out['result_hash_identical']}"
+        )
+    if "signal_off" not in out:
+        print(f"wrote {write_results(args.name, out)}")
+        return
     on, off = out["signal_on"]["metrics"], out["signal_off"]["metrics"]
     out["ratio_seconds_per_session_off_over_on"] = round(
         out["signal_off"]["seconds_per_session"] / out["signal_on"]["seconds_per_session"], 3
     )
     out["signal_pays"] = bool(on["sharpe"] > 0 and on["sharpe_tstat"] > 2)
     out["no_signal_indistinguishable_from_zero"] = bool(abs(off["sharpe_tstat"]) < 2)
-    print(f"wrote {write_results('backtest', out)}")
+    print(f"wrote {write_results(args.name, out)}")
 
 
 if __name__ == "__main__":

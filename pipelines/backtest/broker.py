@@ -9,6 +9,7 @@ in memory. Order handling, fill prices, partial fills and costs are the paper br
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -43,7 +44,16 @@ class InMemoryPaperBroker(PaperBroker):
     def __init__(self, prices: PriceSource, *, id_base: int = 0, **kwargs: Any) -> None:
         """``id_base`` starts the broker's order/fill id sequence: give each run its own,
         since the lake keys fills by the broker's execution id."""
-        super().__init__(MemoryAccount(id_base), prices, **kwargs)
+        self.memory = MemoryAccount(id_base)
+        super().__init__(self.memory, prices, **kwargs)
+
+    def account_state(self) -> State:
+        """A copy of the whole account (positions, cash, orders, id sequence)."""
+        return copy.deepcopy(self.memory.state)
+
+    def restore_account(self, state: State) -> None:
+        """Continue from an :meth:`account_state` (a resumed backtest)."""
+        self.memory.state = copy.deepcopy(state)
 
 
 class CachedPrices:

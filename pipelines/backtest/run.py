@@ -15,6 +15,15 @@ A run's id is ``bt-<hash of config and range>-r<n>``: re-running adds a new run 
 whose results must equal the first's (``result_hash``). Results go to the lake
 (``backtest_runs``, ``backtest_daily``) and to an HTML report under the lake root
 (``<root>/reports/backtest-<run id>.html``).
+
+With ``buffer_sessions = K >= 2`` the stages run against a
+:class:`~pipelines.lake.buffered.BufferedStore`: their writes stay in memory and are
+committed to the lake every ``K`` sessions and at the end (reads see them at once, exactly
+as the lake would answer). ``K <= 1`` runs against the lake directly, as the DAG does.
+Every ``checkpoint_every`` sessions (a flush first, when buffered) the run records a
+checkpoint (the equity rows so far and the paper broker's state) in ``stage_state`` under
+the run's id, so ``resume=True`` continues an interrupted run from its last checkpoint
+with the same run id; only the sessions after it are computed again.
 """
 
 from __future__ import annotations
@@ -23,8 +32,11 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 import pyarrow.compute as pc
@@ -37,7 +49,11 @@ from pipelines.daily.protocols import RiskModelSource, ScoreSource
 from pipelines.errors import ConfigurationError
 from pipelines.execution import LakePriceSource
 from pipelines.lake import Lake
+from pipelines.lake.buffered import BufferedStore
+from pipelines.lake.interface import Store
 from pipelines.lake.maintenance import maintain
+from pipelines.lake.stage_state import TABLE as STAGE_STATE
+from pipelines.lake.stage_state import StageState
 from pipelines.timeline import ALL_DATES, LATEST, decision_cutoff, trading_calendar
 
 Progress = Callable[[int, int, dt.date], None]
@@ -54,6 +70,14 @@ LOOP_TABLES = (
     "daily_book",
     "stage_state",
 )
+#: Market data the loop only reads: scanned once per run and filtered in memory.
+READ_ONLY_TABLES = ("prices", "security_master")
+#: Sessions between two flushes of the write buffer (and checkpoints) by default.
+DEFAULT_BUFFER_SESSIONS = 20
+#: Sessions between two checkpoints (and fresh optimizer compiles) by default.
+DEFAULT_CHECKPOINT_EVERY = 20
+#: The ``stage_state`` name of a run's checkpoint (portfolio id = the run id).
+CHECKPOINT = "backtest_checkpoint"
 
 
 @dataclass(frozen=True)
@@ -67,6 +91,10 @@ class BacktestResult:
     metrics: Metrics
     result_hash: str
     report_path: str | None
+    #: Seconds spent per daily stage (summed over sessions), plus ``flush`` and ``compact``.
+    seconds: dict[str, float] = field(default_factory=dict)
+    #: The session the run resumed after (None: it ran from its first session).
+    resumed_after: dt.date | None = None
 
 
 def config_hash(config: DailyConfig, start: dt.date, end: dt.date) -> str:
@@ -77,17 +105,68 @@ def config_hash(config: DailyConfig, start: dt.date, end: dt.date) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _next_run_number(lake: Lake, chash: str) -> int:
-    if lake.table("backtest_runs") is None:
-        return 1
-    runs = lake.as_of(
-        "backtest_runs",
+def _run_number(run_id: str) -> int:
+    match = re.search(r"-r(\d+)$", run_id)
+    return int(match.group(1)) if match else 0
+
+
+def _runs(lake: Lake, chash: str) -> tuple[set[int], set[int]]:
+    """Run numbers of config ``chash``: the finished ones, and those with a checkpoint."""
+    finished: set[int] = set()
+    if lake.table("backtest_runs") is not None:
+        runs = lake.as_of(
+            "backtest_runs",
+            known_at=LATEST,
+            valid_at=ALL_DATES,
+            columns=["run_id", "config_hash"],
+            filter=pc.field("config_hash") == chash,
+        )
+        finished = {_run_number(r) for r in runs.column("run_id").to_pylist()}
+    started: set[int] = set()
+    if lake.table(STAGE_STATE) is not None:
+        marks = lake.as_of(
+            STAGE_STATE,
+            known_at=LATEST,
+            valid_at=ALL_DATES,
+            columns=["portfolio_id", "name"],
+            filter=pc.field("name") == CHECKPOINT,
+        )
+        prefix = f"bt-{chash}-r"
+        started = {
+            _run_number(p) for p in marks.column("portfolio_id").to_pylist() if p.startswith(prefix)
+        }
+    return finished, started
+
+
+def _checkpoint(lake: Lake, run_id: str) -> dict[str, Any] | None:
+    """The run's last checkpoint (written after its last flush), or None."""
+    marks = lake.as_of(
+        STAGE_STATE,
         known_at=LATEST,
         valid_at=ALL_DATES,
-        columns=["run_id", "config_hash"],
-        filter=pc.field("config_hash") == chash,
+        columns=["portfolio_id", "name"],
+        filter=(pc.field("name") == CHECKPOINT) & (pc.field("portfolio_id") == run_id),
     )
-    return runs.num_rows + 1
+    if not marks.num_rows:
+        return None
+    last = max(marks.column("valid_date").to_pylist())
+    found: dict[str, Any] = StageState(lake, run_id, last).get(CHECKPOINT)
+    return found
+
+
+def _save_checkpoint(
+    lake: Lake,
+    run_id: str,
+    day: dt.date,
+    index: int,
+    every: int,
+    rows: list[dict[str, object]],
+    state: Any,
+) -> None:
+    """Record that sessions ``0..index`` of the run are in the lake: the equity rows so far,
+    the paper broker's account and the checkpoint schedule."""
+    payload = {"session": day, "index": index, "every": every, "rows": rows, "broker": state}
+    StageState(lake, run_id, day, clock=lambda: decision_cutoff(day)).put(CHECKPOINT, payload)
 
 
 def result_hash(daily: pd.DataFrame, metrics: Metrics) -> str:
@@ -110,23 +189,47 @@ def run_backtest(
     progress: Progress | None = None,
     write_report: bool = True,
     compact_every: int = 20,
+    buffer_sessions: int = DEFAULT_BUFFER_SESSIONS,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
 ) -> BacktestResult:
     """Backtest ``config`` over the sessions in ``[start, end]`` (module docstring).
 
-    Every ``compact_every`` sessions the tables the loop appends to are compacted: each
-    stage commits small files, and reads slow down with their number.
+    ``buffer_sessions`` (K): the stages' writes are committed to the lake every K sessions,
+    at every checkpoint and at the end; K <= 1 writes through to the lake at every stage.
+    K changes only the speed, never the numbers.
+
+    ``checkpoint_every`` (C, default 20; 0 = never): every C sessions, counted from the
+    first, the run records a checkpoint and the next session starts with a freshly compiled
+    optimizer (warm re-solves carry solver state a checkpoint cannot hold), so a run resumed
+    from a checkpoint gives the same numbers as one that was not interrupted, and buffered
+    and unbuffered runs with the same C give the same numbers. ``resume``: continue the
+    latest unfinished run of this config and range from its last checkpoint (a new run
+    when there is none); it keeps the run's C.
+
+    The tables the loop appends to are compacted every ``compact_every`` sessions (after
+    a flush when buffered): each commit adds small files, and reads slow down with their
+    number.
     """
     base = config or DailyConfig()
     days = trading_calendar().sessions(start, end)
     if not days:
         raise ConfigurationError(f"no {start}..{end} sessions to backtest")
     chash = config_hash(base, start, end)
-    run_id = f"bt-{chash}-r{_next_run_number(lake, chash)}"
+    buffered = buffer_sessions >= 2
+    every = DEFAULT_CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
+    finished, started = _runs(lake, chash)
+    unfinished = started - finished
+    number = max(unfinished) if resume and unfinished else max(finished | started, default=0) + 1
+    run_id = f"bt-{chash}-r{number}"
+    checkpoint = _checkpoint(lake, run_id) if resume and unfinished else None
     cfg = base.model_copy(
         update={"portfolio_id": run_id, "approval": ApprovalPolicy(auto_approve=True)}
     )
     _fresh_optimizers()
-    prices = CachedPrices(LakePriceSource(lake, known_at=decision_cutoff(days[0])))
+    buffer = BufferedStore(lake, cached_tables=READ_ONLY_TABLES) if buffered else None
+    store: Store = lake if buffer is None else buffer
+    prices = CachedPrices(LakePriceSource(store, known_at=decision_cutoff(days[0])))
     current = {"day": days[0]}
     broker = InMemoryPaperBroker(
         prices,
@@ -136,15 +239,57 @@ def run_backtest(
         id_base=int(hashlib.sha256(run_id.encode()).hexdigest()[:7], 16) * 1_000_000,
     )
     rows: list[dict[str, object]] = []
-    for i, day in enumerate(days):
+    first = 0
+    resumed_after = None
+    if checkpoint is not None:
+        # The schedule the run started with: its segments must end where they did.
+        every = int(checkpoint["every"])
+        rows = list(checkpoint["rows"])
+        broker.restore_account(checkpoint["broker"])
+        first = int(checkpoint["index"]) + 1
+        resumed_after = checkpoint["session"]
+    seconds: dict[str, float] = {}
+    since_compact = 0
+    for i in range(first, len(days)):
+        day = days[i]
         current["day"] = day
         prices.known_at = decision_cutoff(day)
-        out = run_day(lake, day, cfg, broker, scores=scores, risk=risk, write_report=False)
+        out = run_day(
+            lake,
+            day,
+            cfg,
+            broker,
+            scores=scores,
+            risk=risk,
+            write_report=False,
+            store=buffer,
+        )
+        for stage, spent in out.seconds.items():
+            seconds[stage] = seconds.get(stage, 0.0) + spent
         book = dict(out.outputs["reconcile"]["book"])
         book["date"] = day
         rows.append(book)
-        if compact_every and (i + 1) % compact_every == 0:
-            maintain(lake, [t for t in LOOP_TABLES if lake.table(t) is not None], zorder=False)
+        since_compact += 1
+        began = time.perf_counter()
+        last = i == len(days) - 1
+        # The schedule counts from the run's first session, so a resumed run keeps it.
+        checkpoint_now = bool(every) and ((i + 1) % every == 0 or last)
+        flushed = buffer is not None and ((i + 1) % buffer_sessions == 0 or checkpoint_now or last)
+        if buffer is not None and flushed:
+            buffer.flush()
+        if checkpoint_now:
+            _save_checkpoint(lake, run_id, day, i, every, rows, broker.account_state())
+            # The next segment solves with a freshly compiled optimizer, as a run resumed
+            # from this checkpoint does: warm re-solves carry solver state (see
+            # _fresh_optimizers) that a checkpoint cannot hold.
+            _fresh_optimizers()
+        if flushed or checkpoint_now:
+            seconds["flush"] = seconds.get("flush", 0.0) + time.perf_counter() - began
+        if compact_every and since_compact >= compact_every and (flushed or not buffered):
+            began = time.perf_counter()
+            _compact(lake)
+            seconds["compact"] = seconds.get("compact", 0.0) + time.perf_counter() - began
+            since_compact = 0
         if progress is not None:
             progress(i + 1, len(days), day)
     daily = daily_frame(rows, cfg.initial_capital)
@@ -163,7 +308,13 @@ def run_backtest(
             metrics,
             lake.location.options(),
         )
-    return BacktestResult(run_id, days[0], days[-1], daily, metrics, digest, report_path)
+    return BacktestResult(
+        run_id, days[0], days[-1], daily, metrics, digest, report_path, seconds, resumed_after
+    )
+
+
+def _compact(lake: Lake) -> None:
+    maintain(lake, [t for t in LOOP_TABLES if lake.table(t) is not None], zorder=False)
 
 
 def _fresh_optimizers() -> None:

@@ -17,6 +17,7 @@ from pipelines.daily.config import DailyConfig
 from pipelines.daily.protocols import Ingestor, RiskModelSource, ScoreSource
 from pipelines.execution import Broker
 from pipelines.lake import Lake
+from pipelines.lake.interface import Store
 from pipelines.portfolio.styles import SnapshotRiskModel
 
 STAGE_ORDER = (
@@ -53,11 +54,13 @@ def run_day(
     decision: str | None = None,
     write_report: bool = True,
     clock: Callable[[], dt.datetime] | None = None,
+    store: Store | None = None,
 ) -> DayResult:
     """Run every stage for ``day`` (see :mod:`pipelines.daily.stages`) and return their outputs.
 
     ``decision`` is the PM's answer (``approved``/``rejected``); None applies the
-    config's approval policy. Re-running a day is safe: orders are reused, fills and
+    config's approval policy. ``store`` (default: ``lake``) is where the stages read and
+    write (a backtest passes its write buffer over ``lake``). Re-running a day is safe: orders are reused, fills and
     positions are stored once, the book row is rewritten only if it changed.
     """
     ctx = stages.DayContext(
@@ -69,6 +72,7 @@ def run_day(
         risk_source=risk or SnapshotRiskModel(),
         ingestor=ingestor or stages.NoIngest(),
         clock=clock,
+        buffer=store,
     )
     result = DayResult(day)
     steps: list[tuple[str, Callable[[], Any]]] = [

@@ -134,6 +134,8 @@ class DayContext:
     risk_source: RiskModelSource = field(default_factory=SnapshotRiskModel)
     ingestor: Ingestor = field(default_factory=NoIngest)
     clock: Callable[[], dt.datetime] | None = None
+    #: A store in front of the lake (a backtest's write buffer); None = the lake itself.
+    buffer: Store | None = None
 
     @classmethod
     def from_settings(
@@ -154,7 +156,7 @@ class DayContext:
     @property
     def store(self) -> Store:
         """Where stages read (``as_of``) and write their declared tables."""
-        return self.lake
+        return self.lake if self.buffer is None else self.buffer
 
     @property
     def portfolio_id(self) -> str:

@@ -78,6 +78,15 @@ def candidate_filter(
     return expr, prune
 
 
+def scan_columns(spec: TableSpec, columns: list[str] | None) -> list[str] | None:
+    """The columns an as-of read of ``columns`` scans: those plus the key, valid and
+    knowledge times and the system columns the resolution needs (None = all)."""
+    if columns is None:
+        return None
+    needed = {*spec.key, "valid_date", "known_at", "_ingested_at", "_batch_id", "_deleted"}
+    return [c for c in spec.arrow_schema().names if c in needed or c in columns]
+
+
 _CON: duckdb.DuckDBPyConnection | None = None
 
 

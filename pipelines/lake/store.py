@@ -79,6 +79,35 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def with_system_columns(
+    spec: TableSpec, tbl: pa.Table, batch_ids: pa.ChunkedArray, deleted: bool
+) -> pa.Table:
+    """A conformed frame with the lake's system columns (``_deleted``, ``_batch_id``,
+    ``_ingested_at`` = now, the partition column), in the table's physical schema."""
+    n = tbl.num_rows
+    extra: dict[str, pa.Array | pa.ChunkedArray] = {
+        "_deleted": pa.repeat(pa.scalar(deleted), n),
+        "_batch_id": batch_ids,
+        "_ingested_at": pa.repeat(pa.scalar(_now(), _TS), n),
+    }
+    if spec.partitioned:
+        extra[PARTITION_COLUMN] = pc.cast(pc.year(tbl.column("valid_date")), pa.int32())
+    for col_name, arr in extra.items():
+        tbl = tbl.append_column(col_name, arr)
+    tbl = tbl.select(spec.arrow_schema().names).cast(spec.arrow_schema())
+    return _sorted_by_valid_time(spec, tbl)
+
+
+def _sorted_by_valid_time(spec: TableSpec, tbl: pa.Table) -> pa.Table:
+    # Sorted by valid time: scans for one date touch few row groups. Most batches
+    # arrive sorted already, and sorting 1M rows costs as much as writing them.
+    days = tbl.column("valid_date").to_numpy()
+    if len(days) > 1 and not bool((days[1:] >= days[:-1]).all()):
+        order = [("valid_date", "ascending"), *[(k, "ascending") for k in spec.key]]
+        tbl = tbl.sort_by(order)
+    return tbl
+
+
 class Lake:
     """Bitemporal Delta Lake over a local path or S3.
 
@@ -122,12 +151,17 @@ class Lake:
 
     # ---- tables ---------------------------------------------------------------------------
 
-    def table(self, name: str, *, create: bool = False) -> DeltaTable | None:
-        """The latest version of table ``name`` (refreshed), or None if never written."""
+    def table(self, name: str, *, create: bool = False, refresh: bool = True) -> DeltaTable | None:
+        """The latest version of table ``name`` (refreshed), or None if never written.
+
+        ``refresh=False`` skips reading the log for new commits when the table is already
+        open: for a caller that knows nobody else wrote since (the backtest's buffer).
+        """
         spec = get_table(name)
         dt_ = self._tables.get(name)
         if dt_ is not None:
-            dt_.update_incremental()
+            if refresh:
+                dt_.update_incremental()
             return dt_
         dt_ = open_table(self.location, spec)
         if dt_ is None and create:
@@ -222,7 +256,37 @@ class Lake:
         todo = [b for b in distinct if b not in done]
         if not todo:
             return WriteResult(name, bid, tbl.num_rows, False, dt_.version())
-        full = self._with_system_columns(spec, tbl, ids, deleted)
+        full = with_system_columns(spec, tbl, ids, deleted)
+        return self._commit(name, dt_, full, todo, bid, tbl.num_rows)
+
+    def commit_prepared(self, name: str, full: pa.Table, batch_ids: list[str]) -> WriteResult:
+        """Commit rows that already carry their system columns (``_batch_id``,
+        ``_ingested_at``...; see :func:`with_system_columns`) as one Delta commit recording
+        every one of ``batch_ids``. Rows of batches already committed are dropped.
+
+        For a store that prepared its writes earlier (the backtest's buffer): the rows keep
+        the ingestion times they were given then, so reads resolve exactly as they did
+        before the commit.
+        """
+        spec = get_table(name)
+        dt_ = self.table(name, create=True)
+        assert dt_ is not None
+        done = {b for b in batch_ids if dt_.transaction_version(_TXN_PREFIX + b) is not None}
+        if done:
+            keep = pc.invert(
+                pc.is_in(full.column("_batch_id"), pa.array(sorted(done), pa.string()))
+            )
+            full = full.filter(keep)
+        todo = [b for b in batch_ids if b not in done]
+        bid = todo[0] if len(todo) == 1 else f"{name}:prepared"
+        if not todo:
+            return WriteResult(name, bid, 0, False, dt_.version())
+        return self._commit(name, dt_, _sorted_by_valid_time(spec, full), todo, bid, full.num_rows)
+
+    def _commit(
+        self, name: str, dt_: DeltaTable, full: pa.Table, todo: list[str], bid: str, rows: int
+    ) -> WriteResult:
+        spec = get_table(name)
         now_ms = int(time.time() * 1000)
         commit = CommitProperties(
             custom_metadata={
@@ -248,14 +312,15 @@ class Lake:
             # stay unreferenced and vacuum removes them.
             dt_.update_incremental()
             if all(dt_.transaction_version(_TXN_PREFIX + b) is not None for b in todo):
-                return WriteResult(name, bid, tbl.num_rows, False, dt_.version())
+                return WriteResult(name, bid, rows, False, dt_.version())
             raise
         dt_.update_incremental()
         return WriteResult(name, bid, full.num_rows, True, dt_.version())
 
-    def has_batch(self, name: str, batch_id: str) -> bool:
-        """Whether ``batch_id`` was ever committed to table ``name``."""
-        dt_ = self.table(name)
+    def has_batch(self, name: str, batch_id: str, *, refresh: bool = True) -> bool:
+        """Whether ``batch_id`` was ever committed to table ``name`` (``refresh``: see
+        :meth:`table`)."""
+        dt_ = self.table(name, refresh=refresh)
         return dt_ is not None and dt_.transaction_version(_TXN_PREFIX + batch_id) is not None
 
     def committed_batches(self, name: str, batch_ids: list[str]) -> set[str]:
@@ -265,37 +330,17 @@ class Lake:
             return set()
         return {b for b in batch_ids if dt_.transaction_version(_TXN_PREFIX + b) is not None}
 
-    def _with_system_columns(
-        self, spec: TableSpec, tbl: pa.Table, batch_ids: pa.ChunkedArray, deleted: bool
-    ) -> pa.Table:
-        n = tbl.num_rows
-        extra: dict[str, pa.Array | pa.ChunkedArray] = {
-            "_deleted": pa.repeat(pa.scalar(deleted), n),
-            "_batch_id": batch_ids,
-            "_ingested_at": pa.repeat(pa.scalar(_now(), _TS), n),
-        }
-        if spec.partitioned:
-            extra[PARTITION_COLUMN] = pc.cast(pc.year(tbl.column("valid_date")), pa.int32())
-        for col_name, arr in extra.items():
-            tbl = tbl.append_column(col_name, arr)
-        tbl = tbl.select(spec.arrow_schema().names).cast(spec.arrow_schema())
-        # Sorted by valid time: scans for one date touch few row groups. Most batches
-        # arrive sorted already, and sorting 1M rows costs as much as writing them.
-        days = tbl.column("valid_date").to_numpy()
-        if len(days) > 1 and not bool((days[1:] >= days[:-1]).all()):
-            order = [("valid_date", "ascending"), *[(k, "ascending") for k in spec.key]]
-            tbl = tbl.sort_by(order)
-        return tbl
-
     # ---- reads ----------------------------------------------------------------------------
 
-    def dataset(self, name: str, *, prune: list[Any] | str | None = None) -> ds.Dataset:
+    def dataset(
+        self, name: str, *, prune: list[Any] | str | None = None, refresh: bool = True
+    ) -> ds.Dataset:
         """The table's current version as a pyarrow dataset (DuckDB scans it directly).
 
         ``prune`` selects files by partition values and per-file statistics (see
         ``DeltaTable.file_uris``); rows must still be filtered after reading.
         """
-        dt_ = self.table(name)
+        dt_ = self.table(name, refresh=refresh)
         if dt_ is None:
             return ds.dataset(get_table(name).arrow_schema().empty_table())
         return dt_.to_pyarrow_dataset(file_pruning_predicate=prune)
@@ -318,15 +363,29 @@ class Lake:
         """
         spec = get_table(name)
         rng = bitemporal.as_valid_range(valid_at)
+        return bitemporal.resolve_as_of(
+            spec, self.candidates(name, known_at, rng, columns, filter), rng
+        )
+
+    def candidates(
+        self,
+        name: str,
+        known_at: dt.datetime,
+        rng: bitemporal.ValidRange,
+        columns: list[str] | None = None,
+        filter: ds.Expression | None = None,
+        *,
+        refresh: bool = True,
+    ) -> pa.Table:
+        """The rows an :meth:`as_of` read resolves (every version that may answer it);
+        ``refresh``: see :meth:`table`."""
+        spec = get_table(name)
         expr, prune = bitemporal.candidate_filter(spec, known_at, rng)
         if filter is not None:
             expr = expr & filter
-        cols = None
-        if columns is not None:
-            needed = {*spec.key, "valid_date", "known_at", "_ingested_at", "_batch_id", "_deleted"}
-            cols = [c for c in spec.arrow_schema().names if c in needed or c in columns]
-        data = self.dataset(name, prune=prune).to_table(columns=cols, filter=expr)
-        return bitemporal.resolve_as_of(spec, data, rng)
+        return self.dataset(name, prune=prune, refresh=refresh).to_table(
+            columns=bitemporal.scan_columns(spec, columns), filter=expr
+        )
 
     def history(self, name: str, key: dict[str, Any]) -> pa.Table:
         """Every version ever written for ``key`` (all valid dates, all knowledge times)."""

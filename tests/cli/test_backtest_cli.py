@@ -1,0 +1,62 @@
+"""``alphafactory backtest --buffer-sessions K --resume`` reaches ``run_backtest``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import pipelines.backtest
+from pipelines.backtest.run import DEFAULT_BUFFER_SESSIONS
+from pipelines.cli.main import app
+from pipelines.config import get_settings
+
+pytestmark = pytest.mark.unit
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _lake_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("ALPHAFACTORY_LAKE_ROOT", str(tmp_path / "lake"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+
+    def fake(lake: object, start: dt.date, end: dt.date, config: object, **kw: Any) -> Any:
+        seen.append(kw)
+        metrics = SimpleNamespace(to_dict=lambda: {"sharpe": 1.0})
+        resumed = dt.date(2024, 5, 3) if kw["resume"] else None
+        return SimpleNamespace(
+            run_id="bt-x-r1",
+            start=start,
+            end=end,
+            metrics=metrics,
+            result_hash="h",
+            report_path=None,
+            resumed_after=resumed,
+        )
+
+    monkeypatch.setattr(pipelines.backtest, "run_backtest", fake)
+    return seen
+
+
+def test_resume_and_buffer_sessions_reach_the_backtest(calls: list[dict[str, Any]]) -> None:
+    args = ["backtest", "--start", "2024-05-01", "--end", "2024-05-31"]
+    result = runner.invoke(app, [*args, "--resume", "--buffer-sessions", "5"])
+    assert result.exit_code == 0, result.output
+    assert (calls[-1]["resume"], calls[-1]["buffer_sessions"]) == (True, 5)
+    assert "resumed after 2024-05-03" in result.stdout
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (calls[-1]["resume"], calls[-1]["buffer_sessions"]) == (False, DEFAULT_BUFFER_SESSIONS)
