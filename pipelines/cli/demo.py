@@ -103,7 +103,6 @@ def demo(
     from pipelines.vendors.server import run_vendor
 
     t0 = time.perf_counter()
-    _quiet_logs()
     settings = get_settings()
     lake = Lake.from_settings()
     lake.init()
@@ -171,14 +170,6 @@ def demo(
         "open the UI with: alphafactory airflow env > af.sh && source af.sh && airflow "
         "api-server[/dim]"
     )
-
-
-def _quiet_logs() -> None:
-    """Library chatter (SSH handshakes, GX registration) at INFO would bury the progress."""
-    import logging
-
-    for name in ("asyncssh", "paramiko", "great_expectations", "airflow", "httpx", "aiohttp"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _backfill(lake: Any, days: list[dt.date], workers: int) -> None:
