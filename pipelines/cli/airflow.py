@@ -44,8 +44,10 @@ def _parse_when(value: str) -> dt.date | dt.datetime:
 
 @airflow_app.command("env")
 def env() -> None:
-    """Print ``export`` lines for the embedded Airflow; connections show as ``***``."""
-    for line in airflow_environment().export_lines():
+    """Print the embedded Airflow's environment, to ``source``: ``export`` lines without
+    secrets; the vendor connections only as masked comments (the CLI takes them from
+    settings). ``alphafactory airflow env > af.sh && source af.sh``."""
+    for line in airflow_environment().source_lines():
         typer.echo(line)
 
 

@@ -101,8 +101,11 @@ def ensure_vendor_connections() -> None:
     """Default the ``AIRFLOW_CONN_*`` vendor connections from settings when not set.
 
     Inside Airflow the connections come from Airflow; outside (CLI, tests) the embedded
-    defaults are used unless the environment already names a connection.
+    defaults are used unless the environment already names a connection. A masked copy of
+    the default (``***`` for the secrets, as an older ``alphafactory airflow env`` printed
+    it) is not a connection anyone meant: it is replaced too.
     """
-    for key, value in vendor_connections().values.items():
-        if key not in os.environ:
+    conns = vendor_connections()
+    for key, value in conns.values.items():
+        if key not in os.environ or os.environ[key] == conns.redacted[key]:
             os.environ[key] = value
