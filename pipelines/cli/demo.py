@@ -90,6 +90,7 @@ def demo(
     workers: Annotated[int, typer.Option(help="Parallel vendor downloads")] = 4,
 ) -> None:
     """Run the daily loop on the embedded default and print where the PM report is."""
+    from pipelines.cli.airflow import vendor_state_dir
     from pipelines.config import get_settings
     from pipelines.daily.config import DailyConfig
     from pipelines.lake import Lake
@@ -106,7 +107,7 @@ def demo(
     settings = get_settings()
     lake = Lake.from_settings()
     lake.init()
-    state_dir = (Path("./var") if settings.is_s3 else settings.local_root().parent) / "vendor"
+    state_dir = vendor_state_dir()
     vendor_cfg = VendorConfig.from_settings(state_dir=state_dir)
     market = vendor_cfg.market
     console.print(
@@ -166,9 +167,9 @@ def demo(
     report = pm_report_uri(lake, config.portfolio_id, latest)
     console.print(
         f"\n[bold green]PM report:[/bold green] {report}\n"
-        f"[dim]total {time.perf_counter() - t0:.0f} s · Airflow home {env.home} · "
-        "open the UI with: alphafactory airflow env > af.sh && source af.sh && airflow "
-        "api-server[/dim]"
+        f"[dim]total {time.perf_counter() - t0:.0f} s · Airflow home {env.home}[/dim]\n"
+        "the Airflow UI with these runs: alphafactory airflow ui  "
+        "(then http://127.0.0.1:8080, user admin)"
     )
 
 
