@@ -51,8 +51,15 @@ def env() -> None:
     """Print the embedded Airflow's environment, to ``source``: ``export`` lines without
     secrets; the vendor connections only as masked comments (the CLI takes them from
     settings). ``alphafactory airflow env > af.sh && source af.sh``."""
+    from pipelines.ingest.connections import simulator_host_key
+
     for line in airflow_environment().source_lines():
         typer.echo(line)
+    # The simulator's host key (public) from the demo's state, so that `ingest day` in the
+    # sourcing shell can verify `alphafactory vendor serve` (same state dir by default).
+    host_key = None if get_settings().vendor_host_key else simulator_host_key(vendor_state_dir())
+    if host_key:
+        typer.echo(f"export ALPHAFACTORY_VENDOR_HOST_KEY='{host_key}'")
 
 
 @airflow_app.command("init")

@@ -244,9 +244,28 @@ def test_sourcing_airflow_env_lets_the_cli_authenticate(tmp_path: Path) -> None:
     import subprocess
     import sys
 
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    # The demo's simulator state (lake root tmp_path/lake → tmp_path/vendor): its host key.
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "vendor" / "ssh_host_ed25519_key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
     result = CliRunner().invoke(airflow_app, ["env"])
     assert result.exit_code == 0, result.output
     exported = [line for line in result.output.splitlines() if line.startswith("export ")]
+    assert f"export ALPHAFACTORY_VENDOR_HOST_KEY='{public}'" in exported
     assert any(line.startswith("export AIRFLOW_HOME=") for line in exported)
     assert not [line for line in exported if "***" in line or "AIRFLOW_CONN_" in line]
     script = tmp_path / "af.sh"
@@ -277,6 +296,7 @@ def test_sourcing_airflow_env_lets_the_cli_authenticate(tmp_path: Path) -> None:
     assert conns["sftp_vendor"]["password"] == "vendor-dev-password"
     assert conns["sftp_vendor"]["port"] == 2222
     assert conns["http_vendor"]["extra"]["Authorization"] == "Bearer vendor-dev-token"
+    assert conns["sftp_vendor"]["extra"]["host_key"] == public  # verifiable: SFTP connects
 
 
 def test_a_masked_connection_left_in_the_environment_is_replaced(
