@@ -168,8 +168,7 @@ def demo(
     console.print(
         f"\n[bold green]PM report:[/bold green] {report}\n"
         f"[dim]total {time.perf_counter() - t0:.0f} s · Airflow home {env.home}[/dim]\n"
-        "the Airflow UI with these runs: alphafactory airflow ui  "
-        "(then http://127.0.0.1:8080, user admin)"
+        "[bold]Airflow UI[/bold] with these runs: alphafactory airflow ui"
     )
 
 
