@@ -19,6 +19,7 @@ from rich.console import Console
 from pipelines.config import get_settings
 from pipelines.orchestration.airflow_env import (
     airflow_environment,
+    create_pools,
     ensure_airflow_db,
     run_dag_test,
 )
@@ -121,6 +122,7 @@ def ui(
     from pipelines.orchestration.ui import ADMIN_USER, AirflowServices
 
     environment = airflow_environment(vendor_state_dir=vendor_state_dir())
+    create_pools(environment)  # the DAGs' pools (solver, broker): scheduled runs need them
     services = AirflowServices(environment, host=host, port=port)
     console.print(
         f"Airflow home {environment.home}, DAGs {environment.values['AIRFLOW__CORE__DAGS_FOLDER']}"

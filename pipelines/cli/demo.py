@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -30,8 +29,6 @@ from pipelines.timeline import LATEST
 
 console = Console()
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "daily" / "configs" / "demo.yaml"
-#: Pools the DAGs use (slots): one optimization and one broker session at a time.
-POOLS = {"solver": 1, "broker": 1}
 DAG_ORDER = ("vendor_ingest", "daily_research", "portfolio_rebalance")
 
 
@@ -60,17 +57,6 @@ def _missing_days(lake: Any, feed: str, days: list[dt.date]) -> list[dt.date]:
     return [d for d in days if d not in have]
 
 
-def create_pools(env: Any) -> None:
-    """Create the DAGs' pools (idempotent: ``airflow pools import`` overwrites)."""
-    from pipelines.orchestration.airflow_env import airflow_cli, ensure_airflow_db
-
-    ensure_airflow_db(env)
-    spec = {name: {"slots": n, "description": f"alphafactory {name}"} for name, n in POOLS.items()}
-    path = env.home / "pools.json"
-    path.write_text(json.dumps(spec, indent=1))
-    airflow_cli(env, "pools", "import", str(path))
-
-
 def _progress_printer(label: str) -> Callable[[str, int, int], None]:
     last: dict[str, float] = {}
 
@@ -96,6 +82,7 @@ def demo(
     from pipelines.lake import Lake
     from pipelines.orchestration.airflow_env import (
         airflow_environment,
+        create_pools,
         ensure_airflow_db,
         run_dag_test,
     )

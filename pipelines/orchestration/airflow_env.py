@@ -256,6 +256,19 @@ def ensure_airflow_db(env: AirflowEnv | None = None, *, timeout: float = 600) ->
         return True
 
 
+#: Pools the DAGs use (slots): one optimization and one broker session at a time.
+POOLS = {"solver": 1, "broker": 1}
+
+
+def create_pools(env: AirflowEnv) -> None:
+    """Create the DAGs' pools (idempotent: ``airflow pools import`` overwrites)."""
+    ensure_airflow_db(env)
+    spec = {name: {"slots": n, "description": f"alphafactory {name}"} for name, n in POOLS.items()}
+    path = env.home / "pools.json"
+    path.write_text(json.dumps(spec, indent=1))
+    airflow_cli(env, "pools", "import", str(path))
+
+
 def _tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 

@@ -105,6 +105,8 @@ def test_airflow_ui_shows_the_project_dags_and_stops_cleanly(tmp_path: Path) -> 
 
         # The project's DAGs, parsed by the DAG processor from dags/; no example DAG.
         assert _wait("the five DAGs", dag_ids, proc) == PROJECT_DAGS
+        pools = _request(f"{base}/api/v2/pools", token=token)["pools"]
+        assert {"solver", "broker"} <= {p["name"] for p in pools}  # scheduled runs need them
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # Ctrl-C
