@@ -4,19 +4,29 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The `fix` extra (QuickFIX) compiles from source once (~7 min): only the targets that run
+# the FIX tests install it (`make fix`, `make test`, `make unit`), never `make demo`
+# (the demo trades with the paper broker). Its stamp is newer than the install stamp, so a
+# demo install followed by `make test` still installs it.
+FIX_STAMP := $(VENV)/.fix-installed-$(shell cat pyproject.toml .ci/fix-wheel.sh | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint typecheck unit integration e2e bench system-deps install clean
+.PHONY: demo test lint typecheck unit integration e2e bench system-deps install fix clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 
-$(STAMP): $(PY) pyproject.toml .ci/fix-wheel.sh
+$(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
-	bash .ci/fix-wheel.sh $(PY)
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project with dev tools
+$(FIX_STAMP): $(STAMP) .ci/fix-wheel.sh
+	bash .ci/fix-wheel.sh $(PY)
+	rm -f $(VENV)/.fix-installed-* && touch $(FIX_STAMP)
+
+install: $(STAMP)  ## create .venv and install the project with dev tools (no QuickFIX)
+
+fix: $(FIX_STAMP)  ## install the `fix` extra (QuickFIX, from the wheel cache of .ci/fix-wheel.sh)
 
 system-deps:  ## Debian packages some tests need (sshd for the OpenSSH test, chromium for the report)
 	@bash .ci/system-deps.sh
@@ -32,7 +42,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-test: install system-deps lint typecheck  ## lint, type check, then every test
+test: install fix system-deps lint typecheck  ## lint, type check, then every test
 	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout=900
 
 # Test levels (a module-level marker in every test file, tests/test_markers.py checks it):
@@ -41,7 +51,7 @@ test: install system-deps lint typecheck  ## lint, type check, then every test
 # integration/e2e marker, hence "not integration and not e2e" rather than "-m unit".
 UNIT_JOBS ?= auto
 
-unit: install  ## the fast inner loop (under 2 minutes on 2 cores): unit tests, in parallel
+unit: install fix  ## the fast inner loop (under 2 minutes on 2 cores): unit tests, in parallel
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not integration and not e2e" -n $(UNIT_JOBS)
 
 integration: install

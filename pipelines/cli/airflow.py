@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
+import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from pipelines.config import get_settings
 from pipelines.orchestration.airflow_env import (
     airflow_environment,
+    create_pools,
     ensure_airflow_db,
     run_dag_test,
 )
@@ -44,9 +49,18 @@ def _parse_when(value: str) -> dt.date | dt.datetime:
 
 @airflow_app.command("env")
 def env() -> None:
-    """Print ``export`` lines for the embedded Airflow; connections show as ``***``."""
-    for line in airflow_environment().export_lines():
+    """Print the embedded Airflow's environment, to ``source``: ``export`` lines without
+    secrets; the vendor connections only as masked comments (the CLI takes them from
+    settings). ``alphafactory airflow env > af.sh && source af.sh``."""
+    from pipelines.ingest.connections import simulator_host_key
+
+    for line in airflow_environment().source_lines():
         typer.echo(line)
+    # The simulator's host key (public) from the demo's state, so that `ingest day` in the
+    # sourcing shell can verify `alphafactory vendor serve` (same state dir by default).
+    host_key = None if get_settings().vendor_host_key else simulator_host_key(vendor_state_dir())
+    if host_key:
+        typer.echo(f"export ALPHAFACTORY_VENDOR_HOST_KEY='{host_key}'")
 
 
 @airflow_app.command("init")
@@ -88,3 +102,54 @@ def dags_test(
         console.print(f"  {task}: {state}")
     if not result.ok:
         raise typer.Exit(1)
+
+
+def vendor_state_dir() -> Path:
+    """Where the demo keeps the vendor simulator's state (its host key: pinned in the
+    ``sftp_vendor`` connection the UI's scheduler gives the tasks)."""
+    settings = get_settings()
+    return (Path("./var") if settings.is_s3 else settings.local_root().parent) / "vendor"
+
+
+@airflow_app.command("ui")
+def ui(
+    port: Annotated[int, typer.Option(help="API server (UI) port")] = 8080,
+    host: Annotated[str, typer.Option(help="API server bind address")] = "127.0.0.1",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the API")] = 300.0,
+) -> None:
+    """Start the API server (the UI), scheduler, DAG processor and triggerer on the embedded
+    Airflow home and the project's DAGs; print the URL and the login; Ctrl-C stops them."""
+    from pipelines.orchestration.ui import ADMIN_USER, AirflowServices
+
+    environment = airflow_environment(vendor_state_dir=vendor_state_dir())
+    create_pools(environment)  # the DAGs' pools (solver, broker): scheduled runs need them
+    services = AirflowServices(environment, host=host, port=port)
+    console.print(
+        f"Airflow home {environment.home}, DAGs {environment.values['AIRFLOW__CORE__DAGS_FOLDER']}"
+    )
+    console.print(f"starting {', '.join(services.services)} (logs in {services.log_dir})")
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM as Ctrl-C: the services are stopped either way
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with services:
+            services.wait_healthy(timeout)
+            console.print(f"[bold green]Airflow UI:[/bold green] {services.url}", highlight=False)
+            console.print(
+                f"login: {ADMIN_USER}, password in {services.passwords_file}",
+                soft_wrap=True,
+                highlight=False,
+            )
+            console.print("Ctrl-C stops the four services")
+            while not (dead := services.exited()):
+                time.sleep(1.0)
+            name, code = next(iter(dead.items()))
+            console.print(f"[red]airflow {name} exited with code {code}[/red]; stopped the others")
+            raise typer.Exit(1)
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

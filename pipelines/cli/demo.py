@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -30,8 +29,6 @@ from pipelines.timeline import LATEST
 
 console = Console()
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "daily" / "configs" / "demo.yaml"
-#: Pools the DAGs use (slots): one optimization and one broker session at a time.
-POOLS = {"solver": 1, "broker": 1}
 DAG_ORDER = ("vendor_ingest", "daily_research", "portfolio_rebalance")
 
 
@@ -60,17 +57,6 @@ def _missing_days(lake: Any, feed: str, days: list[dt.date]) -> list[dt.date]:
     return [d for d in days if d not in have]
 
 
-def create_pools(env: Any) -> None:
-    """Create the DAGs' pools (idempotent: ``airflow pools import`` overwrites)."""
-    from pipelines.orchestration.airflow_env import airflow_cli, ensure_airflow_db
-
-    ensure_airflow_db(env)
-    spec = {name: {"slots": n, "description": f"alphafactory {name}"} for name, n in POOLS.items()}
-    path = env.home / "pools.json"
-    path.write_text(json.dumps(spec, indent=1))
-    airflow_cli(env, "pools", "import", str(path))
-
-
 def _progress_printer(label: str) -> Callable[[str, int, int], None]:
     last: dict[str, float] = {}
 
@@ -90,11 +76,13 @@ def demo(
     workers: Annotated[int, typer.Option(help="Parallel vendor downloads")] = 4,
 ) -> None:
     """Run the daily loop on the embedded default and print where the PM report is."""
+    from pipelines.cli.airflow import vendor_state_dir
     from pipelines.config import get_settings
     from pipelines.daily.config import DailyConfig
     from pipelines.lake import Lake
     from pipelines.orchestration.airflow_env import (
         airflow_environment,
+        create_pools,
         ensure_airflow_db,
         run_dag_test,
     )
@@ -103,11 +91,10 @@ def demo(
     from pipelines.vendors.server import run_vendor
 
     t0 = time.perf_counter()
-    _quiet_logs()
     settings = get_settings()
     lake = Lake.from_settings()
     lake.init()
-    state_dir = (Path("./var") if settings.is_s3 else settings.local_root().parent) / "vendor"
+    state_dir = vendor_state_dir()
     vendor_cfg = VendorConfig.from_settings(state_dir=state_dir)
     market = vendor_cfg.market
     console.print(
@@ -167,18 +154,9 @@ def demo(
     report = pm_report_uri(lake, config.portfolio_id, latest)
     console.print(
         f"\n[bold green]PM report:[/bold green] {report}\n"
-        f"[dim]total {time.perf_counter() - t0:.0f} s · Airflow home {env.home} · "
-        "open the UI with: alphafactory airflow env > af.sh && source af.sh && airflow "
-        "api-server[/dim]"
+        f"[dim]total {time.perf_counter() - t0:.0f} s · Airflow home {env.home}[/dim]\n"
+        "[bold]Airflow UI[/bold] with these runs: alphafactory airflow ui"
     )
-
-
-def _quiet_logs() -> None:
-    """Library chatter (SSH handshakes, GX registration) at INFO would bury the progress."""
-    import logging
-
-    for name in ("asyncssh", "paramiko", "great_expectations", "airflow", "httpx", "aiohttp"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _backfill(lake: Any, days: list[dt.date], workers: int) -> None:

@@ -58,6 +58,18 @@ def _feed_names(feed: list[str] | None) -> list[str] | None:
     return list(dict.fromkeys(feed))
 
 
+def _check_vendor(names: list[str] | None) -> None:
+    """Fail fast, in one line, when a chosen feed's connection does not answer (the
+    transfers' own retries would take minutes): :func:`pipelines.ingest.sources.check_reachable`."""
+    from pipelines.ingest.connections import ensure_vendor_connections
+    from pipelines.ingest.feed_spec import load_feeds
+    from pipelines.ingest.runtime import ordered_feeds
+    from pipelines.ingest.sources import check_reachable
+
+    ensure_vendor_connections()
+    check_reachable([spec.connection_id for spec in ordered_feeds(load_feeds(), names)])
+
+
 def _outcome_row(o: FileOutcome) -> list[str]:
     return [
         o.feed,
@@ -102,6 +114,7 @@ def day_cmd(
     if not trading_calendar().is_session(session):
         console.print(f"{session} is not a trading session: nothing to ingest")
         return
+    _check_vendor(names)
     lake = Lake.from_settings()
     rows: list[list[str]] = []
     failed = False
@@ -124,10 +137,14 @@ def day_cmd(
         failed |= any(o.status == "quarantined" for o in outcomes)
     console.print(_outcomes_table(rows))
     if failed:
-        err.print(
-            "[red]ingestion incomplete[/red]: see 'alphafactory quarantine show ID' "
-            "for quarantined batches"
+        held = sorted({row[5] for row in rows if row[3] == "quarantined" and row[5]})
+        hint = (
+            f": see 'alphafactory quarantine show {held[0]}'"
+            + (f" (and {len(held) - 1} more)" if len(held) > 1 else "")
+            if held
+            else ": see the message column"
         )
+        err.print(f"[red]ingestion incomplete[/red]{hint}")
         raise typer.Exit(1)
 
 
@@ -160,6 +177,7 @@ def backfill_cmd(
     if not days:
         console.print("no trading session in the range: nothing to ingest")
         return
+    _check_vendor(names)
     lake = Lake.from_settings()
     with Progress(
         TextColumn("{task.description:<28}"),

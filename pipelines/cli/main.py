@@ -7,7 +7,7 @@ and exit code 1; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -18,6 +18,7 @@ from pipelines.cli.demo import demo
 from pipelines.cli.ingest import ingest_app, quarantine_app
 from pipelines.cli.kill_switch import kill_switch_app
 from pipelines.cli.lake import lake_app
+from pipelines.cli.quiet import quiet_libraries
 from pipelines.cli.report import report
 from pipelines.cli.research import research_app
 from pipelines.cli.status import status
@@ -40,7 +41,8 @@ class AlphaFactoryGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            with quiet_libraries(verbose=bool(ctx.params.get("verbose"))):
+                return super().invoke(ctx)
         except AlphaFactoryError as exc:
             typer.echo(error_line(exc), err=True)  # plain text: no rich markup
             raise typer.Exit(ERROR_EXIT_CODE) from None
@@ -52,6 +54,17 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold credentials
 )
+
+
+@app.callback()
+def root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the libraries' log lines and warnings")
+    ] = False,
+) -> None:
+    """Alpha Factory: a quant fund's daily research and rebalancing loop."""
+
+
 app.add_typer(lake_app, name="lake")
 app.add_typer(vendor_app, name="vendor")
 app.add_typer(airflow_app, name="airflow")

@@ -31,7 +31,7 @@ class VendorConnections:
     redacted: dict[str, str] = field(repr=False)
 
 
-def _host_public_key(vendor_state_dir: Path) -> str | None:
+def simulator_host_key(vendor_state_dir: Path) -> str | None:
     """``ssh-ed25519 AAAA…`` of the vendor simulator's host key, if it has been generated."""
     key_file = vendor_state_dir / "ssh_host_ed25519_key"
     if not key_file.is_file():
@@ -65,7 +65,7 @@ def vendor_connections(
     s = settings or get_settings()
     host_key = vendor_host_key or s.vendor_host_key
     if not host_key and vendor_state_dir is not None:
-        host_key = _host_public_key(vendor_state_dir.expanduser().resolve())
+        host_key = simulator_host_key(vendor_state_dir.expanduser().resolve())
     sftp_extra: dict[str, Any] = {"look_for_keys": "false", "conn_timeout": 30}
     if host_key:
         sftp_extra["host_key"] = host_key.strip()
@@ -101,8 +101,11 @@ def ensure_vendor_connections() -> None:
     """Default the ``AIRFLOW_CONN_*`` vendor connections from settings when not set.
 
     Inside Airflow the connections come from Airflow; outside (CLI, tests) the embedded
-    defaults are used unless the environment already names a connection.
+    defaults are used unless the environment already names a connection. A masked copy of
+    the default (``***`` for the secrets, as an older ``alphafactory airflow env`` printed
+    it) is not a connection anyone meant: it is replaced too.
     """
-    for key, value in vendor_connections().values.items():
-        if key not in os.environ:
+    conns = vendor_connections()
+    for key, value in conns.values.items():
+        if key not in os.environ or os.environ[key] == conns.redacted[key]:
             os.environ[key] = value

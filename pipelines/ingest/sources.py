@@ -255,3 +255,54 @@ def records_to_jsonl(records: list[dict[str, Any]]) -> bytes:
     return b"".join(
         json.dumps(r, sort_keys=True, separators=(",", ":")).encode() + b"\n" for r in records
     )
+
+
+class VendorUnreachable(AlphaFactoryError, ConnectionError):
+    """Nothing answers at a vendor connection's host and port (refused, or no answer within
+    the connect timeout): said in one line before any retrying transfer starts."""
+
+
+#: The embedded simulator's connections: when they cannot be reached, say how to start it.
+SIMULATOR_CONN_IDS = frozenset({"sftp_vendor", "http_vendor"})
+
+
+def connection_address(conn_id: str) -> tuple[str, int]:
+    """``(host, port)`` of an Airflow connection (port defaulted by its type: SFTP 22,
+    HTTP 80, HTTPS 443)."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    if conn.port:
+        return str(conn.host), int(conn.port)
+    https = (conn.schema or "").lower() == "https" or str(conn.host).startswith("https://")
+    default = {"sftp": 22, "ssh": 22}.get(conn.conn_type or "", 443 if https else 80)
+    return str(conn.host), default
+
+
+def check_reachable(conn_ids: list[str], timeout: float = 3.0) -> None:
+    """Open (and close) one TCP connection to each connection's ``host:port``, with a short
+    connect timeout; raise :class:`VendorUnreachable` for the first that does not answer.
+
+    The transfers retry with backoff (SSH three times, HTTP eight), which is right for a
+    vendor that blinks, not for one that is down: this first attempt fails in seconds.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    for conn_id in dict.fromkeys(conn_ids):
+        host, port = connection_address(conn_id)
+        if "://" in host:  # an HTTP connection may carry its scheme in the host
+            host = urlsplit(host).hostname or host
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            hint = (
+                "start the simulator: alphafactory vendor serve"
+                if conn_id in SIMULATOR_CONN_IDS
+                else f"check the connection {conn_id} and the vendor's service"
+            )
+            raise VendorUnreachable(
+                f"vendor unreachable at {host}:{port} (connection {conn_id}: {reason}); {hint}"
+            ) from None

@@ -78,6 +78,30 @@ class AirflowEnv:
         """``export NAME='value'`` lines, secrets masked, sorted by name."""
         return [f"export {k}={_shell_quote(v)}" for k, v in sorted(self.masked().items())]
 
+    def source_lines(self) -> list[str]:
+        """A shell script to ``source``: ``export`` lines for every variable without secrets;
+        the secret-bearing ones (the vendor connections) only as masked comments.
+
+        Exporting a masked copy would shadow the real value (the CLI and Airflow would send
+        ``***`` as the password: "Authentication failed"). Left unset, the CLI defaults the
+        vendor connections from settings
+        (:func:`pipelines.ingest.connections.ensure_vendor_connections`) and the Airflow
+        processes the CLI starts get them from :meth:`process_env`.
+        """
+        masked = self.masked()
+        lines = [
+            f"export {k}={_shell_quote(v)}"
+            for k, v in sorted(self.values.items())
+            if k not in self.secret_names
+        ]
+        if self.secret_names:
+            lines.append(
+                "# not exported (credentials; the alphafactory CLI and `alphafactory airflow ui`"
+                " take them from settings, ALPHAFACTORY_VENDOR_*):"
+            )
+            lines += [f"#   {k}={_shell_quote(masked[k])}" for k in sorted(self.secret_names)]
+        return lines
+
     def process_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """``base`` (default: ``os.environ``) without stray ``AIRFLOW*`` settings, plus ours.
 
@@ -230,6 +254,19 @@ def ensure_airflow_db(env: AirflowEnv | None = None, *, timeout: float = 600) ->
         airflow_cli(env, "db", "migrate", timeout=timeout)
         stamp.write_text(expected)
         return True
+
+
+#: Pools the DAGs use (slots): one optimization and one broker session at a time.
+POOLS = {"solver": 1, "broker": 1}
+
+
+def create_pools(env: AirflowEnv) -> None:
+    """Create the DAGs' pools (idempotent: ``airflow pools import`` overwrites)."""
+    ensure_airflow_db(env)
+    spec = {name: {"slots": n, "description": f"alphafactory {name}"} for name, n in POOLS.items()}
+    path = env.home / "pools.json"
+    path.write_text(json.dumps(spec, indent=1))
+    airflow_cli(env, "pools", "import", str(path))
 
 
 def _tail(text: str, lines: int = 40) -> str:

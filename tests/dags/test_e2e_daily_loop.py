@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.cli.demo import create_pools
 from pipelines.execution.records import read_day
 from pipelines.lake import Lake
-from pipelines.orchestration.airflow_env import airflow_environment, run_dag_test
+from pipelines.orchestration.airflow_env import airflow_environment, create_pools, run_dag_test
 from pipelines.report import pm_report_uri
 from tests.daily.helpers import CONFIG, LOOP_DAYS, copy_root, shared_loop_root
 

@@ -233,3 +233,84 @@ def test_http_connection_sends_the_bearer_token(
     import requests
 
     assert requests.get(f"{base}/v1/no-such-dataset", timeout=10).status_code == 401
+
+
+def test_sourcing_airflow_env_lets_the_cli_authenticate(tmp_path: Path) -> None:
+    """Issue 18: the demo's hint `alphafactory airflow env > af.sh && source af.sh` exported
+    the connections with `***` passwords, after which `ingest day` failed "Authentication
+    failed". What it prints now exports no secret, and in a shell that sourced it the CLI's
+    vendor connections carry the real credentials (from settings)."""
+    import os
+    import subprocess
+    import sys
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    # The demo's simulator state (lake root tmp_path/lake → tmp_path/vendor): its host key.
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "vendor" / "ssh_host_ed25519_key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    result = CliRunner().invoke(airflow_app, ["env"])
+    assert result.exit_code == 0, result.output
+    exported = [line for line in result.output.splitlines() if line.startswith("export ")]
+    assert f"export ALPHAFACTORY_VENDOR_HOST_KEY='{public}'" in exported
+    assert any(line.startswith("export AIRFLOW_HOME=") for line in exported)
+    assert not [line for line in exported if "***" in line or "AIRFLOW_CONN_" in line]
+    script = tmp_path / "af.sh"
+    script.write_text(result.output)
+    probe = (
+        "import json, os\n"
+        "from airflow.models.connection import Connection\n"
+        "from pipelines.ingest.connections import ensure_vendor_connections\n"
+        "ensure_vendor_connections()\n"
+        "out = {}\n"
+        "for cid in ('sftp_vendor', 'http_vendor'):\n"
+        "    c = Connection.from_json(os.environ['AIRFLOW_CONN_' + cid.upper()], conn_id=cid)\n"
+        "    out[cid] = {'host': c.host, 'port': c.port, 'password': c.password,\n"
+        "                'extra': c.extra_dejson}\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    proc = subprocess.run(
+        ["bash", "-c", f'source "{script}" && exec "{sys.executable}" -c "$PROBE"'],
+        env={**env, "PROBE": probe},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    conns = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert conns["sftp_vendor"]["password"] == "vendor-dev-password"
+    assert conns["sftp_vendor"]["port"] == 2222
+    assert conns["http_vendor"]["extra"]["Authorization"] == "Bearer vendor-dev-token"
+    assert conns["sftp_vendor"]["extra"]["host_key"] == public  # verifiable: SFTP connects
+
+
+def test_a_masked_connection_left_in_the_environment_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shell that sourced the old, masked output still authenticates."""
+    import os
+
+    from pipelines.ingest.connections import ensure_vendor_connections, vendor_connections
+
+    conns = vendor_connections()
+    for key, value in conns.redacted.items():
+        monkeypatch.setenv(key, value)
+    ensure_vendor_connections()
+    for key, value in conns.values.items():
+        assert os.environ[key] == value
+        assert "***" not in os.environ[key]

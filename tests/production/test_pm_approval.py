@@ -273,7 +273,7 @@ def test_pm_approves_through_rest_api_then_timeout_rejects(
     ) as cluster:
         cluster.timings["lake"] = lake_seconds
         api = cluster.api
-        from pipelines.cli.demo import POOLS
+        from pipelines.orchestration.airflow_env import POOLS
 
         for name, slots in POOLS.items():
             api.json("POST", "/pools", json={"name": name, "slots": slots})

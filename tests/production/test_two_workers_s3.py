@@ -252,7 +252,7 @@ def _check_lake(lake: Lake) -> None:
 
 def _prepare(cluster: Cluster) -> None:
     """The DAG's pools; the DAG unpaused."""
-    from pipelines.cli.demo import POOLS
+    from pipelines.orchestration.airflow_env import POOLS
 
     for name, slots in POOLS.items():
         cluster.api.json("POST", "/pools", json={"name": name, "slots": slots})

@@ -1,0 +1,75 @@
+"""The CLI's output is its own progress: no library log lines or import warnings (issue 18:
+the demo mixed 5 asyncssh CryptographyDeprecationWarnings and Great Expectations INFO
+lines into its progress)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[2]
+
+# A command that does what the demo does to the terminal: imports asyncssh (the vendor
+# simulator), imports Airflow's hooks (which install Airflow's INFO log handler on stdout),
+# logs at INFO from Great Expectations and from our own modules, and prints its progress.
+NOISY = textwrap.dedent(
+    """
+    import logging, sys
+    from rich.console import Console
+    from pipelines.cli.main import app
+
+    console = Console(width=200)
+
+    @app.command("noisy-test")
+    def noisy() -> None:
+        import asyncssh  # noqa: F401
+        from airflow.providers.sftp.hooks.sftp import SFTPHook  # noqa: F401
+        logging.getLogger("great_expectations.data_context").info("ephemeral docs site")
+        logging.getLogger("pipelines.ingest.sources").info("fetched 490 records")
+        console.print("PROGRESS one")
+        logging.getLogger("pipelines.ingest.sources").warning("a real WARNING stays")
+        console.print("PROGRESS two")
+
+    app(sys.argv[1:])
+    """
+)
+
+
+def _run(tmp_path: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env |= {"PYTHONPATH": str(REPO), "AIRFLOW_HOME": str(tmp_path / "airflow")}
+    env.pop("PYTHONWARNINGS", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", NOISY, *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_progress_is_not_mixed_with_library_logs_or_warnings(tmp_path: Path) -> None:
+    out = _run(tmp_path, "noisy-test")
+    assert "CryptographyDeprecationWarning" not in out
+    assert "ephemeral docs site" not in out
+    assert "fetched 490 records" not in out
+    assert "a real WARNING stays" in out
+    lines = [line for line in out.splitlines() if line.strip()]
+    progress = [line for line in lines if line.startswith("PROGRESS")]
+    assert progress == ["PROGRESS one", "PROGRESS two"]
+
+
+def test_verbose_keeps_the_log_lines(tmp_path: Path) -> None:
+    out = _run(tmp_path, "--verbose", "noisy-test")
+    assert "fetched 490 records" in out
