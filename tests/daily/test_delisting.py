@@ -3,8 +3,10 @@
 A simulated market (seed 8) in which ``S000033`` is acquired: its last trading day and
 delisting date is 2024-05-10 (security master, reason ``ACQUIRED``, published before the
 cutoff). The book is opened on 2024-05-09 holding it, plus ``S000001`` whose price for
-2024-05-10 is missing from the lake. The daily loop (file-backed paper broker, as the DAG
-uses) then runs 2024-05-10 and 2024-05-13.
+2024-05-10 is missing from the lake, and ``S000002`` whose last price in the lake is from
+January (out of the loop's 60-session window: the README's backtest stopped on such a
+name with "no close for held securities"). The daily loop (file-backed paper broker, as
+the DAG uses) then runs 2024-05-10 and 2024-05-13.
 """
 
 from __future__ import annotations
@@ -28,20 +30,27 @@ from tests.daily.helpers import CONFIG, END, START
 
 pytestmark = [pytest.mark.unit, pytest.mark.slow]
 
-DELISTED, UNPRICED = "S000033", "S000001"
+DELISTED, UNPRICED, HALTED = "S000033", "S000001", "S000002"
 OPEN, DELIST_DAY, NEXT_DAY = dt.date(2024, 5, 9), dt.date(2024, 5, 10), dt.date(2024, 5, 13)
-SHARES = {DELISTED: 1000.0, UNPRICED: 500.0}
+HALTED_SINCE = dt.date(2024, 1, 16)
+SHARES = {DELISTED: 1000.0, UNPRICED: 500.0, HALTED: 200.0}
 
 
 def _drop_price(frames: dict[str, pd.DataFrame]) -> Mapping[str, pd.DataFrame]:
     prices = frames["prices"]
-    gone = (prices["security_id"] == UNPRICED) & (prices["valid_date"] == pd.Timestamp(DELIST_DAY))
+    day = prices["valid_date"]
+    gone = (prices["security_id"] == UNPRICED) & (day == pd.Timestamp(DELIST_DAY))
+    gone |= (prices["security_id"] == HALTED) & (day >= pd.Timestamp(HALTED_SINCE))
     return {**frames, "prices": prices[~gone].reset_index(drop=True)}
 
 
 def _close(lake: Lake, sid: str, day: dt.date) -> float:
-    frame = lake.as_of("prices", known_at=LATEST, valid_at=day).to_pandas()
-    return float(frame.loc[frame["security_id"] == sid, "close"].iloc[0])
+    """The last close of ``sid`` on or before ``day`` (everything in the lake)."""
+    frame = lake.as_of(
+        "prices", known_at=LATEST, valid_at=(day - dt.timedelta(days=400), day)
+    ).to_pandas()
+    frame = frame[frame["security_id"] == sid].sort_values("valid_date")
+    return float(frame["close"].iloc[-1])
 
 
 @pytest.fixture(scope="module")
@@ -131,12 +140,13 @@ def test_pnl_of_the_delisted_name_is_its_last_move(loop: dict[str, Any]) -> None
     delisted = SHARES[DELISTED] * (
         _close(lake, DELISTED, DELIST_DAY) - _close(lake, DELISTED, OPEN)
     )
-    unpriced = 0.0  # marked at its last close: no move
-    assert book["pnl"] == pytest.approx(delisted + unpriced, abs=1e-8 * book["nav"])
+    stale = 0.0  # the unpriced and the halted name are marked at their last close: no move
+    assert book["pnl"] == pytest.approx(delisted + stale, abs=1e-8 * book["nav"])
     assert book["nav"] == pytest.approx(
         loop["cash"]
         + SHARES[DELISTED] * _close(lake, DELISTED, DELIST_DAY)
-        + SHARES[UNPRICED] * _close(lake, UNPRICED, OPEN),
+        + SHARES[UNPRICED] * _close(lake, UNPRICED, OPEN)
+        + SHARES[HALTED] * _close(lake, HALTED, OPEN),
         abs=1e-8 * book["nav"],
     )
 
@@ -144,10 +154,24 @@ def test_pnl_of_the_delisted_name_is_its_last_move(loop: dict[str, Any]) -> None
 def test_a_missing_price_is_marked_stale_at_the_last_close(loop: dict[str, Any]) -> None:
     lake, pid = loop["lake"], loop["pid"]
     first, second = loop["results"]
-    assert first.outputs["reconcile"]["stale_marks"] == [UNPRICED]
-    assert first.outputs["reconcile"]["book"]["stale_marks"] == UNPRICED
-    assert second.outputs["reconcile"]["stale_marks"] == []
+    assert first.outputs["reconcile"]["stale_marks"] == [UNPRICED, HALTED]
+    assert first.outputs["reconcile"]["book"]["stale_marks"] == f"{UNPRICED},{HALTED}"
     daily = _day_rows(lake, "daily_book", DELIST_DAY)
-    assert daily.loc[daily["portfolio_id"] == pid, "stale_marks"].iloc[0] == UNPRICED
+    assert daily.loc[daily["portfolio_id"] == pid, "stale_marks"].iloc[0] == f"{UNPRICED},{HALTED}"
     report = Path(first.outputs["report"]).read_text()
-    assert "Stale marks" in report and UNPRICED in report
+    assert "Stale marks" in report and UNPRICED in report and HALTED in report
+    # The next session has the unpriced name's close again; the halted one stays stale.
+    assert UNPRICED not in second.outputs["reconcile"]["stale_marks"]
+
+
+def test_a_held_name_without_a_close_in_the_window_does_not_stop_the_run(
+    loop: dict[str, Any],
+) -> None:
+    """Its mark is the last close in the lake (January), not an error."""
+    lake = loop["lake"]
+    first = loop["results"][0]
+    book = first.outputs["optimize"]
+    assert book["nav"] == pytest.approx(
+        loop["cash"] + sum(q * _close(lake, s, DELIST_DAY) for s, q in SHARES.items()), abs=0.01
+    )
+    assert HALTED in first.outputs["reconcile"]["stale_marks"]
