@@ -16,6 +16,7 @@ from typing import Any
 
 from pipelines.execution import PaperBroker
 from pipelines.execution.accounts import State, empty_state
+from pipelines.execution.delistings import Delisting
 from pipelines.execution.prices import LakePriceSource, PriceSource, SessionBar
 
 
@@ -66,6 +67,7 @@ class CachedPrices:
     def __init__(self, source: LakePriceSource) -> None:
         self.source = source
         self._cache: dict[tuple[object, ...], dict[str, SessionBar]] = {}
+        self._delisted: dict[tuple[str, ...], dict[str, Delisting]] = {}
 
     @property
     def known_at(self) -> dt.datetime | None:
@@ -75,6 +77,7 @@ class CachedPrices:
     def known_at(self, value: dt.datetime) -> None:
         if value != self.source.known_at:
             self._cache.clear()
+            self._delisted.clear()
         self.source.known_at = value
 
     def session(self, trade_date: dt.date, security_ids: Sequence[str]) -> dict[str, SessionBar]:
@@ -82,3 +85,9 @@ class CachedPrices:
         if key not in self._cache:
             self._cache[key] = self.source.session(trade_date, security_ids)
         return self._cache[key]
+
+    def delistings(self, security_ids: Sequence[str]) -> dict[str, Delisting]:
+        key = tuple(sorted(security_ids))
+        if key not in self._delisted:
+            self._delisted[key] = self.source.delistings(key)
+        return self._delisted[key]

@@ -216,8 +216,63 @@ def risk_model(ctx: DayContext) -> dict[str, Any]:
     return {"securities": model.n_assets, "factors": list(model.factor_names)}
 
 
+def held_marks(ctx: DayContext, security_ids: list[str]) -> tuple[dict[str, float], list[str]]:
+    """Each held security's mark for the day and the stale ones.
+
+    A security with a close on the session is marked at it; one without (halted, a late
+    or missing print, a delisting not yet known) at the last close known at the cutoff —
+    within the snapshot, else the latest in the lake — and listed as stale. A security
+    with no close ever known is marked at 0 (and stale): a run never stops on a mark.
+    """
+    today = pd.Timestamp(ctx.day)
+    close = ctx.snapshot.close
+    on_day = _row(close, today)
+    last = ctx.snapshot.last_close()
+    marks: dict[str, float] = {}
+    stale: list[str] = []
+    for s in sorted(security_ids):
+        px = float(on_day.get(s, np.nan))
+        if np.isfinite(px) and px > 0:
+            marks[s] = px
+            continue
+        stale.append(s)
+        px = float(last.get(s, np.nan))
+        if np.isfinite(px) and px > 0:
+            marks[s] = px
+    lost = [s for s in stale if s not in marks]
+    if lost:
+        marks.update(_last_known_close(ctx, lost))
+    for s in stale:
+        if s not in marks:
+            log.warning("%s: no close ever known for held %s; marked at 0", ctx.day, s)
+            marks[s] = 0.0
+    if stale:
+        log.warning("%s: held securities marked at a stale close: %s", ctx.day, stale[:20])
+    return marks, stale
+
+
+def _last_known_close(ctx: DayContext, security_ids: list[str]) -> dict[str, float]:
+    """The latest positive close on or before the day, as known at its cutoff."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    frame = ctx.store.as_of(
+        "prices",
+        known_at=decision_cutoff(ctx.day),
+        valid_at=(ctx.day - dt.timedelta(days=3660), ctx.day),
+        columns=["security_id", "close"],
+        filter=pc.field("security_id").isin(pa.array(security_ids, pa.string())),
+    ).to_pandas()
+    frame = frame[frame["close"].notna() & (frame["close"].astype(float) > 0)]
+    if frame.empty:
+        return {}
+    last = frame.sort_values("valid_date").groupby("security_id").tail(1)
+    return {str(s): float(p) for s, p in zip(last["security_id"], last["close"], strict=True)}
+
+
 def current_book(ctx: DayContext) -> Book:
-    """Broker positions and cash marked at the day's closes."""
+    """Broker positions and cash marked at the day's closes (a held security without one
+    at its last known close, listed in ``stale``: :func:`held_marks`)."""
     ctx.broker.connect()
     positions = {s: q for s, q in ctx.broker.positions(ctx.portfolio_id).items() if q}
     cash = ctx.broker.cash(ctx.portfolio_id)
@@ -225,9 +280,8 @@ def current_book(ctx: DayContext) -> Book:
         cash = ctx.config.initial_capital
     last = ctx.snapshot.last_close()
     prices = {str(s): float(p) for s, p in last.items() if np.isfinite(p) and p > 0}
-    missing = sorted(s for s in positions if s not in prices)
-    if missing:
-        raise StageInputError(f"{ctx.day}: no close for held securities {missing[:20]}")
+    marks, stale = held_marks(ctx, list(positions))
+    prices.update(marks)
     nav = float(cash) + sum(q * prices[s] for s, q in positions.items())
     adv = ctx.snapshot.adv_shares()
     return Book(
@@ -237,6 +291,7 @@ def current_book(ctx: DayContext) -> Book:
         nav=nav,
         adv_shares={str(s): float(v) for s, v in adv.items() if np.isfinite(v)},
         sectors={str(s): str(v) for s, v in ctx.snapshot.sectors.items()},
+        stale=tuple(stale),
     )
 
 
@@ -311,6 +366,7 @@ def pretrade(ctx: DayContext) -> dict[str, Any]:
         ctx.trade_date,
         adv=book.adv_shares,
         sectors=book.sectors,
+        prices=book.prices,
     )
     state = BookState(
         nav=book.nav, positions=book.positions, prices=book.prices, sectors=book.sectors
@@ -388,6 +444,7 @@ def execute(ctx: DayContext) -> dict[str, Any]:
         current_positions=book.positions,
         adv=book.adv_shares,
         sectors=book.sectors,
+        prices=book.prices,
         clock=ctx.now,
     )
     summary = report.summary()
@@ -433,12 +490,11 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     )
     snap = ctx.snapshot
     today = pd.Timestamp(ctx.day)
-    close = snap.last_close()
     positions = {s: q for s, q in ctx.broker.positions(ctx.portfolio_id).items() if q}
     cash = ctx.broker.cash(ctx.portfolio_id)
     cash = ctx.config.initial_capital if cash is None else float(cash)
-    values = {s: q * float(close.get(s, np.nan)) for s, q in positions.items()}
-    values = {s: v for s, v in values.items() if np.isfinite(v)}
+    marks, stale = held_marks(ctx, list(positions))
+    values = {s: q * marks[s] for s, q in positions.items()}
     nav = cash + sum(values.values())
     prev_nav = float(prev["nav"]) if prev is not None else ctx.config.initial_capital
     ret = _row(snap.returns, today)
@@ -494,6 +550,7 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
         "score_source": ",".join(sorted(scores["model_id"].astype(str).unique()))
         if scores is not None
         else None,
+        "stale_marks": ",".join(stale) if stale else None,
     }
     frame = pd.DataFrame([row])
     content = json.dumps(row, sort_keys=True, default=str)
@@ -513,6 +570,7 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
         "breaks": len(rec.breaks),
         "positions": len(positions),
         "foreign_fills": len(rec.foreign_fills),
+        "stale_marks": stale,
         "book": row,
     }
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -188,6 +189,7 @@ def execute_day(
     current_positions: Mapping[str, float] | None = None,
     adv: Mapping[str, float] | None = None,
     sectors: Mapping[str, str] | None = None,
+    prices: Mapping[str, float] | None = None,
     lot_size: int | Mapping[str, int] = 1,
     algo: AlgoInstruction | None = None,
     max_reconnects: int = 3,
@@ -208,7 +210,8 @@ def execute_day(
     outcome is in ``order_events`` when this returns or raises (barring a hard kill, which
     the next run recovers from by asking the broker). ``book`` defaults to the current
     positions marked at the targets' prices with NAV ``nav`` (or the targets' portfolio
-    value). ``adv`` is in shares; ``lot_size`` per security or global.
+    value). ``adv`` is in shares; ``lot_size`` per security or global; ``prices`` (the
+    book's marks) price a held security the targets leave out.
     """
     broker.connect()
     existing = load_orders(lake, portfolio_id, trade_date)
@@ -226,6 +229,7 @@ def execute_day(
             current_positions=current_positions,
             adv=adv,
             sectors=sectors,
+            prices=prices,
             lot_size=lot_size,
             algo=algo,
             clock=clock,
@@ -435,6 +439,7 @@ def _generate(
     current_positions: Mapping[str, float] | None,
     adv: Mapping[str, float] | None,
     sectors: Mapping[str, str] | None,
+    prices: Mapping[str, float] | None,
     lot_size: int | Mapping[str, int],
     algo: AlgoInstruction | None,
     clock: Callable[[], dt.datetime],
@@ -454,6 +459,7 @@ def _generate(
         adv=adv,
         sectors=sectors,
         algo=algo,
+        prices=prices,
     )
     if book is None:
         value = nav
@@ -466,6 +472,9 @@ def _generate(
                 "execute_day needs book=, nav=, a TargetPortfolio or a portfolio_value column"
             )
         marks = {str(k): float(v) for k, v in frame.groupby("security_id")["price"].last().items()}
+        for sid, px in (prices or {}).items():
+            if not math.isfinite(marks.get(sid, math.nan)):
+                marks[sid] = float(px)
         book = BookState(
             nav=float(value), positions=current, prices=marks, sectors=dict(sectors or {})
         )

@@ -157,11 +157,14 @@ def generate_orders(
     order_type: Literal["market", "limit"] = "market",
     limit_band: float | None = None,
     liquidate_missing: bool = True,
+    prices: Mapping[str, float] | None = None,
 ) -> list[ProposedOrder]:
     """One order per security whose lot-rounded trade is non-zero (see module doc).
 
     ``adv`` is average daily volume in shares (missing ⇒ NaN, which the pre-trade ADV rule
     rejects); for limit orders ``limit_band`` sets the limit at decision price × (1 ± band).
+    ``prices`` (the book's marks) give the decision price of a security the targets do not
+    price — a held name liquidated because it left the targets.
     Orders come back sorted by security id (a stable sending sequence).
     """
     frame = targets_frame(targets)
@@ -185,6 +188,8 @@ def generate_orders(
             continue
         side: Side = "buy" if trade > 0 else "sell"
         px = float(price.get(sid, math.nan))
+        if not math.isfinite(px) and prices is not None:
+            px = float(prices.get(sid, math.nan))
         limit = None
         if order_type == "limit" and limit_band is not None and math.isfinite(px):
             limit = round(px * (1 + limit_band if side == "buy" else 1 - limit_band), 4)

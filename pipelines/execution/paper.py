@@ -21,6 +21,9 @@ Behaviour:
   ``expired``, reason given). It is not carried: the next day's orders are netted against
   the positions actually held, so the shortfall is re-decided with fresh targets instead
   of trading stale ones.
+* **Delistings.** A held position in a security the price source reports delisted (in
+  force, as known at its knowledge time) becomes cash at the delisting price, booked once
+  in the account (``delistings``); see :mod:`pipelines.execution.delistings`.
 * **Persistence.** Orders, fills, positions and cash live in one JSON document, replaced
   atomically after every change under an exclusive lock, so the broker survives process
   restarts and several processes may share it: a local file under ``flock`` or an S3
@@ -50,6 +53,7 @@ from pipelines.execution.broker import (
     Side,
     sign,
 )
+from pipelines.execution.delistings import Delisting, DelistingSource
 from pipelines.execution.prices import CostModel, PriceSource, SessionBar
 
 
@@ -298,6 +302,7 @@ class PaperBroker:
                 and (trade_date is None or r["trade_date"] == trade_date.isoformat())
             ]
         if not pending:
+            self._settle_delistings()
             return 0
         by_day: dict[str, list[str]] = {}
         for r in pending:
@@ -314,7 +319,68 @@ class PaperBroker:
                     continue  # session not published yet: keep working
                 self._work_order(st, rec, bars[day].get(rec["security_id"]))
                 done += 1
+        self._settle_delistings()
         return done
+
+    def _settle_delistings(self) -> int:
+        """Convert every held position in a delisted security to cash at its delisting
+        price (:mod:`pipelines.execution.delistings`), once the price source says the
+        delisting is in force. A security with an order still working on or before its
+        delisting date waits for that order. Returns the positions converted."""
+        if not isinstance(self.prices, DelistingSource):
+            return 0
+        with self._state(write=False) as st:
+            held = sorted(
+                {s for pos in st["positions"].values() for s, q in pos.items() if abs(q) > 1e-9}
+            )
+        if not held:
+            return 0
+        delisted = self.prices.delistings(held)
+        if not delisted:
+            return 0
+        done = 0
+        with self._state() as st:
+            working = {
+                (r["account"], r["security_id"]): r["trade_date"]
+                for r in st["orders"].values()
+                if not OrderStatus(r["status"]).terminal
+            }
+            for acct, pos in st["positions"].items():
+                for sid, d in sorted(delisted.items()):
+                    qty = float(pos.get(sid, 0.0))
+                    if abs(qty) <= 1e-9:
+                        continue
+                    pending = working.get((acct, sid))
+                    if pending is not None and pending <= d.effective_date.isoformat():
+                        continue
+                    self._book_delisting(st, acct, d, qty)
+                    done += 1
+        return done
+
+    def _book_delisting(self, st: State, account: str, d: Delisting, quantity: float) -> None:
+        st["seq"] += 1
+        st.setdefault("delistings", []).append(
+            {
+                "event_id": f"D{st['seq']:08d}",
+                "account": account,
+                "security_id": d.security_id,
+                "effective_date": d.effective_date.isoformat(),
+                "quantity": quantity,
+                "price": d.price,
+                "proceeds": quantity * d.price,
+                "reason": d.reason,
+            }
+        )
+        st["positions"][account][d.security_id] = 0.0
+        cash = st["cash"].get(account, self.initial_cash)
+        st["cash"][account] = cash + quantity * d.price
+
+    def delistings(self, account: str) -> list[dict[str, Any]]:
+        """The delisting cash-outs booked in ``account`` (oldest first)."""
+        self._require()
+        self._auto_work()
+        with self._state(write=False) as st:
+            return [dict(e) for e in st.get("delistings", []) if e["account"] == account]
 
     def _work_order(self, st: State, rec: dict[str, Any], bar: SessionBar | None) -> None:
         day = dt.date.fromisoformat(rec["trade_date"])

@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.execution.delistings import Delisting, lake_delistings, session_of
 from pipelines.lake.interface import Store
 from pipelines.portfolio.costs import impact_coef, linear_cost_coef, transaction_cost
 
@@ -68,10 +69,19 @@ class PriceSource(Protocol):
 class StaticPriceSource:
     """In-memory bars: ``{trade_date: {security_id: SessionBar}}`` (tests, backtests)."""
 
-    def __init__(self, bars: Mapping[dt.date, Mapping[str, SessionBar]] | None = None) -> None:
+    def __init__(
+        self,
+        bars: Mapping[dt.date, Mapping[str, SessionBar]] | None = None,
+        delisted: Mapping[str, Delisting] | None = None,
+    ) -> None:
         self.bars: dict[dt.date, dict[str, SessionBar]] = {
             d: dict(b) for d, b in (bars or {}).items()
         }
+        #: Delistings in force (a test sets them when the session they take effect comes).
+        self.delisted: dict[str, Delisting] = dict(delisted or {})
+
+    def delistings(self, security_ids: Sequence[str]) -> dict[str, Delisting]:
+        return {s: self.delisted[s] for s in security_ids if s in self.delisted}
 
     def add(self, trade_date: dt.date, security_id: str, bar: SessionBar) -> None:
         self.bars.setdefault(trade_date, {})[security_id] = bar
@@ -138,6 +148,12 @@ class LakePriceSource:
                 sigma=float(np.std(rets, ddof=1)) if len(rets) > 1 else None,
             )
         return out
+
+    def delistings(self, security_ids: Sequence[str]) -> dict[str, Delisting]:
+        """Delistings of ``security_ids`` in force on the session of ``known_at``, as known
+        then (:func:`~pipelines.execution.delistings.lake_delistings`)."""
+        known = self.known_at or dt.datetime.now(dt.UTC)
+        return lake_delistings(self.lake, security_ids, known_at=known, through=session_of(known))
 
 
 def _num(value: object, default: float) -> float:

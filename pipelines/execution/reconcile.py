@@ -6,7 +6,9 @@
 2. computes **our** end-of-day positions = our previous positions (latest ``positions``
    row per security before ``date``) + the day's signed fills from the ``fills`` table, and
    our cash likewise (− signed quantity × price − commission); writes both (a row is
-   re-written only when its value changed, as a new version);
+   re-written only when its value changed, as a new version); a position in a security
+   delisted by ``date`` (security master as known now) becomes cash at its delisting
+   price (:mod:`.delistings`), exactly as the broker books it;
 3. compares them with the **broker's** positions (and cash, when it reports cash): one
    ``reconciliation`` row per security in either book, ``difference = theirs − ours``,
    ``status`` ``match`` / ``break`` (|difference| > tolerance) and ``$CASH`` ``unverified``
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipelines.execution.broker import Broker
+from pipelines.execution.delistings import lake_delistings
 from pipelines.execution.execute import sync_orders
 from pipelines.execution.prices import PriceSource
 from pipelines.execution.records import now_utc, read_day, short_hash, write_audit
@@ -251,6 +254,13 @@ def reconcile_day(
         ours[f["security_id"]] = ours.get(f["security_id"], 0.0) + sgn * float(f["quantity"])
         flow -= sgn * float(f["quantity"]) * float(f["price"])
         commission += float(f["commission"] or 0.0)
+    # Delistings in force on `date` (as known now): the position becomes cash at the
+    # delisting price, as the broker books it (pipelines.execution.delistings).
+    held = [s for s, q in ours.items() if abs(q) > 1e-9]
+    delisted = lake_delistings(lake, held, known_at=now, through=date) if held else {}
+    proceeds = 0.0
+    for s, d in sorted(delisted.items()):
+        proceeds += ours[s] * d.price
     marks: dict[str, float] = {}
     if prices is not None:
         marks = {s: b.close for s, b in prices.session(date, sorted(ours)).items()}
@@ -259,10 +269,10 @@ def reconcile_day(
             {
                 "portfolio_id": portfolio_id,
                 "security_id": s,
-                "quantity": q,
-                "price": marks.get(s),
-                "market_value": q * marks[s] if s in marks else None,
-                "source": "fills",
+                "quantity": 0.0 if s in delisted else q,
+                "price": delisted[s].price if s in delisted else marks.get(s),
+                "market_value": 0.0 if s in delisted else (q * marks[s] if s in marks else None),
+                "source": "delisting" if s in delisted else "fills",
             }
             for s, q in sorted(ours.items())
         ],
@@ -271,7 +281,23 @@ def reconcile_day(
     _write_versioned(
         lake, "positions", pos_rows, date, portfolio_id, ["quantity", "price"], "security_id", now
     )
-    our_cash = previous_cash(lake, portfolio_id, date, currency) + flow - commission
+    our_cash = previous_cash(lake, portfolio_id, date, currency) + flow - commission + proceeds
+    delisting_events: list[dict[str, object]] = [
+        {
+            "event": "delisted",
+            "security_id": s,
+            "detail": {
+                "quantity": ours[s],
+                "price": d.price,
+                "proceeds": ours[s] * d.price,
+                "effective_date": d.effective_date.isoformat(),
+                "reason": d.reason,
+            },
+        }
+        for s, d in sorted(delisted.items())
+    ]
+    for s in delisted:
+        ours[s] = 0.0
     cash_rows = pd.DataFrame(
         [
             {
@@ -280,7 +306,7 @@ def reconcile_day(
                 "balance": our_cash,
                 "trade_flow": flow,
                 "commission": commission,
-                "source": "fills",
+                "source": "fills+delisting" if delisted else "fills",
             }
         ]
     )
@@ -359,6 +385,7 @@ def reconcile_day(
         }
         for b in breaks.to_dict("records")
     ]
+    events += delisting_events
     write_audit(lake, portfolio_id, date, "reconcile", events, known_at=now)  # type: ignore[arg-type]
     if prices is not None:
         from pipelines.execution.tca import run_tca

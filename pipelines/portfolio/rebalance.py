@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Book:
-    """The portfolio as the optimizer saw it: positions (shares), cash, marks, NAV."""
+    """The portfolio as the optimizer saw it: positions (shares), cash, marks, NAV;
+    ``stale`` the held securities marked at an earlier close (none on the session)."""
 
     positions: dict[str, float]
     cash: float
@@ -40,6 +41,7 @@ class Book:
     nav: float
     adv_shares: dict[str, float]
     sectors: dict[str, str]
+    stale: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

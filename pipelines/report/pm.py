@@ -70,9 +70,11 @@ def _header(day: dt.date, config: ReportSubject, art: StageState) -> str:
     targets = _artifact(art, "targets")
     status = targets.optimization.status if targets is not None else "not run"
     decision = approval.get("decision", "pending")
+    stale = stale_marks(book)
     cls = {
         "optimizer": "ok" if status == "optimal" else "warn" if status == "relaxed" else "bad",
         "PM approval": "ok" if decision == "approved" else "bad",
+        "stale marks": "warn" if stale else "ok",
     }
     return h.cards(
         [
@@ -84,9 +86,20 @@ def _header(day: dt.date, config: ReportSubject, art: StageState) -> str:
             ("optimizer", status),
             ("PM approval", f"{decision} ({approval.get('actor', '–')})"),
             ("orders", h.fmt(book.get("orders"))),
+            ("stale marks", ", ".join(stale) if stale else "none"),
         ],
         cls,
     )
+
+
+def stale_marks(book: Any) -> list[str]:
+    """The held securities a ``daily_book`` row marked at an earlier close."""
+    if not book:
+        return []
+    value = book.get("stale_marks")
+    if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value):
+        return []
+    return [s for s in str(value).split(",") if s]
 
 
 def _optimizer(art: StageState) -> str:
@@ -302,6 +315,12 @@ def _pnl(lake: Store, day: dt.date, config: ReportSubject, art: StageState) -> s
         "close; cost = execution shortfall vs decision price + commission.</p>"
         + h.table(parts, left=["component"])
     )
+    stale = stale_marks(book)
+    if stale:
+        out += (
+            f'<p class="warn">Stale marks: {len(stale)} held security(ies) had no close on '
+            f"the session and are marked at their last known close: {h.esc(', '.join(stale))}.</p>"
+        )
     if len(hist) > 1:
         fig, ax = h.figure(6.4, 2.8)
         ax.plot(pd.to_datetime(hist["valid_date"]), hist["nav"], color="#2f5b9a")

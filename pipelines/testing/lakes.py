@@ -101,6 +101,7 @@ def silver_frames(m: Market) -> dict[str, pd.DataFrame]:
             "listed": (ev["status"] == "ACTIVE").to_numpy(),
             "list_date": ev["listing_date"].to_numpy().astype("datetime64[D]"),
             "delist_date": ev["delisting_date"].to_numpy().astype("datetime64[D]"),
+            "delist_reason": ev["delisting_reason"].where(ev["delisting_reason"] != "").to_numpy(),
             "valid_date": ev["effective_date"].to_numpy().astype("datetime64[D]"),
             "known_at": ev["published_at"].astype("datetime64[us, UTC]").to_numpy(),
         }

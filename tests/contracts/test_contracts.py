@@ -172,6 +172,7 @@ def test_bad_sector_category() -> None:
             "listed": [True, True],
             "list_date": [dt.date(2020, 1, 2)] * 2,
             "delist_date": [None, None],
+            "delist_reason": [None, None],
             "valid_date": [DAY, DAY],
             "known_at": [pd.Timestamp(publish_time(DAY))] * 2,
         }

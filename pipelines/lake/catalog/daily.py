@@ -40,6 +40,11 @@ DAILY_BOOK = TableSpec(
         column("orders", pa.int64()),
         column("orders_rejected", pa.int64()),
         column("score_source", pa.string()),
+        column(
+            "stale_marks",
+            pa.string(),
+            doc="held securities marked at an earlier close (no close on the session), comma-separated",
+        ),
     ),
     valid_time_meaning="session (end of day)",
 )

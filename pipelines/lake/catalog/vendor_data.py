@@ -69,6 +69,11 @@ SECURITY_MASTER = TableSpec(
         column("listed", pa.bool_(), doc="false from the delisting date on"),
         column("list_date", pa.date32()),
         column("delist_date", pa.date32()),
+        column(
+            "delist_reason",
+            pa.string(),
+            doc="why the security delisted (vendor's reason, e.g. ACQUIRED, BANKRUPTCY)",
+        ),
     ),
     valid_time=ValidTime.EFFECTIVE,
     valid_time_meaning="effective date of this version of the reference data",
