@@ -176,7 +176,8 @@ def test_kill_switch_mid_batch_blocks_the_rest(lake, targets, paper, limits, adv
             return state
 
     broker = EngageAfterTwo(paper)
-    report = run(lake, targets, broker, limits, adv)
+    # Re-read the switch before every send (the default polls once a second).
+    report = run(lake, targets, broker, limits, adv, kill_switch_poll=0)
     assert len(broker.sent) == 2 and len(report.blocked) == 4
     kill_switch.release(lake, reason="resume", actor="ops")
     again = CountingBroker(paper)
