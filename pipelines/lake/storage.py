@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
+from deltalake.schema import Schema
 
+from pipelines.lake.errors import LakeSchemaError
 from pipelines.lake.spec import TableSpec
 
 
@@ -53,11 +56,43 @@ def table_configuration(checkpoint_interval: int, retention_hours: int) -> dict[
 
 
 def open_table(loc: LakeLocation, spec: TableSpec) -> DeltaTable | None:
-    """The table's latest version, or None when it has never been written."""
+    """The table's latest version, or None when it has never been written.
+
+    A table written by an earlier version of the code may lack columns declared since:
+    nullable ones are added (existing rows read as null), so an existing lake keeps
+    working after an upgrade; a missing NOT NULL column is a :class:`LakeSchemaError`.
+    """
     try:
-        return DeltaTable(loc.table_uri(spec.name), storage_options=loc.options())
+        table = DeltaTable(loc.table_uri(spec.name), storage_options=loc.options())
     except TableNotFoundError:
         return None
+    return add_declared_columns(table, spec)
+
+
+def add_declared_columns(table: DeltaTable, spec: TableSpec) -> DeltaTable:
+    """``table`` with every declared column it lacks added (nullable ones only)."""
+    error: Exception | None = None
+    for _attempt in range(3):
+        have = {f.name for f in table.schema().fields}
+        missing = [f for f in spec.arrow_schema() if f.name not in have]
+        if not missing:
+            return table
+        required = [f.name for f in missing if not f.nullable]
+        if required:
+            raise LakeSchemaError(
+                spec.name,
+                required[0],
+                "declared NOT NULL but absent from the stored table (written by an older "
+                "version): existing rows have no value for it; rebuild or backfill the table",
+            )
+        try:
+            table.alter.add_columns(list(Schema.from_arrow(pa.schema(missing)).fields))
+        except DeltaError as exc:  # e.g. another process added them first: look again
+            error = exc
+        table.update_incremental()
+    raise LakeSchemaError(
+        spec.name, missing[0].name, f"could not add the declared column to the table: {error}"
+    )
 
 
 def create_table(
