@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -17,24 +16,10 @@ from pipelines.daily.stages import paper_broker
 from pipelines.execution.records import read_day
 from pipelines.lake import Lake
 from pipelines.lake.stage_state import StageState
-from pipelines.net import free_port
 from pipelines.timeline import decision_cutoff
 
 pytestmark = pytest.mark.integration
 DAYS = (dt.date(2024, 4, 25), dt.date(2024, 4, 26))
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 def test_two_sessions_on_s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,6 @@ another — locally and on S3 (moto's S3-compatible server on loopback)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -15,7 +14,6 @@ import pytest
 from pipelines.config import Settings
 from pipelines.lake import Lake
 from pipelines.lake.stage_state import MissingStageStateError, StageState
-from pipelines.net import free_port
 from pipelines.report.html import write_document
 from pipelines.timeline import decision_cutoff
 
@@ -42,19 +40,6 @@ def test_latest_value_wins_and_reruns_write_nothing(tmp_path: Path) -> None:
         _state(lake).get("targets")
     versions = lake.history("stage_state", {"portfolio_id": "p1", "name": "scores"})
     assert sorted(versions.column("version").to_pylist()) == [1, 2, 3]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.mark.integration

@@ -5,7 +5,6 @@ are never lost."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,24 +18,10 @@ from pipelines.execution.accounts import (
     S3AccountObject,
     account_store,
 )
-from pipelines.net import free_port
 
 pytestmark = pytest.mark.integration
 
 TRADE = dt.date(2024, 1, 3)
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 def _s3_options(endpoint: str, monkeypatch: pytest.MonkeyPatch, bucket: str) -> dict[str, str]:
