@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,20 @@ from pipelines.lake import Lake
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Every test gets its own lake root and Airflow home; no developer .env leaks in."""
+    """Every test gets its own lake root and Airflow home; no developer .env leaks in, and
+    nothing a test's code puts into the environment leaks out: the ingest runtime defaults
+    ``AIRFLOW_CONN_*`` vendor connections into ``os.environ`` (for in-process hooks), and a
+    connection left behind by one test's simulator would be inherited — as the user's own,
+    which wins — by a later test's ``airflow dags test``, whose sensor then polls a server
+    that no longer exists."""
+    saved = dict(os.environ)
     monkeypatch.setenv("ALPHAFACTORY_LAKE_ROOT", str(tmp_path / "lake"))
     monkeypatch.setenv("ALPHAFACTORY_AIRFLOW_HOME", str(tmp_path / "airflow"))
     get_settings.cache_clear()
     yield
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    os.environ.update(saved)
     get_settings.cache_clear()
 
 

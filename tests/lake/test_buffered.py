@@ -30,6 +30,7 @@ def _master(rows: list[tuple[str, str, str, dt.date]]) -> pd.DataFrame:
             "listed": [True] * len(rows),
             "list_date": [dt.date(2020, 1, 1)] * len(rows),
             "delist_date": [None] * len(rows),
+            "delist_reason": [None] * len(rows),
             "valid_date": [r[3] for r in rows],
         }
     )
