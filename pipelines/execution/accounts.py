@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from pipelines.execution.broker import BrokerError
+from pipelines.lake.storage import s3_bucket_and_prefix, s3_client
 
 State = dict[str, Any]
 
@@ -173,17 +174,6 @@ def account_store(
     name = f"broker/paper-{account}.json"
     if not lake_root.startswith("s3://"):
         return LocalAccountFile(Path(lake_root) / name)
-    import boto3
-
-    opts = storage_options or {}
-    bucket, _, prefix = lake_root.removeprefix("s3://").partition("/")
-    client = boto3.client(
-        "s3",
-        endpoint_url=opts.get("AWS_ENDPOINT_URL"),
-        region_name=opts.get("AWS_REGION", "us-east-1"),
-        aws_access_key_id=opts.get("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=opts.get("AWS_SECRET_ACCESS_KEY"),
-        aws_session_token=opts.get("AWS_SESSION_TOKEN"),
-    )
-    key = f"{prefix.strip('/')}/{name}" if prefix.strip("/") else name
-    return S3AccountObject(bucket, key, client)
+    bucket, prefix = s3_bucket_and_prefix(lake_root)
+    key = f"{prefix}/{name}" if prefix else name
+    return S3AccountObject(bucket, key, s3_client(storage_options))

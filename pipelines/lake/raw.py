@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipelines.lake.errors import RawZoneError
+from pipelines.lake.storage import s3_bucket_and_prefix, s3_client
 
 
 class RawStore(Protocol):
@@ -114,19 +115,8 @@ def make_raw_store(raw_uri: str, storage_options: dict[str, str] | None) -> RawS
     """A raw store for a local path or an ``s3://bucket/prefix`` URI."""
     if not raw_uri.startswith("s3://"):
         return LocalRawStore(Path(raw_uri))
-    import boto3
-
-    opts = storage_options or {}
-    bucket, _, prefix = raw_uri.removeprefix("s3://").partition("/")
-    client = boto3.client(
-        "s3",
-        endpoint_url=opts.get("AWS_ENDPOINT_URL"),
-        region_name=opts.get("AWS_REGION", "us-east-1"),
-        aws_access_key_id=opts.get("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=opts.get("AWS_SECRET_ACCESS_KEY"),
-        aws_session_token=opts.get("AWS_SESSION_TOKEN"),
-    )
-    return S3RawStore(bucket, prefix.strip("/"), client)
+    bucket, prefix = s3_bucket_and_prefix(raw_uri)
+    return S3RawStore(bucket, prefix, s3_client(storage_options))
 
 
 def sha256_hex(data: bytes) -> str:

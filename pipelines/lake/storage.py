@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from deltalake import DeltaTable
@@ -38,6 +39,27 @@ class LakeLocation:
 
     def options(self) -> dict[str, str] | None:
         return dict(self.storage_options) or None
+
+
+def s3_bucket_and_prefix(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix/`` → ``("bucket", "some/prefix")``."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    return bucket, prefix.strip("/")
+
+
+def s3_client(storage_options: dict[str, str] | None) -> Any:
+    """A boto3 S3 client for the lake's storage options (endpoint, region, credentials)."""
+    import boto3
+
+    opts = storage_options or {}
+    return boto3.client(
+        "s3",
+        endpoint_url=opts.get("AWS_ENDPOINT_URL"),
+        region_name=opts.get("AWS_REGION", "us-east-1"),
+        aws_access_key_id=opts.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=opts.get("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=opts.get("AWS_SESSION_TOKEN"),
+    )
 
 
 def table_configuration(checkpoint_interval: int, retention_hours: int) -> dict[str, str | None]:
