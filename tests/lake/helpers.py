@@ -31,3 +31,22 @@ def prices(day: int, ids: list[str], close: float = 10.0, **overrides: object) -
     for col, value in overrides.items():
         frame[col] = value
     return frame
+
+
+def master(rows: list[tuple[str, str, str, dt.date]]) -> pd.DataFrame:
+    """Security-master rows ``(security_id, ticker, sector, effective date)``."""
+    return pd.DataFrame(
+        {
+            "security_id": [r[0] for r in rows],
+            "ticker": [r[1] for r in rows],
+            "name": [r[1] + " Inc" for r in rows],
+            "sector": [r[2] for r in rows],
+            "exchange": ["XNYS"] * len(rows),
+            "currency": ["USD"] * len(rows),
+            "listed": [True] * len(rows),
+            "list_date": [dt.date(2020, 1, 1)] * len(rows),
+            "delist_date": [None] * len(rows),
+            "delist_reason": [None] * len(rows),
+            "valid_date": [r[3] for r in rows],
+        }
+    )

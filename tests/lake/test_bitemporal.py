@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pandas as pd
 import pytest
 
 from pipelines.lake import Lake
-from tests.lake.helpers import prices, ts
+from tests.lake.helpers import master, prices, ts
 
 pytestmark = pytest.mark.unit
 D2 = dt.date(2024, 1, 2)
@@ -91,35 +90,17 @@ def test_retraction_hides_a_fact_from_then_on(lake: Lake) -> None:
     assert lake.history("prices", {"security_id": "B"}).num_rows == 2
 
 
-def _master(rows: list[tuple[str, str, str, dt.date]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "security_id": [r[0] for r in rows],
-            "ticker": [r[1] for r in rows],
-            "name": [r[1] + " Inc" for r in rows],
-            "sector": [r[2] for r in rows],
-            "exchange": ["XNYS"] * len(rows),
-            "currency": ["USD"] * len(rows),
-            "listed": [True] * len(rows),
-            "list_date": [dt.date(2020, 1, 1)] * len(rows),
-            "delist_date": [None] * len(rows),
-            "delist_reason": [None] * len(rows),
-            "valid_date": [r[3] for r in rows],
-        }
-    )
-
-
 def test_effective_table_state_in_force(lake: Lake) -> None:
     lake.write(
-        "security_master", _master([("S1", "OLD", "Tech", dt.date(2024, 1, 1))]), known_at=ts(1)
+        "security_master", master([("S1", "OLD", "Tech", dt.date(2024, 1, 1))]), known_at=ts(1)
     )
     # Ticker change effective Jan 10, announced Jan 5.
     lake.write(
-        "security_master", _master([("S1", "NEW", "Tech", dt.date(2024, 1, 10))]), known_at=ts(5)
+        "security_master", master([("S1", "NEW", "Tech", dt.date(2024, 1, 10))]), known_at=ts(5)
     )
     # Sector reclassification effective Jan 1, but only learned on Jan 20 (a correction).
     lake.write(
-        "security_master", _master([("S1", "OLD", "Energy", dt.date(2024, 1, 1))]), known_at=ts(20)
+        "security_master", master([("S1", "OLD", "Energy", dt.date(2024, 1, 1))]), known_at=ts(20)
     )
 
     def tick(known: dt.datetime, valid: dt.date) -> tuple[str, str]:

@@ -13,27 +13,9 @@ import pytest
 
 from pipelines.lake import Lake, LakeSchemaError
 from pipelines.lake.buffered import BufferedStore
-from tests.lake.helpers import prices, ts
+from tests.lake.helpers import master, prices, ts
 
 pytestmark = pytest.mark.unit
-
-
-def _master(rows: list[tuple[str, str, str, dt.date]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "security_id": [r[0] for r in rows],
-            "ticker": [r[1] for r in rows],
-            "name": [r[1] + " Inc" for r in rows],
-            "sector": [r[2] for r in rows],
-            "exchange": ["XNYS"] * len(rows),
-            "currency": ["USD"] * len(rows),
-            "listed": [True] * len(rows),
-            "list_date": [dt.date(2020, 1, 1)] * len(rows),
-            "delist_date": [None] * len(rows),
-            "delist_reason": [None] * len(rows),
-            "valid_date": [r[3] for r in rows],
-        }
-    )
 
 
 # (table, frame, known_at): prices restated and tied on known_at, a security-master change
@@ -43,9 +25,9 @@ WRITES: list[tuple[str, pd.DataFrame, dt.datetime]] = [
     ("prices", prices(3, ["A", "B"], close=2.0), ts(3)),
     ("prices", prices(2, ["A"], close=1.5), ts(4)),  # restatement
     ("prices", prices(3, ["B"], close=2.5), ts(3)),  # tie on known_at: later ingestion wins
-    ("security_master", _master([("A", "OLD", "Tech", dt.date(2024, 1, 1))]), ts(1)),
-    ("security_master", _master([("A", "NEW", "Tech", dt.date(2024, 1, 10))]), ts(5)),
-    ("security_master", _master([("A", "OLD", "Energy", dt.date(2024, 1, 1))]), ts(20)),
+    ("security_master", master([("A", "OLD", "Tech", dt.date(2024, 1, 1))]), ts(1)),
+    ("security_master", master([("A", "NEW", "Tech", dt.date(2024, 1, 10))]), ts(5)),
+    ("security_master", master([("A", "OLD", "Energy", dt.date(2024, 1, 1))]), ts(20)),
 ]
 
 READS: list[tuple[str, dt.datetime, object]] = [
