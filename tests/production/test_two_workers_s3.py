@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,6 @@ import yaml
 from pipelines.config import Settings
 from pipelines.daily.config import CONFIG_ENV
 from pipelines.lake import Lake
-from pipelines.net import free_port
 from pipelines.orchestration.airflow_env import REPO_ROOT
 from tests.daily.helpers import CONFIG
 from tests.production.cluster import Cluster, WorkerSpec, production_cluster
@@ -93,21 +91,13 @@ def task_policy(task):
 
 
 @pytest.fixture
-def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto's S3 server on loopback, with the test-only credentials in the environment
-    (this process and, through it, every component)."""
-    from moto.server import ThreadedMotoServer
-
+def s3_endpoint(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The shared moto S3 server (tests/conftest.py), with the test-only credentials in the
+    environment (this process and, through it, every component)."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    return s3_endpoint
 
 
 def _seed_lake(endpoint: str) -> Settings:
