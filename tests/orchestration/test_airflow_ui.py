@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -81,6 +82,7 @@ def test_airflow_ui_shows_the_project_dags_and_stops_cleanly(tmp_path: Path) -> 
     home = (tmp_path / "airflow").resolve()  # the conftest's ALPHAFACTORY_AIRFLOW_HOME
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env["PYTHONPATH"] = str(REPO)
+    env["PYTHONUNBUFFERED"] = "1"  # lines reach the reader as printed
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli.main", "airflow", "ui", "--port", str(port)],
         env=env,
@@ -89,6 +91,11 @@ def test_airflow_ui_shows_the_project_dags_and_stops_cleanly(tmp_path: Path) -> 
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    reader = threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")), daemon=True)
+    reader.start()
     base = f"http://127.0.0.1:{port}"
     try:
         _wait("the API's health", lambda: _request(f"{base}/api/v2/monitor/health"), proc)
@@ -107,10 +114,15 @@ def test_airflow_ui_shows_the_project_dags_and_stops_cleanly(tmp_path: Path) -> 
         assert _wait("the five DAGs", dag_ids, proc) == PROJECT_DAGS
         pools = _request(f"{base}/api/v2/pools", token=token)["pools"]
         assert {"solver", "broker"} <= {p["name"] for p in pools}  # scheduled runs need them
+        # The command's own health poll runs on its own clock (a loaded CI machine answered
+        # the test's requests before the command's): Ctrl-C only once it printed the URL.
+        _wait("the printed URL", lambda: any("Airflow UI:" in line for line in lines), proc)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # Ctrl-C
-        out, _ = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
+        reader.join(timeout=10)
+    out = "".join(lines)
     assert proc.returncode == 0, out
     assert f"Airflow UI: {base}" in out
     assert f"login: admin, password in {home}" in out
