@@ -16,6 +16,7 @@ from typing import Any
 
 from pipelines.execution import PaperBroker
 from pipelines.execution.accounts import State, empty_state
+from pipelines.execution.corporate_actions import BookAction
 from pipelines.execution.delistings import Delisting
 from pipelines.execution.prices import LakePriceSource, PriceSource, SessionBar
 
@@ -68,6 +69,7 @@ class CachedPrices:
         self.source = source
         self._cache: dict[tuple[object, ...], dict[str, SessionBar]] = {}
         self._delisted: dict[tuple[str, ...], dict[str, Delisting]] = {}
+        self._actions: dict[tuple[object, ...], list[BookAction]] = {}
 
     @property
     def known_at(self) -> dt.datetime | None:
@@ -78,6 +80,7 @@ class CachedPrices:
         if value != self.source.known_at:
             self._cache.clear()
             self._delisted.clear()
+            self._actions.clear()
         self.source.known_at = value
 
     def session(self, trade_date: dt.date, security_ids: Sequence[str]) -> dict[str, SessionBar]:
@@ -91,3 +94,14 @@ class CachedPrices:
         if key not in self._delisted:
             self._delisted[key] = self.source.delistings(key)
         return self._delisted[key]
+
+    def corporate_actions(
+        self, security_ids: Sequence[str], after: dt.date | None = None
+    ) -> list[BookAction]:
+        key = (after, *sorted(security_ids))
+        if key not in self._actions:
+            self._actions[key] = self.source.corporate_actions(sorted(security_ids), after)
+        return self._actions[key]
+
+    def actions_through(self) -> dt.date:
+        return self.source.actions_through()

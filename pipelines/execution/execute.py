@@ -48,6 +48,7 @@ from pipelines.execution.broker import (
     OrderStatus,
     TargetsError,
 )
+from pipelines.execution.corporate_actions import lake_corporate_actions, split_ratios
 from pipelines.execution.orders import (
     broker_order,
     generate_orders,
@@ -426,6 +427,45 @@ def _send(
                 log.warning("reconnect to %s failed: %s", broker.name, again)
 
 
+def restate_for_splits(
+    lake: Store,
+    targets: pd.DataFrame,
+    current: dict[str, float],
+    prices: Mapping[str, float] | None,
+    trade_date: dt.date,
+    *,
+    known_at: dt.datetime,
+) -> tuple[pd.DataFrame, dict[str, float], Mapping[str, float] | None]:
+    """Targets, positions and decision prices in ``trade_date``'s share basis.
+
+    Targets are decided on the evening before the trade date, in shares and prices of that
+    evening; a split with its ex-date on the trade date (known at ``known_at``) multiplies
+    the held quantity before the orders work (:mod:`.corporate_actions`), and the fills come
+    at post-split prices. Without this, the order ``target − current`` would be sized in
+    the old basis and leave the position off by the ratio.
+    """
+    ids = set(targets["security_id"].astype(str)) | set(current)
+    actions = lake_corporate_actions(
+        lake,
+        ids,
+        known_at=known_at,
+        after=trade_date - dt.timedelta(days=1),
+        through=trade_date,
+    )
+    ratios = split_ratios(actions, trade_date)
+    if not ratios:
+        return targets, current, prices
+    frame = targets.copy()
+    r = frame["security_id"].astype(str).map(ratios).fillna(1.0).to_numpy(dtype=float)
+    frame["target_shares"] = frame["target_shares"].to_numpy(dtype=float) * r
+    if "price" in frame:
+        frame["price"] = frame["price"].to_numpy(dtype=float) / r
+    restated = {s: q * ratios.get(s, 1.0) for s, q in current.items()}
+    marks = None if prices is None else {s: p / ratios.get(s, 1.0) for s, p in prices.items()}
+    log.info("%s: targets restated for splits on the trade date: %s", trade_date, ratios)
+    return frame, restated, marks
+
+
 def _generate(
     lake: Store,
     portfolio_id: str,
@@ -449,6 +489,9 @@ def _generate(
         raise TargetsError(f"targets are not all for portfolio {portfolio_id}")
     current = dict(
         current_positions if current_positions is not None else broker.positions(portfolio_id)
+    )
+    frame, current, prices = restate_for_splits(
+        lake, frame, current, prices, trade_date, known_at=clock()
     )
     proposed = generate_orders(
         frame,

@@ -24,6 +24,12 @@ Behaviour:
 * **Delistings.** A held position in a security the price source reports delisted (in
   force, as known at its knowledge time) becomes cash at the delisting price, booked once
   in the account (``delistings``); see :mod:`pipelines.execution.delistings`.
+* **Corporate actions.** Splits and cash dividends of held securities (as the price source
+  knows them, :class:`~pipelines.execution.corporate_actions.CorporateActionSource`)
+  apply once per account at their ex-date, before that session's fills: a split
+  multiplies the quantity, a dividend credits a long and charges a short
+  (``corporate_actions``; see :mod:`pipelines.execution.corporate_actions`). An account
+  takes the actions after the session before its first order (or its ``seed`` date).
 * **Persistence.** Orders, fills, positions and cash live in one JSON document, replaced
   atomically after every change under an exclusive lock, so the broker survives process
   restarts and several processes may share it: a local file under ``flock`` or an S3
@@ -52,6 +58,11 @@ from pipelines.execution.broker import (
     OrderStatus,
     Side,
     sign,
+)
+from pipelines.execution.corporate_actions import (
+    BookAction,
+    CorporateActionSource,
+    apply_actions,
 )
 from pipelines.execution.delistings import Delisting, DelistingSource
 from pipelines.execution.prices import CostModel, PriceSource, SessionBar
@@ -177,6 +188,11 @@ class PaperBroker:
                 "updated_at": self.clock().isoformat(),
             }
             st["orders"][order.client_order_id] = rec
+            # Corporate actions apply to this account from its first order's session on.
+            watermarks = st.setdefault("actions_through", {})
+            if order.account not in watermarks:
+                day_before = order.trade_date - dt.timedelta(days=1)
+                watermarks[order.account] = day_before.isoformat()
             return _order_state(rec)
 
     def _reject_reason(self, order: BrokerOrder) -> str | None:
@@ -241,12 +257,26 @@ class PaperBroker:
         with self._state(write=False) as st:
             return float(st["cash"].get(account, self.initial_cash))
 
-    def seed(self, account: str, positions: Mapping[str, float], cash: float | None = None) -> None:
-        """Set an account's starting positions (and cash) — for a fresh paper account."""
+    def seed(
+        self,
+        account: str,
+        positions: Mapping[str, float],
+        cash: float | None = None,
+        *,
+        as_of: dt.date | None = None,
+    ) -> None:
+        """Set an account's starting positions (and cash) — for a fresh paper account —
+        held at the close of ``as_of`` (default: the price source's current session), so
+        corporate actions with a later ex-date apply to them."""
+        through = as_of
+        if through is None and isinstance(self.prices, CorporateActionSource):
+            through = self.prices.actions_through()
         with self._state() as st:
             st["positions"][account] = {s: float(q) for s, q in positions.items()}
             if cash is not None:
                 st["cash"][account] = float(cash)
+            if through is not None:
+                st.setdefault("actions_through", {})[account] = through.isoformat()
 
     def inject_fill(
         self,
@@ -302,6 +332,7 @@ class PaperBroker:
                 and (trade_date is None or r["trade_date"] == trade_date.isoformat())
             ]
         if not pending:
+            self._settle_corporate_actions()
             self._settle_delistings()
             return 0
         by_day: dict[str, list[str]] = {}
@@ -312,15 +343,74 @@ class PaperBroker:
             for day, sids in by_day.items()
         }
         done = 0
-        with self._state() as st:
-            for rec in st["orders"].values():
-                day = rec["trade_date"]
-                if OrderStatus(rec["status"]).terminal or not bars.get(day):
-                    continue  # session not published yet: keep working
-                self._work_order(st, rec, bars[day].get(rec["security_id"]))
-                done += 1
+        # Session by session: a day's corporate actions (ex-date on or before it) meet the
+        # positions of record before that day's fills do.
+        for day in sorted(bars):
+            if not bars[day]:
+                continue  # session not published yet: keep working
+            self._settle_corporate_actions(dt.date.fromisoformat(day))
+            with self._state() as st:
+                for rec in st["orders"].values():
+                    if rec["trade_date"] != day or OrderStatus(rec["status"]).terminal:
+                        continue
+                    self._work_order(st, rec, bars[day].get(rec["security_id"]))
+                    done += 1
+        self._settle_corporate_actions()
         self._settle_delistings()
         return done
+
+    def _settle_corporate_actions(self, through: dt.date | None = None) -> int:
+        """Apply the splits and dividends with an ex-date after each account's watermark
+        and on or before ``through`` (default: the price source's current session) to the
+        account's positions and cash, once; advance the watermarks. Returns the actions
+        that met a position."""
+        if not isinstance(self.prices, CorporateActionSource):
+            return 0
+        latest = self.prices.actions_through()
+        through = latest if through is None else min(through, latest)
+        with self._state(write=False) as st:
+            marks = {a: dt.date.fromisoformat(d) for a, d in st.get("actions_through", {}).items()}
+            due = [a for a, d in marks.items() if d < through]
+            held = sorted(
+                {s for a in due for s, q in st["positions"].get(a, {}).items() if abs(q) > 1e-9}
+            )
+        if not due:
+            return 0
+        actions = (
+            self.prices.corporate_actions(held, after=min(marks[a] for a in due)) if held else []
+        )
+        done = 0
+        with self._state() as st:
+            watermarks = st.setdefault("actions_through", {})
+            for acct in due:
+                mark = dt.date.fromisoformat(watermarks[acct])
+                if mark >= through:
+                    continue  # another process got here first
+                mine = [a for a in actions if mark < a.ex_date <= through]
+                done += self._book_actions(st, acct, mine)
+                watermarks[acct] = through.isoformat()
+        return done
+
+    def _book_actions(self, st: State, account: str, actions: list[BookAction]) -> int:
+        positions = st["positions"].setdefault(account, {})
+        after, paid, applied = apply_actions(positions, actions)
+        if not applied:
+            return 0
+        for item in applied:
+            st["seq"] += 1
+            st.setdefault("corporate_actions", []).append(
+                {"event_id": f"C{st['seq']:08d}", "account": account, **item.event()}
+            )
+        positions.update({s: q for s, q in after.items() if s in positions})
+        st["cash"][account] = st["cash"].get(account, self.initial_cash) + paid
+        return len(applied)
+
+    def corporate_actions(self, account: str) -> list[dict[str, Any]]:
+        """The splits and dividends booked in ``account`` (oldest first)."""
+        self._require()
+        self._auto_work()
+        with self._state(write=False) as st:
+            return [dict(e) for e in st.get("corporate_actions", []) if e["account"] == account]
 
     def _settle_delistings(self) -> int:
         """Convert every held position in a delisted security to cash at its delisting

@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.execution.corporate_actions import BookAction, lake_corporate_actions
 from pipelines.execution.delistings import Delisting, lake_delistings, session_of
 from pipelines.lake.interface import Store
 from pipelines.portfolio.costs import impact_coef, linear_cost_coef, transaction_cost
@@ -73,15 +74,38 @@ class StaticPriceSource:
         self,
         bars: Mapping[dt.date, Mapping[str, SessionBar]] | None = None,
         delisted: Mapping[str, Delisting] | None = None,
+        actions: Sequence[BookAction] = (),
     ) -> None:
         self.bars: dict[dt.date, dict[str, SessionBar]] = {
             d: dict(b) for d, b in (bars or {}).items()
         }
         #: Delistings in force (a test sets them when the session they take effect comes).
         self.delisted: dict[str, Delisting] = dict(delisted or {})
+        #: Corporate actions (a test appends them when their ex-date comes) and the last
+        #: session they are known through (default: the latest ex-date among them).
+        self.actions: list[BookAction] = list(actions)
+        self.through: dt.date | None = None
 
     def delistings(self, security_ids: Sequence[str]) -> dict[str, Delisting]:
         return {s: self.delisted[s] for s in security_ids if s in self.delisted}
+
+    def corporate_actions(
+        self, security_ids: Sequence[str], after: dt.date | None = None
+    ) -> list[BookAction]:
+        ids = set(security_ids)
+        return sorted(
+            (
+                a
+                for a in self.actions
+                if a.security_id in ids and (after is None or a.ex_date > after)
+            ),
+            key=BookAction.sort_key,
+        )
+
+    def actions_through(self) -> dt.date:
+        if self.through is not None:
+            return self.through
+        return max((a.ex_date for a in self.actions), default=dt.date.min)
 
     def add(self, trade_date: dt.date, security_id: str, bar: SessionBar) -> None:
         self.bars.setdefault(trade_date, {})[security_id] = bar
@@ -154,6 +178,22 @@ class LakePriceSource:
         then (:func:`~pipelines.execution.delistings.lake_delistings`)."""
         known = self.known_at or dt.datetime.now(dt.UTC)
         return lake_delistings(self.lake, security_ids, known_at=known, through=session_of(known))
+
+    def corporate_actions(
+        self, security_ids: Sequence[str], after: dt.date | None = None
+    ) -> list[BookAction]:
+        """Splits and dividends of ``security_ids`` with ``after < ex_date <=``
+        :meth:`actions_through`, as known at ``known_at``."""
+        known = self.known_at or dt.datetime.now(dt.UTC)
+        return lake_corporate_actions(
+            self.lake, security_ids, known_at=known, after=after, through=self.actions_through()
+        )
+
+    def actions_through(self) -> dt.date:
+        """The session of ``known_at``, never later than today's: an announced action is
+        not in force before its ex-date, even when the source may see everything."""
+        known = self.known_at or dt.datetime.now(dt.UTC)
+        return session_of(min(known, dt.datetime.now(dt.UTC)))
 
 
 def _num(value: object, default: float) -> float:

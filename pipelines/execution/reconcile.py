@@ -4,8 +4,10 @@
 
 1. pulls the day's order states and fills for *our* orders (:func:`sync_orders`);
 2. computes **our** end-of-day positions = our previous positions (latest ``positions``
-   row per security before ``date``) + the day's signed fills from the ``fills`` table, and
-   our cash likewise (− signed quantity × price − commission); writes both (a row is
+   row per security before ``date``), through the splits and cash dividends with an
+   ex-date after the previous book and on or before ``date`` (as known now,
+   :mod:`.corporate_actions`), + the day's signed fills from the ``fills`` table, and our
+   cash likewise (+ dividends − signed quantity × price − commission); writes both (a row is
    re-written only when its value changed, as a new version); a position in a security
    delisted by ``date`` (security master as known now) becomes cash at its delisting
    price (:mod:`.delistings`), exactly as the broker books it;
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipelines.execution.broker import Broker
+from pipelines.execution.corporate_actions import apply_actions, lake_corporate_actions
 from pipelines.execution.delistings import lake_delistings
 from pipelines.execution.execute import sync_orders
 from pipelines.execution.prices import PriceSource
@@ -79,6 +82,17 @@ def previous_positions(lake: Store, portfolio_id: str, date: dt.date) -> dict[st
         for s, q in zip(latest["security_id"], latest["quantity"], strict=True)
         if q
     }
+
+
+def previous_book_date(lake: Store, portfolio_id: str, date: dt.date) -> dt.date | None:
+    """The date of our latest recorded book (positions or cash) strictly before ``date``."""
+    window = (date - _LOOKBACK, date - dt.timedelta(days=1))
+    dates = [
+        pd.Timestamp(frame["valid_date"].max()).date()
+        for table in ("positions", "cash")
+        if not (frame := read_day(lake, table, window, portfolio_id)).empty
+    ]
+    return max(dates) if dates else None
 
 
 def previous_cash(lake: Store, portfolio_id: str, date: dt.date, currency: str = "USD") -> float:
@@ -245,8 +259,20 @@ def reconcile_day(
     sync = sync_orders(lake, broker, portfolio_id, date, clock=clock)
     now = clock()
     prev = previous_positions(lake, portfolio_id, date)
+    # Splits and dividends since our last book meet the positions of record first.
+    actions = (
+        lake_corporate_actions(
+            lake,
+            prev,
+            known_at=now,
+            after=previous_book_date(lake, portfolio_id, date),
+            through=date,
+        )
+        if prev
+        else []
+    )
+    ours, dividends, applied = apply_actions(prev, actions)
     fills = read_day(lake, "fills", date, portfolio_id)
-    ours = dict(prev)
     flow = 0.0
     commission = 0.0
     for f in fills.to_dict("records"):
@@ -281,7 +307,9 @@ def reconcile_day(
     _write_versioned(
         lake, "positions", pos_rows, date, portfolio_id, ["quantity", "price"], "security_id", now
     )
-    our_cash = previous_cash(lake, portfolio_id, date, currency) + flow - commission + proceeds
+    our_cash = (
+        previous_cash(lake, portfolio_id, date, currency) + dividends + flow - commission + proceeds
+    )
     delisting_events: list[dict[str, object]] = [
         {
             "event": "delisted",
@@ -306,7 +334,11 @@ def reconcile_day(
                 "balance": our_cash,
                 "trade_flow": flow,
                 "commission": commission,
-                "source": "fills+delisting" if delisted else "fills",
+                "source": "+".join(
+                    ["fills"]
+                    + (["corporate_actions"] if applied else [])
+                    + (["delisting"] if delisted else [])
+                ),
             }
         ]
     )
@@ -386,6 +418,10 @@ def reconcile_day(
         for b in breaks.to_dict("records")
     ]
     events += delisting_events
+    events += [
+        {"event": "corporate_action", "security_id": a.action.security_id, "detail": a.event()}
+        for a in applied
+    ]
     write_audit(lake, portfolio_id, date, "reconcile", events, known_at=now)  # type: ignore[arg-type]
     if prices is not None:
         from pipelines.execution.tca import run_tca
@@ -397,6 +433,7 @@ def reconcile_day(
 __all__ = [
     "CASH_ITEM",
     "ReconciliationReport",
+    "previous_book_date",
     "previous_cash",
     "previous_positions",
     "reconcile_day",
