@@ -199,6 +199,7 @@ remove_rules: [published_on_time]
 rules:
   - {name: amount_small, kind: range, column: amount, max: 1000}
   - {name: currency_allowed, values: [USD, EUR], policy: warn}
+  - {name: ratio_positive, kind: in_set, column: ratio, values: [0.5, 2.0]}
 policy_overrides:
   key.unique: warn
 """
@@ -210,6 +211,9 @@ policy_overrides:
     assert currency.model_dump()["values"] == ["USD", "EUR"]
     assert currency.policy == "warn"
     assert contract.policy_overrides == {"schema.unexpected_columns": "warn", "key.unique": "warn"}
+    # Another kind: the entry is the whole new rule, in the old rule's place.
+    ratio = contract.rules[names.index("ratio_positive")]
+    assert ratio.kind == "in_set" and names.index("ratio_positive") == 1
 
 
 def test_extends_another_name_declares_a_new_dataset(
@@ -253,6 +257,10 @@ def test_extends_another_name_declares_a_new_dataset(
             r"ex_date_window.*also in remove_rules",
         ),
         (
+            "extends: corporate_actions\ncolumns: {fx_rate: {nullable: true}}\n",
+            r"(?s)corporate_actions\.yaml.*columns\.fx_rate\.type: Field required",
+        ),
+        (
             "extends: corporate_acts\n",
             r"corporate_actions\.yaml: extends 'corporate_acts', but there is no corporate_acts",
         ),
@@ -264,6 +272,7 @@ def test_extends_another_name_declares_a_new_dataset(
         "unknown-removal",
         "unknown-key",
         "removed-and-changed",
+        "new-column-without-type",
         "unknown-base",
     ],
 )
@@ -286,3 +295,21 @@ def test_patches_extending_each_other_are_refused(
     # A patch read on its own has nothing to extend: the error says how to load it.
     with pytest.raises(ContractError, match="load it by name"):
         load_contract_file(folder / "a.yaml")
+
+
+def test_readme_patch_example_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The patch shown in data_contracts/README.md ("Your own contracts") is valid."""
+    readme = (CONTRACTS_DIR / "README.md").read_text()
+    example = readme.split("## Your own contracts", 1)[1].split("```yaml\n", 1)[1]
+    example = example.split("```", 1)[0]
+    columns = "columns: {amount: {nullable: false}}\n"
+    use_contract_path(
+        monkeypatch, user_folder(tmp_path, "mine", corporate_actions=example + columns)
+    )
+    contract = load_contract("corporate_actions")
+    assert ex_date_window().max_future_days == 180
+    names = [r.name for r in contract.rules]
+    assert "published_on_time" not in names and names[-1] == "amount_below_1000"
+    assert contract.policy_overrides["key.unique"] == "warn"
+    assert contract.columns["amount"].nullable is False
+    assert contract.columns["amount"].description == "dividend per share"
