@@ -23,21 +23,26 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import median_time, timed, write_results
-from pipelines.contracts import ValidationContext, parse_contract, validate_frame
-from pipelines.contracts.spec import CONTRACTS_DIR, Contract
+from pipelines.contracts import (
+    Contract,
+    ValidationContext,
+    load_contract,
+    parse_contract,
+    validate_frame,
+)
 from pipelines.testing.contract_frames import price_frame, publish_time, security_ids
 
 N_SECURITIES = 3000
 
 
 def bench_contract() -> Contract:
-    """The prices contract, with the trade-date window widened to cover a year-long batch."""
-    data = yaml.safe_load((CONTRACTS_DIR / "prices.yaml").read_text())
+    """The prices contract (as resolved on the contract search path), with the trade-date
+    window widened to cover a year-long batch."""
+    data = load_contract("prices").model_dump(mode="json")
     for rule in data["rules"]:
         if rule["name"] == "trade_date_recent":
             rule["max_age_days"] = 800

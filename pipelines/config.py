@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     feeds_dir: str | None = Field(
         default=None, description="extra feed YAML directories (os.pathsep-separated)"
     )
+    contract_path: str = Field(
+        default="",
+        description="user data contract folders (os.pathsep-separated), searched in order "
+        "before the shipped data_contracts/",
+    )
     vacuum_retention_hours: int = Field(default=168, ge=168)
     checkpoint_interval: int = 20
     vendor_host: str = "127.0.0.1"

@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from pipelines.cli.airflow import airflow_app
 from pipelines.cli.backtest import backtest
+from pipelines.cli.contracts import contracts_app
 from pipelines.cli.demo import demo
 from pipelines.cli.ingest import ingest_app, quarantine_app
 from pipelines.cli.kill_switch import kill_switch_app
@@ -70,6 +71,7 @@ app.add_typer(vendor_app, name="vendor")
 app.add_typer(airflow_app, name="airflow")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(contracts_app, name="contracts")
 app.add_typer(research_app, name="research")
 app.add_typer(kill_switch_app, name="kill-switch")
 app.command("demo")(demo)

@@ -12,11 +12,17 @@ from pipelines.contracts.report import (
     RuleStatus,
     ValidationReport,
 )
+from pipelines.contracts.resolve import (
+    ContractSource,
+    available_contracts,
+    contract_search_path,
+    load_contract,
+    resolve_contract,
+)
 from pipelines.contracts.spec import (
     Contract,
     ContractError,
     FailurePolicy,
-    load_contract,
     load_contract_file,
     parse_contract,
 )
@@ -25,6 +31,7 @@ from pipelines.contracts.validate import RowOrigin, ValidationContext, validate_
 __all__ = [
     "Contract",
     "ContractError",
+    "ContractSource",
     "FailingRow",
     "FailurePolicy",
     "Outcome",
@@ -34,8 +41,11 @@ __all__ = [
     "RuleStatus",
     "ValidationContext",
     "ValidationReport",
+    "available_contracts",
+    "contract_search_path",
     "load_contract",
     "load_contract_file",
     "parse_contract",
+    "resolve_contract",
     "validate_frame",
 ]

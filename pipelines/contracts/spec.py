@@ -6,14 +6,15 @@ fixed names (see :func:`schema_rule_names`), so a failure always maps back to a 
 reader can find in the YAML. Every rule has a policy: the contract's ``policy`` unless the
 rule (or, for generated rules, ``policy_overrides``) says otherwise.
 
-Loading never half-succeeds: :func:`load_contract` either returns a fully checked
+Loading never half-succeeds: :func:`load_contract_file` either returns a fully checked
 :class:`Contract` or raises :class:`ContractError` naming the file and the offending entry.
+Contracts are loaded *by name* through :func:`pipelines.contracts.resolve.load_contract`,
+which searches the user's contract folders before the shipped ``data_contracts/``.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pipelines.errors import AlphaFactoryError
 
-#: Where the contract YAML files live (repo root / data_contracts).
+#: The shipped contracts (repo root / data_contracts), always last on the search path.
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "data_contracts"
 
 
@@ -318,7 +319,8 @@ def parse_contract(data: Any, source: str = "<contract>") -> Contract:
 
 
 def load_contract_file(path: str | Path) -> Contract:
-    """Load and check one contract file; raise :class:`ContractError` saying what is wrong."""
+    """Load and check one complete contract file (not a patch); raise :class:`ContractError`
+    saying what is wrong."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -328,20 +330,15 @@ def load_contract_file(path: str | Path) -> Contract:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ContractError(f"{path}: not valid YAML: {exc}") from None
+    if isinstance(data, dict) and "extends" in data:
+        # A patch is only meaningful against the search path it extends along.
+        raise ContractError(
+            f"{path}: a contract patch (extends {data['extends']!r}); load it by name "
+            "with load_contract, which resolves what it extends on the contract search path"
+        )
     contract = parse_contract(data, str(path))
     if contract.dataset != path.stem:
         raise ContractError(
             f"{path}: dataset {contract.dataset!r} does not match the file name {path.stem!r}"
         )
     return contract
-
-
-@cache
-def load_contract(dataset: str, directory: str | None = None) -> Contract:
-    """The contract of ``dataset`` from ``data_contracts/`` (cached per process)."""
-    base = Path(directory) if directory else CONTRACTS_DIR
-    path = base / f"{dataset}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in base.glob("*.yaml"))
-        raise ContractError(f"no contract for dataset {dataset!r} in {base}; known: {known}")
-    return load_contract_file(path)

@@ -32,8 +32,9 @@ from pipelines.contracts.report import (
     RuleStatus,
     ValidationReport,
 )
+from pipelines.contracts.resolve import load_contract
 from pipelines.contracts.rules import HELPER_PREFIX, BatchFacts, CompiledRule, FrameShape
-from pipelines.contracts.spec import Contract, FailurePolicy, load_contract
+from pipelines.contracts.spec import Contract, FailurePolicy
 
 SAMPLE_SIZE = 5
 ArrayLike = Sequence[Any] | np.ndarray | pd.Series
@@ -207,7 +208,8 @@ def _batch_message(
 def validate_frame(
     contract: Contract | str, frame: pd.DataFrame | pa.Table, context: ValidationContext
 ) -> ValidationReport:
-    """Validate ``frame`` (a vendor file mapped onto lake column names) against ``contract``.
+    """Validate ``frame`` (a vendor file mapped onto lake column names) against ``contract``
+    (a :class:`Contract`, or a dataset name resolved on the contract search path).
 
     Returns a report with one :class:`RuleResult` per rule and one :class:`RuleFailure`
     per failed rule; ``outcome`` is ``blocked`` if a ``block`` rule failed, ``warned`` if

@@ -34,7 +34,10 @@ class FeedSpec(BaseModel):
 
     name: str
     table: str = Field(description="lake table the rows land in")
-    contract: str = Field(description="data contract (data_contracts/<name>.yaml)")
+    contract: str = Field(
+        description="data contract name, resolved on the contract search path "
+        "(ALPHAFACTORY_CONTRACT_PATH folders, then data_contracts/)"
+    )
     protocol: Literal["sftp", "rest"]
     connection_id: str
     depends_on: tuple[str, ...] = Field(
