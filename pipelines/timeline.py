@@ -62,6 +62,10 @@ class NotASessionError(AlphaFactoryError, ValueError):
     """A date that is not a trading session where one is required."""
 
 
+class DateRangeError(AlphaFactoryError, ValueError):
+    """A date range that ends before it starts."""
+
+
 @dataclass(frozen=True)
 class TradingCalendar:
     """The sessions of one exchange over the dates ``start .. end`` (inclusive).
@@ -112,7 +116,7 @@ class TradingCalendar:
     def sessions(self, start: dt.date, end: dt.date) -> list[dt.date]:
         """All sessions in ``[start, end]``, ascending (both ends checked against the range)."""
         if end < start:
-            raise ValueError(f"end {end} is before start {start}")
+            raise DateRangeError(f"end {end} is before start {start}")
         self.check(start)
         self.check(end)
         return list(

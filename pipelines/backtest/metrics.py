@@ -2,8 +2,11 @@
 
 With NAV ``V_t`` (``V_0`` = starting capital) and daily return ``r_t = V_t / V_{t-1} − 1``:
 
-* annualised return ``= 252 · mean(r)``, annualised volatility ``= √252 · std(r)``,
-  Sharpe ``= return / volatility`` (risk-free rate 0; the book is cash-funded);
+* two return conventions, both named wherever shown: the **arithmetic** annualised return
+  ``annual_return = 252 · mean(r)`` (what Sharpe uses) and the **geometric** one,
+  ``cagr = (V_T / V_0)^(252 / T) − 1`` (what an investor compounds); annualised
+  volatility ``= √252 · std(r)``, Sharpe ``= annual_return / volatility`` (risk-free
+  rate 0; the book is cash-funded);
 * max drawdown ``= max_t (1 − V_t / max_{s≤t} V_s)``;
 * turnover ``= mean_t(traded notional_t / V_t)`` (one-way, per day);
 * costs: total execution shortfall + commission (currency) and in bps of traded notional;
@@ -29,6 +32,7 @@ class Metrics:
     sessions: int
     total_return: float
     annual_return: float
+    cagr: float
     annual_vol: float
     sharpe: float
     sharpe_tstat: float
@@ -73,7 +77,7 @@ def compute_metrics(daily: pd.DataFrame, initial_capital: float) -> Metrics:
     n = len(daily)
     if n == 0:
         nan = math.nan
-        return Metrics(0, nan, nan, nan, nan, nan, nan, nan, 0.0, nan, nan, nan, nan)
+        return Metrics(0, nan, nan, nan, nan, nan, nan, nan, nan, 0.0, nan, nan, nan, nan)
     r = daily["ret"].to_numpy(dtype=float)
     nav = daily["nav"].to_numpy(dtype=float)
     mean, sd = float(np.mean(r)), float(np.std(r, ddof=1)) if n > 1 else math.nan
@@ -89,6 +93,7 @@ def compute_metrics(daily: pd.DataFrame, initial_capital: float) -> Metrics:
         sessions=n,
         total_return=float(nav[-1] / initial_capital - 1.0),
         annual_return=ann_ret,
+        cagr=float((nav[-1] / initial_capital) ** (PERIODS / n) - 1.0) if nav[-1] > 0 else -1.0,
         annual_vol=ann_vol,
         sharpe=sharpe,
         # t-statistic of the mean daily return: "indistinguishable from zero" is |t| < 2.

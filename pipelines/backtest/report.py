@@ -18,7 +18,8 @@ def render_backtest_report(
         [
             ("sessions", str(m.sessions)),
             ("total return", h.pct(m.total_return)),
-            ("annual return", h.pct(m.annual_return)),
+            ("annual return (arithmetic, 252 × mean)", h.pct(m.annual_return)),
+            ("CAGR (geometric)", h.pct(m.cagr)),
             ("annual vol", h.pct(m.annual_vol)),
             ("Sharpe", h.fmt(m.sharpe, 3)),
             ("t-stat", h.fmt(m.sharpe_tstat, 3)),

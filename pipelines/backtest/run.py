@@ -354,6 +354,7 @@ def _store(
                 "metrics": json.dumps(metrics.to_dict(), sort_keys=True),
                 "sharpe": _finite(metrics.sharpe),
                 "annual_return": _finite(metrics.annual_return),
+                "cagr": _finite(metrics.cagr),
                 "annual_vol": _finite(metrics.annual_vol),
                 "max_drawdown": _finite(metrics.max_drawdown),
                 "mean_ic": _finite(metrics.mean_ic),

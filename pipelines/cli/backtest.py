@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pipelines.cli.dates import parse_session_date
+from pipelines.cli.dates import parse_session_range
 
 console = Console()
 
@@ -43,7 +43,7 @@ def backtest(
     from pipelines.daily.config import DailyConfig
     from pipelines.lake import Lake
 
-    first, last = parse_session_date(start), parse_session_date(end)
+    first, last = parse_session_range(start, end)
     cfg = DailyConfig.load(config)
     with Progress(
         TextColumn("[bold]backtest[/bold] {task.description}"),

@@ -6,7 +6,7 @@ import datetime as dt
 
 import typer
 
-from pipelines.timeline import trading_calendar
+from pipelines.timeline import DateRangeError, trading_calendar
 
 
 def parse_date(value: str) -> dt.date:
@@ -21,3 +21,28 @@ def parse_session_date(value: str) -> dt.date:
     """:func:`parse_date`, then checked against the trading calendar's range: a date outside
     it raises :class:`~pipelines.timeline.OutsideCalendarError` (one line, exit 1)."""
     return trading_calendar().check(parse_date(value))
+
+
+def parse_session(value: str) -> dt.date:
+    """:func:`parse_session_date`, and a session: a weekend or holiday is refused naming
+    the nearest sessions (:class:`~pipelines.timeline.NotASessionError`, one line)."""
+    return trading_calendar().require_session(parse_session_date(value))
+
+
+def parse_past_session(value: str, what: str = "date") -> dt.date:
+    """:func:`parse_session` for a session that has happened: a future date is refused
+    (the lake cannot know about it yet)."""
+    day = parse_session(value)
+    today = dt.date.today()
+    if day > today:
+        raise DateRangeError(f"{what} {day} is in the future (today is {today})")
+    return day
+
+
+def parse_session_range(start: str, end: str) -> tuple[dt.date, dt.date]:
+    """Two past sessions, ``start <= end``."""
+    first = parse_past_session(start, "--start")
+    last = parse_past_session(end, "--end")
+    if last < first:
+        raise DateRangeError(f"--end {last} is before --start {first}")
+    return first, last

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.cli.output import literal
 from pipelines.timeline import sessions, trading_calendar
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def _outcomes_table(rows: list[list[str]]) -> Table:
     table.add_column("message", overflow="fold")
     for row in rows:
         style = {"quarantined": "red", "not published": "red", "error": "red"}.get(row[3])
-        table.add_row(*row, style=style)
+        table.add_row(*(literal(c) for c in row), style=style)
     return table
 
 
@@ -246,14 +247,14 @@ def list_cmd(
     for r in records:
         counts = f"{_count(r['failed_rows'])}/{_count(r['total_rows'])}"
         table.add_row(
-            r["quarantine_id"],
+            literal(r["quarantine_id"]),
             r["valid_date"].isoformat(),
-            r["feed"],
-            r["file_name"],
-            r["status"],
-            _rules(r),
+            literal(r["feed"]),
+            literal(r["file_name"]),
+            literal(r["status"]),
+            literal(_rules(r)),
             counts,
-            r["actor"] or "",
+            literal(r["actor"]),
             style="red" if r["status"] == "open" else None,
         )
     console.print(table)
@@ -266,7 +267,7 @@ def _get(qid: str) -> dict[str, Any]:
     try:
         return quarantine.get_record(Lake.from_settings(), qid)
     except quarantine.QuarantineNotFound as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{literal(exc)}[/red]")
         raise typer.Exit(2) from None
 
 
@@ -289,10 +290,10 @@ def show_cmd(qid: Annotated[str, typer.Argument(help="Quarantine id, e.g. Q1a2b3
         "actor": rec["actor"] or "",
     }
     for key, value in fields.items():
-        console.print(f"{key:>12}: {value}", soft_wrap=True, highlight=False)
+        console.print(f"{key:>12}: {literal(value)}", soft_wrap=True, highlight=False)
     console.print("\n[bold]reasons[/bold]")
     for reason in str(rec["message"]).split("; "):
-        console.print(f"  - {reason}", soft_wrap=True, highlight=False)
+        console.print(f"  - {literal(reason)}", soft_wrap=True, highlight=False)
     sample = json.loads(rec["sample"] or "[]")
     if sample:
         table = Table(title="failing rows (sample)", header_style="bold")
@@ -301,7 +302,7 @@ def show_cmd(qid: Annotated[str, typer.Argument(help="Quarantine id, e.g. Q1a2b3
         for s in sample:
             values = s.get("values")
             shown = json.dumps(values, default=str) if not isinstance(values, str) else values
-            table.add_row(str(s.get("file", "")), str(s.get("line", "")), shown)
+            table.add_row(literal(s.get("file", "")), literal(s.get("line", "")), literal(shown))
         console.print(table)
 
 
@@ -346,9 +347,9 @@ def release_cmd(
             reason=reason,
         )
     except ReleaseRefused as exc:
-        err.print(f"[red]not released[/red]: {exc}", soft_wrap=True, highlight=False)
+        err.print(f"[red]not released[/red]: {literal(exc)}", soft_wrap=True, highlight=False)
         raise typer.Exit(1) from None
     console.print(
-        f"released {qid}: {outcome.rows} rows of {outcome.file_name} "
-        f"({outcome.feed}, {outcome.logical_date}) loaded"
+        f"released {literal(qid)}: {outcome.rows} rows of {literal(outcome.file_name)} "
+        f"({literal(outcome.feed)}, {outcome.logical_date}) loaded"
     )

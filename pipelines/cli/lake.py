@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipelines.cli.dates import parse_date
 from pipelines.cli.output import OutputFormat, render
 from pipelines.lake import Lake, LakeError, get_table
 from pipelines.lake.catalog import all_tables
@@ -32,7 +33,12 @@ def _lake() -> Lake:
 
 
 def _parse_ts(value: str) -> dt.datetime:
-    ts = dt.datetime.fromisoformat(value)
+    try:
+        ts = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 time; e.g. 2024-05-02T22:00:00+00:00"
+        ) from None
     if ts.tzinfo is None:
         raise typer.BadParameter(f"{value!r} has no timezone; e.g. 2024-05-02T22:00:00+00:00")
     return ts
@@ -40,9 +46,11 @@ def _parse_ts(value: str) -> dt.datetime:
 
 def _parse_valid(value: str) -> dt.date | tuple[dt.date, dt.date]:
     if ".." in value:
-        start, end = value.split("..", 1)
-        return dt.date.fromisoformat(start), dt.date.fromisoformat(end)
-    return dt.date.fromisoformat(value)
+        start, end = (parse_date(v) for v in value.split("..", 1))
+        if end < start:
+            raise typer.BadParameter(f"range {value!r} ends before it starts")
+        return start, end
+    return parse_date(value)
 
 
 def _progress() -> Progress:
@@ -127,7 +135,11 @@ def as_of(
     if where:
         con = duckdb.connect()
         con.register("t", result)
-        result = con.sql(f"SELECT * FROM t WHERE {where}").to_arrow_table()
+        try:
+            result = con.sql(f"SELECT * FROM t WHERE {where}").to_arrow_table()
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise typer.BadParameter(f"--where {where!r}: {first}") from None
     render(result, fmt, console)
 
 
@@ -144,6 +156,8 @@ def history(
         if "=" not in item:
             raise typer.BadParameter(f"--key expects K=V, got {item!r}")
         k, v = item.split("=", 1)
+        if not k or not v:
+            raise typer.BadParameter(f"--key expects K=V with both sides, got {item!r}")
         pairs[k] = v
     render(_lake().history(table, pairs), fmt, console)
 

@@ -9,7 +9,15 @@ from enum import StrEnum
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+
+def literal(value: object) -> str:
+    """``value`` as text rich prints literally: vendor strings, file names and error
+    messages may contain ``[...]`` that rich would read as markup (``[/bold]`` in a
+    vendor's security name crashed the CLI)."""
+    return escape("" if value is None else str(value))
 
 
 class OutputFormat(StrEnum):
@@ -32,7 +40,7 @@ def render(data: pa.Table, fmt: OutputFormat, console: Console, max_rows: int = 
     for name in data.column_names:
         table.add_column(name, overflow="fold")
     for row in data.slice(0, max_rows).to_pylist():
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
+        table.add_row(*(literal(v) for v in row.values()))
     console.print(table)
     if data.num_rows > max_rows:
         console.print(f"[dim]… {data.num_rows - max_rows} more rows (use --format csv)[/dim]")

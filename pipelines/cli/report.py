@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from pipelines.cli.dates import parse_session
+from pipelines.errors import AlphaFactoryError
+from pipelines.timeline import LATEST
 
 console = Console()
 
@@ -29,9 +32,16 @@ def report(
     from pipelines.lake import Lake
     from pipelines.report import write_pm_report
 
-    try:
-        day = dt.date.fromisoformat(date)
-    except ValueError:
-        raise typer.BadParameter(f"{date!r} is not a date (YYYY-MM-DD)") from None
+    day = parse_session(date)
     cfg = DailyConfig.load(config) if config else load_config()
-    console.print(write_pm_report(Lake.from_settings(), day, report_subject(cfg), out))
+    lake = Lake.from_settings()
+    if not lake.as_of("prices", known_at=LATEST, valid_at=day, columns=["security_id"]).num_rows:
+        raise NothingToReportError(
+            f"the lake at {lake.location.root} holds no prices for {day}: nothing to report "
+            "(ingest the session and run the daily loop first)"
+        )
+    console.print(write_pm_report(lake, day, report_subject(cfg), out))
+
+
+class NothingToReportError(AlphaFactoryError):
+    """The session has no data in the lake (before its history, or not ingested yet)."""

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.cli.output import literal
 from pipelines.timeline import ALL_DATES, LATEST
 
 console = Console()
@@ -131,7 +132,7 @@ def _print(title: str, rows: list[dict[str, Any]]) -> None:
     for c in cols:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in cols))
+        t.add_row(*(literal(r.get(c)) for c in cols))
     console.print(t)
 
 

@@ -508,14 +508,19 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     holding_pnl = math.fsum(x for x in contributions if np.isfinite(x))
     pnl_factor = _factor_pnl(ctx, held_value)
     tca = read_day(ctx.store, "tca", ctx.day, ctx.portfolio_id)
-    # fsum: exact, so the total does not depend on the order the lake returns rows in.
+    # Cost of trading = impact against the arrival price + fees; the move from the decision
+    # price to the arrival price is the market's (delay), reported apart. fsum: exact, so
+    # the totals do not depend on the order the lake returns rows in.
+    impact = tca["impact_cost"] if "impact_cost" in tca else tca["execution_cost"]
     cost = math.fsum(
         x
         for x in np.concatenate(
-            [tca["execution_cost"].to_numpy(dtype=float), tca["commission"].to_numpy(dtype=float)]
+            [impact.to_numpy(dtype=float), tca["commission"].to_numpy(dtype=float)]
         )
         if np.isfinite(x)
     )
+    delay = tca["delay_cost"].to_numpy(dtype=float) if "delay_cost" in tca else np.array([])
+    cost_delay = math.fsum(x for x in delay if np.isfinite(x))
     fills = read_day(ctx.store, "fills", ctx.day, ctx.portfolio_id)
     traded = math.fsum(
         fills["quantity"].to_numpy(dtype=float) * fills["price"].to_numpy(dtype=float)
@@ -541,6 +546,7 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
         "pnl_specific": holding_pnl - pnl_factor if np.isfinite(pnl_factor) else math.nan,
         "pnl_trading": pnl - holding_pnl,
         "cost": cost,
+        "cost_delay": cost_delay,
         "traded_notional": traded,
         "ic": ic,
         "optimizer_status": targets.optimization.status if targets is not None else None,

@@ -7,7 +7,10 @@ average price ``p̄`` and commission ``C``:
   **decision** price (the price the targets were computed at — the previous close),
   **arrival** price (the trade date's open, when the order starts working) and the
   session **VWAP**. Positive = cost.
-* ``execution_cost = s · q · (p̄ − decision)`` (currency),
+* ``execution_cost = s · q · (p̄ − decision)`` (currency), split into the **delay** cost
+  ``s · q · (arrival − decision)`` (the market's move between the decision and the start
+  of trading: not a cost of trading) and the **impact** cost ``s · q · (p̄ − arrival)``
+  (what trading cost: spread and impact); fees are ``C``;
   ``opportunity_cost = s · (Q − q) · (close − decision)`` — what the unfilled remainder
   missed, marked at the session close — and ``total_shortfall`` = both + ``C``.
 
@@ -63,6 +66,10 @@ def compute_tca(
         if bar is not None:
             method = "vendor" if bar.vwap is not None else "typical_price"
         exec_cost = s * filled * (avg - decision) if avg is not None and decision else 0.0
+        delay = s * filled * (arrival - decision) if arrival and decision and filled else None
+        impact = s * filled * (avg - arrival) if avg is not None and arrival else None
+        if filled == 0:
+            delay, impact = 0.0, 0.0
         opp = (
             s * (ordered - filled) * (close - decision)
             if close is not None and decision is not None
@@ -87,6 +94,8 @@ def compute_tca(
                 "shortfall_arrival_bps": _bps(s, avg, arrival),
                 "shortfall_vwap_bps": _bps(s, avg, vwap),
                 "execution_cost": exec_cost,
+                "delay_cost": delay,
+                "impact_cost": impact,
                 "opportunity_cost": opp,
                 "commission": commission,
                 "total_shortfall": exec_cost + (opp or 0.0) + commission,

@@ -59,6 +59,11 @@ class FeedSpec(BaseModel):
     delimiter: str = ","
     encoding: str = "utf-8"
     date_format: str = "%Y-%m-%d"
+    null_values: tuple[str, ...] = Field(
+        default=("",),
+        description="CSV cells read as missing; only the empty cell unless declared (a ticker "
+        "'NA' or a name 'NULL' is a value, not a gap)",
+    )
     corrections: str | None = Field(
         default=None, description="template over the previous session, e.g. fix_{previous:%Y%m%d}"
     )

@@ -87,8 +87,12 @@ def decode(feed: FeedSpec, file_name: str, data: bytes) -> pa.Table:
         return pacsv.read_csv(
             io.BytesIO(text.encode("utf-8")),
             parse_options=pacsv.ParseOptions(delimiter=feed.delimiter),
+            # Arrow's default null words ("NA", "null", "N/A", ...) would turn a ticker "NA"
+            # into a gap: only the feed's declared words are missing values.
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, strings_can_be_null=True
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=True,
+                null_values=list(feed.null_values),
             ),
         )
     except pa.ArrowInvalid as exc:

@@ -30,7 +30,7 @@ from pipelines.lake import Lake
 from pipelines.lake.interface import Store
 from pipelines.lake.stage_state import StageState
 from pipelines.report import html as h
-from pipelines.timeline import LATEST
+from pipelines.timeline import LATEST, trading_calendar
 
 #: Input tables whose freshness the report shows (table, what it feeds).
 INPUT_TABLES: tuple[tuple[str, str], ...] = (
@@ -57,9 +57,33 @@ def _artifact(art: StageState, name: str) -> Any:
     return art.find(name)
 
 
-def _read(lake: Store, table: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+#: When the report of a session is read "as of": the next session's open, in exchange time.
+REPORT_AS_OF = dt.time(9, 30)
+
+
+def report_as_of(store: Store, day: dt.date) -> dt.datetime:
+    """What the report of ``day`` may know: everything recorded by the next session's open
+    (the evening's pipeline included) or, when the session itself was ingested later (a
+    late folder, history loaded today), by the end of its last ingest run — nothing learnt
+    after. A report rendered again months afterwards shows what the PM saw then, not
+    later restatements or corrections."""
+    cal = trading_calendar()
+    known = cal.at(cal.next_session(day), REPORT_AS_OF)
     try:
-        return lake.as_of(table, known_at=LATEST, valid_at=(start, end)).to_pandas()
+        runs = store.as_of("ingest_runs", known_at=LATEST, valid_at=day, columns=["known_at"])
+    except Exception:  # no ingest log (a lake loaded by hand): the open is the answer
+        return known
+    if runs.num_rows:
+        last = pd.to_datetime(runs.column("known_at").to_pandas(), utc=True).max()
+        known = max(known, last.to_pydatetime())
+    return known
+
+
+def _read(
+    lake: Store, table: str, start: dt.date, end: dt.date, known: dt.datetime
+) -> pd.DataFrame:
+    try:
+        return lake.as_of(table, known_at=known, valid_at=(start, end)).to_pandas()
     except Exception:  # a report shows what it can; the section says the table is missing
         return pd.DataFrame()
 
@@ -291,8 +315,10 @@ def _risk(art: StageState) -> str:
     )
 
 
-def _pnl(lake: Store, day: dt.date, config: ReportSubject, art: StageState) -> str:
-    hist = _read(lake, "daily_book", day - dt.timedelta(days=400), day)
+def _pnl(
+    lake: Store, day: dt.date, config: ReportSubject, art: StageState, known: dt.datetime
+) -> str:
+    hist = _read(lake, "daily_book", day - dt.timedelta(days=400), day, known)
     if not hist.empty:
         hist = hist[hist["portfolio_id"] == config.portfolio_id].sort_values("valid_date")
     book = _artifact(art, "daily_book")
@@ -330,7 +356,9 @@ def _pnl(lake: Store, day: dt.date, config: ReportSubject, art: StageState) -> s
     return out
 
 
-def _alpha(lake: Store, day: dt.date, config: ReportSubject, art: StageState) -> str:
+def _alpha(
+    lake: Store, day: dt.date, config: ReportSubject, art: StageState, known: dt.datetime
+) -> str:
     scores = _artifact(art, "scores")
     if scores is None:
         return '<p class="bad">No scores for the day.</p>'
@@ -338,7 +366,7 @@ def _alpha(lake: Store, day: dt.date, config: ReportSubject, art: StageState) ->
     ax.hist(scores["score"].astype(float), bins=30, color="#2f5b9a")
     ax.set_title("Score distribution")
     models = ", ".join(sorted(scores["model_id"].astype(str).unique()))
-    hist = _read(lake, "daily_book", day - dt.timedelta(days=400), day)
+    hist = _read(lake, "daily_book", day - dt.timedelta(days=400), day, known)
     ic_html = ""
     if not hist.empty:
         hist = hist[hist["portfolio_id"] == config.portfolio_id].sort_values("valid_date")
@@ -349,7 +377,7 @@ def _alpha(lake: Store, day: dt.date, config: ReportSubject, art: StageState) ->
             ax2.set_title(f"Cumulative daily rank IC (mean {ic.mean():.3f})")
             fig2.autofmt_xdate()
             ic_html = f"<div>{h.png(fig2)}</div>"
-    diag = _read(lake, "research_diagnostics", day - dt.timedelta(days=40), day)
+    diag = _read(lake, "research_diagnostics", day - dt.timedelta(days=40), day, known)
     diag_html = ""
     if not diag.empty and "kind" in diag:
         ic_rows = diag[diag["kind"] == "ic"].sort_values("valid_date").tail(12)
@@ -363,10 +391,10 @@ def _alpha(lake: Store, day: dt.date, config: ReportSubject, art: StageState) ->
     )
 
 
-def _freshness(lake: Store, day: dt.date) -> pd.DataFrame:
+def _freshness(lake: Store, day: dt.date, known: dt.datetime) -> pd.DataFrame:
     rows: list[dict[str, object]] = []
     for table, role in INPUT_TABLES:
-        frame = _read(lake, table, day - dt.timedelta(days=400), day)
+        frame = _read(lake, table, day - dt.timedelta(days=400), day, known)
         if frame.empty:
             rows.append({"table": table, "feeds": role, "latest valid": None, "status": "missing"})
             continue
@@ -387,9 +415,9 @@ def _freshness(lake: Store, day: dt.date) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _quality(lake: Store, day: dt.date) -> str:
-    fresh = _freshness(lake, day)
-    runs = _read(lake, "ingest_runs", day - dt.timedelta(days=7), day)
+def _quality(lake: Store, day: dt.date, known: dt.datetime) -> str:
+    fresh = _freshness(lake, day, known)
+    runs = _read(lake, "ingest_runs", day - dt.timedelta(days=7), day, known)
     runs_html = '<p class="note">(no ingestion runs recorded)</p>'
     if not runs.empty:
         runs = runs.sort_values(["valid_date", "feed"]).groupby("feed").tail(1)
@@ -397,7 +425,7 @@ def _quality(lake: Store, day: dt.date) -> str:
             c for c in ("feed", "valid_date", "file_name", "status", "rows", "message") if c in runs
         ]
         runs_html = h.table(runs[cols], left=["feed", "file_name", "status", "message"])
-    checks = _read(lake, "validation_results", day - dt.timedelta(days=3), day)
+    checks = _read(lake, "validation_results", day - dt.timedelta(days=3), day, known)
     checks_html = '<p class="note">(no contract results recorded)</p>'
     if not checks.empty:
         grouped = (
@@ -408,7 +436,7 @@ def _quality(lake: Store, day: dt.date) -> str:
             .reset_index()
         )
         checks_html = h.table(grouped, left=["feed"])
-    quarantine = _read(lake, "quarantine", day - dt.timedelta(days=60), day)
+    quarantine = _read(lake, "quarantine", day - dt.timedelta(days=60), day, known)
     q_html = '<p class="ok">No open quarantines.</p>'
     if not quarantine.empty:
         open_ = quarantine[quarantine["status"] == "open"]
@@ -425,8 +453,12 @@ def _quality(lake: Store, day: dt.date) -> str:
     )
 
 
-def render_pm_report(store: Store, day: dt.date, subject: ReportSubject) -> str:
-    """The report's HTML (see module docstring)."""
+def render_pm_report(
+    store: Store, day: dt.date, subject: ReportSubject, known_at: dt.datetime | None = None
+) -> str:
+    """The report's HTML (see module docstring), from what was known at ``known_at``
+    (default :func:`report_as_of`)."""
+    known = known_at or report_as_of(store, day)
     art = StageState(store, subject.portfolio_id, day)
     sections = [
         ("Summary", _header(day, subject, art)),
@@ -435,14 +467,15 @@ def render_pm_report(store: Store, day: dt.date, subject: ReportSubject) -> str:
         ("Trades and their reasons", _trades(art, subject)),
         ("Sector and factor exposures", _exposures(art)),
         ("Ex-ante risk", _risk(art)),
-        ("P&L attribution", _pnl(store, day, subject, art)),
-        ("Alpha diagnostics", _alpha(store, day, subject, art)),
-        ("Data quality and freshness", _quality(store, day)),
+        ("P&L attribution", _pnl(store, day, subject, art, known)),
+        ("Alpha diagnostics", _alpha(store, day, subject, art, known)),
+        ("Data quality and freshness", _quality(store, day, known)),
     ]
     return h.page(
         f"PM report — {subject.portfolio_id} — {day.isoformat()}",
         f"Decision at the close of {day.isoformat()} for the next session; policy "
-        f"{subject.policy}, limits {subject.limits}.",
+        f"{subject.policy}, limits {subject.limits}; as known at "
+        f"{known.isoformat(timespec='minutes')}.",
         sections,
     )
 

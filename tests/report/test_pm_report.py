@@ -90,3 +90,30 @@ def test_report_renders_in_headless_chromium(loop_root: Path, tmp_path: Path) ->
     assert len(np.unique(pixels)) > 20
     dark = (pixels < 128).mean()
     assert 0.005 < dark < 0.6
+
+
+def test_a_past_report_does_not_show_what_was_learnt_later(loop_root: Path, tmp_path: Path) -> None:
+    """Issue 14: rendering the report of a past session after later data landed (here a
+    price correction for that session, received two months later) showed the later data."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from pipelines.report.pm import render_pm_report
+    from pipelines.timeline import LATEST
+    from tests.daily.helpers import copy_root
+
+    root = copy_root(loop_root, tmp_path / "copy")
+    lake = Lake(str(root / "lake"))
+    day = LOOP_DAYS[-1]
+    prices = lake.as_of("prices", known_at=LATEST, valid_at=day).to_pandas().head(1)
+    later = pd.Timestamp(day + dt.timedelta(days=61)).tz_localize("UTC") + pd.Timedelta(hours=3)
+    from pipelines.lake import get_table
+
+    fields = [f.name for f in get_table("prices").input_fields if f.name != "known_at"]
+    correction = prices[fields].assign(close=prices["close"] * 1.05)
+    lake.write("prices", correction, known_at=later.to_pydatetime(), batch_id="late-correction")
+    stamp = later.isoformat(timespec="minutes")
+    subject = report_subject(CONFIG)
+    assert stamp[:16] in render_pm_report(lake, day, subject, known_at=LATEST)  # the old view
+    assert stamp[:16] not in render_pm_report(lake, day, subject)

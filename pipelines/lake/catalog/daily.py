@@ -28,7 +28,16 @@ DAILY_BOOK = TableSpec(
         column(
             "pnl_trading", pa.float64(), doc="the day's fills marked to the close (incl. costs)"
         ),
-        column("cost", pa.float64(), doc="execution shortfall vs decision price + commission"),
+        column(
+            "cost",
+            pa.float64(),
+            doc="cost of trading: impact (fills vs arrival price) + commission",
+        ),
+        column(
+            "cost_delay",
+            pa.float64(),
+            doc="the market's move from decision to arrival price on the traded quantity",
+        ),
         column("traded_notional", pa.float64()),
         column(
             "ic",

@@ -163,6 +163,12 @@ TCA = TableSpec(
         column("shortfall_arrival_bps", pa.float64()),
         column("shortfall_vwap_bps", pa.float64()),
         column("execution_cost", pa.float64(), doc="currency: side·filled·(avg − decision)"),
+        column(
+            "delay_cost",
+            pa.float64(),
+            doc="currency: side·filled·(arrival − decision), the market's move",
+        ),
+        column("impact_cost", pa.float64(), doc="currency: side·filled·(avg − arrival), trading"),
         column("opportunity_cost", pa.float64(), doc="currency: side·unfilled·(close − decision)"),
         column("commission", pa.float64()),
         column("total_shortfall", pa.float64(), doc="execution + opportunity + commission"),

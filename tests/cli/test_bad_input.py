@@ -1,0 +1,108 @@
+"""Bad input at the CLI ends in one line and a non-zero exit, never a traceback or an
+empty result that looks like success (issue 15's CLI cases; each ended in a traceback or
+an empty report with exit 0 before)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli.main import app
+from pipelines.config import get_settings
+
+pytestmark = pytest.mark.unit
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _empty_lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("ALPHAFACTORY_LAKE_ROOT", str(tmp_path / "lake"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def _refused(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code in (1, 2), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    out = result.stderr or result.output
+    assert "Traceback" not in out
+    return out
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["backtest", "--start", "2024-06-20", "--end", "2024-06-10"], "is before --start"),
+        (["backtest", "--start", "2024-06-08", "--end", "2024-06-20"], "nearest: 2024-06-07"),
+        (["backtest", "--start", "2024-06-10", "--end", "2027-06-17"], "is in the future"),
+        (["report", "--date", "2024-06-08"], "not a XNYS session"),
+        (["report", "--date", "1990-01-02"], "holds no prices for 1990-01-02"),
+        (
+            ["lake", "as-of", "prices", "--known-at", "yesterday", "--valid-at", "2024-06-03"],
+            "is not an ISO 8601 time",
+        ),
+        (
+            [
+                "lake",
+                "as-of",
+                "prices",
+                "--known-at",
+                "2024-06-03T22:00:00+00:00",
+                "--valid-at",
+                "2024-06-10..2024-06-01",
+            ],
+            "ends before it starts",
+        ),
+        (["lake", "history", "prices", "--key", "secid="], "both sides"),
+    ],
+)
+def test_bad_input_is_one_line(args: list[str], says: str) -> None:
+    assert says in _refused(args)
+
+
+def test_a_bad_where_column_names_the_column(tmp_path: Path) -> None:
+    import datetime as dt
+
+    import pandas as pd
+
+    from pipelines.lake import Lake
+
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write(
+        "prices",
+        pd.DataFrame(
+            {
+                "security_id": ["S1"],
+                "ticker": ["A"],
+                "valid_date": [dt.date(2024, 6, 3)],
+                "open": [1.0],
+                "high": [1.0],
+                "low": [1.0],
+                "close": [1.0],
+                "volume": [1.0],
+                "currency": ["USD"],
+            }
+        ),
+        known_at=dt.datetime(2024, 6, 3, 22, tzinfo=dt.UTC),
+        batch_id="b1",
+    )
+    out = _refused(
+        [
+            "lake",
+            "as-of",
+            "prices",
+            "--known-at",
+            "2024-06-04T00:00:00+00:00",
+            "--valid-at",
+            "2024-06-03",
+            "--where",
+            "nosuch = 1",
+        ]
+    )
+    assert "nosuch" in out
