@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from pipelines.daily import stages as daily_stages
-from pipelines.daily.scoring import PriceScores
+from pipelines.daily.scoring import BuiltinScores, PriceScores
 from pipelines.features.availability import feature_tables, partition
 from pipelines.features.registry import registry
 from pipelines.features.spec import FeatureSpec
@@ -28,6 +28,7 @@ from pipelines.lake.stage_state import StageState
 from pipelines.pit.labels import make_label
 from pipelines.pit.lake_panel import FIELD_TABLES, build_panel, empty_input_tables
 from pipelines.pit.panel import Panel
+from pipelines.pit.snapshot import MarketSnapshot
 from pipelines.research import stages
 from pipelines.research.report_lake import load_diagnostics, write_lake_report
 from pipelines.research.stages import ResearchContext
@@ -146,6 +147,48 @@ def test_partition_says_why(caplog: pytest.LogCaptureFixture) -> None:
     ]
 
 
+def _snapshot(returns: np.ndarray) -> MarketSnapshot:
+    """A snapshot of three listed securities with the given daily total returns."""
+    day = dt.date(2024, 2, 13)
+    dates = pd.DatetimeIndex(pd.bdate_range(end=day, periods=len(returns)))
+    secs = ["A", "B", "C"]
+    ret = pd.DataFrame(returns, index=dates, columns=secs)
+    close = 10.0 * (1.0 + ret.fillna(0.0)).cumprod()
+    return MarketSnapshot(
+        day=day,
+        known_at=decision_cutoff(day),
+        close=close,
+        volume=close * 0 + 1e6,
+        returns=ret,
+        sectors=pd.Series(["10", "10", "20"], index=secs, dtype=object),
+        shares=pd.Series(dtype=float),
+        book_equity=pd.Series(dtype=float),
+        sentiment=pd.DataFrame(index=dates[-1:], columns=secs, dtype=float),
+    )
+
+
+def test_price_scorer_by_hand() -> None:
+    r = np.zeros((30, 3))
+    r[0] = np.nan  # no previous close
+    r[-5:, 0] = 0.01  # A rose 1 % a day over the last week
+    r[-5:, 1] = -0.01  # B fell 1 % a day
+    r[1:9, 2] = 0.02  # C rose 2 % a day, more than a month ago
+    snap = _snapshot(r)
+    parts = PriceScores(momentum_window=30, min_momentum_sessions=5).components(snap.day, snap)
+    # reversal = −(total return of the last 5 sessions); momentum = rows [0, 9) (8 observed)
+    np.testing.assert_allclose(parts["reversal"], [-(1.01**5 - 1), 1 - 0.99**5, 0.0], atol=1e-12)
+    np.testing.assert_allclose(parts["momentum"], [0.0, 0.0, 1.02**8 - 1], atol=1e-12)
+    # the default needs 21 observed momentum returns: here only reversal scores
+    # (the builtin scorers read only the snapshot, not the store)
+    scores = PriceScores().scores(None, snap.day, snap).set_index("security_id")["score"]
+    rev = np.array([-(1.01**5 - 1), 1 - 0.99**5, 0.0])
+    z = (rev - rev.mean()) / rev.std()
+    np.testing.assert_allclose(scores.loc[["A", "B", "C"]], z, atol=1e-9)
+    # no sentiment in the lake: the builtin scorer is the price scorer
+    builtin = BuiltinScores().scores(None, snap.day, snap)
+    assert set(builtin["model_id"]) == {PriceScores().model_id}
+
+
 # --- a price-only lake --------------------------------------------------------------------
 
 
@@ -157,6 +200,8 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
 
 @pytest.mark.slow
 def test_absent_tables_are_empty_point_in_time(lake: Lake) -> None:
+    # the field → table map covers exactly what the lake panel builds
+    assert set(build_panel(lake, D, D).fields) == set(FIELD_TABLES)
     assert empty_input_tables(lake) == frozenset(PRICE_ONLY)
     # before the first price was published, prices count as empty too
     assert "prices" in empty_input_tables(lake, decision_cutoff(START) - dt.timedelta(days=1))
