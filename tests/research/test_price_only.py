@@ -21,7 +21,7 @@ import pytest
 from pipelines.daily import stages as daily_stages
 from pipelines.daily.scoring import BuiltinScores, PriceScores
 from pipelines.features.availability import feature_tables, partition
-from pipelines.features.registry import registry
+from pipelines.features.registry import LIBRARY_PACKAGE, SQL_DIR, registry
 from pipelines.features.spec import FeatureSpec
 from pipelines.lake import Lake
 from pipelines.lake.stage_state import StageState
@@ -31,7 +31,7 @@ from pipelines.pit.panel import Panel
 from pipelines.pit.snapshot import MarketSnapshot
 from pipelines.research import stages
 from pipelines.research.report_lake import load_diagnostics, write_lake_report
-from pipelines.research.stages import ResearchContext
+from pipelines.research.stages import ResearchConfig, ResearchContext
 from pipelines.testing.lakes import simulated_lake
 from pipelines.timeline import decision_cutoff
 from tests.daily.helpers import CONFIG, LOOP_DAYS, run_loop
@@ -57,6 +57,20 @@ PRICE_FEATURES = {
     "volatility_63d",
     "volatility_63d_sector_rel",
 }
+
+
+def shipped() -> dict[str, FeatureSpec]:
+    """The shipped features (library and ``sql/features``), whatever a sandbox test added."""
+    return {
+        name: spec
+        for name, spec in registry().items()
+        if spec.source.startswith(f"{LIBRARY_PACKAGE}.") or Path(spec.source).parent == SQL_DIR
+    }
+
+
+def config() -> ResearchConfig:
+    """The small test model over the shipped features."""
+    return dataclasses.replace(SMALL_CONFIG, features=tuple(shipped()))
 
 
 # --- pure bits ----------------------------------------------------------------------------
@@ -115,7 +129,7 @@ def test_market_label_with_full_caps_is_cap_weighted() -> None:
 
 
 def test_every_feature_input_maps_to_lake_tables() -> None:
-    specs = registry()
+    specs = shipped()
     unmapped = {n: s.inputs for n, s in specs.items() if set(s.inputs) - set(FIELD_TABLES)}
     assert not unmapped
     assert feature_tables(specs["reversal_5d"]) == ("prices",)
@@ -130,7 +144,7 @@ def test_every_feature_input_maps_to_lake_tables() -> None:
 
 
 def test_partition_says_why(caplog: pytest.LogCaptureFixture) -> None:
-    specs = registry()
+    specs = shipped()
     chosen = {n: specs[n] for n in ("reversal_5d", "roe", "sentiment_5d")}
     with caplog.at_level(logging.WARNING):
         kept, skipped = partition(chosen, {"fundamentals", "sentiment"})
@@ -211,7 +225,7 @@ def test_absent_tables_are_empty_point_in_time(lake: Lake) -> None:
 def test_features_needing_absent_data_are_skipped_and_reported(
     lake: Lake, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ctx = ResearchContext(lake, D, SMALL_CONFIG)
+    ctx = ResearchContext(lake, D, config())
     with caplog.at_level(logging.WARNING, logger="pipelines.features.availability"):
         frame = stages.compute_features(ctx)
     assert set(frame["feature"]) == PRICE_FEATURES
@@ -227,7 +241,7 @@ def test_features_needing_absent_data_are_skipped_and_reported(
     assert len(stages.compute_features(ctx.with_features(["sentiment_surprise"]))) == 0
 
     skipped = load_diagnostics(lake).skipped
-    expected = set(registry()) - PRICE_FEATURES
+    expected = set(shipped()) - PRICE_FEATURES
     assert set(skipped["feature"]) == expected
     row = skipped.set_index("feature").loc["roe"]
     assert row["reason"] == "input table fundamentals empty (needed for net_income, book_equity)"
@@ -257,7 +271,7 @@ def test_a_feature_with_inputs_all_null_in_its_window_is_skipped(lake: Lake) -> 
 
 @pytest.mark.slow
 def test_labels_are_not_empty(lake: Lake) -> None:
-    frame = stages.compute_labels(ResearchContext(lake, D, SMALL_CONFIG))
+    frame = stages.compute_labels(ResearchContext(lake, D, config()))
     counts = frame.groupby("label").size()
     assert counts.get("fwd_ret_5d_market", 0) > 40, counts
     assert counts.get("fwd_ret_21d_market", 0) > 40, counts
@@ -265,14 +279,14 @@ def test_labels_are_not_empty(lake: Lake) -> None:
 
 @pytest.mark.slow
 def test_retrain_and_score_on_prices_only(lake: Lake) -> None:
-    ctx = ResearchContext(lake, D, SMALL_CONFIG)
+    ctx = ResearchContext(lake, D, config())
     result = stages.retrain(ctx)
     assert result.promoted and result.reason == "no champion"
     assert set(result.record.features) <= PRICE_FEATURES
     assert len(result.record.features) == len(PRICE_FEATURES)
     assert np.isfinite(result.challenger_metric)
     # the champion scores from the next session on, with the features it was trained on
-    nxt = ResearchContext(lake, dt.date(2024, 5, 30), SMALL_CONFIG)
+    nxt = ResearchContext(lake, dt.date(2024, 5, 30), config())
     scores = stages.score_day(nxt)
     assert len(scores) > 40 and scores["score"].notna().all()
     assert set(scores["model_id"]) == {result.record.model_id}
@@ -281,14 +295,14 @@ def test_retrain_and_score_on_prices_only(lake: Lake) -> None:
         "research_diagnostics", known_at=ctx.now(), valid_at=D, columns=["model_id", "kind"]
     ).to_pandas()
     mine = diag[(diag["kind"] == "skipped_feature") & (diag["model_id"] == result.record.model_id)]
-    assert len(mine) == len(registry()) - len(PRICE_FEATURES)
+    assert len(mine) == len(shipped()) - len(PRICE_FEATURES)
 
 
 @pytest.mark.slow
 def test_walk_forward_skips_and_trains(lake: Lake) -> None:
-    config = dataclasses.replace(SMALL_CONFIG, retrain_every=63)
-    wf = stages.walk_forward_on_lake(lake, dt.date(2023, 1, 3), END, config)
-    assert {s.feature for s in wf.skipped} == set(registry()) - PRICE_FEATURES
+    small = dataclasses.replace(config(), retrain_every=63)
+    wf = stages.walk_forward_on_lake(lake, dt.date(2023, 1, 3), END, small)
+    assert {s.feature for s in wf.skipped} == set(shipped()) - PRICE_FEATURES
     assert set(wf.dataset.feature_names) == PRICE_FEATURES
     assert len(wf.result.scores) > 0
 
