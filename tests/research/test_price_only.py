@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -332,3 +333,37 @@ def test_score_source_names() -> None:
     assert isinstance(
         daily_stages.score_source(CONFIG.model_copy(update={"scorer": "price"})), PriceScores
     )
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_daily_research_dag_succeeds_with_skipped_features(
+    tmp_path: Path, make_simulated_lake: Callable[..., Lake]
+) -> None:
+    from pipelines.config import get_settings
+    from pipelines.orchestration.airflow_env import airflow_environment, run_dag_test
+
+    root = get_settings().lake_root
+    session = dt.date(2020, 11, 2)
+    lake = make_simulated_lake(
+        Path(root),
+        universe=40,
+        start=dt.date(2019, 9, 3),
+        end=dt.date(2020, 11, 30),
+        omit=PRICE_ONLY,
+    )
+    result = run_dag_test(
+        "daily_research",
+        dt.date(2024, 6, 3),
+        conf={"session": session.isoformat()},
+        env=airflow_environment(vendor_state_dir=tmp_path / "no-vendor"),
+        extra_env={"ALPHAFACTORY_LAKE_ROOT": root},
+    )
+    assert result.ok, result.output[-5000:]
+    mapped = {k: v for k, v in result.task_states.items() if k.startswith("compute_feature[")}
+    assert len(mapped) == len(registry()), result.output[-3000:]
+    assert set(mapped.values()) == {"success"}  # a skipped feature's task succeeds
+    assert "feature roe skipped: input table fundamentals empty" in result.output
+    assert set(stages.stored_features(lake, session)["feature"]) == PRICE_FEATURES
+    skipped = load_diagnostics(lake).skipped
+    assert set(skipped["feature"]) == set(shipped()) - PRICE_FEATURES
