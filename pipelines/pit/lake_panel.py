@@ -24,7 +24,7 @@ The one bitemporal SQL query is ``sql/pit/panel.sql`` (DuckDB over the Delta tab
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -244,23 +244,6 @@ def build_panel(
     return Panel(dates=dates, securities=secs, fields=fields)
 
 
-class UnknownPanelFieldError(AlphaFactoryError, KeyError):
-    """A field name the lake panel does not build."""
-
-
-def field_tables(fields: Iterable[str]) -> tuple[str, ...]:
-    """The lake tables ``fields`` are built from (see :data:`FIELD_TABLES`), in
-    :data:`INPUT_TABLES` order; :class:`UnknownPanelFieldError` for a field the panel lacks."""
-    needed: set[str] = set()
-    for name in fields:
-        if name not in FIELD_TABLES:
-            raise UnknownPanelFieldError(
-                f"panel field {name!r} is not built from the lake (fields: {sorted(FIELD_TABLES)})"
-            )
-        needed.update(FIELD_TABLES[name])
-    return tuple(t for t in INPUT_TABLES if t in needed)
-
-
 def empty_input_tables(lake: Lake, known_at: dt.datetime | None = None) -> frozenset[str]:
     """The panel input tables holding no row known at ``known_at`` (default: ever).
 
@@ -270,13 +253,13 @@ def empty_input_tables(lake: Lake, known_at: dt.datetime | None = None) -> froze
     """
     import pyarrow.compute as pc
 
+    when = pa.scalar(known_at or LATEST, pa.timestamp("us", tz="UTC"))
     empty: set[str] = set()
     for name in INPUT_TABLES:
         if lake.table(name) is None:
             empty.add(name)
             continue
         dataset = lake.dataset(name)
-        when = pa.scalar(known_at or LATEST, pa.timestamp("us", tz="UTC"))
         found = dataset.head(1, columns=["known_at"], filter=pc.field("known_at") <= when)
         if found.num_rows == 0:
             empty.add(name)

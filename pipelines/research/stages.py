@@ -13,23 +13,22 @@ task reports their count), :func:`retrain` a :class:`RetrainResult`.
 
 * :func:`compute_universe` → ``universe``
 * :func:`compute_features` → ``features`` (raw values of universe members)
-
-A feature whose input tables hold nothing known at the session's cutoff, or whose inputs
-have no value in the panel rows it reads, is skipped (:mod:`pipelines.features.availability`):
-one WARNING line says why, and the skip is stored in ``research_diagnostics`` (kind
-``skipped_feature``) for the research report. Training uses the features not skipped.
 * :func:`compute_labels` → ``labels`` that became known at ``day``
 * :func:`retrain` → ``model_registry`` + ``model_champion`` (+ importances in diagnostics)
 * :func:`score_day` → ``alpha_scores`` with the champion's model id
 * :func:`diagnose` → ``research_diagnostics`` for the score dates whose returns matured
 * :func:`walk_forward_on_lake` → a research walk-forward over a lake panel (no writes)
+
+A feature whose input tables hold nothing known at the session's cutoff, or whose inputs
+have no value in the panel rows it reads, is skipped (:mod:`pipelines.features.availability`):
+one WARNING line says why, and the skip is stored in ``research_diagnostics`` (kind
+``skipped_feature``) for the research report. Training uses the features not skipped.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,8 +68,6 @@ from pipelines.pit.panel import Panel
 from pipelines.pit.splits import Split, WalkForwardConfig, walk_forward_splits
 from pipelines.research import diagnostics as dg
 from pipelines.timeline import Clock, decision_cutoff, trading_calendar
-
-log = logging.getLogger(__name__)
 
 IC_HORIZONS: tuple[int, ...] = dg.IC_DECAY_HORIZONS
 N_QUANTILES = 5
