@@ -79,8 +79,10 @@ class DailyConfig(BaseModel):
     #: Minimum trade notional (currency): smaller trades are dropped by the targets.
     min_trade_notional: float = Field(default=1_000.0, ge=0)
     #: Where scores come from: ``auto`` (the research stage's ``alpha_scores`` when
-    #: present, else the builtin sentiment scorer), ``lake`` or ``builtin``.
-    scorer: Literal["auto", "lake", "builtin"] = "auto"
+    #: present, else the builtin scorer), ``lake``, ``builtin`` (news sentiment when the
+    #: lake has it, else ``price``) or ``price`` (reversal + momentum from prices only;
+    #: see :mod:`pipelines.daily.scoring`).
+    scorer: Literal["auto", "lake", "builtin", "price"] = "auto"
     approval: ApprovalPolicy = ApprovalPolicy()
     #: Record the risk model (``risk_*``) and the targets (``target_portfolios``,
     #: ``target_risk``, ``solve_log``) in the lake. Long backtests may turn it off.

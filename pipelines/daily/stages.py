@@ -40,7 +40,7 @@ import pandas as pd
 
 from pipelines.daily.config import DailyConfig
 from pipelines.daily.protocols import Ingestor, RiskModelSource, ScoreSource
-from pipelines.daily.scoring import AutoScores, LakeScores, SentimentScores
+from pipelines.daily.scoring import AutoScores, BuiltinScores, LakeScores, PriceScores
 from pipelines.errors import AlphaFactoryError, ConfigurationError
 from pipelines.execution import Broker, LakePriceSource, PaperBroker
 from pipelines.execution.accounts import account_store
@@ -96,7 +96,9 @@ def score_source(config: DailyConfig) -> ScoreSource:
     if config.scorer == "lake":
         return lake_scores
     if config.scorer == "builtin":
-        return SentimentScores()
+        return BuiltinScores()
+    if config.scorer == "price":
+        return PriceScores()
     return AutoScores(lake_scores)
 
 

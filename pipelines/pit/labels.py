@@ -12,7 +12,14 @@ Labels are defined for in-universe securities at t only.
 Residualized variants are cross-sectional per date t (over in-universe names
 with a finite forward return):
 
-* ``market``: fwd − Σ cap[t]·fwd / Σ cap[t]  (cap-weighted market forward return)
+* ``market``: fwd − Σ w[t]·fwd / Σ w[t], the market forward return with weights w[t]:
+  the market caps at t when they are known for at least :data:`MIN_CAP_COVERAGE` of the
+  date's labelled names (names without a cap then weigh 0 but are still labelled), else
+  **equal weights** (w = 1) for that date. A vendor without fundamentals (no shares
+  outstanding, so no caps) thus gets the equal-weighted market on every date, and a date
+  where caps cover only a few names (fresh listings, a partial fundamentals feed) is not
+  residualized against a "market" of that handful. The choice is per date and reads caps
+  at t only, so it is point-in-time like the label itself.
 * ``sector``: fwd − mean of fwd over the same sector at t (equal-weighted)
 """
 
@@ -30,6 +37,9 @@ from pipelines.pit.panel import Panel, wide
 
 LabelKind = Literal["raw", "market", "sector"]
 DEFAULT_HORIZONS: tuple[int, ...] = (5, 21)
+#: Share of a date's labelled names (in universe, finite forward return) that must have a
+#: positive market cap for the market label to cap-weight that date (else equal weight).
+MIN_CAP_COVERAGE = 0.5
 
 
 def label_available_date(dates: pd.DatetimeIndex, horizon: int) -> pd.Series:
@@ -67,11 +77,29 @@ def forward_returns(panel: Panel, horizon: int) -> np.ndarray:
     return np.where(panel.universe(), out, np.nan)
 
 
+def market_weights(fwd: np.ndarray, panel: Panel) -> np.ndarray:
+    """(T, N) weights of the market return per date: caps at t, or 1 where caps are unknown.
+
+    Date t uses the caps (0 for a name without one) when at least :data:`MIN_CAP_COVERAGE`
+    of its labelled names have a positive cap, otherwise every name weighs 1 (see the
+    module docstring). A panel without a ``market_cap`` field is equal-weighted.
+    """
+    universe = panel.universe()
+    has_caps = "market_cap" in panel.fields
+    cap = panel.array("market_cap") if has_caps else np.full(fwd.shape, np.nan)
+    labelled = universe & np.isfinite(fwd)
+    with np.errstate(invalid="ignore"):
+        capped = labelled & np.isfinite(cap) & (cap > 0)
+    n_labelled = labelled.sum(axis=1)
+    n_capped = capped.sum(axis=1)
+    use_caps = (n_capped > 0) & (n_capped >= MIN_CAP_COVERAGE * n_labelled)
+    return np.where(use_caps[:, None], np.where(capped, cap, 0.0), 1.0)
+
+
 def market_residual(fwd: np.ndarray, panel: Panel) -> np.ndarray:
-    """fwd minus the cap-weighted (cap at t) mean of fwd over the universe, per date."""
-    cap = panel.array("market_cap")
+    """fwd minus the market mean of fwd over the universe per date (:func:`market_weights`)."""
     zeros = np.zeros(fwd.shape, dtype=np.int16)
-    return demean_by_group(fwd, zeros, panel.universe(), weights=cap)
+    return demean_by_group(fwd, zeros, panel.universe(), weights=market_weights(fwd, panel))
 
 
 def sector_residual(fwd: np.ndarray, panel: Panel) -> np.ndarray:

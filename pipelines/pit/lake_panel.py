@@ -46,6 +46,30 @@ INPUT_TABLES: tuple[str, ...] = (
     "fundamentals",
     "sentiment",
 )
+#: The lake tables each panel field is built from, for a value to exist at all: a field
+#: whose tables hold nothing known at a cutoff is all-null in every panel read then (a
+#: vendor that delivers no fundamentals gives no ``market_cap``). Corporate actions are
+#: not listed: they only adjust closes and roll shares forward (no action = factor 1), so a
+#: lake without them still has ``adj_close`` and ``ret``. ``in_universe`` needs the security
+#: master because membership requires "listed" as the master states it.
+FIELD_TABLES: Mapping[str, tuple[str, ...]] = {
+    "close": ("prices",),
+    "adj_close": ("prices",),
+    "ret": ("prices",),
+    "volume": ("prices",),
+    "dollar_volume": ("prices",),
+    "adv_21d": ("prices",),
+    "shares_outstanding": ("fundamentals",),
+    "market_cap": ("prices", "fundamentals"),
+    "book_equity": ("fundamentals",),
+    "net_income": ("fundamentals",),
+    "revenue": ("fundamentals",),
+    "total_assets": ("fundamentals",),
+    "operating_cash_flow": ("fundamentals",),
+    "sentiment": ("sentiment",),
+    "sector": ("security_master",),
+    "in_universe": ("prices", "security_master"),
+}
 #: Sessions of history before the first loaded session whose slowly changing facts are
 #: resolved individually (older ones collapse onto that session, which is exact for
 #: everything but rolling pre-window fundamentals' shares forward over older splits).
@@ -218,6 +242,28 @@ def build_panel(
         "in_universe": frame(in_universe),
     }
     return Panel(dates=dates, securities=secs, fields=fields)
+
+
+def empty_input_tables(lake: Lake, known_at: dt.datetime | None = None) -> frozenset[str]:
+    """The panel input tables holding no row known at ``known_at`` (default: ever).
+
+    Point in time: a table whose first rows were published after ``known_at`` counts as
+    empty, so a decision at ``known_at`` is the same whenever it is re-run. Reads at most
+    one row per table (never-written tables are empty without a read).
+    """
+    import pyarrow.compute as pc
+
+    when = pa.scalar(known_at or LATEST, pa.timestamp("us", tz="UTC"))
+    empty: set[str] = set()
+    for name in INPUT_TABLES:
+        if lake.table(name) is None:
+            empty.add(name)
+            continue
+        dataset = lake.dataset(name)
+        found = dataset.head(1, columns=["known_at"], filter=pc.field("known_at") <= when)
+        if found.num_rows == 0:
+            empty.add(name)
+    return frozenset(empty)
 
 
 def input_versions(lake: Lake) -> dict[str, int]:

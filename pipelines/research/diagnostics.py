@@ -14,11 +14,13 @@ Output schemas
 * :func:`quantile_summary` → ``[model_id, horizon, quantile, mean_return, std_return, n_dates]``
   (quantile ``"Q1"`` … ``"Qk"`` plus ``"Qk-Q1"`` the top-minus-bottom spread)
 * :func:`feature_importance` → ``[model_id, feature, gain, split, gain_share, mean_abs_contrib]``
+* :func:`skipped_feature_rows` → ``research_diagnostics`` rows of skipped features;
+  :func:`skipped_summary` → ``[feature, reason, first_date, last_date, sessions]``
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import cast
 
 import numpy as np
@@ -26,10 +28,14 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from models.base import Model
+from pipelines.features.availability import FeatureSkip
 from pipelines.pit.labels import forward_returns
 from pipelines.pit.panel import Panel
 
 IC_DECAY_HORIZONS: tuple[int, ...] = (1, 5, 10, 21)
+#: ``research_diagnostics.kind`` of a feature a stage skipped: ``name`` is the feature and
+#: ``bucket`` the one-line reason (part of the key, so a changed reason is a new row).
+SKIPPED_FEATURE_KIND = "skipped_feature"
 
 
 def _wide_scores(scores: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
@@ -241,3 +247,42 @@ def feature_importance(
         .sort_values("gain", ascending=False)
         .reset_index(drop=True)
     )
+
+
+def skipped_feature_rows(skips: Iterable[FeatureSkip], model_id: str = "") -> pd.DataFrame:
+    """``research_diagnostics`` rows (without ``valid_date``/``known_at``) for ``skips``.
+
+    ``model_id`` is the model trained without them ("" for the features stage).
+    """
+    items = list(skips)
+    return pd.DataFrame(
+        {
+            "model_id": pd.Series([model_id] * len(items), dtype=object),
+            "kind": SKIPPED_FEATURE_KIND,
+            "name": pd.Series([s.feature for s in items], dtype=object),
+            "horizon": np.zeros(len(items), dtype=np.int32),
+            "bucket": pd.Series([s.reason for s in items], dtype=object),
+            "value": np.full(len(items), np.nan),
+            "n": np.zeros(len(items), dtype=np.int64),
+        }
+    )
+
+
+def skipped_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (feature, reason) of stored skip rows ``[date, name, bucket, ...]``:
+    ``[feature, reason, first_date, last_date, sessions]``, by feature."""
+    columns = ["feature", "reason", "first_date", "last_date", "sessions"]
+    if not len(rows):
+        return pd.DataFrame(columns=columns)
+    out = (
+        rows.groupby(["name", "bucket"], as_index=False)
+        .agg(
+            first_date=("date", "min"),
+            last_date=("date", "max"),
+            sessions=("date", "nunique"),
+        )
+        .rename(columns={"name": "feature", "bucket": "reason"})
+    )
+    out["first_date"] = pd.to_datetime(out["first_date"]).dt.date
+    out["last_date"] = pd.to_datetime(out["last_date"]).dt.date
+    return out[columns].sort_values(["feature", "first_date"]).reset_index(drop=True)

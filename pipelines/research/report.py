@@ -77,6 +77,7 @@ def write_research_report(
     importance: pd.DataFrame,
     title: str = "Alpha Factory research report",
     meta: Mapping[str, object] | None = None,
+    skipped: pd.DataFrame | None = None,
 ) -> Path:
     """Write the report and return its path.
 
@@ -84,7 +85,9 @@ def write_research_report(
     ``ic_daily`` (:func:`ic_by_date`), ``ic_stats`` (:func:`ic_summary`),
     ``decay`` (:func:`ic_decay`), ``quantiles`` (:func:`quantile_summary`) and
     ``importance`` (:func:`feature_importance`, possibly several models stacked;
-    the plot averages per feature).
+    the plot averages per feature). ``skipped`` (:func:`skipped_summary`: feature, reason,
+    first/last date, sessions) lists the features left out because their data is absent;
+    when given and not empty the report has a "Skipped features" section saying why.
     """
     sections: list[dict[str, str | None]] = []
     if len(ic_daily):
@@ -129,6 +132,14 @@ def write_research_report(
                 "title": "Feature importance (gain share, mean |contribution|; scaled to max = 1)",
                 "image": _bars(long, "feature", "value", "measure", "Feature importance"),
                 "table": _table(agg),
+            }
+        )
+    if skipped is not None and len(skipped):
+        sections.append(
+            {
+                "title": f"Skipped features ({skipped['feature'].nunique()})",
+                "image": None,
+                "table": _table(skipped, max_rows=500),
             }
         )
     env = Environment(autoescape=select_autoescape(default=True))

@@ -8,7 +8,7 @@ aggregates of those rows, computed here with :mod:`pipelines.research.diagnostic
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +28,8 @@ class ResearchDiagnostics:
     decay: pd.DataFrame
     quantiles: pd.DataFrame
     importance: pd.DataFrame
+    #: features skipped by the research stages (:func:`dg.skipped_summary`)
+    skipped: pd.DataFrame = field(default_factory=lambda: dg.skipped_summary(pd.DataFrame()))
 
 
 def load_diagnostics(
@@ -84,7 +86,8 @@ def load_diagnostics(
         )
     else:
         importance = pd.DataFrame()
-    return ResearchDiagnostics(ic_main, ic_stats, decay, quantiles, importance)
+    skipped = dg.skipped_summary(rows[rows["kind"] == dg.SKIPPED_FEATURE_KIND])
+    return ResearchDiagnostics(ic_main, ic_stats, decay, quantiles, importance, skipped)
 
 
 def write_lake_report(
@@ -112,4 +115,5 @@ def write_lake_report(
         diag.quantiles,
         diag.importance,
         meta=meta,
+        skipped=diag.skipped,
     )

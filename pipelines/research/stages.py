@@ -18,6 +18,11 @@ task reports their count), :func:`retrain` a :class:`RetrainResult`.
 * :func:`score_day` → ``alpha_scores`` with the champion's model id
 * :func:`diagnose` → ``research_diagnostics`` for the score dates whose returns matured
 * :func:`walk_forward_on_lake` → a research walk-forward over a lake panel (no writes)
+
+A feature whose input tables hold nothing known at the session's cutoff, or whose inputs
+have no value in the panel rows it reads, is skipped (:mod:`pipelines.features.availability`):
+one WARNING line says why, and the skip is stored in ``research_diagnostics`` (kind
+``skipped_feature``) for the research report. Training uses the features not skipped.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from models.lake_store import (
 from models.record import ModelRecord
 from models.walk_forward import WalkForwardResult, fit_split, run_walk_forward
 from pipelines.errors import AlphaFactoryError
+from pipelines.features.availability import FeatureSkip, partition
 from pipelines.features.registry import UnknownFeatureError, compute_feature, registry
 from pipelines.features.spec import FeatureSpec
 from pipelines.lake import Lake
@@ -54,6 +60,7 @@ from pipelines.pit.lake_panel import (
     DEFAULT_RULE,
     UniverseRule,
     build_panel,
+    empty_input_tables,
     input_versions,
 )
 from pipelines.pit.normalize import rank_gauss
@@ -72,6 +79,10 @@ class NoChampionError(AlphaFactoryError, LookupError):
 
 class InsufficientHistoryError(AlphaFactoryError, ValueError):
     """Too few sessions in the lake before the fit day to train."""
+
+
+class NoFeaturesError(AlphaFactoryError, ValueError):
+    """Every chosen feature was skipped (its input data is absent): nothing to train on."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +183,19 @@ def _specs(names: Sequence[str] | None) -> dict[str, FeatureSpec]:
     return {n: table[n] for n in chosen}
 
 
+def _available(
+    lake: Lake, specs: Mapping[str, FeatureSpec], known_at: dt.datetime | None
+) -> tuple[dict[str, FeatureSpec], list[FeatureSkip]]:
+    """``specs`` whose input tables hold rows known at ``known_at``, and the skips."""
+    return partition(specs, empty_input_tables(lake, known_at))
+
+
+def _write_skips(ctx: ResearchContext, skips: Sequence[FeatureSkip], model_id: str = "") -> int:
+    """Record ``skips`` in ``research_diagnostics`` for the session (for the report)."""
+    rows = dg.skipped_feature_rows(skips, model_id)
+    return _write(ctx, "research_diagnostics", rows.assign(valid_date=ctx.day, known_at=ctx.now()))
+
+
 def _feature_frames(panel: Panel, specs: Mapping[str, FeatureSpec]) -> dict[str, pd.DataFrame]:
     """Every feature of ``specs`` over the whole panel (wide), in ``specs`` order."""
     return {name: compute_feature(spec, panel) for name, spec in specs.items()}
@@ -251,11 +275,18 @@ def compute_features(ctx: ResearchContext) -> pd.DataFrame:
     """Compute ``ctx.config.features`` (None: all registered) for the session into ``features``.
 
     Loads exactly the panel window the longest lookback needs. Returns the long frame.
+    A feature whose data is absent (see the module docstring) is skipped, not failed: it
+    adds no rows, one logged line and one ``research_diagnostics`` row saying why, so a
+    DAG task computing only that feature succeeds with 0 rows.
     """
-    specs = _specs(ctx.config.features)
+    specs, skipped = _available(ctx.store, _specs(ctx.config.features), ctx.now())
     lookback = max((s.lookback for s in specs.values()), default=0)
-    frame = features_frame(_day_panel(ctx, lookback), ctx.day, specs)
+    panel = _day_panel(ctx, lookback)
+    specs, empty = partition(specs, panel=panel, at=panel.position(pd.Timestamp(ctx.day)))
+    skipped += empty
+    frame = features_frame(panel, ctx.day, specs)
     _write(ctx, "features", frame.assign(valid_date=ctx.day, known_at=ctx.now()))
+    _write_skips(ctx, skipped)
     return frame
 
 
@@ -436,9 +467,16 @@ def retrain(ctx: ResearchContext) -> RetrainResult:
     :func:`rebuild_model` reproduces it bit for bit.
     """
     lake, day, config, known = ctx.store, ctx.day, ctx.config, ctx.now()
-    specs = _specs(config.features)
+    specs, skipped = _available(lake, _specs(config.features), known)
     versions = input_versions(lake)
     panel = _training_panel(lake, day, config, specs, versions)
+    specs, empty = partition(specs, panel=panel)
+    skipped += empty
+    if not specs:
+        raise NoFeaturesError(
+            f"nothing to train on at {day}: every feature skipped "
+            f"({'; '.join(str(s) for s in skipped)})"
+        )
     label = make_label(panel, config.horizon, config.label_kind)
     dataset = build_dataset(panel, _feature_frames(panel, specs), label)
     split = _fit_split(dataset, config)
@@ -460,6 +498,7 @@ def retrain(ctx: ResearchContext) -> RetrainResult:
     X_valid, _, _ = valid.matrix("valid", labelled=False)
     importance = dg.feature_importance(model, X_valid, dataset.feature_names, record.model_id)
     _write(ctx, "research_diagnostics", _importance_rows(importance, day, known))
+    _write_skips(ctx, skipped, record.model_id)
 
     current = champion_id(lake, known, day)
     champ_metric: float | None = None
@@ -511,7 +550,8 @@ def _champion_metric(ctx: ResearchContext, model_id: str, label: Any) -> float:
 def rebuild_model(lake: Lake, model_id: str, config: ResearchConfig = DEFAULT_CONFIG) -> Model:
     """Re-fit ``model_id`` from its registry entry: same input versions, panel, rows, params.
 
-    The rebuilt model's artifact equals the stored one (checked by the tests).
+    The rebuilt model's artifact equals the stored one (checked by the tests). The
+    recorded features are used as they are (no skipping: they were computable then).
     """
     from models.walk_forward import rebuild
 
@@ -665,6 +705,7 @@ class LakeWalkForward:
     summary: pd.DataFrame
     panel: Panel = field(repr=False)
     dataset: ResearchDataset = field(repr=False)
+    skipped: list[FeatureSkip] = field(default_factory=list)
 
 
 def walk_forward_on_lake(
@@ -677,16 +718,22 @@ def walk_forward_on_lake(
     """Walk-forward of the configured model on the lake panel of ``[start, end]`` (no lake writes).
 
     Out-of-sample scores of every test block, their daily IC / rank IC against the
-    market-residual forward return of ``config.horizon``, and the IC summary.
+    market-residual forward return of ``config.horizon``, and the IC summary. Features
+    whose data is absent in the lake as known at ``known_at`` (or in the panel) are
+    skipped and listed in ``skipped``.
     """
-    specs = _specs(config.features)
+    specs, skipped = _available(lake, _specs(config.features), known_at)
     panel = build_panel(lake, start, end, known_at=known_at, rule=config.rule)
+    specs, empty = partition(specs, panel=panel)
+    skipped += empty
+    if not specs:
+        raise NoFeaturesError(f"every feature skipped: {'; '.join(str(s) for s in skipped)}")
     label = make_label(panel, config.horizon, config.label_kind)
     dataset = build_dataset(panel, _feature_frames(panel, specs), label)
     splits = walk_forward_splits(len(panel.dates), config.walk_forward())
     result = run_walk_forward(dataset, splits, config.model_spec())
     ic = dg.ic_by_date(result.scores, label.values, config.horizon, model_label="walk_forward")
-    return LakeWalkForward(result, ic, dg.ic_summary(ic), panel, dataset)
+    return LakeWalkForward(result, ic, dg.ic_summary(ic), panel, dataset, skipped)
 
 
 def _conforms(ctx: ResearchContext) -> StageContext:

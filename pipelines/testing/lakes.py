@@ -21,7 +21,7 @@ corrections and a retroactive delisting), for look-ahead tests.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -264,17 +264,24 @@ def simulated_lake(
     seed: int = 11,
     perturb: Callable[[dict[str, pd.DataFrame]], Mapping[str, pd.DataFrame]] | None = None,
     storage_options: Mapping[str, str] | None = None,
+    omit: Collection[str] = (),
 ) -> Lake:
     """A lake at ``path`` (a folder, or ``s3://…`` with ``storage_options``) holding the simulated market's silver tables.
 
     The market has ``universe`` securities over the sessions ``start``..``end``, a planted
     signal of strength ``signal`` and seed ``seed`` (see :class:`MarketConfig`). ``perturb``
     rewrites the silver frames before they are written (e.g. :func:`perturb_after` for
-    look-ahead tests); it gets the cached frames and must return new ones.
+    look-ahead tests); it gets the cached frames and must return new ones. ``omit`` names
+    silver tables left unwritten, e.g. ``("fundamentals", "sentiment")`` for a vendor that
+    delivers only prices, the security master and corporate actions.
     """
+    unknown = set(omit) - set(SILVER_TABLES)
+    if unknown:
+        raise ValueError(f"omit: not silver tables: {sorted(unknown)}")
     frames: Mapping[str, pd.DataFrame] = market_frames(universe, start, end, signal, seed)
     if perturb is not None:
         frames = perturb(dict(frames))
+    frames = {name: frame for name, frame in frames.items() if name not in omit}
     lake = Lake(str(path), dict(storage_options or {}))
     write_silver(lake, frames)
     return lake
