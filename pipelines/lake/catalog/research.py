@@ -118,7 +118,7 @@ RESEARCH_DIAGNOSTICS = TableSpec(
     key=("model_id", "kind", "name", "horizon", "bucket"),
     fields=(
         column("model_id", pa.string(), False),
-        column("kind", pa.string(), False, "ic | quantile | importance"),
+        column("kind", pa.string(), False, "ic | quantile | importance | skipped_feature"),
         column("name", pa.string(), False, "ic, rank_ic, mean_return, or a feature name"),
         column("horizon", pa.int32(), False, "forward-return horizon in sessions (0 = n/a)"),
         column("bucket", pa.string(), False, "Q1..Qk, Qk-Q1, gain, split, pred_contrib, or ''"),
