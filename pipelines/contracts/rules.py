@@ -25,6 +25,7 @@ from pipelines.contracts.coerce import CANONICAL_DTYPE
 from pipelines.contracts.spec import (
     Contract,
     FailurePolicy,
+    FiniteRule,
     FreshnessAgeRule,
     FreshnessPublishRule,
     InSetRule,
@@ -34,6 +35,7 @@ from pipelines.contracts.spec import (
     ReferentialRule,
     RowCountChangeRule,
     RowCountRule,
+    TradingSessionRule,
 )
 
 #: Prefix of helper columns added to the validated view (never part of a vendor file).
@@ -497,6 +499,71 @@ def _row_count_change(contract: Contract, r: RowCountChangeRule) -> CompiledRule
     )
 
 
+def _finite(contract: Contract, r: FiniteRule) -> CompiledRule:
+    helper = f"{HELPER_PREFIX}{r.name}"
+    # Only a value that is there and not finite fails. The vendor's text is read before
+    # coercion, so "inf", "Infinity" and "1e999" all land here as ±inf; a NaN from a cell
+    # the feed did not declare a null word for is not finite either.
+
+    def build(v: pd.DataFrame, _facts: BatchFacts) -> pd.Series:
+        s = pd.to_numeric(v[r.column], errors="coerce").astype("float64")
+        ok = np.isfinite(s.to_numpy()) | v[r.column].isna().to_numpy()
+        return pd.Series(ok, index=v.index)
+
+    return CompiledRule(
+        name=r.name,
+        kind=r.kind,
+        columns=(r.column,),
+        policy=contract.rule_policy(r.name, r.policy),
+        description=r.description or f"{r.column} is a finite number",
+        expectation_type="ExpectColumnValuesToBeInSet",
+        kwargs=lambda _s: {"column": helper, "value_set": [True]},
+        mask=lambda v, _p: ~np.asarray(v[helper], dtype=bool),
+        needs_typed=(r.column,),
+        helper=(helper, build),
+    )
+
+
+def _trading_session(contract: Contract, r: TradingSessionRule) -> CompiledRule:
+    from pipelines.timeline import trading_calendar
+
+    helper = f"{HELPER_PREFIX}{r.name}"
+
+    def build(v: pd.DataFrame, facts: BatchFacts) -> pd.Series:
+        cal = trading_calendar()
+        days = pd.to_datetime(v[r.column], errors="coerce")
+        if getattr(days.dt, "tz", None) is not None:
+            days = days.dt.tz_convert(cal.tz)
+        dates = days.dt.date
+        sessions = frozenset(cal.days)
+        ok = np.asarray([d is None or d != d or d in sessions for d in dates], dtype=bool)
+        if r.delivery:
+            if facts.row_logical_dates is not None and len(facts.row_logical_dates) == len(v):
+                own = pd.DatetimeIndex(facts.row_logical_dates.astype("datetime64[ns]")).date
+            else:
+                own = np.full(len(v), facts.logical_date, dtype=object)
+            same = np.asarray(
+                [d is None or d != d or d == o for d, o in zip(dates, own, strict=True)],
+                dtype=bool,
+            )
+            ok &= same
+        return pd.Series(ok, index=v.index)
+
+    what = "the delivery's own session" if r.delivery else "a trading session"
+    return CompiledRule(
+        name=r.name,
+        kind=r.kind,
+        columns=(r.column,),
+        policy=contract.rule_policy(r.name, r.policy),
+        description=r.description or f"{r.column} is {what}",
+        expectation_type="ExpectColumnValuesToBeInSet",
+        kwargs=lambda _s: {"column": helper, "value_set": [True]},
+        mask=lambda v, _p: ~np.asarray(v[helper], dtype=bool),
+        needs_typed=(r.column,),
+        helper=(helper, build),
+    )
+
+
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name)
 
@@ -511,6 +578,8 @@ def _with_kwargs(
 
 _BUILDERS: dict[type, Callable[[Contract, Any], CompiledRule]] = {
     RangeRule: _range,
+    FiniteRule: _finite,
+    TradingSessionRule: _trading_session,
     PairOrderRule: _pair,
     InSetRule: _in_set,
     ReferentialRule: _referential,

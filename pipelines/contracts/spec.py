@@ -185,8 +185,34 @@ class RowCountChangeRule(_RuleBase):
         return False
 
 
+class FiniteRule(_RuleBase):
+    """Numbers are finite: ``inf``/``-inf`` (and a ``NaN`` the vendor wrote as a value)
+    fail; an empty cell is the not-null rule's business and passes."""
+
+    kind: Literal["finite"]
+    column: str
+
+    def columns(self) -> tuple[str, ...]:
+        return (self.column,)
+
+
+class TradingSessionRule(_RuleBase):
+    """A date column holds trading sessions of the exchange calendar; with ``delivery``
+    it must also be the delivery's own session (a daily file dated the day before, or a
+    row dated on a holiday, fails)."""
+
+    kind: Literal["trading_session"]
+    column: str
+    delivery: bool = False
+
+    def columns(self) -> tuple[str, ...]:
+        return (self.column,)
+
+
 Rule = Annotated[
     RangeRule
+    | FiniteRule
+    | TradingSessionRule
     | PairOrderRule
     | InSetRule
     | ReferentialRule
