@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,9 +104,7 @@ def test_ingest_from_openssh_sftp_with_key_auth(
 # --- host keys fail closed -------------------------------------------------------------
 
 
-def _vendor_connection(
-    sshd: Sshd, monkeypatch: pytest.MonkeyPatch, **env: str
-) -> dict[str, object]:
+def _vendor_connection(sshd: Sshd, monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
     """``sftp_vendor`` as production computes it (settings → connection JSON), pointed at
     sshd and authenticating with the generated client key."""
     from pipelines.config import get_settings
@@ -142,7 +141,7 @@ def test_changed_host_key_is_refused_from_another_folder(
     conn = _vendor_connection(
         sshd, monkeypatch, ALPHAFACTORY_VENDOR_HOST_KEY=f"{key_type} {key_b64}"
     )
-    assert "no_host_key_check" not in conn["extra"]  # type: ignore[operator]
+    assert "no_host_key_check" not in conn["extra"]
     with pytest.raises(HostKeyError, match="changed"), SFTPHookSource().session():
         pass
 
@@ -153,7 +152,7 @@ def test_missing_host_key_is_refused_from_another_folder(
     from pipelines.ingest.sources import HostKeyError
 
     conn = _vendor_connection(sshd, monkeypatch)
-    assert not {"host_key", "known_hosts", "no_host_key_check"} & set(conn["extra"])  # type: ignore[arg-type]
+    assert not {"host_key", "known_hosts", "no_host_key_check"} & set(conn["extra"])
     with pytest.raises(HostKeyError, match="no host key"), SFTPHookSource().session():
         pass
 
@@ -164,7 +163,7 @@ def test_no_host_key_check_is_refused(
     from pipelines.ingest.sources import HostKeyError
 
     conn = _vendor_connection(sshd, monkeypatch)
-    conn["extra"]["no_host_key_check"] = "true"  # type: ignore[index]
+    conn["extra"]["no_host_key_check"] = "true"
     monkeypatch.setenv("AIRFLOW_CONN_SFTP_VENDOR", json.dumps(conn))
     with pytest.raises(HostKeyError, match="no_host_key_check"), SFTPHookSource().session():
         pass
