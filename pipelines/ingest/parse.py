@@ -62,7 +62,10 @@ class ParsedBatch:
 
 
 def decode(feed: FeedSpec, file_name: str, data: bytes) -> pa.Table:
-    """Decompress and read a file; every CSV column as text (typing happens in mapping)."""
+    """Decompress and read a file; every CSV column as text (typing happens in mapping).
+
+    In a CSV an empty field is null and nothing else is: ``NA`` stays the text ``NA``.
+    """
     if feed.compression == "gzip":
         try:
             data = gzip.decompress(data)
@@ -88,7 +91,12 @@ def decode(feed: FeedSpec, file_name: str, data: bytes) -> pa.Table:
             io.BytesIO(text.encode("utf-8")),
             parse_options=pacsv.ParseOptions(delimiter=feed.delimiter),
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, strings_can_be_null=True
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=True,
+                # Only an empty field is null. Arrow's default null spellings ("NA",
+                # "N/A", "NULL", "nan", ...) are real values in vendor files: the
+                # ticker NA, an issuer named "Null Inc."; a contract judges them.
+                null_values=[""],
             ),
         )
     except pa.ArrowInvalid as exc:
