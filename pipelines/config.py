@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     feeds_dir: str | None = Field(
         default=None, description="extra feed YAML directories (os.pathsep-separated)"
     )
+    shipped_feeds: bool = Field(
+        default=True,
+        description="declare the vendor simulator's feeds shipped in pipelines/ingest/feeds/ "
+        "(false: only the feeds of feeds_dir, for a deployment on its own vendor)",
+    )
     vacuum_retention_hours: int = Field(default=168, ge=168)
     checkpoint_interval: int = 20
     vendor_host: str = "127.0.0.1"
