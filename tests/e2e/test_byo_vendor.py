@@ -294,6 +294,14 @@ def test_na_is_a_ticker_and_latin1_text_survives(vendor: Vendor, backfilled: Lak
     assert {r["exchange"] for r in rows.values()} == {"XNYS", "XNAS"}
 
 
+def _at(frame: pd.DataFrame, day: dt.date, sid: str) -> float:
+    """The value of ``frame`` (sessions × securities) on ``day`` for ``sid``."""
+    i = int(frame.index.get_indexer(pd.DatetimeIndex([pd.Timestamp(day)]))[0])
+    j = int(frame.columns.get_indexer(pd.Index([sid]))[0])
+    assert i >= 0 and j >= 0, (day, sid)
+    return float(frame.to_numpy(dtype=float)[i, j])
+
+
 def _event_days(truth: ForeignVendorTruth) -> list[tuple[str, dt.date, str]]:
     double_sid, double_day = truth.double_dividend
     return [
@@ -322,20 +330,19 @@ def test_total_returns_equal_the_independent_series(vendor: Vendor, backfilled: 
     diff = np.nanmax(np.abs(ret.to_numpy() - expected.to_numpy()))
     assert diff < TOLERANCE, diff
     after = truth.sessions[truth.sessions.index(truth.delisting.last_session) + 1]
-    assert np.isnan(ret.loc[pd.Timestamp(after), truth.delisting.security_id])
+    assert np.isnan(_at(ret, after, truth.delisting.security_id))
 
     # the daily loop's snapshot, as known at each event session's decision cutoff
     for sid, day, what in _event_days(truth):
-        ts = pd.Timestamp(day)
-        want = float(expected.loc[ts, sid])
-        assert abs(float(ret.loc[ts, sid]) - want) < TOLERANCE, (what, day)
+        want = _at(expected, day, sid)
+        assert abs(_at(ret, day, sid) - want) < TOLERANCE, (what, day)
         snap = load_snapshot(lake, day, lookback=5)
         assert snap.known_at == decision_cutoff(day)
-        got = float(snap.returns.loc[ts, sid])
+        got = _at(snap.returns, day, sid)
         assert abs(got - want) < TOLERANCE, (what, day, got, want)
         # the event is visible: a split or a dividend moves the raw close far from the return
         if what != "delisting":
-            raw = float(truth.close.loc[ts, sid] / truth.close.shift(1).loc[ts, sid] - 1.0)
+            raw = _at(truth.close, day, sid) / _at(truth.close.shift(1), day, sid) - 1.0
             assert abs(raw - want) > 0.01, what
 
 
@@ -375,9 +382,29 @@ def test_vendor_ingest_through_airflow(vendor: Vendor, backfilled: Lake) -> None
     assert _rows(lake, "quarantine") == 0
 
 
+class PriceOnlyResearchUnavailable(AssertionError):
+    """``alphafactory research retrain`` cannot train on a lake without fundamentals."""
+
+
+#: Why the research part is expected to fail on this branch (see the test's docstring).
+PRICE_ONLY_XFAIL = (
+    "research retrain needs fundamentals: the default label (ResearchConfig.label_kind="
+    "'market', pipelines/pit/labels.py) is the cap-weighted market-relative forward return, "
+    "market_cap = close x shares_outstanding and shares come only from fundamentals "
+    "(pipelines/pit/lake_panel.py), so every label is NaN and models/lgbm.py raises "
+    "'empty training segment'; the price-only research change fixes this"
+)
+
+
+@pytest.mark.xfail(strict=False, raises=PriceOnlyResearchUnavailable, reason=PRICE_ONLY_XFAIL)
 def test_research_scores_targets_and_report_without_fundamentals_or_sentiment(
     vendor: Vendor, backfilled: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Retrain at the session before the last (``alphafactory research retrain``), score
+    the last session (``alphafactory research score``), then the daily loop for it (as the
+    ``portfolio_rebalance`` DAG runs it, auto-approved): targets, orders and the PM report.
+    """
+    from pipelines.config import get_settings
     from pipelines.daily.config import DailyConfig
     from pipelines.daily.loop import run_day
     from pipelines.daily.stages import paper_broker
@@ -387,21 +414,30 @@ def test_research_scores_targets_and_report_without_fundamentals_or_sentiment(
     assert lake.table("fundamentals") is None and lake.table("sentiment") is None
     last, train_at = truth.sessions[-1], truth.sessions[-2]
     proc = alphafactory(vendor, "research", "retrain", train_at.isoformat())
-    if proc.returncode != 0:
-        pytest.xfail(f"research retrain on a price-only lake: {proc.stderr.strip()[-1500:]}")
+    if proc.returncode != 0 and "empty training segment" in proc.stderr:
+        raise PriceOnlyResearchUnavailable(proc.stderr.strip()[-1000:])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = alphafactory(vendor, "research", "score", last.isoformat())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    listed = len(truth.ids) - 1  # one name delisted before the last session
+    scores = lake.as_of("alpha_scores", known_at=LATEST, valid_at=last)
+    assert sorted(scores["security_id"].to_pylist()) == sorted(
+        set(truth.ids) - {truth.delisting.security_id}
+    )
+    assert scores.num_rows == listed
+
     for key, value in vendor.env.items():
         if key.startswith(("ALPHAFACTORY_", "AIRFLOW_CONN_")):
             monkeypatch.setenv(key, value)
-    from pipelines.config import get_settings
-
     get_settings.cache_clear()
     config = DailyConfig.load(REPO / "pipelines/daily/configs/demo.yaml")
     broker = paper_broker(lake, config, known_at=decision_cutoff(last))
     out = run_day(lake, last, config, broker, write_report=True)
-    assert out.outputs["optimize"]["status"] in ("optimal", "optimal_inaccurate", "relaxed")
-    scores = lake.as_of("alpha_scores", known_at=LATEST, valid_at=last)
-    assert scores.num_rows > 0
+    assert out.outputs["research"]["securities"] == listed
+    assert out.outputs["optimize"]["status"] == "optimal"
+    assert out.outputs["execute"]["submitted"] > 0
     targets = lake.as_of("target_portfolios", known_at=LATEST, valid_at=last)
     assert targets.num_rows > 0
-    report = pm_report_uri(lake, config.portfolio_id, last).removeprefix("file://")
-    assert Path(report).is_file() and Path(report).stat().st_size > 0
+    report = Path(pm_report_uri(lake, config.portfolio_id, last).removeprefix("file://"))
+    assert out.outputs["report"] == str(report)
+    assert report.is_file() and report.stat().st_size > 0
