@@ -165,6 +165,14 @@ FEEDS = {
 FEED_NAMES = ("acme_security_master", "acme_corporate_actions", "acme_prices")
 
 
+def test_the_guide_shows_exactly_these_feed_files() -> None:
+    """docs/bring-your-own-vendor.md's worked example is what this test runs."""
+    guide = (REPO / "docs" / "bring-your-own-vendor.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in guide.split("```yaml\n")[1:]]
+    shown = [b for b in blocks if b.startswith("# ACME")]
+    assert shown == [text.format(root="") for text in FEEDS.values()]
+
+
 @dataclass(frozen=True)
 class Vendor:
     sshd: Sshd
