@@ -278,6 +278,12 @@ def test_backfill_loads_the_whole_history_with_nothing_quarantined(
     day = truth.sessions[100]
     one = prices.filter(pc.field("valid_date") == day)
     assert set(one["known_at"].to_pylist()) == {truth.published_at[day]}
+    # the bytes came from OpenSSH, with the user's key, and landed unchanged in the raw zone
+    assert "Accepted publickey" in (vendor.work / "sshd" / "sshd.log").read_text()
+    name = f"EOD_{day:%Y%m%d}.csv"
+    (raw,) = lake.history("raw_manifest", {"feed": "acme_prices", "file_name": name}).to_pylist()
+    served = vendor.sshd.root / "outgoing" / f"{day:%Y%m%d}" / name
+    assert Path(raw["uri"].removeprefix("file://")).read_bytes() == served.read_bytes()
     # vendor values, as written: FIGI ids, raw closes with a decimal comma
     wide = prices.to_pandas().pivot(index="valid_date", columns="security_id", values="close")
     wide.index = pd.DatetimeIndex(wide.index)
