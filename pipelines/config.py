@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         description="user data contract folders (os.pathsep-separated), searched in order "
         "before the shipped data_contracts/",
     )
+    shipped_feeds: bool = Field(
+        default=True,
+        description="declare the vendor simulator's feeds shipped in pipelines/ingest/feeds/ "
+        "(false: only the feeds of feeds_dir, for a deployment on its own vendor)",
+    )
     vacuum_retention_hours: int = Field(default=168, ge=168)
     checkpoint_interval: int = 20
     vendor_host: str = "127.0.0.1"

@@ -50,6 +50,7 @@ from pipelines.ingest.parse import (
 )
 from pipelines.ingest.sources import FileSession, FileSource
 from pipelines.lake import Lake, RawFile
+from pipelines.timeline import trading_calendar
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,12 @@ def _fetch_day(
             if path not in manifests:
                 manifests[path] = json.loads(session.read(path))
             manifest = manifests[path]
-        prefix = feed.corrections.split("{")[0] if feed.corrections else None
         names = [main]
-        names += [n for n in listing if prefix and n.startswith(prefix) and n != main]
+        # the previous session's re-delivery, named as the daily path names it (one renderer)
+        previous = trading_calendar().previous(day)  # None at the calendar's first session
+        correction = feed.correction_file(previous) if previous else None
+        if correction and correction in listing and correction != main:
+            names.append(correction)
         out[feed.name] = [
             _Fetched(day, name, session.read(feed.remote_path(day, name)), manifest, received)
             for name in names

@@ -31,6 +31,15 @@ def extra_feed_dirs() -> list[str]:
     return [d for d in extra.split(os.pathsep) if d]
 
 
+def feed_dirs() -> list[Path]:
+    """Where feed YAML files are read from, in order: the shipped simulator feeds (unless
+    ``ALPHAFACTORY_SHIPPED_FEEDS=false``), then :func:`extra_feed_dirs`."""
+    from pipelines.config import get_settings
+
+    shipped = [FEEDS_DIR] if get_settings().shipped_feeds else []
+    return [*shipped, *(Path(d) for d in extra_feed_dirs())]
+
+
 class RemoteTemplateError(ValueError):
     """A remote folder or file name template that cannot be rendered."""
 
@@ -146,10 +155,9 @@ def manifest_path(remote_dir: str, manifest: str, day: dt.date) -> str:
 
 
 def feed_index() -> list[FeedEntry]:
-    """Every declared feed (shipped and ``ALPHAFACTORY_FEEDS_DIR``), in dependency order."""
-    dirs = [FEEDS_DIR, *(Path(d) for d in extra_feed_dirs())]
+    """Every declared feed (:func:`feed_dirs`), in dependency order."""
     entries = []
-    for directory in dirs:
+    for directory in feed_dirs():
         for path in sorted(directory.glob("*.yaml")):
             raw = yaml.safe_load(path.read_text()) or {}
             entries.append(

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipelines.errors import AlphaFactoryError
-from pipelines.ingest.feed_index import FEEDS_DIR, extra_feed_dirs, render_remote
+from pipelines.ingest.feed_index import feed_dirs, render_remote
 from pipelines.lake.catalog import get_table
 
 
@@ -148,7 +148,7 @@ def _load_dirs(dirs: tuple[str, ...]) -> dict[str, FeedSpec]:
 
 
 def load_feeds(extra_dirs: tuple[str, ...] = ()) -> dict[str, FeedSpec]:
-    """Every declared feed by name: shipped ones, ``ALPHAFACTORY_FEEDS_DIR``, ``extra_dirs``."""
-    dirs = [str(FEEDS_DIR)]
-    dirs += extra_feed_dirs()
+    """Every declared feed by name: shipped ones (unless ``ALPHAFACTORY_SHIPPED_FEEDS=false``),
+    ``ALPHAFACTORY_FEEDS_DIR``, ``extra_dirs``."""
+    dirs = [str(d) for d in feed_dirs()]
     return dict(_load_dirs(tuple(dirs + list(extra_dirs))))

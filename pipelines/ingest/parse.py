@@ -62,7 +62,10 @@ class ParsedBatch:
 
 
 def decode(feed: FeedSpec, file_name: str, data: bytes) -> pa.Table:
-    """Decompress and read a file; every CSV column as text (typing happens in mapping)."""
+    """Decompress and read a file; every CSV column as text (typing happens in mapping).
+
+    In a CSV an empty field is null and nothing else is: ``NA`` stays the text ``NA``.
+    """
     if feed.compression == "gzip":
         try:
             data = gzip.decompress(data)
@@ -128,6 +131,14 @@ def _convert(col: pa.ChunkedArray, target: pa.DataType, date_format: str) -> pa.
         return None
 
 
+def _select(con: duckdb.DuckDBPyConnection, selects: list[str]) -> pa.Table:
+    """The mapped columns of ``src`` plus each row's line number in the file."""
+    if not selects:
+        return pa.table({})
+    query = "SELECT " + ", ".join([*selects, f"row_number() OVER () + 1 AS {SOURCE_LINE}"])
+    return con.sql(query + " FROM src").to_arrow_table()
+
+
 def map_columns(feed: FeedSpec, file_name: str, source: pa.Table) -> ParsedBatch:
     """Map vendor columns onto the lake table's columns and types, recording issues."""
     spec = get_table(feed.table)
@@ -136,7 +147,7 @@ def map_columns(feed: FeedSpec, file_name: str, source: pa.Table) -> ParsedBatch
     con = _cursor()
     con.register("src", source)
     present = set(source.column_names)
-    selects: list[str] = []
+    selects: dict[str, str] = {}  # lake column -> "<expr> AS <lake column>"
     for lake_col, src in feed.columns.items():
         if isinstance(src, SqlExpr):
             expr = src.sql
@@ -154,9 +165,22 @@ def map_columns(feed: FeedSpec, file_name: str, source: pa.Table) -> ParsedBatch
             continue
         else:
             expr = quote_ident(src)
-        selects.append(f"{expr} AS {quote_ident(lake_col)}")
-    query = "SELECT " + ", ".join([*selects, f"row_number() OVER () + 1 AS {SOURCE_LINE}"])
-    mapped = con.sql(query + " FROM src").to_arrow_table() if selects else pa.table({})
+        selects[lake_col] = f"{expr} AS {quote_ident(lake_col)}"
+    try:
+        mapped = _select(con, list(selects.values()))
+    except duckdb.Error:
+        # An expression that binds can still fail on a value (CAST('oops' AS DOUBLE)):
+        # leave that column out with an issue, as for a missing vendor column, so the
+        # contract quarantines the file instead of the ingestion crashing on it.
+        kept = []
+        for lake_col, select in selects.items():
+            try:
+                con.sql(f"SELECT {select} FROM src").fetchall()
+                kept.append(select)
+            except duckdb.Error as exc:
+                message = str(exc).splitlines()[0]
+                issues.append(MappingIssue(lake_col, "mapping.expression", message))
+        mapped = _select(con, kept)
     con.close()
 
     arrays: dict[str, pa.ChunkedArray] = {}

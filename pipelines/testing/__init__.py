@@ -9,4 +9,7 @@ the layering it sits above every production package but the CLI and orchestratio
   :func:`~pipelines.testing.lakes.simulated_lake`, the one simulated-lake factory.
 * :mod:`.contract_frames` — clean mapped vendor frames for contract tests and benchmarks.
 * :mod:`.optimization`    — synthetic, internally consistent portfolio optimization problems.
+* :mod:`.foreign_vendor`  — a vendor unlike the simulator in every respect (latin-1, ``;``,
+  FIGI ids, ``/outgoing/YYYYMMDD/``) written as a file tree, with its ground truth.
+* :mod:`.sshd`            — OpenSSH's sshd on loopback serving a tree (key auth, pinned host key).
 """

@@ -1,23 +1,18 @@
 """Integration: the SFTP client against OpenSSH's sshd, the server most vendors run.
 
-sshd is started for the test only: on a free loopback port, with a generated host key and
-a generated client key, from a generated ``sshd_config`` (no PAM, key auth only,
-``internal-sftp``). It serves a tree holding the simulator's folders for two days, and
+sshd is started for the test only (:func:`pipelines.testing.sshd.run_sshd`): on a free
+loopback port, with a generated host key and a generated client key, from a generated
+``sshd_config`` (no PAM, key auth only, ``internal-sftp``, chrooted to the tree when run
+by root). It serves a tree holding the simulator's folders for two days, and
 ingestion reads it through Airflow's ``SFTPHook`` exactly as it reads the simulator.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +21,7 @@ from pipelines.ingest.flow import ingest_sftp_day
 from pipelines.ingest.gate import contract_gate
 from pipelines.ingest.sources import SFTPHookSource
 from pipelines.lake import Lake
-from pipelines.net import free_port
+from pipelines.testing.sshd import Sshd, SshdUnavailable, keygen, run_sshd
 from pipelines.timeline import trading_calendar
 from pipelines.vendors.simulator import VendorSimulator
 from tests.ingest.conftest import SEEDED_DAYS
@@ -36,103 +31,13 @@ pytestmark = pytest.mark.integration
 CONN_ID = "sftp_openssh"
 
 
-def _find_sshd() -> str | None:
-    found = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").is_file() else None)
-    return str(Path(found).resolve()) if found else None
-
-
-def _install_sshd() -> str | None:
-    """Install Debian's openssh-server when root (as ``.ci/system-deps.sh`` does)."""
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "openssh-server"]
-    if subprocess.run(install, env=env, capture_output=True, timeout=600).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
-        subprocess.run(install, env=env, capture_output=True, timeout=600)
-    return _find_sshd()
-
-
-def _keygen(path: Path) -> str:
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alphafactory-test", "-f", str(path)],
-        check=True,
-        capture_output=True,
-    )
-    return path.with_suffix(".pub").read_text().strip()
-
-
-@dataclass(frozen=True)
-class Sshd:
-    port: int
-    user: str
-    host_public_key: str
-    client_key: Path
-    root: Path  # the served tree (absolute remote paths: no chroot)
-
-
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    binary = _find_sshd() or _install_sshd()
-    if binary is None:
-        pytest.skip("OpenSSH sshd is not installed and cannot be (needs root and apt-get)")
-    if shutil.which("ssh-keygen") is None:
-        pytest.skip("ssh-keygen is not installed")
-    tmp = tmp_path_factory.mktemp("sshd")
-    host_pub = _keygen(tmp / "host_ed25519")
-    client_pub = _keygen(tmp / "client_ed25519")
-    (tmp / "authorized_keys").write_text(client_pub + "\n")
-    if os.geteuid() == 0:  # sshd started by root insists on its privilege-separation dir
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    port = free_port()
-    config = tmp / "sshd_config"
-    config.write_text(
-        "\n".join(
-            [
-                f"Port {port}",
-                "ListenAddress 127.0.0.1",
-                f"HostKey {tmp / 'host_ed25519'}",
-                f"PidFile {tmp / 'sshd.pid'}",
-                f"AuthorizedKeysFile {tmp / 'authorized_keys'}",
-                "UsePAM no",
-                "StrictModes no",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "PubkeyAuthentication yes",
-                "PermitRootLogin prohibit-password",
-                "Subsystem sftp internal-sftp",
-                "LogLevel VERBOSE",
-                "",
-            ]
-        )
-    )
-    log = (tmp / "sshd.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
-    )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"sshd exited: {(tmp / 'sshd.log').read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        root = tmp / "vendor"
-        root.mkdir()
-        yield Sshd(port, getpass.getuser(), host_pub, tmp / "client_ed25519", root)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        with run_sshd(tmp_path_factory.mktemp("sshd")) as server:
+            yield server
+    except SshdUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 def test_ingest_from_openssh_sftp_with_key_auth(
@@ -167,7 +72,7 @@ def test_ingest_from_openssh_sftp_with_key_auth(
     )
     source = SFTPHookSource(CONN_ID)
     # This vendor's day folders live under another root: the feed declaration says where.
-    remote_dir = f"{sshd.root}/daily/{{date:%Y-%m-%d}}"
+    remote_dir = sshd.remote("daily/{date:%Y-%m-%d}")
     master, prices = (
         feeds[n].model_copy(update={"remote_dir": remote_dir})
         for n in ("vendor_security_master", "vendor_prices")
@@ -199,9 +104,7 @@ def test_ingest_from_openssh_sftp_with_key_auth(
 # --- host keys fail closed -------------------------------------------------------------
 
 
-def _vendor_connection(
-    sshd: Sshd, monkeypatch: pytest.MonkeyPatch, **env: str
-) -> dict[str, object]:
+def _vendor_connection(sshd: Sshd, monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
     """``sftp_vendor`` as production computes it (settings → connection JSON), pointed at
     sshd and authenticating with the generated client key."""
     from pipelines.config import get_settings
@@ -233,12 +136,12 @@ def test_changed_host_key_is_refused_from_another_folder(
 ) -> None:
     from pipelines.ingest.sources import HostKeyError
 
-    other = _keygen(tmp_path / "impostor_ed25519")  # the key we pinned; sshd serves another
+    other = keygen(tmp_path / "impostor_ed25519")  # the key we pinned; sshd serves another
     key_type, key_b64, *_ = other.split()
     conn = _vendor_connection(
         sshd, monkeypatch, ALPHAFACTORY_VENDOR_HOST_KEY=f"{key_type} {key_b64}"
     )
-    assert "no_host_key_check" not in conn["extra"]  # type: ignore[operator]
+    assert "no_host_key_check" not in conn["extra"]
     with pytest.raises(HostKeyError, match="changed"), SFTPHookSource().session():
         pass
 
@@ -249,7 +152,7 @@ def test_missing_host_key_is_refused_from_another_folder(
     from pipelines.ingest.sources import HostKeyError
 
     conn = _vendor_connection(sshd, monkeypatch)
-    assert not {"host_key", "known_hosts", "no_host_key_check"} & set(conn["extra"])  # type: ignore[arg-type]
+    assert not {"host_key", "known_hosts", "no_host_key_check"} & set(conn["extra"])
     with pytest.raises(HostKeyError, match="no host key"), SFTPHookSource().session():
         pass
 
@@ -260,7 +163,7 @@ def test_no_host_key_check_is_refused(
     from pipelines.ingest.sources import HostKeyError
 
     conn = _vendor_connection(sshd, monkeypatch)
-    conn["extra"]["no_host_key_check"] = "true"  # type: ignore[index]
+    conn["extra"]["no_host_key_check"] = "true"
     monkeypatch.setenv("AIRFLOW_CONN_SFTP_VENDOR", json.dumps(conn))
     with pytest.raises(HostKeyError, match="no_host_key_check"), SFTPHookSource().session():
         pass
@@ -280,4 +183,4 @@ def test_correct_host_key_connects_from_another_folder(
     (sshd.root / "hello").mkdir(exist_ok=True)
     _vendor_connection(sshd, monkeypatch, **env)
     with SFTPHookSource().session() as session:
-        assert "hello" in (session.list_dir(str(sshd.root)) or [])
+        assert "hello" in (session.list_dir(sshd.remote("/")) or [])
