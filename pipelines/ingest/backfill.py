@@ -4,7 +4,14 @@ The daily path validates one file per run; for years of history the fixed cost o
 contract run (≈ a second) would dominate, so files are grouped into chunks, parsed and
 validated once per chunk, and failing rows are traced back to their files: a file with a
 blocking failure is quarantined whole, the rest of the chunk loads. Every file still gets
-its own silver batch id, so a later daily run of the same day adds nothing. Each chunk
+its own silver batch id, so a later daily run of the same day adds nothing.
+
+Each file is its own *knowledge batch* (one delivery, one knowledge time, one silver
+batch), exactly as in a daily run: rules that compare rows with each other (key
+uniqueness) compare rows of one file only (``GateContext.row_batches``). A day's print and
+the correction file of the next session's folder are two versions of the same keys, both
+load, and the correction wins in as-of reads from its knowledge time on. A REST backfill
+likewise validates each session window's records as one batch. Each chunk
 costs a fixed number of lake commits (raw manifest, silver, quarantine, validation
 results, ingest runs) whatever the number of files or failures in it.
 
@@ -415,6 +422,9 @@ def _gate_and_write(
             row_logical_dates=np.array([b.fetched.day for b in batches], dtype="datetime64[D]")[
                 owner
             ],
+            # Each file is its own knowledge batch, as in a daily run: a day's print and
+            # its correction (next day's folder) are two versions of a key, not duplicates.
+            row_batches=owner,
             known_security_ids=known_ids,
         )
         result = gate(feed, ParsedBatch(feed.name, "chunk", combined), ctx)
@@ -439,7 +449,10 @@ def _gate_and_write(
                 GateResult(
                     "blocked",
                     result.rules,
-                    f"{label}: {result.message}",
+                    # The chunk's message names this file first when only it failed.
+                    result.message
+                    if result.message.startswith(f"{label}:")
+                    else f"{label}: {result.message}",
                     mine,
                     result.batch_level,
                     [s for s in result.sample if str(s.get("file", "")).startswith(label)],
@@ -572,6 +585,9 @@ def backfill_rest(
                 row_logical_dates=np.array([days[i] for i, _ in todo], dtype="datetime64[D]")[
                     owner
                 ],
+                # One session window is one knowledge batch, as in a daily run: a record
+                # and its restatement published in a later window are not duplicates.
+                row_batches=owner,
             )
             result = gate(feed, batch, ctx)
         else:
