@@ -517,17 +517,26 @@ def backfill_rest(
 
     Records are bucketed by the same publication-time windows the daily path uses
     (:func:`~pipelines.ingest.flow.rest_window`), so each session's batch — and its raw
-    file and silver batch id — is exactly what a daily run of that session produces.
+    file and silver batch id — is exactly what a daily run of that session produces. As
+    there, the first session owns everything published before it only when the lake holds
+    no earlier run of the feed; on a lake with history it owns its own window, and records
+    of earlier windows (already in the lake) are neither fetched nor loaded again.
+    Each session's batch is validated on its own (key uniqueness never spans windows).
     """
     import bisect
 
-    from pipelines.ingest.flow import _parse_times, rest_window
+    from pipelines.ingest.flow import _has_runs_before, _parse_times, rest_window
     from pipelines.ingest.parse import map_columns
     from pipelines.ingest.sources import records_to_jsonl
+    from pipelines.timeline import trading_calendar
 
     assert feed.endpoint is not None
+    previous = (
+        trading_calendar().previous(days[0]) if _has_runs_before(lake, feed, days[0]) else None
+    )
+    since, _ = rest_window(days[0], previous)
     _, until = rest_window(days[-1], None)
-    records = source.fetch(feed.endpoint, None, until, feed.page_size)
+    records = source.fetch(feed.endpoint, since, until, feed.page_size)
     cutoffs = [rest_window(d, None)[1] for d in days]
     times = (
         _parse_times(
@@ -538,6 +547,10 @@ def backfill_rest(
     )
     buckets: dict[int, list[dict[str, Any]]] = {}
     for rec, ts in zip(records, times, strict=True):
+        if (since is not None and ts <= since) or ts > until:
+            # Another session's record (a source that does not honour the window): it
+            # belongs to that session's batch, never to this backfill's first or last day.
+            continue
         buckets.setdefault(bisect.bisect_left(cutoffs, ts), []).append(rec)
     name = f"{feed.name}.jsonl"
     outcomes: list[FileOutcome] = []
