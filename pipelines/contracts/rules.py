@@ -263,8 +263,14 @@ def _schema_rules(contract: Contract) -> list[CompiledRule]:
         def batch_label(v: pd.DataFrame, facts: BatchFacts) -> pd.Series:
             labels = facts.row_batches
             if labels is None or len(labels) != len(v):
-                return pd.Series(0, index=v.index, dtype="int64")
-            return pd.Series(np.asarray(labels), index=v.index)
+                codes = np.zeros(len(v), dtype=np.int64)
+            else:
+                codes = pd.factorize(np.asarray(labels))[0].astype(np.int64)
+            # A row whose key is all null is compared with nothing (as GX's uniqueness
+            # expectations ignore it): a label of its own (negative) keeps it unique.
+            unkeyed = np.asarray(v[list(key)].isna().all(axis=1))
+            codes = np.where(unkeyed, -1 - np.arange(len(v), dtype=np.int64), codes)
+            return pd.Series(codes, index=v.index)
 
         rules.append(
             CompiledRule(
