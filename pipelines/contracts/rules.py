@@ -53,6 +53,12 @@ class BatchFacts:
     #: Per-row logical dates (``datetime64[D]``, aligned with the frame) when one frame
     #: holds several deliveries, as a backfill chunk does; ``None`` = ``logical_date``.
     row_logical_dates: np.ndarray | None = None
+    #: Per-row knowledge batch labels (aligned with the frame) when one frame holds several
+    #: knowledge batches (a backfill chunk: one label per delivered file). Rules that
+    #: compare rows with each other compare only rows of the same batch: an original
+    #: print and its correction are two versions of one key, not a duplicate.
+    #: ``None`` = the whole frame is one batch.
+    row_batches: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -251,12 +257,23 @@ def _schema_rules(contract: Contract) -> list[CompiledRule]:
     if contract.key:
         key = tuple(contract.key)
         name = "key.unique"
-        if len(key) == 1:
-            kwargs = _const_kwargs({"column": key[0]})
-            etype = "ExpectColumnValuesToBeUnique"
-        else:
-            kwargs = _const_kwargs({"column_list": list(key)})
-            etype = "ExpectCompoundColumnsToBeUnique"
+        # The key is unique within each knowledge batch (see BatchFacts.row_batches): the
+        # batch label is one more key column, constant when the frame is a single batch.
+        batch_col = f"{HELPER_PREFIX}key_batch"
+        subset = [*key, batch_col]
+
+        def batch_label(v: pd.DataFrame, facts: BatchFacts) -> pd.Series:
+            labels = facts.row_batches
+            if labels is None or len(labels) != len(v):
+                codes = np.zeros(len(v), dtype=np.int64)
+            else:
+                codes = pd.factorize(np.asarray(labels))[0].astype(np.int64)
+            # A row whose key is all null is compared with nothing (as GX's uniqueness
+            # expectations ignore it): a label of its own (negative) keeps it unique.
+            unkeyed = np.asarray(v[list(key)].isna().all(axis=1))
+            codes = np.where(unkeyed, -1 - np.arange(len(v), dtype=np.int64), codes)
+            return pd.Series(codes, index=v.index)
+
         rules.append(
             CompiledRule(
                 name=name,
@@ -264,10 +281,11 @@ def _schema_rules(contract: Contract) -> list[CompiledRule]:
                 columns=key,
                 policy=contract.rule_policy(name),
                 description=f"({', '.join(key)}) is unique",
-                expectation_type=etype,
-                kwargs=kwargs,
-                mask=lambda v, _p: np.asarray(v.duplicated(subset=list(key), keep=False)),
+                expectation_type="ExpectCompoundColumnsToBeUnique",
+                kwargs=_const_kwargs({"column_list": subset}),
+                mask=lambda v, _p: np.asarray(v.duplicated(subset=subset, keep=False)),
                 needs_typed=key,
+                helper=(batch_col, batch_label),
             )
         )
     return rules

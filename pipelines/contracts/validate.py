@@ -100,6 +100,10 @@ class ValidationContext:
     #: Per-row logical dates (aligned with the frame) when the frame concatenates several
     #: deliveries (a backfill chunk): freshness rules then judge each row by its own day.
     row_logical_dates: np.ndarray | None = None
+    #: Per-row knowledge batch labels (aligned with the frame) when the frame holds several
+    #: knowledge batches: key uniqueness is then judged within each batch (one version of
+    #: a key per batch), never across versions. ``None`` = one batch.
+    row_batches: np.ndarray | None = None
 
     def facts(self) -> BatchFacts:
         """The subset of the context rules read."""
@@ -110,6 +114,7 @@ class ValidationContext:
             known_security_ids=None if ids is None else frozenset(ids),
             expected_publish_time=self.expected_publish_time,
             row_logical_dates=self.row_logical_dates,
+            row_batches=self.row_batches,
         )
 
 

@@ -4,7 +4,14 @@ The daily path validates one file per run; for years of history the fixed cost o
 contract run (≈ a second) would dominate, so files are grouped into chunks, parsed and
 validated once per chunk, and failing rows are traced back to their files: a file with a
 blocking failure is quarantined whole, the rest of the chunk loads. Every file still gets
-its own silver batch id, so a later daily run of the same day adds nothing. Each chunk
+its own silver batch id, so a later daily run of the same day adds nothing.
+
+Each file is its own *knowledge batch* (one delivery, one knowledge time, one silver
+batch), exactly as in a daily run: rules that compare rows with each other (key
+uniqueness) compare rows of one file only (``GateContext.row_batches``). A day's print and
+the correction file of the next session's folder are two versions of the same keys, both
+load, and the correction wins in as-of reads from its knowledge time on. A REST backfill
+likewise validates each session window's records as one batch. Each chunk
 costs a fixed number of lake commits (raw manifest, silver, quarantine, validation
 results, ingest runs) whatever the number of files or failures in it.
 
@@ -419,6 +426,9 @@ def _gate_and_write(
             row_logical_dates=np.array([b.fetched.day for b in batches], dtype="datetime64[D]")[
                 owner
             ],
+            # Each file is its own knowledge batch, as in a daily run: a day's print and
+            # its correction (next day's folder) are two versions of a key, not duplicates.
+            row_batches=owner,
             known_security_ids=known_ids,
         )
         result = gate(feed, ParsedBatch(feed.name, "chunk", combined), ctx)
@@ -443,7 +453,10 @@ def _gate_and_write(
                 GateResult(
                     "blocked",
                     result.rules,
-                    f"{label}: {result.message}",
+                    # The chunk's message names this file first when only it failed.
+                    result.message
+                    if result.message.startswith(f"{label}:")
+                    else f"{label}: {result.message}",
                     mine,
                     result.batch_level,
                     [s for s in result.sample if str(s.get("file", "")).startswith(label)],
@@ -508,17 +521,26 @@ def backfill_rest(
 
     Records are bucketed by the same publication-time windows the daily path uses
     (:func:`~pipelines.ingest.flow.rest_window`), so each session's batch — and its raw
-    file and silver batch id — is exactly what a daily run of that session produces.
+    file and silver batch id — is exactly what a daily run of that session produces. As
+    there, the first session owns everything published before it only when the lake holds
+    no earlier run of the feed; on a lake with history it owns its own window, and records
+    of earlier windows (already in the lake) are neither fetched nor loaded again.
+    Each session's batch is validated on its own (key uniqueness never spans windows).
     """
     import bisect
 
-    from pipelines.ingest.flow import _parse_times, rest_window
+    from pipelines.ingest.flow import _has_runs_before, _parse_times, rest_window
     from pipelines.ingest.parse import map_columns
     from pipelines.ingest.sources import records_to_jsonl
+    from pipelines.timeline import trading_calendar
 
     assert feed.endpoint is not None
+    previous = (
+        trading_calendar().previous(days[0]) if _has_runs_before(lake, feed, days[0]) else None
+    )
+    since, _ = rest_window(days[0], previous)
     _, until = rest_window(days[-1], None)
-    records = source.fetch(feed.endpoint, None, until, feed.page_size)
+    records = source.fetch(feed.endpoint, since, until, feed.page_size)
     cutoffs = [rest_window(d, None)[1] for d in days]
     times = (
         _parse_times(
@@ -529,6 +551,10 @@ def backfill_rest(
     )
     buckets: dict[int, list[dict[str, Any]]] = {}
     for rec, ts in zip(records, times, strict=True):
+        if (since is not None and ts <= since) or ts > until:
+            # Another session's record (a source that does not honour the window): it
+            # belongs to that session's batch, never to this backfill's first or last day.
+            continue
         buckets.setdefault(bisect.bisect_left(cutoffs, ts), []).append(rec)
     name = f"{feed.name}.jsonl"
     outcomes: list[FileOutcome] = []
@@ -576,6 +602,9 @@ def backfill_rest(
                 row_logical_dates=np.array([days[i] for i, _ in todo], dtype="datetime64[D]")[
                     owner
                 ],
+                # One session window is one knowledge batch, as in a daily run: a record
+                # and its restatement published in a later window are not duplicates.
+                row_batches=owner,
             )
             result = gate(feed, batch, ctx)
         else:

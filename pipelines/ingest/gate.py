@@ -31,6 +31,9 @@ class GateContext:
     known_security_ids: frozenset[str] | None = None
     #: Per-row delivery dates when the batch concatenates several days (backfill chunks).
     row_logical_dates: np.ndarray | None = None
+    #: Per-row knowledge batch (one label per delivered file or REST session window) when
+    #: the batch concatenates several: key uniqueness holds within each, not across them.
+    row_batches: np.ndarray | None = None
 
 
 @dataclass
@@ -93,6 +96,7 @@ def contract_gate(feed: FeedSpec, batch: ParsedBatch, ctx: GateContext) -> GateR
             expected_publish_time=None,
             row_origin=RowOrigin(file_column=SOURCE_FILE, line_column=SOURCE_LINE),
             row_logical_dates=ctx.row_logical_dates,
+            row_batches=ctx.row_batches,
         ),
     )
     rows = report.to_rows()
