@@ -125,8 +125,13 @@ def backfill(
         typer.Option(help="sessions that already have a run: none (default), failed, completed"),
     ] = None,
     max_active_runs: Annotated[
-        int | None, typer.Option(help="runs of the backfill at a time (Airflow's default: 10)")
-    ] = None,
+        int,
+        typer.Option(
+            min=1,
+            help="runs at a time; 1 keeps sessions in order (a session's prices are checked "
+            "against the security master the sessions before it loaded)",
+        ),
+    ] = 1,
     timeout: Annotated[float, typer.Option(help="--wait: seconds before giving up")] = 3600.0,
     port: Annotated[int, typer.Option(help="--wait: API server port")] = 8080,
 ) -> None:

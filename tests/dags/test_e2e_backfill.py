@@ -147,10 +147,10 @@ def test_backfill_of_two_historical_sessions_runs_through_the_scheduler(
     ep = vendor_2019
     monkeypatch.setenv("ALPHAFACTORY_VENDOR_SFTP_PORT", str(ep.sftp_port))
     monkeypatch.setenv("ALPHAFACTORY_VENDOR_HTTP_PORT", str(ep.http_port))
-    monkeypatch.setenv("ALPHAFACTORY_INGEST_POKE_SECONDS", "1")
     # Unpausing the DAG also schedules the latest due session (catchup=False), whose files
-    # this 2019 vendor never publishes: let that run's sensors give up quickly.
-    monkeypatch.setenv("ALPHAFACTORY_INGEST_DEADLINE_SECONDS", "20")
+    # this 2019 vendor never publishes. Its sensors keep the default poke interval (one
+    # look a minute, in reschedule mode): a 1 s interval started a task process per second
+    # and starved the backfill's own tasks; a short deadline failed those under load.
     get_settings.cache_clear()
     env = airflow_environment(vendor_host_key=ep.host_public_key)
     started = time.perf_counter()
@@ -159,6 +159,7 @@ def test_backfill_of_two_historical_sessions_runs_through_the_scheduler(
     assert plan.sessions == list(BACKFILLED)
     create_pools(env)
     unpause(env, "vendor_ingest")
+    created = time.perf_counter()
     services = AirflowServices(
         env, port=_free_port(), services=("api-server", "scheduler", "dag-processor")
     )
@@ -168,9 +169,14 @@ def test_backfill_of_two_historical_sessions_runs_through_the_scheduler(
 
     with services:
         services.wait_healthy(300.0)
-        states = wait_for_runs(env, plan, timeout=600, poll=5.0, alive=alive)
+        healthy = time.perf_counter()
+        states = wait_for_runs(env, plan, timeout=600, poll=2.0, alive=alive)
     seconds = time.perf_counter() - started
     assert states == dict.fromkeys(BACKFILLED, "success")
+    print(
+        f"backfill: created (+DB, pools, unpause) in {created - started:.1f}s, services healthy "
+        f"after {healthy - created:.1f}s, runs done after {seconds - (healthy - started):.1f}s"
+    )
 
     lake = Lake(get_settings().lake_root)
     for day in BACKFILLED:
