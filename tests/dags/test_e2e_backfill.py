@@ -7,6 +7,7 @@
 * A real backfill of two 2019 sessions around that holiday (3 and 5 July) is executed by
   Airflow's scheduler (with the DAG processor and API server, as ``--wait`` starts them)
   against the vendor simulator: both runs succeed and both sessions' prices are in the lake.
+  Opt-in (``ALPHAFACTORY_E2E_SCHEDULER=1``): it takes about 5 minutes on a loaded 2-core box.
 
 The pure parts (window, expected runs, parsing Airflow's table) are checked without Airflow.
 """
@@ -14,6 +15,7 @@ The pure parts (window, expected runs, parsing Airflow's table) are checked with
 from __future__ import annotations
 
 import datetime as dt
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -120,6 +122,10 @@ def test_dry_run_lists_exactly_the_trading_sessions() -> None:
 
 # --- a real backfill, executed by the scheduler --------------------------------------------
 
+#: Opt-in: measured 283 s (38 s to create the backfill, 42 s for the services to come up,
+#: 202 s of runs, one retried sensor round when the loaded execution API timed out) with a
+#: load average of 5-6 on 2 cores: over the e2e budget, so it runs only when asked for.
+SCHEDULER_FLAG = "ALPHAFACTORY_E2E_SCHEDULER"
 BACKFILLED = (dt.date(2019, 7, 3), dt.date(2019, 7, 5))
 MARKET = MarketConfig(
     seed=17, universe_size=5, start=BACKFILLED[0], end=dt.date(2019, 7, 10), signal_strength=0.0
@@ -141,6 +147,10 @@ def vendor_2019(tmp_path: Path) -> Iterator[VendorEndpoints]:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get(SCHEDULER_FLAG),
+    reason=f"a real scheduler run takes 3-5 min on a shared 2-core machine; set {SCHEDULER_FLAG}=1",
+)
 def test_backfill_of_two_historical_sessions_runs_through_the_scheduler(
     vendor_2019: VendorEndpoints, monkeypatch: pytest.MonkeyPatch
 ) -> None:
