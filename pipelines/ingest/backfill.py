@@ -47,6 +47,7 @@ from pipelines.ingest.flow import (
     silver_batch_id,
 )
 from pipelines.ingest.gate import Gate, GateContext, GateResult, file_failure
+from pipelines.ingest.manifest import delivery_problem, row_count_problem
 from pipelines.ingest.parse import (
     SOURCE_FILE,
     SOURCE_LINE,
@@ -367,14 +368,9 @@ def _load_chunk(
     decoded: list[tuple[_Fetched, RawFile, pa.Table]] = []
     with timer.phase("parse"):
         for f, raw in todo:
-            entry = {e["name"]: e for e in f.manifest.get("files", [])}.get(f.name)
-            if entry is not None and entry.get("sha256") != raw.sha256:
-                hold(
-                    f,
-                    raw,
-                    file_failure(f.name, "file.checksum", "sha256 does not match the manifest"),
-                    None,
-                )
+            problem = delivery_problem(feed, f.manifest, f.name, raw.sha256)
+            if problem is not None:
+                hold(f, raw, file_failure(f.name, *problem), None)
                 continue
             try:
                 decoded.append(
@@ -386,6 +382,9 @@ def _load_chunk(
     batches: list[_Parsed] = []
     for (f, raw, _), batch in zip(decoded, parsed, strict=True):
         published = f.published or f.received
+        if (problem := row_count_problem(feed, f.manifest, f.name, batch.rows)) is not None:
+            hold(f, raw, file_failure(f.name, *problem), None)
+            continue
         if batch.issues and any(i.rule != "mapping.unexpected_column" for i in batch.issues):
             # Schema drift is a batch-level problem of this one file: gate it alone.
             with timer.phase("validate"):

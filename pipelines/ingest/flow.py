@@ -21,6 +21,7 @@ from pipelines.errors import AlphaFactoryError
 from pipelines.ingest import quarantine
 from pipelines.ingest.feed_spec import FeedSpec
 from pipelines.ingest.gate import Gate, GateContext, GateResult, file_failure
+from pipelines.ingest.manifest import delivery_problem, row_count_problem
 from pipelines.ingest.parse import (
     SOURCE_FILE,
     SOURCE_LINE,
@@ -335,7 +336,6 @@ def ingest_sftp_day(
             raise FeedNotPublished(feed.name, day, remote_dir)
         manifest = _manifest(feed, day, session, listing)
         received = dt.datetime.now(dt.UTC)
-        expected = {f["name"]: f for f in manifest.get("files", [])}
         names = [feed.file_name(day)]
         correction = feed.correction_file(previous_session) if previous_session else None
         if correction and correction in listing:
@@ -349,9 +349,7 @@ def ingest_sftp_day(
             # Before landing anything: a manifest without the feed's publish time is refused.
             published = knowledge_time(feed, day, manifest, received, mtime)
             data = session.read(path)
-            outcome = _ingest_file(
-                lake, feed, day, name, data, expected.get(name), published, received, gate
-            )
+            outcome = _ingest_file(lake, feed, day, name, data, manifest, published, received, gate)
             runs.append((outcome, published))
             outcomes.append(outcome)
     record_runs(lake, runs)
@@ -376,7 +374,7 @@ def _ingest_file(
     day: dt.date,
     name: str,
     data: bytes,
-    manifest_entry: dict[str, Any] | None,
+    manifest: dict[str, Any],
     published: dt.datetime,
     received: dt.datetime,
     gate: Gate,
@@ -384,28 +382,16 @@ def _ingest_file(
     raw = lake.land_raw(feed.name, day, name, data, received_at=received)
     if lake.has_batch(feed.table, silver_batch_id(feed.name, day, name, raw.sha256)):
         return FileOutcome(feed.name, day, name, raw.sha256, "unchanged", 0, "already loaded")
-    if manifest_entry is not None and manifest_entry.get("sha256") != raw.sha256:
-        result = file_failure(
-            name,
-            "file.checksum",
-            f"sha256 {raw.sha256[:16]}… does not match the manifest's {str(manifest_entry.get('sha256'))[:16]}…",
-        )
-        qid = quarantine.record(
-            lake,
-            feed=feed.name,
-            target_table=feed.table,
-            day=day,
-            raw=raw,
-            result=result,
-            total_rows=None,
-        )
-        return FileOutcome(
-            feed.name, day, name, raw.sha256, "quarantined", 0, result.message, qid, result.rules
-        )
-    try:
-        batch = parse_file(feed, name, data)
-    except FileFormatError as exc:
-        result = file_failure(name, exc.rule, exc.message)
+    problem = delivery_problem(feed, manifest, name, raw.sha256)
+    if problem is None:
+        try:
+            batch = parse_file(feed, name, data)
+        except FileFormatError as exc:
+            problem = (exc.rule, exc.message)
+        else:
+            problem = row_count_problem(feed, manifest, name, batch.rows)
+    if problem is not None:
+        result = file_failure(name, *problem)
         qid = quarantine.record(
             lake,
             feed=feed.name,
