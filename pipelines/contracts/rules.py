@@ -29,6 +29,7 @@ from pipelines.contracts.spec import (
     FreshnessAgeRule,
     FreshnessPublishRule,
     InSetRule,
+    ListedRule,
     LogicalType,
     PairOrderRule,
     RangeRule,
@@ -59,6 +60,9 @@ class BatchFacts:
     #: print and its correction are two versions of one key, not a duplicate.
     #: ``None`` = the whole frame is one batch.
     row_batches: np.ndarray | None = None
+    #: Securities delisted as known at the batch's knowledge time: id → the last date
+    #: they trade (rows dated after it fail ``listed`` rules).
+    delisted: Mapping[str, dt.date] | None = None
 
 
 @dataclass(frozen=True)
@@ -582,6 +586,42 @@ def _trading_session(contract: Contract, r: TradingSessionRule) -> CompiledRule:
     )
 
 
+def _listed(contract: Contract, r: ListedRule) -> CompiledRule:
+    helper = f"{HELPER_PREFIX}{r.name}"
+
+    def build(v: pd.DataFrame, facts: BatchFacts) -> pd.Series:
+        delisted = facts.delisted or {}
+        if not delisted:
+            return pd.Series(True, index=v.index)
+        last = v[r.column].map(lambda s: delisted.get(s) if isinstance(s, str) else None)
+        last_ts = pd.to_datetime(last, errors="coerce")
+        days = pd.to_datetime(v[r.date_column], errors="coerce")
+        if getattr(days.dt, "tz", None) is not None:
+            days = days.dt.tz_localize(None)
+        after = (days > last_ts) & last_ts.notna() & days.notna()
+        return pd.Series(~after.to_numpy(), index=v.index)
+
+    def params(facts: BatchFacts) -> dict[str, Any] | str:
+        if facts.delisted is None:
+            return "no delisting dates were given"
+        return {}
+
+    return CompiledRule(
+        name=r.name,
+        kind=r.kind,
+        columns=(r.column, r.date_column),
+        policy=contract.rule_policy(r.name, r.policy),
+        description=r.description
+        or f"{r.column} is listed on {r.date_column} (not after its delisting)",
+        expectation_type="ExpectColumnValuesToBeInSet",
+        kwargs=lambda _s: {"column": helper, "value_set": [True]},
+        params=params,
+        mask=lambda v, _p: ~np.asarray(v[helper], dtype=bool),
+        needs_typed=(r.column, r.date_column),
+        helper=(helper, build),
+    )
+
+
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name)
 
@@ -597,6 +637,7 @@ def _with_kwargs(
 _BUILDERS: dict[type, Callable[[Contract, Any], CompiledRule]] = {
     RangeRule: _range,
     FiniteRule: _finite,
+    ListedRule: _listed,
     TradingSessionRule: _trading_session,
     PairOrderRule: _pair,
     InSetRule: _in_set,

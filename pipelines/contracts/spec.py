@@ -209,8 +209,22 @@ class TradingSessionRule(_RuleBase):
         return (self.column,)
 
 
+class ListedRule(_RuleBase):
+    """A row's security is still listed on the row's date: an id delisted before it (the
+    security master's ``listed = false`` version, effective from ``delist_date``) fails.
+    The caller gives the delisting dates; without them the rule is skipped."""
+
+    kind: Literal["listed"]
+    column: str
+    date_column: str = "valid_date"
+
+    def columns(self) -> tuple[str, ...]:
+        return (self.column, self.date_column)
+
+
 Rule = Annotated[
     RangeRule
+    | ListedRule
     | FiniteRule
     | TradingSessionRule
     | PairOrderRule

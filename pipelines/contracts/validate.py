@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -104,6 +104,8 @@ class ValidationContext:
     #: knowledge batches: key uniqueness is then judged within each batch (one version of
     #: a key per batch), never across versions. ``None`` = one batch.
     row_batches: np.ndarray | None = None
+    #: Securities delisted as known at the batch's knowledge time (id → last trading date).
+    delisted: Mapping[str, dt.date] | None = None
 
     def facts(self) -> BatchFacts:
         """The subset of the context rules read."""
@@ -115,6 +117,7 @@ class ValidationContext:
             expected_publish_time=self.expected_publish_time,
             row_logical_dates=self.row_logical_dates,
             row_batches=self.row_batches,
+            delisted=self.delisted,
         )
 
 

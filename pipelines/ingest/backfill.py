@@ -42,6 +42,7 @@ from pipelines.ingest.flow import (
     FileOutcome,
     Status,
     _write_validation_results,
+    delisted_ids,
     knowledge_time,
     record_runs,
     silver_batch_id,
@@ -416,6 +417,7 @@ def _gate_and_write(
     published_max = max(b.published for b in batches)
     with timer.phase("validate"):
         known_ids = None
+        delisted: dict[str, dt.date] | None = None
         if feed.table != "security_master":
             master = lake.as_of(
                 "security_master",
@@ -424,6 +426,7 @@ def _gate_and_write(
                 columns=["listed"],
             )
             known_ids = frozenset(master.column("security_id").to_pylist())
+            delisted = delisted_ids(lake, published_max, (first.fetched.day, last.fetched.day))
         ctx = GateContext(
             feed=feed.name,
             logical_date=last.fetched.day,
@@ -436,6 +439,7 @@ def _gate_and_write(
             # its correction (next day's folder) are two versions of a key, not duplicates.
             row_batches=owner,
             known_security_ids=known_ids,
+            delisted=delisted,
         )
         result = gate(feed, ParsedBatch(feed.name, "chunk", combined), ctx)
     bad_files: set[int] = set()

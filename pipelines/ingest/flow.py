@@ -129,9 +129,32 @@ def previous_rows(lake: Lake, feed: FeedSpec, day: dt.date) -> int | None:
 
 
 def known_security_ids(lake: Lake, at: dt.datetime, day: dt.date) -> frozenset[str]:
-    """Securities in the master as known at ``at`` and listed on ``day``."""
+    """Securities in the master as known at ``at``, in force on ``day`` (listed or not:
+    rows after a delisting are the ``listed`` rule's business, see :func:`delisted_ids`)."""
     master = lake.as_of("security_master", known_at=at, valid_at=day, columns=["listed"])
     return frozenset(master.column("security_id").to_pylist())
+
+
+def delisted_ids(
+    lake: Lake, at: dt.datetime, days: dt.date | tuple[dt.date, dt.date]
+) -> dict[str, dt.date]:
+    """Securities whose master version in force on ``days`` (as known at ``at``) says
+    ``listed = false``: id → last trading date (``delist_date``, else the version's
+    ``valid_date``). Rows of a security dated after it are not data a vendor can have."""
+    master = lake.as_of(
+        "security_master",
+        known_at=at,
+        valid_at=days,
+        columns=["listed", "delist_date"],
+    ).to_pylist()
+    out: dict[str, dt.date] = {}
+    for row in sorted(master, key=lambda r: r["valid_date"]):
+        sid = str(row["security_id"])
+        if row["listed"] is False:
+            out[sid] = row["delist_date"] or row["valid_date"]
+        else:
+            out.pop(sid, None)  # relisted (or a later version in force)
+    return out
 
 
 def _silver_frame(batch: ParsedBatch, known_at: dt.datetime | pa.Array) -> pa.Table:
@@ -166,6 +189,9 @@ def gate_and_load(
         ),
         known_security_ids=(
             None if feed.table == "security_master" else known_security_ids(lake, published_at, day)
+        ),
+        delisted=(
+            None if feed.table == "security_master" else delisted_ids(lake, published_at, day)
         ),
     )
     result = gate(feed, batch, ctx)

@@ -8,6 +8,7 @@ Expectations, imported lazily (≈ 4 s) inside the call.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -34,6 +35,8 @@ class GateContext:
     #: Per-row knowledge batch (one label per delivered file or REST session window) when
     #: the batch concatenates several: key uniqueness holds within each, not across them.
     row_batches: np.ndarray | None = None
+    #: Securities delisted as known at ``published_at``: id → last trading date.
+    delisted: Mapping[str, dt.date] | None = None
 
 
 @dataclass
@@ -97,6 +100,7 @@ def contract_gate(feed: FeedSpec, batch: ParsedBatch, ctx: GateContext) -> GateR
             row_origin=RowOrigin(file_column=SOURCE_FILE, line_column=SOURCE_LINE),
             row_logical_dates=ctx.row_logical_dates,
             row_batches=ctx.row_batches,
+            delisted=ctx.delisted,
         ),
     )
     rows = report.to_rows()

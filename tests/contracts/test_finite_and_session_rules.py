@@ -92,3 +92,21 @@ def test_delivery_session_rule_catches_a_file_dated_the_day_before() -> None:
     report = validate_frame(contract, frame, ValidationContext(feed="f", logical_date=DAY))
     failure = report.failure("dated_on_delivery")
     assert failure is not None and [int(i) for i in report.failed_row_indices()] == [0]
+
+
+def test_prices_after_a_delisting_fail_security_listed() -> None:
+    """Issue 15: a security id after its delisting date was accepted as known."""
+    frame = price_frame(N, [DAY])
+    ids = security_ids(N)
+    ctx = _ctx()
+    delisted = {ids[2]: DAY - dt.timedelta(days=1), ids[5]: DAY}  # the 2nd trades its last day
+    report = validate_frame(
+        "prices",
+        frame,
+        ValidationContext(**{**ctx.__dict__, "delisted": delisted}),
+    )
+    failure = report.failure("security_listed")
+    assert failure is not None, report.failed_rules
+    bad = [int(i) for i in report.failed_row_indices()]
+    assert [str(frame.loc[i, "security_id"]) for i in bad] == [ids[2]]
+    assert validate_frame("prices", frame, ctx).failure("security_listed") is None  # skipped
