@@ -322,7 +322,9 @@ def release_cmd(
 ) -> None:
     """Re-validate a quarantined batch and load it if it passes now.
 
-    Exits 1 (the record stays open) if it still fails.
+    Exits 1 (the record stays open) if it still fails. A record whose day and file were
+    loaded since from a newer delivery is closed as superseded instead (one line, exit 0,
+    nothing loaded). Records blocked by this one are released with it, one line each.
     """
     from pipelines.ingest.feed_spec import load_feeds
     from pipelines.ingest.flow import ReleaseRefused, release
@@ -349,7 +351,20 @@ def release_cmd(
     except ReleaseRefused as exc:
         err.print(f"[red]not released[/red]: {literal(exc)}", soft_wrap=True, highlight=False)
         raise typer.Exit(1) from None
-    console.print(
-        f"released {literal(qid)}: {outcome.rows} rows of {literal(outcome.file_name)} "
-        f"({literal(outcome.feed)}, {outcome.logical_date}) loaded"
-    )
+    if outcome.status == "superseded":
+        # Compare-and-swap lost: a newer delivery is loaded, so the stale bytes are not.
+        console.print(f"not released: {literal(outcome.message)}", soft_wrap=True, highlight=False)
+    else:
+        console.print(
+            f"released {literal(qid)}: {outcome.rows} rows of {literal(outcome.file_name)} "
+            f"({literal(outcome.feed)}, {outcome.logical_date}) loaded"
+        )
+    for dep in outcome.dependents:
+        what = f"{literal(dep.feed)} {dep.logical_date} {literal(dep.file_name)}"
+        if dep.status == "released":
+            line = f"released {literal(dep.quarantine_id)} with it: {dep.rows} rows of {what}"
+        elif dep.status == "superseded":
+            line = f"closed {literal(dep.quarantine_id)} ({what}): {literal(dep.message)}"
+        else:
+            line = f"still open {literal(dep.quarantine_id)} ({what}): {literal(dep.message)}"
+        console.print(line, soft_wrap=True, highlight=False)
