@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from pipelines.cli import ingest as ingest_cli
 from pipelines.cli.main import app
+from pipelines.cli.status import open_quarantines
 from pipelines.config import get_settings
 from pipelines.ingest.runtime import VendorSources, ingest_day
 from pipelines.lake import Lake
@@ -69,6 +70,7 @@ def test_superseded_record_is_not_open_and_its_release_is_one_line(
 
     code, out = run("quarantine", "list", "--open")
     assert code == 0 and qid not in out and "no open quarantine records" in out
+    assert open_quarantines(seeded_lake).empty  # `alphafactory status` agrees
     code, out = run("quarantine", "release", qid, "--drop-failing-rows", "--actor", "ops")
     assert code == 0, out
     (line,) = out.strip().splitlines()
