@@ -61,11 +61,14 @@ class Settings(BaseSettings):
     seed: int = 7
     history_years: float = 3.0
     # The simulated vendor's history: ``history_start .. history_end`` when set, else
-    # ``history_years`` back from ``history_end`` (default: today).
+    # ``history_years`` back from ``history_end`` (default: 31 December of this year, so
+    # `make demo` and `vendor serve` build the same market all year).
     history_start: dt.date | None = Field(
         default=None, description="first simulated date (overrides history_years)"
     )
-    history_end: dt.date | None = Field(default=None, description="last simulated date [today]")
+    history_end: dt.date | None = Field(
+        default=None, description="last simulated date [31 Dec this year]"
+    )
     ingest_deadline_seconds: float = Field(
         default=4 * 3600, description="how long an SFTP sensor waits for a session's files"
     )

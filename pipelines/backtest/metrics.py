@@ -7,6 +7,8 @@ With NAV ``V_t`` (``V_0`` = starting capital) and daily return ``r_t = V_t / V_{
   ``cagr = (V_T / V_0)^(252 / T) − 1`` (what an investor compounds); annualised
   volatility ``= √252 · std(r)``, Sharpe ``= annual_return / volatility`` (risk-free
   rate 0; the book is cash-funded);
+* Sortino, Calmar and a 95 % stationary-bootstrap interval of Sharpe
+  (:mod:`pipelines.backtest.stats`, standard formulas from ``empyrical``);
 * max drawdown ``= max_t (1 − V_t / max_{s≤t} V_s)``;
 * turnover ``= mean_t(traded notional_t / V_t)`` (one-way, per day);
 * costs: total execution shortfall + commission (currency) and in bps of traded notional;
@@ -35,6 +37,10 @@ class Metrics:
     cagr: float
     annual_vol: float
     sharpe: float
+    sharpe_ci_low: float
+    sharpe_ci_high: float
+    sortino: float
+    calmar: float
     sharpe_tstat: float
     max_drawdown: float
     turnover: float
@@ -77,7 +83,9 @@ def compute_metrics(daily: pd.DataFrame, initial_capital: float) -> Metrics:
     n = len(daily)
     if n == 0:
         nan = math.nan
-        return Metrics(0, nan, nan, nan, nan, nan, nan, nan, nan, 0.0, nan, nan, nan, nan)
+        return Metrics(
+            0, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, 0.0, nan, nan, nan, nan
+        )
     r = daily["ret"].to_numpy(dtype=float)
     nav = daily["nav"].to_numpy(dtype=float)
     mean, sd = float(np.mean(r)), float(np.std(r, ddof=1)) if n > 1 else math.nan
@@ -89,6 +97,9 @@ def compute_metrics(daily: pd.DataFrame, initial_capital: float) -> Metrics:
     moved = r[r != 0]
     ic = daily["ic"].dropna().to_numpy(dtype=float)
     ic_sd = float(np.std(ic, ddof=1)) if len(ic) > 1 else math.nan
+    from pipelines.backtest.stats import performance
+
+    perf = performance(pd.Series(r, index=pd.to_datetime(daily["date"])))
     return Metrics(
         sessions=n,
         total_return=float(nav[-1] / initial_capital - 1.0),
@@ -96,6 +107,10 @@ def compute_metrics(daily: pd.DataFrame, initial_capital: float) -> Metrics:
         cagr=float((nav[-1] / initial_capital) ** (PERIODS / n) - 1.0) if nav[-1] > 0 else -1.0,
         annual_vol=ann_vol,
         sharpe=sharpe,
+        sharpe_ci_low=perf.sharpe_low,
+        sharpe_ci_high=perf.sharpe_high,
+        sortino=perf.sortino,
+        calmar=perf.calmar,
         # t-statistic of the mean daily return: "indistinguishable from zero" is |t| < 2.
         sharpe_tstat=sharpe * math.sqrt(n / PERIODS) if math.isfinite(sharpe) else math.nan,
         max_drawdown=float(np.max(1.0 - nav / peak)),

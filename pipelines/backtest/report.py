@@ -22,6 +22,12 @@ def render_backtest_report(
             ("CAGR (geometric)", h.pct(m.cagr)),
             ("annual vol", h.pct(m.annual_vol)),
             ("Sharpe", h.fmt(m.sharpe, 3)),
+            (
+                "Sharpe 95% CI (bootstrap)",
+                f"{h.fmt(m.sharpe_ci_low, 2)} … {h.fmt(m.sharpe_ci_high, 2)}",
+            ),
+            ("Sortino", h.fmt(m.sortino, 3)),
+            ("Calmar", h.fmt(m.calmar, 3)),
             ("t-stat", h.fmt(m.sharpe_tstat, 3)),
             ("max drawdown", h.pct(m.max_drawdown)),
             ("turnover / day", h.pct(m.turnover)),
@@ -51,6 +57,7 @@ def render_backtest_report(
         ax.set_title("Cumulative daily rank IC")
         fig.autofmt_xdate()
         charts.append(h.png(fig))
+    statistics = _statistics(daily, charts)
     grid = '<div class="grid">' + "".join(f"<div>{c}</div>" for c in charts) + "</div>"
     return h.page(
         f"Backtest {run_id}",
@@ -58,8 +65,48 @@ def render_backtest_report(
         [
             ("Metrics", head),
             ("Charts", grid),
+            ("Statistics", statistics),
             ("Daily", h.table(daily, max_rows=400, left=["date"])),
         ],
+    )
+
+
+def _statistics(daily: pd.DataFrame, charts: list[str]) -> str:
+    """Monthly returns, the deepest drawdowns and a Monte Carlo of the daily returns (and
+    a rolling-Sharpe chart appended to ``charts``)."""
+    from pipelines.backtest.stats import (
+        drawdown_periods,
+        monte_carlo,
+        monthly_returns,
+        rolling_sharpe,
+    )
+
+    if len(daily) < 10:
+        return "<p>Too few sessions for statistics.</p>"
+    returns = pd.Series(daily["ret"].to_numpy(float), index=pd.to_datetime(daily["date"]))
+    roll = rolling_sharpe(returns, window=min(63, max(10, len(returns) // 3)))
+    if len(roll):
+        fig, ax = h.figure(6.4, 2.4)
+        ax.plot(roll.index, roll.to_numpy(), color="#6a3d9a")
+        ax.axhline(0, color="#888", lw=0.8)
+        ax.set_title(f"Rolling Sharpe ({min(63, max(10, len(returns) // 3))} sessions)")
+        fig.autofmt_xdate()
+        charts.append(h.png(fig))
+    months = monthly_returns(returns)
+    months_html = h.table((100 * months).round(2).reset_index(), left=["year"])
+    dd = drawdown_periods(returns)
+    for col in ("peak", "trough", "recovery"):
+        dd[col] = [d.date().isoformat() if isinstance(d, pd.Timestamp) else "—" for d in dd[col]]
+    dd["depth"] = (100 * dd["depth"]).round(2)
+    mc = monte_carlo(returns.to_numpy(), horizon=252).to_dict()
+    mc_frame = pd.DataFrame([{"statistic": k, "value": v} for k, v in mc.items()])
+    return (
+        "<h3>Monthly returns (%)</h3>"
+        + months_html
+        + "<h3>Deepest drawdowns (depth in %)</h3>"
+        + h.table(dd, left=["peak", "trough", "recovery"])
+        + "<h3>Monte Carlo over one year (block bootstrap of daily returns)</h3>"
+        + h.table(mc_frame, left=["statistic"])
     )
 
 

@@ -104,6 +104,111 @@ def dags_test(
         raise typer.Exit(1)
 
 
+@airflow_app.command("backfill")
+def backfill(
+    dag_id: Annotated[str, typer.Argument(help="DAG id, e.g. vendor_ingest")],
+    start: Annotated[str, typer.Option(help="first session date YYYY-MM-DD (inclusive)")],
+    end: Annotated[str, typer.Option(help="last session date YYYY-MM-DD (inclusive)")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="only list the runs Airflow would create")
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            help="unpause the DAG and start the scheduler, DAG processor and API server until "
+            "every run finished (without it, a running scheduler — alphafactory airflow ui — "
+            "executes them while the DAG is unpaused)"
+        ),
+    ] = False,
+    reprocess: Annotated[
+        str | None,
+        typer.Option(help="sessions that already have a run: none (default), failed, completed"),
+    ] = None,
+    max_active_runs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="runs at a time; 1 keeps sessions in order (a session's prices are checked "
+            "against the security master the sessions before it loaded)",
+        ),
+    ] = 1,
+    timeout: Annotated[float, typer.Option(help="--wait: seconds before giving up")] = 3600.0,
+    port: Annotated[int, typer.Option(help="--wait: API server port")] = 8080,
+) -> None:
+    """Airflow's own backfill (``airflow backfill create``) of DAG over the trading sessions
+    START..END of its timetable: one run per session, none on weekends or holidays."""
+    from pipelines.orchestration.backfill import create_backfill, unpause, wait_for_runs
+
+    first, last = _session_date(start, "--start"), _session_date(end, "--end")
+    environment = airflow_environment(vendor_state_dir=vendor_state_dir())
+    plan = create_backfill(
+        environment,
+        dag_id,
+        first,
+        last,
+        dry_run=dry_run,
+        reprocess=reprocess,
+        max_active_runs=max_active_runs,
+    )
+    verb = "would create" if dry_run else "created"
+    console.print(
+        f"{dag_id}: backfill {first}..{last} {verb} {len(plan.runs)} runs "
+        f"(Airflow window {plan.window[0].isoformat()} .. {plan.window[1].isoformat()})",
+        highlight=False,
+    )
+    for run in plan.runs:
+        console.print(
+            f"  {run.session}  logical_date={run.logical_date.isoformat()}",
+            highlight=False,
+        )
+    if dry_run or not plan.runs:
+        return
+    if not wait:
+        console.print(
+            f"queued: a running scheduler executes them while {dag_id} is unpaused "
+            "(alphafactory airflow ui)"
+        )
+        return
+    from pipelines.orchestration.ui import AirflowServices
+
+    create_pools(environment)
+    unpause(environment, dag_id)
+    console.print(f"unpaused {dag_id}: its schedule runs again too")
+    services = AirflowServices(
+        environment, port=port, services=("api-server", "scheduler", "dag-processor")
+    )
+
+    def alive() -> None:
+        if dead := services.exited():
+            name, code = next(iter(dead.items()))
+            console.print(f"[red]airflow {name} exited with code {code}[/red]")
+            raise typer.Exit(1)
+
+    def progress(states: dict[dt.date, str]) -> None:
+        console.print("  " + ", ".join(f"{d}: {s}" for d, s in sorted(states.items())))
+
+    started = time.perf_counter()
+    with services:
+        services.wait_healthy(300.0)
+        states = wait_for_runs(environment, plan, timeout=timeout, alive=alive, progress=progress)
+    ok = all(s == "success" for s in states.values())
+    colour = "green" if ok else "red"
+    console.print(
+        f"[{colour}]{dag_id}: {sum(s == 'success' for s in states.values())}/{len(states)} "
+        f"runs succeeded[/{colour}] in {time.perf_counter() - started:.1f}s"
+    )
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _session_date(value: str, option: str) -> dt.date:
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{option} {value!r}: expected YYYY-MM-DD") from None
+    return trading_calendar().check(day)  # outside the calendar: one line, exit 1
+
+
 def vendor_state_dir() -> Path:
     """Where the demo keeps the vendor simulator's state (its host key: pinned in the
     ``sftp_vendor`` connection the UI's scheduler gives the tasks)."""

@@ -12,6 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipelines.cli.dates import parse_session_range
+from pipelines.errors import AlphaFactoryError
+from pipelines.lake import Lake
+from pipelines.timeline import LATEST, trading_calendar
 
 console = Console()
 
@@ -41,10 +44,11 @@ def backtest(
     from pipelines.backtest import run_backtest
     from pipelines.backtest.run import DEFAULT_BUFFER_SESSIONS
     from pipelines.daily.config import DailyConfig
-    from pipelines.lake import Lake
 
     first, last = parse_session_range(start, end)
     cfg = DailyConfig.load(config)
+    lake = Lake.from_settings()
+    _check_history(lake, first, min(cfg.lookback_sessions, MIN_HISTORY_SESSIONS))
     with Progress(
         TextColumn("[bold]backtest[/bold] {task.description}"),
         BarColumn(),
@@ -58,7 +62,7 @@ def backtest(
             bar.update(task, completed=done, total=total, description=str(day))
 
         result = run_backtest(
-            Lake.from_settings(),
+            lake,
             first,
             last,
             cfg,
@@ -72,3 +76,37 @@ def backtest(
     console.print_json(json.dumps(result.metrics.to_dict()))
     console.print(f"result hash {result.result_hash}")
     console.print(f"report: {result.report_path}")
+
+
+#: Sessions of prices a backtest needs before its first session (a month: the risk model
+#: and the scorers have nothing to estimate from otherwise, and the run would stop).
+MIN_HISTORY_SESSIONS = 21
+
+
+class NotEnoughHistoryError(AlphaFactoryError):
+    """The lake's prices do not reach far enough before the first session."""
+
+
+def _check_history(lake: Lake, first: dt.date, lookback: int) -> None:
+    """Refuse, in one line naming the earliest possible start, a first session with fewer
+    than ``lookback`` sessions of prices before it (the risk model and the scorers read
+    that window; the run would stop on its first session)."""
+    cal = trading_calendar()
+    window_start = cal.offset(first, -lookback) if cal.first <= first else first
+    frame = lake.as_of(
+        "prices", known_at=LATEST, valid_at=(window_start, first), columns=["valid_date"]
+    )
+    known = sorted(set(frame.column("valid_date").to_pylist()))
+    days = [d for d in known if d < first] or known
+    if len([d for d in known if d < first]) >= lookback:
+        return
+    if not days:
+        raise NotEnoughHistoryError(
+            f"the lake at {lake.location.root} holds no prices up to {first}: ingest the "
+            "history first (alphafactory ingest backfill)"
+        )
+    earliest = cal.offset(days[0], lookback)
+    raise NotEnoughHistoryError(
+        f"a backtest from {first} needs {lookback} sessions of prices before it and the "
+        f"lake's prices start on {days[0]}: start on or after {earliest}"
+    )

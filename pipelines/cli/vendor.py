@@ -39,7 +39,7 @@ def _build_config(
     start: dt.datetime | None,
     end: dt.datetime | None,
     history_years: float | None,
-    signal_strength: float,
+    signal_strength: float | None,
     host: str | None,
     sftp_port: int | None,
     http_port: int | None,
@@ -53,13 +53,17 @@ def _build_config(
     from pipelines.config import get_settings
 
     settings = get_settings()
+    # Options left unset fall back to exactly what `alphafactory demo` serves
+    # (MarketConfig.from_settings and the market's own defaults): the same bytes.
     market = MarketConfig.from_settings(
         start=start.date() if start else None,
         end=end.date() if end else None,
         history_years=history_years,
         seed=settings.seed if seed is None else seed,
         universe_size=settings.universe_size if universe_size is None else universe_size,
-        signal_strength=signal_strength,
+        signal_strength=MarketConfig.signal_strength
+        if signal_strength is None
+        else signal_strength,
     )
     overrides: dict[str, object] = {
         "market": market,
@@ -82,16 +86,21 @@ def serve(
     start: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
     end: Annotated[
         dt.datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="Last session [settings.history_end, else today]"),
+        typer.Option(
+            formats=["%Y-%m-%d"], help="Last date [settings.history_end, else 31 Dec this year]"
+        ),
     ] = None,
     history_years: Annotated[float | None, typer.Option(help="Used when --start is absent")] = None,
-    signal_strength: Annotated[float, typer.Option(help="Planted sentiment IC, 0 = none")] = 0.05,
+    signal_strength: Annotated[
+        float | None, typer.Option(help="Planted sentiment IC, 0 = none [market default 0.05]")
+    ] = None,
     host: Annotated[str | None, typer.Option(help="Bind address [settings.vendor_host]")] = None,
     sftp_port: Annotated[int | None, typer.Option(help="0 = any free port")] = None,
     http_port: Annotated[int | None, typer.Option(help="0 = any free port")] = None,
-    state_dir: Annotated[Path, typer.Option(help="Host key, client key, file cache")] = Path(
-        "./var/vendor"
-    ),
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Host key, client key, file cache [the demo's: var/vendor]"),
+    ] = None,
     faults: Annotated[Path | None, typer.Option(help="Fault plan YAML", exists=True)] = None,
     clock: Annotated[
         str, typer.Option(help="'live', or an ISO instant the vendor clock starts from")
@@ -102,6 +111,7 @@ def serve(
     show_secrets: Annotated[bool, typer.Option(help="Print password and token")] = False,
 ) -> None:
     """Serve the simulated vendor until Ctrl-C."""
+    from pipelines.cli.airflow import vendor_state_dir
     from pipelines.vendors.server import run_vendor
 
     cfg = _build_config(
@@ -114,7 +124,8 @@ def serve(
         host=host,
         sftp_port=sftp_port,
         http_port=http_port,
-        state_dir=state_dir,
+        # The demo's state dir by default: the host key `alphafactory airflow env` pins.
+        state_dir=state_dir or vendor_state_dir(),
         faults=faults,
         clock=clock,
         frozen=frozen,
@@ -158,7 +169,7 @@ def render(
     universe_size: Annotated[int | None, typer.Option()] = None,
     start: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
     end: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
-    signal_strength: Annotated[float, typer.Option()] = 0.05,
+    signal_strength: Annotated[float | None, typer.Option()] = None,
     faults: Annotated[Path | None, typer.Option(exists=True)] = None,
 ) -> None:
     """Write one business day's vendor folder to disk (no servers)."""

@@ -41,8 +41,8 @@ from pipelines.ingest.feed_spec import FeedSpec
 from pipelines.ingest.flow import (
     FileOutcome,
     Status,
-    _published_at,
     _write_validation_results,
+    knowledge_time,
     record_runs,
     silver_batch_id,
 )
@@ -88,6 +88,8 @@ class _Fetched:
     data: bytes | None
     manifest: dict[str, Any]
     received: dt.datetime
+    #: Knowledge time, as the feed declares it (``flow.knowledge_time``); set when fetched.
+    published: dt.datetime | None = None
 
 
 def _fetch_day(
@@ -119,10 +121,15 @@ def _fetch_day(
         correction = feed.correction_file(previous) if previous else None
         if correction and correction in listing and correction != main:
             names.append(correction)
-        out[feed.name] = [
-            _Fetched(day, name, session.read(feed.remote_path(day, name)), manifest, received)
-            for name in names
-        ]
+        fetched = []
+        for name in names:
+            path = feed.remote_path(day, name)
+            mtime = session.mtime(path) if feed.known_at == "file_mtime" else None
+            # At fetch time, before anything of the chunk is landed: a manifest without the
+            # feed's publish time stops the backfill naming the file.
+            published = knowledge_time(feed, day, manifest, received, mtime)
+            fetched.append(_Fetched(day, name, session.read(path), manifest, received, published))
+        out[feed.name] = fetched
     return out
 
 
@@ -378,7 +385,7 @@ def _load_chunk(
         parsed = _parse_files(feed, decoded)
     batches: list[_Parsed] = []
     for (f, raw, _), batch in zip(decoded, parsed, strict=True):
-        published = _published_at(feed, f.manifest, f.received)
+        published = f.published or f.received
         if batch.issues and any(i.rule != "mapping.unexpected_column" for i in batch.issues):
             # Schema drift is a batch-level problem of this one file: gate it alone.
             with timer.phase("validate"):

@@ -19,6 +19,11 @@ from pipelines.errors import AlphaFactoryError
 from pipelines.ingest.feed_index import feed_dirs, render_remote
 from pipelines.lake.catalog import get_table
 
+#: How a file-drop feed's knowledge time is set: the manifest's ``published_at`` (default;
+#: a manifest without it is refused), the moment we received the files, or each file's
+#: modification time on the vendor's server.
+FILE_KNOWLEDGE_TIMES = ("manifest", "receipt", "file_mtime")
+
 
 class SqlExpr(BaseModel):
     """A DuckDB expression over the vendor's columns (all read as text)."""
@@ -70,7 +75,8 @@ class FeedSpec(BaseModel):
     # REST feeds
     endpoint: str | None = None
     page_size: int = 1000
-    # Knowledge time: the manifest's published_at, a record field, or our receipt time.
+    # Knowledge time. SFTP feeds: one of FILE_KNOWLEDGE_TIMES (see pipelines/vendors/FORMATS.md,
+    # "Knowledge time"); REST feeds: the record field holding the publication time.
     known_at: str = "manifest"
     source_path: str | None = None
 
@@ -87,6 +93,13 @@ class FeedSpec(BaseModel):
             raise ValueError("an sftp feed needs remote_dir and file")
         if self.protocol == "rest" and not self.endpoint:
             raise ValueError("a rest feed needs endpoint")
+        if self.protocol == "sftp" and self.known_at not in FILE_KNOWLEDGE_TIMES:
+            raise ValueError(
+                f"known_at {self.known_at!r}: an sftp feed takes one of "
+                f"{', '.join(FILE_KNOWLEDGE_TIMES)}"
+            )
+        if self.protocol == "sftp" and self.known_at == "manifest" and not self.manifest:
+            raise ValueError("known_at: manifest needs a manifest file (or known_at: receipt)")
         probe = dt.date(2001, 2, 3)
         for template in (self.remote_dir, self.file, self.manifest):
             if template is not None:

@@ -268,10 +268,58 @@ def _manifest(feed: FeedSpec, day: dt.date, session: Any, listing: list[str]) ->
     return manifest
 
 
-def _published_at(feed: FeedSpec, manifest: dict[str, Any], received: dt.datetime) -> dt.datetime:
-    if feed.known_at == "manifest" and manifest.get("published_at"):
-        return dt.datetime.fromisoformat(str(manifest["published_at"]).replace("Z", "+00:00"))
-    return received
+class ManifestError(AlphaFactoryError, ValueError):
+    """A vendor manifest lacks what the feed relies on (its ``published_at``)."""
+
+
+#: Feeds whose receipt-time rule was logged already (once per feed per process).
+_RECEIPT_LOGGED: set[str] = set()
+
+
+def knowledge_time(
+    feed: FeedSpec,
+    day: dt.date,
+    manifest: dict[str, Any],
+    received: dt.datetime,
+    mtime: dt.datetime | None = None,
+) -> dt.datetime:
+    """The knowledge time (``known_at``) of a file of ``feed`` for ``day``, as the feed
+    declares it (``known_at`` in its YAML; ``pipelines/vendors/FORMATS.md``):
+
+    * ``manifest`` (default): the manifest's ``published_at``. A manifest without one is
+      refused with :class:`ManifestError` naming the remote file — silently using the
+      receipt time would date a re-ingested history to today.
+    * ``receipt``: ``received``, the moment we read the files (logged once per feed).
+    * ``file_mtime``: ``mtime``, the file's modification time on the vendor's server.
+    """
+    if feed.known_at == "receipt":
+        if feed.name not in _RECEIPT_LOGGED:
+            _RECEIPT_LOGGED.add(feed.name)
+            log.info("feed %s: knowledge time is our receipt time (known_at: receipt)", feed.name)
+        return received
+    if feed.known_at == "file_mtime":
+        if mtime is None:
+            raise ManifestError(f"feed {feed.name}: known_at: file_mtime but no file time read")
+        return mtime
+    path = feed.remote_path(day, feed.manifest_name(day) or "")
+    value = manifest.get("published_at")
+    if not value:
+        raise ManifestError(
+            f"feed {feed.name}: manifest {path} has no published_at, and the feed takes its "
+            f"knowledge time from it (known_at: manifest in {feed.source_path}); declare "
+            "known_at: receipt or file_mtime if the vendor publishes none"
+        )
+    try:
+        published = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ManifestError(
+            f"feed {feed.name}: manifest {path}: published_at {value!r} is not an ISO-8601 time"
+        ) from None
+    if published.tzinfo is None:
+        raise ManifestError(
+            f"feed {feed.name}: manifest {path}: published_at {value!r} has no time zone"
+        )
+    return published.astimezone(dt.UTC)
 
 
 def ingest_sftp_day(
@@ -293,22 +341,26 @@ def ingest_sftp_day(
             raise FeedNotPublished(feed.name, day, remote_dir)
         manifest = _manifest(feed, day, session, listing)
         received = dt.datetime.now(dt.UTC)
-        published = _published_at(feed, manifest, received)
         expected = {f["name"]: f for f in manifest.get("files", [])}
         names = [feed.file_name(day)]
         correction = feed.correction_file(previous_session) if previous_session else None
         if correction and correction in listing:
             names.append(correction)
+        runs: list[tuple[FileOutcome, dt.datetime | None]] = []
         for name in names:
             if name not in listing:
                 raise FeedNotPublished(feed.name, day, feed.remote_path(day, name))
-            data = session.read(feed.remote_path(day, name))
-            outcomes.append(
-                _ingest_file(
-                    lake, feed, day, name, data, expected.get(name), published, received, gate
-                )
+            path = feed.remote_path(day, name)
+            mtime = session.mtime(path) if feed.known_at == "file_mtime" else None
+            # Before landing anything: a manifest without the feed's publish time is refused.
+            published = knowledge_time(feed, day, manifest, received, mtime)
+            data = session.read(path)
+            outcome = _ingest_file(
+                lake, feed, day, name, data, expected.get(name), published, received, gate
             )
-    record_runs(lake, [(o, published) for o in outcomes])
+            runs.append((outcome, published))
+            outcomes.append(outcome)
+    record_runs(lake, runs)
     for o in outcomes:
         log.info(
             "%s %s %s: %s %d rows %s",
@@ -679,9 +731,11 @@ def _release_file(
         with source.session() as session:
             listing = session.list_dir(feed.remote_folder(day)) or []
             manifest = _manifest(feed, day, session, listing)
-            published = _published_at(feed, manifest, dt.datetime.now(dt.UTC))
+            path = feed.remote_path(day, name)
+            mtime = session.mtime(path) if feed.known_at == "file_mtime" else None
+            published = knowledge_time(feed, day, manifest, dt.datetime.now(dt.UTC), mtime)
             manifest_entry = {f["name"]: f for f in manifest.get("files", [])}.get(name)
-            data = session.read(feed.remote_path(day, name))
+            data = session.read(path)
         raw = lake.land_raw(feed.name, day, name, data)
     else:
         raw = _raw_of(lake, rec)

@@ -40,6 +40,10 @@ class FileSession(Protocol):
         """The bytes of a remote file."""
         ...
 
+    def mtime(self, path: str) -> dt.datetime:
+        """A remote file's modification time (UTC), for ``known_at: file_mtime`` feeds."""
+        ...
+
 
 @dataclass
 class _SFTPSession:
@@ -56,6 +60,9 @@ class _SFTPSession:
             fh.prefetch()
             data: bytes = fh.read()
             return data
+
+    def mtime(self, path: str) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.sftp.stat(path).st_mtime, dt.UTC)
 
 
 class HostKeyError(AlphaFactoryError, ConnectionError):

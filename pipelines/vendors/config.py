@@ -71,16 +71,23 @@ class MarketConfig:
         start: date | None = None,
         end: date | None = None,
         history_years: float | None = None,
+        today: date | None = None,
         **kwargs: object,
     ) -> MarketConfig:
-        """The configured market: ``start``/``end`` arguments, else the settings
-        ``history_start``/``history_end`` (default end: today); without a start,
-        ``history_years`` back from the end. Seed, universe and calendar from settings
-        unless given in ``kwargs``."""
+        """The configured market — the one function ``alphafactory demo``, ``alphafactory
+        vendor serve`` and ``vendor render`` build their market with, so that they serve the
+        same bytes for a day.
+
+        ``start``/``end`` arguments, else the settings ``history_start``/``history_end``;
+        the default end is :func:`default_market_end` (31 December of ``today``'s year, not
+        today: every byte of the market depends on its end, so an end moving with the clock
+        would make each day's ``vendor serve`` a different market from the demo's). Without
+        a start, ``history_years`` back from the end. Seed, universe and calendar from
+        settings unless given in ``kwargs``."""
         from pipelines.config import get_settings
 
         s = get_settings()
-        end = end or s.history_end or date.today()
+        end = end or s.history_end or default_market_end(today)
         params: dict[str, object] = {
             "seed": s.seed,
             "universe_size": s.universe_size,
@@ -92,6 +99,19 @@ class MarketConfig:
             years = s.history_years if history_years is None else history_years
             return cls.from_history_years(end, years, **params)
         return cls(start=start, end=end, **params)  # type: ignore[arg-type]
+
+
+def default_market_end(today: date | None = None) -> date:
+    """The simulated market's last date when none is configured: 31 December of ``today``'s
+    year (default: the system date).
+
+    The market is generated as a whole, so its end (and start) change every byte of every
+    day; a window anchored to the calendar year keeps the default market — and so the files
+    of any demo day — identical all year long, whichever command serves it. The vendor
+    still publishes only sessions its clock has reached. The market changes on 1 January;
+    pin ``ALPHAFACTORY_HISTORY_START``/``_HISTORY_END`` for a market that never changes.
+    """
+    return date((today or date.today()).year, 12, 31)
 
 
 @dataclass

@@ -40,6 +40,14 @@ class _Session:
             raise FileNotFoundError(path)
         return files[name]
 
+    def mtime(self, path: str) -> dt.datetime:
+        """What the SFTP server reports: the publish instant (the manifest: one second later)."""
+        self.read(path)  # FileNotFoundError for an unpublished or unknown file
+        day = self._day(path)
+        assert day is not None
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        return dt.datetime.fromtimestamp(self.sim.day_folder(day).mtime(name), dt.UTC)
+
 
 @dataclass
 class SimulatorFileSource:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import pipelines.backtest
 from pipelines.backtest.run import DEFAULT_BUFFER_SESSIONS
+from pipelines.cli import backtest as backtest_cli
 from pipelines.cli.main import app
 from pipelines.config import get_settings
 
@@ -48,6 +49,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         )
 
     monkeypatch.setattr(pipelines.backtest, "run_backtest", fake)
+    # The lake is empty here: the history check has its own test (test_bad_input.py).
+    monkeypatch.setattr(backtest_cli, "_check_history", lambda *a: None)
     return seen
 
 

@@ -106,3 +106,22 @@ def test_a_bad_where_column_names_the_column(tmp_path: Path) -> None:
         ]
     )
     assert "nosuch" in out
+
+
+def test_a_backtest_without_history_before_its_start_names_the_earliest_start(
+    tmp_path: Path,
+) -> None:
+    """The README's backtest started on the lake's first session and stopped on it with
+    "as_of … not in the returns index"."""
+    import datetime as dt
+
+    from pipelines.lake import Lake
+    from pipelines.testing.lakes import simulated_lake
+    from pipelines.timeline import trading_calendar
+
+    start, end = dt.date(2024, 1, 2), dt.date(2024, 3, 1)
+    simulated_lake(tmp_path / "lake", universe=5, start=start, end=end, seed=3)
+    assert isinstance(Lake(str(tmp_path / "lake")), Lake)
+    out = _refused(["backtest", "--start", "2024-01-02", "--end", "2024-02-15"])
+    earliest = trading_calendar().offset(start, 21)
+    assert f"start on or after {earliest}" in out

@@ -62,7 +62,9 @@ def test_the_previous_sessions_correction_and_nothing_else(template: str, correc
             f"{folder}/{correction}": b"fix",
             f"{folder}/EOD_20240703.fix": b"an older session's fix",
             f"{folder}/SECMASTER_20240708.csv": b"another feed",
-            f"{folder}/MANIFEST_20240708.json": json.dumps({"files": []}).encode(),
+            f"{folder}/MANIFEST_20240708.json": json.dumps(
+                {"published_at": "2024-07-08T22:00:00+00:00", "files": []}
+            ).encode(),
         }
     )
     (fetched,) = _fetch_day(tree, [_feed(template)], DAY).values()

@@ -21,6 +21,7 @@ def _feed(**extra: object) -> FeedSpec:
         connection_id="sftp_acme",
         remote_dir="/out/{date:%Y%m%d}",
         file="px.csv",
+        manifest="manifest.json",
         compression="none",
         columns={"security_id": "ID", "ticker": "TICKER", "valid_date": "DATE", "close": "PX"},
         **extra,  # type: ignore[arg-type]

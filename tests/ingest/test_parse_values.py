@@ -20,6 +20,7 @@ def test_na_and_friends_are_values_and_only_empty_is_null() -> None:
         connection_id="sftp_acme",
         remote_dir="/outgoing/{date:%Y%m%d}",
         file="EOD_{date:%Y%m%d}.csv",
+        manifest="MANIFEST.json",
         compression="none",
         delimiter=";",
         encoding="latin-1",
@@ -48,6 +49,7 @@ def test_an_expression_failing_on_a_value_leaves_its_column_out_with_an_issue() 
         connection_id="sftp_acme",
         remote_dir="/outgoing",
         file="EOD.csv",
+        manifest="MANIFEST.json",
         compression="none",
         columns={"security_id": "ID", "valid_date": "D", "close": SqlExpr(sql="CAST(C AS DOUBLE)")},
     )

@@ -1,4 +1,5 @@
-"""The simulated history window comes from settings: years back from today, or fixed dates."""
+"""The simulated history window comes from settings: years back from the end of this year,
+or fixed dates."""
 
 from __future__ import annotations
 
@@ -23,10 +24,13 @@ def _settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     get_settings.cache_clear()
 
 
-def test_default_is_history_years_back_from_today() -> None:
+def test_default_is_history_years_back_from_the_end_of_this_year() -> None:
     m = MarketConfig.from_settings()
-    assert m.end == dt.date.today()
+    assert m.end == dt.date(dt.date.today().year, 12, 31)
     assert (m.end - m.start).days == round(365.25 * 3)
+    # Not anchored to today: the same market on any day of the year (issue 13).
+    same_year = MarketConfig.from_settings(today=dt.date(m.end.year, 1, 2))
+    assert same_year == MarketConfig.from_settings(today=dt.date(m.end.year, 11, 30)) == m
     assert (m.seed, m.universe_size, m.calendar) == (7, 500, "XNYS")
 
 
