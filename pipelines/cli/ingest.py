@@ -260,12 +260,12 @@ def list_cmd(
     console.print(table)
 
 
-def _get(qid: str) -> dict[str, Any]:
+def _get(qid: str, *, effective: bool = False) -> dict[str, Any]:
     from pipelines.ingest import quarantine
     from pipelines.lake import Lake
 
     try:
-        return quarantine.get_record(Lake.from_settings(), qid)
+        return quarantine.get_record(Lake.from_settings(), qid, effective=effective)
     except quarantine.QuarantineNotFound as exc:
         err.print(f"[red]{literal(exc)}[/red]")
         raise typer.Exit(2) from None
@@ -274,7 +274,7 @@ def _get(qid: str) -> dict[str, Any]:
 @quarantine_app.command("show")
 def show_cmd(qid: Annotated[str, typer.Argument(help="Quarantine id, e.g. Q1a2b3c4d5e6f")]) -> None:
     """One record: why it was held back, sample failing rows, where the raw file is."""
-    rec = _get(qid)
+    rec = _get(qid, effective=True)  # the status `list` shows (superseded, if it is)
     fields = {
         "id": rec["quarantine_id"],
         "status": rec["status"],

@@ -224,19 +224,25 @@ def list_records(lake: Lake, status: str | None = "open") -> list[dict[str, Any]
     ``superseded`` — it is closed for good by its next release attempt — so ``"open"``
     means only batches still holding data back.
     """
-    rows = _latest(lake)
-    for r in rows:
-        if r["status"] == "open" and (newer := superseded_by(lake, r)) is not None:
-            r["status"] = "superseded"
-            r["message"] = f"{r['message']} | superseded by {newer.describe(r)}, loaded since"
+    rows = [_effective(lake, r) for r in _latest(lake)]
     if status is not None:
         rows = [r for r in rows if r["status"] == status]
     return sorted(rows, key=lambda r: (r["valid_date"], r["feed"], r["file_name"]), reverse=True)
 
 
-def get_record(lake: Lake, qid: str) -> dict[str, Any]:
-    """Latest stored version of quarantine record ``qid``."""
+def _effective(lake: Lake, rec: dict[str, Any]) -> dict[str, Any]:
+    """``rec`` as an operator should see it: an open record a newer load replaced reads
+    ``superseded`` (not stored until its release closes it)."""
+    if rec["status"] == "open" and (newer := superseded_by(lake, rec)) is not None:
+        note = f"superseded by {newer.describe(rec)}, loaded since"
+        return {**rec, "status": "superseded", "message": f"{rec['message']} | {note}"}
+    return rec
+
+
+def get_record(lake: Lake, qid: str, *, effective: bool = False) -> dict[str, Any]:
+    """Latest stored version of quarantine record ``qid`` (``effective``: as
+    :func:`list_records` shows it, an open record a newer load replaced as ``superseded``)."""
     for row in _latest(lake):
         if row["quarantine_id"] == qid:
-            return row
+            return _effective(lake, row) if effective else row
     raise QuarantineNotFound(f"no quarantine record {qid!r}")

@@ -71,6 +71,8 @@ def test_superseded_record_is_not_open_and_its_release_is_one_line(
     code, out = run("quarantine", "list", "--open")
     assert code == 0 and qid not in out and "no open quarantine records" in out
     assert open_quarantines(seeded_lake).empty  # `alphafactory status` agrees
+    code, out = run("quarantine", "show", qid)
+    assert code == 0 and "status: superseded" in out and "superseded by vendor_prices" in out
     code, out = run("quarantine", "release", qid, "--drop-failing-rows", "--actor", "ops")
     assert code == 0, out
     (line,) = out.strip().splitlines()
