@@ -260,12 +260,12 @@ def list_cmd(
     console.print(table)
 
 
-def _get(qid: str) -> dict[str, Any]:
+def _get(qid: str, *, effective: bool = False) -> dict[str, Any]:
     from pipelines.ingest import quarantine
     from pipelines.lake import Lake
 
     try:
-        return quarantine.get_record(Lake.from_settings(), qid)
+        return quarantine.get_record(Lake.from_settings(), qid, effective=effective)
     except quarantine.QuarantineNotFound as exc:
         err.print(f"[red]{literal(exc)}[/red]")
         raise typer.Exit(2) from None
@@ -274,7 +274,7 @@ def _get(qid: str) -> dict[str, Any]:
 @quarantine_app.command("show")
 def show_cmd(qid: Annotated[str, typer.Argument(help="Quarantine id, e.g. Q1a2b3c4d5e6f")]) -> None:
     """One record: why it was held back, sample failing rows, where the raw file is."""
-    rec = _get(qid)
+    rec = _get(qid, effective=True)  # the status `list` shows (superseded, if it is)
     fields = {
         "id": rec["quarantine_id"],
         "status": rec["status"],
@@ -322,7 +322,9 @@ def release_cmd(
 ) -> None:
     """Re-validate a quarantined batch and load it if it passes now.
 
-    Exits 1 (the record stays open) if it still fails.
+    Exits 1 (the record stays open) if it still fails. A record whose day and file were
+    loaded since from a newer delivery is closed as superseded instead (one line, exit 0,
+    nothing loaded). Records blocked by this one are released with it, one line each.
     """
     from pipelines.ingest.feed_spec import load_feeds
     from pipelines.ingest.flow import ReleaseRefused, release
@@ -349,7 +351,20 @@ def release_cmd(
     except ReleaseRefused as exc:
         err.print(f"[red]not released[/red]: {literal(exc)}", soft_wrap=True, highlight=False)
         raise typer.Exit(1) from None
-    console.print(
-        f"released {literal(qid)}: {outcome.rows} rows of {literal(outcome.file_name)} "
-        f"({literal(outcome.feed)}, {outcome.logical_date}) loaded"
-    )
+    if outcome.status == "superseded":
+        # Compare-and-swap lost: a newer delivery is loaded, so the stale bytes are not.
+        console.print(f"not released: {literal(outcome.message)}", soft_wrap=True, highlight=False)
+    else:
+        console.print(
+            f"released {literal(qid)}: {outcome.rows} rows of {literal(outcome.file_name)} "
+            f"({literal(outcome.feed)}, {outcome.logical_date}) loaded"
+        )
+    for dep in outcome.dependents:
+        what = f"{literal(dep.feed)} {dep.logical_date} {literal(dep.file_name)}"
+        if dep.status == "released":
+            line = f"released {literal(dep.quarantine_id)} with it: {dep.rows} rows of {what}"
+        elif dep.status == "superseded":
+            line = f"closed {literal(dep.quarantine_id)} ({what}): {literal(dep.message)}"
+        else:
+            line = f"still open {literal(dep.quarantine_id)} ({what}): {literal(dep.message)}"
+        console.print(line, soft_wrap=True, highlight=False)

@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.cli.output import literal
-from pipelines.timeline import ALL_DATES, LATEST
 
 console = Console()
 DAG_IDS = (
@@ -72,12 +71,15 @@ def last_validation(lake: Any) -> dict[str, dict[str, Any]]:
 
 
 def open_quarantines(lake: Any) -> Any:
+    """Records still holding data back, as ``quarantine list --open`` shows them (a record a
+    newer load superseded is not open)."""
     import pandas as pd
+
+    from pipelines.ingest import quarantine
 
     if lake.table("quarantine") is None:
         return pd.DataFrame()
-    frame = lake.as_of("quarantine", known_at=LATEST, valid_at=ALL_DATES).to_pandas()
-    return frame[frame["status"] == "open"]
+    return pd.DataFrame(quarantine.list_records(lake, "open"))
 
 
 def dag_runs(limit: int = 3) -> tuple[str, list[dict[str, Any]]]:

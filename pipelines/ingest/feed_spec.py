@@ -108,6 +108,30 @@ class FeedSpec(BaseModel):
             render_remote(self.corrections, probe, field="previous")
         return self
 
+    @model_validator(mode="after")
+    def _names_stay_in_the_day_folder(self) -> FeedSpec:
+        """``file``, ``manifest`` and ``corrections`` name a file inside the day's folder.
+
+        They are joined to ``remote_dir`` and used as raw-zone names, so a separator or a
+        ``..`` would read (and land) a file outside the day folder: refused at load time.
+        """
+        probe = dt.date(2001, 2, 3)
+        names = {
+            "file": (self.file, "date"),
+            "manifest": (self.manifest, "date"),
+            "corrections": (self.corrections, "previous"),
+        }
+        for key, (template, var) in names.items():
+            if template is None:
+                continue
+            rendered = render_remote(template, probe, field=var)
+            if not rendered or rendered in (".", "..") or any(s in rendered for s in "/\\"):
+                raise ValueError(
+                    f"{key}: {template!r} renders to {rendered!r}, not a file name inside the "
+                    "day folder (no '/', '\\', '..'; put folders in remote_dir)"
+                )
+        return self
+
     def remote_folder(self, day: dt.date) -> str:
         """Remote folder of business day ``day`` (no trailing slash)."""
         assert self.remote_dir is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 
 from pipelines.errors import AlphaFactoryError
 from pipelines.ingest import quarantine
-from pipelines.ingest.feed_spec import FeedSpec
+from pipelines.ingest.feed_index import TABLE_DEPENDENCIES
+from pipelines.ingest.feed_spec import FeedSpec, load_feeds
 from pipelines.ingest.gate import Gate, GateContext, GateResult, file_failure
 from pipelines.ingest.manifest import delivery_problem, row_count_problem
 from pipelines.ingest.parse import (
@@ -35,7 +36,7 @@ from pipelines.lake import Lake, RawFile
 from pipelines.timeline import ALL_DATES, trading_calendar
 
 log = logging.getLogger(__name__)
-Status = Literal["loaded", "warned", "quarantined", "unchanged", "released"]
+Status = Literal["loaded", "warned", "quarantined", "unchanged", "released", "superseded"]
 
 
 class FeedNotPublished(AlphaFactoryError, RuntimeError):
@@ -71,6 +72,9 @@ class FileOutcome:
     message: str = ""
     quarantine_id: str | None = None
     rules: list[str] = field(default_factory=list)
+    #: Records released automatically with this one (they were blocked by it), or left
+    #: open (status ``quarantined``, message why): see :func:`release`.
+    dependents: list[FileOutcome] = field(default_factory=list)
 
 
 def silver_batch_id(feed: str, day: dt.date, file_name: str, sha256: str) -> str:
@@ -195,6 +199,8 @@ def gate_and_load(
         ),
     )
     result = gate(feed, batch, ctx)
+    if result.outcome == "blocked":
+        result = _name_upstream_blockers(lake, feed, day, batch, ctx, result)
     if result.result_rows:
         _write_validation_results(lake, feed, day, raw, result)
     if result.outcome == "blocked" and not (drop_failing_rows and not result.batch_level):
@@ -594,17 +600,134 @@ def release(
 ) -> FileOutcome:
     """Re-validate a quarantined batch and load it if it now passes.
 
+    Release is compare-and-swap: if the record's feed, day and file were loaded since from
+    a newer delivery (:func:`quarantine.superseded_by`), the record is closed as
+    ``superseded`` and nothing is loaded — old bytes never overwrite a newer load. A
+    released batch is written at its own delivery's knowledge time (the ``published_at``
+    recorded when those bytes arrived; a REST batch: each record's own), never at another
+    delivery's, so it cannot tie with or beat a newer version in an as-of read.
+
     The bytes come from the raw zone — unless ``source`` is given, in which case the file
     is fetched again first (a vendor re-delivery lands as a new raw version and is the one
-    validated). With ``drop_failing_rows`` the rows that fail row-level rules are left out
-    and the rest loaded; a batch-level failure (schema, unreadable file) never loads.
-    The record's new version keeps its original reasons and notes who released it and why.
+    validated). A REST batch is not re-fetched here: :class:`ReleaseRefused` says to re-run
+    the session, whose newer batch then supersedes the record. With ``drop_failing_rows``
+    the rows that fail row-level rules are left out and the rest loaded; a batch-level
+    failure (schema, unreadable file) never loads. The record's new version keeps its
+    original reasons and notes who released it and why.
+
+    Records that name this one as their upstream blocker (``blocked by Q…``) are then
+    re-validated and released too, each audited as released automatically (see
+    :attr:`FileOutcome.dependents`; one that still fails stays open).
     Raises :class:`ReleaseRefused` (the record stays open) if the batch still fails.
     """
     rec = quarantine.get_record(lake, qid)
     if rec["status"] != "open":
         raise ReleaseRefused(f"quarantine {qid} is {rec['status']}, not open")
-    feed = feeds[rec["feed"]]
+    newer = quarantine.superseded_by(lake, rec)
+    if newer is not None:
+        outcome = _close_superseded(lake, rec, newer, actor=actor)
+    else:
+        outcome = _release_open(
+            lake,
+            rec,
+            gate,
+            feed=feeds[rec["feed"]],
+            source=source,
+            drop_failing_rows=drop_failing_rows,
+            actor=actor,
+            reason=reason,
+        )
+    outcome.dependents = _release_dependents(lake, qid, gate, feeds=feeds, actor=actor)
+    return outcome
+
+
+def _close_superseded(
+    lake: Lake, rec: dict[str, Any], newer: quarantine.NewerLoad, *, actor: str
+) -> FileOutcome:
+    """Close a record a newer load replaced; its stale bytes are never loaded."""
+    newer_batch = newer.describe(rec)
+    quarantine.set_status(
+        lake,
+        rec,
+        "superseded",
+        actor=actor,
+        note=f"superseded by {newer_batch}, loaded since: closed by {actor}, nothing loaded",
+    )
+    return FileOutcome(
+        rec["feed"],
+        rec["valid_date"],
+        rec["file_name"],
+        rec["sha256"],
+        "superseded",
+        0,
+        f"{rec['quarantine_id']} superseded: {newer_batch} was loaded since; "
+        "record closed, nothing loaded",
+        rec["quarantine_id"],
+        json.loads(rec["rules"] or "[]"),
+    )
+
+
+def _release_open(
+    lake: Lake,
+    rec: dict[str, Any],
+    gate: Gate,
+    *,
+    feed: FeedSpec,
+    source: FileSource | None,
+    drop_failing_rows: bool,
+    actor: str,
+    reason: str | None,
+) -> FileOutcome:
+    """:func:`release` of a record no newer load has superseded."""
+    qid: str = rec["quarantine_id"]
+    day: dt.date = rec["valid_date"]
+    name: str = rec["file_name"]
+    if feed.protocol == "rest":
+        if source is not None:
+            # A REST batch is a publication-time window, not a file: fetching it again is
+            # re-running the session, which also records the run and the window's cursor.
+            raise ReleaseRefused(
+                f"{name}: --refetch does not apply to REST feed {feed.name}: run "
+                f"'alphafactory ingest day --date {day} --feed {feed.name}' to fetch the "
+                f"session's window again (a changed window loads as a newer batch and "
+                f"closes {qid} as superseded)"
+            )
+        raw = _raw_of(lake, rec)
+        batch, known = _rest_batch(feed, name, lake.read_raw(raw))
+        outcome = _release_records(
+            lake, feed, day, raw, batch, known, gate, drop_failing_rows=drop_failing_rows
+        )
+        published = _batch_published(lake, feed.name, day, name, raw.sha256)
+    else:
+        outcome, published = _release_file(
+            lake,
+            rec,
+            gate,
+            feed=feed,
+            source=source,
+            drop_failing_rows=drop_failing_rows,
+            actor=actor,
+        )
+    outcome.quarantine_id = qid  # the record it came out of, for the caller's report
+    note = f"released by {actor}: {outcome.rows} rows loaded"
+    if reason:
+        note += f" ({reason})"
+    quarantine.set_status(lake, rec, "released", actor=actor, note=note)
+    _ingest_run(lake, outcome, published)
+    return outcome
+
+
+def _release_file(
+    lake: Lake,
+    rec: dict[str, Any],
+    gate: Gate,
+    *,
+    feed: FeedSpec,
+    source: FileSource | None,
+    drop_failing_rows: bool,
+    actor: str,
+) -> tuple[FileOutcome, dt.datetime]:
+    """Re-validate and load a file-drop batch; returns the outcome and its knowledge time."""
     day: dt.date = rec["valid_date"]
     name: str = rec["file_name"]
     if source is None and "file.checksum" in json.loads(rec["rules"]):
@@ -616,7 +739,7 @@ def release(
         )
     manifest_entry: dict[str, Any] | None = None
     published: dt.datetime | None = None
-    if source is not None and feed.protocol == "sftp":
+    if source is not None:
         with source.session() as session:
             listing = session.list_dir(feed.remote_folder(day)) or []
             manifest = _manifest(feed, day, session, listing)
@@ -627,34 +750,12 @@ def release(
             data = session.read(path)
         raw = lake.land_raw(feed.name, day, name, data)
     else:
-        versions = lake.history("raw_manifest", {"feed": feed.name, "file_name": name})
-        mine = [
-            r
-            for r in versions.to_pylist()
-            if r["valid_date"] == day and r["sha256"] == rec["sha256"]
-        ]
-        row = mine[-1]
-        raw = RawFile(
-            feed.name,
-            day,
-            name,
-            row["sha256"],
-            row["size_bytes"],
-            row["uri"],
-            row["file_version"],
-            row["received_at"],
-            landed=False,
-        )
+        raw = _raw_of(lake, rec)
         data = lake.read_raw(raw)
     if published is None:
-        runs = lake.as_of(
-            "ingest_runs",
-            known_at=dt.datetime.now(dt.UTC),
-            valid_at=day,
-            filter=pc.field("feed") == feed.name,
-        ).to_pylist()
-        published = next((r["published_at"] for r in runs if r["published_at"]), raw.received_at)
-    assert published is not None
+        # This delivery's own knowledge time, as recorded when its bytes arrived: another
+        # delivery's (a re-send loaded since) would tie with or beat that newer version.
+        published = _batch_published(lake, feed.name, day, name, raw.sha256) or raw.received_at
     if manifest_entry is not None and manifest_entry.get("sha256") != raw.sha256:
         raise ReleaseRefused(
             f"{name}: the re-delivered file still does not match the manifest checksum"
@@ -676,9 +777,218 @@ def release(
     )
     if outcome.status == "quarantined":
         raise ReleaseRefused(f"{name} still fails: {outcome.message}")
-    note = f"released by {actor}: {outcome.rows} rows loaded"
-    if reason:
-        note += f" ({reason})"
-    quarantine.set_status(lake, rec, "released", actor=actor, note=note)
-    _ingest_run(lake, outcome, published)
-    return outcome
+    return outcome, published
+
+
+def _raw_of(lake: Lake, rec: dict[str, Any]) -> RawFile:
+    """The raw-zone copy of a quarantine record's bytes (its feed, day, file and sha256)."""
+    versions = lake.history("raw_manifest", {"feed": rec["feed"], "file_name": rec["file_name"]})
+    mine = [
+        r
+        for r in versions.to_pylist()
+        if r["valid_date"] == rec["valid_date"] and r["sha256"] == rec["sha256"]
+    ]
+    if not mine:
+        raise ReleaseRefused(
+            f"{rec['file_name']}: no raw-zone copy of sha256 {str(rec['sha256'])[:16]}… "
+            f"for {rec['feed']} {rec['valid_date']}"
+        )
+    row = mine[-1]
+    return RawFile(
+        rec["feed"],
+        rec["valid_date"],
+        rec["file_name"],
+        row["sha256"],
+        row["size_bytes"],
+        row["uri"],
+        row["file_version"],
+        row["received_at"],
+        landed=False,
+    )
+
+
+def _batch_published(
+    lake: Lake, feed: str, day: dt.date, name: str, sha256: str
+) -> dt.datetime | None:
+    """Knowledge time recorded for one delivery (feed, day, file, bytes) when it arrived."""
+    runs = lake.history("ingest_runs", {"feed": feed, "file_name": name}).to_pylist()
+    times = [
+        r["published_at"]
+        for r in runs
+        if r["valid_date"] == day and r["sha256"] == sha256 and r["published_at"] is not None
+    ]
+    return min(times) if times else None
+
+
+def _rest_batch(feed: FeedSpec, name: str, data: bytes) -> tuple[ParsedBatch, pa.Array]:
+    """A landed REST batch (canonical JSON lines) parsed as the daily path parses the
+    fetched records, with each record's own knowledge time."""
+    records = [json.loads(line) for line in data.splitlines() if line.strip()]
+    if not records:
+        raise ReleaseRefused(f"{name}: the landed REST batch holds no records")
+    table = pa.Table.from_pylist(records)
+    return map_columns(feed, name, table), _parse_times(table.column(feed.known_at))
+
+
+def _release_records(
+    lake: Lake,
+    feed: FeedSpec,
+    day: dt.date,
+    raw: RawFile,
+    batch: ParsedBatch,
+    known: pa.Array,
+    gate: Gate,
+    *,
+    drop_failing_rows: bool,
+) -> FileOutcome:
+    """:func:`_gate_records` for a release: per-record known_at, failing rows optionally
+    left out; raises :class:`ReleaseRefused` if the batch still fails."""
+    ctx = GateContext(
+        feed=feed.name,
+        logical_date=day,
+        file_names=(raw.file_name,),
+        published_at=max(known.to_pylist()),
+    )
+    with_known = batch.table.append_column("known_at", known)
+    result = gate(feed, ParsedBatch(batch.feed, batch.file_name, with_known, batch.issues), ctx)
+    if result.result_rows:
+        _write_validation_results(lake, feed, day, raw, result)
+    if result.outcome == "blocked":
+        if not drop_failing_rows or result.batch_level:
+            raise ReleaseRefused(f"{raw.file_name} still fails: {result.message}")
+        keep = pc.invert(
+            pc.is_in(pa.array(range(batch.rows), pa.int64()), pa.array(result.failed_rows))
+        )
+        batch = ParsedBatch(batch.feed, batch.file_name, batch.table.filter(keep), batch.issues)
+        known = pc.filter(known, keep)
+    lake.write(
+        feed.table,
+        _silver_frame(batch, known),
+        batch_id=silver_batch_id(feed.name, day, raw.file_name, raw.sha256),
+    )
+    return FileOutcome(
+        feed.name,
+        day,
+        raw.file_name,
+        raw.sha256,
+        "released",
+        batch.rows,
+        result.message,
+        None,
+        result.rules,
+    )
+
+
+def _release_dependents(
+    lake: Lake, qid: str, gate: Gate, *, feeds: dict[str, FeedSpec], actor: str
+) -> list[FileOutcome]:
+    """Release the records blocked by ``qid`` (oldest day first), each re-validated.
+
+    One still blocked by another open upstream record, or still failing, stays open and is
+    reported with status ``quarantined``.
+    """
+    waiting = [
+        r
+        for r in quarantine.list_records(lake, status=None)
+        if r["status"] in ("open", "superseded") and qid in quarantine.blocked_by(r)
+    ]
+    out: list[FileOutcome] = []
+    for dep in sorted(waiting, key=lambda r: (r["valid_date"], r["feed"], r["file_name"])):
+        dep_id: str = dep["quarantine_id"]
+        still = [
+            b
+            for b in quarantine.blocked_by(dep)
+            if b != qid and quarantine.get_record(lake, b)["status"] == "open"
+        ]
+        try:
+            if still:
+                raise ReleaseRefused(f"still blocked by {', '.join(still)}")
+            out.append(
+                release(
+                    lake,
+                    dep_id,
+                    gate,
+                    feeds=feeds,
+                    actor=actor,
+                    reason=f"automatically, upstream {qid} released",
+                )
+            )
+        except ReleaseRefused as exc:
+            out.append(
+                FileOutcome(
+                    dep["feed"],
+                    dep["valid_date"],
+                    dep["file_name"],
+                    dep["sha256"],
+                    "quarantined",
+                    0,
+                    str(exc),
+                    dep_id,
+                    json.loads(dep["rules"] or "[]"),
+                )
+            )
+    return out
+
+
+def _name_upstream_blockers(
+    lake: Lake,
+    feed: FeedSpec,
+    day: dt.date,
+    batch: ParsedBatch,
+    ctx: GateContext,
+    result: GateResult,
+) -> GateResult:
+    """Name, in a blocked result's message, the open upstream quarantine records holding it
+    back: ``blocked by Q…``.
+
+    A batch failing ``security_known`` for ids that an open quarantined batch of a table it
+    depends on (``TABLE_DEPENDENCIES``, e.g. the day's security master) would have made
+    known is blocked by that record; :func:`release` of it releases this one too. Only
+    upstream batches of the same or an earlier day whose bytes parse are consulted.
+    """
+    upstream = TABLE_DEPENDENCIES.get(feed.table, ())
+    if (
+        "security_known" not in result.rules
+        or not upstream
+        or ctx.known_security_ids is None
+        or "security_id" not in batch.table.column_names
+    ):
+        return result
+    unknown = {s for s in batch.table.column("security_id").to_pylist() if s is not None}
+    unknown -= ctx.known_security_ids
+    held = [
+        r
+        for r in quarantine.list_records(lake, "open")
+        if r["target_table"] in upstream and r["valid_date"] <= day
+    ]
+    if not unknown or not held:
+        return result
+    specs = load_feeds()
+    blockers: list[str] = []
+    covered: set[str] = set()
+    for rec in sorted(held, key=lambda r: (r["valid_date"], r["feed"], r["file_name"])):
+        spec = specs.get(rec["feed"])
+        if spec is None:
+            continue
+        try:
+            data = lake.read_raw(_raw_of(lake, rec))
+            parsed = (
+                _rest_batch(spec, rec["file_name"], data)[0]
+                if spec.protocol == "rest"
+                else parse_file(spec, rec["file_name"], data)
+            )
+        except (AlphaFactoryError, ValueError, KeyError):
+            continue  # bytes that cannot be read say nothing about which ids they hold
+        if "security_id" not in parsed.table.column_names:
+            continue
+        ids = unknown & set(parsed.table.column("security_id").to_pylist())
+        if ids:
+            blockers.append(rec["quarantine_id"])
+            covered |= ids
+    if not blockers:
+        return result
+    note = (
+        f"blocked by {', '.join(blockers)}: {len(covered)} of {len(unknown)} unknown "
+        f"security ids are in quarantined upstream batches; released with them"
+    )
+    return replace(result, message=f"{result.message} ({note})")
