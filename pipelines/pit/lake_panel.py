@@ -233,7 +233,7 @@ class RawCells:
         """The panel of the last ``keep`` rows (the earlier ones only warm the windows up),
         over the securities with a price row in ``days`` (every other field of a cell
         without one is unknown)."""
-        cols = self.present.any(axis=0)
+        cols = np.asarray(self.present.any(axis=0), dtype=bool)
         here = self.present[:, cols]
 
         def w(name: str) -> np.ndarray:
@@ -260,7 +260,8 @@ class RawCells:
                 & (adv >= rule.min_adv)
                 & (history >= rule.min_history)
             )
-        sector = np.where(here, self.sector[:, cols], None)
+        sector = self.sector[:, cols].copy()
+        sector[~here] = None
         rows = slice(len(self.days) - keep, None)
         dates = self.days[rows]
 

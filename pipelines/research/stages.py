@@ -55,13 +55,19 @@ from pipelines.features.spec import FeatureSpec
 from pipelines.lake import Lake
 from pipelines.lake.interface import StageContext
 from pipelines.pit.dataset import ResearchDataset, build_dataset
-from pipelines.pit.labels import DEFAULT_HORIZONS, LabelKind, forward_returns, make_label
+from pipelines.pit.history import PanelHistory, load_history
+from pipelines.pit.labels import (
+    DEFAULT_HORIZONS,
+    LabelKind,
+    LabelSet,
+    forward_returns,
+    make_label,
+)
 from pipelines.pit.lake_panel import (
     DEFAULT_RULE,
     UniverseRule,
     build_panel,
     empty_input_tables,
-    input_versions,
 )
 from pipelines.pit.normalize import rank_gauss
 from pipelines.pit.panel import Panel
@@ -201,6 +207,48 @@ def _feature_frames(panel: Panel, specs: Mapping[str, FeatureSpec]) -> dict[str,
     return {name: compute_feature(spec, panel) for name, spec in specs.items()}
 
 
+def session_features(
+    history: PanelHistory, specs: Mapping[str, FeatureSpec]
+) -> dict[str, pd.DataFrame]:
+    """Every feature of ``specs`` with row ``s`` as :func:`compute_features` computes it on
+    session ``s``: from the history as known at ``s``'s cutoff (corrections and late prints
+    published by then). Only the sessions a revision reaches are recomputed, each from its
+    own window (:meth:`PanelHistory.session_rows`); the others are the first-print values."""
+    lookback = max((s.lookback for s in specs.values()), default=0)
+
+    def at_session(view: Panel) -> dict[str, pd.Series]:
+        day = [view.dates[-1]]
+        return {
+            name: compute_feature(spec, view, dates=day).iloc[0] for name, spec in specs.items()
+        }
+
+    return history.session_rows(_feature_frames(history.panel, specs), lookback, at_session)
+
+
+@dataclass(frozen=True)
+class SessionData:
+    """A research history's model inputs, each session's row as known at its cutoff: the
+    membership panel, the features and the label (usable from ``t + horizon``)."""
+
+    panel: Panel
+    features: dict[str, pd.DataFrame]
+    label: LabelSet
+
+    def dataset(self) -> ResearchDataset:
+        return build_dataset(self.panel, self.features, self.label)
+
+
+def session_data(
+    history: PanelHistory, specs: Mapping[str, FeatureSpec], horizon: int, kind: LabelKind
+) -> SessionData:
+    """Features, label and membership of ``history`` as each session knew them."""
+    return SessionData(
+        history.session_panel(),
+        session_features(history, specs),
+        history.label(horizon, kind),
+    )
+
+
 def _write(ctx: ResearchContext, table: str, frame: pd.DataFrame) -> int:
     """Append ``frame`` (content-hash batch id: re-running writes nothing); rows written."""
     if not len(frame):
@@ -217,7 +265,8 @@ def _day_panel(ctx: ResearchContext, lookback: int) -> Panel:
     """Panel of the ``lookback + 1`` sessions ending at ``ctx.day``."""
     day = trading_calendar().require_session(ctx.day)
     start = trading_calendar().back(day, lookback + 1)[0]
-    return build_panel(ctx.store, start, day, rule=ctx.config.rule)
+    # the window as known now: corrections of earlier days and late prints included
+    return build_panel(ctx.store, start, day, rule=ctx.config.rule, view=ctx.now())
 
 
 # --- universe -----------------------------------------------------------------------------
@@ -434,18 +483,19 @@ class RetrainResult:
     importance: pd.DataFrame
 
 
-def _training_panel(
+def _training_history(
     lake: Lake,
     day: dt.date,
     config: ResearchConfig,
     specs: Mapping[str, FeatureSpec],
-    versions: Mapping[str, int] | None,
-) -> Panel:
+    known_at: dt.datetime,
+) -> PanelHistory:
+    """The history a model fit at ``day`` trains on, read as known at ``known_at``."""
     lookback = max((s.lookback for s in specs.values()), default=0)
     gap = config.horizon + config.embargo
     rows = config.train_sessions + gap + config.valid_sessions + gap + lookback + 1
     start = trading_calendar().back(day, rows)[0]
-    return build_panel(lake, start, day, rule=config.rule, versions=versions)
+    return load_history(lake, start, day, known_at=known_at, rule=config.rule)
 
 
 def _fit_split(dataset: ResearchDataset, config: ResearchConfig) -> Split:
@@ -461,15 +511,19 @@ def _fit_split(dataset: ResearchDataset, config: ResearchConfig) -> Split:
 def retrain(ctx: ResearchContext) -> RetrainResult:
     """Fit a challenger at the session's close, register it, and decide champion/challenger.
 
-    The model is deterministic in (panel, features, params, seed); its registry entry
-    records the training/validation windows, features, params, metrics and the Delta
-    version of every input table, and ``model_id`` is a hash of that content, so
+    It trains on the research history as each session knew it (features of session
+    ``t`` and labels usable at ``t + h`` include the corrections known by then, as the
+    stages of those sessions computed them; :mod:`pipelines.pit.history`), read as known
+    at the session's cutoff. The model is deterministic in (data, features, params,
+    seed); its registry entry records the training/validation windows, features, params,
+    metrics, the content hash of the training rows and the cutoff they were read at, and
+    ``model_id`` is a hash of that content — data landing later changes nothing — so
     :func:`rebuild_model` reproduces it bit for bit.
     """
     lake, day, config, known = ctx.store, ctx.day, ctx.config, ctx.now()
     specs, skipped = _available(lake, _specs(config.features), known)
-    versions = input_versions(lake)
-    panel = _training_panel(lake, day, config, specs, versions)
+    history = _training_history(lake, day, config, specs, known)
+    panel = history.panel
     specs, empty = partition(specs, panel=panel)
     skipped += empty
     if not specs:
@@ -477,15 +531,11 @@ def retrain(ctx: ResearchContext) -> RetrainResult:
             f"nothing to train on at {day}: every feature skipped "
             f"({'; '.join(str(s) for s in skipped)})"
         )
-    label = make_label(panel, config.horizon, config.label_kind)
-    dataset = build_dataset(panel, _feature_frames(panel, specs), label)
+    data = session_data(history, specs, config.horizon, config.label_kind)
+    label = data.label
+    dataset = data.dataset()
     split = _fit_split(dataset, config)
-    model, record = fit_split(
-        dataset,
-        split,
-        config.model_spec(),
-        input_versions=dict(versions),
-    )
+    model, record = fit_split(dataset, split, config.model_spec(), known.isoformat())
     valid = dataset.with_segments(valid=split.valid)
     pred = model.predict(valid, "valid")
     truth = label.usable_at(pd.Timestamp(day)).reindex(index=pred.index)
@@ -548,7 +598,8 @@ def _champion_metric(ctx: ResearchContext, model_id: str, label: Any) -> float:
 
 
 def rebuild_model(lake: Lake, model_id: str, config: ResearchConfig = DEFAULT_CONFIG) -> Model:
-    """Re-fit ``model_id`` from its registry entry: same input versions, panel, rows, params.
+    """Re-fit ``model_id`` from its registry entry: the history as known at its training
+    cutoff, the same rows and params.
 
     The rebuilt model's artifact equals the stored one (checked by the tests). The
     recorded features are used as they are (no skipping: they were computable then).
@@ -558,18 +609,15 @@ def rebuild_model(lake: Lake, model_id: str, config: ResearchConfig = DEFAULT_CO
     stored: StoredModel = load_model(lake, model_id)
     rec = stored.record
     specs = _specs(rec.features)
-    panel = build_panel(
-        lake,
-        stored.panel_start,
-        stored.fit_day,
-        rule=config.rule,
-        versions=rec.input_versions,
+    known = (
+        dt.datetime.fromisoformat(rec.inputs_known_at)
+        if rec.inputs_known_at
+        else decision_cutoff(stored.fit_day)
     )
+    history = load_history(lake, stored.panel_start, stored.fit_day, known, config.rule)
     horizon = int(rec.label.split("_")[2].rstrip("d"))
     kind: LabelKind = rec.label.rsplit("_", 1)[1]  # type: ignore[assignment]
-    label = make_label(panel, horizon, kind)
-    dataset = build_dataset(panel, _feature_frames(panel, specs), label)
-    return rebuild(rec, dataset)
+    return rebuild(rec, session_data(history, specs, horizon, kind).dataset())
 
 
 def models_known(lake: Lake, day: dt.date) -> list[StoredModel]:
@@ -718,18 +766,20 @@ def walk_forward_on_lake(
     """Walk-forward of the configured model on the lake panel of ``[start, end]`` (no lake writes).
 
     Out-of-sample scores of every test block, their daily IC / rank IC against the
-    market-residual forward return of ``config.horizon``, and the IC summary. Features
-    whose data is absent in the lake as known at ``known_at`` (or in the panel) are
-    skipped and listed in ``skipped``.
+    market-residual forward return of ``config.horizon``, and the IC summary. Every
+    session's features and label are as that session knew them (the history as known at
+    its cutoff, capped at ``known_at``: :mod:`pipelines.pit.history`). Features whose data
+    is absent in the lake as known at ``known_at`` (or in the panel) are skipped and
+    listed in ``skipped``.
     """
     specs, skipped = _available(lake, _specs(config.features), known_at)
-    panel = build_panel(lake, start, end, known_at=known_at, rule=config.rule)
-    specs, empty = partition(specs, panel=panel)
+    history = load_history(lake, start, end, known_at=known_at, rule=config.rule)
+    specs, empty = partition(specs, panel=history.panel)
     skipped += empty
     if not specs:
         raise NoFeaturesError(f"every feature skipped: {'; '.join(str(s) for s in skipped)}")
-    label = make_label(panel, config.horizon, config.label_kind)
-    dataset = build_dataset(panel, _feature_frames(panel, specs), label)
+    data = session_data(history, specs, config.horizon, config.label_kind)
+    panel, label, dataset = data.panel, data.label, data.dataset()
     splits = walk_forward_splits(len(panel.dates), config.walk_forward())
     result = run_walk_forward(dataset, splits, config.model_spec())
     ic = dg.ic_by_date(result.scores, label.values, config.horizon, model_label="walk_forward")
