@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,7 +76,11 @@ from pipelines.pit.splits import Split, WalkForwardConfig, walk_forward_splits
 from pipelines.research import diagnostics as dg
 from pipelines.timeline import Clock, decision_cutoff, trading_calendar
 
+log = logging.getLogger(__name__)
+
 IC_HORIZONS: tuple[int, ...] = dg.IC_DECAY_HORIZONS
+#: ``research_diagnostics`` kind of a session whose own prices were not known at its cutoff.
+UNPRICED_SESSION_KIND = "unpriced_session"
 N_QUANTILES = 5
 
 
@@ -292,9 +297,39 @@ def universe_frame(panel: Panel, day: dt.date) -> pd.DataFrame:
     )
 
 
+def _unpriced(ctx: ResearchContext, panel: Panel, stage: str) -> bool:
+    """True when the session has no close known at its cutoff (its vendor folder came late
+    or not at all): one WARNING line and one ``research_diagnostics`` row say so, so the
+    stage's empty output is never silent. The late prices reach the next session."""
+    close = panel.field("close").iloc[panel.position(pd.Timestamp(ctx.day))]
+    if close.notna().any():
+        return False
+    reason = f"no close for {ctx.day} known at {ctx.now().isoformat()} (late or missing prices)"
+    log.warning("research %s for %s: nothing computed: %s", stage, ctx.day, reason)
+    row = pd.DataFrame(
+        {
+            "model_id": [""],
+            "kind": UNPRICED_SESSION_KIND,
+            "name": stage,
+            "horizon": np.int32(0),
+            "bucket": reason,
+            "value": np.nan,
+            "n": np.int64(0),
+        }
+    )
+    _write(ctx, "research_diagnostics", row.assign(valid_date=ctx.day, known_at=ctx.now()))
+    return True
+
+
 def compute_universe(ctx: ResearchContext) -> pd.DataFrame:
-    """Write and return the universe of the session (point-in-time, survivorship-free)."""
-    frame = universe_frame(_day_panel(ctx, 0), ctx.day)
+    """Write and return the universe of the session (point-in-time, survivorship-free).
+
+    A session without a close known at its cutoff has no universe: it writes none and
+    says why (:func:`_unpriced`)."""
+    panel = _day_panel(ctx, 0)
+    frame = universe_frame(panel, ctx.day)
+    if _unpriced(ctx, panel, "universe"):
+        return frame
     _write(ctx, "universe", frame.assign(valid_date=ctx.day, known_at=ctx.now()))
     return frame
 
