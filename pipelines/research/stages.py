@@ -402,30 +402,64 @@ def stored_universe(
 # --- labels -------------------------------------------------------------------------------
 
 
+#: Sessions back that :func:`compute_labels` looks for a session whose prices came after
+#: its cutoff: the labels ending on it could not be computed then, and are written once known.
+LABEL_CATCH_UP = 5
+
+
+def _late_sessions(ctx: ResearchContext, sessions: Sequence[dt.date]) -> list[dt.date]:
+    """The ``sessions`` without any price known at their own cutoff (a late or missing folder)."""
+    return [
+        e
+        for e in sessions
+        if ctx.store.as_of(
+            "prices", known_at=decision_cutoff(e), valid_at=e, columns=["security_id"]
+        ).num_rows
+        == 0
+    ]
+
+
 def compute_labels(ctx: ResearchContext) -> pd.DataFrame:
     """Append the labels that became known at the session's close: label date ``day − h``
-    for each h of ``ctx.config.label_horizons`` and kind of ``label_kinds``."""
+    for each h of ``ctx.config.label_horizons`` and kind of ``label_kinds``, read as known
+    at the session's cutoff (a price correction published by then included).
+
+    Labels ending on an earlier session whose prices came after its cutoff (up to
+    :data:`LABEL_CATCH_UP` sessions back) could not be computed on it; they are computed
+    and written now, when they became known. A session without a close known at its
+    cutoff writes no label and says why (:func:`_unpriced`).
+    """
     horizons, kinds = ctx.config.label_horizons, ctx.config.label_kinds
-    panel = _day_panel(ctx, max(horizons))
+    panel = _day_panel(ctx, max(horizons) + LABEL_CATCH_UP)
+    if _unpriced(ctx, panel, "labels"):
+        return pd.DataFrame(
+            {"security_id": [], "label": [], "horizon": [], "value": [], "valid_date": []}
+        )
+    last = len(panel.dates) - 1
+    earlier = [d.date() for d in panel.dates[max(0, last - LABEL_CATCH_UP) : last]]
+    late = {panel.position(pd.Timestamp(e)) for e in _late_sessions(ctx, earlier)}
     frames = []
     for h in horizons:
-        t = len(panel.dates) - 1 - h
-        label_day = panel.dates[t].date()
+        ends = [last, *sorted(late)]
         for kind in kinds:
             label = make_label(panel, h, kind)
-            values = label.values.iloc[t].to_numpy()
-            ok = np.isfinite(values)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "security_id": panel.securities[ok].astype(str),
-                        "label": label.name,
-                        "horizon": np.int32(h),
-                        "value": values[ok],
-                        "valid_date": label_day,
-                    }
+            for end in ends:
+                t = end - h
+                if t < 0:
+                    continue
+                values = label.values.iloc[t].to_numpy()
+                ok = np.isfinite(values)
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "security_id": panel.securities[ok].astype(str),
+                            "label": label.name,
+                            "horizon": np.int32(h),
+                            "value": values[ok],
+                            "valid_date": panel.dates[t].date(),
+                        }
+                    )
                 )
-            )
     frame = pd.concat(frames, ignore_index=True)
     _write(ctx, "labels", frame.assign(known_at=ctx.now()))
     return frame

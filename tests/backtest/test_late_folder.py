@@ -93,6 +93,14 @@ def test_research_stages_skip_the_unpriced_session_loudly_and_recover(
         ResearchContext(late_lake, NEXT).with_features(["reversal_5d", "volatility_21d"])
     )
     assert set(features["feature"]) == {"reversal_5d", "volatility_21d"}
+    # the labels ending on L could not be computed at L; they are written at L + 1
+    with caplog.at_level(logging.WARNING):
+        assert stages.compute_labels(ResearchContext(late_lake, L)).empty
+    assert "research labels" in caplog.text
+    labels = stages.compute_labels(ResearchContext(late_lake, NEXT))
+    for h in (5, 21):
+        assert (labels["valid_date"] == CAL.offset(L, -h)).sum() >= 20 * 3, h
+        assert (labels["valid_date"] == CAL.offset(NEXT, -h)).sum() >= 20 * 3, h
 
 
 def test_backtest_over_a_late_folder_completes_and_names_the_skipped_session(
