@@ -30,7 +30,7 @@ from the late close, and nothing is lost).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -154,28 +154,71 @@ class PanelHistory:
         return cells.panel(min(lookback + 1, s + 1 - lo), self.rule)
 
     # --- values per session -----------------------------------------------------------------
+    def _state(self, row: int, lo: int, hi: int) -> Panel:
+        """Rows ``[lo, hi)`` as the sessions from ``row`` on know them until the next
+        revision becomes visible: each row's price as known at the later of its own cutoff
+        and ``row``'s (the lake as known at ``row``'s cutoff, later rows as first printed)."""
+        view = np.maximum(self._cutoffs[self._rt], self._cutoffs[row])
+        return self._resolve(view, lo, hi).panel(hi - lo, self.rule)
+
     def session_rows(
         self,
         frames: dict[str, pd.DataFrame],
-        lookback: int,
-        compute: Callable[[Panel], dict[str, pd.Series]],
+        lookbacks: Mapping[str, int],
+        compute: Callable[[Panel, list[str]], dict[str, pd.DataFrame]],
     ) -> dict[str, pd.DataFrame]:
-        """``frames`` (first-print values on :attr:`panel`'s axes) with the row of every
-        affected session replaced by ``compute(view)`` — the values of the view's last
-        session as known then."""
-        rows = self.affected(lookback)
-        if not len(rows):
+        """``frames`` (first-print values on :attr:`panel`'s axes; row ``s`` = the value of
+        session ``s``) with the rows a revision reaches recomputed as their sessions knew
+        them: ``compute(panel, names)`` gives, for each of ``names``, a frame on the
+        panel's dates whose row ``s`` reads only rows ``<= s`` (within ``lookbacks[name]``
+        sessions) — so it can be computed on any panel holding those rows as known at
+        ``s``'s cutoff.
+
+        Sessions between two revisions becoming visible know the same lake, so each such
+        interval is computed in one vectorized pass over its rows (plus the windows before
+        them), not session by session; sessions no visible revision reaches keep their
+        first-print values.
+        """
+        n = len(self._cells.days)
+        hit = np.zeros((n, len(lookbacks)), dtype=bool)
+        names = list(lookbacks)
+        for j, name in enumerate(names):
+            hit[self.affected(lookbacks[name]) + self._lead, j] = True
+        if not hit.any():
             return frames
         out = {k: v.to_numpy(copy=True) for k, v in frames.items()}
         secs = self.panel.securities
-        for row in rows:
-            for name, values in compute(self.view(int(row), lookback)).items():
+        # the rows at which the known lake changes: each late version's first session
+        events = np.unique(self._late_seen[self._late_seen < n])
+        bounds = [*events.tolist(), n]
+        for k in range(len(events)):
+            first, stop = bounds[k], bounds[k + 1]
+            rows = np.nonzero(hit[first:stop].any(axis=1))[0] + first
+            if not len(rows):
+                continue
+            chosen = [nm for j, nm in enumerate(names) if hit[rows, j].any()]
+            reach = self._reach(max(lookbacks[nm] for nm in chosen))
+            lo, hi = max(0, int(rows[0]) - reach), int(rows[-1]) + 1
+            state = self._state(first, lo, hi)
+            pos = state.dates.get_indexer(self._cells.days[rows])
+            for name, frame in compute(state, chosen).items():
+                j = names.index(name)
+                take = hit[rows, j]
                 target = out[name]
-                # a security the view does not hold is unknown there: NaN, None or False
-                fill = False if target.dtype == bool else None if target.dtype == object else np.nan
-                target[row] = values.reindex(secs, fill_value=fill).to_numpy(dtype=target.dtype)
+                # a security the state does not hold is unknown there: NaN, None or False
+                wide = frame.reindex(columns=secs).to_numpy(dtype=target.dtype, copy=True)
+                if target.dtype == object:
+                    wide[pd.isna(wide)] = None
+                elif target.dtype == bool:
+                    wide &= frame.reindex(columns=secs).notna().to_numpy()
+                target[rows[take] - self._lead] = wide[pos[take]]
         return {
-            k: pd.DataFrame(v, index=frames[k].index, columns=frames[k].columns)
+            k: pd.DataFrame(
+                v,
+                index=frames[k].index,
+                columns=frames[k].columns,
+                dtype=object if v.dtype == object else None,
+            )
             for k, v in out.items()
         }
 
@@ -184,31 +227,29 @@ class PanelHistory:
         earlier close changes ``s``'s return, ADV and membership)."""
         base = self.panel
 
-        def last_row(view: Panel) -> dict[str, pd.Series]:
-            return {name: view.field(name).iloc[-1] for name in base.field_names}
+        def fields(state: Panel, names: list[str]) -> dict[str, pd.DataFrame]:
+            return {name: state.field(name) for name in names}
 
-        frames = self.session_rows(dict(base.fields), 0, last_row)
+        lookbacks = dict.fromkeys(base.field_names, 0)
+        frames = self.session_rows(dict(base.fields), lookbacks, fields)
         return Panel(base.dates, base.securities, frames)
 
     def label(self, horizon: int, kind: LabelKind = "market") -> LabelSet:
         """Label ``horizon``/``kind`` with row ``t`` as computed at ``t + horizon`` — the
         session it becomes usable — from the history as known then."""
         first = make_label(self.panel, horizon, kind)
-        if not len(self.affected(horizon)):
-            return first
-        secs = self.panel.securities
-        values = first.values.to_numpy(copy=True)
-        for row in self.affected(horizon):
-            t = int(row) - horizon
-            if t < 0:
-                continue
-            view = self.view(int(row), horizon)
-            values[t] = make_label(view, horizon, kind).values.iloc[0].reindex(secs).to_numpy()
+
+        def at_end(state: Panel, names: list[str]) -> dict[str, pd.DataFrame]:
+            # row s holds the label of s − horizon: the one session s computes
+            return {"label": make_label(state, horizon, kind).values.shift(horizon)}
+
+        ended = {"label": first.values.shift(horizon)}
+        values = self.session_rows(ended, {"label": horizon}, at_end)["label"]
         return LabelSet(
             name=first.name,
             horizon=horizon,
             kind=kind,
-            values=pd.DataFrame(values, index=first.values.index, columns=secs),
+            values=values.shift(-horizon),
             available_date=label_available_date(self.panel.dates, horizon),
         )
 

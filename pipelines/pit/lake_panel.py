@@ -266,7 +266,10 @@ class RawCells:
         dates = self.days[rows]
 
         def frame(values: np.ndarray) -> pd.DataFrame:
-            return pd.DataFrame(values[rows], index=dates, columns=secs)
+            # object stays object (None = unknown): pandas would otherwise infer a string
+            # dtype for some columns and not others, depending on the rows in the window
+            dtype = object if values.dtype == object else None
+            return pd.DataFrame(values[rows], index=dates, columns=secs, dtype=dtype)
 
         fields = {
             "close": frame(close),

@@ -217,17 +217,15 @@ def session_features(
 ) -> dict[str, pd.DataFrame]:
     """Every feature of ``specs`` with row ``s`` as :func:`compute_features` computes it on
     session ``s``: from the history as known at ``s``'s cutoff (corrections and late prints
-    published by then). Only the sessions a revision reaches are recomputed, each from its
-    own window (:meth:`PanelHistory.session_rows`); the others are the first-print values."""
-    lookback = max((s.lookback for s in specs.values()), default=0)
+    published by then). Only the (session, feature) pairs whose lookback window a revision
+    reaches are recomputed, one vectorized pass per interval of sessions that know the
+    same lake (:meth:`PanelHistory.session_rows`); the others are the first-print values."""
 
-    def at_session(view: Panel) -> dict[str, pd.Series]:
-        day = [view.dates[-1]]
-        return {
-            name: compute_feature(spec, view, dates=day).iloc[0] for name, spec in specs.items()
-        }
+    def at_session(state: Panel, names: list[str]) -> dict[str, pd.DataFrame]:
+        return {n: compute_feature(specs[n], state) for n in names}
 
-    return history.session_rows(_feature_frames(history.panel, specs), lookback, at_session)
+    lookbacks = {name: spec.lookback for name, spec in specs.items()}
+    return history.session_rows(_feature_frames(history.panel, specs), lookbacks, at_session)
 
 
 @dataclass(frozen=True)

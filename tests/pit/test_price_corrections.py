@@ -40,6 +40,7 @@ BAD = 1.05
 FEATURES = ("reversal_5d", "volatility_21d", "max_ret_21d", "sentiment_5d")
 CAL = trading_calendar()
 D1, D2 = CAL.offset(D, 1), CAL.offset(D, 2)
+D_MINUS, LATE = CAL.offset(D, -1), CAL.offset(D, 8)
 
 
 def _plant(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -50,13 +51,27 @@ def _plant(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     px.loc[at, "close"] = px.loc[at, "close"] * BAD
     # the vendor's correction: published with D + 2's folder (18:00, before its 20:00 cutoff)
     good["known_at"] = pd.Timestamp(decision_cutoff(D2)) - pd.Timedelta(hours=2)
-    frames["prices"] = pd.concat([px, good], ignore_index=True)
+    # more history being revised around it, so that several lake states follow one another:
+    # the same cell corrected again at D + 6, another name's D − 1 close corrected at D + 4,
+    # and the folder of D + 8 published an hour after its cutoff
+    again = good.assign(
+        close=good["close"] * 1.001,
+        known_at=pd.Timestamp(decision_cutoff(CAL.offset(D, 6))) - pd.Timedelta(hours=2),
+    )
+    other = (px["security_id"] == _victim(px, 5)) & (px["valid_date"] == pd.Timestamp(D_MINUS))
+    fixed = px[other].assign(
+        close=px.loc[other, "close"] * 0.9,
+        known_at=pd.Timestamp(decision_cutoff(CAL.offset(D, 4))) - pd.Timedelta(hours=2),
+    )
+    late = px["valid_date"] == pd.Timestamp(LATE)
+    px.loc[late, "known_at"] = pd.Timestamp(decision_cutoff(LATE)) + pd.Timedelta(hours=1)
+    frames["prices"] = pd.concat([px, good, again, fixed], ignore_index=True)
     return frames
 
 
-def _victim(prices: pd.DataFrame) -> str:
+def _victim(prices: pd.DataFrame, k: int = 3) -> str:
     on_d = prices[prices["valid_date"] == pd.Timestamp(D)]
-    return str(sorted(on_d["security_id"].astype(str))[3])
+    return str(sorted(on_d["security_id"].astype(str))[k])
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +97,7 @@ def _view(lake: Lake, s: dt.date, lookback: int) -> Panel:
 
 
 def _sessions() -> list[dt.date]:
-    return CAL.sessions(CAL.offset(D, -3), CAL.offset(D, 30))
+    return CAL.sessions(CAL.offset(D, -3), CAL.offset(D, 14))
 
 
 def test_returns_use_the_correction_once_it_is_known(
