@@ -17,6 +17,11 @@ Row ``t`` of the panel holds what was known at the research cutoff of session ``
 * ``sector`` and listing status: the security-master state in force at ``t`` as known then;
 * ``sentiment``: the day's score when published by the cutoff.
 
+With ``view`` = a session's cutoff (what that session's research stages read), every row's
+price is the latest version known at ``view`` instead: the corrections of earlier days and
+the prints that came after their own session's cutoff, as the live loop's snapshot sees
+them; :mod:`pipelines.pit.history` gives every session of a range its own view, cheaply.
+
 The one bitemporal SQL query is ``sql/pit/panel.sql`` (DuckDB over the Delta tables'
 ``to_pyarrow_dataset()``); the universe rule is applied here, vectorized.
 """
