@@ -16,11 +16,14 @@ A history over many sessions would need one such read per session. Instead
 
 The **first-print panel** (:attr:`PanelHistory.panel`: each row's price as first known at
 its own cutoff) is the history of every session whose window holds no revision known by
-its cutoff. For the sessions whose window does (:meth:`PanelHistory.affected`), the window
-is rebuilt in memory as known at that session (:meth:`PanelHistory.view`) — the same cells,
-the same derivation (:class:`~pipelines.pit.lake_panel.RawCells`), so it equals
-``build_panel(..., view=cutoff(s))`` bit for bit — and only that session's values are
-recomputed from it. Corrections are sparse, so few windows are rebuilt.
+its cutoff. For the sessions whose window does (:meth:`PanelHistory.affected`), the rows
+are rebuilt in memory as known then — the same cells, the same derivation
+(:class:`~pipelines.pit.lake_panel.RawCells`), so a session's window equals
+``build_panel(..., view=cutoff(s))`` bit for bit (:meth:`PanelHistory.view`) — and only
+those sessions' values are recomputed. The sessions between two revisions becoming
+visible know the same lake, so each such interval is recomputed in one vectorized pass
+(:meth:`PanelHistory.session_rows`), and a value is recomputed only where a revision falls
+inside its own lookback. Corrections are sparse, so little is recomputed.
 
 A session whose own prices came after its cutoff has no price row in its own view: its
 decision is made without them. The next session's view has them (so its return is computed
