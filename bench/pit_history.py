@@ -131,7 +131,7 @@ def main() -> None:
     out: dict[str, object] = {
         "machine": platform.platform(),
         "universe": universe,
-        "corrections": args.corrections,
+        "n_corrections": args.corrections,
         "late_sessions": [str(d) for d in late_days],
     }
     with tempfile.TemporaryDirectory() as tmp:
