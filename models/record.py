@@ -1,9 +1,11 @@
 """The record of one trained model: what the lake registry stores (:mod:`models.lake_store`).
 
 ``model_id`` is a content hash of everything that determines the model
-(artifact text, params, features, label, training/validation windows, input
-table versions) — not of ``created_at`` or metrics — so rebuilding a model
-from its record reproduces the same id. ``model`` names the implementation in
+(artifact text, params, features, label, training/validation windows, and the
+content hash of the training rows as known at the training cutoff) — not of
+``created_at``, metrics or the lake's Delta versions — so rebuilding a model from
+its record reproduces the same id, and data landing after the cutoff (which the
+model never saw) does not change it. ``model`` names the implementation in
 :data:`models.factory.MODELS` that reads the artifact back.
 """
 
@@ -27,8 +29,11 @@ class ModelRecord:
     """Everything needed to audit and rebuild one trained model.
 
     ``metrics`` holds at least ``oos_rank_ic`` once evaluated (mean out-of-sample
-    rank IC). ``input_versions`` maps lake table name → Delta version, as passed
-    by the caller.
+    rank IC). ``inputs_hash`` is the content hash of the rows the model was fit on
+    (:meth:`pipelines.pit.dataset.ResearchDataset.digest`), ``inputs_known_at`` the
+    knowledge time they were read at (ISO; what a rebuild reads the lake as of).
+    ``input_versions`` (Delta versions) is only read from records written before
+    ``inputs_hash`` existed; it is not part of the id.
     """
 
     model_id: str
@@ -44,6 +49,8 @@ class ModelRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     input_versions: dict[str, int] = field(default_factory=dict)
     model: str = "lgbm"
+    inputs_hash: str = ""
+    inputs_known_at: str | None = None
 
     @staticmethod
     def content_hash(
@@ -53,7 +60,7 @@ class ModelRecord:
         features: tuple[str, ...] | list[str],
         label: str,
         windows: tuple[str | None, ...],
-        input_versions: dict[str, int],
+        inputs_hash: str,
     ) -> str:
         """sha256 over the canonical JSON of the model-determining content (first 16 hex)."""
         payload = _canonical(
@@ -63,7 +70,7 @@ class ModelRecord:
                 "features": list(features),
                 "label": label,
                 "windows": list(windows),
-                "input_versions": input_versions,
+                "inputs": inputs_hash,
             }
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -80,13 +87,13 @@ class ModelRecord:
         train_end: str,
         valid_start: str | None = None,
         valid_end: str | None = None,
-        input_versions: dict[str, int] | None = None,
+        inputs_hash: str = "",
+        inputs_known_at: str | None = None,
         metrics: dict[str, float] | None = None,
         created_at: datetime | None = None,
         model: str = "lgbm",
     ) -> ModelRecord:
         """Build a record, deriving ``model_id`` from the content."""
-        versions = dict(input_versions or {})
         windows = (train_start, train_end, valid_start, valid_end)
         return cls(
             model_id=cls.content_hash(
@@ -95,7 +102,7 @@ class ModelRecord:
                 features=features,
                 label=label,
                 windows=windows,
-                input_versions=versions,
+                inputs_hash=inputs_hash,
             ),
             created_at=created_at or datetime.now(UTC),
             train_start=train_start,
@@ -107,8 +114,9 @@ class ModelRecord:
             params=dict(params),
             booster=booster,
             metrics=dict(metrics or {}),
-            input_versions=versions,
             model=model,
+            inputs_hash=inputs_hash,
+            inputs_known_at=inputs_known_at,
         )
 
     @property

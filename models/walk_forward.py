@@ -44,9 +44,13 @@ def fit_split(
     dataset: ResearchDataset,
     split: Split,
     spec: ModelSpec,
-    input_versions: dict[str, int] | None = None,
+    known_at: str | None = None,
 ) -> tuple[Model, ModelRecord]:
-    """Fit one model of ``spec`` on a split and describe it as a :class:`ModelRecord`."""
+    """Fit one model of ``spec`` on a split and describe it as a :class:`ModelRecord`.
+
+    The record's id covers the content of the rows fit on (train and valid segments), so
+    two fits on identical data get one id; ``known_at`` records when those rows were read.
+    """
     ds = dataset.with_segments(train=split.train, valid=split.valid, test=split.test)
     model = create_model(spec).fit(ds)
     when = split.describe(dataset.dates)
@@ -61,7 +65,8 @@ def fit_split(
         train_end=_fmt(when["train_end"]),
         valid_start=_fmt(when["valid_start"]),
         valid_end=_fmt(when["valid_end"]),
-        input_versions=input_versions,
+        inputs_hash=dataset.digest(split.train[0], max(split.train[1], split.valid[1])),
+        inputs_known_at=known_at,
         metrics=model.fit_metrics(),
     )
     return model, record
@@ -93,7 +98,7 @@ def run_walk_forward(
     dataset: ResearchDataset,
     splits: Sequence[Split],
     spec: ModelSpec,
-    input_versions: dict[str, int] | None = None,
+    known_at: str | None = None,
     keep_models: bool = False,
 ) -> WalkForwardResult:
     """Fit every split in order and collect its test-segment scores."""
@@ -101,7 +106,7 @@ def run_walk_forward(
     records: list[ModelRecord] = []
     models: dict[str, Model] = {}
     for split in splits:
-        model, record = fit_split(dataset, split, spec, input_versions)
+        model, record = fit_split(dataset, split, spec, known_at)
         ds = dataset.with_segments(test=split.test)
         X, _, idx = ds.matrix("test", labelled=False)
         if len(X):

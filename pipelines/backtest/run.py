@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import math
 import re
 import time
@@ -55,6 +56,8 @@ from pipelines.lake.maintenance import maintain
 from pipelines.lake.stage_state import TABLE as STAGE_STATE
 from pipelines.lake.stage_state import StageState
 from pipelines.timeline import ALL_DATES, LATEST, decision_cutoff, trading_calendar
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, dt.date], None]
 #: Tables the loop appends to every session (compacted during long runs).
@@ -95,6 +98,9 @@ class BacktestResult:
     seconds: dict[str, float] = field(default_factory=dict)
     #: The session the run resumed after (None: it ran from its first session).
     resumed_after: dt.date | None = None
+    #: Sessions that decided nothing new, and why (their prices were not known at their
+    #: cutoff: a late or missing vendor folder); the run went on with stale marks.
+    skipped: dict[dt.date, str] = field(default_factory=dict)
 
 
 def config_hash(config: DailyConfig, start: dt.date, end: dt.date) -> str:
@@ -162,10 +168,18 @@ def _save_checkpoint(
     every: int,
     rows: list[dict[str, object]],
     state: Any,
+    skipped: dict[dt.date, str],
 ) -> None:
     """Record that sessions ``0..index`` of the run are in the lake: the equity rows so far,
-    the paper broker's account and the checkpoint schedule."""
-    payload = {"session": day, "index": index, "every": every, "rows": rows, "broker": state}
+    the paper broker's account, the skipped sessions and the checkpoint schedule."""
+    payload = {
+        "session": day,
+        "index": index,
+        "every": every,
+        "rows": rows,
+        "broker": state,
+        "skipped": skipped,
+    }
     StageState(lake, run_id, day, clock=lambda: decision_cutoff(day)).put(CHECKPOINT, payload)
 
 
@@ -239,12 +253,14 @@ def run_backtest(
         id_base=int(hashlib.sha256(run_id.encode()).hexdigest()[:7], 16) * 1_000_000,
     )
     rows: list[dict[str, object]] = []
+    skipped: dict[dt.date, str] = {}
     first = 0
     resumed_after = None
     if checkpoint is not None:
         # The schedule the run started with: its segments must end where they did.
         every = int(checkpoint["every"])
         rows = list(checkpoint["rows"])
+        skipped = dict(checkpoint.get("skipped") or {})
         broker.restore_account(checkpoint["broker"])
         first = int(checkpoint["index"]) + 1
         resumed_after = checkpoint["session"]
@@ -264,6 +280,9 @@ def run_backtest(
             write_report=False,
             store=buffer,
         )
+        if out.skipped is not None:
+            # run_day logged it; the run goes on and names the session in its result
+            skipped[day] = out.skipped
         for stage, spent in out.seconds.items():
             seconds[stage] = seconds.get(stage, 0.0) + spent
         book = dict(out.outputs["reconcile"]["book"])
@@ -278,7 +297,7 @@ def run_backtest(
         if buffer is not None and flushed:
             buffer.flush()
         if checkpoint_now:
-            _save_checkpoint(lake, run_id, day, i, every, rows, broker.account_state())
+            _save_checkpoint(lake, run_id, day, i, every, rows, broker.account_state(), skipped)
             # The next segment solves with a freshly compiled optimizer, as a run resumed
             # from this checkpoint does: warm re-solves carry solver state (see
             # _fresh_optimizers) that a checkpoint cannot hold.
@@ -308,8 +327,24 @@ def run_backtest(
             metrics,
             lake.location.options(),
         )
+    if skipped:
+        log.warning(
+            "backtest %s: %d session(s) skipped: %s",
+            run_id,
+            len(skipped),
+            "; ".join(f"{d}: {why}" for d, why in sorted(skipped.items())),
+        )
     return BacktestResult(
-        run_id, days[0], days[-1], daily, metrics, digest, report_path, seconds, resumed_after
+        run_id,
+        days[0],
+        days[-1],
+        daily,
+        metrics,
+        digest,
+        report_path,
+        seconds,
+        resumed_after,
+        skipped,
     )
 
 

@@ -7,6 +7,7 @@ functions one per task (:mod:`pipelines.daily.stages`).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from pipelines.execution import Broker
 from pipelines.lake import Lake
 from pipelines.lake.interface import Store
 from pipelines.portfolio.styles import SnapshotRiskModel
+
+log = logging.getLogger(__name__)
 
 STAGE_ORDER = (
     "ingest",
@@ -40,6 +43,8 @@ class DayResult:
     day: dt.date
     outputs: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Why the session decided nothing new (its prices were not known at its cutoff), or None.
+    skipped: str | None = None
 
 
 def run_day(
@@ -62,6 +67,11 @@ def run_day(
     config's approval policy. ``store`` (default: ``lake``) is where the stages read and
     write (a backtest passes its write buffer over ``lake``). Re-running a day is safe: orders are reused, fills and
     positions are stored once, the book row is rewritten only if it changed.
+
+    A session whose prices were not known at its cutoff (a late or missing vendor folder)
+    is skipped, not failed: after ``ingest`` only ``reconcile`` (the book at the last
+    closes known, listed as stale) and ``report`` run, one WARNING line says why, and
+    :attr:`DayResult.skipped` holds the reason.
     """
     ctx = stages.DayContext(
         lake=lake,
@@ -87,7 +97,14 @@ def run_day(
     ]
     if write_report:
         steps.append(("report", lambda: stages.report(ctx)))
+    decides = {"research", "risk_model", "optimize", "pretrade", "approve", "execute"}
     for name, step in steps:
+        if name in decides and ctx.skip_reason is not None:
+            if result.skipped is None:
+                result.skipped = ctx.skip_reason
+                log.warning("%s: session skipped: %s", day, ctx.skip_reason)
+            result.outputs[name] = {"skipped": ctx.skip_reason}
+            continue
         started = time.perf_counter()
         result.outputs[name] = step()
         result.seconds[name] = time.perf_counter() - started

@@ -180,6 +180,24 @@ class DayContext:
         return load_snapshot(self.store, self.day, self.config.lookback_sessions)
 
     @cached_property
+    def skip_reason(self) -> str | None:
+        """Why the session decides nothing new, or None.
+
+        A session whose prices were not known at its cutoff (the vendor's folder came late,
+        or not at all) has no tradable security as decided then: it writes no scores,
+        targets or orders, and its book is marked at the last closes known (stale). The
+        late prices are in the next session's history (its returns start from them).
+        """
+        close = self.snapshot.close
+        today = pd.Timestamp(self.day)
+        if today in close.index and close.loc[today].notna().any():
+            return None
+        return (
+            f"no close for {self.day} known at its cutoff {decision_cutoff(self.day).isoformat()}"
+            " (its prices are late or missing): no new scores, targets or orders"
+        )
+
+    @cached_property
     def trade_date(self) -> dt.date:
         """The session the day's orders work in."""
         return trading_calendar().next_session(self.day)
@@ -196,8 +214,15 @@ def ingest(ctx: DayContext) -> dict[str, int]:
     return ctx.ingestor.ingest(ctx.lake, ctx.day)
 
 
+def _skipped(ctx: DayContext) -> dict[str, Any] | None:
+    """The summary of a stage in a session that decides nothing (:attr:`DayContext.skip_reason`)."""
+    return None if ctx.skip_reason is None else {"skipped": ctx.skip_reason}
+
+
 def research(ctx: DayContext) -> dict[str, Any]:
-    """Stage 2: the day's alpha scores (state ``scores``)."""
+    """Stage 2: the day's alpha scores (state ``scores``); nothing in a skipped session."""
+    if (skipped := _skipped(ctx)) is not None:
+        return skipped
     scores = ctx.scores_source.scores(ctx.store, ctx.day, ctx.snapshot)
     if scores.empty:
         raise StageInputError(f"{ctx.day}: the score source returned no scores")
@@ -208,7 +233,10 @@ def research(ctx: DayContext) -> dict[str, Any]:
 
 
 def risk_model(ctx: DayContext) -> dict[str, Any]:
-    """Stage 3: the factor risk model at the day's close (state ``risk_model``)."""
+    """Stage 3: the factor risk model at the day's close (state ``risk_model``); nothing
+    in a skipped session."""
+    if (skipped := _skipped(ctx)) is not None:
+        return skipped
     model = ctx.risk_source.risk_model(ctx.store, ctx.day, ctx.snapshot)
     if ctx.config.record_portfolio_tables:
         from pipelines.portfolio.stage import store_risk_model
@@ -299,7 +327,10 @@ def current_book(ctx: DayContext) -> Book:
 
 def optimize(ctx: DayContext) -> dict[str, Any]:
     """Stage 4: targets for the next session (state ``book`` and ``targets``), through the
-    one rebalance (:func:`pipelines.portfolio.rebalance.rebalance`)."""
+    one rebalance (:func:`pipelines.portfolio.rebalance.rebalance`); nothing in a skipped
+    session."""
+    if (skipped := _skipped(ctx)) is not None:
+        return skipped
     from pipelines.portfolio.alpha import expected_returns
     from pipelines.portfolio.policy import load_policy
     from pipelines.portfolio.rebalance import RebalanceInputs, rebalance
@@ -354,7 +385,10 @@ def optimize(ctx: DayContext) -> dict[str, Any]:
 def pretrade(ctx: DayContext) -> dict[str, Any]:
     """Stage 5: the orders the targets imply and their pre-trade verdicts, without sending
     (state ``pretrade``; the PM sees it in the approval request and the report).
-    ``execute`` re-derives the same orders deterministically and records them."""
+    ``execute`` re-derives the same orders deterministically and records them. Nothing in
+    a skipped session."""
+    if (skipped := _skipped(ctx)) is not None:
+        return skipped
     from pipelines.execution.orders import generate_orders, run_pretrade
     from pipelines.risk.pretrade import BookState, load_limits
 
@@ -423,8 +457,13 @@ def approve(ctx: DayContext, decision: str | None = None, *, actor: str = "polic
 def execute(ctx: DayContext) -> dict[str, Any]:
     """Stage 7: the approved orders to the broker for the next session.
 
-    A rejected (or missing) approval sends nothing; the targets stay on record.
+    A rejected (or missing) approval sends nothing; the targets stay on record. A skipped
+    session has no targets: nothing is sent, whatever was approved.
     """
+    if ctx.skip_reason is not None:
+        result = {"sent": 0, "reason": ctx.skip_reason}
+        ctx.state.put("execution", result)
+        return result
     from pipelines.execution import execute_day
     from pipelines.risk.pretrade import load_limits
 

@@ -13,6 +13,7 @@ per date too (a cross-sectional model predicts *relative* returns).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -53,6 +54,17 @@ class ResearchDataset:
             mask = mask & np.isfinite(self.y[start:stop])
         t_idx, i_idx = np.nonzero(mask)
         return t_idx + start, i_idx
+
+    def digest(self, start: int, stop: int) -> str:
+        """sha256 (first 16 hex) of rows ``[start, stop)``: dates, securities, features,
+        label and universe — what a model fit on those rows saw, bit for bit."""
+        h = hashlib.sha256()
+        h.update(repr((self.feature_names, self.label_name, self.horizon)).encode())
+        h.update(self.dates[start:stop].values.astype("datetime64[ns]").tobytes())
+        h.update("\x1f".join(map(str, self.securities)).encode())
+        for array in (self.X, self.y, self.universe):
+            h.update(np.ascontiguousarray(array[start:stop]).tobytes())
+        return h.hexdigest()[:16]
 
     def matrix(self, segment: str, labelled: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(X rows (n, F) float32, y (n,), (t, i) index pairs (2, n)) of a segment, time-ordered."""

@@ -17,6 +17,11 @@ Row ``t`` of the panel holds what was known at the research cutoff of session ``
 * ``sector`` and listing status: the security-master state in force at ``t`` as known then;
 * ``sentiment``: the day's score when published by the cutoff.
 
+With ``view`` = a session's cutoff (what that session's research stages read), every row's
+price is the latest version known at ``view`` instead: the corrections of earlier days and
+the prints that came after their own session's cutoff, as the live loop's snapshot sees
+them; :mod:`pipelines.pit.history` gives every session of a range its own view, cheaply.
+
 The one bitemporal SQL query is ``sql/pit/panel.sql`` (DuckDB over the Delta tables'
 ``to_pyarrow_dataset()``); the universe rule is applied here, vectorized.
 """
@@ -30,7 +35,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from pipelines.errors import AlphaFactoryError
 from pipelines.lake import Lake
@@ -103,26 +107,49 @@ class UniverseRule:
 DEFAULT_RULE = UniverseRule()
 
 
-def _calendar(first: dt.date, end: dt.date) -> pa.Table:
+def _calendar(first: dt.date, end: dt.date, view: dt.datetime | None = None) -> pa.Table:
+    """The sessions ``[first, end]`` with their cutoffs and the knowledge time their prices
+    are read at (``px_cutoff``): the later of the row's own cutoff and ``view``."""
     days = trading_calendar().sessions(first, end)
+    cutoffs = decision_cutoffs(days)
+    px = cutoffs if view is None else [max(c, view) for c in cutoffs]
+    stamp = pa.timestamp("us", tz="UTC")
     return pa.table(
         {
             "d": pa.array(days, pa.date32()),
-            "cutoff": pa.array(decision_cutoffs(days), pa.timestamp("us", tz="UTC")),
+            "cutoff": pa.array(cutoffs, stamp),
+            "px_cutoff": pa.array(px, stamp),
         }
     )
 
 
-def _dataset(lake: Lake, name: str, version: int | None) -> ds.Dataset:
-    """The table's current version, or its Delta ``version`` (to rebuild an old model)."""
-    if version is None:
-        return lake.dataset(name)
-    from deltalake import DeltaTable
+def _history_start(start: dt.date) -> dt.date:
+    # Up to HISTORY_SESSIONS before the start, or from the calendar's start for early history.
+    calendar = trading_calendar()
+    return calendar.sessions(calendar.start, start)[-HISTORY_SESSIONS:][0]
 
-    table = DeltaTable(
-        lake.location.table_uri(name), version=version, storage_options=lake.location.options()
-    )
-    return table.to_pyarrow_dataset()
+
+def _query(
+    lake: Lake,
+    sql: str,
+    cal: tuple[dt.date, dt.date],
+    params: Mapping[str, object],
+    view: dt.datetime | None = None,
+) -> pa.Table:
+    """Run ``sql/<sql>`` over the input tables and the calendar of sessions ``cal``."""
+    import duckdb
+
+    con = duckdb.connect(config={"threads": 2})
+    try:
+        for name in INPUT_TABLES:
+            con.register(name, lake.dataset(name))
+        con.register("cal", _calendar(cal[0], cal[1], view))
+        # ASOF joins against the small calendar: the merge operator, not a loop + arg_min
+        con.execute("SET asof_loop_join_threshold = 0")
+        rows: pa.Table = con.sql(load_sql(sql), params=dict(params)).to_arrow_table()
+        return rows
+    finally:
+        con.close()
 
 
 def load_panel_rows(
@@ -130,36 +157,156 @@ def load_panel_rows(
     start: dt.date,
     end: dt.date,
     known_at: dt.datetime | None = None,
-    versions: Mapping[str, int] | None = None,
+    view: dt.datetime | None = None,
+    any_version: bool = False,
 ) -> pa.Table:
     """The long point-in-time rows of ``sql/pit/panel.sql`` for sessions ``[start, end]``.
 
-    ``versions`` pins input tables to Delta versions (default: the latest).
+    Prices are read as known at each row's own cutoff, or at ``view`` when later (the
+    history as known at one session); ``any_version`` keeps retracted price cells with
+    ``present`` = False (for :mod:`pipelines.pit.history`).
     """
-    import duckdb
+    params = {
+        "start": start,
+        "end": end,
+        "known_at": known_at or LATEST,
+        "any_version": any_version,
+    }
+    return _query(lake, "pit/panel.sql", (_history_start(start), end), params, view)
 
-    # Up to HISTORY_SESSIONS before the start, or from the calendar's start for early history.
+
+def load_price_revisions(
+    lake: Lake, start: dt.date, end: dt.date, known_at: dt.datetime | None = None
+) -> pa.Table:
+    """Every version of the price cells in ``[start, end]`` published after their session's
+    cutoff (``sql/pit/price_revisions.sql``), in as-of order."""
+    params = {"start": start, "end": end, "known_at": known_at or LATEST}
+    return _query(lake, "pit/price_revisions.sql", (start, end), params)
+
+
+#: The float fields a panel row carries from the lake (everything else is derived).
+RAW_FLOATS: tuple[str, ...] = (
+    "close",
+    "volume",
+    "adj_factor",
+    "shares_outstanding",
+    "book_equity",
+    "net_income",
+    "revenue",
+    "total_assets",
+    "operating_cash_flow",
+    "sentiment",
+)
+
+
+@dataclass(frozen=True)
+class RawCells:
+    """The panel's lake values on ``days`` x ``secs`` (wide arrays), before derivation.
+
+    ``present`` marks the cells with a price row (a retracted or not yet known price has
+    none: every field of such a cell is unknown).
+    """
+
+    days: pd.DatetimeIndex
+    secs: pd.Index
+    floats: Mapping[str, np.ndarray]
+    listed: np.ndarray
+    sector: np.ndarray
+    present: np.ndarray
+
+    @classmethod
+    def from_rows(cls, table: pa.Table, days: pd.DatetimeIndex) -> RawCells:
+        rows = table.to_pandas()
+        secs = pd.Index(sorted(rows["security_id"].unique()), dtype=object)
+        t = days.get_indexer(pd.to_datetime(rows["date"]))
+        i = secs.get_indexer(rows["security_id"])
+        shape = (len(days), len(secs))
+        floats = {}
+        for name in RAW_FLOATS:
+            out = np.full(shape, np.nan)
+            out[t, i] = rows[name].to_numpy(dtype=np.float64, na_value=np.nan)
+            floats[name] = out
+        listed = np.zeros(shape, dtype=bool)
+        listed[t, i] = rows["listed"].fillna(False).to_numpy(dtype=bool)
+        sector = np.full(shape, None, dtype=object)
+        sector[t, i] = rows["sector"].to_numpy(dtype=object)
+        present = np.zeros(shape, dtype=bool)
+        present[t, i] = rows["present"].to_numpy(dtype=bool)
+        return cls(days, secs, floats, listed, sector, present)
+
+    def panel(self, keep: int, rule: UniverseRule) -> Panel:
+        """The panel of the last ``keep`` rows (the earlier ones only warm the windows up),
+        over the securities with a price row in ``days`` (every other field of a cell
+        without one is unknown)."""
+        cols = np.asarray(self.present.any(axis=0), dtype=bool)
+        here = self.present[:, cols]
+
+        def w(name: str) -> np.ndarray:
+            return np.where(here, self.floats[name][:, cols], np.nan)
+
+        secs = self.secs[cols]
+        close, volume = w("close"), w("volume")
+        adj_close = close * w("adj_factor")
+        ret = np.full(close.shape, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ret[1:] = adj_close[1:] / adj_close[:-1] - 1.0
+        dollar_volume = close * volume
+        shares = w("shares_outstanding")
+        market_cap = close * shares
+        listed = here & self.listed[:, cols]
+        priced = np.isfinite(close)
+        adv = rolling_mean(dollar_volume, rule.adv_window, min_periods=rule.min_history)
+        history = rolling_count(priced, rule.adv_window)
+        with np.errstate(invalid="ignore"):
+            in_universe = (
+                listed
+                & priced
+                & (close >= rule.min_price)
+                & (adv >= rule.min_adv)
+                & (history >= rule.min_history)
+            )
+        sector = self.sector[:, cols].copy()
+        sector[~here] = None
+        rows = slice(len(self.days) - keep, None)
+        dates = self.days[rows]
+
+        def frame(values: np.ndarray) -> pd.DataFrame:
+            # object stays object (None = unknown): pandas would otherwise infer a string
+            # dtype for some columns and not others, depending on the rows in the window
+            dtype = object if values.dtype == object else None
+            return pd.DataFrame(values[rows], index=dates, columns=secs, dtype=dtype)
+
+        fields = {
+            "close": frame(close),
+            "adj_close": frame(adj_close),
+            "ret": frame(ret),
+            "volume": frame(volume),
+            "dollar_volume": frame(dollar_volume),
+            "shares_outstanding": frame(shares),
+            "market_cap": frame(market_cap),
+            "book_equity": frame(w("book_equity")),
+            "net_income": frame(w("net_income")),
+            "revenue": frame(w("revenue")),
+            "total_assets": frame(w("total_assets")),
+            "operating_cash_flow": frame(w("operating_cash_flow")),
+            "sentiment": frame(w("sentiment")),
+            "adv_21d": frame(adv),
+            "sector": frame(sector),
+            "in_universe": frame(in_universe),
+        }
+        return Panel(dates=dates, securities=secs, fields=fields)
+
+
+def load_window(
+    start: dt.date, end: dt.date, rule: UniverseRule = DEFAULT_RULE
+) -> tuple[dt.date, list[dt.date]]:
+    """The first session loaded for a panel of ``[start, end]`` (the universe rule's warm-up
+    before it) and the panel's sessions."""
     calendar = trading_calendar()
-    first = calendar.sessions(calendar.start, start)[-HISTORY_SESSIONS:][0]
-    con = duckdb.connect(config={"threads": 2})
-    try:
-        for name in INPUT_TABLES:
-            con.register(name, _dataset(lake, name, (versions or {}).get(name)))
-        con.register("cal", _calendar(first, end))
-        params = {"start": start, "end": end, "known_at": known_at or LATEST}
-        # ASOF joins against the small calendar: the merge operator, not a loop + arg_min
-        con.execute("SET asof_loop_join_threshold = 0")
-        rows: pa.Table = con.sql(load_sql("pit/panel.sql"), params=params).to_arrow_table()
-        return rows
-    finally:
-        con.close()
-
-
-def _wide(rows: pd.DataFrame, column: str, dates: pd.DatetimeIndex, secs: pd.Index) -> np.ndarray:
-    out = np.full((len(dates), len(secs)), np.nan)
-    vals = rows[column].to_numpy(dtype=np.float64, na_value=np.nan)
-    out[rows["_t"].to_numpy(), rows["_i"].to_numpy()] = vals
-    return out
+    sessions = calendar.sessions(start, end)
+    if not sessions:
+        raise EmptyPanelError(f"no trading sessions in [{start}, {end}]")
+    return calendar.back(sessions[0], rule.warmup + 1)[0], sessions
 
 
 def build_panel(
@@ -168,80 +315,23 @@ def build_panel(
     end: dt.date,
     known_at: dt.datetime | None = None,
     rule: UniverseRule = DEFAULT_RULE,
-    versions: Mapping[str, int] | None = None,
+    view: dt.datetime | None = None,
 ) -> Panel:
     """The point-in-time panel for the sessions in ``[start, end]`` (see the module docstring).
+
+    ``view``: read every row's prices as known at ``view`` (when later than the row's own
+    cutoff) — the history as known at one session, its price corrections and late prints
+    included; the research stages of session ``s`` pass ``s``'s cutoff. Without it each
+    row keeps the price first known at its own cutoff.
 
     Securities are every id priced in the window (sorted), so the panel is survivorship-free:
     names that delist later are there while they traded, and names are never dropped
     because of what happened after a row's date.
     """
-    calendar = trading_calendar()
-    sessions = calendar.sessions(start, end)
-    if not sessions:
-        raise EmptyPanelError(f"no trading sessions in [{start}, {end}]")
-    load_from = calendar.back(sessions[0], rule.warmup + 1)[0]
-    table = load_panel_rows(lake, load_from, sessions[-1], known_at, versions)
-    all_days = pd.DatetimeIndex(pd.to_datetime(calendar.sessions(load_from, sessions[-1])))
-    rows = table.to_pandas()
-    secs = pd.Index(sorted(rows["security_id"].unique()), dtype=object)
-    rows["_t"] = all_days.get_indexer(pd.to_datetime(rows["date"]))
-    rows["_i"] = secs.get_indexer(rows["security_id"])
-
-    def w(col: str) -> np.ndarray:
-        return _wide(rows, col, all_days, secs)
-
-    close, volume = w("close"), w("volume")
-    adj_close = close * w("adj_factor")
-    ret = np.full(close.shape, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ret[1:] = adj_close[1:] / adj_close[:-1] - 1.0
-    dollar_volume = close * volume
-    shares = w("shares_outstanding")
-    market_cap = close * shares
-    listed = np.zeros(close.shape, dtype=bool)
-    listed[rows["_t"].to_numpy(), rows["_i"].to_numpy()] = (
-        rows["listed"].fillna(False).to_numpy(dtype=bool)
-    )
-    priced = np.isfinite(close)
-    adv = rolling_mean(dollar_volume, rule.adv_window, min_periods=rule.min_history)
-    history = rolling_count(priced, rule.adv_window)
-    with np.errstate(invalid="ignore"):
-        in_universe = (
-            listed
-            & priced
-            & (close >= rule.min_price)
-            & (adv >= rule.min_adv)
-            & (history >= rule.min_history)
-        )
-    sector = np.full(close.shape, None, dtype=object)
-    sector[rows["_t"].to_numpy(), rows["_i"].to_numpy()] = rows["sector"].to_numpy(dtype=object)
-
-    keep = slice(len(all_days) - len(sessions), None)
-    dates = all_days[keep]
-
-    def frame(values: np.ndarray) -> pd.DataFrame:
-        return pd.DataFrame(values[keep], index=dates, columns=secs)
-
-    fields = {
-        "close": frame(close),
-        "adj_close": frame(adj_close),
-        "ret": frame(ret),
-        "volume": frame(volume),
-        "dollar_volume": frame(dollar_volume),
-        "shares_outstanding": frame(shares),
-        "market_cap": frame(market_cap),
-        "book_equity": frame(w("book_equity")),
-        "net_income": frame(w("net_income")),
-        "revenue": frame(w("revenue")),
-        "total_assets": frame(w("total_assets")),
-        "operating_cash_flow": frame(w("operating_cash_flow")),
-        "sentiment": frame(w("sentiment")),
-        "adv_21d": frame(adv),
-        "sector": frame(sector),
-        "in_universe": frame(in_universe),
-    }
-    return Panel(dates=dates, securities=secs, fields=fields)
+    load_from, sessions = load_window(start, end, rule)
+    table = load_panel_rows(lake, load_from, sessions[-1], known_at, view)
+    days = pd.DatetimeIndex(pd.to_datetime(trading_calendar().sessions(load_from, sessions[-1])))
+    return RawCells.from_rows(table, days).panel(len(sessions), rule)
 
 
 def empty_input_tables(lake: Lake, known_at: dt.datetime | None = None) -> frozenset[str]:
@@ -264,13 +354,3 @@ def empty_input_tables(lake: Lake, known_at: dt.datetime | None = None) -> froze
         if found.num_rows == 0:
             empty.add(name)
     return frozenset(empty)
-
-
-def input_versions(lake: Lake) -> dict[str, int]:
-    """Delta version of every panel input table (recorded with each trained model)."""
-    out: dict[str, int] = {}
-    for name in INPUT_TABLES:
-        table = lake.table(name)
-        if table is not None:
-            out[name] = int(table.version())
-    return out

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,13 +56,19 @@ from pipelines.features.spec import FeatureSpec
 from pipelines.lake import Lake
 from pipelines.lake.interface import StageContext
 from pipelines.pit.dataset import ResearchDataset, build_dataset
-from pipelines.pit.labels import DEFAULT_HORIZONS, LabelKind, forward_returns, make_label
+from pipelines.pit.history import PanelHistory, load_history
+from pipelines.pit.labels import (
+    DEFAULT_HORIZONS,
+    LabelKind,
+    LabelSet,
+    forward_returns,
+    make_label,
+)
 from pipelines.pit.lake_panel import (
     DEFAULT_RULE,
     UniverseRule,
     build_panel,
     empty_input_tables,
-    input_versions,
 )
 from pipelines.pit.normalize import rank_gauss
 from pipelines.pit.panel import Panel
@@ -69,7 +76,11 @@ from pipelines.pit.splits import Split, WalkForwardConfig, walk_forward_splits
 from pipelines.research import diagnostics as dg
 from pipelines.timeline import Clock, decision_cutoff, trading_calendar
 
+log = logging.getLogger(__name__)
+
 IC_HORIZONS: tuple[int, ...] = dg.IC_DECAY_HORIZONS
+#: ``research_diagnostics`` kind of a session whose own prices were not known at its cutoff.
+UNPRICED_SESSION_KIND = "unpriced_session"
 N_QUANTILES = 5
 
 
@@ -201,6 +212,46 @@ def _feature_frames(panel: Panel, specs: Mapping[str, FeatureSpec]) -> dict[str,
     return {name: compute_feature(spec, panel) for name, spec in specs.items()}
 
 
+def session_features(
+    history: PanelHistory, specs: Mapping[str, FeatureSpec]
+) -> dict[str, pd.DataFrame]:
+    """Every feature of ``specs`` with row ``s`` as :func:`compute_features` computes it on
+    session ``s``: from the history as known at ``s``'s cutoff (corrections and late prints
+    published by then). Only the (session, feature) pairs whose lookback window a revision
+    reaches are recomputed, one vectorized pass per interval of sessions that know the
+    same lake (:meth:`PanelHistory.session_rows`); the others are the first-print values."""
+
+    def at_session(state: Panel, names: list[str]) -> dict[str, pd.DataFrame]:
+        return {n: compute_feature(specs[n], state) for n in names}
+
+    lookbacks = {name: spec.lookback for name, spec in specs.items()}
+    return history.session_rows(_feature_frames(history.panel, specs), lookbacks, at_session)
+
+
+@dataclass(frozen=True)
+class SessionData:
+    """A research history's model inputs, each session's row as known at its cutoff: the
+    membership panel, the features and the label (usable from ``t + horizon``)."""
+
+    panel: Panel
+    features: dict[str, pd.DataFrame]
+    label: LabelSet
+
+    def dataset(self) -> ResearchDataset:
+        return build_dataset(self.panel, self.features, self.label)
+
+
+def session_data(
+    history: PanelHistory, specs: Mapping[str, FeatureSpec], horizon: int, kind: LabelKind
+) -> SessionData:
+    """Features, label and membership of ``history`` as each session knew them."""
+    return SessionData(
+        history.session_panel(),
+        session_features(history, specs),
+        history.label(horizon, kind),
+    )
+
+
 def _write(ctx: ResearchContext, table: str, frame: pd.DataFrame) -> int:
     """Append ``frame`` (content-hash batch id: re-running writes nothing); rows written."""
     if not len(frame):
@@ -217,7 +268,8 @@ def _day_panel(ctx: ResearchContext, lookback: int) -> Panel:
     """Panel of the ``lookback + 1`` sessions ending at ``ctx.day``."""
     day = trading_calendar().require_session(ctx.day)
     start = trading_calendar().back(day, lookback + 1)[0]
-    return build_panel(ctx.store, start, day, rule=ctx.config.rule)
+    # the window as known now: corrections of earlier days and late prints included
+    return build_panel(ctx.store, start, day, rule=ctx.config.rule, view=ctx.now())
 
 
 # --- universe -----------------------------------------------------------------------------
@@ -243,9 +295,39 @@ def universe_frame(panel: Panel, day: dt.date) -> pd.DataFrame:
     )
 
 
+def _unpriced(ctx: ResearchContext, panel: Panel, stage: str) -> bool:
+    """True when the session has no close known at its cutoff (its vendor folder came late
+    or not at all): one WARNING line and one ``research_diagnostics`` row say so, so the
+    stage's empty output is never silent. The late prices reach the next session."""
+    close = panel.field("close").iloc[panel.position(pd.Timestamp(ctx.day))]
+    if close.notna().any():
+        return False
+    reason = f"no close for {ctx.day} known at {ctx.now().isoformat()} (late or missing prices)"
+    log.warning("research %s for %s: nothing computed: %s", stage, ctx.day, reason)
+    row = pd.DataFrame(
+        {
+            "model_id": [""],
+            "kind": UNPRICED_SESSION_KIND,
+            "name": stage,
+            "horizon": np.int32(0),
+            "bucket": reason,
+            "value": np.nan,
+            "n": np.int64(0),
+        }
+    )
+    _write(ctx, "research_diagnostics", row.assign(valid_date=ctx.day, known_at=ctx.now()))
+    return True
+
+
 def compute_universe(ctx: ResearchContext) -> pd.DataFrame:
-    """Write and return the universe of the session (point-in-time, survivorship-free)."""
-    frame = universe_frame(_day_panel(ctx, 0), ctx.day)
+    """Write and return the universe of the session (point-in-time, survivorship-free).
+
+    A session without a close known at its cutoff has no universe: it writes none and
+    says why (:func:`_unpriced`)."""
+    panel = _day_panel(ctx, 0)
+    frame = universe_frame(panel, ctx.day)
+    if _unpriced(ctx, panel, "universe"):
+        return frame
     _write(ctx, "universe", frame.assign(valid_date=ctx.day, known_at=ctx.now()))
     return frame
 
@@ -318,30 +400,64 @@ def stored_universe(
 # --- labels -------------------------------------------------------------------------------
 
 
+#: Sessions back that :func:`compute_labels` looks for a session whose prices came after
+#: its cutoff: the labels ending on it could not be computed then, and are written once known.
+LABEL_CATCH_UP = 5
+
+
+def _late_sessions(ctx: ResearchContext, sessions: Sequence[dt.date]) -> list[dt.date]:
+    """The ``sessions`` without any price known at their own cutoff (a late or missing folder)."""
+    return [
+        e
+        for e in sessions
+        if ctx.store.as_of(
+            "prices", known_at=decision_cutoff(e), valid_at=e, columns=["security_id"]
+        ).num_rows
+        == 0
+    ]
+
+
 def compute_labels(ctx: ResearchContext) -> pd.DataFrame:
     """Append the labels that became known at the session's close: label date ``day − h``
-    for each h of ``ctx.config.label_horizons`` and kind of ``label_kinds``."""
+    for each h of ``ctx.config.label_horizons`` and kind of ``label_kinds``, read as known
+    at the session's cutoff (a price correction published by then included).
+
+    Labels ending on an earlier session whose prices came after its cutoff (up to
+    :data:`LABEL_CATCH_UP` sessions back) could not be computed on it; they are computed
+    and written now, when they became known. A session without a close known at its
+    cutoff writes no label and says why (:func:`_unpriced`).
+    """
     horizons, kinds = ctx.config.label_horizons, ctx.config.label_kinds
-    panel = _day_panel(ctx, max(horizons))
+    panel = _day_panel(ctx, max(horizons) + LABEL_CATCH_UP)
+    if _unpriced(ctx, panel, "labels"):
+        return pd.DataFrame(
+            {"security_id": [], "label": [], "horizon": [], "value": [], "valid_date": []}
+        )
+    last = len(panel.dates) - 1
+    earlier = [d.date() for d in panel.dates[max(0, last - LABEL_CATCH_UP) : last]]
+    late = {panel.position(pd.Timestamp(e)) for e in _late_sessions(ctx, earlier)}
     frames = []
     for h in horizons:
-        t = len(panel.dates) - 1 - h
-        label_day = panel.dates[t].date()
+        ends = [last, *sorted(late)]
         for kind in kinds:
             label = make_label(panel, h, kind)
-            values = label.values.iloc[t].to_numpy()
-            ok = np.isfinite(values)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "security_id": panel.securities[ok].astype(str),
-                        "label": label.name,
-                        "horizon": np.int32(h),
-                        "value": values[ok],
-                        "valid_date": label_day,
-                    }
+            for end in ends:
+                t = end - h
+                if t < 0:
+                    continue
+                values = label.values.iloc[t].to_numpy()
+                ok = np.isfinite(values)
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "security_id": panel.securities[ok].astype(str),
+                            "label": label.name,
+                            "horizon": np.int32(h),
+                            "value": values[ok],
+                            "valid_date": panel.dates[t].date(),
+                        }
+                    )
                 )
-            )
     frame = pd.concat(frames, ignore_index=True)
     _write(ctx, "labels", frame.assign(known_at=ctx.now()))
     return frame
@@ -434,18 +550,19 @@ class RetrainResult:
     importance: pd.DataFrame
 
 
-def _training_panel(
+def _training_history(
     lake: Lake,
     day: dt.date,
     config: ResearchConfig,
     specs: Mapping[str, FeatureSpec],
-    versions: Mapping[str, int] | None,
-) -> Panel:
+    known_at: dt.datetime,
+) -> PanelHistory:
+    """The history a model fit at ``day`` trains on, read as known at ``known_at``."""
     lookback = max((s.lookback for s in specs.values()), default=0)
     gap = config.horizon + config.embargo
     rows = config.train_sessions + gap + config.valid_sessions + gap + lookback + 1
     start = trading_calendar().back(day, rows)[0]
-    return build_panel(lake, start, day, rule=config.rule, versions=versions)
+    return load_history(lake, start, day, known_at=known_at, rule=config.rule)
 
 
 def _fit_split(dataset: ResearchDataset, config: ResearchConfig) -> Split:
@@ -461,15 +578,19 @@ def _fit_split(dataset: ResearchDataset, config: ResearchConfig) -> Split:
 def retrain(ctx: ResearchContext) -> RetrainResult:
     """Fit a challenger at the session's close, register it, and decide champion/challenger.
 
-    The model is deterministic in (panel, features, params, seed); its registry entry
-    records the training/validation windows, features, params, metrics and the Delta
-    version of every input table, and ``model_id`` is a hash of that content, so
+    It trains on the research history as each session knew it (features of session
+    ``t`` and labels usable at ``t + h`` include the corrections known by then, as the
+    stages of those sessions computed them; :mod:`pipelines.pit.history`), read as known
+    at the session's cutoff. The model is deterministic in (data, features, params,
+    seed); its registry entry records the training/validation windows, features, params,
+    metrics, the content hash of the training rows and the cutoff they were read at, and
+    ``model_id`` is a hash of that content — data landing later changes nothing — so
     :func:`rebuild_model` reproduces it bit for bit.
     """
     lake, day, config, known = ctx.store, ctx.day, ctx.config, ctx.now()
     specs, skipped = _available(lake, _specs(config.features), known)
-    versions = input_versions(lake)
-    panel = _training_panel(lake, day, config, specs, versions)
+    history = _training_history(lake, day, config, specs, known)
+    panel = history.panel
     specs, empty = partition(specs, panel=panel)
     skipped += empty
     if not specs:
@@ -477,15 +598,11 @@ def retrain(ctx: ResearchContext) -> RetrainResult:
             f"nothing to train on at {day}: every feature skipped "
             f"({'; '.join(str(s) for s in skipped)})"
         )
-    label = make_label(panel, config.horizon, config.label_kind)
-    dataset = build_dataset(panel, _feature_frames(panel, specs), label)
+    data = session_data(history, specs, config.horizon, config.label_kind)
+    label = data.label
+    dataset = data.dataset()
     split = _fit_split(dataset, config)
-    model, record = fit_split(
-        dataset,
-        split,
-        config.model_spec(),
-        input_versions=dict(versions),
-    )
+    model, record = fit_split(dataset, split, config.model_spec(), known.isoformat())
     valid = dataset.with_segments(valid=split.valid)
     pred = model.predict(valid, "valid")
     truth = label.usable_at(pd.Timestamp(day)).reindex(index=pred.index)
@@ -548,7 +665,8 @@ def _champion_metric(ctx: ResearchContext, model_id: str, label: Any) -> float:
 
 
 def rebuild_model(lake: Lake, model_id: str, config: ResearchConfig = DEFAULT_CONFIG) -> Model:
-    """Re-fit ``model_id`` from its registry entry: same input versions, panel, rows, params.
+    """Re-fit ``model_id`` from its registry entry: the history as known at its training
+    cutoff, the same rows and params.
 
     The rebuilt model's artifact equals the stored one (checked by the tests). The
     recorded features are used as they are (no skipping: they were computable then).
@@ -558,18 +676,15 @@ def rebuild_model(lake: Lake, model_id: str, config: ResearchConfig = DEFAULT_CO
     stored: StoredModel = load_model(lake, model_id)
     rec = stored.record
     specs = _specs(rec.features)
-    panel = build_panel(
-        lake,
-        stored.panel_start,
-        stored.fit_day,
-        rule=config.rule,
-        versions=rec.input_versions,
+    known = (
+        dt.datetime.fromisoformat(rec.inputs_known_at)
+        if rec.inputs_known_at
+        else decision_cutoff(stored.fit_day)
     )
+    history = load_history(lake, stored.panel_start, stored.fit_day, known, config.rule)
     horizon = int(rec.label.split("_")[2].rstrip("d"))
     kind: LabelKind = rec.label.rsplit("_", 1)[1]  # type: ignore[assignment]
-    label = make_label(panel, horizon, kind)
-    dataset = build_dataset(panel, _feature_frames(panel, specs), label)
-    return rebuild(rec, dataset)
+    return rebuild(rec, session_data(history, specs, horizon, kind).dataset())
 
 
 def models_known(lake: Lake, day: dt.date) -> list[StoredModel]:
@@ -718,18 +833,20 @@ def walk_forward_on_lake(
     """Walk-forward of the configured model on the lake panel of ``[start, end]`` (no lake writes).
 
     Out-of-sample scores of every test block, their daily IC / rank IC against the
-    market-residual forward return of ``config.horizon``, and the IC summary. Features
-    whose data is absent in the lake as known at ``known_at`` (or in the panel) are
-    skipped and listed in ``skipped``.
+    market-residual forward return of ``config.horizon``, and the IC summary. Every
+    session's features and label are as that session knew them (the history as known at
+    its cutoff, capped at ``known_at``: :mod:`pipelines.pit.history`). Features whose data
+    is absent in the lake as known at ``known_at`` (or in the panel) are skipped and
+    listed in ``skipped``.
     """
     specs, skipped = _available(lake, _specs(config.features), known_at)
-    panel = build_panel(lake, start, end, known_at=known_at, rule=config.rule)
-    specs, empty = partition(specs, panel=panel)
+    history = load_history(lake, start, end, known_at=known_at, rule=config.rule)
+    specs, empty = partition(specs, panel=history.panel)
     skipped += empty
     if not specs:
         raise NoFeaturesError(f"every feature skipped: {'; '.join(str(s) for s in skipped)}")
-    label = make_label(panel, config.horizon, config.label_kind)
-    dataset = build_dataset(panel, _feature_frames(panel, specs), label)
+    data = session_data(history, specs, config.horizon, config.label_kind)
+    panel, label, dataset = data.panel, data.label, data.dataset()
     splits = walk_forward_splits(len(panel.dates), config.walk_forward())
     result = run_walk_forward(dataset, splits, config.model_spec())
     ic = dg.ic_by_date(result.scores, label.values, config.horizon, model_label="walk_forward")

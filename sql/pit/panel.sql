@@ -1,8 +1,14 @@
 -- The research panel in long form: one row per (security, session) with a price, every
 -- value as known at THAT ROW's knowledge cutoff (and never after the global $known_at).
 --
--- Relations: the silver tables (all versions), and `cal(d DATE, cutoff TIMESTAMPTZ)` = the
--- sessions from $clamp to $end with their research cutoffs. Output rows cover [$start, $end].
+-- Relations: the silver tables (all versions), and `cal(d DATE, cutoff TIMESTAMPTZ,
+-- px_cutoff TIMESTAMPTZ)` = the sessions from $clamp to $end with their research cutoffs and
+-- the knowledge time their prices are read at: the row's own cutoff (each row as first
+-- known), or one later cutoff for every row (the history as known at that session, price
+-- corrections and late prints included). Output rows cover [$start, $end].
+-- $any_version keeps a row for every price cell with a version known by px_cutoff, with
+-- `present` = its latest version is not retracted (the research history resolves such cells
+-- itself, see pipelines/pit/history.py); otherwise only present rows are returned.
 -- A version becomes visible on its "visibility session": the first session on or after both
 -- its valid date and its knowledge (cutoff >= known_at); anything visible before $clamp is
 -- visible from $clamp (the first `cal` session) on.
@@ -23,9 +29,12 @@ px_raw AS (
            ) AS rn
     FROM prices p JOIN cal c ON p.valid_date = c.d
     WHERE p.valid_date BETWEEN $start AND $end
-      AND p.known_at <= $known_at AND p.known_at <= c.cutoff
+      AND p.known_at <= $known_at AND p.known_at <= c.px_cutoff
 ),
-px AS (SELECT security_id, d, close, volume FROM px_raw WHERE rn = 1 AND NOT _deleted),
+px AS (
+    SELECT security_id, d, close, volume, NOT _deleted AS present
+    FROM px_raw WHERE rn = 1 AND (NOT _deleted OR $any_version)
+),
 
 -- ---- corporate actions -> cumulative adjustment factors ----------------------------------
 ca_v AS (
@@ -195,7 +204,7 @@ se AS (
     ) WHERE rn = 1 AND NOT _deleted
 )
 
-SELECT px.security_id, px.d AS date, px.close, px.volume,
+SELECT px.security_id, px.d AS date, px.close, px.volume, px.present,
        coalesce(a.adj_factor, 1.0) AS adj_factor,
        coalesce(a.split_factor, 1.0) AS split_factor,
        sm.listed AND (sm.list_date IS NULL OR sm.list_date <= px.d)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 
+import numpy as np
 import pytest
 
 from models.base import ModelSpec
@@ -35,8 +37,8 @@ def split():
 def test_training_is_deterministic_and_rebuild_is_bit_identical() -> None:
     ds = dataset()
     spec = ModelSpec("lgbm", {"num_leaves": 7, "num_boost_round": 60})
-    m1, rec = fit_split(ds, split(), spec, input_versions={"prices": 3})
-    m2, rec2 = fit_split(ds, split(), spec, input_versions={"prices": 3})
+    m1, rec = fit_split(ds, split(), spec, known_at="2024-01-02T01:00:00+00:00")
+    m2, rec2 = fit_split(ds, split(), spec, known_at="2024-01-02T01:00:00+00:00")
     assert m1.to_artifact() == m2.to_artifact() and rec.model_id == rec2.model_id
     rebuilt = rebuild(ModelRecord.from_json(rec.to_json()), ds)
     assert rebuilt.to_artifact() == rec.booster
@@ -50,8 +52,15 @@ def test_training_is_deterministic_and_rebuild_is_bit_identical() -> None:
 
 def test_record_roundtrip_and_content_hash() -> None:
     spec = ModelSpec("lgbm", {"num_leaves": 7, "num_boost_round": 20})
-    _, rec = fit_split(dataset(), split(), spec, input_versions={"prices": 3})
+    _, rec = fit_split(dataset(), split(), spec, known_at="2024-01-02T01:00:00+00:00")
     again = ModelRecord.from_json(rec.to_json())
     assert again == rec
-    _, other = fit_split(dataset(), split(), spec, input_versions={"prices": 4})
-    assert other.model_id != rec.model_id  # different input table version → different model
+    # the id is the content of the training rows, not when or from which table version
+    _, same = fit_split(dataset(), split(), spec, known_at="2025-01-02T01:00:00+00:00")
+    assert same.model_id == rec.model_id
+    changed = dataset().X.copy()
+    t, i = np.argwhere(np.isfinite(changed[split().train[0] :, :, 0]))[0]
+    changed[split().train[0] + t, i, 0] += 1.0
+    other_data = dataclasses.replace(dataset(), X=changed)
+    _, other = fit_split(other_data, split(), spec, known_at=rec.inputs_known_at)
+    assert other.model_id != rec.model_id  # different training data → different model

@@ -178,7 +178,7 @@ def test_stage_outputs_up_to_d_are_bit_identical(lakes: tuple[Lake, Lake]) -> No
     rebuilt = stages.rebuild_model(a, model_id, CONFIG)
     stored = stages.models_known(a, D)[-1].record
     assert stored.model_id == model_id and rebuilt.to_artifact() == stored.booster
-    assert set(stored.input_versions) >= {"prices", "corporate_actions", "fundamentals"}
+    assert stored.inputs_hash and stored.inputs_known_at == decision_cutoff(D0).isoformat()
     assert b is not a
 
 
