@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from pipelines.config import get_settings
+from pipelines.errors import AlphaFactoryError
 from pipelines.orchestration.airflow_env import (
     airflow_environment,
     create_pools,
@@ -72,6 +73,25 @@ def init() -> None:
     console.print(f"Airflow DB {state}: {environment.db_path}")
 
 
+#: The project's DAG files.
+DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
+
+
+class UnknownDagError(AlphaFactoryError):
+    """A DAG id the project does not define."""
+
+
+def project_dag_ids() -> list[str]:
+    """The ``dag_id``s declared in ``dags/`` (read from the files: importing them would
+    cost Airflow's start-up for a typo)."""
+    import re
+
+    found = set()
+    for path in DAGS_DIR.glob("*.py"):
+        found.update(re.findall(r'dag_id\s*=\s*"([^"]+)"', path.read_text()))
+    return sorted(found)
+
+
 @airflow_app.command("dags-test")
 def dags_test(
     dag_id: Annotated[str, typer.Argument(help="DAG id, e.g. lake_maintenance")],
@@ -82,6 +102,9 @@ def dags_test(
     show_log: Annotated[bool, typer.Option(help="print Airflow's output")] = False,
 ) -> None:
     """Run one DAG run through Airflow (``dag.test()``); exit 1 unless it succeeds."""
+    known = project_dag_ids()
+    if dag_id not in known:
+        raise UnknownDagError(f"no DAG {dag_id!r} in {DAGS_DIR}; the DAGs are {', '.join(known)}")
     run_conf = None
     if conf is not None:
         try:

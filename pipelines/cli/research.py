@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pipelines.cli.dates import parse_date, parse_session_date
+from pipelines.cli.dates import parse_date, parse_past_session
 from pipelines.timeline import ALL_DATES
 
 research_app = typer.Typer(
@@ -49,7 +49,7 @@ def features(session: SessionArg, name: Annotated[list[str] | None, typer.Option
     """Compute the universe and features (all, or each --name) for a session."""
     from pipelines.research.stages import ResearchContext, compute_features, compute_universe
 
-    ctx = ResearchContext.from_settings(parse_session_date(session))
+    ctx = ResearchContext.from_settings(parse_past_session(session, "session"))
     members = compute_universe(ctx)
     rows = compute_features(ctx.with_features(name or None))
     console.print(f"{ctx.day}: {len(members)} universe members, {len(rows)} feature values")
@@ -61,7 +61,7 @@ def retrain(session: SessionArg) -> None:
     from pipelines.research.stages import ResearchContext
     from pipelines.research.stages import retrain as retrain_at
 
-    result = retrain_at(ResearchContext.from_settings(parse_session_date(session)))
+    result = retrain_at(ResearchContext.from_settings(parse_past_session(session, "session")))
     console.print(
         json.dumps(
             {
@@ -79,5 +79,5 @@ def score(session: SessionArg) -> None:
     """Score a session's universe with the champion model."""
     from pipelines.research.stages import ResearchContext, score_day
 
-    frame = score_day(ResearchContext.from_settings(parse_session_date(session)))
+    frame = score_day(ResearchContext.from_settings(parse_past_session(session, "session")))
     console.print(f"{session}: {len(frame)} scores from model {frame['model_id'].iloc[0]}")
