@@ -82,28 +82,63 @@ def open_quarantines(lake: Any) -> Any:
     return pd.DataFrame(quarantine.list_records(lake, "open"))
 
 
+def _api_token(base: str) -> str | None:
+    """A bearer token from the embedded home's simple auth manager (its generated admin
+    password), or None when there is none to use."""
+    from pipelines.orchestration.airflow_env import airflow_environment
+    from pipelines.orchestration.ui import ADMIN_USER, PASSWORDS_FILE
+
+    try:
+        passwords = json.loads((airflow_environment().home / PASSWORDS_FILE).read_text())
+        body = json.dumps({"username": ADMIN_USER, "password": passwords[ADMIN_USER]}).encode()
+        req = urllib.request.Request(
+            f"{base}/auth/token", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return str(json.loads(resp.read())["access_token"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def dag_runs(limit: int = 3) -> tuple[str, list[dict[str, Any]]]:
-    """(source, runs): the REST API when reachable, else ``airflow dags list-runs``."""
+    """(source, runs): the REST API when reachable (with the embedded home's token when
+    it asks for one), else ``airflow dags list-runs``; the source says why it fell back."""
+    import urllib.error
+
     from pipelines.config import get_settings
     from pipelines.orchestration.airflow_env import airflow_cli, airflow_environment
 
     base = get_settings().airflow_api_url.rstrip("/")
     runs: list[dict[str, Any]] = []
+    token: str | None = None
+    why = f"no API server at {base}"
     try:
         for dag_id in DAG_IDS:
             url = f"{base}/api/v2/dags/{dag_id}/dagRuns?limit={limit}&order_by=-run_after"
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                body = json.loads(resp.read())
+            for attempt in range(2):
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                try:
+                    req = urllib.request.Request(url, headers=headers)
+                    with urllib.request.urlopen(req, timeout=2) as resp:
+                        body = json.loads(resp.read())
+                    break
+                except urllib.error.HTTPError as exc:
+                    if exc.code in (401, 403) and attempt == 0 and token is None:
+                        token = _api_token(base)
+                        if token is not None:
+                            continue
+                    why = f"the API at {base} answered HTTP {exc.code}"
+                    raise
             for r in body.get("dag_runs", []):
                 runs.append(
                     {"dag_id": dag_id, **{k: r.get(k) for k in ("run_id", "state", "run_after")}}
                 )
         return f"REST API {base}", runs
-    except Exception:  # no API server (or it needs auth): fall back to the metadata DB
-        pass
+    except Exception:  # fall back to the metadata DB, saying why
+        runs = []
     env = airflow_environment()
     if not env.db_path.is_file():
-        return "no Airflow metadata DB yet", []
+        return f"no Airflow metadata DB yet ({why})", []
     for dag_id in DAG_IDS:
         proc = airflow_cli(env, "dags", "list-runs", dag_id, "-o", "json", timeout=120, check=False)
         if proc.returncode != 0:
@@ -123,7 +158,7 @@ def dag_runs(limit: int = 3) -> tuple[str, list[dict[str, Any]]]:
                     },
                 }
             )
-    return f"metadata DB {env.db_path}", runs
+    return f"metadata DB {env.db_path} ({why})", runs
 
 
 def _print(title: str, rows: list[dict[str, Any]]) -> None:
