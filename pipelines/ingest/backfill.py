@@ -45,6 +45,7 @@ from pipelines.ingest.flow import (
     delisted_ids,
     knowledge_time,
     record_runs,
+    recover_unrecorded,
     silver_batch_id,
 )
 from pipelines.ingest.gate import Gate, GateContext, GateResult, file_failure
@@ -397,6 +398,7 @@ def _load_chunk(
     with timer.phase("write"):
         quarantine.record_many(lake, pending_q)
         published_by_day = {b.fetched.day: b.published for b in batches}
+        outcomes = recover_unrecorded(lake, feed, outcomes)
         record_runs(lake, [(o, published_by_day.get(o.logical_date)) for o in outcomes])
     return outcomes
 
@@ -676,6 +678,7 @@ def backfill_rest(
             )
         if result.result_rows:
             _write_validation_results(lake, feed, days[idx[-1]], raws[-1], result)
+    outcomes = recover_unrecorded(lake, feed, outcomes)
     record_runs(lake, [(o, None) for o in outcomes])
     return outcomes
 

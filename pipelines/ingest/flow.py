@@ -33,7 +33,7 @@ from pipelines.ingest.parse import (
 )
 from pipelines.ingest.sources import FileSource, RecordSource, records_to_jsonl
 from pipelines.lake import Lake, RawFile
-from pipelines.timeline import ALL_DATES, trading_calendar
+from pipelines.timeline import ALL_DATES, LATEST, trading_calendar
 
 log = logging.getLogger(__name__)
 Status = Literal["loaded", "warned", "quarantined", "unchanged", "released", "superseded"]
@@ -108,6 +108,58 @@ def record_runs(lake: Lake, outcomes: list[tuple[FileOutcome, dt.datetime | None
         known_at=dt.datetime.now(dt.UTC),
         row_batch_ids=pa.array(ids),
     )
+
+
+#: Statuses of a run that put a file's rows into silver.
+_LOADING = ("loaded", "warned", "released")
+
+
+def recover_unrecorded(
+    lake: Lake, feed: FeedSpec, outcomes: list[FileOutcome]
+) -> list[FileOutcome]:
+    """``outcomes`` with every "unchanged" file whose load no run ever recorded (a run
+    killed between the data commit and the run-log write) restated as ``loaded``, with the
+    rows its silver batch holds — so a re-run after a crash records what happened instead
+    of "unchanged, 0 rows". Other outcomes are returned as they are."""
+    idle = [o for o in outcomes if o.status == "unchanged"]
+    if not idle:
+        return outcomes
+    days = [o.logical_date for o in idle]
+    runs = lake.as_of(
+        "ingest_runs",
+        known_at=LATEST,
+        valid_at=(min(days), max(days)),
+        filter=pc.field("feed") == feed.name,
+        columns=["file_name", "sha256", "status"],
+    ).to_pylist()
+    recorded = {
+        (r["valid_date"], r["file_name"], r["sha256"]) for r in runs if r["status"] in _LOADING
+    }
+    out = []
+    for o in outcomes:
+        if (
+            o.status != "unchanged"
+            or o.sha256 is None
+            or (o.logical_date, o.file_name, o.sha256) in recorded
+        ):
+            out.append(o)
+            continue
+        bid = silver_batch_id(feed.name, o.logical_date, o.file_name, o.sha256)
+        rows = lake.dataset(feed.table).count_rows(filter=pc.field("_batch_id") == bid)
+        log.warning("%s %s %s: loaded by a run that stopped before recording it", o.feed,
+                    o.logical_date, o.file_name)  # fmt: skip
+        out.append(
+            FileOutcome(
+                o.feed,
+                o.logical_date,
+                o.file_name,
+                o.sha256,
+                "loaded",
+                rows,
+                "recovered from the lake: loaded by a run that stopped before recording it",
+            )
+        )
+    return out
 
 
 def _ingest_run(lake: Lake, o: FileOutcome, published_at: dt.datetime | None) -> None:
@@ -413,7 +465,8 @@ def _ingest_file(
 ) -> FileOutcome:
     raw = lake.land_raw(feed.name, day, name, data, received_at=received)
     if lake.has_batch(feed.table, silver_batch_id(feed.name, day, name, raw.sha256)):
-        return FileOutcome(feed.name, day, name, raw.sha256, "unchanged", 0, "already loaded")
+        unchanged = FileOutcome(feed.name, day, name, raw.sha256, "unchanged", 0, "already loaded")
+        return recover_unrecorded(lake, feed, [unchanged])[0]
     problem = delivery_problem(feed, manifest, name, raw.sha256)
     if problem is None:
         try:
@@ -495,6 +548,7 @@ def ingest_rest_day(
     raw = lake.land_raw(feed.name, day, name, data, received_at=received)
     if lake.has_batch(feed.table, silver_batch_id(feed.name, day, name, raw.sha256)):
         outcome = FileOutcome(feed.name, day, name, raw.sha256, "unchanged", 0, "already loaded")
+        outcome = recover_unrecorded(lake, feed, [outcome])[0]
     elif not records:
         outcome = FileOutcome(feed.name, day, name, raw.sha256, "loaded", 0, "no new records")
     else:
