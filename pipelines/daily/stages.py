@@ -192,9 +192,12 @@ class DayContext:
         today = pd.Timestamp(self.day)
         if today in close.index and close.loc[today].notna().any():
             return None
+        from pipelines.ingest.quarantine import holding_note
+
         return (
             f"no close for {self.day} known at its cutoff {decision_cutoff(self.day).isoformat()}"
-            " (its prices are late or missing): no new scores, targets or orders"
+            " (its prices are late or missing"
+            f"{holding_note(self.store, self.day, 'prices')}): no new scores, targets or orders"
         )
 
     @cached_property

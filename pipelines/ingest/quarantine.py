@@ -22,7 +22,8 @@ import pyarrow as pa
 
 from pipelines.ingest.gate import GateResult
 from pipelines.lake import Lake, LakeError, RawFile
-from pipelines.timeline import ALL_DATES
+from pipelines.lake.interface import Store
+from pipelines.timeline import ALL_DATES, LATEST
 
 TABLE = "quarantine"
 
@@ -246,3 +247,27 @@ def get_record(lake: Lake, qid: str, *, effective: bool = False) -> dict[str, An
         if row["quarantine_id"] == qid:
             return _effective(lake, row) if effective else row
     raise QuarantineNotFound(f"no quarantine record {qid!r}")
+
+
+def holding(store: Store, day: dt.date, table: str) -> list[str]:
+    """The ids of the open quarantine records holding back ``table`` rows of ``day`` (what a
+    later stage names when it has nothing for the session)."""
+    try:
+        rows = store.as_of(TABLE, known_at=LATEST, valid_at=day).to_pylist()
+    except LakeError:
+        return []
+    latest: dict[str, dict[str, Any]] = {}
+    for r in sorted(rows, key=lambda r: r["known_at"]):
+        latest[str(r["quarantine_id"])] = r
+    return sorted(
+        qid for qid, r in latest.items() if r["status"] == "open" and r.get("target_table") == table
+    )
+
+
+def holding_note(store: Store, day: dt.date, table: str) -> str:
+    """`` — held back by quarantine Q…`` naming :func:`holding`'s records, or ``""``."""
+    ids = holding(store, day, table)
+    if not ids:
+        return ""
+    shown = ", ".join(ids[:5]) + (" …" if len(ids) > 5 else "")
+    return f"; held back by quarantine {shown} (alphafactory quarantine show {ids[0]})"

@@ -302,7 +302,12 @@ def _unpriced(ctx: ResearchContext, panel: Panel, stage: str) -> bool:
     close = panel.field("close").iloc[panel.position(pd.Timestamp(ctx.day))]
     if close.notna().any():
         return False
-    reason = f"no close for {ctx.day} known at {ctx.now().isoformat()} (late or missing prices)"
+    from pipelines.ingest.quarantine import holding_note
+
+    held = holding_note(ctx.store, ctx.day, "prices")
+    reason = (
+        f"no close for {ctx.day} known at {ctx.now().isoformat()} (late or missing prices{held})"
+    )
     log.warning("research %s for %s: nothing computed: %s", stage, ctx.day, reason)
     row = pd.DataFrame(
         {
