@@ -58,7 +58,7 @@ def test_quarantine_show_prints_reasons_and_samples_literally(
     }
     console = _console()
     monkeypatch.setattr(ingest_cli, "console", console)
-    monkeypatch.setattr(ingest_cli, "_get", lambda qid: record)
+    monkeypatch.setattr(ingest_cli, "_get", lambda qid, **_kw: record)
     ingest_cli.show_cmd("Q1")
     out = console.file.getvalue()  # type: ignore[attr-defined]
     assert NASTY in out and "master[/bold].csv" in out and "another [/] reason" in out
