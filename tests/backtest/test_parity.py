@@ -21,6 +21,7 @@ from pipelines.daily.loop import run_day
 from pipelines.daily.stages import paper_broker
 from pipelines.lake import Lake
 from pipelines.lake.stage_state import StageState
+from pipelines.portfolio import optimizer
 from pipelines.testing.lakes import simulated_lake
 from pipelines.timeline import LATEST, decision_cutoff, trading_calendar
 from tests.backtest.test_accounting import _plant
@@ -62,6 +63,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     live = _lake(tmp_path_factory.mktemp("live"))
     broker = paper_broker(live, CONFIG)
     for day in CAL.sessions(FIRST, LAST):
+        optimizer._CACHE.clear()  # each DAG task is a fresh process: a cold solve
         broker.prices.known_at = decision_cutoff(day)  # type: ignore[attr-defined]
         run_day(live, day, CONFIG, broker, write_report=False)
     back = _lake(tmp_path_factory.mktemp("backtest"))
