@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from pipelines.cli.dates import parse_session_range
 from pipelines.errors import AlphaFactoryError
@@ -53,13 +61,19 @@ def backtest(
         TextColumn("[bold]backtest[/bold] {task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task("", total=None)
+        task = bar.add_task("", total=None, rate="")
+        started = time.perf_counter()
 
         def tick(done: int, total: int, day: dt.date) -> None:
-            bar.update(task, completed=done, total=total, description=str(day))
+            elapsed = time.perf_counter() - started
+            rate = f"{done / elapsed:.2f} sessions/s" if done and elapsed > 0 else ""
+            bar.update(task, completed=done, total=total, description=str(day), rate=rate)
 
         result = run_backtest(
             lake,

@@ -241,6 +241,17 @@ def risk_model(ctx: DayContext) -> dict[str, Any]:
     if (skipped := _skipped(ctx)) is not None:
         return skipped
     model = ctx.risk_source.risk_model(ctx.store, ctx.day, ctx.snapshot)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        parts = (model.B, model.F, model.D, model.predicted_beta())
+    if not all(np.isfinite(np.asarray(a, dtype=float)).all() for a in parts):
+        # A degenerate estimate (a factor with no variance, e.g. the market factor of a
+        # handful of names over a few weeks) would reach the solver as NaN (betas divide by
+        # the market variance) and end in a traceback there.
+        raise StageInputError(
+            f"{ctx.day}: the risk model is not finite ({model.n_assets} securities, "
+            f"{model.n_factors} factors, {len(ctx.snapshot.returns)} sessions of returns): "
+            "too few securities per factor or too little history"
+        )
     if ctx.config.record_portfolio_tables:
         from pipelines.portfolio.stage import store_risk_model
 

@@ -128,3 +128,17 @@ def test_a_backtest_without_history_before_its_start_names_the_earliest_start(
     out = _refused(["backtest", "--start", "2024-01-02", "--end", "2024-02-15"])
     earliest = trading_calendar().offset(start, 21)
     assert f"start on or after {earliest}" in out
+
+
+def test_a_degenerate_risk_model_is_one_line(tmp_path: Path) -> None:
+    """Eight names over a month: the market factor has no variance, the betas divide by
+    it, and the solver got NaN parameters ("Parameter value must be real" traceback)."""
+    import datetime as dt
+
+    from pipelines.testing.lakes import simulated_lake
+
+    simulated_lake(
+        tmp_path / "lake", universe=8, start=dt.date(2024, 1, 2), end=dt.date(2024, 3, 1), seed=3
+    )
+    out = _refused(["backtest", "--start", "2024-02-05", "--end", "2024-02-09"])
+    assert "the risk model is not finite" in out
