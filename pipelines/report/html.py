@@ -1,7 +1,8 @@
 """Self-contained HTML building blocks: inline CSS, tables, matplotlib figures as PNG data URIs.
 
 The page loads nothing from anywhere (no scripts, fonts or images by URL), so it can be
-mailed, archived next to the day's records, and opened offline.
+mailed, archived next to the day's records, and opened offline. Its one inline script makes
+tables marked sortable sortable by a click on a header and filterable by a text box.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: never needs a display
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -37,6 +39,24 @@ th{background:#eef1f7}td.l,th.l{text-align:left}
 .grid{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
 img{max-width:100%;border:1px solid #e3e6ee;background:#fff}
 .note{font-size:12px;color:#5b6475}
+table.sortable th{cursor:pointer}input.filter{margin:4px 0;font-size:12px;padding:2px 6px}
+"""
+
+#: Click a header of a ``sortable`` table to sort by it (again: reverse); type in the box
+#: above it to keep the rows containing the text. Numbers sort as numbers.
+SCRIPT = """
+document.querySelectorAll('table.sortable').forEach(function(t){
+  var rows=function(){return Array.from(t.querySelectorAll('tr')).slice(1);};
+  t.querySelectorAll('th').forEach(function(th,i){th.addEventListener('click',function(){
+    var asc=th.dataset.dir!=='asc';th.dataset.dir=asc?'asc':'desc';
+    var key=function(r){var v=r.children[i].dataset.v;var n=parseFloat(v);return isNaN(n)?v:n;};
+    rows().sort(function(a,b){var x=key(a),y=key(b);return (x>y?1:x<y?-1:0)*(asc?1:-1);})
+      .forEach(function(r){t.appendChild(r);});});});
+  var box=t.previousElementSibling;
+  if(box&&box.classList.contains('filter')){box.addEventListener('input',function(){
+    var q=box.value.toLowerCase();rows().forEach(function(r){
+      r.style.display=r.textContent.toLowerCase().indexOf(q)>=0?'':'none';});});}
+});
 """
 
 
@@ -57,7 +77,12 @@ def fmt(value: object, digits: int = 4) -> str:
             return "–"
         if abs(value) >= 1000:
             return f"{value:,.0f}"
-        return f"{value:.{digits}g}"
+        # Positional, never scientific: a PM reads 0.00006619, not 6.619e-05.
+        return str(
+            np.format_float_positional(
+                value, precision=digits, unique=False, fractional=False, trim="-"
+            )
+        )
     return str(value)
 
 
@@ -67,19 +92,33 @@ def pct(value: float | None, digits: int = 2) -> str:
     return f"{100 * value:.{digits}f}%"
 
 
-def table(frame: pd.DataFrame, *, max_rows: int = 40, left: Iterable[str] = ()) -> str:
-    """An HTML table of ``frame`` (first ``max_rows`` rows); ``left`` columns left-aligned."""
+def table(
+    frame: pd.DataFrame,
+    *,
+    max_rows: int = 40,
+    left: Iterable[str] = (),
+    sortable: bool = False,
+) -> str:
+    """An HTML table of ``frame`` (first ``max_rows`` rows); ``left`` columns left-aligned.
+    ``sortable``: every row, sortable by a header click, with a filter box above it."""
     if frame.empty:
         return '<p class="note">(none)</p>'
     lefts = set(left)
     head = "".join(f'<th class="{"l" if c in lefts else ""}">{esc(c)}</th>' for c in frame.columns)
     rows = []
-    for rec in frame.head(max_rows).itertuples(index=False):
+    shown = frame if sortable else frame.head(max_rows)
+    for rec in shown.itertuples(index=False):
         cells = "".join(
-            f'<td class="{"l" if c in lefts else ""}">{esc(fmt(v))}</td>'
+            f'<td class="{"l" if c in lefts else ""}" data-v="{esc(v)}">{esc(fmt(v))}</td>'
             for c, v in zip(frame.columns, rec, strict=True)
         )
         rows.append(f"<tr>{cells}</tr>")
+    if sortable:
+        return (
+            '<input class="filter" placeholder="filter rows…"/>'
+            f'<table class="sortable"><tr>{head}</tr>{"".join(rows)}</table>'
+            f'<p class="note">{len(frame)} rows; click a header to sort</p>'
+        )
     more = (
         f'<p class="note">… {len(frame) - max_rows} more rows</p>' if len(frame) > max_rows else ""
     )
@@ -117,7 +156,8 @@ def page(title: str, subtitle: str, sections: Sequence[tuple[str, str]]) -> str:
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"/>'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-        f'<h1>{esc(title)}</h1><div class="sub">{esc(subtitle)}</div>{body}</body></html>'
+        f'<h1>{esc(title)}</h1><div class="sub">{esc(subtitle)}</div>{body}'
+        f"<script>{SCRIPT}</script></body></html>"
     )
 
 

@@ -182,8 +182,14 @@ def _positions(art: StageState) -> str:
     ax.legend(fontsize=8)
     long_ = float(pos.loc[pos["rounded_weight"] > 0, "rounded_weight"].sum())
     short = float(pos.loc[pos["rounded_weight"] < 0, "rounded_weight"].sum())
-    cols = ["security_id", "current_weight", "rounded_weight", "current_shares", "target_shares"]
+    cols = ["security_id", "current %", "target %", "current_shares", "target_shares"]
     cols += ["trade_shares", "price", "alpha"]
+    top = top.assign(
+        **{
+            "current %": (100 * top["current_weight"]).round(3),
+            "target %": (100 * top["rounded_weight"]).round(3),
+        }
+    )
     return (
         f"<p>Target: {int((pos['target_shares'] != 0).sum())} names, long {h.pct(long_)}, "
         f"short {h.pct(short)}, traded notional {h.fmt(float(pos['abs_trade'].sum()))}.</p>"
@@ -227,7 +233,7 @@ def trade_reasons(art: StageState, config: ReportSubject) -> pd.DataFrame:
             "security_id": trades.index,
             "side": np.where(dw > 0, "buy", "sell"),
             "trade_shares": trades["trade_shares"].to_numpy(),
-            "delta_weight": dw.to_numpy(),
+            "delta_bps": (1e4 * dw).round(2).to_numpy(),
             "alpha": (trades["alpha"] * dw * V).to_numpy(),
             "risk": (-policy.risk_aversion * marginal.reindex(trades.index) * dw * V).to_numpy(),
             "cost": (-(0.0005 + impact.fillna(0.0)) * dw.abs() * V).to_numpy(),
@@ -235,7 +241,7 @@ def trade_reasons(art: StageState, config: ReportSubject) -> pd.DataFrame:
     )
     parts = out[["alpha", "risk", "cost"]].abs()
     out["reason"] = parts.idxmax(axis=1).where(parts.max(axis=1) > 0, "rounding")
-    return out.reindex(out["delta_weight"].abs().sort_values(ascending=False).index)
+    return out.reindex(out["delta_bps"].abs().sort_values(ascending=False).index)
 
 
 def _trades(art: StageState, config: ReportSubject) -> str:
@@ -252,8 +258,13 @@ def _trades(art: StageState, config: ReportSubject) -> str:
     counts = frame["reason"].value_counts().to_dict()
     return (
         head + f"<p>Dominant reason: {h.esc(', '.join(f'{k} {v}' for k, v in counts.items()))}. "
-        "Amounts in currency (see the report module for definitions).</p>"
-        + h.table(frame, max_rows=30, left=["security_id", "side", "reason"])
+        "Every trade below (sortable, filterable). <b>delta_bps</b>: the change in the "
+        "name's weight, in basis points of NAV; <b>alpha</b>: expected return earned by the "
+        "change (alpha × Δweight × NAV); <b>risk</b>: the change in the risk penalty "
+        "(−risk aversion × marginal variance × Δweight × NAV); <b>cost</b>: expected "
+        "half-spread + impact of the trade; all three in currency; <b>reason</b>: the largest "
+        "of the three in absolute value (rounding when all are zero).</p>"
+        + h.table(frame, left=["security_id", "side", "reason"], sortable=True)
     )
 
 
@@ -338,8 +349,9 @@ def _pnl(
     out = (
         "<p>Attribution of the session's P&amp;L: positions held from the previous close "
         "split by the factor model into factor and specific; the day's fills marked to the "
-        "close; cost = execution shortfall vs decision price + commission.</p>"
-        + h.table(parts, left=["component"])
+        "close (they include the cost); cost = impact of the fills against the arrival price "
+        "+ commission (the market's move from the decision price to the arrival price is not "
+        "a cost of trading).</p>" + h.table(parts, left=["component"])
     )
     stale = stale_marks(book)
     if stale:
@@ -348,9 +360,15 @@ def _pnl(
             f"the session and are marked at their last known close: {h.esc(', '.join(stale))}.</p>"
         )
     if len(hist) > 1:
+        import matplotlib.dates as mdates
+
         fig, ax = h.figure(6.4, 2.8)
         ax.plot(pd.to_datetime(hist["valid_date"]), hist["nav"], color="#2f5b9a")
         ax.set_title("NAV")
+        # Sessions, not hours; the NAV as written, not "+1e7" plus an offset.
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=8))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
         fig.autofmt_xdate()
         out += h.png(fig)
     return out

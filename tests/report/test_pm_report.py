@@ -117,3 +117,20 @@ def test_a_past_report_does_not_show_what_was_learnt_later(loop_root: Path, tmp_
     subject = report_subject(CONFIG)
     assert stamp[:16] in render_pm_report(lake, day, subject, known_at=LATEST)  # the old view
     assert stamp[:16] not in render_pm_report(lake, day, subject)
+
+
+def test_every_trade_is_listed_and_no_number_is_scientific(loop_root: Path, tmp_path: Path) -> None:
+    """Issue 18: weights printed as 6.619e-05 and only 30 of 133 trades listed."""
+    from pipelines.lake.stage_state import StageState
+    from pipelines.report.pm import trade_reasons
+
+    html = _report(loop_root, tmp_path).read_text()
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", html)
+    assert cells and not [c for c in cells if re.fullmatch(r"-?[\d.]+e[-+]\d+", c)]
+    lake = Lake(str(loop_root / "lake"))
+    art = StageState(lake, CONFIG.portfolio_id, LOOP_DAYS[-1])
+    trades = trade_reasons(art, report_subject(CONFIG))
+    assert len(trades) > 0
+    table = html.split('<table class="sortable">', 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr>") == len(trades) + 1  # the header and every trade
+    assert "delta_bps" in table and "click a header to sort" in html
