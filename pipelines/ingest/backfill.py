@@ -42,6 +42,7 @@ from pipelines.ingest.flow import (
     FileOutcome,
     Status,
     _write_validation_results,
+    business_date,
     delisted_ids,
     knowledge_time,
     record_runs,
@@ -392,6 +393,9 @@ def _load_chunk(
             with timer.phase("validate"):
                 outcomes.append(_gate_single(lake, feed, f, raw, batch, published, gate))
             continue
+        if (count := _row_count_failure(feed, batch.rows)) is not None:
+            hold(f, raw, file_failure(f.name, *count), batch.rows)
+            continue
         batches.append(_Parsed(f, raw, batch, published))
     if batches:
         outcomes += _gate_and_write(lake, feed, batches, gate, timer, hold)
@@ -434,9 +438,10 @@ def _gate_and_write(
             logical_date=last.fetched.day,
             file_names=tuple(b.batch.file_name for b in batches),
             published_at=published_max,
-            row_logical_dates=np.array([b.fetched.day for b in batches], dtype="datetime64[D]")[
-                owner
-            ],
+            row_logical_dates=np.array(
+                [business_date(feed, b.fetched.day, b.fetched.name) for b in batches],
+                dtype="datetime64[D]",
+            )[owner],
             # Each file is its own knowledge batch, as in a daily run: a day's print and
             # its correction (next day's folder) are two versions of a key, not duplicates.
             row_batches=owner,
@@ -445,6 +450,15 @@ def _gate_and_write(
         )
         result = gate(feed, ParsedBatch(feed.name, "chunk", combined), ctx)
     bad_files: set[int] = set()
+    if result.outcome == "blocked" and result.batch_level and len(batches) > 1:
+        # A rule judging the batch as a whole (schema, row count) failed on the chunk: which
+        # file it was cannot be told from the chunk, and a quarantine is one delivered
+        # file, never a chunk. Judge each file alone, as its daily run would.
+        with timer.phase("validate"):
+            return [
+                _gate_single(lake, feed, b.fetched, b.raw, b.batch, b.published, gate)
+                for b in batches
+            ]
     if result.outcome == "blocked":
         bad_files = (
             set(range(len(batches)))
@@ -504,6 +518,32 @@ def _gate_and_write(
         if result.result_rows:
             _write_validation_results(lake, feed, last.fetched.day, last.raw, result)
     return outcomes
+
+
+def _row_count_failure(feed: FeedSpec, rows: int) -> tuple[str, str] | None:
+    """The feed contract's blocking static row-count rule (``row_count``) a file of ``rows``
+    data rows breaks, as ``(rule, message)``: judged per file, since the chunk's total would
+    let an empty file through that its daily run quarantines."""
+    from pipelines.contracts import load_contract
+    from pipelines.contracts.spec import FailurePolicy, RowCountRule
+
+    contract = load_contract(feed.contract)
+    for rule in contract.rules:
+        if not isinstance(rule, RowCountRule):
+            continue
+        if contract.rule_policy(rule.name, rule.policy) is not FailurePolicy.BLOCK:
+            continue
+        if (rule.min is not None and rows < rule.min) or (rule.max is not None and rows > rule.max):
+            bounds = " and ".join(
+                b
+                for b in (
+                    f">= {rule.min}" if rule.min is not None else "",
+                    f"<= {rule.max}" if rule.max is not None else "",
+                )
+                if b
+            )
+            return rule.name, f"rule '{rule.name}' (row count {bounds}) failed: {rows} rows"
+    return None
 
 
 def _gate_single(

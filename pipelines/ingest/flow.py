@@ -184,6 +184,16 @@ def previous_rows(lake: Lake, feed: FeedSpec, day: dt.date) -> int | None:
     return int(loaded[-1]["rows"]) if loaded else None
 
 
+def business_date(feed: FeedSpec, day: dt.date, file_name: str) -> dt.date:
+    """The session a delivered file's rows belong to: the delivery's own session, except a
+    correction file, which re-delivers the previous session."""
+    if feed.corrections and file_name != feed.file_name(day):
+        previous = trading_calendar().previous(day)
+        if previous is not None and file_name == feed.correction_file(previous):
+            return previous
+    return day
+
+
 def known_security_ids(lake: Lake, at: dt.datetime, day: dt.date) -> frozenset[str]:
     """Securities in the master as known at ``at``, in force on ``day`` (listed or not:
     rows after a delisting are the ``listed`` rule's business, see :func:`delisted_ids`)."""
@@ -237,7 +247,7 @@ def gate_and_load(
     """Run the contract on a parsed file; load it to silver or quarantine it."""
     ctx = GateContext(
         feed=feed.name,
-        logical_date=day,
+        logical_date=business_date(feed, day, raw.file_name),
         file_names=(raw.file_name,),
         published_at=published_at,
         previous_rows=(
