@@ -33,7 +33,7 @@ from pipelines.ingest.parse import (
 )
 from pipelines.ingest.sources import FileSource, RecordSource, records_to_jsonl
 from pipelines.lake import Lake, RawFile
-from pipelines.timeline import ALL_DATES, LATEST, trading_calendar
+from pipelines.timeline import ALL_DATES, trading_calendar
 
 log = logging.getLogger(__name__)
 Status = Literal["loaded", "warned", "quarantined", "unchanged", "released", "superseded"]
@@ -125,13 +125,21 @@ def recover_unrecorded(
     if not idle:
         return outcomes
     days = [o.logical_date for o in idle]
-    runs = lake.as_of(
-        "ingest_runs",
-        known_at=LATEST,
-        valid_at=(min(days), max(days)),
-        filter=pc.field("feed") == feed.name,
-        columns=["file_name", "sha256", "status"],
-    ).to_pylist()
+    if lake.table("ingest_runs") is None:
+        runs: list[dict[str, Any]] = []
+    else:
+        # Every run ever recorded (all versions: a later "unchanged" run of the same file is
+        # the current version of its key and would hide the load an as-of read shows).
+        window = (
+            (pc.field("feed") == feed.name)
+            & (pc.field("valid_date") >= pa.scalar(min(days), pa.date32()))
+            & (pc.field("valid_date") <= pa.scalar(max(days), pa.date32()))
+        )
+        runs = (
+            lake.dataset("ingest_runs")
+            .to_table(filter=window, columns=["valid_date", "file_name", "sha256", "status"])
+            .to_pylist()
+        )
     recorded = {
         (r["valid_date"], r["file_name"], r["sha256"]) for r in runs if r["status"] in _LOADING
     }
