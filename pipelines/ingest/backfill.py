@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,9 @@ from pipelines.ingest.flow import (
     record_runs,
     recover_unrecorded,
     silver_batch_id,
+)
+from pipelines.ingest.flow import (
+    _name_upstream_blockers as name_upstream_blockers,
 )
 from pipelines.ingest.gate import Gate, GateContext, GateResult, file_failure
 from pipelines.ingest.manifest import delivery_problem, row_count_problem
@@ -473,22 +476,28 @@ def _gate_and_write(
                 np.flatnonzero(owner == i)[0]
             )
             label = f"{f.day}/{f.name}"
-            hold(
-                f,
-                b.raw,
-                GateResult(
-                    "blocked",
-                    result.rules,
-                    # The chunk's message names this file first when only it failed.
-                    result.message
-                    if result.message.startswith(f"{label}:")
-                    else f"{label}: {result.message}",
-                    mine,
-                    result.batch_level,
-                    [s for s in result.sample if str(s.get("file", "")).startswith(label)],
-                ),
-                b.batch.rows,
+            held = GateResult(
+                "blocked",
+                result.rules,
+                # The chunk's message names this file first when only it failed.
+                result.message
+                if result.message.startswith(f"{label}:")
+                else f"{label}: {result.message}",
+                mine,
+                result.batch_level,
+                [s for s in result.sample if str(s.get("file", "")).startswith(label)],
             )
+            # Ids unknown only because an upstream batch (the master) is quarantined: say
+            # which record holds this file back; releasing it releases this one too.
+            held = name_upstream_blockers(
+                lake,
+                feed,
+                f.day,
+                b.batch,
+                replace(ctx, logical_date=f.day, file_names=(f.name,)),
+                held,
+            )
+            hold(f, b.raw, held, b.batch.rows)
         else:
             status: Status = "warned" if result.outcome == "warned" else "loaded"
             outcomes.append(

@@ -141,3 +141,28 @@ def test_prices_blocked_by_a_quarantined_master_are_released_with_it(
     assert after["status"] == "released" and after["actor"] == "ops"
     assert f"automatically, upstream {master.quarantine_id} released" in after["message"]
     assert quarantine.list_records(lake, "open") == []
+
+
+def test_a_backfill_chunk_names_the_upstream_quarantine_too(
+    lake: Lake, sources: VendorSources, sim: VendorSimulator, feeds: dict[str, FeedSpec]
+) -> None:
+    """The backfill validates a chunk at once: a prices file failing ``security_known``
+    because the chunk's master file is quarantined names that record as well."""
+    from pipelines.ingest.runtime import backfill
+
+    days = list(sim.sessions[:2])
+    out = backfill(
+        lake,
+        days,
+        feed_names=["vendor_security_master", "vendor_prices"],
+        source_factory=lambda: sources.files,
+        gate=_master_held,
+        workers=1,
+    )
+    masters = {o.logical_date: o for o in out["vendor_security_master"]}
+    first = masters[days[0]]
+    assert first.status == "quarantined" and first.quarantine_id
+    prices = {o.logical_date: o for o in out["vendor_prices"]}[days[0]]
+    assert prices.status == "quarantined" and "security_known" in prices.rules
+    rec = quarantine.get_record(lake, prices.quarantine_id or "")
+    assert first.quarantine_id in quarantine.blocked_by(rec), rec["message"][-300:]
