@@ -112,9 +112,7 @@ def day_cmd(
 
     session = date.date()
     names = _feed_names(feed)
-    if not trading_calendar().is_session(session):
-        console.print(f"{session} is not a trading session: nothing to ingest")
-        return
+    trading_calendar().require_session(session)  # a weekend: one line naming the nearest
     _check_vendor(names)
     lake = Lake.from_settings()
     rows: list[list[str]] = []

@@ -63,6 +63,7 @@ def _refused(args: list[str]) -> str:
         (["airflow", "dags-test", "no_such_dag", "2024-06-03"], "the DAGs are daily_research"),
         (["research", "features", "2027-06-17"], "is in the future"),
         (["research", "score", "2024-06-08"], "nearest: 2024-06-07"),
+        (["ingest", "day", "--date", "2024-06-08"], "nearest: 2024-06-07"),
     ],
 )
 def test_bad_input_is_one_line(args: list[str], says: str) -> None:

@@ -64,7 +64,7 @@ def test_ingest_and_quarantine_story(
     assert connected.status("prices").rows == len(sim.clean_prices(first))
 
     code, out = run("ingest", "day", "--date", "2023-03-04")  # a Saturday
-    assert code == 0 and "not a trading session" in out
+    assert code == 1 and "not a XNYS session (nearest: 2023-03-03 and 2023-03-06)" in out
 
     # The security master up to the bad day (the missing day is reported, not fatal).
     day_before = sim.sessions[sim.sessions.index(BAD_DAY) - 1]
