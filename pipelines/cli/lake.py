@@ -16,7 +16,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipelines.cli.dates import parse_date
-from pipelines.cli.output import OutputFormat, render
+from pipelines.cli.output import OutputFormat, literal, render
 from pipelines.lake import Lake, LakeError, get_table
 from pipelines.lake.catalog import all_tables
 from pipelines.lake.maintenance import maintain
@@ -180,25 +180,68 @@ def sql(
 def load(
     table: str,
     file: Path,
-    known_at: Annotated[str, typer.Option(help="knowledge time for rows lacking known_at")],
+    known_at: Annotated[
+        str | None,
+        typer.Option(help="knowledge time for rows lacking known_at (default: now, receipt)"),
+    ] = None,
+    backdate: Annotated[
+        bool, typer.Option(help="allow a --known-at in the past (audited; needs --reason)")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="why the load is backdated")] = None,
 ) -> None:
-    """Append a CSV or Parquet FILE to TABLE as one idempotent batch."""
+    """Append a CSV or Parquet FILE to TABLE as one idempotent batch, known from now — or,
+    with ``--backdate --reason``, from a past ``--known-at`` (recorded in ``ingest_runs``)."""
     spec = _spec(table)
+    now = dt.datetime.now(dt.UTC)
+    ts = _parse_ts(known_at) if known_at else now
+    if ts < now - BACKDATE_TOLERANCE and not (backdate and reason):
+        # A past knowledge time rewrites what every as-of read of the past returns.
+        raise typer.BadParameter(
+            f"--known-at {ts.isoformat()} is in the past: loading there changes what the lake "
+            "says was known then; pass --backdate --reason '…' to do it on purpose (audited)"
+        )
     data = file.read_bytes()
     with _progress() as progress:
         progress.add_task(f"reading {file.name}", total=None)
         frame = pq.read_table(file) if file.suffix == ".parquet" else pacsv.read_csv(file)
-    ts = _parse_ts(known_at)
     batch = f"load:{table}:{hashlib.sha256(data).hexdigest()}:{ts.isoformat()}"
+    lake = _lake()
     try:
         with _progress() as progress:
             progress.add_task(f"writing {frame.num_rows} rows to {spec.name}", total=None)
-            result = _lake().write(table, frame, known_at=ts, batch_id=batch)
+            result = lake.write(table, frame, known_at=ts, batch_id=batch)
     except LakeError as exc:
-        console.print(f"[red]rejected {file}:[/red] {exc}")
+        console.print(f"[red]rejected {literal(file)}:[/red] {literal(exc)}")
         raise typer.Exit(1) from None
+    if result.written and ts < now - BACKDATE_TOLERANCE:
+        _audit_backdate(lake, table, file, ts, result.rows, reason or "")
     verb = "wrote" if result.written else "already loaded, nothing written:"
     console.print(f"{verb} {result.rows} rows to {table} (version {result.version})")
+
+
+#: A --known-at this far before now is a backdate (clock skew and typing time are not).
+BACKDATE_TOLERANCE = dt.timedelta(minutes=5)
+
+
+def _audit_backdate(
+    lake: Lake, table: str, file: Path, known_at: dt.datetime, rows: int, reason: str
+) -> None:
+    """One ``ingest_runs`` row saying who loaded what into the past, and why."""
+    import getpass
+
+    import pyarrow as pa
+
+    row = {
+        "feed": f"lake load {table}",
+        "file_name": file.name,
+        "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
+        "status": "backdated",
+        "rows": rows,
+        "published_at": known_at,
+        "message": f"backdated to {known_at.isoformat()} by {getpass.getuser()}: {reason}",
+        "valid_date": dt.datetime.now(dt.UTC).date(),
+    }
+    lake.write("ingest_runs", pa.Table.from_pylist([row]), known_at=dt.datetime.now(dt.UTC))
 
 
 @lake_app.command("maintain")

@@ -112,18 +112,46 @@ def test_history_and_sql(seeded: Lake) -> None:
 def test_load_is_idempotent_and_rejects_bad_files(tmp_path: Path) -> None:
     good = tmp_path / "p.csv"
     prices(3, ["A", "B"]).to_csv(good, index=False)
-    out = _run("lake", "load", "prices", str(good), "--known-at", "2024-01-03T22:00:00+00:00")
+    past = ["--known-at", "2024-01-03T22:00:00+00:00", "--backdate", "--reason", "history"]
+    out = _run("lake", "load", "prices", str(good), *past)
     assert "wrote 2 rows" in out
-    out = _run("lake", "load", "prices", str(good), "--known-at", "2024-01-03T22:00:00+00:00")
+    out = _run("lake", "load", "prices", str(good), *past)
     assert "already loaded" in out
     bad = tmp_path / "bad.csv"
     prices(3, ["A", "B"]).assign(close=["1.0", "oops"]).to_csv(bad, index=False)
-    result = runner.invoke(
-        app, ["lake", "load", "prices", str(bad), "--known-at", "2024-01-03T22:00:00+00:00"]
-    )
+    result = runner.invoke(app, ["lake", "load", "prices", str(bad), *past])
     assert result.exit_code == 1
     assert "column 'close', row 1" in result.output
     assert Lake.from_settings().status("prices").rows == 2
+
+
+def test_loading_into_the_past_needs_backdate_and_is_audited(tmp_path: Path) -> None:
+    """Issue 14: ``lake load --known-at <past>`` rewrote what the lake says we knew then."""
+    import datetime as dt
+
+    import pyarrow.compute as pc
+
+    from pipelines.config import get_settings
+    from pipelines.timeline import ALL_DATES, LATEST
+
+    good = tmp_path / "p.csv"
+    prices(3, ["A", "B"]).to_csv(good, index=False)
+    refused = runner.invoke(
+        app, ["lake", "load", "prices", str(good), "--known-at", "2024-01-03T22:00:00+00:00"]
+    )
+    assert refused.exit_code == 2 and "--backdate --reason" in refused.output
+    out = _run("lake", "load", "prices", str(good))  # known from now: the receipt time
+    assert "wrote 2 rows" in out
+    lake = Lake(get_settings().lake_root)
+    known = lake.as_of("prices", known_at=LATEST, valid_at=ALL_DATES).column("known_at")
+    assert pc.min(known).as_py() > dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    _run(
+        "lake", "load", "prices", str(good), "--known-at", "2024-01-03T22:00:00+00:00",
+        "--backdate", "--reason", "vendor history from the archive",
+    )  # fmt: skip
+    runs = lake.as_of("ingest_runs", known_at=LATEST, valid_at=ALL_DATES).to_pylist()
+    (audit,) = [r for r in runs if r["status"] == "backdated"]
+    assert "vendor history from the archive" in audit["message"] and audit["rows"] == 2
 
 
 def test_maintain_and_init(seeded: Lake) -> None:
