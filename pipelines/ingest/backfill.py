@@ -47,6 +47,7 @@ from pipelines.ingest.flow import (
     knowledge_time,
     record_runs,
     recover_unrecorded,
+    redelivery_known_at,
     silver_batch_id,
 )
 from pipelines.ingest.flow import (
@@ -387,7 +388,7 @@ def _load_chunk(
         parsed = _parse_files(feed, decoded)
     batches: list[_Parsed] = []
     for (f, raw, _), batch in zip(decoded, parsed, strict=True):
-        published = f.published or f.received
+        published = redelivery_known_at(raw, f.published or f.received)
         if (problem := row_count_problem(feed, f.manifest, f.name, batch.rows)) is not None:
             hold(f, raw, file_failure(f.name, *problem), None)
             continue

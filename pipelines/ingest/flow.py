@@ -451,8 +451,10 @@ def ingest_sftp_day(
             # Before landing anything: a manifest without the feed's publish time is refused.
             published = knowledge_time(feed, day, manifest, received, mtime)
             data = session.read(path)
-            outcome = _ingest_file(lake, feed, day, name, data, manifest, published, received, gate)
-            runs.append((outcome, published))
+            outcome, known = _ingest_file(
+                lake, feed, day, name, data, manifest, published, received, gate
+            )
+            runs.append((outcome, known))
             outcomes.append(outcome)
     record_runs(lake, runs)
     for o in outcomes:
@@ -480,8 +482,36 @@ def _ingest_file(
     published: dt.datetime,
     received: dt.datetime,
     gate: Gate,
-) -> FileOutcome:
+) -> tuple[FileOutcome, dt.datetime]:
+    """Land, check and load one delivered file; the outcome and the knowledge time its rows
+    got (:func:`redelivery_known_at`)."""
     raw = lake.land_raw(feed.name, day, name, data, received_at=received)
+    published = redelivery_known_at(raw, published)
+    return _ingest_landed(lake, feed, day, name, data, manifest, raw, published, gate), published
+
+
+def redelivery_known_at(raw: RawFile, published: dt.datetime) -> dt.datetime:
+    """The knowledge time of a delivered file: the vendor's, except for a re-delivery
+    (other bytes under a name it already delivered for the day), which we cannot have
+    known before we received it — a restatement stamped with the original publish time
+    would tie with (and hide) the first version as of its time, and one stamped earlier
+    would rewrite what the lake says we knew in the past."""
+    if raw.file_version > 1 and raw.received_at > published:
+        return raw.received_at
+    return published
+
+
+def _ingest_landed(
+    lake: Lake,
+    feed: FeedSpec,
+    day: dt.date,
+    name: str,
+    data: bytes,
+    manifest: dict[str, Any],
+    raw: RawFile,
+    published: dt.datetime,
+    gate: Gate,
+) -> FileOutcome:
     if lake.has_batch(feed.table, silver_batch_id(feed.name, day, name, raw.sha256)):
         unchanged = FileOutcome(feed.name, day, name, raw.sha256, "unchanged", 0, "already loaded")
         return recover_unrecorded(lake, feed, [unchanged])[0]

@@ -1,0 +1,99 @@
+"""A re-delivery is known from when we received it (issue 14: knowledge time was what the
+vendor claimed — a restatement with the same publish time tied with the first version and
+hid it as of its time; one stamped earlier rewrote what the lake said we knew then)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+from pipelines.ingest.feed_spec import FeedSpec
+from pipelines.ingest.flow import ingest_sftp_day
+from pipelines.ingest.gate import GateContext, GateResult
+from pipelines.ingest.parse import ParsedBatch
+from pipelines.lake import Lake
+
+pytestmark = pytest.mark.unit
+
+DAY = dt.date(2024, 3, 5)
+PUBLISHED = dt.datetime(2024, 3, 5, 22, tzinfo=dt.UTC)
+HEADER = b"ID,TICKER,DATE,O,H,L,C,V,CCY\n"
+
+
+def _csv(close: float) -> bytes:
+    return HEADER + f"A,AA,2024-03-05,10,20,9,{close},100,USD\n".encode()
+
+
+@dataclass
+class _Source:
+    files: dict[str, bytes]
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[_Source]:
+        yield self
+
+    def list_dir(self, path: str) -> list[str] | None:
+        return sorted(p.rsplit("/", 1)[1] for p in self.files if p.startswith(path + "/"))
+
+    def read(self, path: str) -> bytes:
+        return self.files[path]
+
+    def mtime(self, path: str) -> dt.datetime:
+        raise NotImplementedError
+
+
+def _delivery(data: bytes, published: dt.datetime) -> _Source:
+    manifest = {
+        "published_at": published.isoformat(),
+        "files": [{"name": "px.csv", "sha256": hashlib.sha256(data).hexdigest(), "rows": 1}],
+    }
+    return _Source(
+        {"/out/20240305/px.csv": data, "/out/20240305/manifest.json": json.dumps(manifest).encode()}
+    )
+
+
+def _gate(feed: FeedSpec, batch: ParsedBatch, ctx: GateContext) -> GateResult:
+    return GateResult(outcome="passed", rules=[], message="ok")
+
+
+FEED = FeedSpec(
+    name="acme_prices",
+    table="prices",
+    contract="prices",
+    protocol="sftp",
+    connection_id="sftp_acme",
+    remote_dir="/out/{date:%Y%m%d}",
+    file="px.csv",
+    manifest="manifest.json",
+    compression="none",
+    columns={
+        "security_id": "ID", "ticker": "TICKER", "valid_date": "DATE", "open": "O",
+        "high": "H", "low": "L", "close": "C", "volume": "V", "currency": "CCY",
+    },
+)  # fmt: skip
+
+
+def _close(lake: Lake, at: dt.datetime) -> float:
+    rows = lake.as_of("prices", known_at=at, valid_at=DAY, filter=pc.field("security_id") == "A")
+    return float(rows.column("close")[0].as_py())
+
+
+@pytest.mark.parametrize(
+    "claimed", [PUBLISHED, PUBLISHED - dt.timedelta(days=3)], ids=["same time", "backdated"]
+)
+def test_a_restatement_is_known_from_its_receipt(tmp_path: Path, claimed: dt.datetime) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(15.0), PUBLISHED), _gate)
+    before = dt.datetime.now(dt.UTC)
+    ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(16.0), claimed), _gate)  # restated
+    assert _close(lake, PUBLISHED) == 15.0  # what we knew at the first publish time
+    assert _close(lake, before - dt.timedelta(seconds=1)) == 15.0  # …until the restatement
+    assert _close(lake, dt.datetime.now(dt.UTC)) == 16.0
