@@ -32,7 +32,7 @@ from pipelines.ingest.parse import (
     parse_file,
 )
 from pipelines.ingest.sources import FileSource, RecordSource, records_to_jsonl
-from pipelines.lake import Lake, RawFile
+from pipelines.lake import Lake, RawFile, get_table
 from pipelines.timeline import ALL_DATES, trading_calendar
 
 log = logging.getLogger(__name__)
@@ -487,7 +487,63 @@ def _ingest_file(
     got (:func:`redelivery_known_at`)."""
     raw = lake.land_raw(feed.name, day, name, data, received_at=received)
     published = redelivery_known_at(raw, published)
-    return _ingest_landed(lake, feed, day, name, data, manifest, raw, published, gate), published
+    outcome = _ingest_landed(lake, feed, day, name, data, manifest, raw, published, gate)
+    if (
+        outcome.status in ("loaded", "warned")
+        and raw.file_version > 1
+        and name == feed.file_name(day)
+    ):
+        retire_dropped_rows(lake, feed, day, raw, published)
+    return outcome, published
+
+
+def retire_dropped_rows(
+    lake: Lake, feed: FeedSpec, day: dt.date, raw: RawFile, known_at: dt.datetime
+) -> int:
+    """A re-delivery of a day's main file replaces the day: rows of earlier versions whose
+    key the new version does not hold are retracted (tombstones at ``known_at``), so a row
+    the vendor dropped in a restatement leaves the current view — and stays in the views
+    of every earlier time. Returns the rows retracted (idempotent)."""
+    spec = get_table(feed.table)
+    versions = lake.history("raw_manifest", {"feed": feed.name, "file_name": raw.file_name})
+    earlier = [
+        silver_batch_id(feed.name, day, raw.file_name, str(r["sha256"]))
+        for r in versions.to_pylist()
+        if r["valid_date"] == day and int(r["file_version"]) < raw.file_version
+    ]
+    if not earlier:
+        return 0
+    new_id = silver_batch_id(feed.name, day, raw.file_name, raw.sha256)
+    rows = (
+        lake.dataset(feed.table)
+        .to_table(
+            filter=pc.field("_batch_id").isin(pa.array([*earlier, new_id], pa.string()))
+            & (pc.field("valid_date") == pa.scalar(day, pa.date32()))
+        )
+        .to_pandas()
+    )
+    if rows.empty:
+        return 0
+    key = list(spec.key)
+    kept = set(map(tuple, rows.loc[rows["_batch_id"] == new_id, key].astype(str).to_numpy()))
+    old = rows[rows["_batch_id"] != new_id]
+    gone = old[[tuple(k) not in kept for k in old[key].astype(str).to_numpy()]]
+    gone = gone.drop_duplicates(subset=key, keep="last")
+    if gone.empty:
+        return 0
+    fields = [f.name for f in spec.input_fields if f.name != "known_at"]
+    lake.write(
+        feed.table,
+        gone[fields].reset_index(drop=True),
+        known_at=known_at,
+        batch_id=f"retire:{new_id}",
+        deleted=True,
+    )
+    log.warning(
+        "%s %s %s: the re-delivery drops %d row(s) of the earlier version: retracted",
+        feed.name, day, raw.file_name, len(gone),
+    )  # fmt: skip
+    return len(gone)
 
 
 def redelivery_known_at(raw: RawFile, published: dt.datetime) -> dt.datetime:

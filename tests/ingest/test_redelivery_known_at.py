@@ -53,7 +53,13 @@ class _Source:
 def _delivery(data: bytes, published: dt.datetime) -> _Source:
     manifest = {
         "published_at": published.isoformat(),
-        "files": [{"name": "px.csv", "sha256": hashlib.sha256(data).hexdigest(), "rows": 1}],
+        "files": [
+            {
+                "name": "px.csv",
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "rows": data.count(b"\n") - 1,
+            }
+        ],
     }
     return _Source(
         {"/out/20240305/px.csv": data, "/out/20240305/manifest.json": json.dumps(manifest).encode()}
@@ -97,3 +103,19 @@ def test_a_restatement_is_known_from_its_receipt(tmp_path: Path, claimed: dt.dat
     assert _close(lake, PUBLISHED) == 15.0  # what we knew at the first publish time
     assert _close(lake, before - dt.timedelta(seconds=1)) == 15.0  # …until the restatement
     assert _close(lake, dt.datetime.now(dt.UTC)) == 16.0
+
+
+def test_a_row_the_restatement_drops_leaves_the_current_view(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    two = _csv(15.0) + b"B,BB,2024-03-05,10,20,9,12,100,USD\n"
+    ingest_sftp_day(lake, FEED, DAY, _delivery(two, PUBLISHED), _gate)
+    ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(15.5), PUBLISHED), _gate)  # B dropped
+
+    def ids(at: dt.datetime) -> list[str]:
+        rows = lake.as_of("prices", known_at=at, valid_at=DAY)
+        return sorted(rows.column("security_id").to_pylist())
+
+    assert ids(PUBLISHED) == ["A", "B"]  # the past is kept
+    assert ids(dt.datetime.now(dt.UTC)) == ["A"]
+    again = ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(15.5), PUBLISHED), _gate)
+    assert [o.status for o in again] == ["unchanged"] and ids(dt.datetime.now(dt.UTC)) == ["A"]
