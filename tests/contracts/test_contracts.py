@@ -213,6 +213,8 @@ def test_multi_day_row_origin_names_file_and_line() -> None:
             source_files=tuple(sorted(set(frame["_file"]))),
             known_security_ids=set(security_ids(N)),
             row_origin=RowOrigin(file_column="_file", line_column="_line"),
+            # Each row's own delivery day, as a backfill chunk gives it.
+            row_logical_dates=frame["valid_date"].to_numpy(dtype="datetime64[D]"),
         ),
     )
     failure = report.failure("low_positive")
