@@ -12,4 +12,5 @@ the layering it sits above every production package but the CLI and orchestratio
 * :mod:`.foreign_vendor`  — a vendor unlike the simulator in every respect (latin-1, ``;``,
   FIGI ids, ``/outgoing/YYYYMMDD/``) written as a file tree, with its ground truth.
 * :mod:`.sshd`            — OpenSSH's sshd on loopback serving a tree (key auth, pinned host key).
+* :mod:`.vendor_folder`   — a vendor's file drop in memory (``FileSource`` over a dict).
 """

@@ -5,30 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
 
 import pytest
 
 from pipelines.ingest.backfill import _fetch_day
 from pipelines.ingest.feed_spec import FeedSpec
+from pipelines.testing.vendor_folder import MemoryFolder
 
 pytestmark = pytest.mark.unit
 
 DAY, PREVIOUS = dt.date(2024, 7, 8), dt.date(2024, 7, 5)  # a Monday and the Friday before
-
-
-@dataclass
-class _Tree:
-    """A vendor folder in memory (the FileSession protocol)."""
-
-    files: dict[str, bytes]
-
-    def list_dir(self, path: str) -> list[str] | None:
-        names = [p.rsplit("/", 1)[1] for p in self.files if p.rsplit("/", 1)[0] == path]
-        return sorted(names) or None
-
-    def read(self, path: str) -> bytes:
-        return self.files[path]
 
 
 def _feed(corrections: str) -> FeedSpec:
@@ -56,7 +42,7 @@ def _feed(corrections: str) -> FeedSpec:
 )
 def test_the_previous_sessions_correction_and_nothing_else(template: str, correction: str) -> None:
     folder = "/outgoing/20240708"
-    tree = _Tree(
+    tree = MemoryFolder(
         {
             f"{folder}/EOD_20240708.csv": b"main",
             f"{folder}/{correction}": b"fix",

@@ -5,14 +5,11 @@ the chunk-wide row count that its daily run fails."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import gzip
 import hashlib
 import io
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pandas as pd
 import pytest
@@ -22,6 +19,7 @@ from pipelines.ingest.feed_spec import FeedSpec
 from pipelines.ingest.flow import ingest_sftp_day
 from pipelines.ingest.gate import contract_gate
 from pipelines.lake import Lake
+from pipelines.testing.vendor_folder import MemoryFolder
 from pipelines.timeline import trading_calendar
 from pipelines.vendors.simulator import VendorSimulator
 from tests.ingest.conftest import CLEAN_DAY
@@ -29,30 +27,6 @@ from tests.ingest.conftest import CLEAN_DAY
 pytestmark = pytest.mark.unit
 
 CAL = trading_calendar()
-
-
-@dataclass
-class _Tree:
-    files: dict[str, bytes]
-
-    def list_dir(self, path: str) -> list[str] | None:
-        names = [p.rsplit("/", 1)[1] for p in self.files if p.rsplit("/", 1)[0] == path]
-        return sorted(names) or None
-
-    def read(self, path: str) -> bytes:
-        return self.files[path]
-
-    def mtime(self, path: str) -> dt.datetime:
-        raise NotImplementedError
-
-
-@dataclass
-class _Source:
-    tree: _Tree
-
-    @contextlib.contextmanager
-    def session(self) -> Iterator[_Tree]:
-        yield self.tree
 
 
 def _folder(sim: VendorSimulator, feed: FeedSpec, day: dt.date, prices: bytes | None) -> dict:
@@ -83,7 +57,7 @@ def test_a_prices_file_dated_the_session_before_is_quarantined(
     feed = feeds["vendor_prices"]
     before = CAL.previous_session(CLEAN_DAY)
     stale = _rewrite(sim, CLEAN_DAY, lambda f: f.assign(TRADE_DATE=before.isoformat()))
-    source = _Source(_Tree(_folder(sim, feed, CLEAN_DAY, stale)))
+    source = MemoryFolder(_folder(sim, feed, CLEAN_DAY, stale))
     (outcome,) = ingest_sftp_day(
         seeded_lake, feed, CLEAN_DAY, source, contract_gate, raise_on_quarantine=False
     )
@@ -99,7 +73,7 @@ def test_an_empty_file_in_a_backfill_chunk_is_quarantined_alone(
     days = [CLEAN_DAY, CAL.next_session(CLEAN_DAY)]
     empty = _rewrite(sim, days[0], lambda f: f.iloc[0:0])
     tree = {**_folder(sim, feed, days[0], empty), **_folder(sim, feed, days[1], None)}
-    source = _Source(_Tree(tree))
+    source = MemoryFolder(tree)
     out = backfill_sftp(seeded_lake, [feed], days, lambda _c: source, contract_gate, workers=1)
     by_day = {o.logical_date: o for o in out[feed.name] if o.file_name == "prices.csv.gz"}
     assert by_day[days[0]].status == "quarantined" and "not_empty" in by_day[days[0]].rules

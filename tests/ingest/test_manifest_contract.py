@@ -5,12 +5,9 @@ and by the backfill alike."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,43 +15,15 @@ import pytest
 from pipelines.ingest.backfill import backfill_sftp
 from pipelines.ingest.feed_spec import FeedSpec
 from pipelines.ingest.flow import ingest_sftp_day
-from pipelines.ingest.gate import Gate, GateContext, GateResult
-from pipelines.ingest.parse import ParsedBatch
+from pipelines.ingest.gate import Gate, pass_all
 from pipelines.lake import Lake
+from pipelines.testing.vendor_folder import MemoryFolder
 
 pytestmark = pytest.mark.unit
 
 DAY = dt.date(2024, 3, 5)
 FOLDER = "/out/20240305"
 CSV = b"ID,DATE,PX\nA,2024-03-05,10\nB,2024-03-05,11\nC,2024-03-05,12\n"
-
-
-@dataclass
-class _Tree:
-    files: dict[str, bytes]
-
-    def list_dir(self, path: str) -> list[str] | None:
-        names = [p.rsplit("/", 1)[1] for p in self.files if p.rsplit("/", 1)[0] == path]
-        return sorted(names) or None
-
-    def read(self, path: str) -> bytes:
-        return self.files[path]
-
-    def mtime(self, path: str) -> dt.datetime:
-        return dt.datetime(2024, 3, 5, 22, tzinfo=dt.UTC)
-
-
-@dataclass
-class _Source:
-    tree: _Tree
-
-    @contextlib.contextmanager
-    def session(self) -> Iterator[_Tree]:
-        yield self.tree
-
-
-def _passing_gate(feed: FeedSpec, batch: ParsedBatch, ctx: GateContext) -> GateResult:
-    return GateResult(outcome="passed", rules=[], message="")
 
 
 def _feed() -> FeedSpec:
@@ -87,8 +56,8 @@ CASES = {
 }
 
 
-def _tree(entries: list[dict[str, object]]) -> _Tree:
-    return _Tree({f"{FOLDER}/px.csv": CSV, f"{FOLDER}/manifest.json": _manifest(entries)})
+def _tree(entries: list[dict[str, object]]) -> MemoryFolder:
+    return MemoryFolder({f"{FOLDER}/px.csv": CSV, f"{FOLDER}/manifest.json": _manifest(entries)})
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -97,9 +66,9 @@ def test_the_daily_path_quarantines_a_delivery_the_manifest_disowns(
 ) -> None:
     entries, rule = CASES[case]
     lake = Lake(str(tmp_path / "lake"))
-    gate: Gate = _passing_gate
+    gate: Gate = pass_all
     (outcome,) = ingest_sftp_day(
-        lake, _feed(), DAY, _Source(_tree(entries)), gate, raise_on_quarantine=False
+        lake, _feed(), DAY, _tree(entries), gate, raise_on_quarantine=False
     )
     assert outcome.status == "quarantined", outcome
     assert rule in outcome.rules and "px.csv" in outcome.message
@@ -109,8 +78,8 @@ def test_the_daily_path_quarantines_a_delivery_the_manifest_disowns(
 def test_the_backfill_quarantines_it_too(case: str, tmp_path: Path) -> None:
     entries, rule = CASES[case]
     lake = Lake(str(tmp_path / "lake"))
-    source = _Source(_tree(entries))
-    out = backfill_sftp(lake, [_feed()], [DAY], lambda _conn: source, _passing_gate, workers=1)
+    source = _tree(entries)
+    out = backfill_sftp(lake, [_feed()], [DAY], lambda _conn: source, pass_all, workers=1)
     (outcome,) = out["acme_prices"]
     assert outcome.status == "quarantined", outcome
     assert rule in outcome.rules

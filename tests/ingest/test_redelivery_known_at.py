@@ -4,12 +4,9 @@ hid it as of its time; one stamped earlier rewrote what the lake said we knew th
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -17,9 +14,9 @@ import pytest
 
 from pipelines.ingest.feed_spec import FeedSpec
 from pipelines.ingest.flow import ingest_sftp_day
-from pipelines.ingest.gate import GateContext, GateResult
-from pipelines.ingest.parse import ParsedBatch
+from pipelines.ingest.gate import pass_all
 from pipelines.lake import Lake
+from pipelines.testing.vendor_folder import MemoryFolder
 
 pytestmark = pytest.mark.unit
 
@@ -32,25 +29,7 @@ def _csv(close: float) -> bytes:
     return HEADER + f"A,AA,2024-03-05,10,20,9,{close},100,USD\n".encode()
 
 
-@dataclass
-class _Source:
-    files: dict[str, bytes]
-
-    @contextlib.contextmanager
-    def session(self) -> Iterator[_Source]:
-        yield self
-
-    def list_dir(self, path: str) -> list[str] | None:
-        return sorted(p.rsplit("/", 1)[1] for p in self.files if p.startswith(path + "/"))
-
-    def read(self, path: str) -> bytes:
-        return self.files[path]
-
-    def mtime(self, path: str) -> dt.datetime:
-        raise NotImplementedError
-
-
-def _delivery(data: bytes, published: dt.datetime) -> _Source:
+def _delivery(data: bytes, published: dt.datetime) -> MemoryFolder:
     manifest = {
         "published_at": published.isoformat(),
         "files": [
@@ -61,13 +40,9 @@ def _delivery(data: bytes, published: dt.datetime) -> _Source:
             }
         ],
     }
-    return _Source(
+    return MemoryFolder(
         {"/out/20240305/px.csv": data, "/out/20240305/manifest.json": json.dumps(manifest).encode()}
     )
-
-
-def _gate(feed: FeedSpec, batch: ParsedBatch, ctx: GateContext) -> GateResult:
-    return GateResult(outcome="passed", rules=[], message="ok")
 
 
 FEED = FeedSpec(
@@ -97,9 +72,9 @@ def _close(lake: Lake, at: dt.datetime) -> float:
 )
 def test_a_restatement_is_known_from_its_receipt(tmp_path: Path, claimed: dt.datetime) -> None:
     lake = Lake(str(tmp_path / "lake"))
-    ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(15.0), PUBLISHED), _gate)
+    ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(15.0), PUBLISHED), pass_all)
     before = dt.datetime.now(dt.UTC)
-    ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(16.0), claimed), _gate)  # restated
+    ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(16.0), claimed), pass_all)  # restated
     assert _close(lake, PUBLISHED) == 15.0  # what we knew at the first publish time
     assert _close(lake, before - dt.timedelta(seconds=1)) == 15.0  # …until the restatement
     assert _close(lake, dt.datetime.now(dt.UTC)) == 16.0
@@ -108,8 +83,8 @@ def test_a_restatement_is_known_from_its_receipt(tmp_path: Path, claimed: dt.dat
 def test_a_row_the_restatement_drops_leaves_the_current_view(tmp_path: Path) -> None:
     lake = Lake(str(tmp_path / "lake"))
     two = _csv(15.0) + b"B,BB,2024-03-05,10,20,9,12,100,USD\n"
-    ingest_sftp_day(lake, FEED, DAY, _delivery(two, PUBLISHED), _gate)
-    ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(15.5), PUBLISHED), _gate)  # B dropped
+    ingest_sftp_day(lake, FEED, DAY, _delivery(two, PUBLISHED), pass_all)
+    ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(15.5), PUBLISHED), pass_all)  # B dropped
 
     def ids(at: dt.datetime) -> list[str]:
         rows = lake.as_of("prices", known_at=at, valid_at=DAY)
@@ -117,5 +92,5 @@ def test_a_row_the_restatement_drops_leaves_the_current_view(tmp_path: Path) -> 
 
     assert ids(PUBLISHED) == ["A", "B"]  # the past is kept
     assert ids(dt.datetime.now(dt.UTC)) == ["A"]
-    again = ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(15.5), PUBLISHED), _gate)
+    again = ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(15.5), PUBLISHED), pass_all)
     assert [o.status for o in again] == ["unchanged"] and ids(dt.datetime.now(dt.UTC)) == ["A"]

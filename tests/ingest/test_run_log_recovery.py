@@ -4,12 +4,9 @@ what happened from the lake: the file was loaded, with the rows its silver batch
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +16,9 @@ import pytest
 import pipelines.ingest.backfill as backfill_mod
 import pipelines.ingest.flow as flow
 from pipelines.ingest.feed_spec import FeedSpec
-from pipelines.ingest.gate import GateContext, GateResult
-from pipelines.ingest.parse import ParsedBatch
+from pipelines.ingest.gate import pass_all
 from pipelines.lake import Lake
+from pipelines.testing.vendor_folder import MemoryFolder
 from pipelines.timeline import LATEST
 
 pytestmark = pytest.mark.unit
@@ -32,34 +29,6 @@ CSV = (
     b"A,AA,2024-03-05,10,11,9,10.5,100,USD\n"
     b"B,BB,2024-03-05,20,21,19,20.5,200,USD\n"
 )
-
-
-@dataclass
-class _Tree:
-    files: dict[str, bytes]
-
-    def list_dir(self, path: str) -> list[str] | None:
-        names = [p.rsplit("/", 1)[1] for p in self.files if p.rsplit("/", 1)[0] == path]
-        return sorted(names) or None
-
-    def read(self, path: str) -> bytes:
-        return self.files[path]
-
-    def mtime(self, path: str) -> dt.datetime:
-        return dt.datetime(2024, 3, 5, 22, tzinfo=dt.UTC)
-
-
-@dataclass
-class _Source:
-    tree: _Tree
-
-    @contextlib.contextmanager
-    def session(self) -> Iterator[_Tree]:
-        yield self.tree
-
-
-def _gate(feed: FeedSpec, batch: ParsedBatch, ctx: GateContext) -> GateResult:
-    return GateResult(outcome="passed", rules=[], message="ok")
 
 
 FEED = FeedSpec(
@@ -84,18 +53,16 @@ FEED = FeedSpec(
         "currency": "CCY",
     },
 )
-SOURCE = _Source(
-    _Tree(
-        {
-            "/out/20240305/px.csv": CSV,
-            "/out/20240305/manifest.json": json.dumps(
-                {
-                    "published_at": "2024-03-05T22:00:00+00:00",
-                    "files": [{"name": "px.csv", "sha256": hashlib.sha256(CSV).hexdigest()}],
-                }
-            ).encode(),
-        }
-    )
+SOURCE = MemoryFolder(
+    {
+        "/out/20240305/px.csv": CSV,
+        "/out/20240305/manifest.json": json.dumps(
+            {
+                "published_at": "2024-03-05T22:00:00+00:00",
+                "files": [{"name": "px.csv", "sha256": hashlib.sha256(CSV).hexdigest()}],
+            }
+        ).encode(),
+    }
 )
 
 
@@ -121,8 +88,10 @@ def test_a_rerun_after_a_crash_records_the_load(
 
     def run() -> list[flow.FileOutcome]:
         if path == "daily":
-            return flow.ingest_sftp_day(lake, FEED, DAY, SOURCE, _gate)
-        out = backfill_mod.backfill_sftp(lake, [FEED], [DAY], lambda _c: SOURCE, _gate, workers=1)
+            return flow.ingest_sftp_day(lake, FEED, DAY, SOURCE, pass_all)
+        out = backfill_mod.backfill_sftp(
+            lake, [FEED], [DAY], lambda _c: SOURCE, pass_all, workers=1
+        )
         return out[FEED.name]
 
     with monkeypatch.context() as m:
