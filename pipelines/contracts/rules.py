@@ -371,9 +371,34 @@ def _in_set(contract: Contract, r: InSetRule) -> CompiledRule:
     )
 
 
-def _referential(contract: Contract, r: ReferentialRule) -> CompiledRule:
+def _true_helper_rule(
+    contract: Contract,
+    r: Any,
+    columns: tuple[str, ...],
+    description: str,
+    build: Callable[[pd.DataFrame, BatchFacts], pd.Series],
+    params: Callable[[BatchFacts], dict[str, Any] | str] = lambda _f: {},
+) -> CompiledRule:
+    """A row-level rule whose verdict per row is computed once, vectorised, into a helper
+    column (``build``: True = the row passes) that GX then checks for ``{True}``; failing
+    rows are the helper's False ones."""
     helper = f"{HELPER_PREFIX}{r.name}"
+    return CompiledRule(
+        name=r.name,
+        kind=r.kind,
+        columns=columns,
+        policy=contract.rule_policy(r.name, r.policy),
+        description=r.description or description,
+        expectation_type="ExpectColumnValuesToBeInSet",
+        kwargs=lambda _s: {"column": helper, "value_set": [True]},
+        params=params,
+        mask=lambda v, _p: ~np.asarray(v[helper], dtype=bool),
+        needs_typed=columns,
+        helper=(helper, build),
+    )
 
+
+def _referential(contract: Contract, r: ReferentialRule) -> CompiledRule:
     def build(v: pd.DataFrame, facts: BatchFacts) -> pd.Series:
         ids = facts.known_security_ids or frozenset()
         s = v[r.column]
@@ -385,21 +410,16 @@ def _referential(contract: Contract, r: ReferentialRule) -> CompiledRule:
             return f"no known ids of {r.reference} were given"
         return {}
 
-    return CompiledRule(
-        name=r.name,
-        kind=r.kind,
-        columns=(r.column,),
-        policy=contract.rule_policy(r.name, r.policy),
-        description=r.description or f"{r.column} exists in {r.reference} as known then",
-        # GX 1.24 re-serialises an expectation's kwargs dozens of times per run, so a
-        # value_set of thousands of ids costs ~1 s per call. Membership is computed once
-        # with isin() into a helper column and GX checks that column instead.
-        expectation_type="ExpectColumnValuesToBeInSet",
-        kwargs=lambda _s: {"column": helper, "value_set": [True]},
-        params=params,
-        mask=lambda v, _p: ~np.asarray(v[helper], dtype=bool),
-        needs_typed=(r.column,),
-        helper=(helper, build),
+    # GX 1.24 re-serialises an expectation's kwargs dozens of times per run, so a value_set
+    # of thousands of ids costs ~1 s per call. Membership is computed once with isin() into
+    # a helper column and GX checks that column instead.
+    return _true_helper_rule(
+        contract,
+        r,
+        (r.column,),
+        f"{r.column} exists in {r.reference} as known then",
+        build,
+        params,
     )
 
 
@@ -522,34 +542,19 @@ def _row_count_change(contract: Contract, r: RowCountChangeRule) -> CompiledRule
 
 
 def _finite(contract: Contract, r: FiniteRule) -> CompiledRule:
-    helper = f"{HELPER_PREFIX}{r.name}"
     # Only a value that is there and not finite fails. The vendor's text is read before
     # coercion, so "inf", "Infinity" and "1e999" all land here as ±inf; a NaN from a cell
     # the feed did not declare a null word for is not finite either.
-
     def build(v: pd.DataFrame, _facts: BatchFacts) -> pd.Series:
         s = pd.to_numeric(v[r.column], errors="coerce").astype("float64")
         ok = np.isfinite(s.to_numpy()) | v[r.column].isna().to_numpy()
         return pd.Series(ok, index=v.index)
 
-    return CompiledRule(
-        name=r.name,
-        kind=r.kind,
-        columns=(r.column,),
-        policy=contract.rule_policy(r.name, r.policy),
-        description=r.description or f"{r.column} is a finite number",
-        expectation_type="ExpectColumnValuesToBeInSet",
-        kwargs=lambda _s: {"column": helper, "value_set": [True]},
-        mask=lambda v, _p: ~np.asarray(v[helper], dtype=bool),
-        needs_typed=(r.column,),
-        helper=(helper, build),
-    )
+    return _true_helper_rule(contract, r, (r.column,), f"{r.column} is a finite number", build)
 
 
 def _trading_session(contract: Contract, r: TradingSessionRule) -> CompiledRule:
     from pipelines.timeline import trading_calendar
-
-    helper = f"{HELPER_PREFIX}{r.name}"
 
     def build(v: pd.DataFrame, facts: BatchFacts) -> pd.Series:
         cal = trading_calendar()
@@ -572,23 +577,10 @@ def _trading_session(contract: Contract, r: TradingSessionRule) -> CompiledRule:
         return pd.Series(ok, index=v.index)
 
     what = "the delivery's own session" if r.delivery else "a trading session"
-    return CompiledRule(
-        name=r.name,
-        kind=r.kind,
-        columns=(r.column,),
-        policy=contract.rule_policy(r.name, r.policy),
-        description=r.description or f"{r.column} is {what}",
-        expectation_type="ExpectColumnValuesToBeInSet",
-        kwargs=lambda _s: {"column": helper, "value_set": [True]},
-        mask=lambda v, _p: ~np.asarray(v[helper], dtype=bool),
-        needs_typed=(r.column,),
-        helper=(helper, build),
-    )
+    return _true_helper_rule(contract, r, (r.column,), f"{r.column} is {what}", build)
 
 
 def _listed(contract: Contract, r: ListedRule) -> CompiledRule:
-    helper = f"{HELPER_PREFIX}{r.name}"
-
     def build(v: pd.DataFrame, facts: BatchFacts) -> pd.Series:
         delisted = facts.delisted or {}
         if not delisted:
@@ -606,19 +598,13 @@ def _listed(contract: Contract, r: ListedRule) -> CompiledRule:
             return "no delisting dates were given"
         return {}
 
-    return CompiledRule(
-        name=r.name,
-        kind=r.kind,
-        columns=(r.column, r.date_column),
-        policy=contract.rule_policy(r.name, r.policy),
-        description=r.description
-        or f"{r.column} is listed on {r.date_column} (not after its delisting)",
-        expectation_type="ExpectColumnValuesToBeInSet",
-        kwargs=lambda _s: {"column": helper, "value_set": [True]},
-        params=params,
-        mask=lambda v, _p: ~np.asarray(v[helper], dtype=bool),
-        needs_typed=(r.column, r.date_column),
-        helper=(helper, build),
+    return _true_helper_rule(
+        contract,
+        r,
+        (r.column, r.date_column),
+        f"{r.column} is listed on {r.date_column} (not after its delisting)",
+        build,
+        params,
     )
 
 
