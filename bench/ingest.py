@@ -42,6 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import median_time, timed, write_results
+from pipelines.testing.backdate import HISTORY
 from pipelines.vendors.clock import FrozenClock
 from pipelines.vendors.config import MarketConfig, VendorConfig
 from pipelines.vendors.simulator import VendorSimulator
@@ -174,6 +175,7 @@ def run_backfill(
                 workers=workers,
                 chunk_days=chunk_days,
                 timer=timer,
+                backdate=HISTORY,
             )
         )
         rerun_days = days[-min(len(days), chunk_days) :]
@@ -185,6 +187,7 @@ def run_backfill(
                 source_factory=lambda: SFTPHookSource("sftp_vendor"),
                 workers=workers,
                 chunk_days=chunk_days,
+                backdate=HISTORY,
             )
         )
         rest_timer = PhaseTimer()
@@ -195,6 +198,7 @@ def run_backfill(
                 feed_names=["vendor_fundamentals"],
                 records=HttpHookSource("http_vendor"),
                 timer=rest_timer,
+                backdate=HISTORY,
             )
         )
     silver = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Param, task
 
 from pipelines.ingest.feed_index import feed_dependencies, feed_index
 from pipelines.ingest.sensor import VendorDropSensor
@@ -41,6 +41,16 @@ with DAG(
     max_active_runs=1,
     tags=["ingest", "vendor"],
     user_defined_filters={"session": _session},
+    params={
+        # Rows are known from our receipt; a run that loads a past session as the vendor
+        # published it says why (recorded in ingest_runs). `alphafactory airflow backfill
+        # --backdate-reason` and `dags-test --backdate-reason` set it.
+        "backdate_reason": Param(
+            None,
+            type=["null", "string"],
+            description="load at the vendor's publish time instead of receipt, and why",
+        ),
+    },
     default_args={
         "owner": "data-engineering",
         "retries": 2,
@@ -60,14 +70,21 @@ with DAG(
         """
         import datetime as dt
 
+        from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowFailException
 
         from pipelines.ingest.flow import BatchQuarantined
+        from pipelines.ingest.knowledge import Backdate
         from pipelines.ingest.runtime import ingest_day
         from pipelines.lake import Lake
 
+        context = get_current_context()
+        reason = (context.get("params") or {}).get("backdate_reason")
+        backdate = Backdate(reason, by=f"airflow {context['run_id']}") if reason else None
         try:
-            outcomes = ingest_day(Lake.from_settings(), dt.date.fromisoformat(session), feed)
+            outcomes = ingest_day(
+                Lake.from_settings(), dt.date.fromisoformat(session), feed, backdate=backdate
+            )
         except BatchQuarantined as exc:
             raise AirflowFailException(str(exc)) from exc
         return [

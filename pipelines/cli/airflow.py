@@ -100,6 +100,13 @@ def dags_test(
     ],
     conf: Annotated[str | None, typer.Option(help="run conf as a JSON object")] = None,
     show_log: Annotated[bool, typer.Option(help="print Airflow's output")] = False,
+    backdate_reason: Annotated[
+        str | None,
+        typer.Option(
+            help="vendor_ingest: load the session at the vendor's publish time, not at "
+            "receipt (a past session's history), and why — recorded in ingest_runs"
+        ),
+    ] = None,
 ) -> None:
     """Run one DAG run through Airflow (``dag.test()``); exit 1 unless it succeeds."""
     known = project_dag_ids()
@@ -113,6 +120,8 @@ def dags_test(
             raise typer.BadParameter(f"--conf is not JSON: {exc}") from None
         if not isinstance(run_conf, dict):
             raise typer.BadParameter("--conf must be a JSON object")
+    if backdate_reason:
+        run_conf = {**(run_conf or {}), "backdate_reason": backdate_reason}
     result = run_dag_test(dag_id, _parse_when(date), run_conf)
     if show_log:
         typer.echo(result.output)
@@ -157,6 +166,14 @@ def backfill(
     ] = 1,
     timeout: Annotated[float, typer.Option(help="--wait: seconds before giving up")] = 3600.0,
     port: Annotated[int, typer.Option(help="--wait: API server port")] = 8080,
+    backdate_reason: Annotated[
+        str | None,
+        typer.Option(
+            help="vendor_ingest: load each session at the vendor's publish time instead of "
+            "now (history as published), and why — recorded in ingest_runs; without it the "
+            "rows are known from their receipt"
+        ),
+    ] = None,
 ) -> None:
     """Airflow's own backfill (``airflow backfill create``) of DAG over the trading sessions
     START..END of its timetable: one run per session, none on weekends or holidays."""
@@ -172,6 +189,7 @@ def backfill(
         dry_run=dry_run,
         reprocess=reprocess,
         max_active_runs=max_active_runs,
+        conf={"backdate_reason": backdate_reason} if backdate_reason else None,
     )
     verb = "would create" if dry_run else "created"
     console.print(

@@ -25,11 +25,17 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from pipelines.ingest.knowledge import Backdate
 from pipelines.timeline import LATEST
 
 console = Console()
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "daily" / "configs" / "demo.yaml"
 DAG_ORDER = ("vendor_ingest", "daily_research", "portfolio_rebalance")
+#: The demo replays the simulated vendor's past as it was published: rows are known from
+#: the vendor's publish times, not from now (recorded in ``ingest_runs``).
+DEMO_BACKDATE = Backdate(
+    "demo: the simulated vendor's history as published", by="alphafactory demo"
+)
 
 
 @contextmanager
@@ -138,7 +144,10 @@ def demo(
                 result = run_dag_test(
                     dag_id,
                     latest,
-                    conf={"session": latest.isoformat()},
+                    conf={
+                        "session": latest.isoformat(),
+                        "backdate_reason": DEMO_BACKDATE.reason,
+                    },
                     env=env,
                     extra_env=extra,
                 )
@@ -174,6 +183,7 @@ def _backfill(lake: Any, days: list[dt.date], workers: int) -> None:
             feed_names=[feed.name],
             workers=workers,
             on_progress=_progress_printer("loading"),
+            backdate=DEMO_BACKDATE,
         )
         outcomes = out.get(feed.name, [])
         bad = [o for o in outcomes if o.status == "quarantined"]

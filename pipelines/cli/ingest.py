@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.cli.output import literal
-from pipelines.timeline import sessions, trading_calendar
+from pipelines.ingest.knowledge import Backdate
+from pipelines.timeline import decision_cutoff, sessions, trading_calendar
 
 if TYPE_CHECKING:
     from pipelines.ingest.flow import FileOutcome
@@ -94,15 +95,56 @@ def _outcomes_table(rows: list[list[str]]) -> Table:
     return table
 
 
+BackdateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--backdate",
+        help="know the rows from the vendor's publish time, not from now (needs --reason)",
+    ),
+]
+ReasonOpt = Annotated[
+    str | None, typer.Option("--reason", help="why the load is backdated (audited)")
+]
+
+
+def _backdate(backdate: bool, reason: str | None) -> Backdate | None:
+    """The audited backdate the options ask for, or None (receipt time)."""
+    if not backdate:
+        if reason:
+            raise typer.BadParameter("--reason applies only with --backdate", param_hint="--reason")
+        return None
+    if not reason or not reason.strip():
+        raise typer.BadParameter(
+            "--backdate loads rows into the past: say why with --reason '…' (it is recorded)",
+            param_hint="--reason",
+        )
+    return Backdate(reason)
+
+
+def _say_knowledge_time(stamp: Backdate | None, last: dt.date) -> None:
+    """One line on when the loaded rows become known, when that is not obvious."""
+    if stamp is not None:
+        console.print(f"[yellow]{stamp.label}[/yellow]: rows known from the vendor's publish time")
+    elif decision_cutoff(last) < dt.datetime.now(dt.UTC):
+        console.print(
+            f"[dim]rows are known from now (our receipt): decisions as of {last} and earlier "
+            "will not see them; to load history as published pass --backdate --reason '…'[/dim]"
+        )
+
+
 @ingest_app.command("day")
 def day_cmd(
     date: Annotated[
         dt.datetime, typer.Option("--date", formats=["%Y-%m-%d"], help="Trading session")
     ],
     feed: FeedsOpt = None,
+    backdate: BackdateOpt = False,
+    reason: ReasonOpt = None,
 ) -> None:
     """Ingest one session: fetch, verify, land raw, validate, load silver.
 
+    Rows are known from now (our receipt). To load a past session as the vendor published
+    it, pass --backdate --reason '…' (recorded in ingest_runs with your name).
     Exits 1 when a feed is not published yet (or missing) or a batch is quarantined.
     """
     from pipelines.ingest.feed_spec import load_feeds
@@ -113,7 +155,9 @@ def day_cmd(
     session = date.date()
     names = _feed_names(feed)
     trading_calendar().require_session(session)  # a weekend: one line naming the nearest
+    stamp = _backdate(backdate, reason)
     _check_vendor(names)
+    _say_knowledge_time(stamp, session)
     lake = Lake.from_settings()
     rows: list[list[str]] = []
     failed = False
@@ -122,7 +166,12 @@ def day_cmd(
         try:
             # each feed through its own connection
             outcomes = ingest_day(
-                lake, session, spec.name, sources=live_sources(spec), raise_on_quarantine=False
+                lake,
+                session,
+                spec.name,
+                sources=live_sources(spec),
+                raise_on_quarantine=False,
+                backdate=stamp,
             )
         except FeedNotPublished as exc:
             rows.append([spec.name, day, "", "not published", "0", "", str(exc)])
@@ -153,10 +202,15 @@ def backfill_cmd(
     end: Annotated[dt.datetime, typer.Option("--end", formats=["%Y-%m-%d"], help="Last day")],
     feed: FeedsOpt = None,
     workers: Annotated[int, typer.Option(min=1, help="Parallel SFTP connections")] = 4,
+    backdate: BackdateOpt = False,
+    reason: ReasonOpt = None,
 ) -> None:
     """Backfill every session from --start to --end: fetched in parallel, loaded in chunks.
 
-    Exits 1 when a batch was quarantined (the rest is loaded).
+    Rows are known from now (our receipt): right for catching up after an outage. To load
+    history as the vendor published it (a research lake), pass --backdate --reason '…'
+    (recorded in ingest_runs with your name). Exits 1 when a batch was quarantined (the
+    rest is loaded).
     """
     from rich.progress import (
         BarColumn,
@@ -176,7 +230,9 @@ def backfill_cmd(
     if not days:
         console.print("no trading session in the range: nothing to ingest")
         return
+    stamp = _backdate(backdate, reason)
     _check_vendor(names)
+    _say_knowledge_time(stamp, days[-1])
     lake = Lake.from_settings()
     with Progress(
         TextColumn("{task.description:<28}"),
@@ -192,7 +248,14 @@ def backfill_cmd(
                 tasks[name] = progress.add_task(name, total=total)
             progress.update(tasks[name], completed=done, total=total)
 
-        results = backfill(lake, days, feed_names=names, workers=workers, on_progress=on_progress)
+        results = backfill(
+            lake,
+            days,
+            feed_names=names,
+            workers=workers,
+            on_progress=on_progress,
+            backdate=stamp,
+        )
     summary = Table(header_style="bold", title=f"{len(days)} sessions {days[0]}..{days[-1]}")
     statuses = sorted({o.status for outcomes in results.values() for o in outcomes})
     for name in ("feed", *statuses, "rows"):

@@ -227,19 +227,22 @@ def _audit_backdate(
     lake: Lake, table: str, file: Path, known_at: dt.datetime, rows: int, reason: str
 ) -> None:
     """One ``ingest_runs`` row saying who loaded what into the past, and why."""
-    import getpass
-
     import pyarrow as pa
 
+    from pipelines.ingest.knowledge import Backdate
+
+    backdate = Backdate(reason)
     row = {
         "feed": f"lake load {table}",
         "file_name": file.name,
         "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
         "status": "backdated",
         "rows": rows,
-        "published_at": known_at,
-        "message": f"backdated to {known_at.isoformat()} by {getpass.getuser()}: {reason}",
+        "published_at": None,
+        "message": f"backdated to {known_at.isoformat()} by {backdate.by}: {reason}",
         "valid_date": dt.datetime.now(dt.UTC).date(),
+        "rows_known_at": known_at,
+        "backdate": backdate.label,
     }
     lake.write("ingest_runs", pa.Table.from_pylist([row]), known_at=dt.datetime.now(dt.UTC))
 

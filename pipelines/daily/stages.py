@@ -75,9 +75,13 @@ class NoIngest:
         return {}
 
 
+@dataclass
 class VendorIngest:
     """Every declared feed for ``day`` through :func:`pipelines.ingest.runtime.ingest_day`
-    (the live vendor over SFTP/REST, as the ``vendor_ingest`` DAG does)."""
+    (the live vendor over SFTP/REST, as the ``vendor_ingest`` DAG does); ``backdate``
+    (a :class:`pipelines.ingest.knowledge.Backdate`) replays a past session as published."""
+
+    backdate: Any = None
 
     def ingest(self, lake: Lake, day: dt.date) -> dict[str, int]:
         from pipelines.ingest.feed_spec import load_feeds
@@ -85,7 +89,7 @@ class VendorIngest:
 
         rows: dict[str, int] = {}
         for feed in ordered_feeds(load_feeds()):
-            outcomes = ingest_day(lake, day, feed.name)
+            outcomes = ingest_day(lake, day, feed.name, backdate=self.backdate)
             rows[feed.name] = sum(int(o.rows or 0) for o in outcomes)
         return rows
 

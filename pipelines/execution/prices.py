@@ -174,10 +174,14 @@ class LakePriceSource:
         return out
 
     def delistings(self, security_ids: Sequence[str]) -> dict[str, Delisting]:
-        """Delistings of ``security_ids`` in force on the session of ``known_at``, as known
-        then (:func:`~pipelines.execution.delistings.lake_delistings`)."""
+        """Delistings of ``security_ids`` in force on the session of ``known_at`` (never
+        later than today's: an announced delisting is not in force before its date, even
+        when the source may see everything), as known then
+        (:func:`~pipelines.execution.delistings.lake_delistings`)."""
         known = self.known_at or dt.datetime.now(dt.UTC)
-        return lake_delistings(self.lake, security_ids, known_at=known, through=session_of(known))
+        return lake_delistings(
+            self.lake, security_ids, known_at=known, through=self.actions_through()
+        )
 
     def corporate_actions(
         self, security_ids: Sequence[str], after: dt.date | None = None

@@ -43,8 +43,9 @@ from pipelines.ingest.flow import (
     Status,
     _write_validation_results,
     business_date,
+    declared_time,
     delisted_ids,
-    knowledge_time,
+    latest_declared,
     record_runs,
     recover_unrecorded,
     redelivery_known_at,
@@ -54,6 +55,7 @@ from pipelines.ingest.flow import (
     _name_upstream_blockers as name_upstream_blockers,
 )
 from pipelines.ingest.gate import Gate, GateContext, GateResult, file_failure
+from pipelines.ingest.knowledge import Backdate, rows_known_at
 from pipelines.ingest.manifest import delivery_problem, row_count_problem
 from pipelines.ingest.parse import (
     SOURCE_FILE,
@@ -96,8 +98,8 @@ class _Fetched:
     data: bytes | None
     manifest: dict[str, Any]
     received: dt.datetime
-    #: Knowledge time, as the feed declares it (``flow.knowledge_time``); set when fetched.
-    published: dt.datetime | None = None
+    #: The vendor's declared publish time (``flow.declared_time``); set when fetched.
+    declared: dt.datetime | None = None
 
 
 def _fetch_day(
@@ -135,8 +137,8 @@ def _fetch_day(
             mtime = session.mtime(path) if feed.known_at == "file_mtime" else None
             # At fetch time, before anything of the chunk is landed: a manifest without the
             # feed's publish time stops the backfill naming the file.
-            published = knowledge_time(feed, day, manifest, received, mtime)
-            fetched.append(_Fetched(day, name, session.read(path), manifest, received, published))
+            declared = declared_time(feed, day, manifest, received, mtime)
+            fetched.append(_Fetched(day, name, session.read(path), manifest, received, declared))
         out[feed.name] = fetched
     return out
 
@@ -245,10 +247,13 @@ def backfill_sftp(
     prefetch_chunks: int = 2,
     timer: PhaseTimer | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    backdate: Backdate | None = None,
 ) -> dict[str, list[FileOutcome]]:
     """Backfill file-drop ``feeds`` (in the given order) over ``days``, chunk by chunk.
 
-    Each feed is downloaded through ``source_for(feed.connection_id)``.
+    Each feed is downloaded through ``source_for(feed.connection_id)``. Rows are known
+    from our receipt of their file; with ``backdate`` (loading history on purpose), from
+    the vendor's declared publish time (:mod:`pipelines.ingest.knowledge`).
 
     Within a chunk the feeds load in order, so a feed validated against another (prices
     against the security master) sees that chunk of it already in silver. Downloads of
@@ -267,7 +272,9 @@ def backfill_sftp(
                 pending.append(fetcher.submit(chunks[k + prefetch_chunks + 1]))
             pending[k] = _Pending(feeds, [])  # release the chunk's bytes once loaded
             for feed in feeds:
-                results[feed.name] += _load_chunk(lake, feed, fetched[feed.name], gate, timer)
+                results[feed.name] += _load_chunk(
+                    lake, feed, fetched[feed.name], gate, timer, backdate
+                )
             done_days += len(chunk)
             if progress is not None:
                 for feed in feeds:
@@ -333,7 +340,12 @@ def _parse_files(
 
 
 def _load_chunk(
-    lake: Lake, feed: FeedSpec, part: list[_Fetched], gate: Gate, timer: PhaseTimer
+    lake: Lake,
+    feed: FeedSpec,
+    part: list[_Fetched],
+    gate: Gate,
+    timer: PhaseTimer,
+    backdate: Backdate | None = None,
 ) -> list[FileOutcome]:
     outcomes: list[FileOutcome] = []
     pending_q: list[quarantine.QuarantineItem] = []
@@ -367,7 +379,10 @@ def _load_chunk(
             ],
         )
         todo: list[tuple[_Fetched, RawFile]] = []
+        stamps: dict[tuple[dt.date, str], tuple[dt.datetime, dt.datetime | None]] = {}
         for f, raw in zip(present, landed, strict=True):
+            known = redelivery_known_at(raw, rows_known_at(f.declared, raw.received_at, backdate))
+            stamps[(f.day, f.name)] = (known, f.declared)
             if silver_batch_id(feed.name, f.day, f.name, raw.sha256) in loaded:
                 outcomes.append(FileOutcome(feed.name, f.day, f.name, raw.sha256, "unchanged"))
             else:
@@ -388,7 +403,7 @@ def _load_chunk(
         parsed = _parse_files(feed, decoded)
     batches: list[_Parsed] = []
     for (f, raw, _), batch in zip(decoded, parsed, strict=True):
-        published = redelivery_known_at(raw, f.published or f.received)
+        published = stamps[(f.day, f.name)][0]
         if (problem := row_count_problem(feed, f.manifest, f.name, batch.rows)) is not None:
             hold(f, raw, file_failure(f.name, *problem), None)
             continue
@@ -405,9 +420,12 @@ def _load_chunk(
         outcomes += _gate_and_write(lake, feed, batches, gate, timer, hold)
     with timer.phase("write"):
         quarantine.record_many(lake, pending_q)
-        published_by_day = {b.fetched.day: b.published for b in batches}
         outcomes = recover_unrecorded(lake, feed, outcomes)
-        record_runs(lake, [(o, published_by_day.get(o.logical_date)) for o in outcomes])
+        record_runs(
+            lake,
+            [(o, *stamps.get((o.logical_date, o.file_name), (None, None))) for o in outcomes],
+            backdate,
+        )
     return outcomes
 
 
@@ -578,8 +596,12 @@ def backfill_rest(
     gate: Gate,
     *,
     chunk_days: int = 252,
+    backdate: Backdate | None = None,
 ) -> list[FileOutcome]:
     """Backfill a REST feed: one fetch, then one batch per session window.
+
+    Records are known from our receipt (:func:`~pipelines.ingest.flow.received_versions`);
+    with ``backdate``, each from its own declared publish time.
 
     Records are bucketed by the same publication-time windows the daily path uses
     (:func:`~pipelines.ingest.flow.rest_window`), so each session's batch — and its raw
@@ -620,6 +642,7 @@ def backfill_rest(
         buckets.setdefault(bisect.bisect_left(cutoffs, ts), []).append(rec)
     name = f"{feed.name}.jsonl"
     outcomes: list[FileOutcome] = []
+    stamps: dict[dt.date, tuple[dt.datetime, dt.datetime | None]] = {}
     for start in range(0, len(days), chunk_days):
         idx = list(range(start, min(start + chunk_days, len(days))))
         datas = [records_to_jsonl(buckets.get(i, [])) for i in idx]
@@ -636,6 +659,11 @@ def backfill_rest(
             for i, raw in zip(idx, raws, strict=True)
             if (i, raw) not in todo
         ]
+        for i, raw in zip(idx, raws, strict=True):
+            mine = [_parse_one(r[feed.known_at]) for r in buckets.get(i, [])]
+            declared_max = max(mine) if mine else None
+            known_at = raw.received_at if backdate is None else declared_max
+            stamps[days[i]] = (known_at or raw.received_at, declared_max)
         rows = [r for i, _ in todo for r in buckets.get(i, [])]
         if not todo:
             continue
@@ -646,10 +674,33 @@ def backfill_rest(
         if rows:
             table = pa.Table.from_pylist(rows)
             mapped = map_columns(feed, name, table)
-            known = _parse_times(table.column(feed.known_at))
-            # Each record carries its own publication time: the contract (key uniqueness
-            # includes known_at; an original and its restatement may share a window) must
-            # judge those, not one batch-wide instant.
+            declared = _parse_times(table.column(feed.known_at))
+            # Received in one fetch: without a backdate every record is known at the
+            # receipt of its window's batch, and only the vendor's latest version of a
+            # key within a window loads; with one, each keeps its own publication time
+            # (key uniqueness includes known_at: an original and its restatement may
+            # share a window).
+            received = pa.array(
+                [raws[idx.index(todo[k][0])].received_at for k in owner],
+                pa.timestamp("us", tz="UTC"),
+            )
+            if backdate is None:
+                keep_mask = latest_declared(feed, mapped.table, declared, owner)
+                mapped = ParsedBatch(
+                    mapped.feed, mapped.file_name, mapped.table.filter(pa.array(keep_mask)),
+                    mapped.issues,
+                )  # fmt: skip
+                owner = owner[keep_mask]
+                known = received.filter(pa.array(keep_mask))
+            else:
+                # (Arrow has no element-wise min for zoned timestamps: compare instants.)
+                ts = pa.timestamp("us", tz="UTC")
+                known = pa.array(
+                    np.minimum(
+                        declared.cast(ts).cast(pa.int64()).to_numpy(),
+                        received.cast(pa.int64()).to_numpy(),
+                    )
+                ).cast(ts)
             batch = ParsedBatch(
                 mapped.feed,
                 mapped.file_name,
@@ -729,8 +780,12 @@ def backfill_rest(
         if result.result_rows:
             _write_validation_results(lake, feed, days[idx[-1]], raws[-1], result)
     outcomes = recover_unrecorded(lake, feed, outcomes)
-    record_runs(lake, [(o, None) for o in outcomes])
+    record_runs(lake, [(o, *stamps.get(o.logical_date, (None, None))) for o in outcomes], backdate)
     return outcomes
+
+
+def _parse_one(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 def _no_rows(feed: FeedSpec) -> pa.Table:

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -22,6 +23,7 @@ from pipelines.ingest import quarantine
 from pipelines.ingest.feed_index import TABLE_DEPENDENCIES
 from pipelines.ingest.feed_spec import FeedSpec, load_feeds
 from pipelines.ingest.gate import Gate, GateContext, GateResult, file_failure
+from pipelines.ingest.knowledge import Backdate, backdate_label, rows_known_at
 from pipelines.ingest.manifest import delivery_problem, row_count_problem
 from pipelines.ingest.parse import (
     SOURCE_FILE,
@@ -82,10 +84,20 @@ def silver_batch_id(feed: str, day: dt.date, file_name: str, sha256: str) -> str
     return f"{feed}:{day.isoformat()}:{file_name}:{sha256}"
 
 
-def record_runs(lake: Lake, outcomes: list[tuple[FileOutcome, dt.datetime | None]]) -> None:
-    """Append what each file's ingestion did to ``ingest_runs`` (one commit, idempotent)."""
+def record_runs(
+    lake: Lake,
+    outcomes: list[tuple[FileOutcome, dt.datetime | None, dt.datetime | None]],
+    backdate: Backdate | None = None,
+) -> None:
+    """Append what each file's ingestion did to ``ingest_runs`` (one commit, idempotent).
+
+    Each entry is ``(outcome, rows_known_at, published_at)``: the knowledge time the file's
+    rows got and the vendor's declared publish time; ``backdate`` (who and why) is recorded
+    on every run it stamped.
+    """
     if not outcomes:
         return
+    label = backdate_label(backdate)
     rows = [
         {
             "feed": o.feed,
@@ -96,11 +108,13 @@ def record_runs(lake: Lake, outcomes: list[tuple[FileOutcome, dt.datetime | None
             "published_at": published_at,
             "message": o.message,
             "valid_date": o.logical_date,
+            "rows_known_at": known_at,
+            "backdate": label if known_at is not None else None,
         }
-        for o, published_at in outcomes
+        for o, known_at, published_at in outcomes
     ]
     ids = [
-        f"run:{o.feed}:{o.logical_date}:{o.file_name}:{o.sha256}:{o.status}" for o, _ in outcomes
+        f"run:{o.feed}:{o.logical_date}:{o.file_name}:{o.sha256}:{o.status}" for o, _, _ in outcomes
     ]
     lake.write(
         "ingest_runs",
@@ -170,8 +184,14 @@ def recover_unrecorded(
     return out
 
 
-def _ingest_run(lake: Lake, o: FileOutcome, published_at: dt.datetime | None) -> None:
-    record_runs(lake, [(o, published_at)])
+def _ingest_run(
+    lake: Lake,
+    o: FileOutcome,
+    known_at: dt.datetime | None,
+    published_at: dt.datetime | None,
+    backdate: Backdate | None = None,
+) -> None:
+    record_runs(lake, [(o, known_at, published_at)], backdate)
 
 
 def previous_rows(lake: Lake, feed: FeedSpec, day: dt.date) -> int | None:
@@ -373,20 +393,22 @@ class ManifestError(AlphaFactoryError, ValueError):
 _RECEIPT_LOGGED: set[str] = set()
 
 
-def knowledge_time(
+def declared_time(
     feed: FeedSpec,
     day: dt.date,
     manifest: dict[str, Any],
     received: dt.datetime,
     mtime: dt.datetime | None = None,
 ) -> dt.datetime:
-    """The knowledge time (``known_at``) of a file of ``feed`` for ``day``, as the feed
-    declares it (``known_at`` in its YAML; ``pipelines/vendors/FORMATS.md``):
+    """The time the vendor declares a file of ``feed`` for ``day`` was published, as the
+    feed's ``known_at`` says to read it (``pipelines/vendors/FORMATS.md``). It is recorded
+    as ``ingest_runs.published_at``; rows get it as their knowledge time only under an
+    explicit backdate (:mod:`pipelines.ingest.knowledge`), otherwise our receipt time.
 
     * ``manifest`` (default): the manifest's ``published_at``. A manifest without one is
-      refused with :class:`ManifestError` naming the remote file — silently using the
-      receipt time would date a re-ingested history to today.
-    * ``receipt``: ``received``, the moment we read the files (logged once per feed).
+      refused with :class:`ManifestError` naming the remote file.
+    * ``receipt``: ``received``, the moment we read the files (logged once per feed): the
+      vendor declares nothing, so even a backdate cannot go earlier.
     * ``file_mtime``: ``mtime``, the file's modification time on the vendor's server.
     """
     if feed.known_at == "receipt":
@@ -428,8 +450,12 @@ def ingest_sftp_day(
     *,
     previous_session: dt.date | None = None,
     raise_on_quarantine: bool = True,
+    backdate: Backdate | None = None,
 ) -> list[FileOutcome]:
-    """Ingest a file-drop feed for ``day`` (its main file and any correction file)."""
+    """Ingest a file-drop feed for ``day`` (its main file and any correction file).
+
+    Rows are known from our receipt of the file; with ``backdate``, from the vendor's
+    declared publish time (:mod:`pipelines.ingest.knowledge`)."""
     remote_dir = feed.remote_folder(day)
     outcomes: list[FileOutcome] = []
     with source.session() as session:
@@ -442,21 +468,21 @@ def ingest_sftp_day(
         correction = feed.correction_file(previous_session) if previous_session else None
         if correction and correction in listing:
             names.append(correction)
-        runs: list[tuple[FileOutcome, dt.datetime | None]] = []
+        runs: list[tuple[FileOutcome, dt.datetime | None, dt.datetime | None]] = []
         for name in names:
             if name not in listing:
                 raise FeedNotPublished(feed.name, day, feed.remote_path(day, name))
             path = feed.remote_path(day, name)
             mtime = session.mtime(path) if feed.known_at == "file_mtime" else None
             # Before landing anything: a manifest without the feed's publish time is refused.
-            published = knowledge_time(feed, day, manifest, received, mtime)
+            published = declared_time(feed, day, manifest, received, mtime)
             data = session.read(path)
             outcome, known = _ingest_file(
-                lake, feed, day, name, data, manifest, published, received, gate
+                lake, feed, day, name, data, manifest, published, received, gate, backdate
             )
-            runs.append((outcome, known))
+            runs.append((outcome, known, published))
             outcomes.append(outcome)
-    record_runs(lake, runs)
+    record_runs(lake, runs, backdate)
     for o in outcomes:
         log.info(
             "%s %s %s: %s %d rows %s",
@@ -482,11 +508,13 @@ def _ingest_file(
     published: dt.datetime,
     received: dt.datetime,
     gate: Gate,
+    backdate: Backdate | None = None,
 ) -> tuple[FileOutcome, dt.datetime]:
     """Land, check and load one delivered file; the outcome and the knowledge time its rows
-    got (:func:`redelivery_known_at`)."""
+    got: our first receipt of these bytes (a re-run after a crash keeps it), or under
+    ``backdate`` the vendor's ``published`` time (:func:`redelivery_known_at`)."""
     raw = lake.land_raw(feed.name, day, name, data, received_at=received)
-    published = redelivery_known_at(raw, published)
+    published = redelivery_known_at(raw, rows_known_at(published, raw.received_at, backdate))
     outcome = _ingest_landed(lake, feed, day, name, data, manifest, raw, published, gate)
     if (
         outcome.status in ("loaded", "warned")
@@ -630,11 +658,14 @@ def ingest_rest_day(
     *,
     previous_session: dt.date | None,
     raise_on_quarantine: bool = True,
+    backdate: Backdate | None = None,
 ) -> list[FileOutcome]:
     """Ingest a REST feed's records published in the session's window (see :func:`rest_window`).
 
     With ``previous_session=None`` the window starts at the beginning of history (a
-    backfill). The records are landed in the raw zone as canonical JSON lines.
+    backfill). The records are landed in the raw zone as canonical JSON lines. They are
+    known from our receipt (:func:`received_versions`); with ``backdate``, each from its
+    own declared publish time.
     """
     assert feed.endpoint is not None
     if previous_session is not None and not _has_runs_before(lake, feed, day):
@@ -650,6 +681,8 @@ def ingest_rest_day(
     data = records_to_jsonl(records)
     received = dt.datetime.now(dt.UTC)
     raw = lake.land_raw(feed.name, day, name, data, received_at=received)
+    declared = _parse_times(pa.chunked_array([[r[feed.known_at] for r in records]], pa.string()))
+    vendor_latest = max(declared.to_pylist()) if records else None
     if lake.has_batch(feed.table, silver_batch_id(feed.name, day, name, raw.sha256)):
         outcome = FileOutcome(feed.name, day, name, raw.sha256, "unchanged", 0, "already loaded")
         outcome = recover_unrecorded(lake, feed, [outcome])[0]
@@ -658,12 +691,68 @@ def ingest_rest_day(
     else:
         table = pa.Table.from_pylist(records)
         batch = map_columns(feed, name, table)
-        known = _parse_times(table.column(feed.known_at))
+        batch, known = received_versions(feed, batch, declared, raw.received_at, backdate)
         outcome = _gate_records(lake, feed, day, raw, batch, known, gate)
-    _ingest_run(lake, outcome, until)
+    known_at = raw.received_at if backdate is None else vendor_latest
+    _ingest_run(lake, outcome, known_at, vendor_latest, backdate)
     if raise_on_quarantine and outcome.status == "quarantined":
         raise BatchQuarantined([outcome])
     return [outcome]
+
+
+def received_versions(
+    feed: FeedSpec,
+    batch: ParsedBatch,
+    declared: pa.Array,
+    received: dt.datetime,
+    backdate: Backdate | None,
+    batches: np.ndarray | None = None,
+) -> tuple[ParsedBatch, pa.Array]:
+    """The records of a REST delivery as the lake keeps them, and their knowledge times.
+
+    Under ``backdate`` every record keeps its own declared time (never later than
+    ``received``). Otherwise all are known at ``received``: versions of one key received
+    together cannot be told apart by knowledge time, so only the latest the vendor
+    declares is loaded (per knowledge batch ``batches``, when given) — the raw zone keeps
+    them all. Returns the (possibly filtered) batch and one knowledge time per row.
+    """
+    n = batch.table.num_rows
+    if backdate is not None:
+        times = [min(t, received) for t in declared.to_pylist()]
+        return batch, pa.array(times, pa.timestamp("us", tz="UTC"))
+    keep = latest_declared(feed, batch.table, declared, batches)
+    if not keep.all():
+        log.info(
+            "%s %s: %d record(s) superseded by a later version received with them",
+            feed.name, batch.file_name, int((~keep).sum()),
+        )  # fmt: skip
+        batch = ParsedBatch(
+            batch.feed, batch.file_name, batch.table.filter(pa.array(keep)), batch.issues
+        )
+        n = batch.table.num_rows
+    return batch, pa.array([received] * n, pa.timestamp("us", tz="UTC"))
+
+
+def latest_declared(
+    feed: FeedSpec, table: pa.Table, declared: pa.Array, batches: np.ndarray | None
+) -> np.ndarray:
+    """Mask keeping, per table key (and valid date, and knowledge batch), the record the
+    vendor declares last (ties: the later record)."""
+    spec = get_table(feed.table)
+    cols = [c for c in (*spec.key, "valid_date") if c != "known_at" and c in table.column_names]
+    if not cols or table.num_rows < 2:
+        return np.ones(table.num_rows, dtype=bool)
+    frame = table.select(cols).to_pandas()
+    frame["_t"] = declared.to_numpy(zero_copy_only=False)
+    frame["_i"] = np.arange(len(frame))
+    group = list(cols)
+    if batches is not None:
+        frame["_b"] = batches
+        group.append("_b")
+    last = frame.sort_values(["_t", "_i"]).groupby(group, dropna=False, sort=False)["_i"].last()
+    keep = np.zeros(len(frame), dtype=bool)
+    keep[last.to_numpy()] = True
+    return keep
 
 
 def _has_runs_before(lake: Lake, feed: FeedSpec, day: dt.date) -> bool:
@@ -851,13 +940,18 @@ def _release_open(
                 f"closes {qid} as superseded)"
             )
         raw = _raw_of(lake, rec)
-        batch, known = _rest_batch(feed, name, lake.read_raw(raw))
+        batch, declared = _rest_batch(feed, name, lake.read_raw(raw))
+        run = _recorded_run(lake, feed.name, day, name, raw.sha256)
+        # As the delivery was stamped when it arrived: receipt, or its recorded backdate.
+        backdate = Backdate.recorded(str(run["backdate"])) if run and run["backdate"] else None
+        batch, known = received_versions(feed, batch, declared, raw.received_at, backdate)
         outcome = _release_records(
             lake, feed, day, raw, batch, known, gate, drop_failing_rows=drop_failing_rows
         )
-        published = _batch_published(lake, feed.name, day, name, raw.sha256)
+        published = max(declared.to_pylist())
+        known_at = max(known.to_pylist()) if len(known) else raw.received_at
     else:
-        outcome, published = _release_file(
+        outcome, known_at, published = _release_file(
             lake,
             rec,
             gate,
@@ -871,7 +965,11 @@ def _release_open(
     if reason:
         note += f" ({reason})"
     quarantine.set_status(lake, rec, "released", actor=actor, note=note)
-    _ingest_run(lake, outcome, published)
+    recorded = _recorded_run(lake, feed.name, day, name, rec["sha256"])
+    stamp = (
+        Backdate.recorded(str(recorded["backdate"])) if recorded and recorded["backdate"] else None
+    )
+    _ingest_run(lake, outcome, known_at, published, stamp)
     return outcome
 
 
@@ -884,8 +982,9 @@ def _release_file(
     source: FileSource | None,
     drop_failing_rows: bool,
     actor: str,
-) -> tuple[FileOutcome, dt.datetime]:
-    """Re-validate and load a file-drop batch; returns the outcome and its knowledge time."""
+) -> tuple[FileOutcome, dt.datetime, dt.datetime | None]:
+    """Re-validate and load a file-drop batch; returns the outcome, the knowledge time its
+    rows got and the vendor's declared publish time."""
     day: dt.date = rec["valid_date"]
     name: str = rec["file_name"]
     if source is None and "file.checksum" in json.loads(rec["rules"]):
@@ -896,24 +995,33 @@ def _release_file(
             "against the manifest before releasing"
         )
     manifest_entry: dict[str, Any] | None = None
-    published: dt.datetime | None = None
+    declared: dt.datetime | None = None
+    run = _recorded_run(lake, feed.name, day, name, rec["sha256"])
     if source is not None:
         with source.session() as session:
             listing = session.list_dir(feed.remote_folder(day)) or []
             manifest = _manifest(feed, day, session, listing)
             path = feed.remote_path(day, name)
             mtime = session.mtime(path) if feed.known_at == "file_mtime" else None
-            published = knowledge_time(feed, day, manifest, dt.datetime.now(dt.UTC), mtime)
+            declared = declared_time(feed, day, manifest, dt.datetime.now(dt.UTC), mtime)
             manifest_entry = {f["name"]: f for f in manifest.get("files", [])}.get(name)
             data = session.read(path)
         raw = lake.land_raw(feed.name, day, name, data)
     else:
         raw = _raw_of(lake, rec)
         data = lake.read_raw(raw)
-    if published is None:
+    same = _recorded_run(lake, feed.name, day, name, raw.sha256)
+    if same is not None and same["known_at"] is not None:
         # This delivery's own knowledge time, as recorded when its bytes arrived: another
         # delivery's (a re-send loaded since) would tie with or beat that newer version.
-        published = _batch_published(lake, feed.name, day, name, raw.sha256) or raw.received_at
+        published: dt.datetime = same["known_at"]
+        declared = declared or same["published_at"]
+    else:
+        # New bytes: known from their receipt (a re-delivery), or under the backdate the
+        # quarantined delivery was loaded with.
+        backdate = Backdate.recorded(str(run["backdate"])) if run and run["backdate"] else None
+        declared = declared or (run["published_at"] if run else None)
+        published = redelivery_known_at(raw, rows_known_at(declared, raw.received_at, backdate))
     if manifest_entry is not None and manifest_entry.get("sha256") != raw.sha256:
         raise ReleaseRefused(
             f"{name}: the re-delivered file still does not match the manifest checksum"
@@ -935,7 +1043,7 @@ def _release_file(
     )
     if outcome.status == "quarantined":
         raise ReleaseRefused(f"{name} still fails: {outcome.message}")
-    return outcome, published
+    return outcome, published, declared
 
 
 def _raw_of(lake: Lake, rec: dict[str, Any]) -> RawFile:
@@ -965,17 +1073,34 @@ def _raw_of(lake: Lake, rec: dict[str, Any]) -> RawFile:
     )
 
 
-def _batch_published(
+def _recorded_run(
     lake: Lake, feed: str, day: dt.date, name: str, sha256: str
-) -> dt.datetime | None:
-    """Knowledge time recorded for one delivery (feed, day, file, bytes) when it arrived."""
-    runs = lake.history("ingest_runs", {"feed": feed, "file_name": name}).to_pylist()
-    times = [
-        r["published_at"]
-        for r in runs
-        if r["valid_date"] == day and r["sha256"] == sha256 and r["published_at"] is not None
+) -> dict[str, Any] | None:
+    """How one delivery (feed, day, file, bytes) was stamped when it first arrived:
+    ``known_at`` (its rows' knowledge time), ``published_at`` (the vendor's claim) and
+    ``backdate`` (null = receipt time); None if no run recorded it."""
+    if lake.table("ingest_runs") is None:
+        return None
+    runs = [
+        r
+        for r in lake.history("ingest_runs", {"feed": feed, "file_name": name}).to_pylist()
+        if r["valid_date"] == day and r["sha256"] == sha256
     ]
-    return min(times) if times else None
+    if not runs:
+        return None
+    # Runs recorded before rows_known_at existed kept the knowledge time in published_at.
+    stamped = [
+        {
+            "known_at": r.get("rows_known_at") or r["published_at"],
+            "published_at": r["published_at"],
+            "backdate": r.get("backdate"),
+        }
+        for r in runs
+        if (r.get("rows_known_at") or r["published_at"]) is not None
+    ]
+    if not stamped:
+        return {"known_at": None, "published_at": None, "backdate": runs[0].get("backdate")}
+    return min(stamped, key=lambda r: r["known_at"])
 
 
 def _rest_batch(feed: FeedSpec, name: str, data: bytes) -> tuple[ParsedBatch, pa.Array]:

@@ -16,6 +16,7 @@ from pipelines.ingest.feed_index import in_dependency_order
 from pipelines.ingest.feed_spec import FeedSpec, load_feeds
 from pipelines.ingest.flow import FileOutcome, ingest_rest_day, ingest_sftp_day
 from pipelines.ingest.gate import Gate, contract_gate
+from pipelines.ingest.knowledge import Backdate
 from pipelines.ingest.sources import FileSource, HttpHookSource, RecordSource, SFTPHookSource
 from pipelines.lake import Lake
 from pipelines.timeline import trading_calendar
@@ -59,8 +60,12 @@ def ingest_day(
     sources: VendorSources | None = None,
     gate: Gate = contract_gate,
     raise_on_quarantine: bool = True,
+    backdate: Backdate | None = None,
 ) -> list[FileOutcome]:
-    """Ingest one feed for one session (the unit of work of a ``vendor_ingest`` task)."""
+    """Ingest one feed for one session (the unit of work of a ``vendor_ingest`` task).
+
+    Rows are known from our receipt; ``backdate`` loads them at the vendor's declared
+    publish time instead (history, on purpose: recorded in ``ingest_runs``)."""
     feed = load_feeds()[feed_name]
     src = sources or live_sources(feed)
     prev = trading_calendar().previous(day)
@@ -73,6 +78,7 @@ def ingest_day(
             gate,
             previous_session=prev,
             raise_on_quarantine=raise_on_quarantine,
+            backdate=backdate,
         )
     return ingest_rest_day(
         lake,
@@ -82,6 +88,7 @@ def ingest_day(
         gate,
         previous_session=prev,
         raise_on_quarantine=raise_on_quarantine,
+        backdate=backdate,
     )
 
 
@@ -97,6 +104,7 @@ def backfill(
     chunk_days: int = 126,
     timer: PhaseTimer | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
+    backdate: Backdate | None = None,
 ) -> dict[str, list[FileOutcome]]:
     """Backfill ``days`` (sessions, ascending) for every feed; REST feeds in one window.
 
@@ -105,7 +113,8 @@ def backfill(
     is fetched through its own ``connection_id`` unless ``source_factory`` (tests, the
     in-process simulator) serves every file-drop feed; ``records`` likewise serves every
     REST feed. ``timer`` collects per-phase seconds; ``on_progress(feed, done, total)`` is
-    called after each chunk.
+    called after each chunk. ``backdate`` loads history at the vendor's declared publish
+    times (without it, everything is known from its receipt, now).
     """
     timer = timer or PhaseTimer()
     feeds = ordered_feeds(load_feeds(), feed_names)
@@ -140,13 +149,16 @@ def backfill(
                     chunk_days=chunk_days,
                     timer=timer,
                     progress=on_progress,
+                    backdate=backdate,
                 )
             )
             continue
         (feed,) = group
         with timer.phase(f"rest:{feed.name}"):
             feed_records = records if records is not None else live_sources(feed).records
-            results[feed.name] = backfill_rest(lake, feed, days, feed_records, gate)
+            results[feed.name] = backfill_rest(
+                lake, feed, days, feed_records, gate, backdate=backdate
+            )
         if on_progress:
             on_progress(feed.name, 1, 1)
     return results

@@ -35,6 +35,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pipelines.errors import AlphaFactoryError
 from pipelines.orchestration.airflow_env import AirflowEnv, airflow_cli, ensure_airflow_db
@@ -124,6 +125,7 @@ def _airflow_args(
     dry_run: bool,
     reprocess: str | None,
     max_active_runs: int | None,
+    conf: dict[str, Any] | None = None,
 ) -> list[str]:
     args = [
         "backfill",
@@ -139,6 +141,8 @@ def _airflow_args(
         args += ["--reprocess-behavior", reprocess]
     if max_active_runs is not None:
         args += ["--max-active-runs", str(max_active_runs)]
+    if conf:
+        args += ["--dag-run-conf", json.dumps(conf)]
     if dry_run:
         args.append("--dry-run")
     return args
@@ -154,6 +158,7 @@ def create_backfill(
     reprocess: str | None = None,
     max_active_runs: int = 1,
     timeout: float = 600,
+    conf: dict[str, Any] | None = None,
 ) -> BackfillPlan:
     """Create (or with ``dry_run`` only list) Airflow's backfill of ``dag_id`` over the
     sessions ``start..end``.
@@ -176,7 +181,7 @@ def create_backfill(
     airflow_cli(env, "dags", "reserialize", timeout=timeout)
     listing = airflow_cli(
         env,
-        *_airflow_args(dag_id, (first, last), True, reprocess, max_active_runs),
+        *_airflow_args(dag_id, (first, last), True, reprocess, max_active_runs, conf),
         timeout=timeout,
     )
     output = listing.stdout + listing.stderr
@@ -198,7 +203,7 @@ def create_backfill(
             )
         created = airflow_cli(
             env,
-            *_airflow_args(dag_id, (first, last), False, reprocess, max_active_runs),
+            *_airflow_args(dag_id, (first, last), False, reprocess, max_active_runs, conf),
             timeout=timeout,
             check=False,
         )

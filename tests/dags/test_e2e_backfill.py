@@ -37,6 +37,7 @@ from pipelines.orchestration.backfill import (
     wait_for_runs,
 )
 from pipelines.orchestration.ui import AirflowServices
+from pipelines.testing.backdate import HISTORY
 from pipelines.vendors.clock import FrozenClock
 from pipelines.vendors.config import MarketConfig, VendorConfig
 from pipelines.vendors.server import VendorEndpoints, run_vendor
@@ -165,7 +166,9 @@ def test_backfill_of_two_historical_sessions_runs_through_the_scheduler(
     env = airflow_environment(vendor_host_key=ep.host_public_key)
     started = time.perf_counter()
 
-    plan = create_backfill(env, "vendor_ingest", *BACKFILLED)
+    plan = create_backfill(
+        env, "vendor_ingest", *BACKFILLED, conf={"backdate_reason": HISTORY.reason}
+    )
     assert plan.sessions == list(BACKFILLED)
     create_pools(env)
     unpause(env, "vendor_ingest")

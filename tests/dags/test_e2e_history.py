@@ -21,6 +21,7 @@ from pipelines.config import get_settings
 from pipelines.ingest.feed_index import feed_index
 from pipelines.lake import Lake
 from pipelines.orchestration.airflow_env import airflow_environment, run_dag_test
+from pipelines.testing.backdate import HISTORY
 from pipelines.timeline import trading_calendar
 from pipelines.vendors.clock import FrozenClock
 from pipelines.vendors.config import MarketConfig, VendorConfig
@@ -66,6 +67,7 @@ def test_dags_test_vendor_ingest_runs_every_task_for_a_historical_session(
     result = run_dag_test(
         "vendor_ingest",
         session,
+        conf={"backdate_reason": HISTORY.reason},
         env=env,
         extra_env={"ALPHAFACTORY_LAKE_ROOT": lake_root, "ALPHAFACTORY_INGEST_POKE_SECONDS": "1"},
     )

@@ -27,6 +27,7 @@ from pipelines.config import get_settings
 from pipelines.ingest.runtime import ingest_day
 from pipelines.lake import Lake
 from pipelines.orchestration.airflow_env import AirflowEnv, airflow_environment, run_dag_test
+from pipelines.testing.backdate import HISTORY
 from pipelines.vendors.clock import FrozenClock
 from pipelines.vendors.config import MarketConfig, VendorConfig
 from pipelines.vendors.faults import FaultPlan
@@ -85,7 +86,9 @@ def test_vendor_ingest_sessions_holiday_and_late_drop(
     started = time.perf_counter()
 
     # 3 July: every feed loads.
-    first = run_dag_test("vendor_ingest", FIRST, env=env, extra_env=fast)
+    first = run_dag_test(
+        "vendor_ingest", FIRST, conf={"backdate_reason": HISTORY.reason}, env=env, extra_env=fast
+    )
     assert first.ok, first.output[-5000:]
     assert set(first.task_states.values()) == {"success"}
     assert {f"wait_{f}" for f in SFTP_FEEDS} <= set(first.task_states)
@@ -113,6 +116,7 @@ def test_vendor_ingest_sessions_holiday_and_late_drop(
     late = run_dag_test(
         "vendor_ingest",
         LATE,
+        conf={"backdate_reason": HISTORY.reason},
         env=env,
         extra_env={**fast, "ALPHAFACTORY_INGEST_DEADLINE_SECONDS": "3"},
     )
@@ -127,7 +131,9 @@ def test_vendor_ingest_sessions_holiday_and_late_drop(
     # failed run already, get nothing new from it.
     clock.set(utc(LATE, 5) + dt.timedelta(days=1))
     rest_before = {t: v for t, v in _versions(lake).items() if t in ("fundamentals", "sentiment")}
-    rerun = run_dag_test("vendor_ingest", LATE, env=env, extra_env=fast)
+    rerun = run_dag_test(
+        "vendor_ingest", LATE, conf={"backdate_reason": HISTORY.reason}, env=env, extra_env=fast
+    )
     assert rerun.ok, rerun.output[-5000:]
     lake = Lake(lake_root)
     loaded = lake.as_of("prices", known_at=utc(LATE, 23) + dt.timedelta(days=1), valid_at=LATE)

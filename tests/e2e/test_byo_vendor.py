@@ -257,6 +257,9 @@ def backfilled(vendor: Vendor) -> Lake:
         sessions[-1].isoformat(),
         "--workers",
         "2",
+        "--backdate",
+        "--reason",
+        "test: the vendor's history as published",
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return Lake(vendor.env["ALPHAFACTORY_LAKE_ROOT"])
@@ -371,6 +374,8 @@ def test_vendor_ingest_through_airflow(vendor: Vendor, backfilled: Lake) -> None
             "dags-test",
             "vendor_ingest",
             day.isoformat(),
+            "--backdate-reason",
+            "test: past sessions as published",
             ALPHAFACTORY_LAKE_ROOT=fresh,
         )
         assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
@@ -388,7 +393,15 @@ def test_vendor_ingest_through_airflow(vendor: Vendor, backfilled: Lake) -> None
     # The backfilled lake: the DAG run of its last session finds everything loaded.
     last = truth.sessions[-1]
     versions = {t: backfilled.table(t).version() for t in ("prices", "corporate_actions")}  # type: ignore[union-attr]
-    proc = alphafactory(vendor, "airflow", "dags-test", "vendor_ingest", last.isoformat())
+    proc = alphafactory(
+        vendor,
+        "airflow",
+        "dags-test",
+        "vendor_ingest",
+        last.isoformat(),
+        "--backdate-reason",
+        "test",
+    )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     lake = Lake(vendor.env["ALPHAFACTORY_LAKE_ROOT"])
     assert {t: lake.table(t).version() for t in versions} == versions  # type: ignore[union-attr]

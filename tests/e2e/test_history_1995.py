@@ -23,6 +23,7 @@ from pipelines.ingest.feed_spec import load_feeds
 from pipelines.ingest.gate import contract_gate
 from pipelines.ingest.runtime import backfill, ingest_day, ordered_feeds
 from pipelines.lake import Lake
+from pipelines.testing.backdate import HISTORY as AS_PUBLISHED
 from pipelines.timeline import LATEST, OutsideCalendarError, trading_calendar
 from pipelines.vendors.clock import FrozenClock
 from pipelines.vendors.config import MarketConfig
@@ -74,6 +75,7 @@ def lake_1995(sim: VendorSimulator, tmp_path_factory: pytest.TempPathFactory) ->
         records=SimulatorRecordSource(sim, clock),
         gate=contract_gate,
         workers=2,
+        backdate=AS_PUBLISHED,
     )
     assert out and all(o.status in ("loaded", "warned") for v in out.values() for o in v)
 
@@ -84,7 +86,7 @@ def lake_1995(sim: VendorSimulator, tmp_path_factory: pytest.TempPathFactory) ->
             export_connections(mp, endpoints)
             for day in cal.sessions(*LIVE):
                 for feed in ordered_feeds(load_feeds()):
-                    outcomes = ingest_day(lake, day, feed.name)  # SFTPHook / HttpHook
+                    outcomes = ingest_day(lake, day, feed.name, backdate=AS_PUBLISHED)  # SFTPHook
                     assert outcomes, (day, feed.name)
                     assert all(o.status in ("loaded", "warned") for o in outcomes), outcomes
         finally:

@@ -65,3 +65,60 @@ def test_an_order_working_on_the_delisting_day_fills_first(tmp_path: Path) -> No
     [event] = broker.delistings(ACCOUNT)
     assert event["quantity"] == 60.0
     assert broker.cash(ACCOUNT) == pytest.approx(40.0 * fill.price + 60.0 * 10.0)
+
+
+def test_an_announced_delisting_is_not_in_force_before_its_date(tmp_path: Path) -> None:
+    """A source that may see everything (known_at far ahead) still books a delisting only
+    from its date on, as corporate actions (issue 14: a delisting announced for next month
+    would have cashed the position out today)."""
+    import pandas as pd
+
+    from pipelines.execution.prices import LakePriceSource
+    from pipelines.lake import Lake
+
+    lake = Lake(str(tmp_path / "lake"))
+    today = dt.datetime.now(dt.UTC).date()
+    ahead = today + dt.timedelta(days=30)
+    known = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    lake.write(
+        "security_master",
+        pd.DataFrame(
+            {
+                "security_id": ["A"],
+                "ticker": ["AA"],
+                "name": ["A Inc"],
+                "sector": ["Tech"],
+                "exchange": ["XNYS"],
+                "currency": ["USD"],
+                "listed": [False],
+                "list_date": [dt.date(2000, 1, 3)],
+                "delist_date": [ahead],
+                "delist_reason": ["ACQUIRED"],
+                "valid_date": [ahead],
+            }
+        ),
+        known_at=known,
+    )
+    lake.write(
+        "prices",
+        pd.DataFrame(
+            {
+                "security_id": ["A"],
+                "ticker": ["AA"],
+                "valid_date": [today - dt.timedelta(days=3)],
+                "open": [10.0],
+                "high": [10.0],
+                "low": [10.0],
+                "close": [10.0],
+                "volume": [1e6],
+                "currency": ["USD"],
+            }
+        ),
+        known_at=known,
+    )
+    far = LakePriceSource(lake, known_at=dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
+    assert far.delistings(["A"]) == {}
+    # …and from its date on it is (the lake as known then).
+    from pipelines.execution.delistings import lake_delistings
+
+    assert set(lake_delistings(lake, ["A"], known_at=known, through=ahead)) == {"A"}

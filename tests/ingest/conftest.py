@@ -22,6 +22,7 @@ from pipelines.ingest.flow import FeedNotPublished, ingest_sftp_day
 from pipelines.ingest.gate import contract_gate, pass_all
 from pipelines.ingest.runtime import VendorSources, ingest_day
 from pipelines.lake import Lake
+from pipelines.testing.backdate import HISTORY
 from pipelines.timeline import trading_calendar
 from pipelines.vendors.clock import FrozenClock
 from pipelines.vendors.config import MarketConfig
@@ -93,7 +94,7 @@ def seeded_template(
     src = inprocess(sim)
     for day in SEEDED_DAYS:
         for name in SFTP_FEEDS:
-            ingest_day(lake, day, name, sources=src)
+            ingest_day(lake, day, name, sources=src, backdate=HISTORY)
     master = feeds["vendor_security_master"]
     for day in sim.sessions:
         if day <= SEEDED_DAYS[-1] or day > LAST_FAULT_DAY:
@@ -106,6 +107,7 @@ def seeded_template(
                 src.files,
                 pass_all,
                 previous_session=trading_calendar().previous(day),
+                backdate=HISTORY,
             )
         except FeedNotPublished:  # the missing-day fault
             continue

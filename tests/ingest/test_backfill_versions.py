@@ -29,6 +29,7 @@ from pipelines.ingest.flow import FileOutcome, rest_window
 from pipelines.ingest.quarantine import get_record
 from pipelines.ingest.runtime import VendorSources, backfill, ingest_day
 from pipelines.lake import Lake
+from pipelines.testing.backdate import HISTORY
 from pipelines.timeline import LATEST, trading_calendar
 from pipelines.vendors.clock import FrozenClock
 from pipelines.vendors.config import MarketConfig
@@ -62,7 +63,12 @@ def _files(sim: VendorSimulator) -> SimulatorFileSource:
 
 def _backfill(lake: Lake, sim: VendorSimulator, days: list[dt.date]) -> list[FileOutcome]:
     results = backfill(
-        lake, days, feed_names=list(SFTP_FEEDS), source_factory=lambda: _files(sim), workers=1
+        lake,
+        days,
+        feed_names=list(SFTP_FEEDS),
+        source_factory=lambda: _files(sim),
+        workers=1,
+        backdate=HISTORY,
     )
     return [o for outcomes in results.values() for o in outcomes]
 
@@ -146,7 +152,7 @@ def test_daily_and_backfill_give_the_same_lake(tmp_path: Path, corrected: Vendor
     )
     for day in DAYS:
         for name in SFTP_FEEDS:
-            ingest_day(daily, day, name, sources=sources)
+            ingest_day(daily, day, name, sources=sources, backdate=HISTORY)
     filled = Lake(str(tmp_path / "backfill"))
     assert _quarantined(_backfill(filled, corrected, DAYS)) == []
 
@@ -198,7 +204,9 @@ def test_a_duplicate_key_inside_one_file_is_still_quarantined(tmp_path: Path) ->
 
 def _rest_backfill(lake: Lake, sim: VendorSimulator, days: list[dt.date]) -> list[FileOutcome]:
     records = SimulatorRecordSource(sim, FrozenClock(LATE_CLOCK))
-    results = backfill(lake, days, feed_names=["vendor_sentiment"], records=records)
+    results = backfill(
+        lake, days, feed_names=["vendor_sentiment"], records=records, backdate=HISTORY
+    )
     return results["vendor_sentiment"]
 
 
@@ -239,5 +247,7 @@ def test_incremental_rest_backfill_assigns_records_to_their_own_sessions(tmp_pat
     _rest_backfill(daily, sim, history)
     records = SimulatorRecordSource(sim, FrozenClock(LATE_CLOCK))
     for day in later:
-        ingest_day(daily, day, feed.name, sources=VendorSources(_files(sim), records))
+        ingest_day(
+            daily, day, feed.name, sources=VendorSources(_files(sim), records), backdate=HISTORY
+        )
     pd.testing.assert_frame_equal(_contents(daily, "sentiment"), _contents(lake, "sentiment"))

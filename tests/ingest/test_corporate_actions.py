@@ -20,6 +20,7 @@ from pipelines.ingest.runtime import backfill
 from pipelines.lake import Lake
 from pipelines.pit.lake_panel import build_panel
 from pipelines.pit.snapshot import load_snapshot
+from pipelines.testing.backdate import HISTORY
 from pipelines.timeline import LATEST, trading_calendar
 from pipelines.vendors.clock import FrozenClock
 from pipelines.vendors.config import MarketConfig
@@ -66,6 +67,7 @@ def test_regular_and_special_dividend_on_one_ex_date_both_count(tmp_path: Path) 
         feed_names=list(SFTP_FEEDS),
         source_factory=lambda: SimulatorFileSource(sim, clock),
         workers=1,
+        backdate=HISTORY,
     )
     statuses = {o.status for outcomes in results.values() for o in outcomes}
     assert "quarantined" not in statuses, results

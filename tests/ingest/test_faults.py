@@ -21,6 +21,7 @@ from pipelines.ingest.flow import BatchQuarantined, FeedNotPublished, ReleaseRef
 from pipelines.ingest.gate import contract_gate
 from pipelines.ingest.runtime import VendorSources, ingest_day
 from pipelines.lake import Lake
+from pipelines.testing.backdate import HISTORY
 from pipelines.vendors.faults import Fault
 from pipelines.vendors.simulator import VendorSimulator
 from tests.ingest.conftest import FAULT_DAYS, SFTP_FEEDS, inprocess
@@ -70,7 +71,7 @@ def test_blocking_fault_is_quarantined_then_released_after_fix(
     day = FAULT_DAYS[fault]
     rules, row_level = BLOCKING[fault]
     with pytest.raises(BatchQuarantined) as caught:
-        ingest_day(seeded_lake, day, "vendor_prices", sources=sources)
+        ingest_day(seeded_lake, day, "vendor_prices", sources=sources, backdate=HISTORY)
     message = str(caught.value)
     (outcome,) = [o for o in caught.value.outcomes if o.status == "quarantined"]
     assert outcome.file_name == "prices.csv.gz"
@@ -117,7 +118,9 @@ def test_blocking_fault_is_quarantined_then_released_after_fix(
     assert "vendor re-delivered" in after["message"]
     assert quarantine.list_records(seeded_lake, "open") == []
     # A later daily re-run of the day is a no-op.
-    again = ingest_day(seeded_lake, day, "vendor_prices", sources=inprocess(fixed_sim))
+    again = ingest_day(
+        seeded_lake, day, "vendor_prices", sources=inprocess(fixed_sim), backdate=HISTORY
+    )
     assert [o.status for o in again] == ["unchanged"]
 
 
@@ -126,7 +129,12 @@ def test_impossible_values_released_by_operator_without_failing_rows(
 ) -> None:
     day = FAULT_DAYS["impossible_values"]
     outcomes = ingest_day(
-        seeded_lake, day, "vendor_prices", sources=sources, raise_on_quarantine=False
+        seeded_lake,
+        day,
+        "vendor_prices",
+        sources=sources,
+        raise_on_quarantine=False,
+        backdate=HISTORY,
     )
     (qid,) = [o.quarantine_id for o in outcomes if o.quarantine_id]
     loaded = release(
@@ -148,10 +156,10 @@ def test_late_file_is_not_published_before_its_time_then_loads(
     early = inprocess(sim, scheduled + dt.timedelta(hours=1))
     for feed in SFTP_FEEDS:
         with pytest.raises(FeedNotPublished, match=f"{feed}: nothing published for {day}"):
-            ingest_day(seeded_lake, day, feed, sources=early)
+            ingest_day(seeded_lake, day, feed, sources=early, backdate=HISTORY)
     assert _prices_on(seeded_lake, day) == 0
     on_time = inprocess(sim, actual)
-    (outcome,) = ingest_day(seeded_lake, day, "vendor_prices", sources=on_time)
+    (outcome,) = ingest_day(seeded_lake, day, "vendor_prices", sources=on_time, backdate=HISTORY)
     assert outcome.status == "loaded"
     snap = seeded_lake.as_of("prices", known_at=actual, valid_at=day)
     assert set(snap["known_at"].to_pylist()) == {actual}  # knowable when it arrived
@@ -165,7 +173,7 @@ def test_missing_day_fails_loudly_naming_feed_and_day(
     raw_before = seeded_lake.status("raw_manifest").rows
     for feed in SFTP_FEEDS:
         with pytest.raises(FeedNotPublished) as caught:
-            ingest_day(seeded_lake, day, feed, sources=sources)
+            ingest_day(seeded_lake, day, feed, sources=sources, backdate=HISTORY)
         assert caught.value.feed == feed and caught.value.day == day
         assert f"{feed}: nothing published for {day.isoformat()}" in str(caught.value)
     assert seeded_lake.status("raw_manifest").rows == raw_before
@@ -177,9 +185,9 @@ def test_correction_is_a_later_known_at_version(
 ) -> None:
     day = FAULT_DAYS["correction"]
     next_day = sim.sessions[sim.sessions.index(day) + 1]
-    (first,) = ingest_day(seeded_lake, day, "vendor_prices", sources=sources)
+    (first,) = ingest_day(seeded_lake, day, "vendor_prices", sources=sources, backdate=HISTORY)
     assert first.status == "loaded"
-    outcomes = ingest_day(seeded_lake, next_day, "vendor_prices", sources=sources)
+    outcomes = ingest_day(seeded_lake, next_day, "vendor_prices", sources=sources, backdate=HISTORY)
     by_file = {o.file_name: o for o in outcomes}
     correction = by_file[f"prices_correction_{day.isoformat()}.csv.gz"]
     (effect,) = sim.fault_effects(day)

@@ -13,6 +13,7 @@ from pipelines.ingest.connections import ensure_vendor_connections
 from pipelines.ingest.flow import rest_window
 from pipelines.ingest.runtime import VendorSources, ingest_day
 from pipelines.lake import Lake
+from pipelines.testing.backdate import HISTORY
 from pipelines.vendors.simulator import VendorSimulator
 from tests.ingest.conftest import CLEAN_DAY, SEEDED_DAYS, SFTP_FEEDS
 
@@ -33,7 +34,9 @@ def test_clean_day_lands_raw_and_silver_known_at_publish_time(
     seeded_lake: Lake, sources: VendorSources, sim: VendorSimulator
 ) -> None:
     outcomes = [
-        o for f in SFTP_FEEDS for o in ingest_day(seeded_lake, CLEAN_DAY, f, sources=sources)
+        o
+        for f in SFTP_FEEDS
+        for o in ingest_day(seeded_lake, CLEAN_DAY, f, sources=sources, backdate=HISTORY)
     ]
     by_file = {o.file_name: o for o in outcomes}
     files = sim.day_files(CLEAN_DAY)
@@ -67,11 +70,11 @@ def test_clean_day_lands_raw_and_silver_known_at_publish_time(
 
 def test_rerunning_a_day_adds_nothing(seeded_lake: Lake, sources: VendorSources) -> None:
     for feed in SFTP_FEEDS:
-        ingest_day(seeded_lake, CLEAN_DAY, feed, sources=sources)
+        ingest_day(seeded_lake, CLEAN_DAY, feed, sources=sources, backdate=HISTORY)
     state = _silver_state(seeded_lake)
     for day in (*SEEDED_DAYS, CLEAN_DAY):
         for feed in SFTP_FEEDS:
-            outcomes = ingest_day(seeded_lake, day, feed, sources=sources)
+            outcomes = ingest_day(seeded_lake, day, feed, sources=sources, backdate=HISTORY)
             assert {o.status for o in outcomes} == {"unchanged"}, (day, feed, outcomes)
     assert _silver_state(seeded_lake) == state
 
@@ -82,7 +85,7 @@ def test_rest_since_cursor_is_incremental_and_idempotent(
     days = [sim.sessions[0], sim.sessions[1], sim.sessions[2]]
     for day in days:
         for feed in ("vendor_fundamentals", "vendor_sentiment"):
-            (outcome,) = ingest_day(lake, day, feed, sources=sources)
+            (outcome,) = ingest_day(lake, day, feed, sources=sources, backdate=HISTORY)
             assert outcome.status in ("loaded", "warned"), outcome.message
     version = lake.status("fundamentals").version, lake.status("sentiment").version
 
@@ -107,7 +110,7 @@ def test_rest_since_cursor_is_incremental_and_idempotent(
     # Re-running any session fetches the same window and adds nothing.
     for day in reversed(days):
         for feed in ("vendor_fundamentals", "vendor_sentiment"):
-            (outcome,) = ingest_day(lake, day, feed, sources=sources)
+            (outcome,) = ingest_day(lake, day, feed, sources=sources, backdate=HISTORY)
             # A window with records is recognised by its bytes; an empty one writes nothing.
             assert outcome.status == "unchanged" or outcome.rows == 0, (day, feed, outcome)
     assert (lake.status("fundamentals").version, lake.status("sentiment").version) == version

@@ -29,6 +29,7 @@ from pipelines.ingest.flow import ManifestError, ingest_sftp_day
 from pipelines.ingest.gate import pass_all
 from pipelines.ingest.sources import FileSession, FileSource
 from pipelines.lake import Lake
+from pipelines.testing.backdate import HISTORY
 from pipelines.timeline import LATEST
 from pipelines.vendors.clock import FrozenClock
 from pipelines.vendors.config import MarketConfig
@@ -104,7 +105,9 @@ def _published(lake: Lake, day: dt.date) -> set[dt.datetime]:
 
 
 def test_manifest_publish_time_is_the_knowledge_time(lake: Lake, sim: VendorSimulator) -> None:
-    (outcome,) = ingest_sftp_day(lake, _feed("manifest"), DAYS[0], _source(sim), pass_all)
+    (outcome,) = ingest_sftp_day(
+        lake, _feed("manifest"), DAYS[0], _source(sim), pass_all, backdate=HISTORY
+    )
     assert outcome.status == "loaded"
     assert _known_at(lake, DAYS[0]) == {sim.publish_at(DAYS[0])}
 
@@ -114,7 +117,9 @@ def test_manifest_without_published_at_is_refused_naming_the_file(
 ) -> None:
     feed = _feed("manifest")
     with pytest.raises(ManifestError) as info:
-        ingest_sftp_day(lake, feed, DAYS[0], _source(sim, published_at=False), pass_all)
+        ingest_sftp_day(
+            lake, feed, DAYS[0], _source(sim, published_at=False), pass_all, backdate=HISTORY
+        )
     message = str(info.value)
     assert "\n" not in message
     assert "manifest /daily/2023-03-01/manifest.json has no published_at" in message
@@ -126,7 +131,15 @@ def test_manifest_without_published_at_is_refused_naming_the_file(
 def test_backfill_refuses_a_manifest_without_published_at(lake: Lake, sim: VendorSimulator) -> None:
     source = _source(sim, published_at=False)
     with pytest.raises(ManifestError, match=r"/daily/2023-03-01/manifest.json has no published_at"):
-        backfill_sftp(lake, [_feed("manifest")], list(DAYS), lambda _: source, pass_all, workers=1)
+        backfill_sftp(
+            lake,
+            [_feed("manifest")],
+            list(DAYS),
+            lambda _: source,
+            pass_all,
+            workers=1,
+            backdate=HISTORY,
+        )
     assert lake.table("security_master") is None
 
 
@@ -138,7 +151,7 @@ def test_receipt_time_when_the_feed_says_so_logged_once(
     before = dt.datetime.now(dt.UTC)
     with caplog.at_level(logging.INFO, logger="pipelines.ingest.flow"):
         for day in DAYS:
-            ingest_sftp_day(lake, feed, day, source, pass_all)
+            ingest_sftp_day(lake, feed, day, source, pass_all, backdate=HISTORY)
     after = dt.datetime.now(dt.UTC)
     for day in DAYS:
         (known,) = _published(lake, day)
@@ -150,7 +163,9 @@ def test_receipt_time_when_the_feed_says_so_logged_once(
 
 def test_file_mtime_is_the_servers_modification_time(lake: Lake, sim: VendorSimulator) -> None:
     feed = _feed("file_mtime")
-    ingest_sftp_day(lake, feed, DAYS[0], _source(sim, published_at=False), pass_all)
+    ingest_sftp_day(
+        lake, feed, DAYS[0], _source(sim, published_at=False), pass_all, backdate=HISTORY
+    )
     # The simulator's files carry the publish instant as mtime (whole seconds).
     assert _known_at(lake, DAYS[0]) == {sim.publish_at(DAYS[0])}
 
@@ -158,10 +173,20 @@ def test_file_mtime_is_the_servers_modification_time(lake: Lake, sim: VendorSimu
 def test_backfill_honours_receipt_and_file_mtime(lake: Lake, sim: VendorSimulator) -> None:
     source = _source(sim, published_at=False)
     before = dt.datetime.now(dt.UTC)
-    backfill_sftp(lake, [_feed("receipt")], [DAYS[0]], lambda _: source, pass_all, workers=1)
+    backfill_sftp(
+        lake, [_feed("receipt")], [DAYS[0]], lambda _: source, pass_all, workers=1, backdate=HISTORY
+    )
     (received,) = _known_at(lake, DAYS[0])
     assert received >= before and _published(lake, DAYS[0]) == {received}
-    backfill_sftp(lake, [_feed("file_mtime")], [DAYS[1]], lambda _: source, pass_all, workers=1)
+    backfill_sftp(
+        lake,
+        [_feed("file_mtime")],
+        [DAYS[1]],
+        lambda _: source,
+        pass_all,
+        workers=1,
+        backdate=HISTORY,
+    )
     assert _published(lake, DAYS[1]) == {sim.publish_at(DAYS[1])}
 
 

@@ -16,6 +16,7 @@ from pipelines.ingest.flow import ingest_sftp_day
 from pipelines.ingest.gate import pass_all
 from pipelines.ingest.sources import SFTPHookSource
 from pipelines.lake import Lake
+from pipelines.testing.backdate import HISTORY
 from pipelines.timeline import LATEST
 from pipelines.vendors.simulator import VendorSimulator
 from tests.ingest.conftest import SEEDED_DAYS, RunningVendor
@@ -28,7 +29,9 @@ def test_file_mtime_over_sftphook(
 ) -> None:
     day = SEEDED_DAYS[0]
     feed = feeds["vendor_security_master"].model_copy(update={"known_at": "file_mtime"})
-    (outcome,) = ingest_sftp_day(lake, feed, day, SFTPHookSource(feed.connection_id), pass_all)
+    (outcome,) = ingest_sftp_day(
+        lake, feed, day, SFTPHookSource(feed.connection_id), pass_all, backdate=HISTORY
+    )
     assert outcome.status == "loaded" and outcome.rows > 0
     rows = lake.as_of(
         "security_master", known_at=LATEST, valid_at=day, columns=["known_at", "valid_date"]

@@ -17,6 +17,7 @@ from pipelines.ingest.gate import contract_gate
 from pipelines.ingest.runtime import ingest_day
 from pipelines.ingest.sources import HttpHookSource, SFTPHookSource
 from pipelines.lake import Lake
+from pipelines.testing.backdate import HISTORY
 from pipelines.vendors.clock import FrozenClock
 from pipelines.vendors.server import VendorEndpoints
 from pipelines.vendors.simulator import VendorSimulator
@@ -36,14 +37,18 @@ def test_sftp_feeds_through_sftphook(live: RunningVendor, lake: Lake, sim: Vendo
         manifest = json.loads(sim.day_files(day)["manifest.json"])
         shas = {f["name"]: f["sha256"] for f in manifest["files"]}
         for feed in SFTP_FEEDS:
-            (outcome,) = ingest_day(lake, day, feed)  # live sources: SFTPHook + HttpHook
+            (outcome,) = ingest_day(
+                lake, day, feed, backdate=HISTORY
+            )  # live sources: SFTPHook + HttpHook
             assert outcome.status == "loaded", outcome.message
             assert outcome.sha256 == shas[outcome.file_name]
         snap = lake.as_of("prices", known_at=sim.publish_at(day), valid_at=day)  # type: ignore[arg-type]
         assert snap.num_rows == len(sim.clean_prices(day))
     version = lake.status("prices").version
     for feed in SFTP_FEEDS:
-        assert [o.status for o in ingest_day(lake, SEEDED_DAYS[0], feed)] == ["unchanged"]
+        assert [o.status for o in ingest_day(lake, SEEDED_DAYS[0], feed, backdate=HISTORY)] == [
+            "unchanged"
+        ]
     assert lake.status("prices").version == version
 
 
@@ -58,7 +63,7 @@ def test_sftp_key_auth_and_unpublished_day(
     # Before the vendor's publish time the folder does not exist yet.
     live.clock.set(dt.datetime(2023, 3, 3, 12, tzinfo=dt.UTC))
     with pytest.raises(FeedNotPublished, match="vendor_prices: nothing published for 2023-03-03"):
-        ingest_day(lake, dt.date(2023, 3, 3), "vendor_prices")
+        ingest_day(lake, dt.date(2023, 3, 3), "vendor_prices", backdate=HISTORY)
 
 
 def _conn(kind: str) -> str:
@@ -79,7 +84,9 @@ def test_rest_through_httphook_retries_429_and_5xx(
         source = HttpHookSource(backoff=0.05)
         feed = feeds["vendor_fundamentals"].model_copy(update={"page_size": 300})
         day = SEEDED_DAYS[0]
-        (outcome,) = ingest_rest_day(lake, feed, day, source, contract_gate, previous_session=None)
+        (outcome,) = ingest_rest_day(
+            lake, feed, day, source, contract_gate, previous_session=None, backdate=HISTORY
+        )
     assert outcome.status in ("loaded", "warned"), outcome.message
     assert source.retried.get(429, 0) >= 1, source.retried  # Retry-After honoured
     assert source.retried.get(503, 0) >= 1, source.retried

@@ -21,6 +21,7 @@ from pipelines.ingest.flow import ingest_sftp_day
 from pipelines.ingest.gate import contract_gate
 from pipelines.ingest.sources import SFTPHookSource
 from pipelines.lake import Lake
+from pipelines.testing.backdate import HISTORY
 from pipelines.testing.sshd import Sshd, SshdUnavailable, keygen, run_sshd
 from pipelines.timeline import trading_calendar
 from pipelines.vendors.simulator import VendorSimulator
@@ -81,7 +82,7 @@ def test_ingest_from_openssh_sftp_with_key_auth(
         prev = trading_calendar().previous(day)
         for feed in (master, prices):
             (outcome,) = ingest_sftp_day(
-                lake, feed, day, source, contract_gate, previous_session=prev
+                lake, feed, day, source, contract_gate, previous_session=prev, backdate=HISTORY
             )
             assert outcome.status == "loaded", outcome.message
         published = sim.publish_at(day)
@@ -96,7 +97,13 @@ def test_ingest_from_openssh_sftp_with_key_auth(
         served = sshd.root / "daily" / row["valid_date"].isoformat() / "prices.csv.gz"
         assert Path(row["uri"].removeprefix("file://")).read_bytes() == served.read_bytes()
     (again,) = ingest_sftp_day(
-        lake, prices, SEEDED_DAYS[-1], source, contract_gate, previous_session=SEEDED_DAYS[0]
+        lake,
+        prices,
+        SEEDED_DAYS[-1],
+        source,
+        contract_gate,
+        previous_session=SEEDED_DAYS[0],
+        backdate=HISTORY,
     )
     assert again.status == "unchanged"
 

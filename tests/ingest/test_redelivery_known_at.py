@@ -16,6 +16,7 @@ from pipelines.ingest.feed_spec import FeedSpec
 from pipelines.ingest.flow import ingest_sftp_day
 from pipelines.ingest.gate import pass_all
 from pipelines.lake import Lake
+from pipelines.testing.backdate import HISTORY
 from pipelines.testing.vendor_folder import MemoryFolder
 
 pytestmark = pytest.mark.unit
@@ -72,9 +73,11 @@ def _close(lake: Lake, at: dt.datetime) -> float:
 )
 def test_a_restatement_is_known_from_its_receipt(tmp_path: Path, claimed: dt.datetime) -> None:
     lake = Lake(str(tmp_path / "lake"))
-    ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(15.0), PUBLISHED), pass_all)
+    ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(15.0), PUBLISHED), pass_all, backdate=HISTORY)
     before = dt.datetime.now(dt.UTC)
-    ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(16.0), claimed), pass_all)  # restated
+    ingest_sftp_day(
+        lake, FEED, DAY, _delivery(_csv(16.0), claimed), pass_all, backdate=HISTORY
+    )  # restated
     assert _close(lake, PUBLISHED) == 15.0  # what we knew at the first publish time
     assert _close(lake, before - dt.timedelta(seconds=1)) == 15.0  # …until the restatement
     assert _close(lake, dt.datetime.now(dt.UTC)) == 16.0
@@ -83,8 +86,10 @@ def test_a_restatement_is_known_from_its_receipt(tmp_path: Path, claimed: dt.dat
 def test_a_row_the_restatement_drops_leaves_the_current_view(tmp_path: Path) -> None:
     lake = Lake(str(tmp_path / "lake"))
     two = _csv(15.0) + b"B,BB,2024-03-05,10,20,9,12,100,USD\n"
-    ingest_sftp_day(lake, FEED, DAY, _delivery(two, PUBLISHED), pass_all)
-    ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(15.5), PUBLISHED), pass_all)  # B dropped
+    ingest_sftp_day(lake, FEED, DAY, _delivery(two, PUBLISHED), pass_all, backdate=HISTORY)
+    ingest_sftp_day(
+        lake, FEED, DAY, _delivery(_csv(15.5), PUBLISHED), pass_all, backdate=HISTORY
+    )  # B dropped
 
     def ids(at: dt.datetime) -> list[str]:
         rows = lake.as_of("prices", known_at=at, valid_at=DAY)
@@ -92,5 +97,7 @@ def test_a_row_the_restatement_drops_leaves_the_current_view(tmp_path: Path) -> 
 
     assert ids(PUBLISHED) == ["A", "B"]  # the past is kept
     assert ids(dt.datetime.now(dt.UTC)) == ["A"]
-    again = ingest_sftp_day(lake, FEED, DAY, _delivery(_csv(15.5), PUBLISHED), pass_all)
+    again = ingest_sftp_day(
+        lake, FEED, DAY, _delivery(_csv(15.5), PUBLISHED), pass_all, backdate=HISTORY
+    )
     assert [o.status for o in again] == ["unchanged"] and ids(dt.datetime.now(dt.UTC)) == ["A"]

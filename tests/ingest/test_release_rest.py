@@ -25,6 +25,7 @@ from pipelines.ingest.gate import GateContext, GateResult, pass_all
 from pipelines.ingest.parse import ParsedBatch
 from pipelines.ingest.sources import HttpHookSource, SFTPHookSource
 from pipelines.lake import Lake
+from pipelines.testing.backdate import HISTORY
 from pipelines.vendors.simulator import VendorSimulator
 from tests.ingest.conftest import SEEDED_DAYS, RunningVendor
 
@@ -54,6 +55,7 @@ def _quarantine(lake: Lake, feed: FeedSpec) -> str:
         _two_bad_rows,
         previous_session=None,
         raise_on_quarantine=False,
+        backdate=HISTORY,
     )
     assert outcome.status == "quarantined" and outcome.quarantine_id
     return outcome.quarantine_id

@@ -82,8 +82,20 @@ INGEST_RUNS = TableSpec(
         column("sha256", pa.string()),
         column("status", pa.string(), False, "loaded | quarantined | warned | released"),
         column("rows", pa.int64()),
-        column("published_at", UTC_TS),
+        column(
+            "published_at",
+            UTC_TS,
+            doc="the vendor's declared publish time (manifest, file time or record time): "
+            "a claim kept for audit, not the rows' knowledge time",
+        ),
         column("message", pa.string()),
+        column(
+            "rows_known_at",
+            UTC_TS,
+            doc="knowledge time the file's rows got: our receipt time, or the vendor's "
+            "time under an explicit backdate",
+        ),
+        column("backdate", pa.string(), doc="who backdated the load and why; null = receipt"),
     ),
     valid_time_meaning="logical (business) date of the delivery",
 )
