@@ -27,13 +27,18 @@ inside its own lookback. Corrections are sparse, so little is recomputed.
 
 A session whose own prices came after its cutoff has no price row in its own view: its
 decision is made without them. The next session's view has them (so its return is computed
-from the late close, and nothing is lost).
+from the late close, and nothing is lost). The same folder's corporate actions and
+sentiment (``sql/pit/late_facts.sql``) are replayed the same way: the rows a late split or
+dividend re-adjusts (from its ex-date until the session that first knows it) are re-read as
+known at that session — one small panel read per such session (:class:`FactRevisions`) —
+and every later view applies them, as ``build_panel(..., view=cutoff)`` does.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -43,8 +48,10 @@ from pipelines.lake import Lake
 from pipelines.pit.labels import LabelKind, LabelSet, label_available_date, make_label
 from pipelines.pit.lake_panel import (
     DEFAULT_RULE,
+    FACT_FLOATS,
     RawCells,
     UniverseRule,
+    load_late_facts,
     load_panel_rows,
     load_price_revisions,
     load_window,
@@ -64,6 +71,31 @@ def _stamps(values: list[dt.datetime] | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(index.values.astype(_US).astype(np.int64))
 
 
+@dataclass(frozen=True)
+class FactRevisions:
+    """Cells of the first-print panel that facts published after their own session's
+    cutoff change (a late folder's split or dividend re-adjusts the rows from its ex-date;
+    its sentiment fills its day): per revision, the cell (row ``t``, security ``i``), the
+    instant it becomes known (the cutoff of the first session that knows it) and the
+    cell's :data:`~pipelines.pit.lake_panel.FACT_FLOATS` as that session reads them —
+    sorted by cell, then knowledge."""
+
+    t: np.ndarray
+    i: np.ndarray
+    known: np.ndarray
+    values: Mapping[str, np.ndarray]
+    n_secs: int = 1
+
+    @property
+    def cell(self) -> np.ndarray:
+        return self.t.astype(np.int64) * self.n_secs + self.i
+
+    @classmethod
+    def none(cls) -> FactRevisions:
+        empty = np.zeros(0, dtype=np.int64)
+        return cls(empty, empty, empty, {k: np.zeros(0) for k in FACT_FLOATS})
+
+
 class PanelHistory:
     """The research history of sessions ``[start, end]``, each as known at its own cutoff.
 
@@ -72,7 +104,12 @@ class PanelHistory:
     """
 
     def __init__(
-        self, cells: RawCells, revisions: pa.Table, sessions: int, rule: UniverseRule
+        self,
+        cells: RawCells,
+        revisions: pa.Table,
+        sessions: int,
+        rule: UniverseRule,
+        facts: FactRevisions | None = None,
     ) -> None:
         self.rule = rule
         self._cells = cells
@@ -90,15 +127,29 @@ class PanelHistory:
         self._rcell = self._rt.astype(np.int64) * len(cells.secs) + self._ri
         late = self._rknown > self._cutoffs[self._rt]
         # the first row whose cutoff sees each late version: it is in every later view
-        self._late_t = self._rt[late]
-        self._late_seen = np.searchsorted(self._cutoffs, self._rknown[late], side="left")
+        self._facts = facts or FactRevisions.none()
+        self._late_t = np.concatenate([self._rt[late], self._facts.t])
+        self._late_seen = np.concatenate(
+            [
+                np.searchsorted(self._cutoffs, self._rknown[late], side="left"),
+                np.searchsorted(self._cutoffs, self._facts.known, side="left"),
+            ]
+        )
         self._diagonal = self._resolve(self._cutoffs[self._rt], 0, len(cells.days))
         self.panel = self._diagonal.panel(sessions, rule)
 
     # --- cells as known at a view ---------------------------------------------------------
-    def _resolve(self, view: np.ndarray | np.int64, lo: int, hi: int) -> RawCells:
+    def _resolve(
+        self,
+        view: np.ndarray | np.int64,
+        lo: int,
+        hi: int,
+        fact_view: np.ndarray | np.int64 | None = None,
+    ) -> RawCells:
         """The raw cells of rows ``[lo, hi)`` with every revised price cell resolved as known
-        at ``view`` (per revision row, or one instant)."""
+        at ``view`` (per revision row, or one instant), and every fact revision (a late
+        folder's actions and sentiment) applied when known at ``fact_view`` (per fact
+        revision, or one instant; None: none)."""
         cells = self._cells
         inside = (self._rt >= lo) & (self._rt < hi)
         seen = inside & (self._rknown <= view)
@@ -120,6 +171,17 @@ class PanelHistory:
             volume[t, i] = np.where(alive, self._rvolume[last], np.nan)
         floats = {k: v[lo:hi] for k, v in cells.floats.items()}
         floats["close"], floats["volume"] = close, volume
+        if fact_view is not None and len(self._facts.t):
+            f = self._facts
+            fidx = np.nonzero((f.t >= lo) & (f.t < hi) & (f.known <= fact_view))[0]
+            if len(fidx):
+                # rows come sorted by cell, then knowledge: the latest known version wins
+                cell = f.cell[fidx]
+                last = fidx[np.r_[cell[1:] != cell[:-1], True]]
+                for name, values in f.values.items():
+                    column = floats[name].copy()
+                    column[f.t[last] - lo, f.i[last]] = values[last]
+                    floats[name] = column
         return RawCells(
             cells.days[lo:hi],
             cells.secs,
@@ -153,7 +215,7 @@ class PanelHistory:
         at that session's cutoff (equal to ``build_panel(..., view=cutoff)`` of them)."""
         s = row + self._lead
         lo = max(0, s - self._reach(lookback))
-        cells = self._resolve(self._cutoffs[s], lo, s + 1)
+        cells = self._resolve(self._cutoffs[s], lo, s + 1, self._cutoffs[s])
         return cells.panel(min(lookback + 1, s + 1 - lo), self.rule)
 
     # --- values per session -----------------------------------------------------------------
@@ -162,7 +224,8 @@ class PanelHistory:
         revision becomes visible: each row's price as known at the later of its own cutoff
         and ``row``'s (the lake as known at ``row``'s cutoff, later rows as first printed)."""
         view = np.maximum(self._cutoffs[self._rt], self._cutoffs[row])
-        return self._resolve(view, lo, hi).panel(hi - lo, self.rule)
+        fact_view = np.maximum(self._cutoffs[self._facts.t], self._cutoffs[row])
+        return self._resolve(view, lo, hi, fact_view).panel(hi - lo, self.rule)
 
     def session_rows(
         self,
@@ -269,7 +332,63 @@ def load_history(
     published after ``known_at`` (default: ``end``'s cutoff) is read."""
     load_from, sessions = load_window(start, end, rule)
     final = min(known_at or LATEST, decision_cutoff(sessions[-1]))
-    rows = load_panel_rows(lake, load_from, sessions[-1], final, view=final, any_version=True)
+    rows = load_panel_rows(
+        lake, load_from, sessions[-1], final, view=final, any_version=True, facts_at_view=False
+    )
     revisions = load_price_revisions(lake, load_from, sessions[-1], final)
     days = pd.DatetimeIndex(pd.to_datetime(trading_calendar().sessions(load_from, sessions[-1])))
-    return PanelHistory(RawCells.from_rows(rows, days), revisions, len(sessions), rule)
+    cells = RawCells.from_rows(rows, days)
+    facts = _fact_revisions(lake, cells, load_from, sessions[-1], final)
+    return PanelHistory(cells, revisions, len(sessions), rule, facts)
+
+
+def _fact_revisions(
+    lake: Lake, cells: RawCells, start: dt.date, end: dt.date, final: dt.datetime
+) -> FactRevisions:
+    """The :class:`FactRevisions` of the late facts in ``[start, end]``: for each session V
+    that first knows some, the rows they change re-read as known at V's cutoff (one panel
+    read of those few rows per such session) and compared with the first-print cells."""
+    late = load_late_facts(lake, start, end, final).to_pandas()
+    if late.empty:
+        return FactRevisions.none()
+    cal = trading_calendar()
+    ts, is_, knowns = [], [], []
+    values: dict[str, list[np.ndarray]] = {k: [] for k in FACT_FLOATS}
+    for seen, group in late.groupby("seen_day", sort=True):
+        seen_day = pd.Timestamp(seen).date()
+        first = pd.Timestamp(group["first_day"].min()).date()
+        last = cal.previous_session(seen_day)
+        if last < first:
+            continue
+        view = decision_cutoff(seen_day)
+        rows = load_panel_rows(lake, first, last, final, view=view, any_version=True)
+        if rows.num_rows == 0:
+            continue
+        frame = rows.to_pandas()
+        t = cells.days.get_indexer(pd.to_datetime(frame["date"]))
+        i = cells.secs.get_indexer(frame["security_id"])
+        ok = (t >= 0) & (i >= 0)
+        t, i, frame = t[ok], i[ok], frame[ok]
+        new = {k: frame[k].to_numpy(dtype=np.float64, na_value=np.nan) for k in FACT_FLOATS}
+        old = {k: cells.floats[k][t, i] for k in FACT_FLOATS}
+        differs = np.zeros(len(t), dtype=bool)
+        for k in FACT_FLOATS:
+            differs |= ~((new[k] == old[k]) | (np.isnan(new[k]) & np.isnan(old[k])))
+        if not differs.any():
+            continue
+        ts.append(t[differs])
+        is_.append(i[differs])
+        knowns.append(np.full(int(differs.sum()), _stamps([view])[0], dtype=np.int64))
+        for k in FACT_FLOATS:
+            values[k].append(new[k][differs])
+    if not ts:
+        return FactRevisions.none()
+    t_all, i_all, k_all = np.concatenate(ts), np.concatenate(is_), np.concatenate(knowns)
+    order = np.lexsort((k_all, i_all, t_all))
+    return FactRevisions(
+        t_all[order],
+        i_all[order],
+        k_all[order],
+        {k: np.concatenate(v)[order] for k, v in values.items()},
+        len(cells.secs),
+    )

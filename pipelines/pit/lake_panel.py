@@ -107,9 +107,13 @@ class UniverseRule:
 DEFAULT_RULE = UniverseRule()
 
 
-def _calendar(first: dt.date, end: dt.date, view: dt.datetime | None = None) -> pa.Table:
+def _calendar(
+    first: dt.date, end: dt.date, view: dt.datetime | None = None, facts_at_view: bool = True
+) -> pa.Table:
     """The sessions ``[first, end]`` with their cutoffs and the knowledge time their prices
-    are read at (``px_cutoff``): the later of the row's own cutoff and ``view``."""
+    are read at (``px_cutoff``): the later of the row's own cutoff and ``view``; their
+    corporate actions and sentiment (``fact_cutoff``) likewise, or at the row's own cutoff
+    without ``facts_at_view``."""
     days = trading_calendar().sessions(first, end)
     cutoffs = decision_cutoffs(days)
     px = cutoffs if view is None else [max(c, view) for c in cutoffs]
@@ -119,6 +123,7 @@ def _calendar(first: dt.date, end: dt.date, view: dt.datetime | None = None) -> 
             "d": pa.array(days, pa.date32()),
             "cutoff": pa.array(cutoffs, stamp),
             "px_cutoff": pa.array(px, stamp),
+            "fact_cutoff": pa.array(px if facts_at_view else cutoffs, stamp),
         }
     )
 
@@ -135,6 +140,7 @@ def _query(
     cal: tuple[dt.date, dt.date],
     params: Mapping[str, object],
     view: dt.datetime | None = None,
+    facts_at_view: bool = True,
 ) -> pa.Table:
     """Run ``sql/<sql>`` over the input tables and the calendar of sessions ``cal``."""
     import duckdb
@@ -143,7 +149,7 @@ def _query(
     try:
         for name in INPUT_TABLES:
             con.register(name, lake.dataset(name))
-        con.register("cal", _calendar(cal[0], cal[1], view))
+        con.register("cal", _calendar(cal[0], cal[1], view, facts_at_view))
         # ASOF joins against the small calendar: the merge operator, not a loop + arg_min
         con.execute("SET asof_loop_join_threshold = 0")
         rows: pa.Table = con.sql(load_sql(sql), params=dict(params)).to_arrow_table()
@@ -159,12 +165,15 @@ def load_panel_rows(
     known_at: dt.datetime | None = None,
     view: dt.datetime | None = None,
     any_version: bool = False,
+    facts_at_view: bool = True,
 ) -> pa.Table:
     """The long point-in-time rows of ``sql/pit/panel.sql`` for sessions ``[start, end]``.
 
-    Prices are read as known at each row's own cutoff, or at ``view`` when later (the
-    history as known at one session); ``any_version`` keeps retracted price cells with
-    ``present`` = False (for :mod:`pipelines.pit.history`).
+    Prices, corporate actions and sentiment are read as known at each row's own cutoff, or
+    at ``view`` when later (the history as known at one session); ``facts_at_view=False``
+    keeps actions and sentiment as first known at each row's cutoff (the first-print cells
+    of :mod:`pipelines.pit.history`); ``any_version`` keeps retracted price cells with
+    ``present`` = False.
     """
     params = {
         "start": start,
@@ -172,7 +181,7 @@ def load_panel_rows(
         "known_at": known_at or LATEST,
         "any_version": any_version,
     }
-    return _query(lake, "pit/panel.sql", (_history_start(start), end), params, view)
+    return _query(lake, "pit/panel.sql", (_history_start(start), end), params, view, facts_at_view)
 
 
 def load_price_revisions(
@@ -183,6 +192,20 @@ def load_price_revisions(
     params = {"start": start, "end": end, "known_at": known_at or LATEST}
     return _query(lake, "pit/price_revisions.sql", (start, end), params)
 
+
+def load_late_facts(
+    lake: Lake, start: dt.date, end: dt.date, known_at: dt.datetime | None = None
+) -> pa.Table:
+    """Corporate actions and sentiment in ``[start, end]`` published after their own
+    session's cutoff (``sql/pit/late_facts.sql``): security, first session changed, first
+    session that knows it."""
+    params = {"start": start, "end": end, "known_at": known_at or LATEST}
+    return _query(lake, "pit/late_facts.sql", (start, end), params)
+
+
+#: Fields of a panel row that corporate actions and sentiment set: what a late folder's
+#: facts revise in the research history (:mod:`pipelines.pit.history`).
+FACT_FLOATS: tuple[str, ...] = ("adj_factor", "shares_outstanding", "sentiment")
 
 #: The float fields a panel row carries from the lake (everything else is derived).
 RAW_FLOATS: tuple[str, ...] = (

@@ -2,10 +2,12 @@
 -- value as known at THAT ROW's knowledge cutoff (and never after the global $known_at).
 --
 -- Relations: the silver tables (all versions), and `cal(d DATE, cutoff TIMESTAMPTZ,
--- px_cutoff TIMESTAMPTZ)` = the sessions from $clamp to $end with their research cutoffs and
--- the knowledge time their prices are read at: the row's own cutoff (each row as first
--- known), or one later cutoff for every row (the history as known at that session, price
--- corrections and late prints included). Output rows cover [$start, $end].
+-- px_cutoff TIMESTAMPTZ, fact_cutoff TIMESTAMPTZ)` = the sessions from $clamp to $end with
+-- their research cutoffs and the knowledge time their prices (px_cutoff) and their
+-- corporate actions and sentiment (fact_cutoff) are read at: the row's own cutoff (each row
+-- as first known), or one later cutoff for every row (the history as known at that session,
+-- price corrections, late prints and late folders' actions included). Output rows cover
+-- [$start, $end].
 -- $any_version keeps a row for every price cell with a version known by px_cutoff, with
 -- `present` = its latest version is not retracted (the research history resolves such cells
 -- itself, see pipelines/pit/history.py); otherwise only present rows are returned.
@@ -37,10 +39,18 @@ px AS (
 ),
 
 -- ---- corporate actions -> cumulative adjustment factors ----------------------------------
+-- Visibility of an action is judged at fact_cutoff: the row's own cutoff, or in the history
+-- as known at one session, that session's: an action published after its ex-date's cutoff
+-- but by that session's (a late folder) adjusts the rows from its ex-date on, as the lake
+-- then says.
+-- (Sessions share a fact_cutoff in a view: the first session that reads at each one.)
+fact_cal AS (
+    SELECT fact_cutoff, min(d) AS d FROM cal GROUP BY fact_cutoff
+),
 ca_v AS (
     SELECT a.*, greatest(k.d, s.d) AS vis_day
     FROM corporate_actions a
-    ASOF JOIN cal k ON a.known_at <= k.cutoff
+    ASOF JOIN fact_cal k ON a.known_at <= k.fact_cutoff
     ASOF JOIN cal s ON a.valid_date <= s.d
     WHERE a.known_at <= $known_at AND a.valid_date <= $end
 ),
@@ -69,7 +79,7 @@ ca_state AS (
     FROM ca_cp cp
     JOIN cal c ON c.d = cp.p
     JOIN ca_v v ON v.security_id = cp.security_id AND v.valid_date <= cp.p
-                AND v.known_at <= c.cutoff
+                AND v.known_at <= c.fact_cutoff
 ),
 -- every action going ex on one date together (several dividends may share an ex-date):
 -- the split ratio k and the cash D per old share make the ex-date's total return
@@ -200,7 +210,7 @@ se AS (
                ) AS rn
         FROM sentiment s JOIN cal c ON s.valid_date = c.d
         WHERE s.valid_date BETWEEN $start AND $end
-          AND s.known_at <= $known_at AND s.known_at <= c.cutoff
+          AND s.known_at <= $known_at AND s.known_at <= c.fact_cutoff
     ) WHERE rn = 1 AND NOT _deleted
 )
 
