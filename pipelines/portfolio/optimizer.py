@@ -12,6 +12,8 @@ Problem (weights ``w`` as fractions of NAV, one-day horizon)::
                 y_k ∈ [f_lo_k, f_hi_k]  for bounded factors (sector and style bounds)
                 βᵀw ∈ [β_lo, β_hi]                          (beta neutrality)
                 Σ|z_i| ≤ T                                  (turnover cap)
+                M_g|w| ≤ g, M_n w ∈ [n_lo, n_hi],           (hard: hierarchical limits,
+                M_l w₊ ≤ l, M_s w₋ ≤ s                       one 0/1 sparse row per node)
 
 with ``L Lᵀ = F`` (eigenvalue-floored Cholesky, so singular F is fine), σ the specific
 volatility, and cost coefficients from :mod:`pipelines.portfolio.costs`. λ is folded
@@ -40,6 +42,16 @@ the problem re-solved with a penalty ``ρ·u·s`` (ρ = ``relaxation_penalty`` �
 the widening is minimal. Hard constraints have no slack; if the problem is infeasible
 with every soft group open, the status is ``infeasible`` and no weights are returned.
 
+Hierarchical limits (``policy.limits``, :mod:`pipelines.portfolio.limits_tree`): every
+bounded node of the tree is one row ``M @ x`` over a sparse 0/1 membership matrix ``M``
+(nodes × N, one nonzero per member: never an N×N matrix) with ``x`` = w (net), |w|
+(gross), w₊ = (|w| + w)/2 (long) or w₋ = (|w| − w)/2 (short), |w| being the gross
+epigraph variable; long-only books use w for all three. Membership and bounds change only
+with the universe's attributes (region, asset class, sector), so they are compiled in
+like the sector columns of B (part of the cached problem's key) and a warm re-solve only
+re-applies parameters. A security's own bound narrows its ``lo``/``hi``. Every answer is
+audited against every node (``_SUM_TOL``).
+
 Maximum number of names (heuristic): solve; if more than ``max_names`` positions exceed
 ``name_threshold``, keep the top ``max_names`` by |w| (plus any name whose bounds exclude
 0, e.g. a position that the participation limit cannot fully liquidate today), pin the
@@ -59,6 +71,7 @@ import pandas as pd
 
 from pipelines.portfolio import costs
 from pipelines.portfolio.errors import PortfolioInputError
+from pipelines.portfolio.limits_tree import KINDS, ResolvedLimits, resolve
 from pipelines.portfolio.policy import Policy
 from pipelines.portfolio.results import ObjectiveTerms, OptimizationResult, Relaxation, SolveRecord
 from pipelines.portfolio.risk_model import (
@@ -105,6 +118,26 @@ class StructureChangedError(PortfolioInputError):
     """The day's market/sector exposures differ from those compiled into the problem."""
 
 
+def tree_attributes(rm: RiskModel, given: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Limit-tree attributes of ``rm``'s securities: ``given`` (indexed by security id),
+    with ``sector`` taken from the risk model's one-hot sector columns when ``given`` has
+    none (a name in no sector column gets NaN: the tree's ``unassigned`` node)."""
+    ids = list(rm.security_ids)
+    out = (
+        given.reindex(ids) if given is not None else pd.DataFrame(index=pd.Index(ids, dtype=object))
+    )
+    if "sector" not in out.columns:
+        cols = [k for k, f in enumerate(rm.factor_names) if f.startswith(SECTOR_PREFIX)]
+        names = np.array([rm.factor_names[k][len(SECTOR_PREFIX) :] for k in cols], dtype=object)
+        sector = np.full(len(ids), np.nan, dtype=object)
+        if cols:
+            block = np.asarray(rm.B[:, cols], dtype=float)
+            has = block.max(axis=1) > 0.5
+            sector[has] = names[block.argmax(axis=1)[has]]
+        out = out.assign(sector=sector)
+    return out
+
+
 def structural_exposures(rm: RiskModel) -> FloatArray:
     """The market and sector columns of ``rm.B`` (N × their count), in factor order."""
     idx = [k for k, f in enumerate(rm.factor_names) if is_structural_factor(f)]
@@ -127,6 +160,9 @@ class OptimizationInputs:
     volatility       — daily total vol for the impact model; default √diag(BFBᵀ+D).
     beta             — predicted beta; default the risk model's beta to the market factor.
     restricted       — restricted list (handled per ``policy.restricted_mode``).
+    attributes       — limit-tree attributes by security id (columns ``region``,
+                       ``asset_class``, ``sector``); default: the risk model's sectors.
+    prices           — price per share (currency), for ``policy.max_trade_shares``.
     """
 
     date: pd.Timestamp
@@ -141,6 +177,8 @@ class OptimizationInputs:
     beta: pd.Series | None = None
     restricted: frozenset[str] = frozenset()
     universe: Sequence[str] | None = None
+    attributes: pd.DataFrame | None = None
+    prices: pd.Series | None = None
 
 
 @dataclass
@@ -188,6 +226,7 @@ class PortfolioOptimizer:
         n_assets: int,
         factor_names: Sequence[str],
         fixed_exposures: FloatArray | None = None,
+        limits: ResolvedLimits | None = None,
     ) -> None:
         import cvxpy as cp
         import scipy.sparse as sp
@@ -198,6 +237,14 @@ class PortfolioOptimizer:
         N, K = n_assets, len(self.factor_names)
         P = policy
         self._cp = cp
+        if P.limits is not None and limits is None:
+            raise InputDataError(
+                f"policy {P.name} has hierarchical limits: build the optimizer with them "
+                "laid over the universe (optimize() does)"
+            )
+        if limits is not None and len(limits.ids) != N:
+            raise InputDataError(f"limits laid over {len(limits.ids)} names, optimizer N={N}")
+        self._limits = limits
 
         # Bounded factor indices (structure fixed at build time) and their group.
         bounded: list[tuple[int, str]] = []
@@ -270,11 +317,14 @@ class PortfolioOptimizer:
             # w ≥ 0 is enforced through lo; gross = Σw.
             cons.append(cp.sum(w) <= P.gross_leverage)
             short_part: Any = 0.0
+            tw: Any = w
         else:
             tw = cp.Variable(N, name="abs_w")
             cons += [tw >= w, tw >= -w, cp.sum(tw) <= P.gross_leverage]
             # (|w| − w)/2 = max(−w, 0); tight at the optimum whenever h_i > 0.
             short_part = (tw - w) / 2
+        if limits is not None:
+            cons += self._limit_rows(limits, w, tw, long_only=P.mode == "long_only")
 
         self._slacks: dict[str, tuple[Any, Any, Any]] = {}  # group -> (s, u, pen)
         penalty: Any = 0.0
@@ -345,6 +395,39 @@ class PortfolioOptimizer:
             raise RuntimeError("optimization problem is not DPP")
         self.compiled = False
 
+    @staticmethod
+    def _limit_rows(limits: ResolvedLimits, w: Any, tw: Any, long_only: bool) -> list[Any]:
+        """Hard rows of the limit tree's group nodes (module docstring): constant sparse
+        membership, constant bounds; ``tw`` ≥ |w| (``w`` itself when long-only)."""
+        import scipy.sparse as sp
+
+        rows: list[Any] = []
+        for kind in KINDS:
+            if long_only and kind == "short":
+                continue  # Σmax(−w, 0) = 0 ≤ any short limit
+            nodes, lo, hi = limits.rows(kind)
+            if not nodes:
+                continue
+            if kind == "net" or long_only:
+                x = w
+            elif kind == "gross":
+                x = tw
+            elif kind == "long":
+                x = (tw + w) / 2
+            else:
+                x = (tw - w) / 2
+            for keep, bound, sign in ((np.isfinite(hi), hi, 1.0), (np.isfinite(lo), lo, -1.0)):
+                if not keep.any():
+                    continue
+                M = sp.csr_array(
+                    limits.membership([n for n, k in zip(nodes, keep, strict=True) if k])
+                )
+                if sign > 0:
+                    rows.append(M @ x <= bound[keep])
+                else:
+                    rows.append(M @ x >= bound[keep])
+        return rows
+
     def _w_value(self) -> Any:
         v = self.w_var.value
         return None if v is None else np.asarray(v)
@@ -407,7 +490,12 @@ class PortfolioOptimizer:
         else:
             beta = np.zeros(len(ids))
 
-        lo, hi = self._bounds(w0, adv, V, ids, inputs.restricted)
+        if P.max_trade_shares is not None and inputs.prices is None:
+            raise InputDataError(
+                f"policy {P.name} caps trades in shares (max_trade_shares): prices needed"
+            )
+        price = _series(inputs.prices, ids, np.nan)
+        lo, hi = self._bounds(w0, adv, V, ids, inputs.restricted, price)
         return _Day(
             ids=ids,
             alpha=alpha,
@@ -430,16 +518,31 @@ class PortfolioOptimizer:
         V: float,
         ids: Sequence[str],
         restricted: frozenset[str],
+        price: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray]:
-        """Hard per-name bounds: position ∩ %ADV ∩ participation ∩ long-only ∩ restricted."""
+        """Hard per-name bounds: position ∩ %ADV ∩ security limits ∩ trade caps
+        (participation, per-order notional and shares) ∩ long-only ∩ restricted ∩ no-trade."""
         P = self.policy
         cap = np.full(len(ids), P.max_position)
         if P.max_position_adv is not None:
             cap = np.minimum(cap, P.max_position_adv * np.maximum(adv, 0.0) / V)
         lo = np.zeros_like(cap) if P.mode == "long_only" else -cap
         hi = cap.copy()
+        if self._limits is not None:
+            lo = np.maximum(lo, self._limits.name_lo)
+            hi = np.minimum(hi, self._limits.name_hi)
+            # A security bound that excludes the policy's range pins the name at the
+            # nearest point the bound allows.
+            lo = np.minimum(lo, hi)
+        t = np.full(len(ids), np.inf)
         if P.participation is not None:
-            t = P.participation * np.maximum(adv, 0.0) / V
+            t = np.minimum(t, P.participation * np.maximum(adv, 0.0) / V)
+        if P.max_trade_notional is not None:
+            t = np.minimum(t, P.max_trade_notional / V)
+        if P.max_trade_shares is not None and price is not None:
+            px = np.where(np.isfinite(price) & (price > 0), price, np.inf)
+            t = np.minimum(t, P.max_trade_shares * px / V)
+        if np.isfinite(t).any():
             tlo, thi = w0 - t, w0 + t
             # If today's trade limit cannot reach the position band, go as far as allowed.
             below, above = thi < lo, tlo > hi
@@ -454,6 +557,10 @@ class PortfolioOptimizer:
                 lo[r] = np.maximum(lo[r], np.minimum(w0[r], 0.0))
                 hi[r] = np.minimum(hi[r], np.maximum(w0[r], 0.0))
                 lo[r] = np.minimum(lo[r], hi[r])
+        no_trade = set(P.no_trade)
+        frozen = np.array([s in no_trade for s in ids], dtype=bool)
+        if frozen.any():
+            lo[frozen], hi[frozen] = w0[frozen], w0[frozen]
         return lo, hi
 
     # ------------------------------------------------------------------ solve
@@ -600,6 +707,11 @@ class PortfolioOptimizer:
             b = float(np.asarray(self.p_beta.value) @ w)
             if not (P.beta_band.lo - tol <= b <= P.beta_band.hi + tol):
                 return f"beta {b:.6f} violated"
+        if self._limits is not None:
+            bad = self._limits.breaches(w, tol=_SUM_TOL, names=False)
+            if len(bad):
+                r = bad.iloc[0]
+                return f"limit {r['node']} {r['kind']} {r['value']:.6f} violated"
         if P.turnover_cap is not None and "turnover" not in groups:
             t = float(np.abs(w - np.asarray(self.p_w0.value)).sum())
             if t > P.turnover_cap + _SUM_TOL:
@@ -774,8 +886,10 @@ def get_optimizer(
     n_assets: int,
     factor_names: Sequence[str],
     fixed_exposures: FloatArray | None = None,
+    limits: ResolvedLimits | None = None,
 ) -> PortfolioOptimizer:
-    """Process-wide cache: one compiled problem per (policy, N, factors, structure)."""
+    """Process-wide cache: one compiled problem per (policy, N, factors, structure,
+    limit-tree membership)."""
     import hashlib
 
     digest = (
@@ -785,10 +899,14 @@ def get_optimizer(
             np.ascontiguousarray(fixed_exposures, dtype=float).tobytes()
         ).hexdigest()
     )
+    if limits is not None:
+        digest += ":" + limits.digest()
     key = (policy.model_dump_json(), n_assets, tuple(factor_names), digest)
     opt = _CACHE.get(key)
     if opt is None:
-        opt = PortfolioOptimizer(policy, n_assets, factor_names, fixed_exposures=fixed_exposures)
+        opt = PortfolioOptimizer(
+            policy, n_assets, factor_names, fixed_exposures=fixed_exposures, limits=limits
+        )
         while len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = opt
@@ -797,10 +915,15 @@ def get_optimizer(
 
 def optimize(policy: Policy, inputs: OptimizationInputs) -> OptimizationResult:
     """Convenience: fetch (or build) the cached optimizer for the universe's market/sector
-    structure and solve ``inputs``."""
+    structure and limit-tree membership, and solve ``inputs``."""
     rm = inputs.risk_model
     if inputs.universe is not None:
         rm = rm.subset(list(inputs.universe))
-    return get_optimizer(policy, rm.n_assets, rm.factor_names, structural_exposures(rm)).solve(
-        inputs
+    limits = (
+        None
+        if policy.limits is None
+        else resolve(policy.limits, rm.security_ids, tree_attributes(rm, inputs.attributes))
     )
+    return get_optimizer(
+        policy, rm.n_assets, rm.factor_names, structural_exposures(rm), limits
+    ).solve(inputs)

@@ -2,9 +2,13 @@
 
 Each order is checked against every rule below; any failure rejects it. Every check —
 passed or failed — produces an audit row (timestamp, order key, rule, passed, value,
-limit, reason) for an append-only audit table. Orders are evaluated in the given
-sequence; only *accepted* orders update the running post-trade book, so post-trade
-limits see the book as it would be if the accepted orders fill.
+limit, reason) for an append-only audit table. Orders that shrink a held position are
+evaluated first, then the others, each group in the given sequence (results and audit
+rows come back in the given sequence); only *accepted* orders update the running
+post-trade book, so post-trade limits see the book as it would be if the accepted orders
+fill. Reductions first: a rebalance whose start and end books are inside every limit
+passes whatever the order of its securities — a buy sorted before the sale that funds it
+would otherwise see a book holding both (a sector at its cap in a long-only book).
 
 Rules (``rule`` column, units):
 
@@ -20,11 +24,21 @@ Rules (``rule`` column, units):
                            else reference price (last_close defaults to reference price).
 * ``max_gross_exposure`` — post-trade Σ|position notional| / NAV ≤ limit.
 * ``net_exposure``       — post-trade Σ position notional / NAV within [lo, hi].
-* ``sector_exposure``    — post-trade |net sector notional| / NAV ≤ limit (per sector).
+* ``sector_exposure``    — post-trade net sector notional / NAV within its band (per sector).
+* ``<level>_exposure`` / ``<level>_gross`` / ``_long`` / ``_short`` — every other node of
+                           the hierarchical limits (region, asset class, sector, security;
+                           :mod:`pipelines.portfolio.limits_tree`): post-trade net, gross,
+                           long or short notional of the node's members / NAV; the reason
+                           names the node path (``portfolio/US/equity/Tech``).
 * ``daily_loss_limit``   — if today's P&L ≤ −limit × NAV, only risk-reducing orders pass.
 
-Exposure rules (gross, net, sector) never reject an order that *reduces* the measured
-exposure, so the desk can always de-risk.
+Exposure rules never reject an order that does not increase the measured excess over the
+bound, so the desk can always de-risk, and judge a bound breached only beyond
+:data:`~pipelines.portfolio.limits_tree.LIMIT_TOL` (5 bp of NAV, the tolerance the
+optimizer's answer is audited with). The exposure limits are one tree
+(:meth:`RiskLimits.tree`): the flat keys are its portfolio node and its sector level, and
+``hierarchy`` declares the rest; the optimizer enforces the same tree
+(:func:`pipelines.risk.consistency.reconcile`).
 """
 
 from __future__ import annotations
@@ -41,6 +55,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.lake.interface import Store
+from pipelines.portfolio.limits_tree import (
+    LIMIT_TOL,
+    Band,
+    LimitTree,
+    NodeLimits,
+    exposure,
+    node_name,
+    rule_name,
+)
 from pipelines.risk.kill_switch import blocking_reason
 
 LIMITS_DIR = Path(__file__).with_name("limits")
@@ -94,14 +117,13 @@ class Order:
         return abs(self.quantity) * self.price
 
 
-class Band(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    lo: float
-    hi: float
-
-
 class RiskLimits(BaseModel):
-    """Limits from YAML (``pipelines/risk/limits/default.yaml``)."""
+    """Limits from YAML (``pipelines/risk/limits/default.yaml``).
+
+    The exposure keys (``max_gross_exposure``, ``net_exposure``, ``max_sector_exposure``,
+    ``sector_overrides``) are the flat form of the limit tree; ``hierarchy`` declares a
+    deeper one (:class:`~pipelines.portfolio.limits_tree.LimitTree`). Both may be given:
+    :meth:`tree` merges them."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -110,12 +132,50 @@ class RiskLimits(BaseModel):
     max_order_shares: float = Field(gt=0)
     max_adv_pct: float = Field(gt=0)
     price_collar_pct: float = Field(gt=0)
-    max_gross_exposure: float = Field(gt=0)
-    net_exposure: Band
-    max_sector_exposure: float = Field(gt=0)
+    max_gross_exposure: float | None = Field(default=None, gt=0)
+    net_exposure: Band | None = None
+    max_sector_exposure: float | None = Field(default=None, gt=0)
     sector_overrides: dict[str, float] = Field(default_factory=dict)
+    hierarchy: LimitTree | None = None
     daily_loss_limit_pct: float = Field(gt=0)
     restricted: list[str] = Field(default_factory=list)
+
+    def tree(self) -> LimitTree:
+        """The exposure limits as one tree: ``hierarchy`` (if any) with the flat keys as
+        its portfolio node and sector level wherever it leaves them open; a flat file is
+        the one-level tree ``levels: [sector]``. A bound declared twice keeps the
+        hierarchy's."""
+        base = self.hierarchy or LimitTree()
+        portfolio = base.portfolio.over(
+            NodeLimits(gross=self.max_gross_exposure, net=self.net_exposure)
+        )
+        levels = base.levels
+        each = dict(base.each)
+        nodes = dict(base.nodes)
+        if self.max_sector_exposure is not None or self.sector_overrides:
+            if "sector" not in levels:
+                levels = (*levels, "sector")
+            if self.max_sector_exposure is not None:
+                lim = self.max_sector_exposure
+                each["sector"] = each.get("sector", NodeLimits()).over(
+                    NodeLimits(net=Band(lo=-lim, hi=lim))
+                )
+            if self.sector_overrides and levels != ("sector",):
+                raise ValueError(
+                    "sector_overrides name sectors of a one-level tree; with levels "
+                    f"{list(levels)} declare hierarchy nodes by path instead"
+                )
+            for sector, lim in self.sector_overrides.items():
+                nodes[sector] = nodes.get(sector, NodeLimits()).over(
+                    NodeLimits(net=Band(lo=-lim, hi=lim))
+                )
+        return LimitTree(
+            levels=levels,
+            portfolio=portfolio,
+            each=each,
+            nodes=nodes,
+            securities=dict(base.securities),
+        )
 
 
 def load_limits(name_or_path: str | Path = "default") -> RiskLimits:
@@ -137,6 +197,9 @@ class BookState:
     sectors: Mapping[str, str] = field(default_factory=dict)
     daily_pnl: float = 0.0
     restricted: frozenset[str] = frozenset()
+    # Further tree attributes by security (``region``, ``asset_class``); missing ⇒ the
+    # level's single default node (pipelines.portfolio.limits_tree).
+    attributes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -159,25 +222,25 @@ class PreTradeResult:
 
 
 class _Book:
-    """Mutable running book (notional by security) used while checking a batch."""
+    """Mutable running book used while checking a batch: notional by security, and the
+    gross/net/long/short sums (fractions of NAV) of every bounded node of the limit tree
+    a held security belongs to."""
 
-    def __init__(self, state: BookState) -> None:
+    def __init__(self, state: BookState, tree: LimitTree) -> None:
         self.nav = state.nav
+        self.tree = tree
         self.notional: dict[str, float] = {
             s: q * float(state.prices.get(s, 0.0)) for s, q in state.positions.items()
         }
         self.sectors: dict[str, str] = dict(state.sectors)
+        self.attributes = state.attributes
+        self.sums: dict[str, dict[str, float]] = {}
+        for sid, v in self.notional.items():
+            self._add(sid, 0.0, v)
 
     def gross(self, extra: Mapping[str, float] | None = None) -> float:
         n = self._with(extra)
         return sum(abs(v) for v in n.values()) / self.nav
-
-    def net(self, extra: Mapping[str, float] | None = None) -> float:
-        return sum(self._with(extra).values()) / self.nav
-
-    def sector(self, sector: str, extra: Mapping[str, float] | None = None) -> float:
-        n = self._with(extra)
-        return sum(v for s, v in n.items() if self.sectors.get(s) == sector) / self.nav
 
     def _with(self, extra: Mapping[str, float] | None) -> dict[str, float]:
         if not extra:
@@ -186,6 +249,32 @@ class _Book:
         for s, v in extra.items():
             n[s] = n.get(s, 0.0) + v
         return n
+
+    def chain(self, sid: str) -> list[tuple[str, str, NodeLimits]]:
+        """Bounded nodes of ``sid``: its group nodes, portfolio first, then itself."""
+        attrs: dict[str, object] = dict(self.attributes.get(sid, {}))
+        if sid in self.sectors:
+            attrs["sector"] = self.sectors[sid]
+        out = list(self.tree.chain(attrs))
+        own = self.tree.security_limits(sid)
+        if not own.empty:
+            out.append((node_name((*self.tree.path_of(attrs), sid)), "security", own))
+        return out
+
+    def node_sum(self, name: str, kind: str) -> float:
+        return self.sums.get(name, {}).get(kind, 0.0)
+
+    def move(self, sid: str, delta: float) -> None:
+        """Book an accepted trade of ``delta`` notional in ``sid``."""
+        old = self.notional.get(sid, 0.0)
+        self.notional[sid] = old + delta
+        self._add(sid, old, old + delta)
+
+    def _add(self, sid: str, old: float, new: float) -> None:
+        for name, _, _ in self.chain(sid):
+            sums = self.sums.setdefault(name, dict.fromkeys(("gross", "net", "long", "short"), 0.0))
+            for kind in sums:
+                sums[kind] += float(exposure(kind, new / self.nav) - exposure(kind, old / self.nav))
 
 
 def kill_switch_active(limits: RiskLimits, store: Store | None = None) -> str | None:
@@ -210,17 +299,28 @@ def check_orders(
     ``store`` is the lake holding the central kill switch (read once for the batch)."""
     ts = now or datetime.now(UTC)
     kill = kill_switch_active(limits, store)
-    running = _Book(book)
+    running = _Book(book, limits.tree())
     restricted = set(limits.restricted) | set(book.restricted)
     loss_hit = book.daily_pnl <= -limits.daily_loss_limit_pct * book.nav
     audit: list[dict[str, object]] = []
     accepted: list[Order] = []
     rejected: list[tuple[Order, list[Breach]]] = []
 
-    for order in orders:
+    seq = list(orders)
+
+    def shrinks(o: Order) -> bool:
+        held = float(book.positions.get(o.security_id, 0.0))
+        q = o.signed_quantity
+        return math.isfinite(q) and abs(held + q) < abs(held)
+
+    audit_at: list[int] = []  # each audit row's order position in the given sequence
+    verdicts: dict[int, list[Breach]] = {}
+    for at in sorted(range(len(seq)), key=lambda i: (not shrinks(seq[i]), i)):
+        order = seq[at]
         breaches: list[Breach] = []
 
         def record(rule: str, passed: bool, value: float, limit: float, reason: str) -> None:
+            audit_at.append(at)  # noqa: B023
             audit.append(
                 {
                     "timestamp": ts,
@@ -256,7 +356,7 @@ def check_orders(
             f"ref={order.reference_price} limit={order.limit_price}",
         )
         if not valid:
-            rejected.append((order, breaches))
+            verdicts[at] = breaches
             continue
 
         is_restricted = order.security_id in restricted
@@ -300,38 +400,33 @@ def check_orders(
             f"(collar {limits.price_collar_pct:.1%})",
         )
 
-        delta = {order.security_id: order.signed_quantity * order.price}
+        sid = order.security_id
+        delta = {sid: order.signed_quantity * order.price}
         g0, g1 = running.gross(), running.gross(delta)
-        record(
-            "max_gross_exposure",
-            g1 <= limits.max_gross_exposure or g1 <= g0,
-            g1,
-            limits.max_gross_exposure,
-            f"post-trade gross {g1:.3f}×NAV exceeds {limits.max_gross_exposure:.3f}",
-        )
-        n0, n1 = running.net(), running.net(delta)
-        band = limits.net_exposure
-        inside = band.lo <= n1 <= band.hi
-        reduces = abs(n1 - _clip(n1, band.lo, band.hi)) < abs(n0 - _clip(n0, band.lo, band.hi))
-        record(
-            "net_exposure",
-            inside or reduces,
-            n1,
-            band.hi if n1 > band.hi else band.lo,
-            f"post-trade net {n1:+.3f}×NAV outside [{band.lo:+.3f}, {band.hi:+.3f}]",
-        )
-        sector = order.sector or book.sectors.get(order.security_id)
-        if sector is not None:
-            running.sectors.setdefault(order.security_id, sector)
-            lim = limits.sector_overrides.get(sector, limits.max_sector_exposure)
-            s0, s1 = running.sector(sector), running.sector(sector, delta)
-            record(
-                "sector_exposure",
-                abs(s1) <= lim or abs(s1) <= abs(s0),
-                s1,
-                lim,
-                f"post-trade {sector} exposure {s1:+.3f}×NAV exceeds ±{lim:.3f}",
-            )
+        if order.sector is not None:
+            running.sectors.setdefault(sid, order.sector)
+        w0 = running.notional.get(sid, 0.0) / running.nav
+        w1 = w0 + delta[sid] / running.nav
+        for name, level, lim in running.chain(sid):
+            for kind in ("gross", "net", "long", "short"):
+                if not lim.bounded(kind):
+                    continue
+                if level == "security":
+                    v0, v1 = float(exposure(kind, w0)), float(exposure(kind, w1))
+                else:
+                    v0 = running.node_sum(name, kind)
+                    v1 = v0 + float(exposure(kind, w1) - exposure(kind, w0))
+                lo, hi = lim.lower(kind), lim.upper(kind)
+                excess0 = max(v0 - hi, lo - v0, 0.0)
+                excess1 = max(v1 - hi, lo - v1, 0.0)
+                bound = f"outside [{lo:+.3f}, {hi:+.3f}]" if kind == "net" else f"exceeds {hi:.3f}"
+                record(
+                    rule_name(level, kind),
+                    excess1 <= LIMIT_TOL or excess1 <= excess0,
+                    v1,
+                    lo if v1 < lo else hi,
+                    f"post-trade {name} {kind} {v1:+.4f}×NAV {bound}",
+                )
         risk_reducing = g1 < g0
         record(
             "daily_loss_limit",
@@ -342,19 +437,18 @@ def check_orders(
             "NAV; only risk-reducing orders allowed",
         )
 
-        if breaches:
-            rejected.append((order, breaches))
+        verdicts[at] = breaches
+        if not breaches:
+            running.move(sid, delta[sid])
+
+    for at in range(len(seq)):
+        if verdicts[at]:
+            rejected.append((seq[at], verdicts[at]))
         else:
-            accepted.append(order)
-            sid = order.security_id
-            running.notional[sid] = running.notional.get(sid, 0.0) + delta[sid]
-
-    frame = pd.DataFrame(audit, columns=list(AUDIT_COLUMNS))
+            accepted.append(seq[at])
+    rows = [audit[k] for k in sorted(range(len(audit)), key=lambda k: audit_at[k])]
+    frame = pd.DataFrame(rows, columns=list(AUDIT_COLUMNS))
     return PreTradeResult(accepted=accepted, rejected=rejected, audit=frame)
-
-
-def _clip(x: float, lo: float, hi: float) -> float:
-    return min(max(x, lo), hi)
 
 
 def with_kill_switch(limits: RiskLimits, engaged: bool = True) -> RiskLimits:
