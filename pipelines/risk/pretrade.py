@@ -2,13 +2,11 @@
 
 Each order is checked against every rule below; any failure rejects it. Every check —
 passed or failed — produces an audit row (timestamp, order key, rule, passed, value,
-limit, reason) for an append-only audit table. Orders that shrink a held position are
-evaluated first, then the others, each group in the given sequence (results and audit
-rows come back in the given sequence); only *accepted* orders update the running
-post-trade book, so post-trade limits see the book as it would be if the accepted orders
-fill. Reductions first: a rebalance whose start and end books are inside every limit
-passes whatever the order of its securities — a buy sorted before the sale that funds it
-would otherwise see a book holding both (a sector at its cap in a long-only book).
+limit, reason) for an append-only audit table. Order rules judge each order alone;
+exposure rules judge it against the batch's post-trade book — the book as it would be if
+every order not rejected fills — so a rebalance whose end book is within every limit
+passes whatever the sequence of its orders (see :func:`check_orders` for which orders a
+breaching batch loses).
 
 Rules (``rule`` column, units):
 
@@ -56,6 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.lake.interface import Store
 from pipelines.portfolio.limits_tree import (
+    KINDS,
     LIMIT_TOL,
     Band,
     LimitTree,
@@ -222,33 +221,20 @@ class PreTradeResult:
 
 
 class _Book:
-    """Mutable running book used while checking a batch: notional by security, and the
+    """Mutable book used while checking a batch: notional by security, its gross, and the
     gross/net/long/short sums (fractions of NAV) of every bounded node of the limit tree
     a held security belongs to."""
 
     def __init__(self, state: BookState, tree: LimitTree) -> None:
         self.nav = state.nav
         self.tree = tree
-        self.notional: dict[str, float] = {
-            s: q * float(state.prices.get(s, 0.0)) for s, q in state.positions.items()
-        }
+        self.notional: dict[str, float] = {}
         self.sectors: dict[str, str] = dict(state.sectors)
         self.attributes = state.attributes
         self.sums: dict[str, dict[str, float]] = {}
-        for sid, v in self.notional.items():
-            self._add(sid, 0.0, v)
-
-    def gross(self, extra: Mapping[str, float] | None = None) -> float:
-        n = self._with(extra)
-        return sum(abs(v) for v in n.values()) / self.nav
-
-    def _with(self, extra: Mapping[str, float] | None) -> dict[str, float]:
-        if not extra:
-            return self.notional
-        n = dict(self.notional)
-        for s, v in extra.items():
-            n[s] = n.get(s, 0.0) + v
-        return n
+        self.gross = 0.0
+        for sid, q in state.positions.items():
+            self.move(sid, q * float(state.prices.get(sid, 0.0)))
 
     def chain(self, sid: str) -> list[tuple[str, str, NodeLimits]]:
         """Bounded nodes of ``sid``: its group nodes, portfolio first, then itself."""
@@ -265,14 +251,13 @@ class _Book:
         return self.sums.get(name, {}).get(kind, 0.0)
 
     def move(self, sid: str, delta: float) -> None:
-        """Book an accepted trade of ``delta`` notional in ``sid``."""
+        """Add (or, negative, take back) a trade of ``delta`` notional in ``sid``."""
         old = self.notional.get(sid, 0.0)
-        self.notional[sid] = old + delta
-        self._add(sid, old, old + delta)
-
-    def _add(self, sid: str, old: float, new: float) -> None:
+        new = old + delta
+        self.notional[sid] = new
+        self.gross += (abs(new) - abs(old)) / self.nav
         for name, _, _ in self.chain(sid):
-            sums = self.sums.setdefault(name, dict.fromkeys(("gross", "net", "long", "short"), 0.0))
+            sums = self.sums.setdefault(name, dict.fromkeys(KINDS, 0.0))
             for kind in sums:
                 sums[kind] += float(exposure(kind, new / self.nav) - exposure(kind, old / self.nav))
 
@@ -294,7 +279,18 @@ def check_orders(
     now: datetime | None = None,
     store: Store | None = None,
 ) -> PreTradeResult:
-    """Run every rule on every order; return accepted / rejected orders and audit rows.
+    """Run every rule on every order; return accepted / rejected orders and audit rows
+    (both in the given sequence).
+
+    The order rules judge each order alone. The exposure rules and the daily loss limit
+    judge it against the batch's post-trade book: the book as it would be if every order
+    not rejected fills. A rule passes when that book is within the bound, or when the
+    order does not increase the excess over it (the same book without the order). When
+    the batch would breach a bound, orders are judged from the last to the first
+    (position-shrinking ones last), so the latest growing orders are the ones rejected,
+    each rejection taken out of the book before the next is judged. A batch whose
+    end book is within every limit therefore passes whatever the sequence of its
+    orders: no buy is refused because the sale that funds it comes later.
 
     ``store`` is the lake holding the central kill switch (read once for the batch)."""
     ts = now or datetime.now(UTC)
@@ -302,43 +298,33 @@ def check_orders(
     running = _Book(book, limits.tree())
     restricted = set(limits.restricted) | set(book.restricted)
     loss_hit = book.daily_pnl <= -limits.daily_loss_limit_pct * book.nav
-    audit: list[dict[str, object]] = []
-    accepted: list[Order] = []
-    rejected: list[tuple[Order, list[Breach]]] = []
-
     seq = list(orders)
+    rows: dict[int, list[dict[str, object]]] = {i: [] for i in range(len(seq))}
+    breaches: dict[int, list[Breach]] = {i: [] for i in range(len(seq))}
 
-    def shrinks(o: Order) -> bool:
-        held = float(book.positions.get(o.security_id, 0.0))
-        q = o.signed_quantity
-        return math.isfinite(q) and abs(held + q) < abs(held)
+    def record(at: int, rule: str, passed: bool, value: float, limit: float, reason: str) -> None:
+        o = seq[at]
+        rows[at].append(
+            {
+                "timestamp": ts,
+                "client_order_id": o.client_order_id,
+                "portfolio_id": o.portfolio_id,
+                "security_id": o.security_id,
+                "rule": rule,
+                "passed": passed,
+                "value": float(value),
+                "limit": float(limit),
+                "reason": "" if passed else reason,
+            }
+        )
+        if not passed:
+            breaches[at].append(Breach(rule, reason))
 
-    audit_at: list[int] = []  # each audit row's order position in the given sequence
-    verdicts: dict[int, list[Breach]] = {}
-    for at in sorted(range(len(seq)), key=lambda i: (not shrinks(seq[i]), i)):
-        order = seq[at]
-        breaches: list[Breach] = []
-
-        def record(rule: str, passed: bool, value: float, limit: float, reason: str) -> None:
-            audit_at.append(at)  # noqa: B023
-            audit.append(
-                {
-                    "timestamp": ts,
-                    "client_order_id": order.client_order_id,  # noqa: B023
-                    "portfolio_id": order.portfolio_id,  # noqa: B023
-                    "security_id": order.security_id,  # noqa: B023
-                    "rule": rule,
-                    "passed": passed,
-                    "value": float(value),
-                    "limit": float(limit),
-                    "reason": "" if passed else reason,
-                }
-            )
-            if not passed:
-                breaches.append(Breach(rule, reason))  # noqa: B023
-
-        record("kill_switch", kill is None, float(kill is not None), 0.0, kill or "")
-
+    # Order rules, each order alone; the orders passing them enter the batch's book.
+    valid_at: list[int] = []
+    in_book: set[int] = set()
+    for at, order in enumerate(seq):
+        record(at, "kill_switch", kill is None, float(kill is not None), 0.0, kill or "")
         valid = (
             order.side in ("buy", "sell")
             and math.isfinite(order.quantity)
@@ -348,6 +334,7 @@ def check_orders(
             and (order.limit_price is None or order.limit_price > 0)
         )
         record(
+            at,
             "valid_order",
             valid,
             order.quantity,
@@ -356,11 +343,11 @@ def check_orders(
             f"ref={order.reference_price} limit={order.limit_price}",
         )
         if not valid:
-            verdicts[at] = breaches
             continue
-
+        valid_at.append(at)
         is_restricted = order.security_id in restricted
         record(
+            at,
             "restricted_list",
             not is_restricted,
             float(is_restricted),
@@ -368,6 +355,7 @@ def check_orders(
             f"{order.security_id} is on the restricted list",
         )
         record(
+            at,
             "max_order_notional",
             order.notional <= limits.max_order_notional,
             order.notional,
@@ -375,6 +363,7 @@ def check_orders(
             f"order notional {order.notional:,.0f} exceeds {limits.max_order_notional:,.0f}",
         )
         record(
+            at,
             "max_order_shares",
             order.quantity <= limits.max_order_shares,
             order.quantity,
@@ -383,6 +372,7 @@ def check_orders(
         )
         adv_pct = order.quantity / order.adv if order.adv > 0 else math.inf
         record(
+            at,
             "max_adv_pct",
             adv_pct <= limits.max_adv_pct,
             adv_pct,
@@ -392,6 +382,7 @@ def check_orders(
         close = order.last_close if order.last_close is not None else order.reference_price
         dev = abs(order.price / close - 1.0) if close > 0 else math.inf
         record(
+            at,
             "price_collar",
             dev <= limits.price_collar_pct,
             dev,
@@ -399,36 +390,50 @@ def check_orders(
             f"price {order.price:.4f} is {dev:.1%} from last close {close:.4f} "
             f"(collar {limits.price_collar_pct:.1%})",
         )
-
-        sid = order.security_id
-        delta = {sid: order.signed_quantity * order.price}
-        g0, g1 = running.gross(), running.gross(delta)
         if order.sector is not None:
-            running.sectors.setdefault(sid, order.sector)
-        w0 = running.notional.get(sid, 0.0) / running.nav
-        w1 = w0 + delta[sid] / running.nav
+            running.sectors.setdefault(order.security_id, order.sector)
+        if not breaches[at]:
+            in_book.add(at)
+            running.move(order.security_id, order.signed_quantity * order.price)
+
+    def shrinks(at: int) -> bool:
+        o = seq[at]
+        held = float(book.positions.get(o.security_id, 0.0))
+        return abs(held + o.signed_quantity) < abs(held)
+
+    # Book rules, last order first (position-shrinking orders judged after the others).
+    for at in sorted(valid_at, key=lambda i: (not shrinks(i), i), reverse=True):
+        order = seq[at]
+        sid = order.security_id
+        delta = order.signed_quantity * order.price
+        now_n = running.notional.get(sid, 0.0)
+        with_n, without_n = (now_n, now_n - delta) if at in in_book else (now_n + delta, now_n)
+        w_with, w_without = with_n / running.nav, without_n / running.nav
         for name, level, lim in running.chain(sid):
-            for kind in ("gross", "net", "long", "short"):
+            for kind in KINDS:
                 if not lim.bounded(kind):
                     continue
+                change = float(exposure(kind, w_with) - exposure(kind, w_without))
                 if level == "security":
-                    v0, v1 = float(exposure(kind, w0)), float(exposure(kind, w1))
+                    v1, v0 = float(exposure(kind, w_with)), float(exposure(kind, w_without))
                 else:
-                    v0 = running.node_sum(name, kind)
-                    v1 = v0 + float(exposure(kind, w1) - exposure(kind, w0))
+                    base = running.node_sum(name, kind)
+                    v1, v0 = (base, base - change) if at in in_book else (base + change, base)
                 lo, hi = lim.lower(kind), lim.upper(kind)
-                excess0 = max(v0 - hi, lo - v0, 0.0)
                 excess1 = max(v1 - hi, lo - v1, 0.0)
+                excess0 = max(v0 - hi, lo - v0, 0.0)
                 bound = f"outside [{lo:+.3f}, {hi:+.3f}]" if kind == "net" else f"exceeds {hi:.3f}"
                 record(
+                    at,
                     rule_name(level, kind),
                     excess1 <= LIMIT_TOL or excess1 <= excess0,
                     v1,
                     lo if v1 < lo else hi,
                     f"post-trade {name} {kind} {v1:+.4f}×NAV {bound}",
                 )
-        risk_reducing = g1 < g0
+        risk_reducing = abs(with_n) < abs(without_n)
         record(
+            at,
             "daily_loss_limit",
             (not loss_hit) or risk_reducing,
             book.daily_pnl / book.nav,
@@ -436,18 +441,13 @@ def check_orders(
             f"daily loss {book.daily_pnl:,.0f} breached −{limits.daily_loss_limit_pct:.1%} of "
             "NAV; only risk-reducing orders allowed",
         )
+        if breaches[at] and at in in_book:
+            in_book.discard(at)
+            running.move(sid, -delta)
 
-        verdicts[at] = breaches
-        if not breaches:
-            running.move(sid, delta[sid])
-
-    for at in range(len(seq)):
-        if verdicts[at]:
-            rejected.append((seq[at], verdicts[at]))
-        else:
-            accepted.append(seq[at])
-    rows = [audit[k] for k in sorted(range(len(audit)), key=lambda k: audit_at[k])]
-    frame = pd.DataFrame(rows, columns=list(AUDIT_COLUMNS))
+    accepted = [seq[i] for i in range(len(seq)) if not breaches[i]]
+    rejected = [(seq[i], breaches[i]) for i in range(len(seq)) if breaches[i]]
+    frame = pd.DataFrame([r for i in range(len(seq)) for r in rows[i]], columns=list(AUDIT_COLUMNS))
     return PreTradeResult(accepted=accepted, rejected=rejected, audit=frame)
 
 
