@@ -36,6 +36,12 @@ pytestmark = pytest.mark.unit
 
 N = 300
 NAV = 10_000_000.0
+
+
+def as_dict(s: pd.Series) -> dict[str, float]:
+    return {str(k): float(v) for k, v in s.items()}
+
+
 # Three levels below the portfolio; a bound at each, every one binding on this universe
 # (the unconstrained books breach them, see test_the_tree_binds_at_every_level).
 TREE = {
@@ -132,14 +138,14 @@ def test_rounded_targets_pass_pretrade_checked_against_the_same_tree(
     targets = build_targets(
         result, "pf", prices, pd.Series(0.0, index=ids), NAV, risk_model=rm, policy=policy
     )
-    sectors = tree_attributes(rm, attrs)["sector"].to_dict()
-    adv_shares = (inputs.adv / prices).to_dict()
+    sectors = {str(k): str(v) for k, v in tree_attributes(rm, attrs)["sector"].items()}
+    adv_shares = as_dict(inputs.adv / prices)
     orders = generate_orders(
         targets, {}, "pf", dt.date(2024, 1, 2), adv=adv_shares, sectors=sectors
     )
     book = BookState(
         nav=NAV,
-        prices=prices.to_dict(),
+        prices=as_dict(prices),
         sectors=sectors,
         attributes=attrs.to_dict(orient="index"),
     )

@@ -34,6 +34,10 @@ N_DEMO = 500
 NAV = 10_000_000.0
 
 
+def as_dict(s: pd.Series) -> dict[str, float]:
+    return {str(k): float(v) for k, v in s.items()}
+
+
 @dataclass
 class Market:
     """A synthetic universe with prices, ADV (shares) and sectors, as the daily loop sees it."""
@@ -89,15 +93,15 @@ def run_sessions(
         assert targets.optimization.status in ("optimal", "relaxed"), targets.optimization
         orders = generate_orders(
             targets,
-            shares.to_dict(),
+            as_dict(shares),
             "pf",
             when,
-            adv=m.adv_shares.to_dict(),
+            adv=as_dict(m.adv_shares),
             sectors=m.sectors,
-            prices=m.prices.to_dict(),
+            prices=as_dict(m.prices),
         )
         book = BookState(
-            nav=NAV, positions=shares.to_dict(), prices=m.prices.to_dict(), sectors=m.sectors
+            nav=NAV, positions=as_dict(shares), prices=as_dict(m.prices), sectors=m.sectors
         )
         verdict = run_pretrade(orders, limits, book)
         failed.append(verdict.audit[~verdict.audit["passed"].astype(bool)])
