@@ -46,11 +46,15 @@ Hierarchical limits (``policy.limits``, :mod:`pipelines.portfolio.limits_tree`):
 bounded node of the tree is one row ``M @ x`` over a sparse 0/1 membership matrix ``M``
 (nodes × N, one nonzero per member: never an N×N matrix) with ``x`` = w (net), |w|
 (gross), w₊ = (|w| + w)/2 (long) or w₋ = (|w| − w)/2 (short), |w| being the gross
-epigraph variable; long-only books use w for all three. Membership and bounds change only
-with the universe's attributes (region, asset class, sector), so they are compiled in
-like the sector columns of B (part of the cached problem's key) and a warm re-solve only
-re-applies parameters. A security's own bound narrows its ``lo``/``hi``. Every answer is
-audited against every node (``_SUM_TOL``).
+epigraph variable; long-only books use w for all three. Membership changes only with the
+universe's attributes (region, asset class, sector), so it is compiled in like the sector
+columns of B (part of the cached problem's key); the bounds are parameters, and a warm
+re-solve only re-applies parameters. The rows are hard: when even with every soft group
+open the problem is infeasible — a book already beyond a limit that today's trade caps
+cannot bring back — each node beyond its limit is held at the book's own level (never
+worse, which is what pre-trade accepts) and reported as a relaxation of group
+``limits``. A security's own bound narrows its ``lo``/``hi``. Every answer is audited
+against every node (``_SUM_TOL``).
 
 Maximum number of names (heuristic): solve; if more than ``max_names`` positions exceed
 ``name_threshold``, keep the top ``max_names`` by |w| (plus any name whose bounds exclude
@@ -71,7 +75,7 @@ import pandas as pd
 
 from pipelines.portfolio import costs
 from pipelines.portfolio.errors import PortfolioInputError
-from pipelines.portfolio.limits_tree import KINDS, ResolvedLimits, resolve
+from pipelines.portfolio.limits_tree import KINDS, ResolvedLimits, exposure, resolve
 from pipelines.portfolio.policy import Policy
 from pipelines.portfolio.results import ObjectiveTerms, OptimizationResult, Relaxation, SolveRecord
 from pipelines.portfolio.risk_model import (
@@ -95,6 +99,9 @@ _FEAS_TOL = 1e-6
 # carry the solver's residual: 1e-5 of NAV (measured worst case at N=3,000 and tol_feas 1e-8:
 # 2e-6). Whole-share rounding of the targets moves both by far more than that.
 _SUM_TOL = 1e-5
+# Relaxation group of limit-tree nodes held at the book's own level (never a declared
+# policy group: only used when the limits cannot all be reached today).
+LIMITS_GROUP = "limits"
 
 
 class MissingAlphaError(PortfolioInputError):
@@ -181,6 +188,18 @@ class OptimizationInputs:
     prices: pd.Series | None = None
 
 
+@dataclass(frozen=True)
+class _LimitRows:
+    """One side of the limit rows of one kind: nodes, membership, bound parameter."""
+
+    kind: str
+    side: str  # "hi": M @ x ≤ param; "lo": M @ x ≥ param
+    nodes: tuple[str, ...]
+    M: Any
+    param: Any
+    bound: FloatArray
+
+
 @dataclass
 class _Day:
     """Numeric parameter values for one solve (all aligned to the universe)."""
@@ -245,6 +264,7 @@ class PortfolioOptimizer:
         if limits is not None and len(limits.ids) != N:
             raise InputDataError(f"limits laid over {len(limits.ids)} names, optimizer N={N}")
         self._limits = limits
+        self._limit_meta: list[_LimitRows] = []
 
         # Bounded factor indices (structure fixed at build time) and their group.
         bounded: list[tuple[int, str]] = []
@@ -395,10 +415,10 @@ class PortfolioOptimizer:
             raise RuntimeError("optimization problem is not DPP")
         self.compiled = False
 
-    @staticmethod
-    def _limit_rows(limits: ResolvedLimits, w: Any, tw: Any, long_only: bool) -> list[Any]:
+    def _limit_rows(self, limits: ResolvedLimits, w: Any, tw: Any, long_only: bool) -> list[Any]:
         """Hard rows of the limit tree's group nodes (module docstring): constant sparse
-        membership, constant bounds; ``tw`` ≥ |w| (``w`` itself when long-only)."""
+        membership, bound parameters (the limits, or the book's own level while held);
+        ``tw`` ≥ |w| (``w`` itself when long-only)."""
         import scipy.sparse as sp
 
         rows: list[Any] = []
@@ -416,17 +436,37 @@ class PortfolioOptimizer:
                 x = (tw + w) / 2
             else:
                 x = (tw - w) / 2
-            for keep, bound, sign in ((np.isfinite(hi), hi, 1.0), (np.isfinite(lo), lo, -1.0)):
+            for side, bound in (("hi", hi), ("lo", lo)):
+                keep = np.isfinite(bound)
                 if not keep.any():
                     continue
-                M = sp.csr_array(
-                    limits.membership([n for n, k in zip(nodes, keep, strict=True) if k])
+                chosen = [n for n, k in zip(nodes, keep, strict=True) if k]
+                M = sp.csr_array(limits.membership(chosen))
+                p = self._cp.Parameter(len(chosen), name=f"limit_{kind}_{side}")
+                rows.append(M @ x <= p if side == "hi" else M @ x >= p)
+                self._limit_meta.append(
+                    _LimitRows(
+                        kind,
+                        side,
+                        tuple(n.name for n, k in zip(nodes, keep, strict=True) if k),
+                        M,
+                        p,
+                        bound[keep],
+                    )
                 )
-                if sign > 0:
-                    rows.append(M @ x <= bound[keep])
-                else:
-                    rows.append(M @ x >= bound[keep])
         return rows
+
+    def _hold_limits(self, held: bool) -> None:
+        """Bound parameters: the limits; or (``held``) each bound widened to the current
+        book's own level where the book is beyond it — no node may get worse, as pre-trade
+        allows — when the limits cannot all be reached today."""
+        w0 = np.asarray(self.p_w0.value, dtype=float) if held else None
+        for r in self._limit_meta:
+            value = r.bound
+            if w0 is not None:
+                now = np.asarray(r.M @ exposure(r.kind, w0), dtype=float)
+                value = np.maximum(r.bound, now) if r.side == "hi" else np.minimum(r.bound, now)
+            r.param.value = value
 
     def _w_value(self) -> Any:
         v = self.w_var.value
@@ -707,11 +747,13 @@ class PortfolioOptimizer:
             b = float(np.asarray(self.p_beta.value) @ w)
             if not (P.beta_band.lo - tol <= b <= P.beta_band.hi + tol):
                 return f"beta {b:.6f} violated"
-        if self._limits is not None:
-            bad = self._limits.breaches(w, tol=_SUM_TOL, names=False)
-            if len(bad):
-                r = bad.iloc[0]
-                return f"limit {r['node']} {r['kind']} {r['value']:.6f} violated"
+        for r in self._limit_meta:
+            val = np.asarray(r.M @ exposure(r.kind, w), dtype=float)
+            lim = np.asarray(r.param.value, dtype=float)
+            out = val > lim + _SUM_TOL if r.side == "hi" else val < lim - _SUM_TOL
+            if out.any():
+                i = int(np.flatnonzero(out)[0])
+                return f"limit {r.nodes[i]} {r.kind} {val[i]:.6f} violated (bound {lim[i]:.6f})"
         if P.turnover_cap is not None and "turnover" not in groups:
             t = float(np.abs(w - np.asarray(self.p_w0.value)).sum())
             if t > P.turnover_cap + _SUM_TOL:
@@ -814,6 +856,7 @@ class PortfolioOptimizer:
         """Solve with all soft constraints tight, then open groups in priority order."""
         order = [g for g in self.policy.relaxation_order if g in self._slacks]
         status = "error"
+        self._hold_limits(False)
         for i in range(len(order) + 1):
             groups = tuple(order[:i])
             self._open_slacks(groups)
@@ -825,10 +868,30 @@ class PortfolioOptimizer:
                 # Numerical failure of every solver in the chain: widening soft constraints
                 # cannot make the answer trustworthy, so stop and report an error.
                 return status, groups
+        if self._limit_meta:
+            # The book may start beyond a limit that today's trade caps cannot bring it
+            # back within: hold such nodes at their current level (never worse), every
+            # soft group still open, and report it as a relaxation of "limits".
+            self._hold_limits(True)
+            held: tuple[str, ...] = (*order, LIMITS_GROUP)
+            _, status = self._call(f"{stage}+limits_held", held)
+            if status == "optimal":
+                return status, held
+            self._hold_limits(False)
         return status, tuple(order)
 
     def _relaxations(self, groups: Sequence[str]) -> list[Relaxation]:
         out: list[Relaxation] = []
+        if LIMITS_GROUP in groups:
+            for r in self._limit_meta:
+                amount = np.abs(np.asarray(r.param.value, dtype=float) - r.bound)
+                for node, lim, amt in zip(r.nodes, r.bound, amount, strict=True):
+                    if amt > _RELAX_TOL:
+                        out.append(
+                            Relaxation(
+                                LIMITS_GROUP, f"{node}:{r.kind}:{r.side}", float(lim), float(amt)
+                            )
+                        )
         for g in groups:
             if g not in self._slacks:
                 continue

@@ -240,3 +240,34 @@ def test_warm_resolve_with_the_tree_reuses_the_compiled_problem(tmp_path: Path) 
     assert opt.problem is problem
     assert elapsed < 2.0
     assert LIMIT_TOL > 1e-5  # pre-trade's tolerance is looser than the optimizer's audit
+
+
+def test_a_book_beyond_a_limit_it_cannot_leave_today_is_held_never_worse() -> None:
+    """A sector starts at +24 % of NAV (limit ±10 %) and the participation cap lets each
+    name trade 0.1 % of NAV today: the strict problem is infeasible, so the sector is held at
+    its own level at most (relaxation group ``limits``), and every other node is kept."""
+    rm = synthetic_risk_model(60, seed=4)
+    ids = list(rm.security_ids)
+    sector = tree_attributes(rm)["sector"]
+    big = str(sector.value_counts().index[0])
+    s00 = [s for s in ids if sector[s] == big][:6]
+    assert len(s00) == 6
+    w0 = pd.Series(0.0, index=ids)
+    w0[s00] = 0.04
+    base = synthetic_inputs(rm, 4, portfolio_value=NAV, current_weights=w0.to_numpy())
+    adv = base.adv.copy()
+    adv[s00] = 0.001 * NAV / 0.1  # participation 10 % of ADV = 0.1 % of NAV a day
+    inputs = replace(base, adv=adv, prices=pd.Series(50.0, index=ids))
+    limits = load_limits("default")
+    policy = reconcile(load_policy("default"), limits)
+    result = optimize(policy, inputs)
+    assert result.status == "relaxed", result.message
+    held = [r for r in result.relaxations if r.group == "limits"]
+    assert [r.constraint for r in held] == [f"portfolio/{big}:net:hi"]
+    assert held[0].limit == 0.10 and held[0].amount == pytest.approx(0.14, abs=1e-6)
+    w = pd.Series(result.weights, index=ids)
+    assert w[s00].sum() <= 0.24 + 1e-5  # never worse than it started
+    laid = resolve(policy.limits, ids, tree_attributes(rm))  # type: ignore[arg-type]
+    others = laid.report(result.weights)
+    others = others[others["node"] != f"portfolio/{big}"]
+    assert others["excess"].max() <= 1e-5
