@@ -12,7 +12,11 @@ every node of a level (``each``), explicit nodes by path below the portfolio
 field) and per-security overrides (``securities``). The flat pre-trade format
 (``max_gross_exposure``, ``net_exposure``, ``max_sector_exposure``, ``sector_overrides``)
 is the one-level tree ``levels: [sector]``
-(:func:`pipelines.risk.pretrade.RiskLimits.tree`).
+(:func:`pipelines.risk.pretrade.RiskLimits.tree`). A node is the set of securities below
+it: in ``levels: [region, asset_class, sector]`` the node ``US/equity/Tech`` is US equity
+Tech names, and a sector default (``each: {sector: …}``, or the flat
+``max_sector_exposure`` merged into such a tree) bounds each region's and asset class's
+slice of a sector, not the sector across regions.
 
 A security's place in the tree comes from its attributes (``region``, ``asset_class``,
 ``sector``: the security master's columns). The security master carries only ``sector``

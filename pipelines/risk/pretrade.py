@@ -50,7 +50,7 @@ from typing import Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.lake.interface import Store
 from pipelines.portfolio.limits_tree import (
@@ -138,6 +138,20 @@ class RiskLimits(BaseModel):
     hierarchy: LimitTree | None = None
     daily_loss_limit_pct: float = Field(gt=0)
     restricted: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _flat_or_tree(self) -> RiskLimits:
+        # Without a hierarchy the flat exposure keys are required, as they always were: a
+        # key left out by mistake must not silently switch its check off.
+        missing = [
+            k
+            for k in ("max_gross_exposure", "net_exposure", "max_sector_exposure")
+            if getattr(self, k) is None
+        ]
+        if self.hierarchy is None and missing:
+            raise ValueError(f"{', '.join(missing)} required (or declare a hierarchy)")
+        self.tree()  # a flat key that contradicts the hierarchy's levels fails at load
+        return self
 
     def tree(self) -> LimitTree:
         """The exposure limits as one tree: ``hierarchy`` (if any) with the flat keys as

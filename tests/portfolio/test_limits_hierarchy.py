@@ -271,3 +271,26 @@ def test_a_book_beyond_a_limit_it_cannot_leave_today_is_held_never_worse() -> No
     others = laid.report(result.weights)
     others = others[others["node"] != f"portfolio/{big}"]
     assert others["excess"].max() <= 1e-5
+
+
+def test_a_flat_file_still_requires_its_exposure_keys_a_tree_file_does_not() -> None:
+    flat = load_limits("default").model_dump()
+    del flat["max_gross_exposure"], flat["hierarchy"]
+    with pytest.raises(ValueError, match="max_gross_exposure required"):
+        RiskLimits.model_validate(flat)
+    tree_only = {
+        k: v
+        for k, v in flat.items()
+        if k not in ("net_exposure", "max_sector_exposure", "sector_overrides")
+    }
+    limits = RiskLimits.model_validate({**tree_only, "hierarchy": TREE})
+    assert limits.tree().nodes["US/reit"].gross == 0.1
+    with pytest.raises(ValueError, match="declare hierarchy nodes by path"):
+        RiskLimits.model_validate(
+            {
+                **flat,
+                "max_gross_exposure": 2.0,
+                "hierarchy": TREE,
+                "sector_overrides": {"Energy": 0.05},
+            }
+        )
