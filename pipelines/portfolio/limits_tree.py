@@ -301,27 +301,45 @@ def resolve(tree: LimitTree, ids: Sequence[str], attributes: pd.DataFrame) -> Re
     any of the columns :data:`LEVELS` (module docstring for missing ones)."""
     ids = tuple(str(s) for s in ids)
     attrs = attributes.reindex(list(ids))
-    cols = [lv for lv in tree.levels if lv in attrs.columns]
-    paths = [
-        tree.path_of({c: row[j] for j, c in enumerate(cols)})
-        for row in attrs[cols].itertuples(index=False, name=None)
-    ]
+    # The same naming as LimitTree.path_of, column-wise with integer codes (this runs on
+    # every solve: no per-security Python).
+    labels: list[tuple[np.ndarray, np.ndarray]] = []
+    for level in tree.levels:
+        if level in attrs.columns:
+            col = attrs[level].to_numpy(dtype=object)
+            col = np.where(pd.isna(col), UNASSIGNED, col).astype(str)
+            codes, uniques = pd.factorize(col)
+            labels.append((np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object)))
+        else:
+            labels.append(
+                (np.zeros(len(ids), dtype=np.int64), np.array([DEFAULT_NODE], dtype=object))
+            )
     nodes: list[ResolvedNode] = []
+    combined = np.zeros(len(ids), dtype=np.int64)
     for depth in range(len(tree.levels) + 1):
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for i, p in enumerate(paths):
-            groups.setdefault(p[:depth], []).append(i)
+        groups: dict[tuple[str, ...], np.ndarray] = {}
+        if depth == 0:
+            groups[()] = np.arange(len(ids))
+        else:
+            codes, uniques = labels[depth - 1]
+            combined = combined * len(uniques) + codes
+            _, inverse = np.unique(combined, return_inverse=True)
+            order = np.argsort(inverse, kind="stable")
+            for members in np.split(order, np.cumsum(np.bincount(inverse))[:-1]):
+                first = int(members[0])
+                key = tuple(str(labels[j][1][labels[j][0][first]]) for j in range(depth))
+                groups[key] = members
         # Declared nodes with no member today still resolve (empty), so a typo is visible.
         for declared in tree.nodes:
             parts = tuple(declared.split("/"))
             if len(parts) == depth:
-                groups.setdefault(parts, [])
+                groups.setdefault(parts, np.zeros(0, dtype=int))
         for key in sorted(groups):
             lim = tree.node_limits(key)
             if lim.empty:
                 continue
-            level = ROOT if depth == 0 else tree.levels[depth - 1]
-            nodes.append(ResolvedNode(node_name(key), level, np.array(groups[key], dtype=int), lim))
+            at: str = ROOT if depth == 0 else tree.levels[depth - 1]
+            nodes.append(ResolvedNode(node_name(key), at, groups[key].astype(int), lim))
     lo = np.full(len(ids), -np.inf)
     hi = np.full(len(ids), np.inf)
     if "security" in tree.each or tree.securities:

@@ -128,21 +128,24 @@ class StructureChangedError(PortfolioInputError):
 def tree_attributes(rm: RiskModel, given: pd.DataFrame | None = None) -> pd.DataFrame:
     """Limit-tree attributes of ``rm``'s securities: ``given`` (indexed by security id),
     with ``sector`` taken from the risk model's one-hot sector columns when ``given`` has
-    none (a name in no sector column gets NaN: the tree's ``unassigned`` node)."""
+    none (a name in no sector column gets None: the tree's ``unassigned`` node)."""
     ids = list(rm.security_ids)
-    out = (
-        given.reindex(ids) if given is not None else pd.DataFrame(index=pd.Index(ids, dtype=object))
+    out = given.reindex(ids) if given is not None else None
+    if out is not None and "sector" in out.columns:
+        return out
+    cols = [k for k, f in enumerate(rm.factor_names) if f.startswith(SECTOR_PREFIX)]
+    names = np.array(
+        [rm.factor_names[k][len(SECTOR_PREFIX) :] for k in cols] + [None], dtype=object
     )
-    if "sector" not in out.columns:
-        cols = [k for k, f in enumerate(rm.factor_names) if f.startswith(SECTOR_PREFIX)]
-        names = np.array([rm.factor_names[k][len(SECTOR_PREFIX) :] for k in cols], dtype=object)
-        sector = np.full(len(ids), np.nan, dtype=object)
-        if cols:
-            block = np.asarray(rm.B[:, cols], dtype=float)
-            has = block.max(axis=1) > 0.5
-            sector[has] = names[block.argmax(axis=1)[has]]
-        out = out.assign(sector=sector)
-    return out
+    if cols:
+        block = np.asarray(rm.B[:, cols], dtype=float)
+        pick = np.where(block.max(axis=1) > 0.5, block.argmax(axis=1), len(cols))
+    else:
+        pick = np.zeros(len(ids), dtype=int)
+    sector = pd.Series(names[pick], index=pd.Index(ids), dtype=object)
+    if out is None:
+        return pd.DataFrame({"sector": sector})
+    return out.assign(sector=sector)
 
 
 def structural_exposures(rm: RiskModel) -> FloatArray:

@@ -32,8 +32,8 @@ Rules (``rule`` column, units):
 
 Exposure rules never reject an order that does not increase the measured excess over the
 bound, so the desk can always de-risk, and judge a bound breached only beyond
-:data:`~pipelines.portfolio.limits_tree.LIMIT_TOL` (5 bp of NAV, the tolerance the
-optimizer's answer is audited with). The exposure limits are one tree
+:data:`~pipelines.portfolio.limits_tree.LIMIT_TOL` (5 bp of NAV: the optimizer meets the
+exact limit, its answer audited to 1e-5, and whole-share rounding stays inside 5 bp). The exposure limits are one tree
 (:meth:`RiskLimits.tree`): the flat keys are its portfolio node and its sector level, and
 ``hierarchy`` declares the rest; the optimizer enforces the same tree
 (:func:`pipelines.risk.consistency.reconcile`).

@@ -294,3 +294,37 @@ def test_a_flat_file_still_requires_its_exposure_keys_a_tree_file_does_not() -> 
                 "sector_overrides": {"Energy": 0.05},
             }
         )
+
+
+def test_optimizer_and_pretrade_place_every_security_in_the_same_nodes() -> None:
+    """``resolve`` (the optimizer's membership) and ``LimitTree.chain`` (pre-trade's, per
+    security) agree, including a missing attribute column and missing values."""
+    tree = LimitTree.model_validate(
+        {
+            "levels": ["region", "asset_class", "sector"],
+            "portfolio": {"gross": 2.0},
+            "each": {"region": {"net": {"lo": -1, "hi": 1}}, "sector": {"gross": 0.5}},
+            "nodes": {"US/all": {"long": 0.7}, "XX/all/Nowhere": {"gross": 0.1}},
+        }
+    )
+    rng = np.random.default_rng(0)
+    ids = [f"S{i}" for i in range(200)]
+    attrs = pd.DataFrame(
+        {
+            "region": rng.choice(np.array(["US", "EU", None], dtype=object), 200),
+            "sector": rng.choice(np.array(["Tech", "Energy", None], dtype=object), 200),
+        },
+        index=ids,
+    )  # no asset_class column: one node, "all"
+    laid = resolve(tree, ids, attrs)
+    member_of: dict[str, set[str]] = {s: set() for s in ids}
+    for node in laid.nodes:
+        for i in node.members:
+            member_of[ids[i]].add(node.name)
+    for s in ids:
+        row = {k: v for k, v in attrs.loc[s].items()}
+        assert member_of[s] == {name for name, _, _ in tree.chain(row)}, s
+    assert "portfolio/US/all" in {n.name for n in laid.nodes}
+    # A declared node nobody belongs to still resolves (empty), so a typo shows.
+    empty = [n for n in laid.nodes if n.name == "portfolio/XX/all/Nowhere"]
+    assert len(empty) == 1 and len(empty[0].members) == 0
