@@ -299,8 +299,9 @@ def _row(node: str, level: str, kind: str, v: float, lo: float, hi: float) -> di
 def resolve(tree: LimitTree, ids: Sequence[str], attributes: pd.DataFrame) -> ResolvedLimits:
     """Lay ``tree`` over the universe ``ids``; ``attributes`` is indexed by security id with
     any of the columns :data:`LEVELS` (module docstring for missing ones)."""
-    ids = tuple(str(s) for s in ids)
-    attrs = attributes.reindex(list(ids))
+    ids = tuple(map(str, ids))
+    index = pd.Index(ids, dtype=object)
+    attrs = attributes if attributes.index.equals(index) else attributes.reindex(index)
     # The same naming as LimitTree.path_of, column-wise with integer codes (this runs on
     # every solve: no per-security Python).
     labels: list[tuple[np.ndarray, np.ndarray]] = []

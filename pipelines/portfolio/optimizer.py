@@ -129,7 +129,7 @@ def tree_attributes(rm: RiskModel, given: pd.DataFrame | None = None) -> pd.Data
     """Limit-tree attributes of ``rm``'s securities: ``given`` (indexed by security id),
     with ``sector`` taken from the risk model's one-hot sector columns when ``given`` has
     none (a name in no sector column gets None: the tree's ``unassigned`` node)."""
-    ids = list(rm.security_ids)
+    ids = pd.Index(rm.security_ids, dtype=object)
     out = given.reindex(ids) if given is not None else None
     if out is not None and "sector" in out.columns:
         return out
@@ -142,7 +142,7 @@ def tree_attributes(rm: RiskModel, given: pd.DataFrame | None = None) -> pd.Data
         pick = np.where(block.max(axis=1) > 0.5, block.argmax(axis=1), len(cols))
     else:
         pick = np.zeros(len(ids), dtype=int)
-    sector = pd.Series(names[pick], index=pd.Index(ids), dtype=object)
+    sector = pd.Series(names[pick], index=ids, dtype=object)
     if out is None:
         return pd.DataFrame({"sector": sector})
     return out.assign(sector=sector)
