@@ -350,8 +350,8 @@ def optimize(ctx: DayContext) -> dict[str, Any]:
     if (skipped := _skipped(ctx)) is not None:
         return skipped
     from pipelines.portfolio.alpha import expected_returns
-    from pipelines.portfolio.policy import load_policy
     from pipelines.portfolio.rebalance import RebalanceInputs, rebalance
+    from pipelines.risk.consistency import load_policy_with_limits
 
     model: RiskModel = ctx.state.get("risk_model")
     scores: pd.DataFrame = ctx.state.get("scores")
@@ -363,7 +363,8 @@ def optimize(ctx: DayContext) -> dict[str, Any]:
         RebalanceInputs(
             day=ctx.day,
             portfolio_id=ctx.portfolio_id,
-            policy=load_policy(ctx.config.policy),
+            # The optimizer sees the pre-trade limits the orders will be checked against.
+            policy=load_policy_with_limits(ctx.config.policy, ctx.config.limits)[0],
             risk_model=model,
             alpha=expected_returns(score, volatility, ctx.config.alpha_ic, universe=ids),
             prices=pd.Series(book.prices, dtype=float),

@@ -12,6 +12,8 @@ Problem (weights ``w`` as fractions of NAV, one-day horizon)::
                 y_k ∈ [f_lo_k, f_hi_k]  for bounded factors (sector and style bounds)
                 βᵀw ∈ [β_lo, β_hi]                          (beta neutrality)
                 Σ|z_i| ≤ T                                  (turnover cap)
+                M_g|w| ≤ g, M_n w ∈ [n_lo, n_hi],           (hard: hierarchical limits,
+                M_l w₊ ≤ l, M_s w₋ ≤ s                       one 0/1 sparse row per node)
 
 with ``L Lᵀ = F`` (eigenvalue-floored Cholesky, so singular F is fine), σ the specific
 volatility, and cost coefficients from :mod:`pipelines.portfolio.costs`. λ is folded
@@ -40,6 +42,20 @@ the problem re-solved with a penalty ``ρ·u·s`` (ρ = ``relaxation_penalty`` �
 the widening is minimal. Hard constraints have no slack; if the problem is infeasible
 with every soft group open, the status is ``infeasible`` and no weights are returned.
 
+Hierarchical limits (``policy.limits``, :mod:`pipelines.portfolio.limits_tree`): every
+bounded node of the tree is one row ``M @ x`` over a sparse 0/1 membership matrix ``M``
+(nodes × N, one nonzero per member: never an N×N matrix) with ``x`` = w (net), |w|
+(gross), w₊ = (|w| + w)/2 (long) or w₋ = (|w| − w)/2 (short), |w| being the gross
+epigraph variable; long-only books use w for all three. Membership changes only with the
+universe's attributes (region, asset class, sector), so it is compiled in like the sector
+columns of B (part of the cached problem's key); the bounds are parameters, and a warm
+re-solve only re-applies parameters. The rows are hard: when even with every soft group
+open the problem is infeasible — a book already beyond a limit that today's trade caps
+cannot bring back — each node beyond its limit is held at the book's own level (never
+worse, which is what pre-trade accepts) and reported as a relaxation of group
+``limits``. A security's own bound narrows its ``lo``/``hi``. Every answer is audited
+against every node (``_SUM_TOL``).
+
 Maximum number of names (heuristic): solve; if more than ``max_names`` positions exceed
 ``name_threshold``, keep the top ``max_names`` by |w| (plus any name whose bounds exclude
 0, e.g. a position that the participation limit cannot fully liquidate today), pin the
@@ -59,6 +75,7 @@ import pandas as pd
 
 from pipelines.portfolio import costs
 from pipelines.portfolio.errors import PortfolioInputError
+from pipelines.portfolio.limits_tree import KINDS, ResolvedLimits, exposure, resolve
 from pipelines.portfolio.policy import Policy
 from pipelines.portfolio.results import ObjectiveTerms, OptimizationResult, Relaxation, SolveRecord
 from pipelines.portfolio.risk_model import (
@@ -82,6 +99,9 @@ _FEAS_TOL = 1e-6
 # carry the solver's residual: 1e-5 of NAV (measured worst case at N=3,000 and tol_feas 1e-8:
 # 2e-6). Whole-share rounding of the targets moves both by far more than that.
 _SUM_TOL = 1e-5
+# Relaxation group of limit-tree nodes held at the book's own level (never a declared
+# policy group: only used when the limits cannot all be reached today).
+LIMITS_GROUP = "limits"
 
 
 class MissingAlphaError(PortfolioInputError):
@@ -103,6 +123,29 @@ class InputDataError(PortfolioInputError):
 
 class StructureChangedError(PortfolioInputError):
     """The day's market/sector exposures differ from those compiled into the problem."""
+
+
+def tree_attributes(rm: RiskModel, given: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Limit-tree attributes of ``rm``'s securities: ``given`` (indexed by security id),
+    with ``sector`` taken from the risk model's one-hot sector columns when ``given`` has
+    none (a name in no sector column gets None: the tree's ``unassigned`` node)."""
+    ids = pd.Index(rm.security_ids, dtype=object)
+    out = given.reindex(ids) if given is not None else None
+    if out is not None and "sector" in out.columns:
+        return out
+    cols = [k for k, f in enumerate(rm.factor_names) if f.startswith(SECTOR_PREFIX)]
+    names = np.array(
+        [rm.factor_names[k][len(SECTOR_PREFIX) :] for k in cols] + [None], dtype=object
+    )
+    if cols:
+        block = np.asarray(rm.B[:, cols], dtype=float)
+        pick = np.where(block.max(axis=1) > 0.5, block.argmax(axis=1), len(cols))
+    else:
+        pick = np.zeros(len(ids), dtype=int)
+    sector = pd.Series(names[pick], index=ids, dtype=object)
+    if out is None:
+        return pd.DataFrame({"sector": sector})
+    return out.assign(sector=sector)
 
 
 def structural_exposures(rm: RiskModel) -> FloatArray:
@@ -127,6 +170,9 @@ class OptimizationInputs:
     volatility       — daily total vol for the impact model; default √diag(BFBᵀ+D).
     beta             — predicted beta; default the risk model's beta to the market factor.
     restricted       — restricted list (handled per ``policy.restricted_mode``).
+    attributes       — limit-tree attributes by security id (columns ``region``,
+                       ``asset_class``, ``sector``); default: the risk model's sectors.
+    prices           — price per share (currency), for ``policy.max_trade_shares``.
     """
 
     date: pd.Timestamp
@@ -141,6 +187,20 @@ class OptimizationInputs:
     beta: pd.Series | None = None
     restricted: frozenset[str] = frozenset()
     universe: Sequence[str] | None = None
+    attributes: pd.DataFrame | None = None
+    prices: pd.Series | None = None
+
+
+@dataclass(frozen=True)
+class _LimitRows:
+    """One side of the limit rows of one kind: nodes, membership, bound parameter."""
+
+    kind: str
+    side: str  # "hi": M @ x ≤ param; "lo": M @ x ≥ param
+    nodes: tuple[str, ...]
+    M: Any
+    param: Any
+    bound: FloatArray
 
 
 @dataclass
@@ -188,6 +248,7 @@ class PortfolioOptimizer:
         n_assets: int,
         factor_names: Sequence[str],
         fixed_exposures: FloatArray | None = None,
+        limits: ResolvedLimits | None = None,
     ) -> None:
         import cvxpy as cp
         import scipy.sparse as sp
@@ -198,6 +259,15 @@ class PortfolioOptimizer:
         N, K = n_assets, len(self.factor_names)
         P = policy
         self._cp = cp
+        if P.limits is not None and limits is None:
+            raise InputDataError(
+                f"policy {P.name} has hierarchical limits: build the optimizer with them "
+                "laid over the universe (optimize() does)"
+            )
+        if limits is not None and len(limits.ids) != N:
+            raise InputDataError(f"limits laid over {len(limits.ids)} names, optimizer N={N}")
+        self._limits = limits
+        self._limit_meta: list[_LimitRows] = []
 
         # Bounded factor indices (structure fixed at build time) and their group.
         bounded: list[tuple[int, str]] = []
@@ -270,11 +340,14 @@ class PortfolioOptimizer:
             # w ≥ 0 is enforced through lo; gross = Σw.
             cons.append(cp.sum(w) <= P.gross_leverage)
             short_part: Any = 0.0
+            tw: Any = w
         else:
             tw = cp.Variable(N, name="abs_w")
             cons += [tw >= w, tw >= -w, cp.sum(tw) <= P.gross_leverage]
             # (|w| − w)/2 = max(−w, 0); tight at the optimum whenever h_i > 0.
             short_part = (tw - w) / 2
+        if limits is not None:
+            cons += self._limit_rows(limits, w, tw, long_only=P.mode == "long_only")
 
         self._slacks: dict[str, tuple[Any, Any, Any]] = {}  # group -> (s, u, pen)
         penalty: Any = 0.0
@@ -345,6 +418,59 @@ class PortfolioOptimizer:
             raise RuntimeError("optimization problem is not DPP")
         self.compiled = False
 
+    def _limit_rows(self, limits: ResolvedLimits, w: Any, tw: Any, long_only: bool) -> list[Any]:
+        """Hard rows of the limit tree's group nodes (module docstring): constant sparse
+        membership, bound parameters (the limits, or the book's own level while held);
+        ``tw`` ≥ |w| (``w`` itself when long-only)."""
+        import scipy.sparse as sp
+
+        rows: list[Any] = []
+        for kind in KINDS:
+            if long_only and kind == "short":
+                continue  # Σmax(−w, 0) = 0 ≤ any short limit
+            nodes, lo, hi = limits.rows(kind)
+            if not nodes:
+                continue
+            if kind == "net" or long_only:
+                x = w
+            elif kind == "gross":
+                x = tw
+            elif kind == "long":
+                x = (tw + w) / 2
+            else:
+                x = (tw - w) / 2
+            for side, bound in (("hi", hi), ("lo", lo)):
+                keep = np.isfinite(bound)
+                if not keep.any():
+                    continue
+                chosen = [n for n, k in zip(nodes, keep, strict=True) if k]
+                M = sp.csr_array(limits.membership(chosen))
+                p = self._cp.Parameter(len(chosen), name=f"limit_{kind}_{side}")
+                rows.append(M @ x <= p if side == "hi" else M @ x >= p)
+                self._limit_meta.append(
+                    _LimitRows(
+                        kind,
+                        side,
+                        tuple(n.name for n, k in zip(nodes, keep, strict=True) if k),
+                        M,
+                        p,
+                        bound[keep],
+                    )
+                )
+        return rows
+
+    def _hold_limits(self, held: bool) -> None:
+        """Bound parameters: the limits; or (``held``) each bound widened to the current
+        book's own level where the book is beyond it — no node may get worse, as pre-trade
+        allows — when the limits cannot all be reached today."""
+        w0 = np.asarray(self.p_w0.value, dtype=float) if held else None
+        for r in self._limit_meta:
+            value = r.bound
+            if w0 is not None:
+                now = np.asarray(r.M @ exposure(r.kind, w0), dtype=float)
+                value = np.maximum(r.bound, now) if r.side == "hi" else np.minimum(r.bound, now)
+            r.param.value = value
+
     def _w_value(self) -> Any:
         v = self.w_var.value
         return None if v is None else np.asarray(v)
@@ -407,7 +533,12 @@ class PortfolioOptimizer:
         else:
             beta = np.zeros(len(ids))
 
-        lo, hi = self._bounds(w0, adv, V, ids, inputs.restricted)
+        if P.max_trade_shares is not None and inputs.prices is None:
+            raise InputDataError(
+                f"policy {P.name} caps trades in shares (max_trade_shares): prices needed"
+            )
+        price = _series(inputs.prices, ids, np.nan)
+        lo, hi = self._bounds(w0, adv, V, ids, inputs.restricted, price)
         return _Day(
             ids=ids,
             alpha=alpha,
@@ -430,16 +561,31 @@ class PortfolioOptimizer:
         V: float,
         ids: Sequence[str],
         restricted: frozenset[str],
+        price: FloatArray | None = None,
     ) -> tuple[FloatArray, FloatArray]:
-        """Hard per-name bounds: position ∩ %ADV ∩ participation ∩ long-only ∩ restricted."""
+        """Hard per-name bounds: position ∩ %ADV ∩ security limits ∩ trade caps
+        (participation, per-order notional and shares) ∩ long-only ∩ restricted ∩ no-trade."""
         P = self.policy
         cap = np.full(len(ids), P.max_position)
         if P.max_position_adv is not None:
             cap = np.minimum(cap, P.max_position_adv * np.maximum(adv, 0.0) / V)
         lo = np.zeros_like(cap) if P.mode == "long_only" else -cap
         hi = cap.copy()
+        if self._limits is not None:
+            lo = np.maximum(lo, self._limits.name_lo)
+            hi = np.minimum(hi, self._limits.name_hi)
+            # A security bound that excludes the policy's range pins the name at the
+            # nearest point the bound allows.
+            lo = np.minimum(lo, hi)
+        t = np.full(len(ids), np.inf)
         if P.participation is not None:
-            t = P.participation * np.maximum(adv, 0.0) / V
+            t = np.minimum(t, P.participation * np.maximum(adv, 0.0) / V)
+        if P.max_trade_notional is not None:
+            t = np.minimum(t, P.max_trade_notional / V)
+        if P.max_trade_shares is not None and price is not None:
+            px = np.where(np.isfinite(price) & (price > 0), price, np.inf)
+            t = np.minimum(t, P.max_trade_shares * px / V)
+        if np.isfinite(t).any():
             tlo, thi = w0 - t, w0 + t
             # If today's trade limit cannot reach the position band, go as far as allowed.
             below, above = thi < lo, tlo > hi
@@ -454,6 +600,10 @@ class PortfolioOptimizer:
                 lo[r] = np.maximum(lo[r], np.minimum(w0[r], 0.0))
                 hi[r] = np.minimum(hi[r], np.maximum(w0[r], 0.0))
                 lo[r] = np.minimum(lo[r], hi[r])
+        no_trade = set(P.no_trade)
+        frozen = np.array([s in no_trade for s in ids], dtype=bool)
+        if frozen.any():
+            lo[frozen], hi[frozen] = w0[frozen], w0[frozen]
         return lo, hi
 
     # ------------------------------------------------------------------ solve
@@ -600,6 +750,13 @@ class PortfolioOptimizer:
             b = float(np.asarray(self.p_beta.value) @ w)
             if not (P.beta_band.lo - tol <= b <= P.beta_band.hi + tol):
                 return f"beta {b:.6f} violated"
+        for r in self._limit_meta:
+            val = np.asarray(r.M @ exposure(r.kind, w), dtype=float)
+            lim = np.asarray(r.param.value, dtype=float)
+            out = val > lim + _SUM_TOL if r.side == "hi" else val < lim - _SUM_TOL
+            if out.any():
+                i = int(np.flatnonzero(out)[0])
+                return f"limit {r.nodes[i]} {r.kind} {val[i]:.6f} violated (bound {lim[i]:.6f})"
         if P.turnover_cap is not None and "turnover" not in groups:
             t = float(np.abs(w - np.asarray(self.p_w0.value)).sum())
             if t > P.turnover_cap + _SUM_TOL:
@@ -702,6 +859,7 @@ class PortfolioOptimizer:
         """Solve with all soft constraints tight, then open groups in priority order."""
         order = [g for g in self.policy.relaxation_order if g in self._slacks]
         status = "error"
+        self._hold_limits(False)
         for i in range(len(order) + 1):
             groups = tuple(order[:i])
             self._open_slacks(groups)
@@ -713,10 +871,30 @@ class PortfolioOptimizer:
                 # Numerical failure of every solver in the chain: widening soft constraints
                 # cannot make the answer trustworthy, so stop and report an error.
                 return status, groups
+        if self._limit_meta:
+            # The book may start beyond a limit that today's trade caps cannot bring it
+            # back within: hold such nodes at their current level (never worse), every
+            # soft group still open, and report it as a relaxation of "limits".
+            self._hold_limits(True)
+            held: tuple[str, ...] = (*order, LIMITS_GROUP)
+            _, status = self._call(f"{stage}+limits_held", held)
+            if status == "optimal":
+                return status, held
+            self._hold_limits(False)
         return status, tuple(order)
 
     def _relaxations(self, groups: Sequence[str]) -> list[Relaxation]:
         out: list[Relaxation] = []
+        if LIMITS_GROUP in groups:
+            for r in self._limit_meta:
+                amount = np.abs(np.asarray(r.param.value, dtype=float) - r.bound)
+                for node, lim, amt in zip(r.nodes, r.bound, amount, strict=True):
+                    if amt > _RELAX_TOL:
+                        out.append(
+                            Relaxation(
+                                LIMITS_GROUP, f"{node}:{r.kind}:{r.side}", float(lim), float(amt)
+                            )
+                        )
         for g in groups:
             if g not in self._slacks:
                 continue
@@ -774,8 +952,10 @@ def get_optimizer(
     n_assets: int,
     factor_names: Sequence[str],
     fixed_exposures: FloatArray | None = None,
+    limits: ResolvedLimits | None = None,
 ) -> PortfolioOptimizer:
-    """Process-wide cache: one compiled problem per (policy, N, factors, structure)."""
+    """Process-wide cache: one compiled problem per (policy, N, factors, structure,
+    limit-tree membership)."""
     import hashlib
 
     digest = (
@@ -785,10 +965,14 @@ def get_optimizer(
             np.ascontiguousarray(fixed_exposures, dtype=float).tobytes()
         ).hexdigest()
     )
+    if limits is not None:
+        digest += ":" + limits.digest()
     key = (policy.model_dump_json(), n_assets, tuple(factor_names), digest)
     opt = _CACHE.get(key)
     if opt is None:
-        opt = PortfolioOptimizer(policy, n_assets, factor_names, fixed_exposures=fixed_exposures)
+        opt = PortfolioOptimizer(
+            policy, n_assets, factor_names, fixed_exposures=fixed_exposures, limits=limits
+        )
         while len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = opt
@@ -797,10 +981,15 @@ def get_optimizer(
 
 def optimize(policy: Policy, inputs: OptimizationInputs) -> OptimizationResult:
     """Convenience: fetch (or build) the cached optimizer for the universe's market/sector
-    structure and solve ``inputs``."""
+    structure and limit-tree membership, and solve ``inputs``."""
     rm = inputs.risk_model
     if inputs.universe is not None:
         rm = rm.subset(list(inputs.universe))
-    return get_optimizer(policy, rm.n_assets, rm.factor_names, structural_exposures(rm)).solve(
-        inputs
+    limits = (
+        None
+        if policy.limits is None
+        else resolve(policy.limits, rm.security_ids, tree_attributes(rm, inputs.attributes))
     )
+    return get_optimizer(
+        policy, rm.n_assets, rm.factor_names, structural_exposures(rm), limits
+    ).solve(inputs)

@@ -9,8 +9,9 @@ Hard vs soft
 A constraint group named in ``relaxation_order`` is *soft*: when the problem is
 infeasible it may be widened, group after group in that order, through a penalized slack.
 Everything else is *hard* and never relaxed: position bounds (absolute, % ADV,
-participation), long-only, restricted list, gross leverage — and any soft-capable group
-that is not listed. If the hard constraints alone are infeasible the optimizer returns
+participation, per-order caps), long-only, restricted list, gross leverage, the
+hierarchical ``limits`` (:mod:`pipelines.portfolio.limits_tree`) — and any soft-capable
+group that is not listed. If the hard constraints alone are infeasible the optimizer returns
 status ``infeasible`` and no weights.
 """
 
@@ -21,6 +22,8 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipelines.portfolio.limits_tree import Band, LimitTree
 
 POLICY_DIR = Path(__file__).with_name("policies")
 
@@ -35,20 +38,6 @@ SOFT_GROUPS: tuple[str, ...] = (
     "net_exposure",
     "max_names",
 )
-
-
-class Band(BaseModel):
-    """Closed interval ``[lo, hi]``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    lo: float
-    hi: float
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Band:
-        if self.lo > self.hi:
-            raise ValueError(f"band lo {self.lo} > hi {self.hi}")
-        return self
 
 
 class Policy(BaseModel):
@@ -80,6 +69,16 @@ class Policy(BaseModel):
     # Maximum number of names with |w_i| > name_threshold (None disables); heuristic.
     max_names: int | None = None
     name_threshold: float = 1e-5
+    # |w_i − w0_i|·V ≤ max_trade_notional (currency; hard; None disables) and
+    # |w_i − w0_i|·V ≤ max_trade_shares · price_i (hard; needs prices; None disables):
+    # the pre-trade per-order caps, set by :func:`pipelines.risk.consistency.reconcile`.
+    max_trade_notional: float | None = Field(default=None, gt=0)
+    max_trade_shares: float | None = Field(default=None, gt=0)
+    # Hierarchical exposure limits (hard, never relaxed), normally the pre-trade limits
+    # file's tree added by :func:`pipelines.risk.consistency.reconcile`.
+    limits: LimitTree | None = None
+    # Names no order may be sent for (pre-trade's restricted list): w_i = w0_i (hard).
+    no_trade: list[str] = Field(default_factory=list)
     # "exclude": w_i = 0 (forced exit); "no_new_positions": w_i between 0 and w0_i.
     restricted_mode: Literal["exclude", "no_new_positions"] = "exclude"
 

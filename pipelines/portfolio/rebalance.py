@@ -118,6 +118,7 @@ def rebalance(inputs: RebalanceInputs) -> TargetPortfolio:
             adv=(inputs.adv_shares.reindex(ids).astype(float) * px).fillna(0.0),
             volatility=inputs.volatility.reindex(ids).astype(float).fillna(0.02),
             restricted=frozenset(inputs.restricted),
+            prices=px,
         ),
     )
     return build_targets(

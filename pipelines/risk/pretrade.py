@@ -2,9 +2,11 @@
 
 Each order is checked against every rule below; any failure rejects it. Every check —
 passed or failed — produces an audit row (timestamp, order key, rule, passed, value,
-limit, reason) for an append-only audit table. Orders are evaluated in the given
-sequence; only *accepted* orders update the running post-trade book, so post-trade
-limits see the book as it would be if the accepted orders fill.
+limit, reason) for an append-only audit table. Order rules judge each order alone;
+exposure rules judge it against the batch's post-trade book — the book as it would be if
+every order not rejected fills — so a rebalance whose end book is within every limit
+passes whatever the sequence of its orders (see :func:`check_orders` for which orders a
+breaching batch loses).
 
 Rules (``rule`` column, units):
 
@@ -20,11 +22,21 @@ Rules (``rule`` column, units):
                            else reference price (last_close defaults to reference price).
 * ``max_gross_exposure`` — post-trade Σ|position notional| / NAV ≤ limit.
 * ``net_exposure``       — post-trade Σ position notional / NAV within [lo, hi].
-* ``sector_exposure``    — post-trade |net sector notional| / NAV ≤ limit (per sector).
+* ``sector_exposure``    — post-trade net sector notional / NAV within its band (per sector).
+* ``<level>_exposure`` / ``<level>_gross`` / ``_long`` / ``_short`` — every other node of
+                           the hierarchical limits (region, asset class, sector, security;
+                           :mod:`pipelines.portfolio.limits_tree`): post-trade net, gross,
+                           long or short notional of the node's members / NAV; the reason
+                           names the node path (``portfolio/US/equity/Tech``).
 * ``daily_loss_limit``   — if today's P&L ≤ −limit × NAV, only risk-reducing orders pass.
 
-Exposure rules (gross, net, sector) never reject an order that *reduces* the measured
-exposure, so the desk can always de-risk.
+Exposure rules never reject an order that does not increase the measured excess over the
+bound, so the desk can always de-risk, and judge a bound breached only beyond
+:data:`~pipelines.portfolio.limits_tree.LIMIT_TOL` (5 bp of NAV: the optimizer meets the
+exact limit, its answer audited to 1e-5, and whole-share rounding stays inside 5 bp). The exposure limits are one tree
+(:meth:`RiskLimits.tree`): the flat keys are its portfolio node and its sector level, and
+``hierarchy`` declares the rest; the optimizer enforces the same tree
+(:func:`pipelines.risk.consistency.reconcile`).
 """
 
 from __future__ import annotations
@@ -38,9 +50,19 @@ from typing import Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.lake.interface import Store
+from pipelines.portfolio.limits_tree import (
+    KINDS,
+    LIMIT_TOL,
+    Band,
+    LimitTree,
+    NodeLimits,
+    exposure,
+    node_name,
+    rule_name,
+)
 from pipelines.risk.kill_switch import blocking_reason
 
 LIMITS_DIR = Path(__file__).with_name("limits")
@@ -94,14 +116,13 @@ class Order:
         return abs(self.quantity) * self.price
 
 
-class Band(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    lo: float
-    hi: float
-
-
 class RiskLimits(BaseModel):
-    """Limits from YAML (``pipelines/risk/limits/default.yaml``)."""
+    """Limits from YAML (``pipelines/risk/limits/default.yaml``).
+
+    The exposure keys (``max_gross_exposure``, ``net_exposure``, ``max_sector_exposure``,
+    ``sector_overrides``) are the flat form of the limit tree; ``hierarchy`` declares a
+    deeper one (:class:`~pipelines.portfolio.limits_tree.LimitTree`). Both may be given:
+    :meth:`tree` merges them."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -110,12 +131,64 @@ class RiskLimits(BaseModel):
     max_order_shares: float = Field(gt=0)
     max_adv_pct: float = Field(gt=0)
     price_collar_pct: float = Field(gt=0)
-    max_gross_exposure: float = Field(gt=0)
-    net_exposure: Band
-    max_sector_exposure: float = Field(gt=0)
+    max_gross_exposure: float | None = Field(default=None, gt=0)
+    net_exposure: Band | None = None
+    max_sector_exposure: float | None = Field(default=None, gt=0)
     sector_overrides: dict[str, float] = Field(default_factory=dict)
+    hierarchy: LimitTree | None = None
     daily_loss_limit_pct: float = Field(gt=0)
     restricted: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _flat_or_tree(self) -> RiskLimits:
+        # Without a hierarchy the flat exposure keys are required, as they always were: a
+        # key left out by mistake must not silently switch its check off.
+        missing = [
+            k
+            for k in ("max_gross_exposure", "net_exposure", "max_sector_exposure")
+            if getattr(self, k) is None
+        ]
+        if self.hierarchy is None and missing:
+            raise ValueError(f"{', '.join(missing)} required (or declare a hierarchy)")
+        self.tree()  # a flat key that contradicts the hierarchy's levels fails at load
+        return self
+
+    def tree(self) -> LimitTree:
+        """The exposure limits as one tree: ``hierarchy`` (if any) with the flat keys as
+        its portfolio node and sector level wherever it leaves them open; a flat file is
+        the one-level tree ``levels: [sector]``. A bound declared twice keeps the
+        hierarchy's."""
+        base = self.hierarchy or LimitTree()
+        portfolio = base.portfolio.over(
+            NodeLimits(gross=self.max_gross_exposure, net=self.net_exposure)
+        )
+        levels = base.levels
+        each = dict(base.each)
+        nodes = dict(base.nodes)
+        if self.max_sector_exposure is not None or self.sector_overrides:
+            if "sector" not in levels:
+                levels = (*levels, "sector")
+            if self.max_sector_exposure is not None:
+                lim = self.max_sector_exposure
+                each["sector"] = each.get("sector", NodeLimits()).over(
+                    NodeLimits(net=Band(lo=-lim, hi=lim))
+                )
+            if self.sector_overrides and levels != ("sector",):
+                raise ValueError(
+                    "sector_overrides name sectors of a one-level tree; with levels "
+                    f"{list(levels)} declare hierarchy nodes by path instead"
+                )
+            for sector, lim in self.sector_overrides.items():
+                nodes[sector] = nodes.get(sector, NodeLimits()).over(
+                    NodeLimits(net=Band(lo=-lim, hi=lim))
+                )
+        return LimitTree(
+            levels=levels,
+            portfolio=portfolio,
+            each=each,
+            nodes=nodes,
+            securities=dict(base.securities),
+        )
 
 
 def load_limits(name_or_path: str | Path = "default") -> RiskLimits:
@@ -137,6 +210,9 @@ class BookState:
     sectors: Mapping[str, str] = field(default_factory=dict)
     daily_pnl: float = 0.0
     restricted: frozenset[str] = frozenset()
+    # Further tree attributes by security (``region``, ``asset_class``); missing ⇒ the
+    # level's single default node (pipelines.portfolio.limits_tree).
+    attributes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -159,33 +235,45 @@ class PreTradeResult:
 
 
 class _Book:
-    """Mutable running book (notional by security) used while checking a batch."""
+    """Mutable book used while checking a batch: notional by security, its gross, and the
+    gross/net/long/short sums (fractions of NAV) of every bounded node of the limit tree
+    a held security belongs to."""
 
-    def __init__(self, state: BookState) -> None:
+    def __init__(self, state: BookState, tree: LimitTree) -> None:
         self.nav = state.nav
-        self.notional: dict[str, float] = {
-            s: q * float(state.prices.get(s, 0.0)) for s, q in state.positions.items()
-        }
+        self.tree = tree
+        self.notional: dict[str, float] = {}
         self.sectors: dict[str, str] = dict(state.sectors)
+        self.attributes = state.attributes
+        self.sums: dict[str, dict[str, float]] = {}
+        self.gross = 0.0
+        for sid, q in state.positions.items():
+            self.move(sid, q * float(state.prices.get(sid, 0.0)))
 
-    def gross(self, extra: Mapping[str, float] | None = None) -> float:
-        n = self._with(extra)
-        return sum(abs(v) for v in n.values()) / self.nav
+    def chain(self, sid: str) -> list[tuple[str, str, NodeLimits]]:
+        """Bounded nodes of ``sid``: its group nodes, portfolio first, then itself."""
+        attrs: dict[str, object] = dict(self.attributes.get(sid, {}))
+        if sid in self.sectors:
+            attrs["sector"] = self.sectors[sid]
+        out = list(self.tree.chain(attrs))
+        own = self.tree.security_limits(sid)
+        if not own.empty:
+            out.append((node_name((*self.tree.path_of(attrs), sid)), "security", own))
+        return out
 
-    def net(self, extra: Mapping[str, float] | None = None) -> float:
-        return sum(self._with(extra).values()) / self.nav
+    def node_sum(self, name: str, kind: str) -> float:
+        return self.sums.get(name, {}).get(kind, 0.0)
 
-    def sector(self, sector: str, extra: Mapping[str, float] | None = None) -> float:
-        n = self._with(extra)
-        return sum(v for s, v in n.items() if self.sectors.get(s) == sector) / self.nav
-
-    def _with(self, extra: Mapping[str, float] | None) -> dict[str, float]:
-        if not extra:
-            return self.notional
-        n = dict(self.notional)
-        for s, v in extra.items():
-            n[s] = n.get(s, 0.0) + v
-        return n
+    def move(self, sid: str, delta: float) -> None:
+        """Add (or, negative, take back) a trade of ``delta`` notional in ``sid``."""
+        old = self.notional.get(sid, 0.0)
+        new = old + delta
+        self.notional[sid] = new
+        self.gross += (abs(new) - abs(old)) / self.nav
+        for name, _, _ in self.chain(sid):
+            sums = self.sums.setdefault(name, dict.fromkeys(KINDS, 0.0))
+            for kind in sums:
+                sums[kind] += float(exposure(kind, new / self.nav) - exposure(kind, old / self.nav))
 
 
 def kill_switch_active(limits: RiskLimits, store: Store | None = None) -> str | None:
@@ -205,40 +293,52 @@ def check_orders(
     now: datetime | None = None,
     store: Store | None = None,
 ) -> PreTradeResult:
-    """Run every rule on every order; return accepted / rejected orders and audit rows.
+    """Run every rule on every order; return accepted / rejected orders and audit rows
+    (both in the given sequence).
+
+    The order rules judge each order alone. The exposure rules and the daily loss limit
+    judge it against the batch's post-trade book: the book as it would be if every order
+    not rejected fills. A rule passes when that book is within the bound, or when the
+    order does not increase the excess over it (the same book without the order). When
+    the batch would breach a bound, orders are judged from the last to the first
+    (position-shrinking ones last), so the latest growing orders are the ones rejected,
+    each rejection taken out of the book before the next is judged. A batch whose
+    end book is within every limit therefore passes whatever the sequence of its
+    orders: no buy is refused because the sale that funds it comes later.
 
     ``store`` is the lake holding the central kill switch (read once for the batch)."""
     ts = now or datetime.now(UTC)
     kill = kill_switch_active(limits, store)
-    running = _Book(book)
+    running = _Book(book, limits.tree())
     restricted = set(limits.restricted) | set(book.restricted)
     loss_hit = book.daily_pnl <= -limits.daily_loss_limit_pct * book.nav
-    audit: list[dict[str, object]] = []
-    accepted: list[Order] = []
-    rejected: list[tuple[Order, list[Breach]]] = []
+    seq = list(orders)
+    rows: dict[int, list[dict[str, object]]] = {i: [] for i in range(len(seq))}
+    breaches: dict[int, list[Breach]] = {i: [] for i in range(len(seq))}
 
-    for order in orders:
-        breaches: list[Breach] = []
+    def record(at: int, rule: str, passed: bool, value: float, limit: float, reason: str) -> None:
+        o = seq[at]
+        rows[at].append(
+            {
+                "timestamp": ts,
+                "client_order_id": o.client_order_id,
+                "portfolio_id": o.portfolio_id,
+                "security_id": o.security_id,
+                "rule": rule,
+                "passed": passed,
+                "value": float(value),
+                "limit": float(limit),
+                "reason": "" if passed else reason,
+            }
+        )
+        if not passed:
+            breaches[at].append(Breach(rule, reason))
 
-        def record(rule: str, passed: bool, value: float, limit: float, reason: str) -> None:
-            audit.append(
-                {
-                    "timestamp": ts,
-                    "client_order_id": order.client_order_id,  # noqa: B023
-                    "portfolio_id": order.portfolio_id,  # noqa: B023
-                    "security_id": order.security_id,  # noqa: B023
-                    "rule": rule,
-                    "passed": passed,
-                    "value": float(value),
-                    "limit": float(limit),
-                    "reason": "" if passed else reason,
-                }
-            )
-            if not passed:
-                breaches.append(Breach(rule, reason))  # noqa: B023
-
-        record("kill_switch", kill is None, float(kill is not None), 0.0, kill or "")
-
+    # Order rules, each order alone; the orders passing them enter the batch's book.
+    valid_at: list[int] = []
+    in_book: set[int] = set()
+    for at, order in enumerate(seq):
+        record(at, "kill_switch", kill is None, float(kill is not None), 0.0, kill or "")
         valid = (
             order.side in ("buy", "sell")
             and math.isfinite(order.quantity)
@@ -248,6 +348,7 @@ def check_orders(
             and (order.limit_price is None or order.limit_price > 0)
         )
         record(
+            at,
             "valid_order",
             valid,
             order.quantity,
@@ -256,11 +357,11 @@ def check_orders(
             f"ref={order.reference_price} limit={order.limit_price}",
         )
         if not valid:
-            rejected.append((order, breaches))
             continue
-
+        valid_at.append(at)
         is_restricted = order.security_id in restricted
         record(
+            at,
             "restricted_list",
             not is_restricted,
             float(is_restricted),
@@ -268,6 +369,7 @@ def check_orders(
             f"{order.security_id} is on the restricted list",
         )
         record(
+            at,
             "max_order_notional",
             order.notional <= limits.max_order_notional,
             order.notional,
@@ -275,6 +377,7 @@ def check_orders(
             f"order notional {order.notional:,.0f} exceeds {limits.max_order_notional:,.0f}",
         )
         record(
+            at,
             "max_order_shares",
             order.quantity <= limits.max_order_shares,
             order.quantity,
@@ -283,6 +386,7 @@ def check_orders(
         )
         adv_pct = order.quantity / order.adv if order.adv > 0 else math.inf
         record(
+            at,
             "max_adv_pct",
             adv_pct <= limits.max_adv_pct,
             adv_pct,
@@ -292,6 +396,7 @@ def check_orders(
         close = order.last_close if order.last_close is not None else order.reference_price
         dev = abs(order.price / close - 1.0) if close > 0 else math.inf
         record(
+            at,
             "price_collar",
             dev <= limits.price_collar_pct,
             dev,
@@ -299,41 +404,50 @@ def check_orders(
             f"price {order.price:.4f} is {dev:.1%} from last close {close:.4f} "
             f"(collar {limits.price_collar_pct:.1%})",
         )
+        if order.sector is not None:
+            running.sectors.setdefault(order.security_id, order.sector)
+        if not breaches[at]:
+            in_book.add(at)
+            running.move(order.security_id, order.signed_quantity * order.price)
 
-        delta = {order.security_id: order.signed_quantity * order.price}
-        g0, g1 = running.gross(), running.gross(delta)
+    def shrinks(at: int) -> bool:
+        o = seq[at]
+        held = float(book.positions.get(o.security_id, 0.0))
+        return abs(held + o.signed_quantity) < abs(held)
+
+    # Book rules, last order first (position-shrinking orders judged after the others).
+    for at in sorted(valid_at, key=lambda i: (not shrinks(i), i), reverse=True):
+        order = seq[at]
+        sid = order.security_id
+        delta = order.signed_quantity * order.price
+        now_n = running.notional.get(sid, 0.0)
+        with_n, without_n = (now_n, now_n - delta) if at in in_book else (now_n + delta, now_n)
+        w_with, w_without = with_n / running.nav, without_n / running.nav
+        for name, level, lim in running.chain(sid):
+            for kind in KINDS:
+                if not lim.bounded(kind):
+                    continue
+                change = float(exposure(kind, w_with) - exposure(kind, w_without))
+                if level == "security":
+                    v1, v0 = float(exposure(kind, w_with)), float(exposure(kind, w_without))
+                else:
+                    base = running.node_sum(name, kind)
+                    v1, v0 = (base, base - change) if at in in_book else (base + change, base)
+                lo, hi = lim.lower(kind), lim.upper(kind)
+                excess1 = max(v1 - hi, lo - v1, 0.0)
+                excess0 = max(v0 - hi, lo - v0, 0.0)
+                bound = f"outside [{lo:+.3f}, {hi:+.3f}]" if kind == "net" else f"exceeds {hi:.3f}"
+                record(
+                    at,
+                    rule_name(level, kind),
+                    excess1 <= LIMIT_TOL or excess1 <= excess0,
+                    v1,
+                    lo if v1 < lo else hi,
+                    f"post-trade {name} {kind} {v1:+.4f}×NAV {bound}",
+                )
+        risk_reducing = abs(with_n) < abs(without_n)
         record(
-            "max_gross_exposure",
-            g1 <= limits.max_gross_exposure or g1 <= g0,
-            g1,
-            limits.max_gross_exposure,
-            f"post-trade gross {g1:.3f}×NAV exceeds {limits.max_gross_exposure:.3f}",
-        )
-        n0, n1 = running.net(), running.net(delta)
-        band = limits.net_exposure
-        inside = band.lo <= n1 <= band.hi
-        reduces = abs(n1 - _clip(n1, band.lo, band.hi)) < abs(n0 - _clip(n0, band.lo, band.hi))
-        record(
-            "net_exposure",
-            inside or reduces,
-            n1,
-            band.hi if n1 > band.hi else band.lo,
-            f"post-trade net {n1:+.3f}×NAV outside [{band.lo:+.3f}, {band.hi:+.3f}]",
-        )
-        sector = order.sector or book.sectors.get(order.security_id)
-        if sector is not None:
-            running.sectors.setdefault(order.security_id, sector)
-            lim = limits.sector_overrides.get(sector, limits.max_sector_exposure)
-            s0, s1 = running.sector(sector), running.sector(sector, delta)
-            record(
-                "sector_exposure",
-                abs(s1) <= lim or abs(s1) <= abs(s0),
-                s1,
-                lim,
-                f"post-trade {sector} exposure {s1:+.3f}×NAV exceeds ±{lim:.3f}",
-            )
-        risk_reducing = g1 < g0
-        record(
+            at,
             "daily_loss_limit",
             (not loss_hit) or risk_reducing,
             book.daily_pnl / book.nav,
@@ -341,20 +455,14 @@ def check_orders(
             f"daily loss {book.daily_pnl:,.0f} breached −{limits.daily_loss_limit_pct:.1%} of "
             "NAV; only risk-reducing orders allowed",
         )
+        if breaches[at] and at in in_book:
+            in_book.discard(at)
+            running.move(sid, -delta)
 
-        if breaches:
-            rejected.append((order, breaches))
-        else:
-            accepted.append(order)
-            sid = order.security_id
-            running.notional[sid] = running.notional.get(sid, 0.0) + delta[sid]
-
-    frame = pd.DataFrame(audit, columns=list(AUDIT_COLUMNS))
+    accepted = [seq[i] for i in range(len(seq)) if not breaches[i]]
+    rejected = [(seq[i], breaches[i]) for i in range(len(seq)) if breaches[i]]
+    frame = pd.DataFrame([r for i in range(len(seq)) for r in rows[i]], columns=list(AUDIT_COLUMNS))
     return PreTradeResult(accepted=accepted, rejected=rejected, audit=frame)
-
-
-def _clip(x: float, lo: float, hi: float) -> float:
-    return min(max(x, lo), hi)
 
 
 def with_kill_switch(limits: RiskLimits, engaged: bool = True) -> RiskLimits:
