@@ -51,6 +51,7 @@ from pipelines.lake import Lake
 from pipelines.lake.catalog import get_table
 from pipelines.lake.catalog.audit import LEAK_AUDITS
 from pipelines.pit.history import PanelHistory, load_history
+from pipelines.pit.labels import LabelSet
 from pipelines.pit.lake_panel import INPUT_TABLES, empty_input_tables
 from pipelines.research.stages import (
     DEFAULT_CONFIG,
@@ -106,6 +107,7 @@ class Cause:
 class Difference:
     """The first key (session, then the table's key) where two answers differ."""
 
+    session: dt.date
     key: Mapping[str, str]
     recomputed: str
     other: str
@@ -138,8 +140,8 @@ class Comparison:
             return f"{head} identical: {self.rows} rows over {self.sessions} sessions{extra}"
         key = ", ".join(f"{k}={v}" for k, v in self.first.key.items())
         return (
-            f"{head} LEAK on {self.differing_sessions}/{self.sessions} sessions; first key "
-            f"({key}): recomputed {self.first.recomputed}, {self.against} "
+            f"{head} LEAK on {self.differing_sessions}/{self.sessions} sessions; first on "
+            f"{self.first.session}, key ({key}): recomputed {self.first.recomputed}, {self.against} "
             f"{self.first.other}; cause {self.first.cause.describe()}"
         )
 
@@ -180,9 +182,7 @@ class LeakReport:
             "audited_at": self.audited_at.isoformat(),
             "sessions": self.sessions,
             "verdict": self.verdict,
-            "comparisons": [
-                {**asdict(c), "identical": c.identical} for c in self.comparisons
-            ],
+            "comparisons": [{**asdict(c), "identical": c.identical} for c in self.comparisons],
         }
 
 
@@ -220,10 +220,16 @@ def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
     return np.asarray(equal | missing, dtype=bool)
 
 
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds (for a readable repr)."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
 def _render(row: pd.Series, values: Sequence[str], side: str, present: bool) -> str:
     if not present:
         return "absent"
-    parts = [f"{v}={row[f'{v}_{side}']!r}" for v in values]
+    parts = [f"{v}={_plain(row[f'{v}_{side}'])!r}" for v in values]
     return parts[0].split("=", 1)[1] if len(parts) == 1 else "{" + ", ".join(parts) + "}"
 
 
@@ -285,19 +291,22 @@ def find_cause(
     """The input row that explains a difference on session ``day``: with ``backdated``, a
     row known by ``day``'s cutoff but loaded after ``outputs_ingested`` (when the lake's
     outputs for ``day`` were written); else, or when none, a row valid up to ``day``
-    published after its cutoff. The one about the latest date is named."""
+    published after its cutoff. Rows about ``security`` are looked at first, then any (a
+    cross-sectional output — a market-residual label — moves with every name's input);
+    the one about the latest date is named."""
     cut = pd.Timestamp(decision_cutoff(day))
     tests: list[tuple[str, Callable[[pd.DataFrame], pd.Series]]] = []
     if backdated and outputs_ingested is not None:
         seen = outputs_ingested
-        tests.append(
-            ("backdated", lambda r: (r["known_at"] <= cut) & (r["_ingested_at"] > seen))
-        )
+        tests.append(("backdated", lambda r: (r["known_at"] <= cut) & (r["_ingested_at"] > seen)))
     tests.append(("late_fact", lambda r: r["known_at"] > cut))
-    rows = _input_rows(lake, security, day)
-    for kind, test in tests:
+    scopes = [security, None] if security is not None else [None]
+    read: dict[str | None, list[tuple[str, pd.DataFrame]]] = {}
+    for kind, test, scope in ((k, t, s) for k, t in tests for s in scopes):
+        if scope not in read:
+            read[scope] = _input_rows(lake, scope, day)
         best: tuple[tuple[Any, ...], str, pd.Series] | None = None
-        for name, frame in rows:
+        for name, frame in read[scope]:
             hit = frame[test(frame)] if len(frame) else frame
             if not len(hit):
                 continue
@@ -311,9 +320,7 @@ def find_cause(
             spec = get_table(name)
             key = {k: str(row[k]) for k in spec.key}
             key["valid_date"] = str(row["valid_date"])
-            return Cause(
-                kind, name, key, _stamp(row["known_at"]), _stamp(row["_ingested_at"])
-            )
+            return Cause(kind, name, key, _stamp(row["known_at"]), _stamp(row["_ingested_at"]))
     return Cause(
         "unexplained",
         note="no input fact about this date arrived after it was computed; "
@@ -418,12 +425,8 @@ def audit_leaks(
     hind_specs, _ = partition(specs, empty_input_tables(lake, None))
     session_panel = history.session_panel()
     hind_features = session_features(history, hind_specs) if "features" in stages else {}
-    hind_labels = (
-        {
-            (h, kind): history.label(h, kind)
-            for h in horizons
-            for kind in config.label_kinds
-        }
+    hind_labels: dict[tuple[int, str], LabelSet] = (
+        {(h, kind): history.label(h, kind) for h in horizons for kind in config.label_kinds}
         if "labels" in stages
         else {}
     )
@@ -441,8 +444,15 @@ def audit_leaks(
         pos = session_panel.position(pd.Timestamp(day))
         for stage in stages:
             recomputed, hindsight, first = _run_stage(
-                stage, ctx, session_panel, universe[pos], pos,
-                hind_features, hind_labels, hind_specs, capped,
+                stage,
+                ctx,
+                session_panel,
+                universe[pos],
+                pos,
+                hind_features,
+                hind_labels,
+                hind_specs,
+                capped,
             )
             canon = _canonical(stage, recomputed, day)
             stored = _stored(lake, stage, day, first)
@@ -470,7 +480,7 @@ def audit_leaks(
                             outputs_ingested=ingested,
                             backdated=True,
                         )
-                        lake_tally.first = Difference(found[0], found[1], found[2], cause)
+                        lake_tally.first = Difference(day, found[0], found[1], found[2], cause)
             hind_tally = tallies[(stage, HINDSIGHT)]
             hind_canon = _canonical(stage, hindsight, day)
             hind_tally.sessions += 1
@@ -483,7 +493,7 @@ def audit_leaks(
                 hind_tally.differing += 1
                 if hind_tally.first is None:
                     cause = _hindsight_cause(lake, history, hind_specs, day, found[0])
-                    hind_tally.first = Difference(found[0], found[1], found[2], cause)
+                    hind_tally.first = Difference(day, found[0], found[1], found[2], cause)
         log.info("leak audit %s: %d stage rows recomputed in memory", day, capped.pending_rows())
 
     digest = hashlib.sha256(
@@ -506,7 +516,7 @@ def _run_stage(
     members: np.ndarray,
     pos: int,
     hind_features: Mapping[str, pd.DataFrame],
-    hind_labels: Mapping[tuple[int, str], Any],
+    hind_labels: Mapping[tuple[int, str], LabelSet],
     hind_specs: Mapping[str, FeatureSpec],
     capped: AuditLake,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dt.date]:
@@ -527,7 +537,9 @@ def _run_stage(
                 continue
             values = wide.iloc[pos].to_numpy(dtype=np.float64)[members]
             ok = np.isfinite(values)
-            frames.append(pd.DataFrame({"security_id": secs[ok], "feature": name, "value": values[ok]}))
+            frames.append(
+                pd.DataFrame({"security_id": secs[ok], "feature": name, "value": values[ok]})
+            )
         hindsight = (
             pd.concat(frames, ignore_index=True)
             if frames
@@ -582,9 +594,7 @@ def _hindsight_cause(
             {"feature": name},
             note=f"feature {name}'s value on {day} changes with rows after it (from {nxt})",
         )
-    return find_cause(
-        lake, day, key.get("security_id"), outputs_ingested=None, backdated=False
-    )
+    return find_cause(lake, day, key.get("security_id"), outputs_ingested=None, backdated=False)
 
 
 # --- the record ---------------------------------------------------------------------------

@@ -70,6 +70,9 @@ class _CappedReader(Lake):
         known_at: dt.datetime | None = None,
         valid_date: dt.date | None = None,
         batch_id: str | None = None,
+        row_batch_ids: pa.Array | pa.ChunkedArray | None = None,
+        empty_batch_ids: list[str] | None = None,
+        deleted: bool = False,
     ) -> WriteResult:
         raise AuditWriteError(f"the leak audit never writes to the lake (table {name})")
 
@@ -144,7 +147,13 @@ class AuditLake(Lake):
         known_at: dt.datetime | None = None,
         valid_date: dt.date | None = None,
         batch_id: str | None = None,
+        row_batch_ids: pa.Array | pa.ChunkedArray | None = None,
+        empty_batch_ids: list[str] | None = None,
+        deleted: bool = False,
     ) -> WriteResult:
+        if row_batch_ids is not None or empty_batch_ids or deleted:
+            # ingestion's multi-batch and retraction writes: no research stage makes them
+            raise AuditWriteError(f"the leak audit buffers plain batches only (table {name})")
         return self.buffer.write(
             name, data, known_at=known_at, valid_date=valid_date, batch_id=batch_id
         )

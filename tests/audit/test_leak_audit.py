@@ -63,9 +63,7 @@ def _audit(*extra: str) -> tuple[int, dict[str, Any]]:
 
 
 def _comparison(report: dict[str, Any], stage: str, against: str) -> dict[str, Any]:
-    (found,) = [
-        c for c in report["comparisons"] if c["stage"] == stage and c["against"] == against
-    ]
+    (found,) = [c for c in report["comparisons"] if c["stage"] == stage and c["against"] == against]
     return found
 
 
@@ -101,16 +99,30 @@ def test_audit_names_a_backdated_fact_and_a_feature_reading_ahead(
         filter=_eq("security_id", security),
     )
     printed = row["known_at"][0].as_py()
-    fixed = row.select([c for c in row.column_names if not c.startswith("_") and c not in (
-        "known_at", "valid_year")]).to_pandas()
+    fixed = row.select(
+        [
+            c
+            for c in row.column_names
+            if not c.startswith("_") and c not in ("known_at", "valid_year")
+        ]
+    ).to_pandas()
     fixed["close"] = fixed["close"] * 1.07
     path = tmp_path / "fix.parquet"
     pq.write_table(_arrow(fixed), path)
     when = (printed + dt.timedelta(minutes=1)).isoformat()
     loaded = runner.invoke(
         app,
-        ["lake", "load", "prices", str(path), "--known-at", when, "--backdate",
-         "--reason", "vendor correction"],
+        [
+            "lake",
+            "load",
+            "prices",
+            str(path),
+            "--known-at",
+            when,
+            "--backdate",
+            "--reason",
+            "vendor correction",
+        ],
     )
     assert loaded.exit_code == 0, loaded.output
 
