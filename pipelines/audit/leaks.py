@@ -642,7 +642,7 @@ def last_audit_line(lake: Lake) -> str:
     verdict = "clean" if not len(leaks) else f"{len(leaks)} leaks ({where})"
     first = last.iloc[0]
     return (
-        f"leak audit: last {pd.Timestamp(first['audited_at']).isoformat()} "
+        f"leak audit: last {pd.Timestamp(first['audited_at']):%Y-%m-%d %H:%M} UTC "
         f"over {first['start']}..{first['end']}: {verdict}"
     )
 

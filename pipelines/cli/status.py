@@ -200,7 +200,7 @@ def status(
         _print("Open quarantines", quarantined[cols].astype(str).to_dict("records"))
     from pipelines.audit.leaks import last_audit_line
 
-    console.print(literal(last_audit_line(lake)))
+    console.print(literal(last_audit_line(lake)), soft_wrap=True)
     if runs:
         source, rows = dag_runs()
         _print(f"Last DAG runs ({source})", rows)
