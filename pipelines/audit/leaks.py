@@ -378,7 +378,10 @@ def _stored(lake: Lake, table: str, day: dt.date, first: dt.date) -> pd.DataFram
 def _last_priced(lake: Lake, end: dt.date) -> dt.date:
     """The last session up to :data:`HINDSIGHT_SESSIONS` after ``end`` with a price known."""
     calendar = trading_calendar()
-    far = calendar.offset(end, HINDSIGHT_SESSIONS) if end < calendar.last else end
+    try:
+        far = calendar.offset(end, HINDSIGHT_SESSIONS)
+    except AlphaFactoryError:  # the calendar ends first
+        far = calendar.last
     if lake.table("prices") is None:
         return end
     rng = (pc.field("valid_date") > pa.scalar(end, pa.date32())) & (
