@@ -55,11 +55,13 @@ from pipelines.pit.labels import LabelSet
 from pipelines.pit.lake_panel import INPUT_TABLES, empty_input_tables
 from pipelines.research.stages import (
     DEFAULT_CONFIG,
+    NoChampionError,
     ResearchConfig,
     ResearchContext,
     compute_features,
     compute_labels,
     compute_universe,
+    score_day,
     session_features,
     universe_frame,
 )
@@ -70,8 +72,23 @@ log = logging.getLogger(__name__)
 #: Sessions after the audited range the hindsight history reaches (when priced): a feature
 #: reading up to this many rows ahead shows on every audited session.
 HINDSIGHT_SESSIONS = 21
-STAGES: tuple[str, ...] = ("universe", "features", "labels")
+STAGES: tuple[str, ...] = ("universe", "features", "labels", "scores")
+#: Each stage's output table.
+STAGE_TABLES: Mapping[str, str] = {
+    "universe": "universe",
+    "features": "features",
+    "labels": "labels",
+    "scores": "alpha_scores",
+}
 LAKE, HINDSIGHT = "lake", "hindsight"
+#: What each stage is compared with: scores only with the lake (the research history holds
+#: no scores; a feature leak shows in ``features`` against hindsight).
+COMPARED: Mapping[str, tuple[str, ...]] = {
+    "universe": (LAKE, HINDSIGHT),
+    "features": (LAKE, HINDSIGHT),
+    "labels": (LAKE, HINDSIGHT),
+    "scores": (LAKE,),
+}
 
 
 class AuditRangeError(AlphaFactoryError, ValueError):
@@ -134,7 +151,7 @@ class Comparison:
 
     def describe(self) -> str:
         """One line: identical, or the first differing key and its cause."""
-        head = f"{self.stage:9} {self.table:9} vs {self.against:9}"
+        head = f"{self.stage:9} {self.table:12} vs {self.against:9}"
         if self.first is None:
             extra = f" ({self.note})" if self.note else ""
             return f"{head} identical: {self.rows} rows over {self.sessions} sessions{extra}"
@@ -193,6 +210,7 @@ _SHAPES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "universe": (("security_id",), ("sector", "close", "adv_21d", "market_cap")),
     "features": (("feature", "security_id"), ("value",)),
     "labels": (("label", "security_id"), ("horizon", "value")),
+    "scores": (("security_id",), ("score", "model_id")),
 }
 
 
@@ -394,6 +412,47 @@ def _last_priced(lake: Lake, end: dt.date) -> dt.date:
     return calendar.at_or_before(last) or end
 
 
+@dataclass(frozen=True)
+class _StageRun:
+    """A stage's output as known at the session, its hindsight twin (None: not compared),
+    the first valid date it writes, or why it was skipped."""
+
+    recomputed: pd.DataFrame
+    hindsight: pd.DataFrame | None
+    first: dt.date
+    skipped: str = ""
+
+
+def _against_lake(
+    lake: Lake, tally: _Tally, canon: pd.DataFrame, day: dt.date, first: dt.date
+) -> None:
+    """Compare a stage's recomputed rows with the rows ``day``'s run wrote to the lake."""
+    stage = tally.stage
+    stored = _stored(lake, tally.table, day, first)
+    if stored is None:
+        tally.notes.append("sessions without stored rows skipped")
+        return
+    stored_canon = _canonical(stage, stored, day)
+    mine = canon
+    if stage in ("features", "labels"):
+        # compare what the lake holds: a feature (label) added since is no leak
+        column = _SHAPES[stage][0][0]
+        held = set(stored_canon[column])
+        mine = canon[canon[column].isin(held)].reset_index(drop=True)
+    tally.sessions += 1
+    tally.rows += len(stored_canon)
+    found = first_difference(stage, mine, stored_canon)
+    if found is None:
+        return
+    tally.differing += 1
+    if tally.first is None:
+        ingested = pd.to_datetime(stored["_ingested_at"], utc=True).min()
+        cause = find_cause(
+            lake, day, found[0].get("security_id"), outputs_ingested=ingested, backdated=True
+        )
+        tally.first = Difference(day, found[0], found[1], found[2], cause)
+
+
 def audit_leaks(
     lake: Lake,
     start: dt.date,
@@ -407,6 +466,8 @@ def audit_leaks(
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise AuditRangeError(f"unknown stages {unknown} (known: {', '.join(STAGES)})")
+    # the daily order: scores read the features recomputed before them in the same view
+    stages = [s for s in STAGES if s in stages]
     calendar = trading_calendar()
     sessions = calendar.sessions(start, end)
     if not sessions:
@@ -434,9 +495,9 @@ def audit_leaks(
         else {}
     )
     tallies = {
-        (stage, against): _Tally(stage, stage, against)
+        (stage, against): _Tally(stage, STAGE_TABLES[stage], against)
         for stage in stages
-        for against in (LAKE, HINDSIGHT)
+        for against in COMPARED[stage]
     }
     universe = session_panel.universe()
 
@@ -445,8 +506,14 @@ def audit_leaks(
         capped = AuditLake(lake, cut)
         ctx = ResearchContext(capped, day, config)
         pos = session_panel.position(pd.Timestamp(day))
+        if "scores" in stages:
+            # scores read the session's universe and features from the store: recompute
+            # them in this view first, or the scores would read the lake's stored ones
+            for needed, compute in (("universe", compute_universe), ("features", compute_features)):
+                if needed not in stages:
+                    compute(ctx)
         for stage in stages:
-            recomputed, hindsight, first = _run_stage(
+            run = _run_stage(
                 stage,
                 ctx,
                 session_panel,
@@ -457,35 +524,16 @@ def audit_leaks(
                 hind_specs,
                 capped,
             )
-            canon = _canonical(stage, recomputed, day)
-            stored = _stored(lake, stage, day, first)
-            lake_tally = tallies[(stage, LAKE)]
-            if stored is None:
-                lake_tally.notes.append("sessions without stored rows skipped")
-            else:
-                stored_canon = _canonical(stage, stored, day)
-                mine = canon
-                if stage in ("features", "labels"):
-                    # compare what the lake holds: a feature (label) added since is no leak
-                    held = set(stored_canon[_SHAPES[stage][0][0]])
-                    mine = canon[canon[_SHAPES[stage][0][0]].isin(held)].reset_index(drop=True)
-                lake_tally.sessions += 1
-                lake_tally.rows += len(stored_canon)
-                found = first_difference(stage, mine, stored_canon)
-                if found is not None:
-                    lake_tally.differing += 1
-                    if lake_tally.first is None:
-                        ingested = pd.to_datetime(stored["_ingested_at"], utc=True).min()
-                        cause = find_cause(
-                            lake,
-                            day,
-                            found[0].get("security_id"),
-                            outputs_ingested=ingested,
-                            backdated=True,
-                        )
-                        lake_tally.first = Difference(day, found[0], found[1], found[2], cause)
+            if run.skipped:
+                for against in COMPARED[stage]:
+                    tallies[(stage, against)].notes.append(run.skipped)
+                continue
+            canon = _canonical(stage, run.recomputed, day)
+            _against_lake(lake, tallies[(stage, LAKE)], canon, day, run.first)
+            if run.hindsight is None:
+                continue
             hind_tally = tallies[(stage, HINDSIGHT)]
-            hind_canon = _canonical(stage, hindsight, day)
+            hind_canon = _canonical(stage, run.hindsight, day)
             hind_tally.sessions += 1
             hind_tally.rows += len(hind_canon)
             mine = canon
@@ -522,14 +570,19 @@ def _run_stage(
     hind_labels: Mapping[tuple[int, str], LabelSet],
     hind_specs: Mapping[str, FeatureSpec],
     capped: AuditLake,
-) -> tuple[pd.DataFrame, pd.DataFrame, dt.date]:
-    """(the stage's output as known at the session, the hindsight output, the first valid
-    date the stage writes)."""
+) -> _StageRun:
+    """Run ``stage`` for ``ctx``'s session over the capped lake; its hindsight twin."""
     day = ctx.day
     calendar = trading_calendar()
     if stage == "universe":
         recomputed = compute_universe(ctx)
-        return recomputed, universe_frame(session_panel, day), day
+        return _StageRun(recomputed, universe_frame(session_panel, day), day)
+    if stage == "scores":
+        try:
+            scores = score_day(ctx)
+        except NoChampionError:
+            return _StageRun(pd.DataFrame(), None, day, "sessions without a champion skipped")
+        return _StageRun(scores, None, day)
     if stage == "features":
         recomputed = compute_features(ctx)
         skipped = set(hind_specs) - set(partition(hind_specs, empty_input_tables(capped))[0])
@@ -548,7 +601,7 @@ def _run_stage(
             if frames
             else pd.DataFrame({"security_id": [], "feature": [], "value": []})
         )
-        return recomputed, hindsight, day
+        return _StageRun(recomputed, hindsight, day)
     recomputed = compute_labels(ctx)
     frames = []
     for (h, _kind), label in hind_labels.items():
@@ -575,8 +628,7 @@ def _run_stage(
     if len(recomputed):
         dates = pd.to_datetime(recomputed["valid_date"]).dt.date
         recomputed = recomputed[dates.isin(ends)].reset_index(drop=True)
-    first = min(ends, default=day)
-    return recomputed, hindsight, first
+    return _StageRun(recomputed, hindsight, min(ends, default=day))
 
 
 def _hindsight_cause(

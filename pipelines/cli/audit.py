@@ -31,8 +31,8 @@ def leaks(
     end: Annotated[str, typer.Option("--end", help="Last session, YYYY-MM-DD")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
     stages: Annotated[
-        str, typer.Option("--stages", help="Comma-separated: universe,features,labels")
-    ] = "universe,features,labels",
+        str, typer.Option("--stages", help="Comma-separated: universe,features,labels,scores")
+    ] = "universe,features,labels,scores",
     record_it: Annotated[
         bool,
         typer.Option("--record/--no-record", help="Append the verdict to the lake's leak_audits"),

@@ -85,7 +85,12 @@ def test_audit_names_a_backdated_fact_and_a_feature_reading_ahead(
         c["stage"] + " " + json.dumps(c["first"]) for c in report["comparisons"]
     )
     assert code == 0 and report["sessions"] == 5
-    assert all(c["sessions"] == 5 for c in report["comparisons"])
+    by_stage = {(c["stage"], c["against"]): c for c in report["comparisons"]}
+    assert all(
+        c["sessions"] == 5 and c["rows"] > 0 for k, c in by_stage.items() if k[0] != "scores"
+    )
+    # no model was trained on this lake: nothing to score, said so
+    assert by_stage[("scores", "lake")]["note"] == "sessions without a champion skipped"
     # the audit's recomputations never reached the lake
     assert {t: len(lake.versions(t)) for t in versions} == versions
 

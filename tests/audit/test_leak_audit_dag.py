@@ -55,7 +55,7 @@ def test_weekly_run_records_a_clean_verdict(
     rows = Lake(root).dataset("leak_audits").to_table().to_pandas()
     assert set(rows["start"].astype(str)) == {"2020-02-03"}
     assert set(rows["end"].astype(str)) == {"2020-02-07"}
-    assert set(rows["verdict"]) == {"identical"} and len(rows) == 6
+    assert set(rows["verdict"]) == {"identical"} and len(rows) == 7
     status = CliRunner().invoke(app, ["status", "--no-runs"])
     assert status.exit_code == 0, status.output
     assert "over 2020-02-03..2020-02-07: clean" in status.output
