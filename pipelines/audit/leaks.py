@@ -98,7 +98,8 @@ class AuditRangeError(AlphaFactoryError, ValueError):
 @dataclass(frozen=True)
 class Cause:
     """Why a recomputed output differs: ``kind`` is ``backdated`` (an input row stamped as
-    known by the cutoff but loaded after the session's outputs were written), ``late_fact``
+    known by the cutoff but loaded after the session's outputs were written), ``ambiguous``
+    (two versions of one input fact that no as-of tie-breaker orders), ``late_fact``
     (an input row about a date up to ``D`` published after ``D``'s cutoff), ``reads_ahead``
     (the feature's row ``D`` changes with rows after ``D``) or ``unexplained``."""
 
@@ -111,7 +112,7 @@ class Cause:
 
     def describe(self) -> str:
         """One line: the kind, then the input row or the feature."""
-        if self.kind in ("backdated", "late_fact"):
+        if self.kind in ("backdated", "ambiguous", "late_fact"):
             key = ", ".join(f"{k}={v}" for k, v in self.key.items())
             return (
                 f"{self.kind}: {self.table} row ({key}) known_at {self.known_at}, "
@@ -292,7 +293,7 @@ def _input_rows(lake: Lake, security: str | None, day: dt.date) -> list[tuple[st
         expr = pc.field("valid_date") <= pa.scalar(day, pa.date32())
         if security is not None and "security_id" in spec.column_names:
             expr = expr & (pc.field("security_id") == security)
-        cols = [*spec.key, "valid_date", "known_at", "_ingested_at"]
+        cols = [*spec.key, "valid_date", "known_at", "_ingested_at", "_batch_id"]
         rows = lake.dataset(name).to_table(columns=list(dict.fromkeys(cols)), filter=expr)
         out.append((name, rows.to_pandas()))
     return out
@@ -308,8 +309,9 @@ def find_cause(
 ) -> Cause:
     """The input row that explains a difference on session ``day``: with ``backdated``, a
     row known by ``day``'s cutoff but loaded after ``outputs_ingested`` (when the lake's
-    outputs for ``day`` were written); else, or when none, a row valid up to ``day``
-    published after its cutoff. Rows about ``security`` are looked at first, then any (a
+    outputs for ``day`` were written); else two versions of one fact known by the cutoff
+    that no as-of tie-breaker orders (``ambiguous``: same ``known_at``, ``_ingested_at``
+    and batch); else a row valid up to ``day`` published after its cutoff. Rows about ``security`` are looked at first, then any (a
     cross-sectional output — a market-residual label — moves with every name's input);
     the one about the latest date is named."""
     cut = pd.Timestamp(decision_cutoff(day))
@@ -317,6 +319,9 @@ def find_cause(
     if backdated and outputs_ingested is not None:
         seen = outputs_ingested
         tests.append(("backdated", lambda r: (r["known_at"] <= cut) & (r["_ingested_at"] > seen)))
+    # two versions of one fact indistinguishable by every as-of tie-breaker: which one a
+    # read returns depends on the scan order, so two reads of the same knowledge may differ
+    tests.append(("ambiguous", lambda r: (r["known_at"] <= cut) & r.duplicated(keep=False)))
     tests.append(("late_fact", lambda r: r["known_at"] > cut))
     scopes = [security, None] if security is not None else [None]
     read: dict[str | None, list[tuple[str, pd.DataFrame]]] = {}
