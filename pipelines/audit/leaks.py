@@ -3,7 +3,8 @@
 For each session ``D`` of a range, :func:`audit_leaks` re-runs the research stages of the
 daily loop (:func:`~pipelines.research.stages.compute_universe`,
 :func:`~pipelines.research.stages.compute_features`,
-:func:`~pipelines.research.stages.compute_labels`) over an
+:func:`~pipelines.research.stages.compute_labels`, and
+:func:`~pipelines.research.stages.score_day` when a champion is known then) over an
 :class:`~pipelines.audit.store.AuditLake` capped at ``D``'s decision cutoff (every table as
 known then; writes kept in memory, never committed), and compares what they return with:
 
@@ -11,13 +12,15 @@ known then; writes kept in memory, never committed), and compares what they retu
   ``D``'s own run (``known_at`` = the cutoff). A difference means the lake's answer for
   ``D`` cannot be reproduced from what was known at ``D``: typically an input fact loaded
   *after* ``D``'s outputs were computed but stamped as known before the cutoff (a backdated
-  load, :attr:`Cause.kind` ``backdated``), or one published after the cutoff (``late_fact``);
+  load, :attr:`Cause.kind` ``backdated``), two versions of one fact that no as-of
+  tie-breaker orders (``ambiguous``), or one published after the cutoff (``late_fact``);
 * **hindsight** — the same outputs as the research history computes them for training and
   walk-forwards (:func:`~pipelines.pit.history.load_history` through
   :data:`HINDSIGHT_SESSIONS` sessions after the range, read as known now;
   :func:`~pipelines.research.stages.session_features`): row ``D`` must equal what ``D``'s
   stage computed. A feature whose row ``D`` reads rows after ``D`` differs here
-  (``reads_ahead``): the model trains on values the daily loop can never compute.
+  (``reads_ahead``): the model trains on values the daily loop can never compute. Scores
+  are compared with the lake only (the history holds no scores).
 
 The report names, per stage and output table and per comparison, "identical" or the first
 differing key (session, then the table's key) with both values and the cause: the input row
