@@ -156,6 +156,8 @@ class Comparison:
     def describe(self) -> str:
         """One line: identical, or the first differing key and its cause."""
         head = f"{self.stage:9} {self.table:12} vs {self.against:9}"
+        if self.first is None and self.sessions == 0:
+            return f"{head} not compared ({self.note or 'nothing to compare'})"
         if self.first is None:
             extra = f" ({self.note})" if self.note else ""
             return f"{head} identical: {self.rows} rows over {self.sessions} sessions{extra}"
@@ -678,7 +680,7 @@ def record(lake: Lake, report: LeakReport) -> int:
                 "end": report.end,
                 "sessions": c.sessions,
                 "differing_sessions": c.differing_sessions,
-                "verdict": "identical" if c.identical else "leak",
+                "verdict": "leak" if first else "identical" if c.sessions else "not_compared",
                 "first_key": json.dumps(dict(first.key)) if first else None,
                 "cause_kind": first.cause.kind if first else None,
                 "cause": first.cause.describe() if first else None,

@@ -25,7 +25,7 @@ LEAK_AUDITS = TableSpec(
         column("end", pa.date32(), False, "last audited session"),
         column("sessions", pa.int64(), False, "sessions compared"),
         column("differing_sessions", pa.int64(), False),
-        column("verdict", pa.string(), False, "identical | leak"),
+        column("verdict", pa.string(), False, "identical | leak | not_compared"),
         column("first_key", pa.string(), doc="JSON of the first differing key"),
         column("cause_kind", pa.string(), doc="backdated | late_fact | reads_ahead | unexplained"),
         column("cause", pa.string(), doc="the input fact (table, key, known_at, loaded) or why"),
