@@ -1,4 +1,4 @@
-"""``alphafactory airflow ui``: the four services on the embedded home show the project's
+"""``alphafactory airflow ui``: the four services on the embedded home show the
 project's DAGs (issue 18: the README's recipe showed Airflow's example DAGs, never ours)."""
 
 from __future__ import annotations
