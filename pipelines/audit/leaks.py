@@ -56,6 +56,7 @@ from pipelines.lake.catalog.audit import LEAK_AUDITS
 from pipelines.pit.history import PanelHistory, load_history
 from pipelines.pit.labels import LabelSet
 from pipelines.pit.lake_panel import INPUT_TABLES, empty_input_tables
+from pipelines.pit.panel import Panel
 from pipelines.research.stages import (
     DEFAULT_CONFIG,
     NoChampionError,
@@ -431,6 +432,8 @@ class _StageRun:
     hindsight: pd.DataFrame | None
     first: dt.date
     skipped: str = ""
+    #: valid dates (ISO) hindsight holds for this session (None: all of the stage's rows)
+    hindsight_dates: frozenset[str] | None = None
 
 
 def _against_lake(
@@ -549,6 +552,8 @@ def audit_leaks(
             mine = canon
             if stage == "features":
                 mine = canon[canon["feature"].isin(hind_specs)].reset_index(drop=True)
+            if run.hindsight_dates is not None:
+                mine = mine[mine["valid_date"].isin(run.hindsight_dates)].reset_index(drop=True)
             found = first_difference(stage, mine, hind_canon)
             if found is not None:
                 hind_tally.differing += 1
@@ -573,7 +578,7 @@ def audit_leaks(
 def _run_stage(
     stage: str,
     ctx: ResearchContext,
-    session_panel: Any,
+    session_panel: Panel,
     members: np.ndarray,
     pos: int,
     hind_features: Mapping[str, pd.DataFrame],
@@ -633,12 +638,11 @@ def _run_stage(
         )
     hindsight = pd.concat(frames, ignore_index=True) if frames else recomputed.iloc[0:0]
     # the stage also writes the labels of late sessions it catches up on: hindsight holds
-    # each label once, at its own horizon's date, so compare those dates only
+    # each label once, at its own horizon's date, so it is compared on those dates only
     ends = {calendar.offset(day, -h) for h in {h for h, _ in hind_labels}}
-    if len(recomputed):
-        dates = pd.to_datetime(recomputed["valid_date"]).dt.date
-        recomputed = recomputed[dates.isin(ends)].reset_index(drop=True)
-    return _StageRun(recomputed, hindsight, min(ends, default=day))
+    written = [pd.Timestamp(d).date() for d in recomputed["valid_date"]] if len(recomputed) else []
+    first = min([*ends, *written], default=day)
+    return _StageRun(recomputed, hindsight, first, "", frozenset(str(d) for d in ends))
 
 
 def _hindsight_cause(
