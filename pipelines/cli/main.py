@@ -13,6 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from pipelines.cli.airflow import airflow_app
+from pipelines.cli.audit import audit_app
 from pipelines.cli.backtest import backtest
 from pipelines.cli.contracts import contracts_app
 from pipelines.cli.demo import demo
@@ -74,6 +75,7 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(research_app, name="research")
 app.add_typer(kill_switch_app, name="kill-switch")
+app.add_typer(audit_app, name="audit")
 app.command("demo")(demo)
 app.command("report")(report)
 app.command("backtest")(backtest)

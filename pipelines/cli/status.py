@@ -23,6 +23,7 @@ DAG_IDS = (
     "model_retrain",
     "portfolio_rebalance",
     "lake_maintenance",
+    "leak_audit",
 )
 
 
@@ -176,7 +177,8 @@ def _print(title: str, rows: list[dict[str, Any]]) -> None:
 def status(
     runs: bool = True,
 ) -> None:
-    """Print table freshness with last validation, open quarantines and the last DAG runs."""
+    """Print table freshness with last validation, open quarantines, the last leak audit
+    and the last DAG runs."""
     from pipelines.lake import Lake
 
     lake = Lake.from_settings()
@@ -196,6 +198,9 @@ def status(
     else:
         cols = ["quarantine_id", "valid_date", "feed", "file_name", "rules", "message"]
         _print("Open quarantines", quarantined[cols].astype(str).to_dict("records"))
+    from pipelines.audit.leaks import last_audit_line
+
+    console.print(literal(last_audit_line(lake)), soft_wrap=True)
     if runs:
         source, rows = dag_runs()
         _print(f"Last DAG runs ({source})", rows)

@@ -11,7 +11,8 @@ One module per area, in the order data flows through the platform:
 * :mod:`~pipelines.lake.catalog.risk` — the kill switch's audited state;
 * :mod:`~pipelines.lake.catalog.execution` — orders, fills, positions, cash, TCA, audit;
 * :mod:`~pipelines.lake.catalog.daily` — the end-of-session book and the stages' working state;
-* :mod:`~pipelines.lake.catalog.backtest` — backtest runs and their equity curves.
+* :mod:`~pipelines.lake.catalog.backtest` — backtest runs and their equity curves;
+* :mod:`~pipelines.lake.catalog.audit` — the leak audit's verdicts.
 
 The modules hold plain :class:`~pipelines.lake.spec.TableSpec` constants (import them from
 here, e.g. ``from pipelines.lake.catalog.execution import ORDERS``); this package collects
@@ -26,6 +27,7 @@ from contextlib import contextmanager
 from types import ModuleType
 
 from pipelines.lake.catalog import (
+    audit,
     backtest,
     daily,
     execution,
@@ -47,6 +49,7 @@ _MODULES: tuple[ModuleType, ...] = (
     execution,
     daily,
     backtest,
+    audit,
 )
 
 
