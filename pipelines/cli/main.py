@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from pipelines.cli.airflow import airflow_app
-from pipelines.cli.backtest import backtest
+from pipelines.cli.backtest import backtest_app
 from pipelines.cli.contracts import contracts_app
 from pipelines.cli.demo import demo
 from pipelines.cli.ingest import ingest_app, quarantine_app
@@ -76,7 +76,7 @@ app.add_typer(research_app, name="research")
 app.add_typer(kill_switch_app, name="kill-switch")
 app.command("demo")(demo)
 app.command("report")(report)
-app.command("backtest")(backtest)
+app.add_typer(backtest_app, name="backtest")
 app.command("status")(status)
 
 

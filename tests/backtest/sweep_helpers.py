@@ -1,0 +1,36 @@
+"""The small sweep the end-to-end sweep tests run: eight variants on a small market."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import yaml
+
+#: Eight variants on a small market, six sessions each: minutes, not hours.
+GRID = {
+    "name": "e2e",
+    "start": "2024-05-24",
+    "end": "2024-05-31",
+    "config": {"lookback_sessions": 40, "record_portfolio_tables": False},
+    "grid": {
+        "policy.risk_aversion": [5, 20],
+        "policy.cost_aversion": [0.5, 2.0],
+        "alpha_ic": [0.02, 0.05],
+    },
+}
+#: The simulated market (``simulated_lake`` keywords).
+MARKET = {
+    "universe": 25,
+    "start": dt.date(2024, 2, 1),
+    "end": dt.date(2024, 6, 7),
+    "signal": 0.3,
+    "seed": 3,
+}
+
+
+def write_grid(folder: Path, grid: dict[str, object] | None = None) -> Path:
+    """``folder/grid.yaml`` holding ``grid`` (default :data:`GRID`)."""
+    path = folder / "grid.yaml"
+    path.write_text(yaml.safe_dump(GRID if grid is None else grid))
+    return path
