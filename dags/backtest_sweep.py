@@ -52,26 +52,15 @@ with DAG(
         from pipelines.backtest.sweep import run_variant
         from pipelines.lake import Lake
 
-        result = run_variant(Lake.from_settings(), _sweep(), variant_id)
-        return {
-            "variant_id": result.variant_id,
-            "run_id": result.run_id,
-            "sharpe": result.metrics.get("sharpe"),
-            "reused": result.reused,
-        }
+        return dict(run_variant(Lake.from_settings(), _sweep(), variant_id).summary())
 
     @task
-    def compare(done: list[dict[str, Any]]) -> dict[str, Any]:
+    def compare(done: Any) -> dict[str, Any]:
         """Rank the variants; write the comparison report; return where it is."""
         from pipelines.backtest.sweep import write_comparison
         from pipelines.lake import Lake
 
-        report = write_comparison(Lake.from_settings(), _sweep())
-        return {
-            "report": report.report_path,
-            "variants": len(done),
-            "best": report.comparison.best,
-            "best_deflated_sharpe": report.comparison.best_deflated_sharpe,
-        }
+        del done  # the results are read from the variants' folders
+        return dict(write_comparison(Lake.from_settings(), _sweep()).summary())
 
     compare(backtest.expand(variant_id=variants()))

@@ -271,10 +271,10 @@ def signal_statistics(
         bucket_returns, index=days, columns=[f"Q{q + 1}" for q in range(quantiles)]
     )
     cumulative = (1.0 + buckets.fillna(0.0)).cumprod() - 1.0
-    rank_sd = float(np.std(rank_a, ddof=1)) if len(rank_a) > 1 else math.nan
-    spread = (
-        float(cumulative.iloc[-1, -1] - cumulative.iloc[-1, 0]) if len(cumulative) else math.nan
-    )
+    finite = rank_a[np.isfinite(rank_a)]
+    rank_sd = float(np.std(finite, ddof=1)) if len(finite) > 1 else math.nan
+    final = cumulative.to_numpy(dtype=float)[-1] if len(cumulative) else np.array([math.nan])
+    spread = float(final[-1] - final[0])
     stats = SignalStats(
         days=len(rank_a),
         ic_mean=_finite_mean(ic_a),
@@ -306,7 +306,7 @@ def load_run_scores(lake: Lake, run_id: str, start: dt.date, end: dt.date) -> pd
         columns=["portfolio_id", "name", "version", "payload"],
         filter=(pc.field("portfolio_id") == run_id) & (pc.field("name") == "scores"),
     ).to_pylist()
-    latest: dict[object, tuple[int, bytes]] = {}
+    latest: dict[dt.date, tuple[int, bytes]] = {}
     for row in rows:
         day, version = row["valid_date"], int(row["version"])
         if day not in latest or version > latest[day][0]:

@@ -374,6 +374,15 @@ class VariantResult:
     report_path: str | None
     reused: bool = False
 
+    def summary(self) -> dict[str, Any]:
+        """A small JSON-safe summary (NaN as None): what the DAG's task returns."""
+        return {
+            "variant_id": self.variant_id,
+            "run_id": self.run_id,
+            "sharpe": _json_float(self.metrics.get("sharpe", math.nan)),
+            "reused": self.reused,
+        }
+
     def to_json(self) -> str:
         curve = self.curve.assign(date=[str(pd.Timestamp(d).date()) for d in self.curve["date"]])
         return json.dumps(
@@ -655,8 +664,10 @@ def render_comparison(sweep: Sweep, results: list[VariantResult], comparison: Co
     fig, ax = h.figure(7.2, 3.4)
     by_id = {r.variant_id: r for r in results}
     for vid in t["variant"]:
-        c = by_id[vid].curve
-        ax.plot(pd.to_datetime(c["date"]), c["nav"] / c["nav"].iloc[0] if len(c) else [], lw=1)
+        curve = by_id[vid].curve
+        if len(curve):
+            nav = curve["nav"].to_numpy(float)
+            ax.plot(pd.to_datetime(curve["date"]), nav / nav[0], lw=1)
     ax.set_title("NAV of every variant (first session = 1)")
     fig.autofmt_xdate()
     chart = h.png(fig)
@@ -678,6 +689,15 @@ class SweepReport:
 
     report_path: str
     comparison: Comparison
+
+    def summary(self) -> dict[str, Any]:
+        """A small JSON-safe summary (NaN as None): what the DAG's task returns."""
+        return {
+            "report": self.report_path,
+            "variants": self.comparison.n_trials,
+            "best": self.comparison.best,
+            "best_deflated_sharpe": _json_float(self.comparison.best_deflated_sharpe),
+        }
 
 
 def write_comparison(lake: Lake, sweep: Sweep) -> SweepReport:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -20,7 +21,7 @@ GRID = {
     },
 }
 #: The simulated market (``simulated_lake`` keywords).
-MARKET = {
+MARKET: dict[str, Any] = {
     "universe": 25,
     "start": dt.date(2024, 2, 1),
     "end": dt.date(2024, 6, 7),

@@ -1,5 +1,5 @@
 """``alphafactory airflow ui``: the four services on the embedded home show the project's
-five DAGs (issue 18: the README's recipe showed Airflow's example DAGs, never ours)."""
+six DAGs (issue 18: the README's recipe showed Airflow's example DAGs, never ours)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ PROJECT_DAGS = {
     "portfolio_rebalance",
     "model_retrain",
     "lake_maintenance",
+    "backtest_sweep",
 }
 
 
@@ -111,7 +112,7 @@ def test_airflow_ui_shows_the_project_dags_and_stops_cleanly(tmp_path: Path) -> 
             return ids if ids >= PROJECT_DAGS else None
 
         # The project's DAGs, parsed by the DAG processor from dags/; no example DAG.
-        assert _wait("the five DAGs", dag_ids, proc) == PROJECT_DAGS
+        assert _wait("the six DAGs", dag_ids, proc) == PROJECT_DAGS
         pools = _request(f"{base}/api/v2/pools", token=token)["pools"]
         assert {"solver", "broker"} <= {p["name"] for p in pools}  # scheduled runs need them
         # The command's own health poll runs on its own clock (a loaded CI machine answered

@@ -47,7 +47,7 @@ _LOCAL_SETTINGS = '''"""Test-only cluster policy of tests/production/test_sweep_
 QUEUES = {queues!r}
 
 
-def task_instance_mutation_hook(task_instance):
+def task_instance_mutation_hook(task_instance, dag_run=None):
     """The sweep's mapped backtests alternate between the workers' queues."""
     if task_instance.dag_id != {dag_id!r}:
         return
