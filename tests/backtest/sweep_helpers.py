@@ -8,18 +8,21 @@ from typing import Any
 
 import yaml
 
-#: Eight variants on a small market, six sessions each: minutes, not hours.
-GRID = {
+_AXES: dict[str, list[float]] = {
+    "policy.risk_aversion": [5, 20],
+    "policy.cost_aversion": [0.5, 2.0],
+    "alpha_ic": [0.02, 0.05],
+}
+#: Eight variants on a small market, five sessions each: minutes, not hours.
+GRID: dict[str, Any] = {
     "name": "e2e",
     "start": "2024-05-24",
     "end": "2024-05-31",
     "config": {"lookback_sessions": 40, "record_portfolio_tables": False},
-    "grid": {
-        "policy.risk_aversion": [5, 20],
-        "policy.cost_aversion": [0.5, 2.0],
-        "alpha_ic": [0.02, 0.05],
-    },
+    "grid": _AXES,
 }
+#: Four of them: the embedded end-to-end test (the Celery one runs all eight).
+SMALL_GRID = {**GRID, "grid": {k: v for k, v in _AXES.items() if k != "alpha_ic"}}
 #: The simulated market (``simulated_lake`` keywords).
 MARKET: dict[str, Any] = {
     "universe": 25,
