@@ -641,6 +641,15 @@ def render_comparison(sweep: Sweep, results: list[VariantResult], comparison: Co
         "the returns' skew and kurtosis. Below 0.95 the ranking may be luck.</p>"
     )
     shown = t.copy()
+    shown.insert(
+        shown.columns.get_loc("sharpe_ci_low"),
+        "sharpe 95% CI",
+        [
+            f"{h.fmt(lo, 2)} … {h.fmt(hi, 2)}"
+            for lo, hi in zip(t["sharpe_ci_low"], t["sharpe_ci_high"], strict=True)
+        ],
+    )
+    shown = shown.drop(columns=["sharpe_ci_low", "sharpe_ci_high"])
     for c in (
         "cagr",
         "annual_return",
@@ -657,7 +666,9 @@ def render_comparison(sweep: Sweep, results: list[VariantResult], comparison: Co
             "annual_vol": "vol %",
             "max_drawdown": "max drawdown %",
             "turnover": "turnover/day %",
-            "excess_vs_equal_weight": "excess vs equal-weight % (arith.)",
+            "excess_vs_equal_weight": "excess vs EW % (arith.)",
+            "ir_vs_equal_weight": "IR vs EW",
+            "beta_vs_cap_weighted": "beta vs CW",
         }
     )
     ranking = h.table(shown, left=["variant", "parameters", "run_id"], sortable=True)
