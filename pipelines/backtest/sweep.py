@@ -642,7 +642,7 @@ def render_comparison(sweep: Sweep, results: list[VariantResult], comparison: Co
     )
     shown = t.copy()
     shown.insert(
-        shown.columns.get_loc("sharpe_ci_low"),
+        list(shown.columns).index("sharpe_ci_low"),
         "sharpe 95% CI",
         [
             f"{h.fmt(lo, 2)} … {h.fmt(hi, 2)}"
