@@ -341,7 +341,9 @@ def analyse_run(lake: Lake, run_id: str, daily: pd.DataFrame, quantiles: int = 5
     # One session past the end: the last session's scores earn the next session's return.
     cal = trading_calendar()
     after = cal.offset(last, 1) if last < cal.last else last
-    panel = build_panel(lake, first, after)
+    # One session before the start: the first session's cap weights are the day before's.
+    before = cal.offset(first, -1) if first > cal.first else first
+    panel = build_panel(lake, before, after)
     bench = universe_benchmarks(panel.ret, panel.market_cap)
     returns = pd.Series(daily["ret"].to_numpy(float), index=pd.to_datetime(daily["date"]))
     bench = bench.reindex(returns.index)
