@@ -149,9 +149,20 @@ def sweep(
         Path, typer.Option("--grid", help="Sweep grid YAML (pipelines/backtest/sweep.py)")
     ],
     show_log: Annotated[bool, typer.Option(help="print Airflow's output")] = False,
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--scheduler",
+            help="run on the embedded scheduler and LocalExecutor (variants in parallel, "
+            "the run in the Airflow UI) instead of in one process (dag.test)",
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option(help="--scheduler: API server port")] = 8080,
+    timeout: Annotated[float, typer.Option(help="--scheduler: seconds before giving up")] = 86400.0,
 ) -> None:
     """Backtest every variant of GRID through Airflow's ``backtest_sweep`` DAG (one mapped
-    task per variant, embedded: ``dag.test()``), then print where the comparison report is."""
+    task per variant; embedded: ``dag.test()``, or the scheduler and LocalExecutor with
+    ``--scheduler``), then print where the comparison report is."""
     from pipelines.backtest.sweep import DAG_ID, load_grid, report_uri
     from pipelines.orchestration.airflow_env import run_dag_test
 
@@ -166,16 +177,94 @@ def sweep(
     )
     for v in plan.variants:
         console.print(f"  {v.variant_id}  {v.label()}", highlight=False)
-    # A manual run "now": each sweep is its own DAG run (a session date would collide).
-    when = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    result = run_dag_test(DAG_ID, when, plan.to_conf(), timeout=24 * 3600)
-    if show_log:
-        typer.echo(result.output)
-    colour = "green" if result.ok else "red"
-    console.print(f"[{colour}]{DAG_ID}: {result.state}[/{colour}] in {result.seconds:.1f}s")
-    failed = sorted(t for t, s in result.task_states.items() if s != "success")
-    if not result.ok:
+    if scheduler:
+        started = time.perf_counter()
+        state, task_states = _run_on_scheduler(DAG_ID, plan.to_conf(), port, timeout)
+        seconds = time.perf_counter() - started
+    else:
+        # A manual run "now": each sweep is its own DAG run (a session date would collide).
+        when = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        result = run_dag_test(DAG_ID, when, plan.to_conf(), timeout=timeout)
+        if show_log:
+            typer.echo(result.output)
+        state, task_states, seconds = result.state, result.task_states, result.seconds
+    ok = state == "success"
+    colour = "green" if ok else "red"
+    console.print(f"[{colour}]{DAG_ID}: {state}[/{colour}] in {seconds:.1f}s")
+    failed = sorted(t for t, s in task_states.items() if s != "success")
+    if not ok:
         console.print(f"tasks not successful: {', '.join(failed) or '(none recorded)'}")
         console.print("rerun to retry: finished variants are reused")
         raise typer.Exit(1)
     console.print(f"report: {report_uri(lake, plan)}", highlight=False)
+
+
+def _run_on_scheduler(
+    dag_id: str, conf: dict[str, object], port: int, timeout: float
+) -> tuple[str, dict[str, str]]:
+    """Trigger one run of ``dag_id`` with ``conf`` on the embedded Airflow's scheduler and
+    LocalExecutor (API server, scheduler and DAG processor started for it, stopped after);
+    return its final state and its task instances' states."""
+    import secrets
+
+    from pipelines.cli.airflow import vendor_state_dir
+    from pipelines.orchestration.airflow_env import (
+        airflow_cli,
+        airflow_environment,
+        create_pools,
+    )
+    from pipelines.orchestration.backfill import unpause
+    from pipelines.orchestration.ui import AirflowServices
+
+    environment = airflow_environment(vendor_state_dir=vendor_state_dir())
+    create_pools(environment)
+    # The scheduler runs the DAG as serialized in the DB: write it before triggering.
+    airflow_cli(environment, "dags", "reserialize", timeout=600)
+    unpause(environment, dag_id)
+    run_id = f"sweep__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}_{secrets.token_hex(3)}"
+    airflow_cli(
+        environment, "dags", "trigger", dag_id, "--run-id", run_id, "--conf", json.dumps(conf)
+    )
+    console.print(f"triggered {dag_id} run {run_id}", highlight=False)
+    services = AirflowServices(
+        environment, port=port, services=("api-server", "scheduler", "dag-processor")
+    )
+    db = environment.values["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    deadline = time.monotonic() + timeout
+    with services:
+        services.wait_healthy(300.0)
+        while True:
+            state, tasks = _run_state(db, dag_id, run_id)
+            if state in ("success", "failed"):
+                return state, tasks
+            if dead := services.exited():
+                name, code = next(iter(dead.items()))
+                raise AirflowRunError(f"airflow {name} exited with code {code}; run {run_id}")
+            if time.monotonic() > deadline:
+                raise AirflowRunError(f"{dag_id} run {run_id} not finished after {timeout:.0f}s")
+            time.sleep(5.0)
+
+
+class AirflowRunError(AlphaFactoryError):
+    """A DAG run on the embedded scheduler could not finish."""
+
+
+def _run_state(db_url: str, dag_id: str, run_id: str) -> tuple[str, dict[str, str]]:
+    """The run's state and ``{task[index]: state}`` from the embedded SQLite DB (read-only:
+    an ``airflow`` command per poll would cost seconds of CPU the tasks need)."""
+    import contextlib
+    import sqlite3
+
+    if not db_url.startswith("sqlite:///"):
+        raise AirflowRunError(f"--scheduler runs on the embedded SQLite DB, not {db_url}")
+    uri = f"file:{db_url.removeprefix('sqlite:///')}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
+        row = conn.execute(
+            "SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+        ).fetchone()
+        tasks = conn.execute(
+            "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
+            (dag_id, run_id),
+        ).fetchall()
+    states = {(t if int(i) < 0 else f"{t}[{i}]"): str(s) for t, i, s in tasks}
+    return (str(row[0]) if row else "not created"), states

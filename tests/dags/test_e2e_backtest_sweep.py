@@ -1,8 +1,8 @@
 """``alphafactory backtest sweep --grid FILE`` through Airflow, embedded (``dag.test()``):
 one mapped task per variant (four here; eight on two Celery workers in
 tests/production/test_sweep_celery.py), each variant's result in the lake and its own
-folder, one comparison report; a second run of the same grid reuses every variant
-(issue 16)."""
+folder, one comparison report; a second run of the same grid, on the embedded scheduler
+and LocalExecutor (``--scheduler``), reuses every variant (issue 16)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from pipelines.backtest.sweep import load_grid, sweep_folder
 from pipelines.cli.main import app
 from pipelines.lake import Lake
+from pipelines.net import free_port
 from pipelines.timeline import ALL_DATES, LATEST
 from tests.backtest.sweep_helpers import GRID, MARKET, SMALL_GRID, write_grid
 
@@ -57,9 +58,15 @@ def test_sweep_through_airflow_embedded(
     one = Path(f"{lake.location.root}/reports/backtest-{runs['run_id'].iloc[0]}.html")
     assert "Against the universe" in one.read_text() and "rank IC t-stat" in one.read_text()
 
-    # The same grid again: every variant reused (no new run in the lake), same report.
-    again = CliRunner().invoke(app, ["backtest", "sweep", "--grid", str(grid)])
+    # The same grid again, on the scheduler and LocalExecutor this time: every variant
+    # reused (no new run in the lake), the same report.
+    started = time.perf_counter()
+    again = CliRunner().invoke(
+        app, ["backtest", "sweep", "--grid", str(grid), "--scheduler", "--port", str(free_port())]
+    )
+    print(f"again on the scheduler: {time.perf_counter() - started:.1f}s")
     assert again.exit_code == 0, again.output
+    assert "backtest_sweep: success" in again.output
     runs_after = lake.as_of("backtest_runs", known_at=LATEST, valid_at=ALL_DATES).to_pandas()
     assert len(runs_after) == 4
     assert report.read_text() == text
