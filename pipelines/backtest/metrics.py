@@ -18,11 +18,16 @@ With NAV ``V_t`` (``V_0`` = starting capital) and daily return ``r_t = V_t / V_{
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from pipelines.lake import Lake
 
 PERIODS = 252
 
@@ -121,3 +126,232 @@ def compute_metrics(daily: pd.DataFrame, initial_capital: float) -> Metrics:
         mean_ic=float(np.mean(ic)) if len(ic) else math.nan,
         ic_ir=float(np.mean(ic)) / ic_sd if ic_sd and math.isfinite(ic_sd) else math.nan,
     )
+
+
+# --- benchmark-relative figures --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchmarkRelative:
+    """The book against one benchmark's daily returns (fractions, annualised with 252):
+    ``excess_return`` = 252 · mean(r − b) (arithmetic), ``tracking_error`` = √252 ·
+    std(r − b), ``information_ratio`` = excess / tracking error, ``beta`` = cov(r, b) /
+    var(b) (``empyrical``), ``correlation``, and the benchmark's own CAGR."""
+
+    benchmark: str
+    sessions: int
+    excess_return: float
+    tracking_error: float
+    information_ratio: float
+    beta: float
+    correlation: float
+    benchmark_cagr: float
+
+    def to_dict(self) -> dict[str, float | str | int]:
+        return asdict(self)
+
+
+def benchmark_relative(
+    returns: pd.Series, benchmark: pd.Series, name: str = "benchmark"
+) -> BenchmarkRelative:
+    """:class:`BenchmarkRelative` over the dates both series have (finite values)."""
+    import empyrical as ep
+
+    both = pd.concat([returns.astype(float), benchmark.astype(float)], axis=1, join="inner")
+    both = both.replace([np.inf, -np.inf], np.nan).dropna()
+    n = len(both)
+    if n < 3:
+        nan = math.nan
+        return BenchmarkRelative(name, n, nan, nan, nan, nan, nan, nan)
+    r, b = both.iloc[:, 0], both.iloc[:, 1]
+    active = r - b
+    te = float(active.std(ddof=1)) * math.sqrt(PERIODS)
+    excess = float(active.mean()) * PERIODS
+    growth = float(np.prod(1.0 + b.to_numpy()))
+    return BenchmarkRelative(
+        benchmark=name,
+        sessions=n,
+        excess_return=excess,
+        tracking_error=te,
+        information_ratio=excess / te if te > 0 else math.nan,
+        beta=float(ep.beta(r, b)),
+        correlation=float(r.corr(b)),
+        benchmark_cagr=growth ** (PERIODS / n) - 1.0 if growth > 0 else -1.0,
+    )
+
+
+def universe_benchmarks(returns: pd.DataFrame, market_cap: pd.DataFrame) -> pd.DataFrame:
+    """Daily returns of the equal-weight and the cap-weighted universe (columns
+    ``equal_weight``, ``cap_weighted``) from wide ``returns`` and ``market_cap`` (rows =
+    sessions, columns = securities, NaN = not listed). Cap weights are the previous
+    session's caps (known before the day's return); a session without them is NaN."""
+    ret = returns.astype(float)
+    cap = market_cap.reindex_like(ret).astype(float)
+    equal = ret.mean(axis=1, skipna=True)
+    weights = cap.shift(1).where(cap.shift(1) > 0)
+    ok = weights.notna() & ret.notna()
+    num = (weights * ret).where(ok).sum(axis=1, min_count=1)
+    den = weights.where(ok).sum(axis=1, min_count=1)
+    return pd.DataFrame({"equal_weight": equal, "cap_weighted": num / den})
+
+
+# --- signal statistics -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignalStats:
+    """The scores of each session against the next session's returns.
+
+    ``ic`` is the daily Pearson correlation, ``rank_ic`` the Spearman one; their t-stats
+    are mean / (std / √days); ``icir_annual`` = √252 · mean(rank IC) / std(rank IC);
+    ``rank_autocorrelation`` is the mean Spearman correlation of consecutive sessions'
+    scores (1 = the ranking never changes: low turnover); ``quantile_spread`` the
+    cumulative return of the top minus the bottom quantile portfolio."""
+
+    days: int
+    ic_mean: float
+    ic_tstat: float
+    rank_ic_mean: float
+    rank_ic_tstat: float
+    icir_annual: float
+    rank_autocorrelation: float
+    quantile_spread: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+def _finite_mean(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(np.mean(x)) if len(x) else math.nan
+
+
+def _tstat(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    if len(x) < 2:
+        return math.nan
+    sd = float(np.std(x, ddof=1))
+    return float(np.mean(x)) / (sd / math.sqrt(len(x))) if sd > 0 else math.nan
+
+
+def signal_statistics(
+    scores: pd.DataFrame, forward_returns: pd.DataFrame, quantiles: int = 5
+) -> tuple[SignalStats, pd.DataFrame]:
+    """:class:`SignalStats` and the quantile portfolios' cumulative returns.
+
+    ``scores`` and ``forward_returns`` are wide (rows = sessions, columns = securities):
+    row ``t`` of ``forward_returns`` is the return earned from session ``t`` to the next
+    one. Quantile ``q`` (1 = lowest scores) holds its names equally weighted; the second
+    frame has one column per quantile (cumulative return, rows = sessions)."""
+    days = scores.index.intersection(forward_returns.index)
+    cols = scores.columns.intersection(forward_returns.columns)
+    s = scores.loc[days, cols].astype(float)
+    f = forward_returns.loc[days, cols].astype(float)
+    ic, rank_ic, autocorr = [], [], []
+    bucket_returns: list[list[float]] = []
+    previous: pd.Series | None = None
+    for day in days:
+        pair = pd.concat([s.loc[day], f.loc[day]], axis=1, keys=["s", "f"]).dropna()
+        row = [math.nan] * quantiles
+        if len(pair) >= max(5, quantiles):
+            ic.append(float(pair["s"].corr(pair["f"])))
+            rank_ic.append(float(pair["s"].rank().corr(pair["f"].rank())))
+            labels = pd.qcut(pair["s"].rank(method="first"), quantiles, labels=False)
+            means = pair["f"].groupby(labels).mean()
+            row = [float(means.get(q, math.nan)) for q in range(quantiles)]
+        bucket_returns.append(row)
+        today = s.loc[day].dropna()
+        if previous is not None:
+            both = pd.concat([previous, today], axis=1, join="inner")
+            if len(both) >= 5:
+                autocorr.append(float(both.iloc[:, 0].rank().corr(both.iloc[:, 1].rank())))
+        previous = today
+    ic_a, rank_a = np.array(ic, dtype=float), np.array(rank_ic, dtype=float)
+    buckets = pd.DataFrame(
+        bucket_returns, index=days, columns=[f"Q{q + 1}" for q in range(quantiles)]
+    )
+    cumulative = (1.0 + buckets.fillna(0.0)).cumprod() - 1.0
+    finite = rank_a[np.isfinite(rank_a)]
+    rank_sd = float(np.std(finite, ddof=1)) if len(finite) > 1 else math.nan
+    final = cumulative.to_numpy(dtype=float)[-1] if len(cumulative) else np.array([math.nan])
+    spread = float(final[-1] - final[0])
+    stats = SignalStats(
+        days=len(rank_a),
+        ic_mean=_finite_mean(ic_a),
+        ic_tstat=_tstat(ic_a),
+        rank_ic_mean=_finite_mean(rank_a),
+        rank_ic_tstat=_tstat(rank_a),
+        icir_annual=_finite_mean(rank_a) / rank_sd * math.sqrt(PERIODS)
+        if rank_sd and math.isfinite(rank_sd)
+        else math.nan,
+        rank_autocorrelation=float(np.mean(autocorr)) if autocorr else math.nan,
+        quantile_spread=spread,
+    )
+    return stats, cumulative
+
+
+def load_run_scores(lake: Lake, run_id: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """The scores a backtest run decided on, wide (rows = sessions, columns = securities),
+    from its ``stage_state`` rows (one read)."""
+    import pickle
+
+    import pyarrow.compute as pc
+
+    from pipelines.timeline import LATEST
+
+    rows = lake.as_of(
+        "stage_state",
+        known_at=LATEST,
+        valid_at=(start, end),
+        columns=["portfolio_id", "name", "version", "payload"],
+        filter=(pc.field("portfolio_id") == run_id) & (pc.field("name") == "scores"),
+    ).to_pylist()
+    latest: dict[dt.date, tuple[int, bytes]] = {}
+    for row in rows:
+        day, version = row["valid_date"], int(row["version"])
+        if day not in latest or version > latest[day][0]:
+            latest[day] = (version, row["payload"])
+    series = {}
+    for day, (_, payload) in sorted(latest.items()):
+        frame = pickle.loads(payload)  # written by this codebase's own research stage
+        series[pd.Timestamp(day)] = frame.set_index("security_id")["score"].astype(float)
+    return pd.DataFrame(series).T.sort_index() if series else pd.DataFrame()
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What a backtest report adds when it can read the lake: benchmark-relative figures
+    (equal-weight and cap-weighted universe), signal statistics and quantile portfolios."""
+
+    benchmarks: list[BenchmarkRelative]
+    benchmark_returns: pd.DataFrame
+    signal: SignalStats | None
+    quantiles: pd.DataFrame
+
+
+def analyse_run(lake: Lake, run_id: str, daily: pd.DataFrame, quantiles: int = 5) -> Analysis:
+    """:class:`Analysis` of run ``run_id`` whose equity curve is ``daily``."""
+    if daily.empty:
+        return Analysis([], pd.DataFrame(), None, pd.DataFrame())
+    from pipelines.pit.lake_panel import build_panel
+    from pipelines.timeline import trading_calendar
+
+    first = pd.Timestamp(daily["date"].iloc[0]).date()
+    last = pd.Timestamp(daily["date"].iloc[-1]).date()
+    # One session past the end: the last session's scores earn the next session's return.
+    cal = trading_calendar()
+    after = cal.offset(last, 1) if last < cal.last else last
+    # One session before the start: the first session's cap weights are the day before's.
+    before = cal.offset(first, -1) if first > cal.first else first
+    panel = build_panel(lake, before, after)
+    bench = universe_benchmarks(panel.ret, panel.market_cap)
+    returns = pd.Series(daily["ret"].to_numpy(float), index=pd.to_datetime(daily["date"]))
+    bench = bench.reindex(returns.index)
+    rel = [benchmark_relative(returns, bench[c], c) for c in bench.columns]
+    scores = load_run_scores(lake, run_id, first, last)
+    if scores.empty:
+        return Analysis(rel, bench, None, pd.DataFrame())
+    forward = panel.ret.shift(-1)
+    forward.columns = forward.columns.astype(str)
+    stats, cumulative = signal_statistics(scores, forward, quantiles)
+    return Analysis(rel, bench, stats, cumulative)

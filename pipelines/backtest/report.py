@@ -1,17 +1,25 @@
-"""The backtest's HTML report: metrics, equity curve, drawdown, turnover and IC."""
+"""The backtest's HTML report: metrics, equity curve, drawdown, turnover and IC; with an
+:class:`~pipelines.backtest.metrics.Analysis`, also the book against the equal-weight and
+cap-weighted universe and the signal's statistics (IC, rank IC, ICIR, quantile portfolios,
+rank autocorrelation)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from pipelines.backtest.metrics import Metrics
+from pipelines.backtest.metrics import Analysis, Metrics
 from pipelines.daily.config import DailyConfig
+from pipelines.lake import Lake
 from pipelines.report import html as h
 
 
 def render_backtest_report(
-    run_id: str, config: DailyConfig, daily: pd.DataFrame, metrics: Metrics
+    run_id: str,
+    config: DailyConfig,
+    daily: pd.DataFrame,
+    metrics: Metrics,
+    analysis: Analysis | None = None,
 ) -> str:
     m = metrics
     head = h.cards(
@@ -58,17 +66,77 @@ def render_backtest_report(
         fig.autofmt_xdate()
         charts.append(h.png(fig))
     statistics = _statistics(daily, charts)
+    extra = _analysis_sections(analysis, charts) if analysis is not None else []
     grid = '<div class="grid">' + "".join(f"<div>{c}</div>" for c in charts) + "</div>"
     return h.page(
         f"Backtest {run_id}",
         f"policy {config.policy}, limits {config.limits}, capital {config.initial_capital:,.0f}",
         [
             ("Metrics", head),
+            *extra,
             ("Charts", grid),
             ("Statistics", statistics),
             ("Daily", h.table(daily, max_rows=400, left=["date"])),
         ],
     )
+
+
+def _analysis_sections(analysis: Analysis, charts: list[str]) -> list[tuple[str, str]]:
+    """Benchmark-relative and signal sections (a quantile chart appended to ``charts``)."""
+    rows = [
+        {
+            "benchmark": b.benchmark.replace("_", "-"),
+            "sessions": b.sessions,
+            "excess return % (arith., annual)": round(100 * b.excess_return, 3),
+            "tracking error %": round(100 * b.tracking_error, 3),
+            "information ratio": b.information_ratio,
+            "beta": b.beta,
+            "correlation": b.correlation,
+            "benchmark CAGR %": round(100 * b.benchmark_cagr, 3),
+        }
+        for b in analysis.benchmarks
+    ]
+    sections = [
+        (
+            "Against the universe",
+            h.table(pd.DataFrame(rows), left=["benchmark"])
+            + '<p class="note">Equal-weight: every priced security, equally weighted, each '
+            "session; cap-weighted: by the previous session's market cap.</p>",
+        )
+    ]
+    s = analysis.signal
+    if s is None:
+        sections.append(("Signal", '<p class="note">No scores recorded for this run.</p>'))
+        return sections
+    signal = h.cards(
+        [
+            ("days", str(s.days)),
+            ("mean IC", h.fmt(s.ic_mean, 3)),
+            ("IC t-stat", h.fmt(s.ic_tstat, 3)),
+            ("mean rank IC", h.fmt(s.rank_ic_mean, 3)),
+            ("rank IC t-stat", h.fmt(s.rank_ic_tstat, 3)),
+            ("ICIR (annualised)", h.fmt(s.icir_annual, 3)),
+            ("rank autocorrelation", h.fmt(s.rank_autocorrelation, 3)),
+            ("top − bottom quantile (cum.)", h.pct(s.quantile_spread)),
+        ]
+    )
+    q = analysis.quantiles
+    if len(q):
+        fig, ax = h.figure(6.4, 2.6)
+        for col in q.columns:
+            ax.plot(q.index, 100 * q[col].to_numpy(float), label=str(col), lw=1)
+        ax.legend(fontsize=7, ncol=len(q.columns))
+        ax.set_title("Quantile portfolios: cumulative return (%), Q1 = lowest scores")
+        fig.autofmt_xdate()
+        charts.append(h.png(fig))
+    note = (
+        "<p class=\"note\">Each session's scores against the next session's total returns: "
+        "IC (Pearson) and rank IC (Spearman) with t = mean / (sd / √days); ICIR = √252 · "
+        "mean / sd of the rank IC; rank autocorrelation = Spearman correlation of "
+        "consecutive sessions' scores.</p>"
+    )
+    sections.append(("Signal", signal + note))
+    return sections
 
 
 def _statistics(daily: pd.DataFrame, charts: list[str]) -> str:
@@ -117,7 +185,33 @@ def write_backtest_report(
     daily: pd.DataFrame,
     metrics: Metrics,
     storage_options: dict[str, str] | None = None,
+    analysis: Analysis | None = None,
 ) -> str:
     """Write the report to ``uri`` (a local path or ``s3://``); return ``uri``."""
-    text = render_backtest_report(run_id, config, daily, metrics)
+    text = render_backtest_report(run_id, config, daily, metrics, analysis)
     return h.write_document(uri, text, storage_options)
+
+
+def write_analysed_report(
+    lake: Lake,
+    run_id: str,
+    config: DailyConfig,
+    daily: pd.DataFrame,
+    metrics: Metrics,
+) -> tuple[str, Analysis]:
+    """The report with the run's :class:`Analysis` (read from the lake), written where
+    ``run_backtest`` writes it, ``<lake root>/reports/backtest-<run id>.html``; returns
+    the path and the analysis."""
+    from pipelines.backtest.metrics import analyse_run
+
+    analysis = analyse_run(lake, run_id, daily)
+    path = write_backtest_report(
+        f"{lake.location.root}/reports/backtest-{run_id}.html",
+        run_id,
+        config,
+        daily,
+        metrics,
+        lake.location.options(),
+        analysis,
+    )
+    return path, analysis

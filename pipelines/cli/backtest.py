@@ -1,4 +1,5 @@
-"""``alphafactory backtest --start D1 --end D2 [--config FILE] [--buffer-sessions K] [--resume]``."""
+"""``alphafactory backtest --start D1 --end D2 [--config FILE] [--buffer-sessions K] [--resume]``
+and ``alphafactory backtest sweep --grid FILE`` (a parameter grid through Airflow)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,17 @@ from pipelines.timeline import LATEST, trading_calendar
 
 console = Console()
 
+backtest_app = typer.Typer(
+    help="Backtest the daily loop over the lake's history; `sweep` runs a parameter grid.",
+    invoke_without_command=True,
+)
 
+
+@backtest_app.callback()
 def backtest(
-    start: Annotated[str, typer.Option("--start", help="First session, YYYY-MM-DD")],
-    end: Annotated[str, typer.Option("--end", help="Last session, YYYY-MM-DD")],
+    ctx: typer.Context,
+    start: Annotated[str | None, typer.Option("--start", help="First session, YYYY-MM-DD")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last session, YYYY-MM-DD")] = None,
     config: Annotated[Path | None, typer.Option(help="Daily config YAML")] = None,
     buffer_sessions: Annotated[
         int | None,
@@ -49,6 +57,10 @@ def backtest(
     ] = False,
 ) -> None:
     """Run the daily loop's stages session by session over the lake's history (paper broker)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if start is None or end is None:
+        raise typer.BadParameter("--start and --end are required (or: backtest sweep --grid FILE)")
     from pipelines.backtest import run_backtest
     from pipelines.backtest.run import DEFAULT_BUFFER_SESSIONS
     from pipelines.daily.config import DailyConfig
@@ -83,13 +95,18 @@ def backtest(
             progress=tick,
             buffer_sessions=DEFAULT_BUFFER_SESSIONS if buffer_sessions is None else buffer_sessions,
             resume=resume,
+            # Written below, with the benchmark-relative and signal sections (lake reads).
+            write_report=False,
         )
+    from pipelines.backtest.report import write_analysed_report
+
+    report_path, _ = write_analysed_report(lake, result.run_id, cfg, result.daily, result.metrics)
     console.print(f"run {result.run_id}: {result.start} → {result.end}")
     if result.resumed_after is not None:
         console.print(f"resumed after {result.resumed_after}")
     console.print_json(json.dumps(result.metrics.to_dict()))
     console.print(f"result hash {result.result_hash}")
-    console.print(f"report: {result.report_path}")
+    console.print(f"report: {report_path}")
 
 
 #: Sessions of prices a backtest needs before its first session (a month: the risk model
@@ -124,3 +141,130 @@ def _check_history(lake: Lake, first: dt.date, lookback: int) -> None:
         f"a backtest from {first} needs {lookback} sessions of prices before it and the "
         f"lake's prices start on {days[0]}: start on or after {earliest}"
     )
+
+
+@backtest_app.command("sweep")
+def sweep(
+    grid: Annotated[
+        Path, typer.Option("--grid", help="Sweep grid YAML (pipelines/backtest/sweep.py)")
+    ],
+    show_log: Annotated[bool, typer.Option(help="print Airflow's output")] = False,
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--scheduler",
+            help="run on the embedded scheduler and LocalExecutor (variants in parallel, "
+            "the run in the Airflow UI) instead of in one process (dag.test)",
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option(help="--scheduler: API server port")] = 8080,
+    timeout: Annotated[float, typer.Option(help="--scheduler: seconds before giving up")] = 86400.0,
+) -> None:
+    """Backtest every variant of GRID through Airflow's ``backtest_sweep`` DAG (one mapped
+    task per variant; embedded: ``dag.test()``, or the scheduler and LocalExecutor with
+    ``--scheduler``), then print where the comparison report is."""
+    from pipelines.backtest.sweep import DAG_ID, load_grid, report_uri
+    from pipelines.orchestration.airflow_env import run_dag_test
+
+    plan = load_grid(grid)
+    lake = Lake.from_settings()
+    first, _ = parse_session_range(plan.start.isoformat(), plan.end.isoformat())
+    cfg_lookback = int(plan.base.get("lookback_sessions", MIN_HISTORY_SESSIONS))
+    _check_history(lake, first, min(cfg_lookback, MIN_HISTORY_SESSIONS))
+    console.print(
+        f"sweep {plan.sweep_id}: {len(plan.variants)} variants, {plan.start} → {plan.end}",
+        highlight=False,
+    )
+    for v in plan.variants:
+        console.print(f"  {v.variant_id}  {v.label()}", highlight=False)
+    if scheduler:
+        started = time.perf_counter()
+        state, task_states = _run_on_scheduler(DAG_ID, plan.to_conf(), port, timeout)
+        seconds = time.perf_counter() - started
+    else:
+        # A manual run "now": each sweep is its own DAG run (a session date would collide).
+        when = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        result = run_dag_test(DAG_ID, when, plan.to_conf(), timeout=timeout)
+        if show_log:
+            typer.echo(result.output)
+        state, task_states, seconds = result.state, result.task_states, result.seconds
+    ok = state == "success"
+    colour = "green" if ok else "red"
+    console.print(f"[{colour}]{DAG_ID}: {state}[/{colour}] in {seconds:.1f}s")
+    failed = sorted(t for t, s in task_states.items() if s != "success")
+    if not ok:
+        console.print(f"tasks not successful: {', '.join(failed) or '(none recorded)'}")
+        console.print("rerun to retry: finished variants are reused")
+        raise typer.Exit(1)
+    console.print(f"report: {report_uri(lake, plan)}", highlight=False)
+
+
+def _run_on_scheduler(
+    dag_id: str, conf: dict[str, object], port: int, timeout: float
+) -> tuple[str, dict[str, str]]:
+    """Trigger one run of ``dag_id`` with ``conf`` on the embedded Airflow's scheduler and
+    LocalExecutor (API server, scheduler and DAG processor started for it, stopped after);
+    return its final state and its task instances' states."""
+    import secrets
+
+    from pipelines.cli.airflow import vendor_state_dir
+    from pipelines.orchestration.airflow_env import (
+        airflow_cli,
+        airflow_environment,
+        create_pools,
+    )
+    from pipelines.orchestration.backfill import unpause
+    from pipelines.orchestration.ui import AirflowServices
+
+    environment = airflow_environment(vendor_state_dir=vendor_state_dir())
+    create_pools(environment)
+    # The scheduler runs the DAG as serialized in the DB: write it before triggering.
+    airflow_cli(environment, "dags", "reserialize", timeout=600)
+    unpause(environment, dag_id)
+    run_id = f"sweep__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}_{secrets.token_hex(3)}"
+    airflow_cli(
+        environment, "dags", "trigger", dag_id, "--run-id", run_id, "--conf", json.dumps(conf)
+    )
+    console.print(f"triggered {dag_id} run {run_id}", highlight=False)
+    services = AirflowServices(
+        environment, port=port, services=("api-server", "scheduler", "dag-processor")
+    )
+    db = environment.values["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    deadline = time.monotonic() + timeout
+    with services:
+        services.wait_healthy(300.0)
+        while True:
+            state, tasks = _run_state(db, dag_id, run_id)
+            if state in ("success", "failed"):
+                return state, tasks
+            if dead := services.exited():
+                name, code = next(iter(dead.items()))
+                raise AirflowRunError(f"airflow {name} exited with code {code}; run {run_id}")
+            if time.monotonic() > deadline:
+                raise AirflowRunError(f"{dag_id} run {run_id} not finished after {timeout:.0f}s")
+            time.sleep(5.0)
+
+
+class AirflowRunError(AlphaFactoryError):
+    """A DAG run on the embedded scheduler could not finish."""
+
+
+def _run_state(db_url: str, dag_id: str, run_id: str) -> tuple[str, dict[str, str]]:
+    """The run's state and ``{task[index]: state}`` from the embedded SQLite DB (read-only:
+    an ``airflow`` command per poll would cost seconds of CPU the tasks need)."""
+    import contextlib
+    import sqlite3
+
+    if not db_url.startswith("sqlite:///"):
+        raise AirflowRunError(f"--scheduler runs on the embedded SQLite DB, not {db_url}")
+    uri = f"file:{db_url.removeprefix('sqlite:///')}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
+        row = conn.execute(
+            "SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+        ).fetchone()
+        tasks = conn.execute(
+            "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
+            (dag_id, run_id),
+        ).fetchall()
+    states = {(t if int(i) < 0 else f"{t}[{i}]"): str(s) for t, i, s in tasks}
+    return (str(row[0]) if row else "not created"), states

@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 
 from pipelines.cli.airflow import airflow_app
 from pipelines.cli.audit import audit_app
-from pipelines.cli.backtest import backtest
+from pipelines.cli.backtest import backtest_app
 from pipelines.cli.contracts import contracts_app
 from pipelines.cli.demo import demo
 from pipelines.cli.ingest import ingest_app, quarantine_app
@@ -78,7 +78,7 @@ app.add_typer(kill_switch_app, name="kill-switch")
 app.add_typer(audit_app, name="audit")
 app.command("demo")(demo)
 app.command("report")(report)
-app.command("backtest")(backtest)
+app.add_typer(backtest_app, name="backtest")
 app.command("status")(status)
 
 

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import pipelines.backtest
+import pipelines.backtest.report
 from pipelines.backtest.run import DEFAULT_BUFFER_SESSIONS
 from pipelines.cli import backtest as backtest_cli
 from pipelines.cli.main import app
@@ -46,9 +47,14 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
             result_hash="h",
             report_path=None,
             resumed_after=resumed,
+            daily=None,
         )
 
     monkeypatch.setattr(pipelines.backtest, "run_backtest", fake)
+    # The report (its lake reads) has its own tests (tests/backtest/test_backtest.py).
+    monkeypatch.setattr(
+        pipelines.backtest.report, "write_analysed_report", lambda *a: ("r.html", None)
+    )
     # The lake is empty here: the history check has its own test (test_bad_input.py).
     monkeypatch.setattr(backtest_cli, "_check_history", lambda *a: None)
     return seen
@@ -59,6 +65,8 @@ def test_resume_and_buffer_sessions_reach_the_backtest(calls: list[dict[str, Any
     result = runner.invoke(app, [*args, "--resume", "--buffer-sessions", "5"])
     assert result.exit_code == 0, result.output
     assert (calls[-1]["resume"], calls[-1]["buffer_sessions"]) == (True, 5)
+    assert calls[-1]["write_report"] is False  # the CLI writes it, with the lake's analysis
+    assert "report: r.html" in result.stdout
     assert "resumed after 2024-05-03" in result.stdout
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output

@@ -60,7 +60,10 @@ def _refused(args: list[str]) -> str:
             "ends before it starts",
         ),
         (["lake", "history", "prices", "--key", "secid="], "both sides"),
-        (["airflow", "dags-test", "no_such_dag", "2024-06-03"], "the DAGs are daily_research"),
+        (
+            ["airflow", "dags-test", "no_such_dag", "2024-06-03"],
+            "the DAGs are backtest_sweep, daily_research",
+        ),
         (["research", "features", "2027-06-17"], "is in the future"),
         (["research", "score", "2024-06-08"], "nearest: 2024-06-07"),
         (["ingest", "day", "--date", "2024-06-08"], "nearest: 2024-06-07"),

@@ -28,6 +28,7 @@ PROJECT_DAGS = {
     "model_retrain",
     "lake_maintenance",
     "leak_audit",
+    "backtest_sweep",
 }
 
 
