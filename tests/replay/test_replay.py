@@ -3,13 +3,13 @@
 
 One simulated market (seed 8, 40 names) with planted events in held names: splits
 (2:1 on 2024-05-20, 1:2 on 2024-05-29, 2:1 on 2024-06-04) and acquisitions (delistings
-on 2024-05-24 and 2024-06-05). On it:
+on 2024-05-24 and 2024-06-05), each in a name the portfolio holds then. On it:
 
 * a 20-session backtest (2024-05-13..2024-06-10, the backtest's buffered store, its warm
   optimizer chain across sessions): every session's replay is bit-identical — risk model,
   targets, orders, pre-trade verdicts — the delisting and split sessions among them;
 * the live daily loop (``run_day`` with the file-backed paper broker, as the DAG's tasks
-  run the stages) for 2024-06-03..2024-06-05, recording the risk and target tables: each
+  run the stages) for 2024-05-29..2024-06-05, recording the risk and target tables: each
   session's replay is bit-identical, the 06-05 delisting and the 06-04 split included;
 * a scratch copy of the lake with one stored target rewritten: the replay names the
   table, the security and the column; the original lake is untouched by every replay.
@@ -45,13 +45,15 @@ pytestmark = [pytest.mark.unit, pytest.mark.slow]
 
 START, END = dt.date(2024, 1, 2), dt.date(2024, 6, 28)
 BT_FIRST, BT_LAST = dt.date(2024, 5, 13), dt.date(2024, 6, 10)
-LIVE_DAYS = (dt.date(2024, 6, 3), dt.date(2024, 6, 4), dt.date(2024, 6, 5))
+LIVE_DAYS = tuple(trading_calendar().sessions(dt.date(2024, 5, 29), dt.date(2024, 6, 5)))
 SPLITS = {
     "S000001": (dt.date(2024, 5, 20), 2.0),
     "S000002": (dt.date(2024, 5, 29), 0.5),
     "S000003": (dt.date(2024, 6, 4), 2.0),
 }
-DELISTINGS = {"S000038": dt.date(2024, 5, 24), "S000039": dt.date(2024, 6, 5)}
+#: Names the backtest holds on 2024-05-23 and the live loop on 2024-06-04 (the plants do
+#: not change any decision before them).
+DELISTINGS = {"S000037": dt.date(2024, 5, 24), "S000036": dt.date(2024, 6, 5)}
 LIVE = DailyConfig(lookback_sessions=60)
 BACKTEST = LIVE.model_copy(update={"record_portfolio_tables": False})
 
@@ -173,8 +175,7 @@ def test_every_session_of_a_backtest_replays_bit_identical(world: dict[str, Any]
     assert _versions(lake) == before, "a replay wrote to the lake"
     _assert_identical(results)
     # The events this test is about happened to held names inside the run.
-    delisted = _delisted_holdings(lake, run_id, DELISTINGS["S000038"])
-    assert delisted == ["S000038"]
+    assert _delisted_holdings(lake, run_id, DELISTINGS["S000037"]) == ["S000037"]
     for sid, (ex, _) in SPLITS.items():
         assert sid in _held_before(lake, run_id, ex), (sid, ex)
     # Warm starts: the backtest's sessions after its first solve warm-started, and the
@@ -197,7 +198,7 @@ def test_live_sessions_replay_bit_identical(world: dict[str, Any]) -> None:
     results = replay_sessions(lake, list(LIVE_DAYS), pid)
     assert _versions(lake) == before, "a replay wrote to the lake"
     _assert_identical(results)
-    assert _delisted_holdings(lake, pid, DELISTINGS["S000039"]) == ["S000039"]
+    assert _delisted_holdings(lake, pid, DELISTINGS["S000036"]) == ["S000036"]
     assert "S000003" in _held_before(lake, pid, SPLITS["S000003"][0])
     for r in results:  # the live loop records the risk and target tables: compared too
         compared = {a.artefact: a.compared for a in r.artefacts}
