@@ -385,7 +385,9 @@ def optimize(ctx: DayContext) -> dict[str, Any]:
 
     # What a replay needs to decide again exactly: the settings in force (the files are
     # not versioned) and the solve this one's warm start follows.
-    ctx.state.put("session_config", {**session_settings(ctx.config), "warm_after": _warm_after(ctx)})
+    ctx.state.put(
+        "session_config", {**session_settings(ctx.config), "warm_after": _warm_after(ctx)}
+    )
     model: RiskModel = ctx.state.get("risk_model")
     scores: pd.DataFrame = ctx.state.get("scores")
     book = current_book(ctx)

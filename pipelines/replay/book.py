@@ -47,7 +47,9 @@ class RecordedBook:
         latest = ours.sort_values("valid_date").groupby("security_id").tail(1)
         #: Our own book: the latest recorded quantity per security on or before the day.
         self.ours = {
-            str(s): float(q) for s, q in zip(latest["security_id"], latest["quantity"], strict=True) if q
+            str(s): float(q)
+            for s, q in zip(latest["security_id"], latest["quantity"], strict=True)
+            if q
         }
         cash_book = lake.as_of(
             "cash", known_at=known, valid_at=(day - _LOOKBACK, day), filter=flt

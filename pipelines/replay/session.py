@@ -203,8 +203,8 @@ def _context(lake: Lake, node: Node, fallback: DailyConfig) -> _Session:
 def _broker_name(lake: Lake, portfolio_id: str, day: dt.date) -> str:
     """The venue the session's orders were recorded for (its reconciliation's broker)."""
     rec = read_day(lake, "reconciliation", day, portfolio_id, known_at=decision_cutoff(day))
-    names = rec["broker"].dropna().astype(str).unique() if len(rec) else []
-    return str(names[0]) if len(names) else "paper"
+    names: list[str] = sorted(rec["broker"].dropna().astype(str).unique()) if len(rec) else []
+    return names[0] if names else "paper"
 
 
 def _decide(session: _Session) -> None:
@@ -386,7 +386,9 @@ def _rows(store: Store, name: str, valid: dt.date, flt: Any) -> pd.DataFrame:
 
 def sessions_of(lake: Lake, portfolio_id: str, start: dt.date, end: dt.date) -> list[dt.date]:
     """The sessions in ``[start, end]`` that have a run of ``portfolio_id`` in the lake."""
-    return [d for d in trading_calendar().sessions(start, end) if run_started(lake, portfolio_id, d)]
+    return [
+        d for d in trading_calendar().sessions(start, end) if run_started(lake, portfolio_id, d)
+    ]
 
 
 __all__ = [

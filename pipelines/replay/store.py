@@ -47,6 +47,7 @@ class ReplayStore:
         # held is a no-op, as in the lake, but it is still what the session decided).
         self._asked: dict[str, list[pa.Table]] = {}
         self._answers: dict[str, dict[tuple[object, ...], pa.Table]] = {}
+        self._before_ids: dict[str, set[str]] = {}
 
     def __repr__(self) -> str:
         return f"ReplayStore({self.lake!r}, cutoff={self.cutoff.isoformat()})"
@@ -86,12 +87,18 @@ class ReplayStore:
             return False
         if self.before is None:
             return True
-        rows = self.lake.dataset(name, refresh=False).to_table(
-            columns=["_ingested_at"], filter=pc.field("_batch_id") == batch_id
-        )
-        return bool(rows.num_rows) and bool(
-            pc.any(pc.less(rows.column("_ingested_at"), pa.scalar(self.before, _TS))).as_py()
-        )
+        return batch_id in self._committed_before(name)
+
+    def _committed_before(self, name: str) -> set[str]:
+        """The table's batch ids with rows committed before the session's run (one scan)."""
+        found = self._before_ids.get(name)
+        if found is None:
+            rows = self.lake.dataset(name, refresh=False).to_table(
+                columns=["_batch_id"],
+                filter=pc.field("_ingested_at") < pa.scalar(self.before, _TS),
+            )
+            found = self._before_ids[name] = set(pc.unique(rows.column("_batch_id")).to_pylist())
+        return found
 
     def written(self) -> WrittenRows:
         """A read-only view of every batch the stages wrote through this store (kept, or
