@@ -218,13 +218,21 @@ class DayContext:
         """The portfolio policy the session decides under."""
         from pipelines.portfolio.policy import load_policy
 
-        return self.pinned_policy or load_policy(self.config.policy)
+        return (
+            self.pinned_policy
+            if self.pinned_policy is not None
+            else load_policy(self.config.policy)
+        )
 
     def limits(self) -> RiskLimits:
         """The pre-trade limits the session checks against."""
         from pipelines.risk.pretrade import load_limits
 
-        return self.pinned_limits or load_limits(self.config.limits)
+        return (
+            self.pinned_limits
+            if self.pinned_limits is not None
+            else load_limits(self.config.limits)
+        )
 
 
 # --- stages -------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def first_difference(stored: Any, replayed: Any, path: str = "") -> str | None:
     if isinstance(stored, float | np.floating) or isinstance(replayed, float | np.floating):
         if _same_float(float(stored), float(replayed)):
             return None
-        return f"{here}: stored {stored!r} != replayed {replayed!r}"
+        return f"{here}: stored {float(stored)!r} != replayed {float(replayed)!r}"
     if _missing(stored) and _missing(replayed):
         return None
     try:
@@ -118,7 +118,7 @@ def _array_difference(a: np.ndarray, b: np.ndarray, here: str) -> str | None:
     where = tuple(int(i) for i in np.argwhere(~same)[0]) if (~same).any() else ()
     if not where:  # NaN payloads differ: the bits, not the values
         return f"{here}: stored and replayed bytes differ (NaN payloads)"
-    return f"{here}{list(where)}: stored {a[where]!r} != replayed {b[where]!r}"
+    return f"{here}{list(where)}: stored {a[where].item()!r} != replayed {b[where].item()!r}"
 
 
 def _frame_difference(a: pd.DataFrame, b: pd.DataFrame, here: str) -> str | None:
