@@ -59,7 +59,7 @@ def replay(
         for r in results:
             typer.echo(
                 f"{r.portfolio_id} {r.session} (orders for {r.trade_date}): "
-                f"book from {r.book_source}; settings {r.settings}; "
+                f"book from {r.book_source} ({r.book_check}); settings {r.settings}; "
                 f"{len(r.warm_chain)} earlier solve(s) re-run for the warm start"
             )
             if r.skipped:

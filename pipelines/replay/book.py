@@ -72,6 +72,19 @@ class RecordedBook:
         theirs = cash_row["theirs"].dropna()
         self._cash = float(theirs.iloc[0]) if len(theirs) else self.our_cash
 
+    def check(self) -> str:
+        """Whether our own positions book agrees with the broker's as recorded (a line)."""
+        if self.source != "reconciliation":
+            return "our positions book (no reconciliation recorded for the session)"
+        off = sorted(
+            s
+            for s in set(self.ours) | set(self._positions)
+            if self.ours.get(s, 0.0) != self._positions.get(s, 0.0)
+        )
+        if off:
+            return f"our positions differ from the broker's on {len(off)} name(s): {off[:5]}"
+        return f"our positions agree with the broker's ({len(self._positions)} names)"
+
     # ---- what the decision reads ----------------------------------------------------------
 
     def positions(self, account: str) -> dict[str, float]:

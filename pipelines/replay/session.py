@@ -88,6 +88,8 @@ class SessionReplay:
     book_source: str
     #: ``recorded`` (the session's own config, policy and limits) or ``current``.
     settings: str
+    #: Whether our own positions book agreed with the broker's book the replay used.
+    book_check: str = ""
     #: The solves re-run before this one to rebuild the optimizer's warm start.
     warm_chain: tuple[tuple[str, dt.date], ...] = ()
     skipped: str | None = None
@@ -290,6 +292,7 @@ def _replay_one(lake: Lake, session: _Session, chain: tuple[Node, ...]) -> Sessi
         trade_date=ctx.trade_date,
         book_source=session.book.source,
         settings=session.settings,
+        book_check=session.book.check(),
         warm_chain=chain,
         skipped=ctx.skip_reason,
     )

@@ -164,6 +164,7 @@ def _assert_identical(results: list[SessionReplay]) -> None:
         bad = {a.artefact: a.difference for a in r.artefacts if not a.identical}
         assert not bad, f"{r.portfolio_id} {r.session}: {bad}"
         assert r.book_source == "reconciliation" and r.settings.startswith("recorded"), r
+        assert r.book_check.startswith("our positions agree"), r.book_check
 
 
 def test_every_session_of_a_backtest_replays_bit_identical(world: dict[str, Any]) -> None:
