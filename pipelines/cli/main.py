@@ -21,6 +21,7 @@ from pipelines.cli.ingest import ingest_app, quarantine_app
 from pipelines.cli.kill_switch import kill_switch_app
 from pipelines.cli.lake import lake_app
 from pipelines.cli.quiet import quiet_libraries
+from pipelines.cli.replay import replay
 from pipelines.cli.report import report
 from pipelines.cli.research import research_app
 from pipelines.cli.status import status
@@ -79,6 +80,7 @@ app.add_typer(audit_app, name="audit")
 app.command("demo")(demo)
 app.command("report")(report)
 app.add_typer(backtest_app, name="backtest")
+app.command("replay")(replay)
 app.command("status")(status)
 
 

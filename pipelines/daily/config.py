@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -116,3 +116,34 @@ class DailyConfig(BaseModel):
         """Short stable hash of every field."""
         payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _settings_file(name_or_path: str, folder: Path) -> Path:
+    """The YAML file a policy or limits name resolves to (as their loaders resolve it)."""
+    p = Path(name_or_path)
+    return folder / f"{name_or_path}.yaml" if not p.suffix else p
+
+
+def session_settings(config: DailyConfig) -> dict[str, Any]:
+    """What a session decides under, as a record (stage state ``session_config``): the
+    config's fields, and the text and sha256 of the policy and limits files it names.
+
+    The files are not versioned in the lake; recording their text with each session lets
+    a replay (:mod:`pipelines.replay`) decide under the policy and limits in force then,
+    even after the files changed.
+    """
+    from pipelines.portfolio.policy import POLICY_DIR
+    from pipelines.risk.pretrade import LIMITS_DIR
+
+    record: dict[str, Any] = {"config": config.model_dump(mode="json")}
+    for kind, name, folder in (
+        ("policy", config.policy, POLICY_DIR),
+        ("limits", config.limits, LIMITS_DIR),
+    ):
+        text = _settings_file(name, folder).read_text()
+        record[kind] = {
+            "name": name,
+            "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "yaml": text,
+        }
+    return record

@@ -55,7 +55,9 @@ from pipelines.portfolio.targets import TargetPortfolio
 from pipelines.timeline import LATEST, decision_cutoff, system_clock, trading_calendar
 
 if TYPE_CHECKING:
+    from pipelines.portfolio.policy import Policy
     from pipelines.report.pm import ReportSubject
+    from pipelines.risk.pretrade import RiskLimits
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,10 @@ class DayContext:
     clock: Callable[[], dt.datetime] | None = None
     #: A store in front of the lake (a backtest's write buffer); None = the lake itself.
     buffer: Store | None = None
+    #: The policy and limits to decide under instead of loading ``config.policy`` and
+    #: ``config.limits`` by name (a replay pins those a past session recorded).
+    pinned_policy: Policy | None = None
+    pinned_limits: RiskLimits | None = None
 
     @classmethod
     def from_settings(
@@ -211,6 +217,26 @@ class DayContext:
 
     def now(self) -> dt.datetime:
         return self.clock() if self.clock is not None else decision_cutoff(self.day)
+
+    def policy(self) -> Policy:
+        """The portfolio policy the session decides under."""
+        from pipelines.portfolio.policy import load_policy
+
+        return (
+            self.pinned_policy
+            if self.pinned_policy is not None
+            else load_policy(self.config.policy)
+        )
+
+    def limits(self) -> RiskLimits:
+        """The pre-trade limits the session checks against."""
+        from pipelines.risk.pretrade import load_limits
+
+        return (
+            self.pinned_limits
+            if self.pinned_limits is not None
+            else load_limits(self.config.limits)
+        )
 
 
 # --- stages -------------------------------------------------------------------------------
@@ -343,16 +369,38 @@ def current_book(ctx: DayContext) -> Book:
     )
 
 
+#: This process's last optimize, as (portfolio, session): the optimizer keeps its compiled
+#: problems and warm-starts the next solve from the last one's solver state, which changes
+#: the answer in its last bits, so a replay re-solves the same chain (pipelines.replay).
+_LAST_SOLVE: dict[str, tuple[str, str]] = {}
+
+
+def _warm_after(ctx: DayContext) -> tuple[str, str] | None:
+    """The (portfolio, session) whose solve this one's warm start follows; None when the
+    optimizer cache is empty (a fresh process, or a backtest segment's first session)."""
+    from pipelines.portfolio import optimizer
+
+    previous = _LAST_SOLVE.get("last") if optimizer._CACHE else None
+    _LAST_SOLVE["last"] = (ctx.portfolio_id, ctx.day.isoformat())
+    return previous
+
+
 def optimize(ctx: DayContext) -> dict[str, Any]:
     """Stage 4: targets for the next session (state ``book`` and ``targets``), through the
     one rebalance (:func:`pipelines.portfolio.rebalance.rebalance`); nothing in a skipped
     session."""
     if (skipped := _skipped(ctx)) is not None:
         return skipped
+    from pipelines.daily.config import session_settings
     from pipelines.portfolio.alpha import expected_returns
     from pipelines.portfolio.rebalance import RebalanceInputs, rebalance
     from pipelines.risk.consistency import load_policy_with_limits
 
+    # What a replay needs to decide again exactly: the settings in force (the files are
+    # not versioned) and the solve this one's warm start follows.
+    ctx.state.put(
+        "session_config", {**session_settings(ctx.config), "warm_after": _warm_after(ctx)}
+    )
     model: RiskModel = ctx.state.get("risk_model")
     scores: pd.DataFrame = ctx.state.get("scores")
     book = current_book(ctx)
@@ -364,7 +412,7 @@ def optimize(ctx: DayContext) -> dict[str, Any]:
             day=ctx.day,
             portfolio_id=ctx.portfolio_id,
             # The optimizer sees the pre-trade limits the orders will be checked against.
-            policy=load_policy_with_limits(ctx.config.policy, ctx.config.limits)[0],
+            policy=load_policy_with_limits(ctx.policy(), ctx.limits())[0],
             risk_model=model,
             alpha=expected_returns(score, volatility, ctx.config.alpha_ic, universe=ids),
             prices=pd.Series(book.prices, dtype=float),
@@ -409,11 +457,11 @@ def pretrade(ctx: DayContext) -> dict[str, Any]:
     if (skipped := _skipped(ctx)) is not None:
         return skipped
     from pipelines.execution.orders import generate_orders, run_pretrade
-    from pipelines.risk.pretrade import BookState, load_limits
+    from pipelines.risk.pretrade import BookState
 
     targets: TargetPortfolio = ctx.state.get("targets")
     book: Book = ctx.state.get("book")
-    limits = load_limits(ctx.config.limits)
+    limits = ctx.limits()
     proposed = generate_orders(
         targets,
         book.positions,
@@ -484,7 +532,6 @@ def execute(ctx: DayContext) -> dict[str, Any]:
         ctx.state.put("execution", result)
         return result
     from pipelines.execution import execute_day
-    from pipelines.risk.pretrade import load_limits
 
     approval = ctx.state.get("approval") if ctx.state.has("approval") else None
     if approval is None or approval["decision"] != APPROVED:
@@ -499,7 +546,7 @@ def execute(ctx: DayContext) -> dict[str, Any]:
         ctx.trade_date,
         targets,
         ctx.broker,
-        load_limits(ctx.config.limits),
+        ctx.limits(),
         nav=book.nav,
         current_positions=book.positions,
         adv=book.adv_shares,
