@@ -71,6 +71,22 @@ class InMemoryPaperBroker(PaperBroker):
         self.memory.state = copy.deepcopy(state)
         self.memory.version += 1
 
+    def forget_settled(self, through: dt.date) -> int:
+        """Drop the finished orders and the fills with a trade date on or before
+        ``through`` (a session already reconciled): nothing asks for them again (a session
+        asks the broker about its own trade date's orders and fills), and a ten-year run
+        would otherwise copy every order it ever sent at each checkpoint. Returns the
+        records dropped."""
+        day = through.isoformat()
+        with self._state() as st:
+            orders = st["orders"]
+            keep = {k: r for k, r in orders.items() if is_working(r) or r["trade_date"] > day}
+            fills = [f for f in st["fills"] if f["trade_date"] > day]
+            dropped = len(orders) - len(keep) + len(st["fills"]) - len(fills)
+            st["orders"], st["fills"] = keep, fills
+        self._indexed = None  # the order dict was replaced: index it again
+        return dropped
+
     def _working(self, st: State) -> list[dict[str, Any]]:
         """The working orders in arrival order, as :class:`PaperBroker` finds them, without
         scanning every order of the run: orders are only ever added (in arrival order) and

@@ -157,3 +157,27 @@ def test_in_memory_broker_finds_the_working_orders_paper_broker_scans_for(
     assert fast.fills("pf") == slow.fills("pf")
     with fast._state(write=False) as a, slow._state(write=False) as b:
         assert a["orders"] == b["orders"]
+
+
+def test_forgetting_settled_sessions_keeps_what_later_sessions_ask_for() -> None:
+    days = trading_calendar().sessions(dt.date(2024, 3, 4), dt.date(2024, 3, 6))
+    bar = SessionBar(open=10.0, high=10.5, low=9.5, close=10.2, volume=1e6)
+    prices = _TimedPrices()
+    broker = InMemoryPaperBroker(prices, initial_cash=1e6)
+    broker.connect()
+    for n, day in enumerate(days):
+        broker.submit(_order(n, day))
+    for i in range(7):
+        prices.add(days[0], f"S{i:06d}", bar)
+    broker.work()
+    positions, cash = broker.positions("pf"), broker.cash("pf")
+    assert broker.forget_settled(days[0]) == 1 + 3  # the filled order and its 3 slices
+    with broker._state(write=False) as st:
+        assert sorted(st["orders"]) == ["O0001", "O0002"]
+        assert [r["client_order_id"] for r in broker._working(st)] == ["O0001", "O0002"]
+    assert broker.positions("pf") == positions and broker.cash("pf") == cash
+    for i in range(7):
+        prices.add(days[1], f"S{i:06d}", bar)
+    prices.known_at = decision_cutoff(days[1])
+    broker.work()
+    assert [f.client_order_id for f in broker.fills("pf", days[1])] == ["O0001"] * 3
