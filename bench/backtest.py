@@ -106,7 +106,13 @@ TARGET_SECONDS_PER_SESSION = 0.24
 
 
 def long_run(
-    years: int, names: int, end: dt.date, measure: int | None, unbuffered: int, signal: float
+    years: int,
+    names: int,
+    end: dt.date,
+    measure: int | None,
+    unbuffered: int,
+    signal: float,
+    buffer_sessions: int | None = None,
 ) -> dict[str, Any]:
     """The ``--years``/``--names`` run (module docstring)."""
     from pipelines.backtest.run import DEFAULT_BUFFER_SESSIONS
@@ -123,7 +129,8 @@ def long_run(
         copy = Path(tmp) / "unbuffered"
         shutil.copytree(lake, copy)
         stop = days[min(measure or len(days), len(days)) - 1]
-        out["buffered"] = _run(lake, signal, start, stop, DEFAULT_BUFFER_SESSIONS)
+        k = DEFAULT_BUFFER_SESSIONS if buffer_sessions is None else buffer_sessions
+        out["buffered"] = _run(lake, signal, start, stop, k)
         # The same period's first sessions, writing through to the lake at every stage.
         short = days[min(unbuffered, len(days)) - 1]
         out["unbuffered"] = _run(copy, signal, start, short, 0)
@@ -187,6 +194,7 @@ def main() -> None:
                 args.measure_sessions,
                 args.unbuffered_sessions,
                 args.signal,
+                args.buffer_sessions,
             )
         )
         out["load_average_1m_after"] = os.getloadavg()[0]
