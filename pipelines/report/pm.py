@@ -531,8 +531,6 @@ def _pnl(
         "benchmark_note": "",
     }
     if len(hist) > 1:
-        import matplotlib.dates as mdates
-
         dates = [pd.Timestamp(d).date() for d in hist["valid_date"]]
         nav = hist["nav"].astype(float).to_numpy()
         fig, ax = h.figure(6.4, 2.8)
@@ -558,14 +556,25 @@ def _pnl(
             )
         ax.set_title("NAV vs equal-weight universe")
         ax.legend(fontsize=7)
-        # Sessions, not hours; the NAV as written, not "+1e7" plus an offset.
-        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=8))
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+        date_axis(ax, dates)
+        # The NAV as written, not "+1e7" plus an offset.
         ax.ticklabel_format(axis="y", style="plain", useOffset=False)
         ax.yaxis.set_major_formatter(mticker_thousands())
         fig.autofmt_xdate()
         context["chart"] = r.chart(fig)
     return Section(title, "pnl.html.j2", context, glossary)
+
+
+def date_axis(ax: Any, dates: list[dt.date]) -> None:
+    """Session dates on the x axis: one tick per session when there are few (an automatic
+    locator puts ticks at noon between them), at most eight otherwise, as YYYY-MM-DD."""
+    import matplotlib.dates as mdates
+
+    if len(dates) <= 8:
+        ax.set_xticks(pd.to_datetime(dates))
+    else:
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=8))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
 
 
 def mticker_thousands() -> Any:
@@ -578,7 +587,6 @@ def mticker_thousands() -> Any:
 def _alpha(
     lake: Store, day: dt.date, config: ReportSubject, art: StageState, known: dt.datetime
 ) -> Section:
-    import matplotlib.dates as mdates
 
     title = "Alpha diagnostics"
     glossary = (
@@ -600,7 +608,7 @@ def _alpha(
             fig2, ax2 = h.figure(4.8, 2.8)
             ax2.plot(pd.to_datetime(hist.loc[ic.index, "valid_date"]), ic.cumsum(), color="#1a7f37")
             ax2.set_title(f"Cumulative daily rank IC (mean {ic.mean():.3f})")
-            ax2.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+            date_axis(ax2, [pd.Timestamp(d).date() for d in hist.loc[ic.index, "valid_date"]])
             fig2.autofmt_xdate()
             charts.append((r.chart(fig2), "cumulative rank IC"))
     diag = _read(lake, "research_diagnostics", day - dt.timedelta(days=40), day, known)
