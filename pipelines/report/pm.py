@@ -6,6 +6,11 @@ tables and the freshness of every input table. A missing input never fails the r
 its section says what is missing. The file is written under the lake root
 (``<root>/reports/pm-report-<portfolio>-<day>.html``, local or S3) or where ``out`` says.
 
+Layout: :func:`report_sections` returns the sections in order, each a
+:class:`~pipelines.report.render.Section` (title, Jinja2 template under ``templates/sections``,
+context, glossary) from one function; :func:`~pipelines.report.render.render_page` lays
+them out. Numbers are formatted here (weights in % and bp), never in a template.
+
 Trade reasons. For a trade ``Δw_i`` (fraction of NAV) the report shows three currency
 amounts and names the largest as the reason:
 
