@@ -63,7 +63,7 @@ def run_stage(stage: str, session: str) -> Any:
 def approval_policy(session: str, auto_approve: bool | None = None) -> dict[str, Any]:
     """What the approval step should do: ``auto`` (policy) or ``ask`` (a PM), and the
     request's subject, body (with the report's location) and timeout."""
-    from pipelines.report.pm import pm_report_uri
+    from pipelines.report.pm import pm_report_markdown, pm_report_uri
 
     ctx = _ctx(session, auto_approve)
     preview = ctx.state.find("pretrade") or {}
@@ -75,8 +75,8 @@ def approval_policy(session: str, auto_approve: bool | None = None) -> dict[str,
         "subject": f"Approve {ctx.portfolio_id} orders for {ctx.trade_date}",
         "body": (
             f"{preview.get('orders', 0)} orders, notional {preview.get('notional', 0):,.0f}, "
-            f"{preview.get('rejected', 0)} rejected by pre-trade checks. "
-            f"PM report: {report if report.startswith('s3://') else 'file://' + report}"
+            f"{preview.get('rejected', 0)} rejected by pre-trade checks.\n\n"
+            f"{pm_report_markdown(report)}"
         ),
     }
 

@@ -6,6 +6,11 @@ tables and the freshness of every input table. A missing input never fails the r
 its section says what is missing. The file is written under the lake root
 (``<root>/reports/pm-report-<portfolio>-<day>.html``, local or S3) or where ``out`` says.
 
+Layout: :func:`report_sections` returns the sections in order, each a
+:class:`~pipelines.report.render.Section` (title, Jinja2 template under ``templates/sections``,
+context, glossary) from one function; :func:`~pipelines.report.render.render_page` lays
+them out. Numbers are formatted here (weights in % and bp), never in a template.
+
 Trade reasons. For a trade ``Δw_i`` (fraction of NAV) the report shows three currency
 amounts and names the largest as the reason:
 
@@ -18,6 +23,7 @@ amounts and names the largest as the reason:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -30,6 +36,8 @@ from pipelines.lake import Lake
 from pipelines.lake.interface import Store
 from pipelines.lake.stage_state import StageState
 from pipelines.report import html as h
+from pipelines.report import render as r
+from pipelines.report.render import Section
 from pipelines.timeline import LATEST, trading_calendar
 
 #: Input tables whose freshness the report shows (table, what it feeds).
@@ -88,34 +96,6 @@ def _read(
         return pd.DataFrame()
 
 
-def _header(day: dt.date, config: ReportSubject, art: StageState) -> str:
-    book = _artifact(art, "daily_book") or {}
-    approval = _artifact(art, "approval") or {}
-    targets = _artifact(art, "targets")
-    status = targets.optimization.status if targets is not None else "not run"
-    decision = approval.get("decision", "pending")
-    stale = stale_marks(book)
-    cls = {
-        "optimizer": "ok" if status == "optimal" else "warn" if status == "relaxed" else "bad",
-        "PM approval": "ok" if decision == "approved" else "bad",
-        "stale marks": "warn" if stale else "ok",
-    }
-    return h.cards(
-        [
-            ("NAV", h.fmt(book.get("nav"))),
-            ("day P&L", h.fmt(book.get("pnl"))),
-            ("gross", h.pct(book.get("gross"))),
-            ("net", h.pct(book.get("net"))),
-            ("positions", h.fmt(book.get("n_positions"))),
-            ("optimizer", status),
-            ("PM approval", f"{decision} ({approval.get('actor', '–')})"),
-            ("orders", h.fmt(book.get("orders"))),
-            ("stale marks", ", ".join(stale) if stale else "none"),
-        ],
-        cls,
-    )
-
-
 def stale_marks(book: Any) -> list[str]:
     """The held securities a ``daily_book`` row marked at an earlier close."""
     if not book:
@@ -126,49 +106,147 @@ def stale_marks(book: Any) -> list[str]:
     return [s for s in str(value).split(",") if s]
 
 
-def _optimizer(art: StageState) -> str:
+#: Widening (in the constraint's own units: fractions of NAV, σ units) below which a
+#: relaxation is solver noise, not a decision: the optimizer keeps anything above 1e-7.
+RELAXATION_TOLERANCE = 1e-6
+
+_STATUS_CLASS = {"optimal": "ok", "relaxed": "warn"}
+
+
+def _header(day: dt.date, config: ReportSubject, art: StageState) -> Section:
+    book = _artifact(art, "daily_book") or {}
+    approval = _artifact(art, "approval") or {}
     targets = _artifact(art, "targets")
-    if targets is None:
-        return '<p class="bad">No targets: the optimize stage did not run.</p>'
-    s = targets.summary()
-    terms = pd.DataFrame(
+    status = targets.optimization.status if targets is not None else "not run"
+    decision = approval.get("decision", "pending")
+    stale = stale_marks(book)
+    cards = [
+        ("NAV", r.money(book.get("nav")), ""),
+        ("day P&L", r.money(book.get("pnl")), ""),
+        ("gross", r.pct(book.get("gross")), ""),
+        ("net", r.pct(book.get("net")), ""),
+        ("positions", h.fmt(book.get("n_positions")), ""),
+        ("optimizer", status, _STATUS_CLASS.get(status, "bad")),
+        (
+            "PM approval",
+            f"{decision} ({approval.get('actor', '–')})",
+            "ok" if decision == "approved" else "bad",
+        ),
+        ("orders", h.fmt(book.get("orders")), ""),
+        ("stale marks", ", ".join(stale) if stale else "none", "warn" if stale else "ok"),
+    ]
+    return Section(
+        "Summary",
+        "summary.html.j2",
+        {"cards": cards},
+        (
+            ("NAV", "net asset value at the session's close, in the book's currency."),
+            ("gross / net", "Σ|w| and Σw of the book, % of NAV."),
+            ("optimizer", "optimal, relaxed (soft limits widened), infeasible or error."),
+            ("stale marks", "held names without a close today, marked at their last close."),
+        ),
+    )
+
+
+def _terms_table(s: dict[str, Any]) -> r.Table:
+    """The objective and every term that makes it up, signed so that they add up."""
+    if "objective" not in s:
+        return r.table(pd.DataFrame())
+    rows = [
+        ("alpha", "+", s.get("alpha_term")),
+        ("risk (λ × variance)", "−", s.get("risk_term")),
+        ("transaction cost", "−", s.get("cost_term")),
+        ("holding cost", "−", s.get("holding_term")),
+        ("relaxation penalty", "−", s.get("penalty_term")),
+    ]
+    frame = pd.DataFrame(
         [
-            {"term": k.replace("_term", ""), "value": s.get(k)}
-            for k in ("objective", "alpha_term", "risk_term", "cost_term", "holding_term")
-            if k in s
+            {"term": name, "value": float(v or 0.0), "contribution": float(v or 0.0) * sign}
+            for name, op, v in rows
+            for sign in [1.0 if op == "+" else -1.0]
         ]
+        + [{"term": "objective", "value": None, "contribution": float(s["objective"])}]
     )
-    relax = pd.DataFrame(s["relaxations"])
-    solves = targets.optimization.solves_frame(targets.portfolio_id)
-    relax_html = (
-        h.table(relax, left=["group", "constraint"])
-        if not relax.empty
-        else '<p class="ok">No constraint was relaxed: every constraint holds as declared.</p>'
-    )
-    rounding = (
-        f"Whole-share rounding moved {s['rounding_lots_moved']} lot(s) and restored "
-        f"{s['rounding_trades_restored']} small trade(s) to keep the policy's net band and "
-        "gross cap"
-        + ("." if s["rounding_within_policy"] else ": <b class='bad'>still outside</b>.")
-    )
-    return (
-        f"<p>Status <b>{h.esc(s['status'])}</b> by {h.esc(s['solver'])} in "
-        f"{h.fmt(float(s['solve_time']))} s ({s['n_solves']} solve(s)). {h.esc(s['message'])}</p>"
-        f"<p>{rounding}</p>"
-        f'<div class="grid"><div><b>Objective terms</b>{h.table(terms, left=["term"])}</div>'
-        f"<div><b>Relaxed constraints</b>{relax_html}</div>"
-        f"<div><b>Solver calls</b>"
-        f"{h.table(solves[['stage', 'solver', 'status', 'solve_time', 'relaxed_groups']], left=['stage', 'solver', 'status', 'relaxed_groups'])}"
-        "</div></div>"
-    )
+    six = lambda v: h.fmt(v, 6)  # noqa: E731 - a formatter, named where it is used
+    return r.table(frame, left=["term"], formats={"value": six, "contribution": six})
 
 
-def _positions(art: StageState) -> str:
+def _optimizer(art: StageState, config: ReportSubject) -> Section:
+    glossary = (
+        ("objective", "alpha − risk − transaction cost − holding cost − relaxation penalty."),
+        (
+            "relaxation penalty",
+            "ρ × widening of the relaxed soft constraints; large by design (ρ ≫ alpha), "
+            "so the optimizer widens as little as it can.",
+        ),
+        ("relaxed", "a soft constraint group widened to make the problem feasible."),
+        (
+            "infeasible",
+            "no portfolio meets the hard constraints: the current book is held.",
+        ),
+        ("tolerance", f"widenings ≤ {h.fmt(RELAXATION_TOLERANCE)} are solver noise."),
+    )
+    title = "Optimizer status and relaxed constraints"
     targets = _artifact(art, "targets")
     if targets is None:
-        return '<p class="note">(no targets)</p>'
+        return Section(title, "optimizer.html.j2", {"missing": True}, glossary)
+    s = targets.summary()
+    opt = targets.optimization
+    relax = pd.DataFrame(s["relaxations"], columns=["group", "constraint", "limit", "amount"])
+    above = relax[relax["amount"].abs() > RELAXATION_TOLERANCE]
+    solves = opt.solves_frame(targets.portfolio_id)
+    context: dict[str, Any] = {
+        "missing": False,
+        "status": s["status"],
+        "status_class": _STATUS_CLASS.get(str(s["status"]), "bad"),
+        "solver": s["solver"],
+        "solve_time": h.fmt(float(s["solve_time"]), 3),
+        "n_solves": s["n_solves"],
+        "message": s["message"],
+        "rounding": (
+            f"Whole-share rounding moved {s['rounding_lots_moved']} lot(s) and restored "
+            f"{s['rounding_trades_restored']} small trade(s) to keep the policy's net band "
+            "and gross cap"
+            + ("." if s["rounding_within_policy"] else ": still outside the policy.")
+        ),
+        "terms": _terms_table(s),
+        "tolerance": h.fmt(RELAXATION_TOLERANCE),
+        "relaxations": r.table(
+            above.rename(columns={"amount": "widened by"}),
+            left=["group", "constraint"],
+            formats={"limit": lambda v: h.fmt(v, 6), "widened by": lambda v: h.fmt(v, 6)},
+        ),
+        "noise": len(relax) - len(above),
+        "solves": r.table(
+            solves[["stage", "solver", "status", "solve_time", "objective", "relaxed_groups"]],
+            left=["stage", "solver", "status", "relaxed_groups"],
+            formats={"solve_time": lambda v: h.fmt(v, 3), "objective": lambda v: h.fmt(v, 6)},
+        ),
+        "conflicts": [],
+        "diagnosis": r.table(pd.DataFrame()),
+        "diagnosis_note": "",
+    }
+    if s["status"] == "infeasible":
+        from pipelines.report.diagnosis import diagnose_infeasible
+
+        found = diagnose_infeasible(art, config.policy, config.limits)
+        context["conflicts"] = found.conflicts
+        context["diagnosis"] = r.table(found.frame, left=["group", "loosened to", "result"])
+        context["diagnosis_note"] = found.note
+    return Section(title, "optimizer.html.j2", context, glossary)
+
+
+def _positions(art: StageState) -> Section:
+    title = "Target vs current portfolio"
+    glossary = (
+        ("current % / target %", "weight of the name, % of NAV, before and after the trades."),
+        ("change (bp)", "target − current, in basis points of NAV (1 bp = 0.01%)."),
+        ("shares", "whole shares held now and targeted (lot-rounded)."),
+    )
+    targets = _artifact(art, "targets")
+    if targets is None:
+        return Section(title, "positions.html.j2", {"missing": True}, glossary)
     pos = targets.positions.copy()
-    pos["abs_trade"] = pos["trade_notional"].abs()
     show = pos[(pos["rounded_weight"] != 0) | (pos["current_weight"] != 0)]
     top = show.reindex(show["rounded_weight"].abs().sort_values(ascending=False).index).head(25)
     fig, ax = h.figure(7.0, 3.4)
@@ -182,23 +260,41 @@ def _positions(art: StageState) -> str:
     ax.legend(fontsize=8)
     long_ = float(pos.loc[pos["rounded_weight"] > 0, "rounded_weight"].sum())
     short = float(pos.loc[pos["rounded_weight"] < 0, "rounded_weight"].sum())
-    cols = ["security_id", "current %", "target %", "current_shares", "target_shares"]
-    cols += ["trade_shares", "price", "alpha"]
-    top = top.assign(
-        **{
-            "current %": (100 * top["current_weight"]).round(3),
-            "target %": (100 * top["rounded_weight"]).round(3),
+    frame = pd.DataFrame(
+        {
+            "security_id": top["security_id"],
+            "current %": top["current_weight"].astype(float),
+            "target %": top["rounded_weight"].astype(float),
+            "change (bp)": (top["rounded_weight"] - top["current_weight"]).astype(float),
+            "current shares": top["current_shares"].astype(int),
+            "target shares": top["target_shares"].astype(int),
+            "price": top["price"].astype(float),
         }
     )
-    return (
-        f"<p>Target: {int((pos['target_shares'] != 0).sum())} names, long {h.pct(long_)}, "
-        f"short {h.pct(short)}, traded notional {h.fmt(float(pos['abs_trade'].sum()))}.</p>"
-        f'<div class="grid"><div>{h.png(fig)}</div><div>{h.table(top[cols], max_rows=25, left=["security_id"])}</div></div>'
-    )
+    context = {
+        "missing": False,
+        "names": int((pos["target_shares"] != 0).sum()),
+        "long": r.pct(long_),
+        "short": r.pct(short),
+        "traded": r.money(float(pos["trade_notional"].abs().sum())),
+        "chart": r.chart(fig),
+        "table": r.table(
+            frame,
+            left=["security_id"],
+            max_rows=25,
+            formats={
+                "current %": lambda v: r.pct(v, 3),
+                "target %": lambda v: r.pct(v, 3),
+                "change (bp)": lambda v: r.bps(v, 1),
+                "price": lambda v: f"{v:,.2f}",
+            },
+        ),
+    }
+    return Section(title, "positions.html.j2", context, glossary)
 
 
 def trade_reasons(art: StageState, config: ReportSubject) -> pd.DataFrame:
-    """Per trade: Δw, alpha / risk / cost amounts (currency) and the dominant reason."""
+    """Per trade: current and target weight (fractions of NAV), Δw in bp, alpha / risk / cost amounts (currency) and the dominant reason."""
     from pipelines.portfolio.policy import load_policy
 
     targets = _artifact(art, "targets")
@@ -233,6 +329,8 @@ def trade_reasons(art: StageState, config: ReportSubject) -> pd.DataFrame:
             "security_id": trades.index,
             "side": np.where(dw > 0, "buy", "sell"),
             "trade_shares": trades["trade_shares"].to_numpy(),
+            "current %": trades["current_weight"].to_numpy(float),
+            "target %": trades["rounded_weight"].to_numpy(float),
             "delta_bps": (1e4 * dw).round(2).to_numpy(),
             "alpha": (trades["alpha"] * dw * V).to_numpy(),
             "risk": (-policy.risk_aversion * marginal.reindex(trades.index) * dw * V).to_numpy(),
@@ -244,91 +342,175 @@ def trade_reasons(art: StageState, config: ReportSubject) -> pd.DataFrame:
     return out.reindex(out["delta_bps"].abs().sort_values(ascending=False).index)
 
 
-def _trades(art: StageState, config: ReportSubject) -> str:
+def execution_line(execution: dict[str, Any] | None) -> str:
+    """What the execute stage did, in the PM's words: ``sent N · already at broker N ·
+    blocked N`` (sent = sent by this run; already at broker = sent by an earlier run and not
+    sent again; blocked = held back by the kill switch), then any rejection, or why nothing
+    was sent."""
+    if not execution:
+        return "not run yet (the approved orders go to the broker after approval)"
+    sent = int(execution.get("submitted", execution.get("sent", 0)) or 0)
+    already = int(execution.get("already_at_broker", 0) or 0)
+    blocked = int(execution.get("blocked", 0) or 0)
+    line = f"sent {sent} · already at broker {already} · blocked {blocked}"
+    extra = [
+        f"{label} {int(execution.get(key) or 0)}"
+        for key, label in (
+            ("rejected_pretrade", "rejected by pre-trade checks"),
+            ("rejected_broker", "rejected by the broker"),
+            ("cancelled", "cancelled"),
+        )
+        if execution.get(key)
+    ]
+    if extra:
+        line += " · " + " · ".join(extra)
+    if execution.get("reason"):
+        line += f" — nothing sent: {execution['reason']}"
+    return line
+
+
+def _trades(art: StageState, config: ReportSubject) -> Section:
     frame = trade_reasons(art, config)
     preview = _artifact(art, "pretrade") or {}
-    execution = _artifact(art, "execution") or {}
-    head = (
-        f"<p>Orders for {h.esc(preview.get('trade_date', '–'))}: {preview.get('orders', 0)}, "
-        f"pre-trade rejections {preview.get('rejected', 0)} "
-        f"{h.esc(json.dumps(preview.get('breaches', {})))}; sent {execution.get('submitted', execution.get('sent', 0))}.</p>"
+    breaches = preview.get("breaches") or {}
+    context: dict[str, Any] = {
+        "trade_date": preview.get("trade_date", "–"),
+        "orders": preview.get("orders", 0),
+        "rejected": preview.get("rejected", 0),
+        "breaches": json.dumps(breaches) if breaches else "",
+        "execution": execution_line(_artifact(art, "execution")),
+        "reasons": "",
+        "table": r.table(pd.DataFrame()),
+    }
+    if not frame.empty:
+        counts = frame["reason"].value_counts().to_dict()
+        context["reasons"] = ", ".join(f"{k} {v}" for k, v in counts.items())
+        context["table"] = r.table(
+            frame,
+            left=["security_id", "side", "reason"],
+            sortable=True,
+            formats={
+                "trade_shares": lambda v: f"{int(v):,}",
+                "current %": lambda v: r.pct(v, 3),
+                "target %": lambda v: r.pct(v, 3),
+                "delta_bps": lambda v: f"{v:,.2f}",
+                "alpha": r.money,
+                "risk": r.money,
+                "cost": r.money,
+            },
+        )
+    glossary = (
+        ("delta_bps", "change in the name's weight, basis points of NAV."),
+        ("alpha", "expected return earned by the change: alpha × Δweight × NAV."),
+        (
+            "risk",
+            "change in the risk penalty: −risk aversion × marginal variance × Δweight × NAV.",
+        ),
+        ("cost", "expected half-spread + market impact of the trade."),
+        ("reason", "the largest of alpha, risk, cost in absolute value (rounding if all 0)."),
+        ("sent", "orders sent to the broker by this run."),
+        ("already at broker", "sent by an earlier run (a retry finds them); not sent again."),
+        ("blocked", "held back by the kill switch."),
     )
-    if frame.empty:
-        return head + '<p class="note">(no trades)</p>'
-    counts = frame["reason"].value_counts().to_dict()
-    return (
-        head + f"<p>Dominant reason: {h.esc(', '.join(f'{k} {v}' for k, v in counts.items()))}. "
-        "Every trade below (sortable, filterable). <b>delta_bps</b>: the change in the "
-        "name's weight, in basis points of NAV; <b>alpha</b>: expected return earned by the "
-        "change (alpha × Δweight × NAV); <b>risk</b>: the change in the risk penalty "
-        "(−risk aversion × marginal variance × Δweight × NAV); <b>cost</b>: expected "
-        "half-spread + impact of the trade; all three in currency; <b>reason</b>: the largest "
-        "of the three in absolute value (rounding when all are zero).</p>"
-        + h.table(frame, left=["security_id", "side", "reason"], sortable=True)
-    )
+    return Section("Trades and their reasons", "trades.html.j2", context, glossary)
 
 
-def _exposures(art: StageState) -> str:
+def _exposures(art: StageState) -> Section:
+    title = "Sector and factor exposures"
+    glossary = (
+        ("sector exposure", "net weight in the sector, % of NAV."),
+        ("factor exposure", "Σ weight × the name's exposure, in cross-sectional σ units."),
+    )
     targets = _artifact(art, "targets")
     model = _artifact(art, "risk_model")
     if targets is None or model is None or targets.risk is None:
-        return '<p class="note">(no risk model)</p>'
+        return Section(title, "exposures.html.j2", {"missing": True}, glossary)
     pos = targets.positions
     sub = model.subset(list(pos["security_id"]))
     current = sub.decompose(pos["current_weight"].to_numpy(float))
-    target = targets.risk
     frame = pd.DataFrame(
-        {"current": current.factor_exposure, "target": target.factor_exposure}
+        {"current": current.factor_exposure, "target": targets.risk.factor_exposure}
     ).fillna(0.0)
-    sectors = frame[frame.index.str.startswith("sector_")]
-    styles = frame[~frame.index.str.startswith("sector_")]
-    blocks = []
-    for title, part in (
-        ("Sector exposure (% NAV)", sectors),
-        ("Factor exposure (σ units)", styles),
+    charts = []
+    for name, part, scale in (
+        ("Sector exposure (% NAV)", frame[frame.index.str.startswith("sector_")], 100.0),
+        ("Factor exposure (σ units)", frame[~frame.index.str.startswith("sector_")], 1.0),
     ):
         fig, ax = h.figure(5.6, 3.2)
         y = np.arange(len(part))
-        scale = 100.0 if title.startswith("Sector") else 1.0
         ax.barh(y - 0.2, scale * part["current"], 0.4, label="current", color="#9aa7bd")
         ax.barh(y + 0.2, scale * part["target"], 0.4, label="target", color="#2f5b9a")
         ax.set_yticks(y, [str(i).removeprefix("sector_") for i in part.index], fontsize=7)
         ax.axvline(0, color="#333", lw=0.6)
-        ax.set_title(title)
+        ax.set_title(name)
         ax.legend(fontsize=7)
-        blocks.append(f"<div>{h.png(fig)}</div>")
-    return f'<div class="grid">{"".join(blocks)}</div>'
+        charts.append((r.chart(fig), name))
+    return Section(title, "exposures.html.j2", {"missing": False, "charts": charts}, glossary)
 
 
-def _risk(art: StageState) -> str:
+def _risk(art: StageState) -> Section:
+    title = "Ex-ante risk"
+    glossary = (
+        ("ex-ante vol", "predicted annualised volatility of the target book (risk model)."),
+        ("factor / specific share", "parts of the predicted variance from factors / names."),
+        ("Euler decomposition", "each factor's contribution; contributions add up to 100%."),
+    )
     targets = _artifact(art, "targets")
     if targets is None or targets.risk is None:
-        return '<p class="note">(no ex-ante risk)</p>'
-    r = targets.risk
-    total = r.total_var or math.nan
-    contrib = r.factor_contrib.sort_values(key=lambda s: s.abs(), ascending=False).head(12)
+        return Section(title, "risk.html.j2", {"missing": True}, glossary)
+    rk = targets.risk
+    total = rk.total_var or math.nan
+    contrib = rk.factor_contrib.sort_values(key=lambda s: s.abs(), ascending=False).head(12)
     fig, ax = h.figure(5.6, 3.2)
     labels = [str(i).removeprefix("sector_") for i in contrib.index] + ["specific"]
-    values = [*(100 * contrib / total).tolist(), 100 * r.specific_var / total]
+    values = [*(100 * contrib / total).tolist(), 100 * rk.specific_var / total]
     ax.barh(np.arange(len(values)), values, color="#2f5b9a")
     ax.set_yticks(np.arange(len(values)), labels, fontsize=7)
     ax.set_xlabel("% of ex-ante variance")
     ax.set_title("Risk decomposition (Euler)")
-    return (
-        h.cards(
-            [
-                ("ex-ante vol (ann.)", h.pct(r.annualized_vol())),
-                ("factor share", h.pct(r.factor_var / total)),
-                ("specific share", h.pct(r.specific_var / total)),
-            ]
-        )
-        + f'<div class="grid"><div>{h.png(fig)}</div></div>'
+    cards = [
+        ("ex-ante vol (ann.)", r.pct(rk.annualized_vol()), ""),
+        ("factor share", r.pct(rk.factor_var / total), ""),
+        ("specific share", r.pct(rk.specific_var / total), ""),
+    ]
+    return Section(
+        title, "risk.html.j2", {"missing": False, "cards": cards, "chart": r.chart(fig)}, glossary
     )
+
+
+def equal_weight_benchmark(store: Store, dates: list[dt.date], start_value: float) -> pd.Series:
+    """The equal-weight universe as a NAV line over ``dates`` (starting at ``start_value``
+    on the first): each session's mean total return over every security with a return that
+    session, from the lake as known at the last date's decision cutoff (point in time: a
+    name delisted since is in it while it traded, a name listed later from its listing)."""
+    from pipelines.pit.snapshot import load_snapshot
+
+    if len(dates) < 2:
+        return pd.Series(dtype=float)
+    sessions = len(trading_calendar().sessions(dates[0], dates[-1])) + 2
+    snap = load_snapshot(store, dates[-1], lookback=sessions)
+    daily = snap.returns.mean(axis=1, skipna=True).fillna(0.0)
+    daily.index = [ts.date() for ts in pd.to_datetime(daily.index)]
+    values = [start_value]
+    for prev, cur in itertools.pairwise(dates):
+        window = daily[(daily.index > prev) & (daily.index <= cur)]
+        values.append(values[-1] * float(np.prod(1.0 + window.to_numpy(float))))
+    return pd.Series(values, index=dates)
 
 
 def _pnl(
     lake: Store, day: dt.date, config: ReportSubject, art: StageState, known: dt.datetime
-) -> str:
+) -> Section:
+    title = "P&L attribution"
+    glossary = (
+        (
+            "factor / specific",
+            "P&L of the positions held from the previous close, split by the factor model.",
+        ),
+        ("trading", "the day's fills marked to the close, cost included."),
+        ("cost", "impact of the fills against the arrival price + commission."),
+        ("benchmark", "the equal-weight universe, compounded from the first NAV shown."),
+    )
     hist = _read(lake, "daily_book", day - dt.timedelta(days=400), day, known)
     if not hist.empty:
         hist = hist[hist["portfolio_id"] == config.portfolio_id].sort_values("valid_date")
@@ -336,56 +518,94 @@ def _pnl(
     if book is None and not hist.empty and hist["valid_date"].iloc[-1] == day:
         book = hist.iloc[-1].to_dict()
     if book is None:
-        return '<p class="note">(the reconcile stage has not booked the day yet)</p>'
+        return Section(title, "pnl.html.j2", {"missing": True}, glossary)
     parts = pd.DataFrame(
         [
-            {"component": "factor", "pnl": book.get("pnl_factor")},
-            {"component": "specific", "pnl": book.get("pnl_specific")},
-            {"component": "trading (incl. cost)", "pnl": book.get("pnl_trading")},
-            {"component": "  of which cost", "pnl": -float(book.get("cost") or 0.0)},
-            {"component": "total", "pnl": book.get("pnl")},
+            {"component": "factor", "P&L": book.get("pnl_factor")},
+            {"component": "specific", "P&L": book.get("pnl_specific")},
+            {"component": "trading (incl. cost)", "P&L": book.get("pnl_trading")},
+            {"component": "  of which cost", "P&L": -float(book.get("cost") or 0.0)},
+            {"component": "total", "P&L": book.get("pnl")},
         ]
     )
-    out = (
-        "<p>Attribution of the session's P&amp;L: positions held from the previous close "
-        "split by the factor model into factor and specific; the day's fills marked to the "
-        "close (they include the cost); cost = impact of the fills against the arrival price "
-        "+ commission (the market's move from the decision price to the arrival price is not "
-        "a cost of trading).</p>" + h.table(parts, left=["component"])
-    )
-    stale = stale_marks(book)
-    if stale:
-        out += (
-            f'<p class="warn">Stale marks: {len(stale)} held security(ies) had no close on '
-            f"the session and are marked at their last known close: {h.esc(', '.join(stale))}.</p>"
-        )
+    context: dict[str, Any] = {
+        "missing": False,
+        "table": r.table(parts, left=["component"], formats={"P&L": r.money}),
+        "stale": stale_marks(book),
+        "chart": "",
+        "benchmark_note": "",
+    }
     if len(hist) > 1:
-        import matplotlib.dates as mdates
-
+        dates = [pd.Timestamp(d).date() for d in hist["valid_date"]]
+        nav = hist["nav"].astype(float).to_numpy()
         fig, ax = h.figure(6.4, 2.8)
-        ax.plot(pd.to_datetime(hist["valid_date"]), hist["nav"], color="#2f5b9a")
-        ax.set_title("NAV")
-        # Sessions, not hours; the NAV as written, not "+1e7" plus an offset.
-        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=8))
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+        ax.plot(pd.to_datetime(dates), nav, color="#2f5b9a", label="NAV")
+        try:
+            bench = equal_weight_benchmark(lake, dates, float(nav[0]))
+        except Exception as exc:  # the chart still shows the NAV; the note says why
+            bench = pd.Series(dtype=float)
+            context["benchmark_note"] = f"No benchmark line: {exc}"
+        if not bench.empty:
+            ax.plot(
+                pd.to_datetime(list(bench.index)),
+                bench.to_numpy(),
+                color="#b26b00",
+                ls="--",
+                label="equal-weight universe",
+            )
+            excess = nav[-1] / nav[0] - bench.iloc[-1] / bench.iloc[0]
+            context["benchmark_note"] = (
+                f"Over the period shown: portfolio {r.pct(nav[-1] / nav[0] - 1)}, "
+                f"equal-weight universe {r.pct(bench.iloc[-1] / bench.iloc[0] - 1)}, "
+                f"difference {r.pct(excess)}."
+            )
+        ax.set_title("NAV vs equal-weight universe")
+        ax.legend(fontsize=7)
+        date_axis(ax, dates)
+        # The NAV as written, not "+1e7" plus an offset.
         ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+        ax.yaxis.set_major_formatter(mticker_thousands())
         fig.autofmt_xdate()
-        out += h.png(fig)
-    return out
+        context["chart"] = r.chart(fig)
+    return Section(title, "pnl.html.j2", context, glossary)
+
+
+def date_axis(ax: Any, dates: list[dt.date]) -> None:
+    """Session dates on the x axis: one tick per session when there are few (an automatic
+    locator puts ticks at noon between them), at most eight otherwise, as YYYY-MM-DD."""
+    import matplotlib.dates as mdates
+
+    if len(dates) <= 8:
+        ax.set_xticks(pd.to_datetime(dates))
+    else:
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=8))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+
+
+def mticker_thousands() -> Any:
+    """A y-axis formatter writing 10,000,000 rather than 1e7."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: f"{v:,.0f}")
 
 
 def _alpha(
     lake: Store, day: dt.date, config: ReportSubject, art: StageState, known: dt.datetime
-) -> str:
+) -> Section:
+
+    title = "Alpha diagnostics"
+    glossary = (
+        ("score", "the model's cross-sectional score of a name for the next session."),
+        ("rank IC", "Spearman correlation of the scores with the next day's returns."),
+    )
     scores = _artifact(art, "scores")
     if scores is None:
-        return '<p class="bad">No scores for the day.</p>'
+        return Section(title, "alpha.html.j2", {"missing": True}, glossary)
     fig, ax = h.figure(4.8, 2.8)
     ax.hist(scores["score"].astype(float), bins=30, color="#2f5b9a")
     ax.set_title("Score distribution")
-    models = ", ".join(sorted(scores["model_id"].astype(str).unique()))
+    charts = [(r.chart(fig), "score distribution")]
     hist = _read(lake, "daily_book", day - dt.timedelta(days=400), day, known)
-    ic_html = ""
     if not hist.empty:
         hist = hist[hist["portfolio_id"] == config.portfolio_id].sort_values("valid_date")
         ic = hist["ic"].astype(float).dropna()
@@ -393,20 +613,25 @@ def _alpha(
             fig2, ax2 = h.figure(4.8, 2.8)
             ax2.plot(pd.to_datetime(hist.loc[ic.index, "valid_date"]), ic.cumsum(), color="#1a7f37")
             ax2.set_title(f"Cumulative daily rank IC (mean {ic.mean():.3f})")
+            date_axis(ax2, [pd.Timestamp(d).date() for d in hist.loc[ic.index, "valid_date"]])
             fig2.autofmt_xdate()
-            ic_html = f"<div>{h.png(fig2)}</div>"
+            charts.append((r.chart(fig2), "cumulative rank IC"))
     diag = _read(lake, "research_diagnostics", day - dt.timedelta(days=40), day, known)
-    diag_html = ""
+    diagnostics = None
     if not diag.empty and "kind" in diag:
         ic_rows = diag[diag["kind"] == "ic"].sort_values("valid_date").tail(12)
-        diag_html = "<b>Research diagnostics (latest)</b>" + h.table(
+        diagnostics = r.table(
             ic_rows[["valid_date", "model_id", "name", "horizon", "value", "n"]],
             left=["model_id", "name"],
         )
-    return (
-        f"<p>{len(scores)} securities scored by <b>{h.esc(models)}</b>.</p>"
-        f'<div class="grid"><div>{h.png(fig)}</div>{ic_html}</div>{diag_html}'
-    )
+    context = {
+        "missing": False,
+        "n_scored": len(scores),
+        "models": ", ".join(sorted(scores["model_id"].astype(str).unique())),
+        "charts": charts,
+        "diagnostics": diagnostics,
+    }
+    return Section(title, "alpha.html.j2", context, glossary)
 
 
 def _freshness(lake: Store, day: dt.date, known: dt.datetime) -> pd.DataFrame:
@@ -433,18 +658,29 @@ def _freshness(lake: Store, day: dt.date, known: dt.datetime) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _quality(lake: Store, day: dt.date, known: dt.datetime) -> str:
+def _quality(lake: Store, day: dt.date, known: dt.datetime) -> Section:
+    glossary = (
+        ("fresh / stale", "latest date within 5 days (fundamentals: 120) of the session."),
+        ("contract checks", "data-contract rules run on each feed's files; failed = broken."),
+        ("quarantine", "a file held back from the lake until someone releases it."),
+    )
     fresh = _freshness(lake, day, known)
+    context: dict[str, Any] = {
+        "freshness": r.table(
+            fresh, left=["table", "feeds", "latest valid", "last known_at", "status"]
+        ),
+        "runs": None,
+        "checks": None,
+        "quarantine": None,
+    }
     runs = _read(lake, "ingest_runs", day - dt.timedelta(days=7), day, known)
-    runs_html = '<p class="note">(no ingestion runs recorded)</p>'
     if not runs.empty:
         runs = runs.sort_values(["valid_date", "feed"]).groupby("feed").tail(1)
         cols = [
             c for c in ("feed", "valid_date", "file_name", "status", "rows", "message") if c in runs
         ]
-        runs_html = h.table(runs[cols], left=["feed", "file_name", "status", "message"])
+        context["runs"] = r.table(runs[cols], left=["feed", "file_name", "status", "message"])
     checks = _read(lake, "validation_results", day - dt.timedelta(days=3), day, known)
-    checks_html = '<p class="note">(no contract results recorded)</p>'
     if not checks.empty:
         grouped = (
             checks.groupby(["feed", "valid_date"])
@@ -453,22 +689,33 @@ def _quality(lake: Store, day: dt.date, known: dt.datetime) -> str:
             )
             .reset_index()
         )
-        checks_html = h.table(grouped, left=["feed"])
+        context["checks"] = r.table(grouped, left=["feed"])
     quarantine = _read(lake, "quarantine", day - dt.timedelta(days=60), day, known)
-    q_html = '<p class="ok">No open quarantines.</p>'
     if not quarantine.empty:
         open_ = quarantine[quarantine["status"] == "open"]
         if not open_.empty:
-            q_html = '<p class="bad">Open quarantines (held back from the lake):</p>' + h.table(
+            context["quarantine"] = r.table(
                 open_[["valid_date", "feed", "file_name", "rules", "message"]],
                 left=["feed", "file_name", "rules", "message"],
             )
-    return (
-        "<b>Freshness of every input</b>"
-        + h.table(fresh, left=["table", "feeds", "latest valid", "last known_at", "status"])
-        + f'<div class="grid"><div><b>Last ingestion per feed</b>{runs_html}</div>'
-        f"<div><b>Contract checks (last 3 days)</b>{checks_html}</div></div>" + q_html
-    )
+    return Section("Data quality and freshness", "quality.html.j2", context, glossary)
+
+
+def report_sections(
+    store: Store, day: dt.date, subject: ReportSubject, art: StageState, known: dt.datetime
+) -> list[Section]:
+    """The report's sections, in order: one function call each (add a section here)."""
+    return [
+        _header(day, subject, art),
+        _optimizer(art, subject),
+        _positions(art),
+        _trades(art, subject),
+        _exposures(art),
+        _risk(art),
+        _pnl(store, day, subject, art, known),
+        _alpha(store, day, subject, art, known),
+        _quality(store, day, known),
+    ]
 
 
 def render_pm_report(
@@ -478,29 +725,49 @@ def render_pm_report(
     (default :func:`report_as_of`)."""
     known = known_at or report_as_of(store, day)
     art = StageState(store, subject.portfolio_id, day)
-    sections = [
-        ("Summary", _header(day, subject, art)),
-        ("Optimizer status and relaxed constraints", _optimizer(art)),
-        ("Target vs current portfolio", _positions(art)),
-        ("Trades and their reasons", _trades(art, subject)),
-        ("Sector and factor exposures", _exposures(art)),
-        ("Ex-ante risk", _risk(art)),
-        ("P&L attribution", _pnl(store, day, subject, art, known)),
-        ("Alpha diagnostics", _alpha(store, day, subject, art, known)),
-        ("Data quality and freshness", _quality(store, day, known)),
-    ]
-    return h.page(
+    return r.render_page(
         f"PM report — {subject.portfolio_id} — {day.isoformat()}",
         f"Decision at the close of {day.isoformat()} for the next session; policy "
         f"{subject.policy}, limits {subject.limits}; as known at "
         f"{known.isoformat(timespec='minutes')}.",
-        sections,
+        report_sections(store, day, subject, art, known),
     )
 
 
 def pm_report_uri(lake: Lake, portfolio_id: str, day: dt.date) -> str:
     """Where the PM report of ``portfolio_id`` for ``day`` lives: under the lake root."""
     return f"{lake.location.root}/reports/pm-report-{portfolio_id}-{day.isoformat()}.html"
+
+
+#: When set, where a browser reaches the reports directory (``<root>/reports``) over
+#: HTTP(S) — a web server or bucket website publishing it; the approval request links there.
+REPORTS_URL_ENV = "ALPHAFACTORY_REPORTS_URL"
+
+
+def pm_report_url(uri: str, base_url: str | None = None) -> str | None:
+    """A browser's address for the report at ``uri``: ``base_url`` (default
+    ``$ALPHAFACTORY_REPORTS_URL``) + the file name when set, else ``file://`` for a local
+    path (percent-encoded); None for an object-store URI with no base URL to reach it by."""
+    import os
+    from pathlib import Path
+    from urllib.parse import quote
+
+    base = base_url if base_url is not None else os.environ.get(REPORTS_URL_ENV, "")
+    if base:
+        return f"{base.rstrip('/')}/{quote(uri.rstrip('/').rsplit('/', 1)[-1])}"
+    if "://" in uri:
+        return None
+    return Path(uri).resolve().as_uri()
+
+
+def pm_report_markdown(uri: str, base_url: str | None = None) -> str:
+    """The approval screen's link to the report (Airflow renders the request body as
+    Markdown): a clickable link, and the location as code to copy — a browser does not
+    open a ``file://`` link from an ``http`` page, so the path must be copyable too."""
+    url = pm_report_url(uri, base_url)
+    if url is None:
+        return f"PM report: `{uri}` (set {REPORTS_URL_ENV} to link it)"
+    return f"[Open the PM report]({url}) — `{uri}`"
 
 
 def write_pm_report(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from pipelines.daily.stages import report_subject
 from pipelines.lake import Lake
 from pipelines.report import write_pm_report
 from tests.daily.helpers import CONFIG, LOOP_DAYS
+from tests.report.browser import chromium as find_chromium
 
 pytestmark = [pytest.mark.unit, pytest.mark.slow]
 SECTIONS = (
@@ -48,19 +48,9 @@ def test_report_has_every_section_and_loads_nothing(loop_root: Path, tmp_path: P
     assert "Whole-share rounding moved" in html
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name) or (
-            f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None
-        )
-        if found:
-            return found
-    return None
-
-
 @pytest.mark.integration
 def test_report_renders_in_headless_chromium(loop_root: Path, tmp_path: Path) -> None:
-    chromium = _chromium()
+    chromium = find_chromium()
     if chromium is None:
         pytest.skip("chromium is not installed (.ci/system-deps.sh installs it as root)")
     page = _report(loop_root, tmp_path)
