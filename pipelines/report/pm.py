@@ -524,8 +524,12 @@ def render_pm_report(
     rollout, steps = rollout_section(store, day, subject.portfolio_id, known)
     if not rollout.empty:
         sections.append(
-            ("Rollout", h.table(rollout, left=["candidate", "kind", "ref", "stage", "verdict"])
-             + "<b>Last steps</b>" + h.table(steps, left=["candidate_id", "event", "stage_after", "actor", "reason"]))
+            (
+                "Rollout",
+                h.table(rollout, left=["candidate", "kind", "ref", "stage", "verdict"])
+                + "<b>Last steps</b>"
+                + h.table(steps, left=["candidate_id", "event", "stage_after", "actor", "reason"]),
+            )
         )
     return h.page(
         f"PM report — {subject.portfolio_id} — {day.isoformat()}",

@@ -67,7 +67,7 @@ def read_events(store: Store, before: dt.date | None = None) -> pd.DataFrame:
         end = before - dt.timedelta(days=1)
     try:
         frame = store.as_of(TABLE, known_at=LATEST, valid_at=(start, end)).to_pandas()
-    except Exception:  # noqa: BLE001 - no table yet: no rollout has started
+    except Exception:
         return pd.DataFrame(columns=[f.name for f in ROLLOUT_EVENTS.fields])
     if frame.empty:
         return frame

@@ -54,7 +54,7 @@ class GateValues:
 def _books(store: Store, portfolio_id: str, start: dt.date, end: dt.date) -> pd.DataFrame:
     try:
         frame = store.as_of("daily_book", known_at=LATEST, valid_at=(start, end)).to_pandas()
-    except Exception:  # noqa: BLE001 - no book yet
+    except Exception:
         return pd.DataFrame()
     frame = frame[frame["portfolio_id"] == portfolio_id]
     return frame.sort_values("valid_date").reset_index(drop=True)

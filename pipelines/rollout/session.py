@@ -97,7 +97,7 @@ def _production_nav(lake: Lake, portfolio_id: str, day: dt.date, fallback: float
         book = lake.as_of(
             "daily_book", known_at=LATEST, valid_at=(day - dt.timedelta(days=30), day)
         ).to_pandas()
-    except Exception:  # noqa: BLE001 - production has no book yet
+    except Exception:
         return fallback
     book = book[book["portfolio_id"] == portfolio_id]
     return float(book.sort_values("valid_date")["nav"].iloc[-1]) if len(book) else fallback

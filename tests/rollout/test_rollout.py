@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -48,15 +47,25 @@ class Sim:
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Sim:
     root = tmp_path_factory.mktemp("rollout")
     lake = simulated_lake(
-        root / "lake", universe=30, start=dt.date(2024, 1, 2), end=dt.date(2024, 4, 30),
-        signal=0.3, seed=11,
+        root / "lake",
+        universe=30,
+        start=dt.date(2024, 1, 2),
+        end=dt.date(2024, 4, 30),
+        signal=0.3,
+        seed=11,
     )
     for cid, kind, ref in (
         ("longonly", "policy", "long_only"),
         ("inverted", "scorer", "tests.rollout.planted:InvertedSentiment"),
     ):
         rollout.start(
-            lake, cid, kind=kind, ref=ref, portfolio_id="main", day=START, config=CONFIG,
+            lake,
+            cid,
+            kind=kind,
+            ref=ref,
+            portfolio_id="main",
+            day=START,
+            config=CONFIG,
             actor="quant",
         )
     cal = trading_calendar()
@@ -81,8 +90,9 @@ def test_the_good_challenger_is_promoted_to_full(sim: Sim) -> None:
     row = sim.final.set_index("candidate_id").loc["longonly"]
     assert row["stage"] == "full"
     # The canary traded its own book at 10% of production's NAV.
-    book = sim.lake.as_of("daily_book", known_at=pd.Timestamp.max.tz_localize("UTC"),
-                          valid_at=(d3, d4)).to_pandas()
+    book = sim.lake.as_of(
+        "daily_book", known_at=pd.Timestamp.max.tz_localize("UTC"), valid_at=(d3, d4)
+    ).to_pandas()
     canary_nav = book[book["portfolio_id"] == "main.longonly.canary"]["nav"]
     assert len(canary_nav) == 2 and canary_nav.iloc[0] == pytest.approx(1_000_000, rel=0.02)
     # From the session after the promotion production decides under the promoted policy.
@@ -91,7 +101,7 @@ def test_the_good_challenger_is_promoted_to_full(sim: Sim) -> None:
 
 
 def test_the_bad_challenger_is_rolled_back_automatically(sim: Sim) -> None:
-    d1, d2, d3, _, _ = sim.days
+    _, d2, d3, _, _ = sim.days
     failed = sim.gates[d2]["inverted"]
     assert failed.verdict == "fail" and failed.failed_gates == "ic"
     assert failed.ic is not None and failed.ic < 0
@@ -129,7 +139,7 @@ def test_the_audit_trail_holds_every_step(sim: Sim) -> None:
 def test_the_pm_report_shows_both(sim: Sim) -> None:
     day = sim.days[-1]
     page = render_pm_report(sim.lake, day, ReportSubject("main"))
-    section = page[page.index("Rollout"):]
+    section = page[page.index("Rollout") :]
     assert "longonly" in section and "full" in section
     assert "inverted" in section and "rolled_back" in section
     assert "automatic: gate(s) failed in paper: ic" in section

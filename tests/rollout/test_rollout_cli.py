@@ -1,0 +1,65 @@
+"""``alphafactory rollout status|start|promote|rollback|run``: one line per step (or JSON),
+every step a ``rollout_events`` row; a promotion whose gates have not passed is refused in
+one error line unless forced, and the audit says it was forced."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli.main import app
+from pipelines.lake import Lake
+from pipelines.rollout.events import read_events
+
+pytestmark = pytest.mark.unit
+runner = CliRunner()
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["rollout", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_rollout_commands_audit_every_step() -> None:
+    code, out, _ = _run("status")
+    assert code == 0 and out == "no rollout candidates\n"
+    code, out, _ = _run(
+        "start",
+        "lo",
+        "--kind",
+        "policy",
+        "--ref",
+        "long_only",
+        "--session",
+        "2024-04-01",
+        "--actor",
+        "alice",
+        "--reason",
+        "try long-only",
+    )
+    assert code == 0 and out.count("\n") == 1 and "lo: start – → paper" in out
+    code, out, err = _run("promote", "lo", "--session", "2024-04-02", "--actor", "bob")
+    assert code == 1 and out == "" and err.startswith("error: ") and err.count("\n") == 1
+    assert "gates have not passed" in err
+    code, out, _ = _run(
+        "promote", "lo", "--force", "--session", "2024-04-02", "--actor", "bob", "--json"
+    )
+    event = json.loads(out)
+    assert code == 0 and event["stage_after"] == "canary" and "forced" in event["reason"]
+    assert json.loads(event["detail"])["canary_capital"] == pytest.approx(1_000_000.0)
+    code, out, _ = _run("rollback", "lo", "--session", "2024-04-03", "--reason", "enough")
+    assert code == 0 and "canary → rolled_back" in out and "enough" in out
+    code, out, _ = _run("status", "--json")
+    (row,) = json.loads(out)
+    assert row["candidate_id"] == "lo" and row["stage"] == "rolled_back"
+    code, out, err = _run("rollback", "lo")
+    assert code == 1 and "already rolled back" in err
+    code, out, err = _run("start", "x", "--kind", "nonsense", "--ref", "y")
+    assert code == 1 and "kind must be one of" in err
+    events = read_events(Lake.from_settings())
+    assert list(events["event"]) == ["start", "promote", "rollback"]
+    assert list(events["actor"])[:2] == ["alice", "bob"]
+    code, out, _ = _run("run", "--session", "2024-04-04")
+    assert code == 0 and out == "2024-04-04: no active rollout candidate\n"
