@@ -167,6 +167,7 @@ def record(
         "tracking_error": values.get("tracking_error"),
         "slippage_bps": values.get("slippage_bps"),
         "pretrade_breaches": values.get("pretrade_breaches"),
+        "undecided_sessions": values.get("undecided_sessions"),
         "verdict": values.get("verdict"),
         "failed_gates": values.get("failed_gates"),
         "actor": actor,
@@ -177,7 +178,7 @@ def record(
     content = json.dumps(row, sort_keys=True, default=str)
     digest = hashlib.sha256(content.encode()).hexdigest()[:24]
     frame = pd.DataFrame([row])
-    for col in ("sessions", "pretrade_breaches"):
+    for col in ("sessions", "pretrade_breaches", "undecided_sessions"):
         frame[col] = frame[col].astype("Int64")
     for col in ("ic", "tracking_error", "slippage_bps"):
         frame[col] = frame[col].astype("float64")

@@ -11,9 +11,11 @@ Over the last ``gates.sessions`` sessions of the candidate's current stage (from
   (impact + commission, ``daily_book.cost``) minus what the cost model expected for the
   same decisions (the previous session's optimizer transaction-cost term × its NAV), in
   bps of the traded notional;
-* ``pretrade_breaches`` — orders of the stage's books rejected by pre-trade checks.
+* ``pretrade_breaches`` — orders of the stage's books rejected by pre-trade checks;
+* ``undecided_sessions`` — sessions in which a book's optimizer found no weights
+  (infeasible, solver failure): a candidate that cannot decide is not promotable.
 
-A breach above the bound fails at once; the other gates are judged once the window is
+A breach above the bound, or an undecided session, fails at once; the other gates are judged once the window is
 full (``pending`` before). The verdict is ``pass`` when every gate holds.
 """
 
@@ -33,6 +35,8 @@ from pipelines.rollout.events import CANARY, PAPER, Candidate
 from pipelines.timeline import LATEST, trading_calendar
 
 PASS, FAIL, PENDING = "pass", "fail", "pending"
+#: Optimizer statuses of a session that decided (weights found).
+DECIDED = ("optimal", "relaxed")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class GateValues:
     tracking_error: float | None
     slippage_bps: float | None
     pretrade_breaches: int
+    undecided_sessions: int
     verdict: str
     failed_gates: str | None
 
@@ -115,11 +120,19 @@ def measure(store: Store, candidate: Candidate, day: dt.date) -> GateValues:
     ic = float(np.mean(ics)) if ics else None
     books = [paper] if candidate.stage == PAPER else [paper, trading]
     breaches = int(sum(int(b["orders_rejected"].fillna(0).sum()) for b in books if len(b)))
+    # A skipped session (no prices at its cutoff) has no optimizer status: not held against it.
+    undecided = sum(
+        int((b["optimizer_status"].notna() & ~b["optimizer_status"].isin(DECIDED)).sum())
+        for b in books
+        if len(b)
+    )
     slippage = _slippage_bps(store, candidate.book(candidate.stage), trading)
     sessions = len(trading)
     failed: list[str] = []
     if breaches > gates.max_pretrade_breaches:
         failed.append("pretrade_breaches")
+    if undecided:
+        failed.append("optimizer")
     full = sessions >= gates.sessions
     if full:
         if ic is None or ic < gates.min_ic:
@@ -135,6 +148,7 @@ def measure(store: Store, candidate: Candidate, day: dt.date) -> GateValues:
         tracking_error=te,
         slippage_bps=slippage,
         pretrade_breaches=breaches,
+        undecided_sessions=undecided,
         verdict=verdict,
         failed_gates=",".join(failed) or None,
     )

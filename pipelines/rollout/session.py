@@ -339,7 +339,8 @@ def _gate_line(c: ev.Candidate, v: GateValues) -> str:
         f"ic {f(v.ic, '.4f')} (min {g.min_ic}), "
         f"tracking error {f(v.tracking_error, '.4f')} (max {g.max_tracking_error}), "
         f"slippage {f(v.slippage_bps, '.2f')} bps (max {g.max_slippage_bps}), "
-        f"pre-trade breaches {v.pretrade_breaches} (max {g.max_pretrade_breaches})"
+        f"pre-trade breaches {v.pretrade_breaches} (max {g.max_pretrade_breaches}), "
+        f"undecided sessions {v.undecided_sessions} (max 0)"
     )
 
 
@@ -365,6 +366,7 @@ def status(lake: Lake, portfolio_id: str | None = None) -> pd.DataFrame:
                 "tracking_error": None if last is None else last["tracking_error"],
                 "slippage_bps": None if last is None else last["slippage_bps"],
                 "pretrade_breaches": None if last is None else last["pretrade_breaches"],
+                "undecided_sessions": None if last is None else last["undecided_sessions"],
                 "last_event": str(mine.iloc[-1]["event"]) + ": " + str(mine.iloc[-1]["reason"]),
             }
         )

@@ -1,7 +1,8 @@
 """Staged rollout over simulated sessions: a policy challenger passes its gates in paper
 and in canary and is promoted to full (production then decides under it); a planted bad
-scorer fails its live-IC gate in paper and is rolled back automatically; the audit trail
-(``rollout_events``) and the PM report show both."""
+scorer fails its live-IC gate in paper, and the shipped long-only policy (infeasible on a
+30-name book from cash under its turnover cap) fails the optimizer gate: both are rolled
+back automatically; the audit trail (``rollout_events``) and the PM report show it all."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ import pytest
 from pipelines.daily.config import DailyConfig
 from pipelines.lake import Lake
 from pipelines.lake.stage_state import StageState
+from pipelines.portfolio.policy import POLICY_DIR
 from pipelines.report.pm import ReportSubject, render_pm_report
 from pipelines.rollout import session as rollout
 from pipelines.rollout.config import Gates, RolloutConfig
 from pipelines.rollout.events import candidates, read_events
 from pipelines.rollout.gates import GateValues
 from pipelines.testing.lakes import simulated_lake
-from pipelines.timeline import trading_calendar
+from pipelines.timeline import LATEST, trading_calendar
 
 pytestmark = [pytest.mark.unit, pytest.mark.slow]
 
@@ -54,9 +56,18 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Sim:
         signal=0.3,
         seed=11,
     )
+    # The challenger policy: production's, trading faster (a real candidate's kind of change).
+    default = (POLICY_DIR / "default.yaml").read_text()
+    calm = root / "faster.yaml"
+    calm.write_text(
+        default.replace("name: default", "name: faster").replace(
+            "turnover_cap: 0.30", "turnover_cap: 0.60"
+        )
+    )
     for cid, kind, ref in (
-        ("longonly", "policy", "long_only"),
+        ("faster", "policy", str(calm)),
         ("inverted", "scorer", "tests.rollout.planted:InvertedSentiment"),
+        ("longonly", "policy", "long_only"),
     ):
         rollout.start(
             lake,
@@ -74,39 +85,55 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Sim:
     for day in days[:4]:
         gates[day] = rollout.run_shadows(lake, day, PRODUCTION).gates
         for c in candidates(lake):
-            if c.candidate_id == "longonly" and c.last_verdict == "pass" and c.stage != "full":
-                rollout.promote(lake, "longonly", day=day, actor="pm", production=PRODUCTION)
+            if c.candidate_id == "faster" and c.last_verdict == "pass" and c.stage != "full":
+                rollout.promote(lake, "faster", day=day, actor="pm", production=PRODUCTION)
     rollout.run_production_day(lake, days[4], PRODUCTION, write_report=False)
     return Sim(lake, days, gates, rollout.status(lake))
 
 
 def test_the_good_challenger_is_promoted_to_full(sim: Sim) -> None:
     d1, d2, d3, d4, d5 = sim.days
-    paper, canary = sim.gates[d2]["longonly"], sim.gates[d4]["longonly"]
-    assert sim.gates[d1]["longonly"].verdict == "pending"
+    paper, canary = sim.gates[d2]["faster"], sim.gates[d4]["faster"]
+    assert sim.gates[d1]["faster"].verdict == "pending"
     assert paper.verdict == "pass" and paper.ic is not None and paper.ic > 0
-    assert canary.verdict == "pass" and canary.tracking_error is not None
-    assert canary.pretrade_breaches == 0
-    row = sim.final.set_index("candidate_id").loc["longonly"]
+    assert paper.slippage_bps is not None  # its paper book traded and was costed
+    assert canary.verdict == "pass" and canary.ic is not None and canary.ic > 0
+    assert canary.tracking_error is not None and canary.tracking_error > 0
+    assert canary.pretrade_breaches == 0 and canary.undecided_sessions == 0
+    row = sim.final.set_index("candidate_id").loc["faster"]
     assert row["stage"] == "full"
-    # The canary traded its own book at 10% of production's NAV.
-    book = sim.lake.as_of(
-        "daily_book", known_at=pd.Timestamp.max.tz_localize("UTC"), valid_at=(d3, d4)
-    ).to_pandas()
-    canary_nav = book[book["portfolio_id"] == "main.longonly.canary"]["nav"]
-    assert len(canary_nav) == 2 and canary_nav.iloc[0] == pytest.approx(1_000_000, rel=0.02)
+    books = _books(sim, d1, d4)
+    paper_book = books[books["portfolio_id"] == "main.faster.paper"]
+    assert len(paper_book) == 4 and paper_book["n_positions"].iloc[-1] > 5
+    # The canary traded its own book, funded with 10% of production's NAV.
+    canary_book = books[books["portfolio_id"] == "main.faster.canary"]
+    assert list(canary_book["valid_date"]) == [d3, d4]
+    assert canary_book["nav"].iloc[0] == pytest.approx(1_000_000, rel=0.02)
+    assert canary_book["n_positions"].iloc[-1] > 5
     # From the session after the promotion production decides under the promoted policy.
     settings = StageState(sim.lake, "main", d5).get("session_config")
-    assert settings["policy"]["name"] == "long_only"
+    assert settings["policy"]["name"].endswith("faster.yaml")
+    assert _books(sim, d5, d5)["optimizer_status"].iloc[0] in ("optimal", "relaxed")
 
 
-def test_the_bad_challenger_is_rolled_back_automatically(sim: Sim) -> None:
-    _, d2, d3, _, _ = sim.days
+def _books(sim: Sim, start: dt.date, end: dt.date) -> pd.DataFrame:
+    frame = sim.lake.as_of("daily_book", known_at=LATEST, valid_at=(start, end)).to_pandas()
+    return frame.sort_values(["portfolio_id", "valid_date"]).reset_index(drop=True)
+
+
+def test_the_bad_challengers_are_rolled_back_automatically(sim: Sim) -> None:
+    d1, d2, d3, _, _ = sim.days
     failed = sim.gates[d2]["inverted"]
     assert failed.verdict == "fail" and failed.failed_gates == "ic"
     assert failed.ic is not None and failed.ic < 0
-    assert "inverted" not in sim.gates[d3]  # rolled back: no more books, no more gates
-    assert sim.final.set_index("candidate_id").loc["inverted", "stage"] == "rolled_back"
+    # An optimizer without an answer fails at once, before the window is full.
+    infeasible = sim.gates[d1]["longonly"]
+    assert infeasible.verdict == "fail" and infeasible.failed_gates == "optimizer"
+    assert infeasible.sessions == 1 and infeasible.undecided_sessions == 1
+    # Rolled back: no more books, no more gates.
+    assert "inverted" not in sim.gates[d3] and "longonly" not in sim.gates[d2]
+    stages = sim.final.set_index("candidate_id")["stage"].to_dict()
+    assert stages == {"faster": "full", "inverted": "rolled_back", "longonly": "rolled_back"}
 
 
 def test_the_audit_trail_holds_every_step(sim: Sim) -> None:
@@ -121,25 +148,38 @@ def test_the_audit_trail_holds_every_step(sim: Sim) -> None:
         ("gates", "paper", "gates"),
         ("rollback", "rolled_back", "gates"),
     ]
-    assert [s[:2] for s in steps["longonly"]] == [
-        ("start", "paper"),
-        ("gates", "paper"),
-        ("gates", "paper"),
-        ("promote", "canary"),
-        ("gates", "canary"),
-        ("gates", "canary"),
-        ("promote", "full"),
+    assert steps["longonly"] == [
+        ("start", "paper", "quant"),
+        ("gates", "paper", "gates"),
+        ("rollback", "rolled_back", "gates"),
     ]
-    rollback = events[events["event"] == "rollback"].iloc[0]
-    assert "ic" in rollback["reason"]
+    assert steps["faster"] == [
+        ("start", "paper", "quant"),
+        ("gates", "paper", "gates"),
+        ("gates", "paper", "gates"),
+        ("promote", "canary", "pm"),
+        ("gates", "canary", "gates"),
+        ("gates", "canary", "gates"),
+        ("promote", "full", "pm"),
+    ]
+    reasons = events.set_index("event_id")["reason"]
+    assert reasons["inverted:00003:rollback"] == "automatic: gate(s) failed in paper: ic"
+    assert reasons["longonly:00002:rollback"] == "automatic: gate(s) failed in paper: optimizer"
+    gates = events[(events["candidate_id"] == "faster") & (events["event"] == "gates")]
+    assert gates["ic"].notna().sum() >= 3 and gates["tracking_error"].notna().sum() >= 1
     promoted = events[(events["event"] == "promote") & (events["stage_after"] == "canary")]
-    assert json.loads(promoted["detail"].iloc[0])["canary_capital"] > 0
+    assert json.loads(promoted["detail"].iloc[0])["canary_capital"] == pytest.approx(1e6)
 
 
-def test_the_pm_report_shows_both(sim: Sim) -> None:
+def test_the_pm_report_shows_promotion_and_rollbacks(sim: Sim) -> None:
     day = sim.days[-1]
     page = render_pm_report(sim.lake, day, ReportSubject("main"))
-    section = page[page.index("Rollout") :]
-    assert "longonly" in section and "full" in section
-    assert "inverted" in section and "rolled_back" in section
+    section = page[page.index("<h2>Rollout") :]
+    for name, stage in (
+        ("faster", "full"),
+        ("inverted", "rolled_back"),
+        ("longonly", "rolled_back"),
+    ):
+        assert name in section and stage in section
     assert "automatic: gate(s) failed in paper: ic" in section
+    assert "promoted to full" in section

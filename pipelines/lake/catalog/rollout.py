@@ -32,6 +32,7 @@ ROLLOUT_EVENTS = TableSpec(
         column("tracking_error", pa.float64(), doc="annualized, canary vs paper daily returns"),
         column("slippage_bps", pa.float64(), doc="(realized − cost model) / traded, bps"),
         column("pretrade_breaches", pa.int64(), doc="orders rejected by pre-trade in the stage"),
+        column("undecided_sessions", pa.int64(), doc="sessions whose optimizer found no weights"),
         column("verdict", pa.string(), doc="pass | fail | pending (gates events)"),
         column("failed_gates", pa.string(), doc="comma-separated gate names"),
         column("actor", pa.string(), False, "gates (automatic) or a person"),
