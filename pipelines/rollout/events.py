@@ -51,7 +51,7 @@ class Candidate:
     canary_capital: float | None
     #: The champion the model replaced when promoted to full (restored on rollback).
     previous_champion: str | None
-    #: The last ``gates`` event's verdict (pass | fail | pending), or None.
+    #: The verdict of the last ``gates`` event of the current stage, or None.
     last_verdict: str | None
     last_seq: int
 
@@ -97,7 +97,8 @@ def candidates(
             d = json.loads(str(r["detail"]))
             canary_capital = d.get("canary_capital", canary_capital)
             previous_champion = d.get("previous_champion", previous_champion)
-        gates = rows[rows["event"] == "gates"]
+        # Only the current stage's evaluations count: a pass in paper says nothing of canary.
+        gates = rows[(rows["event"] == "gates") & (rows["seq"] > int(last["seq"]))]
         out.append(
             Candidate(
                 candidate_id=str(cid),

@@ -63,3 +63,37 @@ def test_rollout_commands_audit_every_step() -> None:
     assert list(events["actor"])[:2] == ["alice", "bob"]
     code, out, _ = _run("run", "--session", "2024-04-04")
     assert code == 0 and out == "2024-04-04: no active rollout candidate\n"
+
+
+def test_a_pass_in_paper_does_not_promote_out_of_canary() -> None:
+    import datetime as dt
+
+    from pipelines.rollout import events as ev
+    from pipelines.rollout import session as rollout
+
+    lake = Lake.from_settings()
+    day = dt.date(2024, 4, 1)
+    rollout.start(lake, "c", kind="scorer", ref="price", portfolio_id="main", day=day, actor="a")
+    c = ev.find(lake, "c")
+    # The gates' own row for a passing paper window (as run_shadows writes it).
+    ev.record(
+        lake,
+        day=dt.date(2024, 4, 2),
+        candidate_id="c",
+        portfolio_id="main",
+        kind=c.kind,
+        ref=c.ref,
+        seq=1,
+        event="gates",
+        stage_before="paper",
+        stage_after="paper",
+        actor="gates",
+        reason="paper pass",
+        known_at=dt.datetime(2024, 4, 3, tzinfo=dt.UTC),
+        values={"verdict": "pass", "sessions": 5, "ic": 0.05},
+    )
+    assert ev.find(lake, "c").last_verdict == "pass"
+    rollout.promote(lake, "c", day=dt.date(2024, 4, 2), actor="pm")
+    assert ev.find(lake, "c").stage == "canary" and ev.find(lake, "c").last_verdict is None
+    code, _, err = _run("promote", "c", "--session", "2024-04-03")
+    assert code == 1 and "last verdict: none yet" in err
