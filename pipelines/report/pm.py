@@ -496,6 +496,7 @@ def rollout_section(
                 "stage": mine["stage_after"].iloc[-1],
                 "since": str(mine["valid_date"].iloc[-1]),
                 **{c: (None if last_gates is None else last_gates[c]) for c in gate_cols},
+                "last step": f"{mine['event'].iloc[-1]}: {mine['reason'].iloc[-1]}",
             }
         )
     recent = events.sort_values(["valid_date", "recorded_at", "seq"]).tail(last_events)
@@ -526,7 +527,7 @@ def render_pm_report(
         sections.append(
             (
                 "Rollout",
-                h.table(rollout, left=["candidate", "kind", "ref", "stage", "verdict"])
+                h.table(rollout, left=["candidate", "kind", "ref", "stage", "verdict", "last step"])
                 + "<b>Last steps</b>"
                 + h.table(steps, left=["candidate_id", "event", "stage_after", "actor", "reason"]),
             )

@@ -1,8 +1,9 @@
 """Staged rollout over simulated sessions: a policy challenger passes its gates in paper
 and in canary and is promoted to full (production then decides under it); a planted bad
-scorer fails its live-IC gate in paper, and the shipped long-only policy (infeasible on a
-30-name book from cash under its turnover cap) fails the optimizer gate: both are rolled
-back automatically; the audit trail (``rollout_events``) and the PM report show it all."""
+scorer fails its live-IC gate in paper, the shipped long-only policy (infeasible on a
+30-name book from cash under its turnover cap) fails the optimizer gate, and a candidate
+whose orders pre-trade rejects (a planted kill switch) fails the breach gate: each is
+rolled back automatically; the audit trail (``rollout_events``) and the PM report show it all."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pipelines.lake import Lake
 from pipelines.lake.stage_state import StageState
 from pipelines.portfolio.policy import POLICY_DIR
 from pipelines.report.pm import ReportSubject, render_pm_report
+from pipelines.risk import kill_switch
 from pipelines.rollout import session as rollout
 from pipelines.rollout.config import Gates, RolloutConfig
 from pipelines.rollout.events import candidates, read_events
@@ -88,11 +90,27 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Sim:
             if c.candidate_id == "faster" and c.last_verdict == "pass" and c.stage != "full":
                 rollout.promote(lake, "faster", day=day, actor="pm", production=PRODUCTION)
     rollout.run_production_day(lake, days[4], PRODUCTION, write_report=False)
+    # A planted pre-trade breach: the kill switch engaged during a candidate's first
+    # session (every order it generates is rejected by pre-trade), released after.
+    rollout.start(
+        lake,
+        "blocked",
+        kind="scorer",
+        ref="sentiment",
+        portfolio_id="main",
+        day=days[4],
+        config=CONFIG,
+        actor="quant",
+    )
+    days.append(cal.next_session(days[4]))
+    kill_switch.engage(lake, reason="planted breach", actor="test")
+    gates[days[5]] = rollout.run_shadows(lake, days[5], PRODUCTION).gates
+    kill_switch.release(lake, reason="planted breach over", actor="test")
     return Sim(lake, days, gates, rollout.status(lake))
 
 
 def test_the_good_challenger_is_promoted_to_full(sim: Sim) -> None:
-    d1, d2, d3, d4, d5 = sim.days
+    d1, d2, d3, d4, d5, _ = sim.days
     paper, canary = sim.gates[d2]["faster"], sim.gates[d4]["faster"]
     assert sim.gates[d1]["faster"].verdict == "pending"
     assert paper.verdict == "pass" and paper.ic is not None and paper.ic > 0
@@ -122,7 +140,7 @@ def _books(sim: Sim, start: dt.date, end: dt.date) -> pd.DataFrame:
 
 
 def test_the_bad_challengers_are_rolled_back_automatically(sim: Sim) -> None:
-    d1, d2, d3, _, _ = sim.days
+    d1, d2, d3, _, _, d6 = sim.days
     failed = sim.gates[d2]["inverted"]
     assert failed.verdict == "fail" and failed.failed_gates == "ic"
     assert failed.ic is not None and failed.ic < 0
@@ -132,8 +150,18 @@ def test_the_bad_challengers_are_rolled_back_automatically(sim: Sim) -> None:
     assert infeasible.sessions == 1 and infeasible.undecided_sessions == 1
     # Rolled back: no more books, no more gates.
     assert "inverted" not in sim.gates[d3] and "longonly" not in sim.gates[d2]
+    # A pre-trade breach fails at once too.
+    blocked = sim.gates[d6]["blocked"]
+    assert blocked.verdict == "fail" and blocked.failed_gates == "pretrade_breaches"
+    assert blocked.sessions == 1 and blocked.pretrade_breaches > 0
+    assert set(sim.gates[d6]) == {"blocked"}  # the others are full or rolled back
     stages = sim.final.set_index("candidate_id")["stage"].to_dict()
-    assert stages == {"faster": "full", "inverted": "rolled_back", "longonly": "rolled_back"}
+    assert stages == {
+        "faster": "full",
+        "inverted": "rolled_back",
+        "longonly": "rolled_back",
+        "blocked": "rolled_back",
+    }
 
 
 def test_the_audit_trail_holds_every_step(sim: Sim) -> None:
@@ -162,7 +190,13 @@ def test_the_audit_trail_holds_every_step(sim: Sim) -> None:
         ("gates", "canary", "gates"),
         ("promote", "full", "pm"),
     ]
+    assert [s[:2] for s in steps["blocked"]] == [
+        ("start", "paper"),
+        ("gates", "paper"),
+        ("rollback", "rolled_back"),
+    ]
     reasons = events.set_index("event_id")["reason"]
+    assert reasons["blocked:00002:rollback"].endswith("pretrade_breaches")
     assert reasons["inverted:00003:rollback"] == "automatic: gate(s) failed in paper: ic"
     assert reasons["longonly:00002:rollback"] == "automatic: gate(s) failed in paper: optimizer"
     gates = events[(events["candidate_id"] == "faster") & (events["event"] == "gates")]
@@ -172,7 +206,7 @@ def test_the_audit_trail_holds_every_step(sim: Sim) -> None:
 
 
 def test_the_pm_report_shows_promotion_and_rollbacks(sim: Sim) -> None:
-    day = sim.days[-1]
+    day = sim.days[4]
     page = render_pm_report(sim.lake, day, ReportSubject("main"))
     section = page[page.index("<h2>Rollout") :]
     for name, stage in (
