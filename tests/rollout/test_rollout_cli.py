@@ -1,6 +1,7 @@
 """``alphafactory rollout status|start|promote|rollback|run``: one line per step (or JSON),
 every step a ``rollout_events`` row; a promotion whose gates have not passed is refused in
-one error line unless forced, and the audit says it was forced."""
+one error line unless forced, and the audit says it was forced; a model promoted to full
+is the champion from the next session and its rollback restores the one it replaced."""
 
 from __future__ import annotations
 
@@ -97,3 +98,35 @@ def test_a_pass_in_paper_does_not_promote_out_of_canary() -> None:
     assert ev.find(lake, "c").stage == "canary" and ev.find(lake, "c").last_verdict is None
     code, _, err = _run("promote", "c", "--session", "2024-04-03")
     assert code == 1 and "last verdict: none yet" in err
+
+
+def test_a_model_at_full_is_champion_and_its_rollback_restores_the_previous() -> None:
+    import datetime as dt
+
+    from models.lake_store import champion_id, record_decision
+    from pipelines.timeline import LATEST, decision_cutoff
+
+    lake = Lake.from_settings()
+    old = dt.date(2024, 3, 1)
+    record_decision(
+        lake,
+        old,
+        decision_cutoff(old),
+        champion="m1",
+        challenger="m1",
+        promoted=True,
+        reason="first",
+        challenger_metric=None,
+        champion_metric=None,
+    )
+    assert _run("start", "m2", "--kind", "model", "--ref", "m2", "--session", "2024-04-01")[0] == 0
+    for session in ("2024-04-02", "2024-04-03"):
+        code, out, _ = _run("promote", "m2", "--force", "--session", session)
+        assert code == 0, out
+    # Champion from the session after the promotion to full; the one before keeps m1.
+    assert champion_id(lake, LATEST, dt.date(2024, 4, 3)) == "m1"
+    assert champion_id(lake, LATEST, dt.date(2024, 4, 4)) == "m2"
+    code, out, _ = _run("rollback", "m2", "--session", "2024-04-05", "--reason", "live IC fell")
+    assert code == 0 and "full → rolled_back" in out
+    assert champion_id(lake, LATEST, dt.date(2024, 4, 8)) == "m1"
+    assert champion_id(lake, LATEST, dt.date(2024, 4, 5)) == "m2"
