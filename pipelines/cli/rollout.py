@@ -197,26 +197,15 @@ def run(
     """The daily step for a session: every active candidate's shadow books, then its
     gates (automatic rollback on a failing gate, promotion when configured)."""
     from pipelines.cli.dates import parse_session
-    from pipelines.daily.tasks import load_config
-    from pipelines.lake import Lake
-    from pipelines.rollout.session import run_shadows
+    from pipelines.rollout.tasks import run_rollout
 
-    outcome = run_shadows(Lake.from_settings(), parse_session(session), load_config())
+    summary = run_rollout(parse_session(session).isoformat())
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "session": outcome.day.isoformat(),
-                    "books": sorted(outcome.books),
-                    "gates": {k: v.as_dict() for k, v in outcome.gates.items()},
-                    "steps": outcome.steps,
-                },
-                default=str,
-                indent=1,
-            )
-        )
+        typer.echo(json.dumps(summary, indent=1))
         return
-    if not outcome.gates:
-        typer.echo(f"{outcome.day}: no active rollout candidate")
-    for step in outcome.steps:
-        _echo_event({**step, "valid_date": outcome.day}, False)
+    if not summary["gates"]:
+        typer.echo(f"{summary['session']}: no active rollout candidate")
+    for step in summary["steps"]:
+        typer.echo(
+            f"{step['candidate_id']}: {step['event']} → {step['stage_after']}: {step['reason']}"
+        )

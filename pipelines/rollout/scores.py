@@ -84,10 +84,14 @@ def score_source(lake: Lake, candidate: Candidate, production: DailyConfig) -> S
 def shadow_config(candidate: Candidate, production: DailyConfig, stage: str) -> DailyConfig:
     """Production's config for the candidate's ``stage`` book: its own portfolio id (its
     own paper account and books), the candidate policy, auto-approval (a shadow sends to
-    the paper broker only), and for the canary the capital it was funded with."""
+    the paper broker only), no shared portfolio tables, and for the canary the capital it
+    was funded with."""
     update: dict[str, object] = {
         "portfolio_id": candidate.book(stage),
         "approval": production.approval.model_copy(update={"auto_approve": True}),
+        # The risk_* tables are production's record of the session (not per portfolio);
+        # a shadow's targets and risk model stay in its own stage state.
+        "record_portfolio_tables": False,
     }
     if candidate.kind == "policy":
         update["policy"] = candidate.ref
