@@ -5,7 +5,10 @@ is the champion from the next session and its rollback restores the one it repla
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -67,8 +70,6 @@ def test_rollout_commands_audit_every_step() -> None:
 
 
 def test_a_pass_in_paper_does_not_promote_out_of_canary() -> None:
-    import datetime as dt
-
     from pipelines.rollout import events as ev
     from pipelines.rollout import session as rollout
 
@@ -101,8 +102,6 @@ def test_a_pass_in_paper_does_not_promote_out_of_canary() -> None:
 
 
 def test_a_model_at_full_is_champion_and_its_rollback_restores_the_previous() -> None:
-    import datetime as dt
-
     from models.lake_store import champion_id, record_decision
     from pipelines.timeline import LATEST, decision_cutoff
 
@@ -130,3 +129,24 @@ def test_a_model_at_full_is_champion_and_its_rollback_restores_the_previous() ->
     assert code == 0 and "full → rolled_back" in out
     assert champion_id(lake, LATEST, dt.date(2024, 4, 8)) == "m1"
     assert champion_id(lake, LATEST, dt.date(2024, 4, 5)) == "m2"
+
+
+@pytest.mark.slow
+def test_run_is_the_daily_step(
+    make_simulated_lake: Callable[..., Lake], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_simulated_lake(universe=20, start=dt.date(2024, 1, 2), end=dt.date(2024, 4, 12))
+    config = tmp_path / "daily.yaml"
+    config.write_text("lookback_sessions: 40\nrecord_portfolio_tables: false\n")
+    monkeypatch.setenv("ALPHAFACTORY_DAILY_CONFIG", str(config))
+    assert (
+        _run("start", "s", "--kind", "scorer", "--ref", "price", "--session", "2024-04-01")[0] == 0
+    )
+    code, out, err = _run("run", "--session", "2024-04-02", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["books"] == ["main.s.paper"]
+    assert summary["gates"]["s"]["verdict"] == "pending"
+    assert [s["event"] for s in summary["steps"]] == ["gates"]
+    code, out, _ = _run("status")
+    assert code == 0 and "s (scorer price, shadows main): paper since 2024-04-01" in out
