@@ -12,6 +12,21 @@ whether the result hashes agree. ``--name`` chooses ``bench/results/<name>.json`
 
     python bench/backtest.py [--universe 60] [--months 3] [--signal 0.1] [--buffer-sessions 20]
     python bench/backtest.py --universe 80 --months 3 --compare-unbuffered --name backtest-buffer
+
+``--years Y --names N`` is the long run (issue 16): a lake of N securities over Y years
+(plus the lookback), the buffered backtest over the whole period (or only its first
+``--measure-sessions`` sessions, then projected to the period and labelled so) with the
+default policy, which bounds every constraint the optimizer has (position, ADV,
+participation, gross, net band, every sector, every style factor, beta band, turnover
+cap, costs), and the unbuffered run (``buffer_sessions=0``) over the first
+``--unbuffered-sessions`` of the same period on a copy of the same lake. Reported: wall
+and CPU seconds per session of both, per-stage seconds per session, their ratio, the
+target (0.24 s/session) and the load average (the machine is shared), into
+``bench/results/backtest-<Y>y-<N>.json``. The scorer is the builtin one (no retrains
+inside the run yet).
+
+    python bench/backtest.py --years 10 --names 500                       # the whole period
+    python bench/backtest.py --years 10 --names 500 --measure-sessions 60 # projected
 """
 
 from __future__ import annotations
@@ -58,7 +73,7 @@ def _run(
     from pipelines.lake import Lake
 
     config = DailyConfig(lookback_sessions=60, record_portfolio_tables=False)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     result = run_backtest(
         Lake(str(lake_root)),
         start,
@@ -69,17 +84,71 @@ def _run(
         checkpoint_every=checkpoint_every,
     )
     seconds = time.perf_counter() - began
+    cpu = time.process_time() - cpu
     sessions = max(result.metrics.sessions, 1)
     metrics = result.metrics.to_dict()
     return {
         "signal_strength": signal,
         "buffer_sessions": buffer_sessions,
+        "sessions": int(result.metrics.sessions),
         "seconds": round(seconds, 1),
         "seconds_per_session": round(seconds / sessions, 3),
+        # CPU time of this process: what the run costs when the shared machine is loaded.
+        "cpu_seconds_per_session": round(cpu / sessions, 3),
         "stage_seconds_per_session": {k: round(v / sessions, 4) for k, v in result.seconds.items()},
         "metrics": metrics,
         "result_hash": result.result_hash,
     }
+
+
+#: The long run's target (issue 16): ten years of 500 names in 10 minutes.
+TARGET_SECONDS_PER_SESSION = 0.24
+
+
+def long_run(
+    years: int,
+    names: int,
+    end: dt.date,
+    measure: int | None,
+    unbuffered: int,
+    signal: float,
+    buffer_sessions: int | None = None,
+) -> dict[str, Any]:
+    """The ``--years``/``--names`` run (module docstring)."""
+    from pipelines.backtest.run import DEFAULT_BUFFER_SESSIONS
+    from pipelines.timeline import trading_calendar
+
+    start = end - dt.timedelta(days=round(365.25 * years))
+    days = trading_calendar().sessions(start, end)
+    start = days[0]
+    out: dict[str, Any] = {"period": {"start": str(start), "end": str(end), "sessions": len(days)}}
+    with tempfile.TemporaryDirectory() as tmp:
+        began = time.perf_counter()
+        lake = _lake(Path(tmp), names, signal, start, end)
+        out["lake_seconds"] = round(time.perf_counter() - began, 1)
+        copy = Path(tmp) / "unbuffered"
+        shutil.copytree(lake, copy)
+        stop = days[min(measure or len(days), len(days)) - 1]
+        k = DEFAULT_BUFFER_SESSIONS if buffer_sessions is None else buffer_sessions
+        out["buffered"] = _run(lake, signal, start, stop, k)
+        # The same period's first sessions, writing through to the lake at every stage.
+        short = days[min(unbuffered, len(days)) - 1]
+        out["unbuffered"] = _run(copy, signal, start, short, 0)
+    buffered, direct = out["buffered"], out["unbuffered"]
+    per_session = buffered["seconds_per_session"]
+    out["ratio_unbuffered_over_buffered"] = round(direct["seconds_per_session"] / per_session, 3)
+    out["cpu_ratio_unbuffered_over_buffered"] = round(
+        direct["cpu_seconds_per_session"] / buffered["cpu_seconds_per_session"], 3
+    )
+    out["measured_whole_period"] = buffered["sessions"] >= len(days)
+    # Labelled: a projection from the measured sessions when the period was not run whole.
+    out["period_seconds" if out["measured_whole_period"] else "projected_period_seconds"] = round(
+        per_session * len(days), 1
+    )
+    out["projected_period_cpu_seconds"] = round(buffered["cpu_seconds_per_session"] * len(days), 1)
+    out["target_seconds_per_session"] = TARGET_SECONDS_PER_SESSION
+    out["meets_target"] = per_session <= TARGET_SECONDS_PER_SESSION
+    return out
 
 
 def main() -> None:
@@ -99,15 +168,54 @@ def main() -> None:
     ap.add_argument(
         "--no-signal-off", dest="signal_off", action="store_false", help="skip the signal-0 run"
     )
-    ap.add_argument("--name", default="backtest", help="results file name (bench/results/)")
+    ap.add_argument("--name", default=None, help="results file name (bench/results/)")
+    ap.add_argument("--years", type=int, default=None, help="the long run: years of sessions")
+    ap.add_argument("--names", type=int, default=500, help="the long run: securities")
+    ap.add_argument(
+        "--measure-sessions",
+        type=int,
+        default=None,
+        help="the long run: run only the first S sessions and project (default: all)",
+    )
+    ap.add_argument(
+        "--unbuffered-sessions",
+        type=int,
+        default=20,
+        help="the long run: sessions of the unbuffered comparison",
+    )
     args = ap.parse_args()
+    if args.years is not None:
+        out: dict[str, Any] = {"params": vars(args), "load_average_1m": os.getloadavg()[0]}
+        out.update(
+            long_run(
+                args.years,
+                args.names,
+                dt.date.fromisoformat(args.end),
+                args.measure_sessions,
+                args.unbuffered_sessions,
+                args.signal,
+                args.buffer_sessions,
+            )
+        )
+        out["load_average_1m_after"] = os.getloadavg()[0]
+        b, u = out["buffered"], out["unbuffered"]
+        print(
+            f"buffered {b['seconds_per_session']} s/session ({b['cpu_seconds_per_session']} CPU) "
+            f"over {b['sessions']} sessions; unbuffered {u['seconds_per_session']} s/session "
+            f"({u['cpu_seconds_per_session']} CPU) over {u['sessions']}: "
+            f"x{out['ratio_unbuffered_over_buffered']}"
+        )
+        name = args.name or f"backtest-{args.years}y-{args.names}"
+        print(f"wrote {write_results(name, out)}")
+        return
+    args.name = args.name or "backtest"
     if args.buffer_sessions is None:
         from pipelines.backtest.run import DEFAULT_BUFFER_SESSIONS
 
         args.buffer_sessions = DEFAULT_BUFFER_SESSIONS
     end = dt.date.fromisoformat(args.end)
     start = end - dt.timedelta(days=round(30.5 * args.months))
-    out: dict[str, Any] = {"params": vars(args), "load_average_1m": os.getloadavg()[0]}
+    out = {"params": vars(args), "load_average_1m": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
         for label, signal in (("signal_on", args.signal), ("signal_off", 0.0)):
             lake = _lake(Path(tmp) / label, args.universe, signal, start, end)

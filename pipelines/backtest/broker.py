@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from pipelines.execution import PaperBroker
 from pipelines.execution.accounts import State, empty_state
 from pipelines.execution.corporate_actions import BookAction
 from pipelines.execution.delistings import Delisting
+from pipelines.execution.paper import is_working
 from pipelines.execution.prices import LakePriceSource, PriceSource, SessionBar
 
 
@@ -27,6 +29,8 @@ class MemoryAccount:
     def __init__(self, seq: int = 0) -> None:
         self.state: State = empty_state()
         self.state["seq"] = seq
+        #: Bumped by every opening for writing: equal versions, the same state.
+        self.version = 0
 
     @property
     def location(self) -> str:
@@ -37,6 +41,8 @@ class MemoryAccount:
 
     @contextlib.contextmanager
     def open(self, write: bool = True) -> Iterator[State]:
+        if write:
+            self.version += 1
         yield self.state
 
 
@@ -48,6 +54,13 @@ class InMemoryPaperBroker(PaperBroker):
         since the lake keys fills by the broker's execution id."""
         self.memory = MemoryAccount(id_base)
         super().__init__(self.memory, prices, **kwargs)
+        # Orders that may still be working: the account keeps every order of the run, and
+        # the broker asks which are working many times a session (see _working).
+        self._open: dict[str, dict[str, Any]] = {}
+        self._seen = 0
+        self._indexed: State | None = None
+        # (account version, knowledge time) after the last full work(): see work().
+        self._worked: tuple[int, object] | None = None
 
     def account_state(self) -> State:
         """A copy of the whole account (positions, cash, orders, id sequence)."""
@@ -56,6 +69,56 @@ class InMemoryPaperBroker(PaperBroker):
     def restore_account(self, state: State) -> None:
         """Continue from an :meth:`account_state` (a resumed backtest)."""
         self.memory.state = copy.deepcopy(state)
+        self.memory.version += 1
+
+    def forget_settled(self, through: dt.date) -> int:
+        """Drop the finished orders and the fills with a trade date on or before
+        ``through`` (a session already reconciled): nothing asks for them again (a session
+        asks the broker about its own trade date's orders and fills), and a ten-year run
+        would otherwise copy every order it ever sent at each checkpoint. Returns the
+        records dropped."""
+        day = through.isoformat()
+        with self._state() as st:
+            orders = st["orders"]
+            keep = {k: r for k, r in orders.items() if is_working(r) or r["trade_date"] > day}
+            fills = [f for f in st["fills"] if f["trade_date"] > day]
+            dropped = len(orders) - len(keep) + len(st["fills"]) - len(fills)
+            st["orders"], st["fills"] = keep, fills
+        self._indexed = None  # the order dict was replaced: index it again
+        return dropped
+
+    def _working(self, st: State) -> list[dict[str, Any]]:
+        """The working orders in arrival order, as :class:`PaperBroker` finds them, without
+        scanning every order of the run: orders are only ever added (in arrival order) and
+        a terminal order never works again, so the orders seen once and still working, plus
+        those added since, are all of them."""
+        orders = st["orders"]
+        if st is not self._indexed:
+            self._open, self._seen, self._indexed = {}, 0, st
+        if len(orders) > self._seen:
+            for rec in itertools.islice(orders.values(), self._seen, None):
+                self._open[rec["client_order_id"]] = rec
+            self._seen = len(orders)
+        self._open = {k: r for k, r in self._open.items() if is_working(r)}
+        return list(self._open.values())
+
+    def work(self, trade_date: dt.date | None = None) -> int:
+        """:meth:`PaperBroker.work`, skipped when nothing it depends on changed since the
+        last full pass: the account (no write since) and the prices' knowledge time. Such
+        a pass would find the same orders unfillable and every action already settled
+        (a worked order always ends terminal), so it would change nothing and return 0."""
+        key = (self.memory.version, self.prices_known_at())
+        # No knowledge time: the source sees "now", which moves; always work.
+        if trade_date is None and key[1] is not None and key == self._worked:
+            return 0
+        done = super().work(trade_date)
+        if trade_date is None:
+            self._worked = (self.memory.version, self.prices_known_at())
+        return done
+
+    def prices_known_at(self) -> object:
+        """The price source's knowledge time (None when it has none)."""
+        return getattr(self.prices, "known_at", None)
 
 
 class CachedPrices:
@@ -67,7 +130,7 @@ class CachedPrices:
 
     def __init__(self, source: LakePriceSource) -> None:
         self.source = source
-        self._cache: dict[tuple[object, ...], dict[str, SessionBar]] = {}
+        self._cache: dict[dt.date, dict[str, SessionBar]] = {}
         self._delisted: dict[tuple[str, ...], dict[str, Delisting]] = {}
         self._actions: dict[tuple[object, ...], list[BookAction]] = {}
 
@@ -84,10 +147,13 @@ class CachedPrices:
         self.source.known_at = value
 
     def session(self, trade_date: dt.date, security_ids: Sequence[str]) -> dict[str, SessionBar]:
-        key = (trade_date, tuple(sorted(security_ids)))
-        if key not in self._cache:
-            self._cache[key] = self.source.session(trade_date, security_ids)
-        return self._cache[key]
+        # A bar depends only on its security's own rows (LakePriceSource.session_all), so
+        # one read of every security's bar per session serves every later question (the
+        # broker asks again, for one more name, after each order it is sent).
+        bars = self._cache.get(trade_date)
+        if bars is None:
+            bars = self._cache[trade_date] = self.source.session_all(trade_date)
+        return {s: bars[s] for s in sorted(security_ids) if s in bars}
 
     def delistings(self, security_ids: Sequence[str]) -> dict[str, Delisting]:
         key = tuple(sorted(security_ids))

@@ -297,6 +297,9 @@ def run_backtest(
         if buffer is not None and flushed:
             buffer.flush()
         if checkpoint_now:
+            # Before the checkpoint, so a resumed run starts from the very state the
+            # uninterrupted run goes on with.
+            broker.forget_settled(day)
             _save_checkpoint(lake, run_id, day, i, every, rows, broker.account_state(), skipped)
             # The next segment solves with a freshly compiled optimizer, as a run resumed
             # from this checkpoint does: warm re-solves carry solver state (see

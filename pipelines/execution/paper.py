@@ -245,11 +245,14 @@ class PaperBroker:
     def fills(self, account: str, trade_date: dt.date | None = None) -> list[Fill]:
         self._require()
         self._auto_work()
+        day = None if trade_date is None else trade_date.isoformat()
         with self._state(write=False) as st:
-            out = [_fill(f) for f in st["fills"] if f["account"] == account]
-        if trade_date is not None:
-            out = [f for f in out if f.trade_date == trade_date]
-        return out
+            # Filter on the record first: the fill list holds every fill of the account.
+            return [
+                _fill(f)
+                for f in st["fills"]
+                if f["account"] == account and (day is None or f["trade_date"] == day)
+            ]
 
     def cash(self, account: str) -> float | None:
         self._require()
@@ -327,9 +330,8 @@ class PaperBroker:
         with self._state(write=False) as st:
             pending = [
                 r
-                for r in st["orders"].values()
-                if not OrderStatus(r["status"]).terminal
-                and (trade_date is None or r["trade_date"] == trade_date.isoformat())
+                for r in self._working(st)
+                if trade_date is None or r["trade_date"] == trade_date.isoformat()
             ]
         if not pending:
             self._settle_corporate_actions()
@@ -350,14 +352,18 @@ class PaperBroker:
                 continue  # session not published yet: keep working
             self._settle_corporate_actions(dt.date.fromisoformat(day))
             with self._state() as st:
-                for rec in st["orders"].values():
-                    if rec["trade_date"] != day or OrderStatus(rec["status"]).terminal:
+                for rec in self._working(st):
+                    if rec["trade_date"] != day:
                         continue
                     self._work_order(st, rec, bars[day].get(rec["security_id"]))
                     done += 1
         self._settle_corporate_actions()
         self._settle_delistings()
         return done
+
+    def _working(self, st: State) -> list[dict[str, Any]]:
+        """The order records still working (not terminal), in arrival order."""
+        return [r for r in st["orders"].values() if is_working(r)]
 
     def _settle_corporate_actions(self, through: dt.date | None = None) -> int:
         """Apply the splits and dividends with an ex-date after each account's watermark
@@ -430,11 +436,7 @@ class PaperBroker:
             return 0
         done = 0
         with self._state() as st:
-            working = {
-                (r["account"], r["security_id"]): r["trade_date"]
-                for r in st["orders"].values()
-                if not OrderStatus(r["status"]).terminal
-            }
+            working = {(r["account"], r["security_id"]): r["trade_date"] for r in self._working(st)}
             for acct, pos in st["positions"].items():
                 for sid, d in sorted(delisted.items()):
                     qty = float(pos.get(sid, 0.0))
@@ -541,6 +543,21 @@ class PaperBroker:
 
     def _fill_ts(self, day: dt.date) -> dt.datetime:
         return dt.datetime.combine(day, self.fill_time, tzinfo=dt.UTC)
+
+
+_TERMINAL = frozenset(s.value for s in OrderStatus if s.terminal)
+_WORKING = frozenset(s.value for s in OrderStatus if not s.terminal)
+
+
+def is_working(rec: Mapping[str, Any]) -> bool:
+    """Whether an order record may still fill (OrderStatus.terminal, without building an
+    enum per record: the broker asks it of every order it ever took, many times a day)."""
+    status = rec["status"]
+    if status in _WORKING:
+        return True
+    if status in _TERMINAL:
+        return False
+    return not OrderStatus(status).terminal  # an unknown status raises, as it always did
 
 
 def _order_state(rec: Mapping[str, Any]) -> OrderState:

@@ -48,9 +48,13 @@ def compute_tca(
     accepted = orders[orders["status"] == "accepted"]
     bars = prices.session(trade_date, sorted(set(accepted["security_id"].astype(str))))
     rows = []
+    # Each order's fills, in the fills' row order (what a boolean mask per order selects),
+    # found by one grouping instead of a scan of every fill per order.
+    by_order = {str(k): v for k, v in fills.groupby("client_order_id", sort=False).indices.items()}
+    none = fills.iloc[0:0]
     for o in accepted.to_dict("records"):
         cid = str(o["client_order_id"])
-        f = fills[fills["client_order_id"] == cid]
+        f = fills.iloc[by_order[cid]] if cid in by_order else none
         s = 1.0 if o["side"] == "buy" else -1.0
         ordered = float(o["quantity"])
         filled = float(f["quantity"].sum()) if not f.empty else 0.0

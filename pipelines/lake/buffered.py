@@ -29,13 +29,15 @@ import datetime as dt
 import pickle
 from collections.abc import Iterable
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from pipelines.lake import bitemporal
 from pipelines.lake.catalog import get_table
 from pipelines.lake.conform import FrameLike, conform
-from pipelines.lake.spec import TableSpec
+from pipelines.lake.spec import TableSpec, ValidTime
 from pipelines.lake.store import Lake, WriteResult, content_hash, with_system_columns
 
 
@@ -49,6 +51,7 @@ class BufferedStore:
         self._pending_ids: dict[str, dict[str, None]] = {}  # ordered set per table
         self._committed: dict[str, set[str]] = {}
         self._scans: dict[str, pa.Table] = {}
+        self._scan_days: dict[str, np.ndarray] = {}
         self._answers: dict[str, dict[tuple[object, ...], pa.Table]] = {}
         self._lake_parts: dict[tuple[str, tuple[object, ...]], pa.Table] = {}
 
@@ -160,7 +163,7 @@ class BufferedStore:
         data = self._lake_parts.get((name, key))
         if data is None and name in self.cached_tables:
             expr = _row_filter(spec, known_at, rng, filter)
-            data = self._scan(name).filter(expr)
+            data = self._window(name, spec, rng).filter(expr)
             scan = bitemporal.scan_columns(spec, columns)
             if scan is not None:
                 data = data.select(scan)
@@ -174,11 +177,30 @@ class BufferedStore:
         return bitemporal.resolve_as_of(spec, data, rng)
 
     def _scan(self, name: str) -> pa.Table:
-        """The lake's rows of a cached table, scanned once (again after a flush to it)."""
+        """The lake's rows of a cached table, scanned once (again after a flush to it), in
+        valid-date order (the as-of answer orders its rows itself: see ``as_of_point.sql``)."""
         scan = self._scans.get(name)
         if scan is None:
-            scan = self._scans[name] = self.lake.dataset(name, refresh=False).to_table()
+            scan = self.lake.dataset(name, refresh=False).to_table()
+            scan = self._scans[name] = scan.take(
+                pc.sort_indices(scan, [("valid_date", "ascending")])
+            )
+            self._scan_days[name] = (
+                scan.column("valid_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+            )
         return scan
+
+    def _window(self, name: str, spec: TableSpec, rng: bitemporal.ValidRange) -> pa.Table:
+        """The cached rows a read of ``rng`` may use: for a point-in-time table only those
+        dated in the range (a slice of the sorted scan, not a filter over every row of a
+        table that holds years of history); the exact row filter is applied after."""
+        scan = self._scan(name)
+        if spec.valid_time is not ValidTime.POINT:
+            return scan
+        days = self._scan_days[name]
+        lo = int(np.searchsorted(days, np.datetime64(rng.start, "D"), side="left"))
+        hi = int(np.searchsorted(days, np.datetime64(rng.end, "D"), side="right"))
+        return scan.slice(lo, hi - lo)
 
 
 def _row_filter(
