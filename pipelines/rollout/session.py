@@ -121,7 +121,8 @@ def _step(
     back from it) changes the champion."""
     detail: dict[str, Any] = {}
     if stage_after == CANARY and candidate.stage != CANARY:
-        capital = production.initial_capital if production else 0.0
+        # Production's NAV on the session; before its first book, its starting capital.
+        capital = (production or DailyConfig()).initial_capital
         nav = _production_nav(lake, candidate.portfolio_id, day, capital)
         detail["canary_capital"] = round(candidate.config.canary_fraction * nav, 2)
     if candidate.kind == "model" and FULL in (stage_after, candidate.stage):
@@ -267,13 +268,32 @@ def run_shadows(lake: Lake, day: dt.date, production: DailyConfig) -> SessionOut
     ]
     cutoff = decision_cutoff(day)
     for c in active:
-        source = score_source(lake, c, base)
-        for stage in (PAPER, CANARY) if c.stage == CANARY else (PAPER,):
-            cfg = shadow_config(c, base, stage)
-            broker = paper_broker(lake, cfg, cutoff)
-            outcome.books[cfg.portfolio_id] = run_day(
-                lake, day, cfg, broker, scores=source, write_report=False
+        try:
+            source = score_source(lake, c, base)
+            for stage in (PAPER, CANARY) if c.stage == CANARY else (PAPER,):
+                cfg = shadow_config(c, base, stage)
+                broker = paper_broker(lake, cfg, cutoff)
+                outcome.books[cfg.portfolio_id] = run_day(
+                    lake, day, cfg, broker, scores=source, write_report=False
+                )
+        except Exception as exc:  # a candidate's failure never stops the others
+            # A candidate that cannot run its session cannot be promoted: roll it back and
+            # say why; production and the other candidates go on.
+            log.exception("%s: rollout %s: its session failed", day, c.candidate_id)
+            outcome.steps.append(
+                _step(
+                    lake,
+                    c,
+                    day,
+                    "rollback",
+                    ROLLED_BACK,
+                    actor=AUTOMATIC,
+                    reason=f"automatic: its session failed: {type(exc).__name__}: {exc}"[:500],
+                    known_at=cutoff,
+                    seq=c.last_seq + 1,
+                )
             )
+            continue
         values = measure(lake, c, day)
         outcome.gates[c.candidate_id] = values
         seq = c.last_seq + 1

@@ -150,3 +150,25 @@ def test_run_is_the_daily_step(
     assert [s["event"] for s in summary["steps"]] == ["gates"]
     code, out, _ = _run("status")
     assert code == 0 and "s (scorer price, shadows main): paper since 2024-04-01" in out
+
+
+def test_a_candidate_whose_session_fails_is_rolled_back_and_the_others_go_on() -> None:
+    from pipelines.daily.config import DailyConfig
+    from pipelines.rollout import events as ev
+    from pipelines.rollout import session as rollout
+
+    lake = Lake.from_settings()
+    rollout.start(
+        lake,
+        "broken",
+        kind="scorer",
+        ref="no.such.module:Scorer",
+        portfolio_id="main",
+        day=dt.date(2024, 4, 1),
+        actor="a",
+    )
+    outcome = rollout.run_shadows(lake, dt.date(2024, 4, 2), DailyConfig())
+    assert [s["event"] for s in outcome.steps] == ["rollback"]
+    assert "its session failed" in outcome.steps[0]["reason"]
+    assert "no.such.module" in outcome.steps[0]["reason"]
+    assert ev.find(lake, "broken").stage == "rolled_back"
