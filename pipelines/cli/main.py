@@ -24,6 +24,7 @@ from pipelines.cli.quiet import quiet_libraries
 from pipelines.cli.replay import replay
 from pipelines.cli.report import report
 from pipelines.cli.research import research_app
+from pipelines.cli.rollout import rollout_app
 from pipelines.cli.status import status
 from pipelines.cli.vendor import vendor_app
 from pipelines.errors import AlphaFactoryError
@@ -77,6 +78,7 @@ app.add_typer(contracts_app, name="contracts")
 app.add_typer(research_app, name="research")
 app.add_typer(kill_switch_app, name="kill-switch")
 app.add_typer(audit_app, name="audit")
+app.add_typer(rollout_app, name="rollout")
 app.command("demo")(demo)
 app.command("report")(report)
 app.add_typer(backtest_app, name="backtest")

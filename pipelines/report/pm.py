@@ -715,7 +715,66 @@ def report_sections(
         _pnl(store, day, subject, art, known),
         _alpha(store, day, subject, art, known),
         _quality(store, day, known),
+        *_rollout(store, day, subject, known),
     ]
+
+
+def _rollout(
+    store: Store, day: dt.date, subject: ReportSubject, known: dt.datetime
+) -> list[Section]:
+    """The "Rollout" section (:func:`rollout_section`), or none when nothing was ever
+    rolled out for this portfolio."""
+    rollout, steps = rollout_section(store, day, subject.portfolio_id, known)
+    if rollout.empty:
+        return []
+    glossary = (
+        (
+            "paper → canary → full",
+            "a candidate's stages: shadow book, a funded fraction, production.",
+        ),
+        ("gates", "live rank IC, tracking error vs paper, slippage vs the cost model, breaches."),
+        ("rolled back", "a gate failed: the candidate left its stage automatically (audited)."),
+    )
+    context = {
+        "candidates": r.table(
+            rollout, left=["candidate", "kind", "ref", "stage", "verdict", "last step"]
+        ),
+        "steps": r.table(steps, left=["candidate_id", "event", "stage_after", "actor", "reason"]),
+    }
+    return [Section("Rollout", "rollout.html.j2", context, glossary)]
+
+
+def rollout_section(
+    store: Store, day: dt.date, portfolio_id: str, known: dt.datetime, last_events: int = 8
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The "Rollout" section's data, from ``rollout_events`` as known at ``known``:
+    (one row per candidate shadowing ``portfolio_id``: stage, since, its last gate values
+    and verdict; the latest ``last_events`` steps of those candidates). Both empty when
+    nothing was ever rolled out."""
+    events = _read(store, "rollout_events", dt.date(1970, 1, 1), day, known)
+    if events.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    events = events[events["portfolio_id"] == portfolio_id]
+    events = events.sort_values(["candidate_id", "seq"])
+    gate_cols = ["ic", "tracking_error", "slippage_bps", "pretrade_breaches", "verdict"]
+    rows = []
+    for cid, mine in events.groupby("candidate_id", sort=True):
+        gates = mine[mine["event"] == "gates"]
+        last_gates = gates.iloc[-1] if len(gates) else None
+        rows.append(
+            {
+                "candidate": cid,
+                "kind": mine["kind"].iloc[0],
+                "ref": mine["ref"].iloc[0],
+                "stage": mine["stage_after"].iloc[-1],
+                "since": str(mine["valid_date"].iloc[-1]),
+                **{c: (None if last_gates is None else last_gates[c]) for c in gate_cols},
+                "last step": f"{mine['event'].iloc[-1]}: {mine['reason'].iloc[-1]}",
+            }
+        )
+    recent = events.sort_values(["valid_date", "recorded_at", "seq"]).tail(last_events)
+    steps = recent[["valid_date", "candidate_id", "event", "stage_after", "actor", "reason"]]
+    return pd.DataFrame(rows), steps.iloc[::-1].reset_index(drop=True)
 
 
 def render_pm_report(

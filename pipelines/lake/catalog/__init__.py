@@ -12,7 +12,8 @@ One module per area, in the order data flows through the platform:
 * :mod:`~pipelines.lake.catalog.execution` — orders, fills, positions, cash, TCA, audit;
 * :mod:`~pipelines.lake.catalog.daily` — the end-of-session book and the stages' working state;
 * :mod:`~pipelines.lake.catalog.backtest` — backtest runs and their equity curves;
-* :mod:`~pipelines.lake.catalog.audit` — the leak audit's verdicts.
+* :mod:`~pipelines.lake.catalog.audit` — the leak audit's verdicts;
+* :mod:`~pipelines.lake.catalog.rollout` — the staged rollout's audit trail.
 
 The modules hold plain :class:`~pipelines.lake.spec.TableSpec` constants (import them from
 here, e.g. ``from pipelines.lake.catalog.execution import ORDERS``); this package collects
@@ -35,6 +36,7 @@ from pipelines.lake.catalog import (
     portfolio,
     research,
     risk,
+    rollout,
     vendor_data,
 )
 from pipelines.lake.errors import UnknownTableError
@@ -50,6 +52,7 @@ _MODULES: tuple[ModuleType, ...] = (
     daily,
     backtest,
     audit,
+    rollout,
 )
 
 
