@@ -144,6 +144,14 @@ with DAG(
         return run_stage("reconcile", session)
 
     @task(trigger_rule="none_failed")
+    def rollout(session: str) -> Any:
+        """Staged rollout's daily step: every active candidate's shadow books, its gates,
+        automatic rollbacks and promotions (a no-op without candidates)."""
+        from pipelines.rollout.tasks import run_rollout
+
+        return run_rollout(session)
+
+    @task(trigger_rule="none_failed")
     def report(session: str) -> str:
         """The final PM report (with the day's book and P&L)."""
         from pipelines.daily.tasks import run_stage
@@ -157,4 +165,4 @@ with DAG(
     mode = approval_mode(request)
     executed = execute(session)
     mode >> [auto_approve(session), pm_approval] >> executed
-    executed >> reconcile(session) >> report(session)
+    executed >> reconcile(session) >> rollout(session) >> report(session)

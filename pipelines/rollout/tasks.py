@@ -1,4 +1,4 @@
-"""Entry point for an Airflow task (the ``portfolio_rebalance`` DAG, after reconcile and
+"""Entry point for the ``rollout`` task of the ``portfolio_rebalance`` DAG (after reconcile and
 before the report): the rollout's daily step for a session, as a JSON-able summary."""
 
 from __future__ import annotations
