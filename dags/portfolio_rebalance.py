@@ -77,26 +77,26 @@ with DAG(
     @task
     def scores(session: str) -> Any:
         """The session's alpha scores (``alpha_scores``, or the builtin scorer)."""
-        from pipelines.daily.tasks import run_stage
+        from pipelines.rollout.tasks import production_stage as run_stage
 
         return run_stage("research", session)
 
     @task(pool="solver")
     def risk_model(session: str) -> Any:
-        from pipelines.daily.tasks import run_stage
+        from pipelines.rollout.tasks import production_stage as run_stage
 
         return run_stage("risk_model", session)
 
     @task(pool="solver")
     def optimize(session: str) -> Any:
-        from pipelines.daily.tasks import run_stage
+        from pipelines.rollout.tasks import production_stage as run_stage
 
         return run_stage("optimize", session)
 
     @task
     def pretrade(session: str) -> Any:
         """Orders implied by the targets and their pre-trade verdicts (nothing sent)."""
-        from pipelines.daily.tasks import run_stage
+        from pipelines.rollout.tasks import production_stage as run_stage
 
         return run_stage("pretrade", session)
 
@@ -133,13 +133,13 @@ with DAG(
     @task(pool="broker", trigger_rule="none_failed_min_one_success")
     def execute(session: str) -> Any:
         """Approved orders to the broker (the stage sends nothing without an approval)."""
-        from pipelines.daily.tasks import run_stage
+        from pipelines.rollout.tasks import production_stage as run_stage
 
         return run_stage("execute", session)
 
     @task(pool="broker", trigger_rule="none_failed")
     def reconcile(session: str) -> Any:
-        from pipelines.daily.tasks import run_stage
+        from pipelines.rollout.tasks import production_stage as run_stage
 
         return run_stage("reconcile", session)
 
@@ -154,7 +154,7 @@ with DAG(
     @task(trigger_rule="none_failed")
     def report(session: str) -> str:
         """The final PM report (with the day's book and P&L)."""
-        from pipelines.daily.tasks import run_stage
+        from pipelines.rollout.tasks import production_stage as run_stage
 
         path: str = run_stage("report", session)
         return path

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pipelines.daily import stages
 from pipelines.daily.config import DailyConfig
+
+if TYPE_CHECKING:
+    from pipelines.daily.protocols import ScoreSource
 
 
 def load_config(auto_approve: bool | None = None) -> DailyConfig:
@@ -39,15 +43,28 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _ctx(session: str, auto_approve: bool | None = None) -> stages.DayContext:
-    return stages.DayContext.from_settings(
-        dt.date.fromisoformat(session), load_config(auto_approve)
-    )
+#: Production's config for a session as a layer above decides it (staged rollout: a policy
+#: or scorer promoted to full), with the score source to use (None: the config's own).
+Resolver = Callable[[DailyConfig, dt.date], "tuple[DailyConfig, ScoreSource | None]"]
 
 
-def run_stage(stage: str, session: str) -> Any:
-    """Run ``stage`` (research, risk_model, optimize, pretrade, execute, reconcile, report)."""
-    ctx = _ctx(session)
+def _ctx(
+    session: str, auto_approve: bool | None = None, resolve: Resolver | None = None
+) -> stages.DayContext:
+    day = dt.date.fromisoformat(session)
+    config, source = load_config(auto_approve), None
+    if resolve is not None:
+        config, source = resolve(config, day)
+    ctx = stages.DayContext.from_settings(day, config)
+    if source is not None:
+        ctx.scores_source = source
+    return ctx
+
+
+def run_stage(stage: str, session: str, resolve: Resolver | None = None) -> Any:
+    """Run ``stage`` (research, risk_model, optimize, pretrade, execute, reconcile, report)
+    under the file's config, or the one ``resolve`` makes production's for the session."""
+    ctx = _ctx(session, resolve=resolve)
     fn = {
         "research": stages.research,
         "risk_model": stages.risk_model,

@@ -7,8 +7,12 @@ import datetime as dt
 import math
 from typing import Any
 
-from pipelines.daily.tasks import load_config
+from pipelines.daily.config import DailyConfig
+from pipelines.daily.protocols import ScoreSource
+from pipelines.daily.tasks import load_config, run_stage
 from pipelines.lake import Lake
+from pipelines.rollout import events as ev
+from pipelines.rollout.scores import effective_config
 from pipelines.rollout.session import run_shadows
 
 
@@ -39,3 +43,15 @@ def run_rollout(session: str) -> dict[str, Any]:
             ],
         }
     )
+
+
+def production_config(config: DailyConfig, day: dt.date) -> tuple[DailyConfig, ScoreSource | None]:
+    """Production's config and score source for session ``day``: the file's, with what
+    staged rollout promoted to full before ``day`` (a policy, a scorer)."""
+    return effective_config(config, ev.candidates(Lake.from_settings(), before=day))
+
+
+def production_stage(stage: str, session: str) -> Any:
+    """A ``portfolio_rebalance`` stage under production's config as rollout decided it
+    (:func:`pipelines.daily.tasks.run_stage` with :func:`production_config`)."""
+    return run_stage(stage, session, resolve=production_config)
