@@ -14,6 +14,7 @@ import datetime as dt
 import getpass
 import json
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -160,6 +161,7 @@ def day_cmd(
     _say_knowledge_time(stamp, session)
     lake = Lake.from_settings()
     rows: list[list[str]] = []
+    docs: list[str] = []
     failed = False
     for spec in ordered_feeds(load_feeds(), names):
         day = session.isoformat()
@@ -182,8 +184,12 @@ def day_cmd(
             failed = True
             continue
         rows += [_outcome_row(o) for o in outcomes]
+        docs += [o.data_docs for o in outcomes if o.data_docs]
         failed |= any(o.status == "quarantined" for o in outcomes)
     console.print(_outcomes_table(rows))
+    if docs:  # the contract runs' Great Expectations pages, one index for all of them
+        index = Path(docs[0]).parent.parent / "index.html"
+        console.print(f"Data Docs: {literal(index.as_uri())}", soft_wrap=True)
     if failed:
         held = sorted({row[5] for row in rows if row[3] == "quarantined" and row[5]})
         hint = (

@@ -264,7 +264,10 @@ def status(
     from pipelines.lake import Lake
 
     lake = Lake.from_settings()
-    now = dt.datetime.fromisoformat(at).replace(tzinfo=dt.UTC) if at else None
+    now = None
+    if at:
+        now = dt.datetime.fromisoformat(at)
+        now = now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now
     feeds = feed_freshness(lake, now)
     fresh = table_freshness(lake)
     checks = last_validation(lake)
