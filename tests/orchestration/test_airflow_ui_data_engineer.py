@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from pipelines.cli.status import dag_runs
 from pipelines.config import get_settings
 from pipelines.orchestration.airflow_env import airflow_environment, run_dag_test
 from pipelines.testing.backdate import HISTORY
@@ -151,7 +152,17 @@ def test_ui_shows_dags_grid_and_asset_extras_with_data_docs(
     assert run.ok, run.output[-5000:]
     assert "Data Docs (vendor_prices" in run.output  # the task log names the page
 
+    # status without an API server reads the runs from the metadata DB, in well under the
+    # 32 s that one `airflow dags list-runs` per DAG took (issue 18).
     port = _free_port()
+    monkeypatch.setenv("ALPHAFACTORY_AIRFLOW_API_URL", f"http://127.0.0.1:{port}")
+    get_settings.cache_clear()
+    started = time.perf_counter()
+    source, runs = dag_runs()
+    took = time.perf_counter() - started
+    assert source.startswith("metadata DB") and took < 5, (source, took)
+    assert any(r["dag_id"] == "vendor_ingest" and r["state"] == "success" for r in runs), runs
+    print(f"status DAG runs from the metadata DB in {took:.2f}s")
     home = env.home
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     child_env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
