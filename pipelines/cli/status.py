@@ -11,7 +11,9 @@ import datetime as dt
 import json
 import sqlite3
 import urllib.request
+from dataclasses import dataclass
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -73,6 +75,45 @@ def last_validation(lake: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+#: ``ExchangeCalendarTimetable``'s zone (``pipelines.orchestration.timetable.DEFAULT_TZ``):
+#: importing the timetable loads Airflow (≈ 8 s), too slow for a status line.
+INGEST_TZ = "America/New_York"
+
+
+@dataclass(frozen=True)
+class IngestSchedule:
+    """``vendor_ingest``'s schedule without Airflow: one run per session of ``calendar`` at
+    ``run_at`` local time (what ``ExchangeCalendarTimetable`` does; a test holds them equal)."""
+
+    calendar: Any
+    run_at: dt.time
+    tz: str = INGEST_TZ
+
+    @classmethod
+    def from_settings(cls) -> IngestSchedule:
+        from pipelines.config import get_settings
+        from pipelines.timeline import trading_calendar
+
+        s = get_settings()
+        return cls(trading_calendar(s.calendar), s.run_time)
+
+    def run_time(self, session: dt.date) -> dt.datetime:
+        """The instant (UTC) ``session``'s run is due."""
+        local = dt.datetime.combine(session, self.run_at, ZoneInfo(self.tz))
+        return local.astimezone(dt.UTC)
+
+    def latest_due(self, now: dt.datetime) -> dt.date | None:
+        """The latest session whose run time is ``≤ now``."""
+        cal = self.calendar
+        local_day = min(now.astimezone(ZoneInfo(self.tz)).date(), cal.end)
+        if local_day < cal.start:
+            return None
+        candidate: dt.date | None = cal.at_or_before(local_day)
+        if candidate is not None and self.run_time(candidate) > now:
+            candidate = cal.previous(candidate)
+        return candidate
+
+
 #: Feed states, see :func:`feed_freshness`.
 FRESH, DUE, LATE, STALE = "fresh", "due", "late", "stale"
 
@@ -93,16 +134,14 @@ def feed_freshness(
     from pipelines.config import get_settings
     from pipelines.ingest.feed_index import feed_index
     from pipelines.orchestration.deadlines import last_late
-    from pipelines.orchestration.timetable import ExchangeCalendarTimetable
-    from pipelines.timeline import trading_calendar
 
     now = now or dt.datetime.now(dt.UTC)
     deadline = dt.timedelta(
         seconds=get_settings().ingest_deadline_seconds if deadline_s is None else deadline_s
     )
-    timetable = ExchangeCalendarTimetable()
-    calendar = trading_calendar(timetable.calendar)
-    expected = timetable.latest_session_at_or_before(now)
+    schedule = IngestSchedule.from_settings()
+    calendar = schedule.calendar
+    expected = schedule.latest_due(now)
     latest: dict[str, dt.date] = {}
     if lake.table("ingest_runs") is not None:
         runs = lake.dataset("ingest_runs").to_table(columns=["feed", "status", "valid_date"])
@@ -126,7 +165,7 @@ def feed_freshness(
         if behind == 0:
             state = FRESH
         elif behind == 1 and expected is not None:
-            past = now > timetable.run_time(expected) + deadline or entry.name in alerted
+            past = now > schedule.run_time(expected) + deadline or entry.name in alerted
             state = LATE if past else DUE
         else:
             state = STALE

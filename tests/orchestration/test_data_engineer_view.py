@@ -111,3 +111,15 @@ def test_status_fits_an_80_column_terminal() -> None:
     assert max(len(line) for line in result.output.splitlines()) <= 80, result.output
     assert "vendor_security_master" in result.output  # whole, not "vendor_secur…"
     assert "…" not in result.output
+
+
+def test_status_schedule_matches_the_dag_timetable() -> None:
+    """status judges feeds without importing Airflow; its schedule is the timetable's."""
+    from pipelines.cli.status import IngestSchedule
+
+    mine, theirs = IngestSchedule.from_settings(), ExchangeCalendarTimetable()
+    for day in (SESSION, NEXT, dt.date(2024, 12, 24), dt.date(2025, 3, 10)):  # DST included
+        assert mine.run_time(day) == theirs.run_time(day)
+        for offset in (-1, 0, 1):
+            at = theirs.run_time(day) + dt.timedelta(seconds=offset)
+            assert mine.latest_due(at) == theirs.latest_session_at_or_before(at)
