@@ -199,7 +199,12 @@ def test_ui_shows_dags_grid_and_asset_extras_with_data_docs(
         assert prices["contract"]["result"] in ("passed", "warned")
         assert prices["quarantine_ids"] == []
         assert prices["data_docs"] and all(Path(p).is_file() for p in prices["data_docs"])
-        # What the browser shows: the project's DAGs, the run's grid with its tasks.
+        assets = _request(f"{base}/api/v2/assets?limit=100", token=token)["assets"]
+        (prices_id,) = [a["id"] for a in assets if a["uri"] == "alphafactory://lake/prices"]
+        # What the browser shows: the project's DAGs, the run's grid with its tasks, the
+        # prices asset's page with its event from vendor_ingest. (The UI renders the
+        # event's extra in a folded code view, "{ }" in the page text: its content is
+        # checked through the REST API above.)
         asyncio.run(
             _browse(
                 chromium,
@@ -208,6 +213,10 @@ def test_ui_shows_dags_grid_and_asset_extras_with_data_docs(
                 [
                     (f"{base}/dags", sorted(PROJECT_DAGS)[:4]),
                     (f"{base}/dags/vendor_ingest", ["ingest_vendor_prices", "wait_vendor_prices"]),
+                    (
+                        f"{base}/assets/{prices_id}",
+                        ["1 Asset Event", "Source:", "vendor_ingest"],
+                    ),
                 ],
             )
         )
