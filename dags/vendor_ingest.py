@@ -6,26 +6,41 @@ fails, naming feed and session — then one task runs
 :func:`pipelines.ingest.runtime.ingest_day`. REST feeds have no sensor: their window is
 defined by publication time. The security master loads before prices and corporate
 actions, which are validated against it. Each load emits its lake table's asset, which
-the research DAG is scheduled on.
+the research DAG is scheduled on; the event's extra says rows, contract result,
+quarantines and Data Docs pages (:func:`pipelines.orchestration.assets.ingest_event_extra`).
+A deadline alert (:mod:`pipelines.orchestration.deadlines`) names the late file-drop feeds.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
+# airflow.sdk exports these too, but its type stub (3.3) does not list them yet.
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
 from pipelines.ingest.feed_index import feed_dependencies, feed_index
 from pipelines.ingest.sensor import VendorDropSensor
-from pipelines.orchestration.assets import lake_asset
+from pipelines.orchestration.assets import (
+    ingest_event_extra,
+    lake_asset,
+    lake_asset_uri,
+    open_quarantine_ids,
+)
 from pipelines.orchestration.callbacks import on_failure_log
+from pipelines.orchestration.deadlines import vendor_files_late
 from pipelines.orchestration.settings_light import (
     dag_start_date,
     ingest_deadline,
     ingest_poke_interval,
 )
 from pipelines.orchestration.timetable import ExchangeCalendarTimetable, session_of
+
+log = logging.getLogger(__name__)
 
 
 def _session(data_interval_end: Any) -> str:
@@ -41,6 +56,22 @@ with DAG(
     max_active_runs=1,
     tags=["ingest", "vendor"],
     user_defined_filters={"session": _session},
+    # Airflow 3 deadline alert: past the ingest deadline after the run was queued, the
+    # triggerer names the file-drop feeds still missing (status shows them "late").
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(seconds=ingest_deadline()),
+        callback=AsyncCallback(
+            vendor_files_late,
+            kwargs={
+                "feeds": [
+                    e.name
+                    for e in feed_index()
+                    if e.protocol == "sftp" and e.remote_dir and e.manifest
+                ]
+            },
+        ),
+    ),
     params={
         # Rows are known from our receipt; a run that loads a past session as the vendor
         # published it says why (recorded in ingest_runs). `alphafactory airflow backfill
@@ -62,8 +93,9 @@ with DAG(
 ) as dag:
 
     @task
-    def ingest(feed: str, session: str) -> list[dict[str, Any]]:
-        """Ingest ``feed`` for ``session``.
+    def ingest(feed: str, session: str, table: str) -> list[dict[str, Any]]:
+        """Ingest ``feed`` for ``session``; the event of ``table``'s asset carries rows,
+        contract result, quarantines and Data Docs pages as its extra.
 
         Transient errors (network, vendor 5xx) retry; a quarantined batch fails at once:
         retrying cannot fix bad data, a data engineer must look at it.
@@ -86,7 +118,14 @@ with DAG(
                 Lake.from_settings(), dt.date.fromisoformat(session), feed, backdate=backdate
             )
         except BatchQuarantined as exc:
+            for o in exc.outcomes:
+                if o.data_docs:
+                    log.error("Data Docs of %s: %s", o.file_name, o.data_docs)
             raise AirflowFailException(str(exc)) from exc
+        lake = Lake.from_settings()
+        extra = ingest_event_extra(feed, session, outcomes, open_quarantine_ids(lake, feed))
+        context["outlet_events"][lake_asset(table)].extra = extra
+        log.info("asset %s extra: %s", lake_asset_uri(table), extra)
         return [
             {"file": o.file_name, "status": o.status, "rows": o.rows, "sha256": o.sha256}
             for o in outcomes
@@ -97,7 +136,7 @@ with DAG(
     entries = feed_index()
     for entry in entries:
         load = ingest.override(task_id=f"ingest_{entry.name}", outlets=[lake_asset(entry.table)])(
-            entry.name, session
+            entry.name, session, entry.table
         )
         if entry.protocol == "sftp" and entry.remote_dir and entry.manifest:
             wait = VendorDropSensor(

@@ -14,13 +14,14 @@ import datetime as dt
 import getpass
 import json
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.cli.output import literal
+from pipelines.cli.output import literal, print_records
 from pipelines.ingest.knowledge import Backdate
 from pipelines.timeline import decision_cutoff, sessions, trading_calendar
 
@@ -160,6 +161,7 @@ def day_cmd(
     _say_knowledge_time(stamp, session)
     lake = Lake.from_settings()
     rows: list[list[str]] = []
+    docs: list[str] = []
     failed = False
     for spec in ordered_feeds(load_feeds(), names):
         day = session.isoformat()
@@ -182,8 +184,12 @@ def day_cmd(
             failed = True
             continue
         rows += [_outcome_row(o) for o in outcomes]
+        docs += [o.data_docs for o in outcomes if o.data_docs]
         failed |= any(o.status == "quarantined" for o in outcomes)
     console.print(_outcomes_table(rows))
+    if docs:  # the contract runs' Great Expectations pages, one index for all of them
+        index = Path(docs[0]).parent.parent / "index.html"
+        console.print(f"Data Docs: {literal(index.as_uri())}", soft_wrap=True)
     if failed:
         held = sorted({row[5] for row in rows if row[3] == "quarantined" and row[5]})
         hint = (
@@ -300,25 +306,34 @@ def list_cmd(
     if not records:
         console.print("no open quarantine records" if open_only else "no quarantine records")
         return
-    table = Table(header_style="bold")
-    for name in ("id", "day", "feed", "file", "status"):
-        table.add_column(name, no_wrap=True)
-    for name in ("rules", "failed/total", "actor"):
-        table.add_column(name, overflow="fold")
-    for r in records:
-        counts = f"{_count(r['failed_rows'])}/{_count(r['total_rows'])}"
-        table.add_row(
-            literal(r["quarantine_id"]),
-            r["valid_date"].isoformat(),
-            literal(r["feed"]),
-            literal(r["file_name"]),
-            literal(r["status"]),
-            literal(_rules(r)),
-            counts,
-            literal(r["actor"]),
-            style="red" if r["status"] == "open" else None,
-        )
-    console.print(table)
+    rows = [
+        {
+            "id": r["quarantine_id"],
+            "day": r["valid_date"].isoformat(),
+            "feed": r["feed"],
+            "file": r["file_name"],
+            "status": r["status"],
+            "rules": _rules(r),
+            # Failing rows of this file out of its rows: the record's reason says the same
+            # (a backfill chunk's reason also gives the chunk's count, labelled so).
+            "failed rows": _failed(r),
+            "actor": r["actor"],
+        }
+        for r in records
+    ]
+    print_records(
+        console,
+        rows,
+        optional=("actor", "rules", "feed"),
+        style=lambda row: "red" if row["status"] == "open" else None,
+    )
+
+
+def _failed(rec: dict[str, Any]) -> str:
+    """``7000 of 9501``; ``-`` for a batch-level failure (no row is singled out)."""
+    if rec["failed_rows"] is None:
+        return "-"
+    return f"{_count(rec['failed_rows'])} of {_count(rec['total_rows'])}"
 
 
 def _get(qid: str, *, effective: bool = False) -> dict[str, Any]:

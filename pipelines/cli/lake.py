@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import duckdb
 import pyarrow.csv as pacsv
@@ -13,10 +14,9 @@ import pyarrow.parquet as pq
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from pipelines.cli.dates import parse_date
-from pipelines.cli.output import OutputFormat, literal, render
+from pipelines.cli.output import OutputFormat, literal, print_records, render
 from pipelines.lake import Lake, LakeError, get_table
 from pipelines.lake.catalog import all_tables
 from pipelines.lake.maintenance import maintain
@@ -64,25 +64,30 @@ def _progress() -> Progress:
 
 
 @lake_app.command("tables")
-def tables() -> None:
+def tables(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False,
+) -> None:
     """List declared tables with their physical state."""
     lake = _lake()
-    out = Table(header_style="bold")
-    out.add_column("table", no_wrap=True)
-    for col in ("valid time", "key", "version", "rows", "files", "last commit"):
-        out.add_column(col)
+    rows: list[dict[str, Any]] = []
     for name, spec in sorted(all_tables().items()):
         st = lake.status(name)
-        out.add_row(
-            name,
-            spec.valid_time.value,
-            ", ".join(spec.key),
-            str(st.version) if st.exists else "—",
-            str(st.rows),
-            str(st.files),
-            st.last_commit or "never written",
+        rows.append(
+            {
+                "table": name,
+                "valid time": spec.valid_time.value,
+                "key": ", ".join(spec.key),
+                "version": st.version if st.exists else None,
+                "rows": st.rows,
+                "files": st.files,
+                "last commit": str(st.last_commit)[:19] if st.last_commit else None,
+            }
         )
-    console.print(out)
+    if as_json:
+        console.file.write(json.dumps(rows, default=str, indent=1) + "\n")
+        return
+    shown = [{k: ("—" if v is None else v) for k, v in r.items()} for r in rows]
+    print_records(console, shown, optional=("key", "valid time"))
 
 
 @lake_app.command("describe")
@@ -95,14 +100,18 @@ def describe(table: str) -> None:
         f"key: {', '.join(spec.key)}   valid time ({spec.valid_time.value}): "
         f"{spec.valid_time_meaning}   partitioned: {spec.partitioned}"
     )
-    out = Table(header_style="bold")
-    out.add_column("column", no_wrap=True)
-    for col in ("type", "nullable", "doc"):
-        out.add_column(col)
-    for fld in spec.arrow_schema():
-        doc = (fld.metadata or {}).get(b"doc", b"").decode()
-        out.add_row(fld.name, str(fld.type), str(fld.nullable), doc)
-    console.print(out)
+    print_records(
+        console,
+        [
+            {
+                "column": fld.name,
+                "type": str(fld.type),
+                "nullable": str(fld.nullable),
+                "doc": (fld.metadata or {}).get(b"doc", b"").decode(),
+            }
+            for fld in spec.arrow_schema()
+        ],
+    )
     if st.exists:
         console.print(
             f"version {st.version}, {st.rows} rows in {st.files} files "

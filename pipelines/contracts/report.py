@@ -16,6 +16,16 @@ import numpy as np
 
 from pipelines.contracts.spec import FailurePolicy
 
+#: Files a message names before it says "and N more" (a backfill chunk holds hundreds).
+NAMED_FILES = 3
+
+
+def name_files(files: list[str] | tuple[str, ...], limit: int = NAMED_FILES) -> str:
+    """``a;b;c and 123 more``: at most ``limit`` file names, then how many were left out."""
+    shown = ";".join(files[:limit])
+    rest = len(files) - limit
+    return f"{shown} and {rest} more" if rest > 0 else shown
+
 
 class Outcome(StrEnum):
     """The batch's fate: no failures / only ``warn`` rules failed / a ``block`` rule failed."""

@@ -31,6 +31,7 @@ from pipelines.contracts.report import (
     RuleResult,
     RuleStatus,
     ValidationReport,
+    name_files,
 )
 from pipelines.contracts.resolve import load_contract
 from pipelines.contracts.rules import HELPER_PREFIX, BatchFacts, CompiledRule, FrameShape
@@ -275,7 +276,7 @@ def validate_frame(
 
     n = len(view)
     locator = _Locator(view, context, frame)
-    all_files = ";".join(context.source_files) or "<frame>"
+    all_files = name_files(context.source_files) or "<frame>"
     results: list[RuleResult] = []
     failures: list[RuleFailure] = []
     for rule in rules:
@@ -332,7 +333,7 @@ def validate_frame(
         elif indices is not None:
             first = sample[0]
             shown = ", ".join(f"{k}={v!r}" for k, v in first.values.items())
-            files = ";".join(locator.files_of(indices)) or all_files
+            files = name_files(locator.files_of(indices)) or all_files
             message = (
                 f"{files}: rule '{rule.name}' ({rule.description}) failed on {count} of {n} "
                 f"rows ({pct:.4g}%); first at {first.where()}: {shown}"

@@ -495,13 +495,19 @@ def _gate_and_write(
                 np.flatnonzero(owner == i)[0]
             )
             label = f"{f.day}/{f.name}"
+            # The record counts this file's rows (failed/total); the chunk's message counts
+            # the chunk's, so the reason says both (issue 18: "7000/9501" beside "7000 of
+            # 137265 rows").
+            own = (
+                ""
+                if result.batch_level
+                else f"{len(mine)} of {b.batch.rows} rows of this file fail; in the chunk: "
+            )
             held = GateResult(
                 "blocked",
                 result.rules,
                 # The chunk's message names this file first when only it failed.
-                result.message
-                if result.message.startswith(f"{label}:")
-                else f"{label}: {result.message}",
+                f"{label}: {own}{result.message.removeprefix(f'{label}: ')}",
                 mine,
                 result.batch_level,
                 [s for s in result.sample if str(s.get("file", "")).startswith(label)],

@@ -77,6 +77,8 @@ class FileOutcome:
     #: Records released automatically with this one (they were blocked by it), or left
     #: open (status ``quarantined``, message why): see :func:`release`.
     dependents: list[FileOutcome] = field(default_factory=list)
+    #: The Great Expectations Data Docs page of the contract run (None: no contract ran).
+    data_docs: str | None = None
 
 
 def silver_batch_id(feed: str, day: dt.date, file_name: str, sha256: str) -> str:
@@ -313,6 +315,7 @@ def gate_and_load(
             result.message,
             qid,
             result.rules,
+            data_docs=result.data_docs,
         )
     tbl = batch.table
     if result.outcome == "blocked":
@@ -336,6 +339,7 @@ def gate_and_load(
         result.message,
         None,
         result.rules,
+        data_docs=result.data_docs,
     )
 
 
@@ -810,6 +814,7 @@ def _gate_records(
             result.message,
             qid,
             result.rules,
+            data_docs=result.data_docs,
         )
     lake.write(
         feed.table,
@@ -827,6 +832,7 @@ def _gate_records(
         result.message,
         None,
         result.rules,
+        data_docs=result.data_docs,
     )
 
 

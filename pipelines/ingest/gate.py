@@ -8,6 +8,7 @@ Expectations, imported lazily (≈ 4 s) inside the call.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -17,6 +18,7 @@ import numpy as np
 from pipelines.ingest.feed_spec import FeedSpec
 from pipelines.ingest.parse import ParsedBatch
 
+log = logging.getLogger(__name__)
 Outcome = Literal["passed", "warned", "blocked"]
 
 
@@ -50,6 +52,8 @@ class GateResult:
     batch_level: bool = False  # a rule failed for the batch as a whole (schema, row count…)
     sample: list[dict[str, Any]] = field(default_factory=list)
     result_rows: list[dict[str, Any]] = field(default_factory=list)
+    #: The Great Expectations Data Docs page of this run (None when no contract ran).
+    data_docs: str | None = None
 
 
 class Gate(Protocol):
@@ -78,9 +82,12 @@ def _sample_row(row: Any) -> dict[str, Any]:
 def contract_gate(feed: FeedSpec, batch: ParsedBatch, ctx: GateContext) -> GateResult:
     """Run the feed's data contract (Great Expectations) on a parsed batch.
 
-    The message of a blocked batch names the file, the line and the rule of each failure.
+    The message of a blocked batch names the file, the line and the rule of each failure
+    (at most a few file names of a many-file batch). Every run writes its Data Docs page
+    (:func:`pipelines.contracts.data_docs.write_validation_page`) and logs where.
     """
     from pipelines.contracts import RowOrigin, ValidationContext, load_contract, validate_frame
+    from pipelines.contracts.report import name_files
     from pipelines.ingest.parse import SOURCE_FILE, SOURCE_LINE
 
     contract = load_contract(feed.contract)
@@ -107,7 +114,7 @@ def contract_gate(feed: FeedSpec, batch: ParsedBatch, ctx: GateContext) -> GateR
     sample = [_sample_row(s) for f in report.failures for s in f.sample]
     message = (
         "; ".join(f.message for f in report.failures)
-        or f"{', '.join(ctx.file_names)}: all rules passed"
+        or f"{name_files(ctx.file_names)}: all rules passed"
     )
     issues = [
         f"{i.column}: {i.message}" for i in batch.issues if i.rule != "mapping.unexpected_column"
@@ -122,4 +129,19 @@ def contract_gate(feed: FeedSpec, batch: ParsedBatch, ctx: GateContext) -> GateR
         batch_level=bool(report.batch_level_failures()),
         sample=sample,
         result_rows=rows,
+        data_docs=_data_docs(report),
     )
+
+
+def _data_docs(report: Any) -> str | None:
+    """Write the run's Data Docs page; a full disk must not block ingestion, so a failure
+    is logged and the run carries no link."""
+    from pipelines.contracts.data_docs import data_docs_root, write_validation_page
+
+    try:
+        page = write_validation_page(report, data_docs_root())
+    except (OSError, ValueError) as exc:
+        log.warning("Data Docs not written for %s: %s", report.dataset, exc)
+        return None
+    log.info("Data Docs (%s %s, %s): %s", report.feed, report.logical_date, report.outcome, page)
+    return str(page)

@@ -61,6 +61,7 @@ def test_ingest_and_quarantine_story(
     for feed in ("vendor_security_master", "vendor_prices", "vendor_fundamentals"):
         assert feed in out
     assert "quarantined" not in out
+    assert "Data Docs: file://" in out and "/reports/data_docs/index.html" in out
     assert connected.status("prices").rows == len(sim.clean_prices(first))
 
     code, out = run("ingest", "day", "--date", "2023-03-04")  # a Saturday

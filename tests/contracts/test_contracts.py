@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.config import get_settings
 from pipelines.contracts import (
     ContractError,
     Outcome,
@@ -329,3 +330,41 @@ def test_header_only_file_passes_schema() -> None:
     empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in contract.columns})
     report = validate_frame(contract, empty, ValidationContext(feed="sftp", logical_date=DAY))
     assert report.outcome is Outcome.PASSED, report.summary()
+
+
+def test_a_many_file_batch_names_a_few_files_then_how_many_more(clean: pd.DataFrame) -> None:
+    from pipelines.contracts.report import name_files
+
+    files = tuple(f"2024-01-{d:02d}/prices.csv.gz" for d in range(1, 31))
+    assert name_files(files) == ";".join(files[:3]) + " and 27 more"
+    assert name_files(files[:3]) == ";".join(files[:3])
+    bad = clean.copy()
+    bad = bad.drop(columns=["close"])  # a batch-level failure names the batch's files
+    report = run(bad, source_files=files)
+    message = " ".join(f.message for f in report.failures)
+    assert "and 27 more" in message and files[10] not in message
+
+
+def test_every_contract_gate_run_writes_its_data_docs_page(clean: pd.DataFrame) -> None:
+    """The ingest gate's contract run renders the GX page under the lake's reports and
+    lists it, newest first, in the index (issue 18: no run produced Data Docs)."""
+    import pyarrow as pa
+
+    from pipelines.contracts.data_docs import INDEX, data_docs_root
+    from pipelines.ingest.feed_spec import load_feeds
+    from pipelines.ingest.gate import GateContext, contract_gate
+    from pipelines.ingest.parse import ParsedBatch
+
+    feed = load_feeds()["vendor_prices"]
+    frame = clean.copy()
+    frame["known_at"] = publish_time(DAY)
+    ctx = GateContext(feed.name, DAY, (FILE,), published_at=publish_time(DAY))
+    result = contract_gate(feed, ParsedBatch(feed.name, FILE, pa.Table.from_pandas(frame)), ctx)
+    assert result.data_docs is not None
+    page = Path(result.data_docs)
+    assert page.is_file() and page.parent.parent == data_docs_root()
+    assert data_docs_root().is_relative_to(Path(get_settings().lake_root).resolve())
+    html = page.read_text()
+    assert "Great Expectations" in html and html.count("values must") >= 5  # the rules
+    index = (data_docs_root() / INDEX).read_text()
+    assert page.name in index and "vendor_prices" in index

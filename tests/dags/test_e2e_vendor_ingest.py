@@ -17,9 +17,12 @@ reaches the vendor through the ``sftp_vendor``/``http_vendor`` connections of
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +71,16 @@ def _env(monkeypatch: pytest.MonkeyPatch, ep: VendorEndpoints) -> AirflowEnv:
     return airflow_environment(vendor_host_key=ep.host_public_key)
 
 
+def _asset_extras(env: AirflowEnv) -> dict[str, dict[str, Any]]:
+    """Asset URI → extra of its latest event, from the metadata DB the runs wrote."""
+    with sqlite3.connect(env.db_path) as db:
+        rows = db.execute(
+            "SELECT a.uri, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            "ORDER BY e.id"
+        ).fetchall()
+    return {uri: json.loads(extra) if isinstance(extra, str) else extra for uri, extra in rows}
+
+
 def _versions(lake: Lake) -> dict[str, int]:
     return {t: dt_.version() for t in SILVER if (dt_ := lake.table(t)) is not None}
 
@@ -97,6 +110,13 @@ def test_vendor_ingest_sessions_holiday_and_late_drop(
     assert prices.num_rows == MARKET.universe_size
     assert lake.as_of("sentiment", known_at=utc(HOLIDAY, 5), valid_at=FIRST).num_rows > 0
     assert lake.table("fundamentals") is not None
+    # Each load's asset event says what it loaded (issue 18: the Assets page showed {}).
+    extras = _asset_extras(env)
+    prices_extra = extras["alphafactory://lake/prices"]
+    assert prices_extra["rows"] == MARKET.universe_size
+    assert prices_extra["contract"]["result"] in ("passed", "warned")
+    assert prices_extra["quarantine_ids"] == [] and prices_extra["open_quarantines"] == []
+    assert prices_extra["data_docs"] and all(Path(p).is_file() for p in prices_extra["data_docs"])
 
     # 4 July: no run. The run after 3 July's is 5 July's, and its interval spans the holiday.
     timetable = ExchangeCalendarTimetable(calendar="XNYS", run_at=dt.time(19, 0))
