@@ -9,7 +9,12 @@
 5. open the ``main`` portfolio one session back (the daily loop in process), so the
    latest session has fills to reconcile;
 6. run ``vendor_ingest``, ``daily_research`` and ``portfolio_rebalance`` for the latest
-   session through Airflow (``dag.test``), and print where the PM report is.
+   session through Airflow (``dag.test``);
+7. write the research report, then print where both reports are, the step timings and
+   the commands to look further.
+
+The terminal shows only the demo's own progress, one line per step: log records,
+warnings and every Airflow run's output go to ``<var>/demo/logs/`` (printed at the end).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from rich.console import Console
 from pipelines.ingest.knowledge import Backdate
 from pipelines.timeline import LATEST
 
-console = Console()
+# soft wrap: a path or command printed by the demo stays on one line, to copy as printed
+console = Console(soft_wrap=True)
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "daily" / "configs" / "demo.yaml"
 DAG_ORDER = ("vendor_ingest", "daily_research", "portfolio_rebalance")
 #: The demo replays the simulated vendor's past as it was published: rows are known from
@@ -38,12 +44,23 @@ DEMO_BACKDATE = Backdate(
 )
 
 
+#: (step title, seconds) of the steps run so far, for the closing summary.
+_TIMINGS: list[tuple[str, float]] = []
+
+
 @contextmanager
 def _step(title: str) -> Iterator[None]:
     started = time.perf_counter()
     console.print(f"[bold cyan]▶ {title}[/bold cyan]")
     yield
-    console.print(f"  [green]done[/green] in {time.perf_counter() - started:.1f} s")
+    took = time.perf_counter() - started
+    _TIMINGS.append((title, took))
+    console.print(f"  [green]done[/green] in {took:.1f} s")
+
+
+def demo_log_dir(lake_root: Path) -> Path:
+    """Where the demo writes its logs: ``<var>/demo/logs`` beside the lake."""
+    return lake_root.parent / "demo" / "logs"
 
 
 def _missing_days(lake: Any, feed: str, days: list[dt.date]) -> list[dt.date]:
@@ -82,10 +99,26 @@ def demo(
     workers: Annotated[int, typer.Option(help="Parallel vendor downloads")] = 4,
 ) -> None:
     """Run the daily loop on the embedded default and print where the PM report is."""
-    from pipelines.cli.airflow import vendor_state_dir
+    from pipelines.cli.quiet import log_to_file
     from pipelines.config import get_settings
-    from pipelines.daily.config import DailyConfig
     from pipelines.lake import Lake
+
+    t0 = time.perf_counter()
+    _TIMINGS.clear()
+    settings = get_settings()
+    lake = Lake.from_settings()
+    lake.init()
+    logs = demo_log_dir(settings.local_root() if not settings.is_s3 else Path("./var/lake"))
+    with log_to_file(logs / "demo.log"):
+        _run(lake, settings, warmup_sessions, workers, logs, t0)
+
+
+def _run(
+    lake: Any, settings: Any, warmup_sessions: int, workers: int, logs: Path, t0: float
+) -> None:
+    """The demo's steps (see the module docstring)."""
+    from pipelines.cli.airflow import vendor_state_dir
+    from pipelines.daily.config import DailyConfig
     from pipelines.orchestration.airflow_env import (
         airflow_environment,
         create_pools,
@@ -96,10 +129,6 @@ def demo(
     from pipelines.vendors.config import VendorConfig
     from pipelines.vendors.server import run_vendor
 
-    t0 = time.perf_counter()
-    settings = get_settings()
-    lake = Lake.from_settings()
-    lake.init()
     state_dir = vendor_state_dir()
     vendor_cfg = VendorConfig.from_settings(state_dir=state_dir)
     market = vendor_cfg.market
@@ -151,21 +180,43 @@ def demo(
                     env=env,
                     extra_env=extra,
                 )
+                (logs / f"{dag_id}.log").write_text(result.output, encoding="utf-8")
                 failed = {
                     t: s for t, s in result.task_states.items() if s not in ("success", "skipped")
                 }
                 console.print(f"  state {result.state}; {len(result.task_states)} tasks")
                 if not result.ok:
-                    console.print(result.output[-4000:])
+                    console.print(result.output[-4000:], markup=False, highlight=False)
+                    console.print(
+                        f"[red]{dag_id} failed[/red]; its whole output: {logs / dag_id}.log"
+                    )
                     raise typer.Exit(code=1)
                 if failed:
                     console.print(f"  [yellow]not successful: {failed}[/yellow]")
     report = pm_report_uri(lake, config.portfolio_id, latest)
+    with _step("research report"):
+        research = _research_report(lake)
+    total = time.perf_counter() - t0
+    slowest = ", ".join(f"{title.split(' ')[0]} {took:.0f} s" for title, took in _TIMINGS)
     console.print(
-        f"\n[bold green]PM report:[/bold green] {report}\n"
-        f"[dim]total {time.perf_counter() - t0:.0f} s · Airflow home {env.home}[/dim]\n"
-        "[bold]Airflow UI[/bold] with these runs: alphafactory airflow ui"
+        f"\n[bold green]PM report:[/bold green]       {report}\n"
+        f"[bold green]Research report:[/bold green] {research}\n"
+        f"[dim]total {total:.0f} s ({slowest}); logs and Airflow output: {logs}[/dim]\n"
+        f"\n[bold]Next:[/bold]\n"
+        "  alphafactory airflow ui      # these runs in the Airflow UI (login printed)\n"
+        "  alphafactory status          # freshness, quality, the last runs\n"
+        "  alphafactory vendor serve    # the simulator, in another terminal, then:\n"
+        "  alphafactory airflow env > af.sh && source af.sh && "
+        f"alphafactory ingest day --date {latest}"
     )
+
+
+def _research_report(lake: Any) -> str:
+    """Write the research report beside the PM reports; return its path."""
+    from pipelines.research.report_lake import write_lake_report
+
+    root = Path(str(lake.location.root))
+    return str(write_lake_report(lake, root / "reports" / "research-report.html"))
 
 
 def _backfill(lake: Any, days: list[dt.date], workers: int) -> None:

@@ -73,3 +73,26 @@ def test_progress_is_not_mixed_with_library_logs_or_warnings(tmp_path: Path) -> 
 def test_verbose_keeps_the_log_lines(tmp_path: Path) -> None:
     out = _run(tmp_path, "--verbose", "noisy-test")
     assert "fetched 490 records" in out
+
+
+def test_log_to_file_keeps_records_and_warnings_in_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # what `alphafactory demo` does: its terminal is its progress, the rest is in a file
+    import logging
+    import warnings
+
+    from pipelines.cli.quiet import log_to_file
+
+    path = tmp_path / "demo" / "logs" / "demo.log"
+    with log_to_file(path):
+        logging.getLogger("pipelines.ingest.sources").warning("a WARNING for the file")
+        warnings.warn("TripleDES has been moved", DeprecationWarning, stacklevel=1)
+    logging.getLogger("pipelines.ingest.sources").warning("after the block")
+    captured = capsys.readouterr()
+    assert "a WARNING for the file" not in captured.out + captured.err
+    assert "TripleDES" not in captured.out + captured.err
+    text = path.read_text()
+    assert "WARNING pipelines.ingest.sources: a WARNING for the file" in text
+    assert "TripleDES has been moved" in text
+    assert "after the block" not in text
