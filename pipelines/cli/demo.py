@@ -220,25 +220,43 @@ def _research_report(lake: Any) -> str:
 
 
 def _backfill(lake: Any, days: list[dt.date], workers: int) -> None:
+    """Load the sessions of ``days`` each feed lacks. Feeds missing the same sessions (a
+    fresh lake) go in one backfill call, so the file-drop feeds share their downloads."""
+    from pipelines.ingest.backfill import PhaseTimer
     from pipelines.ingest.feed_spec import load_feeds
     from pipelines.ingest.runtime import backfill, ordered_feeds
 
+    todo: dict[str, list[dt.date]] = {}
     for feed in ordered_feeds(load_feeds()):
-        todo = _missing_days(lake, feed.name, days)
-        if not todo:
+        missing = _missing_days(lake, feed.name, days)
+        if missing:
+            todo[feed.name] = missing
+        else:
             console.print(f"  {feed.name}: all {len(days)} sessions already loaded")
-            continue
+    batches: list[tuple[list[str], list[dt.date]]] = []
+    for name, missing in todo.items():
+        if batches and batches[-1][1] == missing:
+            batches[-1][0].append(name)
+        else:
+            batches.append(([name], missing))
+    timer = PhaseTimer()
+    for names, missing in batches:
         out = backfill(
             lake,
-            todo,
-            feed_names=[feed.name],
+            missing,
+            feed_names=names,
             workers=workers,
+            timer=timer,
             on_progress=_progress_printer("loading"),
             backdate=DEMO_BACKDATE,
         )
-        outcomes = out.get(feed.name, [])
-        bad = [o for o in outcomes if o.status == "quarantined"]
-        console.print(f"  {feed.name}: {len(outcomes)} files, {len(bad)} quarantined")
+        for name in names:
+            outcomes = out.get(name, [])
+            bad = [o for o in outcomes if o.status == "quarantined"]
+            console.print(f"  {name}: {len(outcomes)} files, {len(bad)} quarantined")
+    if timer.seconds:
+        phases = ", ".join(f"{k} {v:.0f} s" for k, v in sorted(timer.seconds.items()))
+        console.print(f"  [dim]phases: {phases}[/dim]")
 
 
 def _train(lake: Any, day: dt.date) -> None:
