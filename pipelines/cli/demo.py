@@ -49,12 +49,13 @@ _TIMINGS: list[tuple[str, float]] = []
 
 
 @contextmanager
-def _step(title: str) -> Iterator[None]:
+def _step(title: str, key: str) -> Iterator[None]:
+    """Print ``title``, time the block, record it as ``key`` for the closing summary."""
     started = time.perf_counter()
     console.print(f"[bold cyan]▶ {title}[/bold cyan]")
     yield
     took = time.perf_counter() - started
-    _TIMINGS.append((title, took))
+    _TIMINGS.append((key, took))
     console.print(f"  [green]done[/green] in {took:.1f} s")
 
 
@@ -154,22 +155,24 @@ def _run(
         for key, value in env.values.items():
             if key.startswith("AIRFLOW_CONN_"):
                 os.environ[key] = value
-        with _step("Airflow metadata DB (SQLite) and pools"):
+        with _step("Airflow metadata DB (SQLite) and pools", "airflow-db"):
             ensure_airflow_db(env)
             create_pools(env)
-        with _step(f"backfill {len(history)} sessions through SFTP/REST"):
+        with _step(f"backfill {len(history)} sessions through SFTP/REST", "backfill"):
             _backfill(lake, history, workers)
-        with _step(f"train the model at {history[-1]}"):
+        with _step(f"train the model at {history[-1]}", "train"):
             _train(lake, history[-1])
         config = DailyConfig.load(DEMO_CONFIG)
-        with _step(f"portfolio {config.portfolio_id}: {warmup_sessions} sessions in process"):
+        with _step(
+            f"portfolio {config.portfolio_id}: {warmup_sessions} sessions in process", "warm-up"
+        ):
             _warm_up(lake, history[-warmup_sessions:], config)
         extra = {
             "ALPHAFACTORY_LAKE_ROOT": str(lake.location.root),
             "ALPHAFACTORY_DAILY_CONFIG": str(DEMO_CONFIG),
         }
         for dag_id in DAG_ORDER:
-            with _step(f"Airflow: {dag_id} for {latest}"):
+            with _step(f"Airflow: {dag_id} for {latest}", dag_id):
                 result = run_dag_test(
                     dag_id,
                     latest,
@@ -194,21 +197,32 @@ def _run(
                 if failed:
                     console.print(f"  [yellow]not successful: {failed}[/yellow]")
     report = pm_report_uri(lake, config.portfolio_id, latest)
-    with _step("research report"):
+    with _step("research report", "research-report"):
         research = _research_report(lake)
     total = time.perf_counter() - t0
-    slowest = ", ".join(f"{title.split(' ')[0]} {took:.0f} s" for title, took in _TIMINGS)
+    steps = ", ".join(f"{key} {took:.0f} s" for key, took in _TIMINGS)
     console.print(
         f"\n[bold green]PM report:[/bold green]       {report}\n"
         f"[bold green]Research report:[/bold green] {research}\n"
-        f"[dim]total {total:.0f} s ({slowest}); logs and Airflow output: {logs}[/dim]\n"
-        f"\n[bold]Next:[/bold]\n"
-        "  alphafactory airflow ui      # these runs in the Airflow UI (login printed)\n"
-        "  alphafactory status          # freshness, quality, the last runs\n"
-        "  alphafactory vendor serve    # the simulator, in another terminal, then:\n"
-        "  alphafactory airflow env > af.sh && source af.sh && "
-        f"alphafactory ingest day --date {latest}"
+        f"[dim]total {total:.0f} s ({steps}); logs and Airflow output: {logs}[/dim]\n"
+        "\n[bold]Next:[/bold]"
     )
+    for command, why in next_commands(latest):
+        console.print(f"  {command}    [dim]# {why}[/dim]", markup=True, highlight=False)
+
+
+def next_commands(latest: dt.date) -> list[tuple[str, str]]:
+    """The closing hint: commands to run as printed (from the demo's directory), and why."""
+    return [
+        ("alphafactory airflow ui", "these runs in the Airflow UI (it prints the URL and login)"),
+        ("alphafactory status", "freshness, quality, the last runs"),
+        ("alphafactory vendor serve", "the vendor simulator; in another terminal, then:"),
+        (
+            "alphafactory airflow env > af.sh && source af.sh && "
+            f"alphafactory ingest day --date {latest}",
+            "one session by hand (the simulator's host key pinned)",
+        ),
+    ]
 
 
 def _research_report(lake: Any) -> str:
