@@ -51,9 +51,13 @@ _TIMINGS: list[tuple[str, float]] = []
 @contextmanager
 def _step(title: str, key: str) -> Iterator[None]:
     """Print ``title``, time the block, record it as ``key`` for the closing summary."""
+    from pipelines.cli.quiet import silence_console_handlers
+
     started = time.perf_counter()
+    silence_console_handlers()  # handlers a library installed in the step before
     console.print(f"[bold cyan]▶ {title}[/bold cyan]")
     yield
+    silence_console_handlers()
     took = time.perf_counter() - started
     _TIMINGS.append((key, took))
     console.print(f"  [green]done[/green] in {took:.1f} s")
@@ -85,6 +89,9 @@ def _progress_printer(label: str) -> Callable[[str, int, int], None]:
     last: dict[str, float] = {}
 
     def show(feed: str, done: int, total: int) -> None:
+        from pipelines.cli.quiet import silence_console_handlers
+
+        silence_console_handlers()  # the loaders import Great Expectations and SSH late
         now = time.perf_counter()
         if done >= total or now - last.get(feed, 0.0) > 5.0:
             last[feed] = now
@@ -111,6 +118,10 @@ def demo(
     lake.init()
     logs = demo_log_dir(settings.local_root() if not settings.is_s3 else Path("./var/lake"))
     with log_to_file(logs / "demo.log"):
+        # Airflow's hooks install its console log handler when first imported: import them
+        # now, before any progress, so that handler is silenced from the first step on
+        from airflow.providers.sftp.hooks.sftp import SFTPHook  # noqa: F401
+
         _run(lake, settings, warmup_sessions, workers, logs, t0)
 
 

@@ -12,8 +12,9 @@ import base64
 import datetime as dt
 import io
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 
@@ -24,9 +25,6 @@ import pandas as pd
 from jinja2 import Environment, select_autoescape
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
-
-if TYPE_CHECKING:
-    from pipelines.research.report_lake import SignalIC
 
 #: The promotion rule of :func:`pipelines.research.stages.retrain`, as the report states it.
 PROMOTION_RULE = (
@@ -57,6 +55,23 @@ p.note{color:#444;max-width:60em}
 {% endfor %}
 </body></html>
 """
+
+
+@dataclass(frozen=True)
+class SignalIC:
+    """Point-in-time rank IC of each feature on its own and of each registered model.
+
+    ``daily``: ``[date, model_id, horizon, ic, rank_ic, n]`` (``model_id`` is the feature
+    or model name); ``features`` / ``models``: ``diagnostics.ic_summary`` per signal and
+    horizon plus ``t_stat`` (mean rank IC over its overlap-corrected standard error).
+    Built by :func:`pipelines.research.report_lake.signal_ic`.
+    """
+
+    daily: pd.DataFrame
+    features: pd.DataFrame
+    models: pd.DataFrame
+    start: dt.date | None
+    end: dt.date | None
 
 
 def _png(fig: Figure) -> str:

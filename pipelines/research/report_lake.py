@@ -31,7 +31,7 @@ from pipelines.pit.dataset import build_dataset
 from pipelines.pit.history import load_history
 from pipelines.pit.lake_panel import empty_input_tables
 from pipelines.research import diagnostics as dg
-from pipelines.research.report import write_research_report
+from pipelines.research.report import SignalIC, write_research_report
 from pipelines.timeline import ALL_DATES, LATEST, decision_cutoff, trading_calendar
 
 #: Sessions of research history the feature and model ICs are measured over (six months).
@@ -107,22 +107,6 @@ def load_diagnostics(
         importance = pd.DataFrame()
     skipped = dg.skipped_summary(rows[rows["kind"] == dg.SKIPPED_FEATURE_KIND])
     return ResearchDiagnostics(ic_main, ic_stats, decay, quantiles, importance, skipped)
-
-
-@dataclass(frozen=True)
-class SignalIC:
-    """Point-in-time rank IC of each feature on its own and of each registered model.
-
-    ``daily``: ``[date, model_id, horizon, ic, rank_ic, n]`` (``model_id`` is the feature
-    or model name); ``features`` / ``models``: :func:`dg.ic_summary` per signal and
-    horizon plus ``t_stat`` (mean rank IC over its overlap-corrected standard error).
-    """
-
-    daily: pd.DataFrame
-    features: pd.DataFrame
-    models: pd.DataFrame
-    start: dt.date | None
-    end: dt.date | None
 
 
 def _summary(daily: pd.DataFrame, column: str) -> pd.DataFrame:
