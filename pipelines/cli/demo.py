@@ -63,6 +63,13 @@ def _step(title: str, key: str) -> Iterator[None]:
     console.print(f"  [green]done[/green] in {took:.1f} s")
 
 
+def _verbose() -> bool:
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.find_root().params.get("verbose"))
+
+
 def demo_log_dir(lake_root: Path) -> Path:
     """Where the demo writes its logs: ``<var>/demo/logs`` beside the lake."""
     return lake_root.parent / "demo" / "logs"
@@ -117,6 +124,9 @@ def demo(
     lake = Lake.from_settings()
     lake.init()
     logs = demo_log_dir(settings.local_root() if not settings.is_s3 else Path("./var/lake"))
+    if _verbose():  # `alphafactory --verbose demo`: every log line on the terminal
+        _run(lake, settings, warmup_sessions, workers, logs, t0)
+        return
     with log_to_file(logs / "demo.log"):
         # Airflow's hooks install its console log handler when first imported: import them
         # now, before any progress, so that handler is silenced from the first step on

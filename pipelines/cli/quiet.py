@@ -75,7 +75,10 @@ def _all_handlers() -> list[logging.Handler]:
 def silence_console_handlers() -> None:
     """Mute every handler that is not a file handler (idempotent). Libraries install
     console handlers when first imported (Airflow's structlog handler writes WARNINGs to
-    stdout), so a command inside :func:`log_to_file` calls this again after such imports."""
+    stdout), so a command inside :func:`log_to_file` calls this again after such imports.
+    Outside a :func:`log_to_file` block it does nothing (the terminal is the only log)."""
+    if not _LOGGING_TO_FILE:
+        return
     for handler in _all_handlers():
         if not isinstance(handler, logging.FileHandler) and _SILENCED not in handler.filters:
             handler.addFilter(_SILENCED)
@@ -84,9 +87,8 @@ def silence_console_handlers() -> None:
         # Airflow's logging setup replaces the root handlers when first imported ...
         if handler not in root.handlers:
             root.addHandler(handler)
-    if _LOGGING_TO_FILE:
-        # ... and warnings.showwarning with its own console writer
-        warnings.showwarning = _show_in_log
+    # ... and warnings.showwarning with its own console writer
+    warnings.showwarning = _show_in_log
 
 
 @contextmanager
