@@ -8,7 +8,9 @@ so a feature written in a new file under ``pipelines/features/library/`` (or a n
 ``sql/features/*.sql``) becomes a task at the next parse without touching this file.
 
 The session is ``dag_run.conf["session"]`` when given (manual runs, backfills), else the
-latest exchange session on or before the New York date of the run.
+latest exchange session on or before the New York date of the run's ``data_interval_end``
+(:func:`pipelines.orchestration.run_session.run_session`, vendor_ingest's convention):
+``alphafactory airflow dags-test daily_research D`` computes ``D``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pendulum
 from airflow.sdk import DAG, get_current_context, task
 
 from pipelines.orchestration.assets import lake_asset
@@ -46,18 +47,14 @@ with DAG(
 
     @task
     def resolve_session() -> str:
-        """The session to research (ISO date): conf["session"], else the run's NY session."""
-        from pipelines.timeline import trading_calendar
+        """The session to research (ISO date): conf["session"], else the run's session."""
+        from pipelines.orchestration.run_session import run_session
 
-        context = get_current_context()
-        dag_run: Any = context["dag_run"]
-        requested = (dag_run.conf or {}).get("session")
-        if requested:
-            return str(requested)
-        when = dag_run.logical_date or dag_run.run_after
-        calendar = trading_calendar()
-        local = pendulum.instance(when).in_timezone(str(calendar.tz)).date()
-        return calendar.back(local, 1)[0].isoformat()
+        dag_run: Any = get_current_context()["dag_run"]
+        day = run_session(
+            dag_run.conf, dag_run.data_interval_end, dag_run.logical_date, dag_run.run_after
+        )
+        return day.isoformat()
 
     @task(outlets=[lake_asset("universe")])
     def universe(session: str) -> int:

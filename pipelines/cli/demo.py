@@ -9,7 +9,12 @@
 5. open the ``main`` portfolio one session back (the daily loop in process), so the
    latest session has fills to reconcile;
 6. run ``vendor_ingest``, ``daily_research`` and ``portfolio_rebalance`` for the latest
-   session through Airflow (``dag.test``), and print where the PM report is.
+   session through Airflow (``dag.test``);
+7. write the research report, then print where both reports are, the step timings and
+   the commands to look further.
+
+The terminal shows only the demo's own progress, one line per step: log records,
+warnings and every Airflow run's output go to ``<var>/demo/logs/`` (printed at the end).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from rich.console import Console
 from pipelines.ingest.knowledge import Backdate
 from pipelines.timeline import LATEST
 
-console = Console()
+# soft wrap: a path or command printed by the demo stays on one line, to copy as printed
+console = Console(soft_wrap=True)
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "daily" / "configs" / "demo.yaml"
 DAG_ORDER = ("vendor_ingest", "daily_research", "portfolio_rebalance")
 #: The demo replays the simulated vendor's past as it was published: rows are known from
@@ -38,12 +44,35 @@ DEMO_BACKDATE = Backdate(
 )
 
 
+#: (step title, seconds) of the steps run so far, for the closing summary.
+_TIMINGS: list[tuple[str, float]] = []
+
+
 @contextmanager
-def _step(title: str) -> Iterator[None]:
+def _step(title: str, key: str) -> Iterator[None]:
+    """Print ``title``, time the block, record it as ``key`` for the closing summary."""
+    from pipelines.cli.quiet import silence_console_handlers
+
     started = time.perf_counter()
+    silence_console_handlers()  # handlers a library installed in the step before
     console.print(f"[bold cyan]▶ {title}[/bold cyan]")
     yield
-    console.print(f"  [green]done[/green] in {time.perf_counter() - started:.1f} s")
+    silence_console_handlers()
+    took = time.perf_counter() - started
+    _TIMINGS.append((key, took))
+    console.print(f"  [green]done[/green] in {took:.1f} s")
+
+
+def _verbose() -> bool:
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.find_root().params.get("verbose"))
+
+
+def demo_log_dir(lake_root: Path) -> Path:
+    """Where the demo writes its logs: ``<var>/demo/logs`` beside the lake."""
+    return lake_root.parent / "demo" / "logs"
 
 
 def _missing_days(lake: Any, feed: str, days: list[dt.date]) -> list[dt.date]:
@@ -67,6 +96,9 @@ def _progress_printer(label: str) -> Callable[[str, int, int], None]:
     last: dict[str, float] = {}
 
     def show(feed: str, done: int, total: int) -> None:
+        from pipelines.cli.quiet import silence_console_handlers
+
+        silence_console_handlers()  # the loaders import Great Expectations and SSH late
         now = time.perf_counter()
         if done >= total or now - last.get(feed, 0.0) > 5.0:
             last[feed] = now
@@ -82,10 +114,33 @@ def demo(
     workers: Annotated[int, typer.Option(help="Parallel vendor downloads")] = 4,
 ) -> None:
     """Run the daily loop on the embedded default and print where the PM report is."""
-    from pipelines.cli.airflow import vendor_state_dir
+    from pipelines.cli.quiet import log_to_file
     from pipelines.config import get_settings
-    from pipelines.daily.config import DailyConfig
     from pipelines.lake import Lake
+
+    t0 = time.perf_counter()
+    _TIMINGS.clear()
+    settings = get_settings()
+    lake = Lake.from_settings()
+    lake.init()
+    logs = demo_log_dir(settings.local_root() if not settings.is_s3 else Path("./var/lake"))
+    if _verbose():  # `alphafactory --verbose demo`: every log line on the terminal
+        _run(lake, settings, warmup_sessions, workers, logs, t0)
+        return
+    with log_to_file(logs / "demo.log"):
+        # Airflow's hooks install its console log handler when first imported: import them
+        # now, before any progress, so that handler is silenced from the first step on
+        from airflow.providers.sftp.hooks.sftp import SFTPHook  # noqa: F401
+
+        _run(lake, settings, warmup_sessions, workers, logs, t0)
+
+
+def _run(
+    lake: Any, settings: Any, warmup_sessions: int, workers: int, logs: Path, t0: float
+) -> None:
+    """The demo's steps (see the module docstring)."""
+    from pipelines.cli.airflow import vendor_state_dir
+    from pipelines.daily.config import DailyConfig
     from pipelines.orchestration.airflow_env import (
         airflow_environment,
         create_pools,
@@ -96,10 +151,6 @@ def demo(
     from pipelines.vendors.config import VendorConfig
     from pipelines.vendors.server import run_vendor
 
-    t0 = time.perf_counter()
-    settings = get_settings()
-    lake = Lake.from_settings()
-    lake.init()
     state_dir = vendor_state_dir()
     vendor_cfg = VendorConfig.from_settings(state_dir=state_dir)
     market = vendor_cfg.market
@@ -125,22 +176,24 @@ def demo(
         for key, value in env.values.items():
             if key.startswith("AIRFLOW_CONN_"):
                 os.environ[key] = value
-        with _step("Airflow metadata DB (SQLite) and pools"):
+        with _step("Airflow metadata DB (SQLite) and pools", "airflow-db"):
             ensure_airflow_db(env)
             create_pools(env)
-        with _step(f"backfill {len(history)} sessions through SFTP/REST"):
+        with _step(f"backfill {len(history)} sessions through SFTP/REST", "backfill"):
             _backfill(lake, history, workers)
-        with _step(f"train the model at {history[-1]}"):
+        with _step(f"train the model at {history[-1]}", "train"):
             _train(lake, history[-1])
         config = DailyConfig.load(DEMO_CONFIG)
-        with _step(f"portfolio {config.portfolio_id}: {warmup_sessions} sessions in process"):
+        with _step(
+            f"portfolio {config.portfolio_id}: {warmup_sessions} sessions in process", "warm-up"
+        ):
             _warm_up(lake, history[-warmup_sessions:], config)
         extra = {
             "ALPHAFACTORY_LAKE_ROOT": str(lake.location.root),
             "ALPHAFACTORY_DAILY_CONFIG": str(DEMO_CONFIG),
         }
         for dag_id in DAG_ORDER:
-            with _step(f"Airflow: {dag_id} for {latest}"):
+            with _step(f"Airflow: {dag_id} for {latest}", dag_id):
                 result = run_dag_test(
                     dag_id,
                     latest,
@@ -151,43 +204,94 @@ def demo(
                     env=env,
                     extra_env=extra,
                 )
+                (logs / f"{dag_id}.log").write_text(result.output, encoding="utf-8")
                 failed = {
                     t: s for t, s in result.task_states.items() if s not in ("success", "skipped")
                 }
                 console.print(f"  state {result.state}; {len(result.task_states)} tasks")
                 if not result.ok:
-                    console.print(result.output[-4000:])
+                    console.print(result.output[-4000:], markup=False, highlight=False)
+                    console.print(
+                        f"[red]{dag_id} failed[/red]; its whole output: {logs / dag_id}.log"
+                    )
                     raise typer.Exit(code=1)
                 if failed:
                     console.print(f"  [yellow]not successful: {failed}[/yellow]")
     report = pm_report_uri(lake, config.portfolio_id, latest)
+    with _step("research report", "research-report"):
+        research = _research_report(lake)
+    total = time.perf_counter() - t0
+    steps = ", ".join(f"{key} {took:.0f} s" for key, took in _TIMINGS)
     console.print(
-        f"\n[bold green]PM report:[/bold green] {report}\n"
-        f"[dim]total {time.perf_counter() - t0:.0f} s · Airflow home {env.home}[/dim]\n"
-        "[bold]Airflow UI[/bold] with these runs: alphafactory airflow ui"
+        f"\n[bold green]PM report:[/bold green]       {report}\n"
+        f"[bold green]Research report:[/bold green] {research}\n"
+        f"[dim]total {total:.0f} s ({steps}); logs and Airflow output: {logs}[/dim]\n"
+        "\n[bold]Next:[/bold]"
     )
+    for command, why in next_commands(latest):
+        console.print(f"  {command}    [dim]# {why}[/dim]", markup=True, highlight=False)
+
+
+def next_commands(latest: dt.date) -> list[tuple[str, str]]:
+    """The closing hint: commands to run as printed (from the demo's directory), and why."""
+    return [
+        ("alphafactory airflow ui", "these runs in the Airflow UI (it prints the URL and login)"),
+        ("alphafactory status", "freshness, quality, the last runs"),
+        ("alphafactory vendor serve", "the vendor simulator; in another terminal, then:"),
+        (
+            "alphafactory airflow env > af.sh && source af.sh && "
+            f"alphafactory ingest day --date {latest}",
+            "one session by hand (the simulator's host key pinned)",
+        ),
+    ]
+
+
+def _research_report(lake: Any) -> str:
+    """Write the research report beside the PM reports; return its path."""
+    from pipelines.research.report_lake import write_lake_report
+
+    root = Path(str(lake.location.root))
+    return str(write_lake_report(lake, root / "reports" / "research-report.html"))
 
 
 def _backfill(lake: Any, days: list[dt.date], workers: int) -> None:
+    """Load the sessions of ``days`` each feed lacks. Feeds missing the same sessions (a
+    fresh lake) go in one backfill call, so the file-drop feeds share their downloads."""
+    from pipelines.ingest.backfill import PhaseTimer
     from pipelines.ingest.feed_spec import load_feeds
     from pipelines.ingest.runtime import backfill, ordered_feeds
 
+    todo: dict[str, list[dt.date]] = {}
     for feed in ordered_feeds(load_feeds()):
-        todo = _missing_days(lake, feed.name, days)
-        if not todo:
+        missing = _missing_days(lake, feed.name, days)
+        if missing:
+            todo[feed.name] = missing
+        else:
             console.print(f"  {feed.name}: all {len(days)} sessions already loaded")
-            continue
+    batches: list[tuple[list[str], list[dt.date]]] = []
+    for name, missing in todo.items():
+        if batches and batches[-1][1] == missing:
+            batches[-1][0].append(name)
+        else:
+            batches.append(([name], missing))
+    timer = PhaseTimer()
+    for names, missing in batches:
         out = backfill(
             lake,
-            todo,
-            feed_names=[feed.name],
+            missing,
+            feed_names=names,
             workers=workers,
+            timer=timer,
             on_progress=_progress_printer("loading"),
             backdate=DEMO_BACKDATE,
         )
-        outcomes = out.get(feed.name, [])
-        bad = [o for o in outcomes if o.status == "quarantined"]
-        console.print(f"  {feed.name}: {len(outcomes)} files, {len(bad)} quarantined")
+        for name in names:
+            outcomes = out.get(name, [])
+            bad = [o for o in outcomes if o.status == "quarantined"]
+            console.print(f"  {name}: {len(outcomes)} files, {len(bad)} quarantined")
+    if timer.seconds:
+        phases = ", ".join(f"{k} {v:.0f} s" for k, v in sorted(timer.seconds.items()))
+        console.print(f"  [dim]phases: {phases}[/dim]")
 
 
 def _train(lake: Any, day: dt.date) -> None:

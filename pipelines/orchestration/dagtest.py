@@ -31,7 +31,12 @@ def _resolve_logical_date(dag: Any, when: str) -> dt.datetime:
             if not timetable.is_session(session):
                 raise SystemExit(f"{session} is not a {timetable.calendar} session")
             return timetable.run_time(session)
-        return pendulum.datetime(session.year, session.month, session.day, tz="UTC")
+        # An asset-scheduled DAG (daily_research, portfolio_rebalance) takes its session from
+        # the run's local date: at midnight UTC of D it is still D - 1 in New York, so the
+        # run "for D" runs at D's run time, when D's vendor_ingest would have triggered it.
+        from pipelines.orchestration.run_session import session_run_time
+
+        return pendulum.instance(session_run_time(session))
     instant = dt.datetime.fromisoformat(when)
     if instant.tzinfo is None:
         raise SystemExit(f"{when!r} has no time zone; e.g. 2024-07-05T23:00:00+00:00")
