@@ -95,6 +95,8 @@ def load_model(lake: Lake, model_id: str, known_at: dt.datetime | None = None) -
 def list_models(lake: Lake, known_at: dt.datetime, day: dt.date) -> list[StoredModel]:
     """Every model fit on or before ``day`` and known at ``known_at``, oldest first."""
     rows = _rows(lake, known_at, day)
+    if rows.empty:  # no model table yet (a price-only lake before its first retrain)
+        return []
     return [
         StoredModel(
             ModelRecord.from_json(str(r["record"])),

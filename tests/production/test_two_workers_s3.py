@@ -71,6 +71,7 @@ TASK_ORDER = (
     "pm_approval",
     "execute",
     "reconcile",
+    "rollout",
     "report",
 )
 ASSIGNED = {task: WORKERS[i % len(WORKERS)] for i, task in enumerate(TASK_ORDER)}

@@ -210,7 +210,12 @@ def test_diagnostics_and_report_cli(
     result = CliRunner().invoke(app, ["research", "report", "--out", str(out), "--horizon", "1"])
     assert result.exit_code == 0, result.output
     html = out.read_text()
-    for section in ("Cumulative rank IC", "IC summary", "IC decay", "Quantile returns"):
+    for section in (
+        "Live scores: cumulative rank IC",
+        "Live scores: IC decay",
+        "Live scores: quantile returns",
+        "Feature rank IC (each feature on its own)",
+    ):
         assert section in html, section
     assert "Feature importance" in html and "sentiment_5d" in html
     assert html.count("data:image/png;base64,") >= 3
