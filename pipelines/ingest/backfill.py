@@ -640,12 +640,16 @@ def backfill_rest(
         else []
     )
     buckets: dict[int, list[dict[str, Any]]] = {}
+    latest: dict[int, dt.datetime] = {}
     for rec, ts in zip(records, times, strict=True):
         if (since is not None and ts <= since) or ts > until:
             # Another session's record (a source that does not honour the window): it
             # belongs to that session's batch, never to this backfill's first or last day.
             continue
-        buckets.setdefault(bisect.bisect_left(cutoffs, ts), []).append(rec)
+        bucket = bisect.bisect_left(cutoffs, ts)
+        buckets.setdefault(bucket, []).append(rec)
+        # the window's latest declared publish time (its run's published_at)
+        latest[bucket] = max(ts, latest.get(bucket, ts))
     name = f"{feed.name}.jsonl"
     outcomes: list[FileOutcome] = []
     stamps: dict[dt.date, tuple[dt.datetime, dt.datetime | None]] = {}
@@ -666,8 +670,7 @@ def backfill_rest(
             if (i, raw) not in todo
         ]
         for i, raw in zip(idx, raws, strict=True):
-            mine = [_parse_one(r[feed.known_at]) for r in buckets.get(i, [])]
-            declared_max = max(mine) if mine else None
+            declared_max = latest.get(i)
             known_at = raw.received_at if backdate is None else declared_max
             stamps[days[i]] = (known_at or raw.received_at, declared_max)
         rows = [r for i, _ in todo for r in buckets.get(i, [])]
@@ -687,7 +690,7 @@ def backfill_rest(
             # (key uniqueness includes known_at: an original and its restatement may
             # share a window).
             received = pa.array(
-                [raws[idx.index(todo[k][0])].received_at for k in owner],
+                [todo[k][1].received_at for k in owner],
                 pa.timestamp("us", tz="UTC"),
             )
             if backdate is None:
@@ -788,10 +791,6 @@ def backfill_rest(
     outcomes = recover_unrecorded(lake, feed, outcomes)
     record_runs(lake, [(o, *stamps.get(o.logical_date, (None, None))) for o in outcomes], backdate)
     return outcomes
-
-
-def _parse_one(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 def _no_rows(feed: FeedSpec) -> pa.Table:

@@ -935,6 +935,11 @@ def _release_open(
     qid: str = rec["quarantine_id"]
     day: dt.date = rec["valid_date"]
     name: str = rec["file_name"]
+    # How the quarantined delivery was stamped when it arrived: receipt, or a backdate.
+    recorded = _recorded_run(lake, feed.name, day, name, rec["sha256"])
+    stamp = (
+        Backdate.recorded(str(recorded["backdate"])) if recorded and recorded["backdate"] else None
+    )
     if feed.protocol == "rest":
         if source is not None:
             # A REST batch is a publication-time window, not a file: fetching it again is
@@ -947,10 +952,7 @@ def _release_open(
             )
         raw = _raw_of(lake, rec)
         batch, declared = _rest_batch(feed, name, lake.read_raw(raw))
-        run = _recorded_run(lake, feed.name, day, name, raw.sha256)
-        # As the delivery was stamped when it arrived: receipt, or its recorded backdate.
-        backdate = Backdate.recorded(str(run["backdate"])) if run and run["backdate"] else None
-        batch, known = received_versions(feed, batch, declared, raw.received_at, backdate)
+        batch, known = received_versions(feed, batch, declared, raw.received_at, stamp)
         outcome = _release_records(
             lake, feed, day, raw, batch, known, gate, drop_failing_rows=drop_failing_rows
         )
@@ -965,16 +967,13 @@ def _release_open(
             source=source,
             drop_failing_rows=drop_failing_rows,
             actor=actor,
+            recorded=recorded,
         )
     outcome.quarantine_id = qid  # the record it came out of, for the caller's report
     note = f"released by {actor}: {outcome.rows} rows loaded"
     if reason:
         note += f" ({reason})"
     quarantine.set_status(lake, rec, "released", actor=actor, note=note)
-    recorded = _recorded_run(lake, feed.name, day, name, rec["sha256"])
-    stamp = (
-        Backdate.recorded(str(recorded["backdate"])) if recorded and recorded["backdate"] else None
-    )
     _ingest_run(lake, outcome, known_at, published, stamp)
     return outcome
 
@@ -988,9 +987,11 @@ def _release_file(
     source: FileSource | None,
     drop_failing_rows: bool,
     actor: str,
+    recorded: dict[str, Any] | None,
 ) -> tuple[FileOutcome, dt.datetime, dt.datetime | None]:
     """Re-validate and load a file-drop batch; returns the outcome, the knowledge time its
-    rows got and the vendor's declared publish time."""
+    rows got and the vendor's declared publish time. ``recorded``: how the quarantined
+    delivery was stamped (:func:`_recorded_run`)."""
     day: dt.date = rec["valid_date"]
     name: str = rec["file_name"]
     if source is None and "file.checksum" in json.loads(rec["rules"]):
@@ -1002,7 +1003,7 @@ def _release_file(
         )
     manifest_entry: dict[str, Any] | None = None
     declared: dt.datetime | None = None
-    run = _recorded_run(lake, feed.name, day, name, rec["sha256"])
+    run = recorded
     if source is not None:
         with source.session() as session:
             listing = session.list_dir(feed.remote_folder(day)) or []
@@ -1016,7 +1017,11 @@ def _release_file(
     else:
         raw = _raw_of(lake, rec)
         data = lake.read_raw(raw)
-    same = _recorded_run(lake, feed.name, day, name, raw.sha256)
+    same = (
+        run
+        if raw.sha256 == rec["sha256"]
+        else _recorded_run(lake, feed.name, day, name, raw.sha256)
+    )
     if same is not None and same["known_at"] is not None:
         # This delivery's own knowledge time, as recorded when its bytes arrived: another
         # delivery's (a re-send loaded since) would tie with or beat that newer version.
