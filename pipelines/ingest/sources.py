@@ -257,11 +257,15 @@ class HttpHookSource:
         return out
 
 
+#: One encoder for every record (``json.dumps`` with options builds a new one per call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def records_to_jsonl(records: list[dict[str, Any]]) -> bytes:
     """Canonical bytes of a record list (sorted keys), so equal content has equal sha256."""
-    return b"".join(
-        json.dumps(r, sort_keys=True, separators=(",", ":")).encode() + b"\n" for r in records
-    )
+    if not records:
+        return b""
+    return ("\n".join(map(_CANONICAL.encode, records)) + "\n").encode()
 
 
 class VendorUnreachable(AlphaFactoryError, ConnectionError):
