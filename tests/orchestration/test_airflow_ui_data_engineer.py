@@ -273,8 +273,9 @@ def test_ui_shows_dags_grid_and_asset_extras_with_data_docs(
                         ["1 Asset Event", "Source:", "vendor_ingest"],
                     ),
                 ],
+                # Airflow 3.3 lists a task instance's extra links on its Details tab
                 link=(
-                    f"{base}/{task_path}",
+                    f"{base}/{task_path}/details",
                     "Data Docs",
                     ["Expectation Validation Result", "Overview"],
                 ),
