@@ -82,29 +82,25 @@ class _RunningTI:
         return self.pages
 
 
+def _worker_link(ti: _RunningTI) -> str:
+    return DataDocsLink().get_link(None, ti_key=ti)  # type: ignore[arg-type]
+
+
 def test_link_is_computed_in_the_worker_from_the_pages_the_task_pushed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(REPORTS_URL_ENV, raising=False)
     page = _page()
     ti = _RunningTI([page])
-    link = DataDocsLink().get_link(None, ti_key=ti)  # type: ignore[arg-type]
+    link = _worker_link(ti)
     assert ti.pulled == {"task_ids": ti.task_id, "key": DATA_DOCS_XCOM, "map_indexes": -1}
     # a same-origin path on the API server: the UI renders no file:// link
     assert reports_path().endswith(f"{URL_PREFIX}/reports")
     assert link == f"{reports_path()}/data_docs/validations/prices_2024-07-03_r1.html"
     # a failed task that validated nothing still links the index
-    assert (
-        DataDocsLink()
-        .get_link(None, ti_key=_RunningTI(None))
-        .endswith(  # type: ignore[arg-type]
-            "/data_docs/index.html"
-        )
-    )
+    assert _worker_link(_RunningTI(None)).endswith("/data_docs/index.html")
     monkeypatch.setenv(REPORTS_URL_ENV, "https://r.example")
-    assert DataDocsLink().get_link(None, ti_key=ti) == (  # type: ignore[arg-type]
-        "https://r.example/data_docs/validations/prices_2024-07-03_r1.html"
-    )
+    assert _worker_link(ti) == "https://r.example/data_docs/validations/prices_2024-07-03_r1.html"
 
 
 def test_every_vendor_ingest_load_carries_the_link_and_the_plugin_registers_it() -> None:
