@@ -19,6 +19,13 @@ from typing import Any
 URL_PREFIX = "/alphafactory"
 #: The reports directory's route below :data:`URL_PREFIX`.
 REPORTS_ROUTE = "/reports"
+#: A report holds vendor data and loads scripts (GX pages: Bootstrap, jQuery); served on
+#: Airflow's origin, it is sandboxed into an origin of its own so that nothing in it can
+#: reach the user's Airflow session (its cookie, the API as that user).
+SANDBOX_HEADERS = {
+    "Content-Security-Policy": "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def reports_path() -> str:
@@ -54,13 +61,15 @@ def reports_app() -> Any:
     from pipelines.contracts.data_docs import read_report
 
     app = FastAPI(title="Alpha Factory reports", docs_url=None, redoc_url=None)
+    signed_in = requires_authenticated()
+    app.state.signed_in = signed_in  # the dependency, for tests to override
 
-    @app.get(f"{REPORTS_ROUTE}/{{path:path}}", dependencies=[Depends(requires_authenticated())])
+    @app.get(f"{REPORTS_ROUTE}/{{path:path}}", dependencies=[Depends(signed_in)])
     def report(path: str) -> Response:
         data = read_report(path)
         if data is None:
             raise HTTPException(status_code=404, detail=f"no report {path!r}")
         media = mimetypes.guess_type(path)[0] or "application/octet-stream"
-        return Response(content=data, media_type=media)
+        return Response(content=data, media_type=media, headers=SANDBOX_HEADERS)
 
     return app

@@ -253,6 +253,7 @@ def test_ui_shows_dags_grid_and_asset_extras_with_data_docs(
         )
         with urllib.request.urlopen(served, timeout=30) as resp:
             assert resp.read() == page.read_bytes()  # the page on disk, over HTTP
+            assert resp.headers["Content-Security-Policy"].startswith("sandbox")
         with pytest.raises(urllib.error.HTTPError, match="401"):
             urllib.request.urlopen(f"{base}{docs_link}", timeout=30)  # not signed in
         # What the browser shows: the project's DAGs, the run's grid with its tasks, the

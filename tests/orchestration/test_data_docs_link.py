@@ -144,3 +144,25 @@ def test_reports_app_refuses_a_caller_not_signed_in() -> None:
     client = TestClient(reports_app())
     resp = client.get("/reports/data_docs/validations/prices_2024-07-03_r1.html")
     assert resp.status_code == 401
+
+
+def test_reports_app_serves_a_signed_in_user_a_sandboxed_page() -> None:
+    from fastapi.testclient import TestClient
+
+    from pipelines.orchestration.reports_app import reports_app
+
+    _page()
+    app = reports_app()
+    app.dependency_overrides[app.state.signed_in] = lambda: None
+    try:
+        client = TestClient(app)
+        resp = client.get("/reports/data_docs/validations/prices_2024-07-03_r1.html")
+        assert resp.status_code == 200 and resp.text == "<html>GX page</html>"
+        assert resp.headers["content-type"].startswith("text/html")
+        # vendor data on Airflow's origin: no access to the user's session
+        assert resp.headers["content-security-policy"].startswith("sandbox ")
+        assert "allow-same-origin" not in resp.headers["content-security-policy"]
+        assert client.get("/reports/data_docs/nothing.html").status_code == 404
+        assert client.get("/reports/../secret.txt").status_code == 404
+    finally:
+        app.dependency_overrides.clear()
