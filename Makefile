@@ -16,8 +16,16 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 
+# uv resolves and downloads in parallel: the install takes about 1 minute instead of 4–5
+# with pip on this machine kind. pip stays the fallback (no uv wheel for the platform, or
+# `make INSTALLER=pip`); both install the same ranges from pyproject.toml.
+INSTALLER ?= uv
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@if [ "$(INSTALLER)" = uv ] && $(PY) -m pip install --quiet 'uv>=0.5,<1' 2>/dev/null; then \
+	  $(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev]'; \
+	else \
+	  $(PY) -m pip install --quiet -e '.[dev]'; \
+	fi
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 $(FIX_STAMP): $(STAMP) .ci/fix-wheel.sh

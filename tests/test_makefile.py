@@ -34,7 +34,8 @@ def test_demo_installs_without_quickfix_and_test_installs_it_afterwards(tmp_path
     shutil.copytree(REPO / ".ci", tmp_path / ".ci")
 
     fresh = _make_n(tmp_path, "demo")
-    assert "pip install --quiet -e '.[dev]'" in fresh
+    assert "pip install --quiet -e '.[dev]'" in fresh  # pip: the fallback
+    assert "uv pip install --quiet" in fresh  # uv first: ~1 min instead of 4-5
     assert "fix-wheel.sh" not in fresh  # issue 18: the demo compiled QuickFIX (404 s)
     assert "alphafactory demo" in fresh
     assert "fix-wheel.sh" in _make_n(tmp_path, "test")  # CI runs the FIX tests

@@ -141,12 +141,7 @@ def _run(
     """The demo's steps (see the module docstring)."""
     from pipelines.cli.airflow import vendor_state_dir
     from pipelines.daily.config import DailyConfig
-    from pipelines.orchestration.airflow_env import (
-        airflow_environment,
-        create_pools,
-        ensure_airflow_db,
-        run_dag_test,
-    )
+    from pipelines.orchestration.airflow_env import airflow_environment, ensure_airflow_db
     from pipelines.report import pm_report_uri
     from pipelines.vendors.config import VendorConfig
     from pipelines.vendors.server import run_vendor
@@ -176,9 +171,8 @@ def _run(
         for key, value in env.values.items():
             if key.startswith("AIRFLOW_CONN_"):
                 os.environ[key] = value
-        with _step("Airflow metadata DB (SQLite) and pools", "airflow-db"):
-            ensure_airflow_db(env)
-            create_pools(env)
+        with _step("Airflow metadata DB (SQLite)", "airflow-db"):
+            ensure_airflow_db(env)  # the pools are created by the DAG runs' process
         with _step(f"backfill {len(history)} sessions through SFTP/REST", "backfill"):
             _backfill(lake, history, workers)
         with _step(f"train the model at {history[-1]}", "train"):
@@ -192,31 +186,18 @@ def _run(
             "ALPHAFACTORY_LAKE_ROOT": str(lake.location.root),
             "ALPHAFACTORY_DAILY_CONFIG": str(DEMO_CONFIG),
         }
-        for dag_id in DAG_ORDER:
-            with _step(f"Airflow: {dag_id} for {latest}", dag_id):
-                result = run_dag_test(
-                    dag_id,
-                    latest,
-                    conf={
-                        "session": latest.isoformat(),
-                        "backdate_reason": DEMO_BACKDATE.reason,
-                    },
-                    env=env,
-                    extra_env=extra,
-                )
-                (logs / f"{dag_id}.log").write_text(result.output, encoding="utf-8")
-                failed = {
-                    t: s for t, s in result.task_states.items() if s not in ("success", "skipped")
-                }
-                console.print(f"  state {result.state}; {len(result.task_states)} tasks")
-                if not result.ok:
-                    console.print(result.output[-4000:], markup=False, highlight=False)
-                    console.print(
-                        f"[red]{dag_id} failed[/red]; its whole output: {logs / dag_id}.log"
-                    )
-                    raise typer.Exit(code=1)
-                if failed:
-                    console.print(f"  [yellow]not successful: {failed}[/yellow]")
+        conf = {"session": latest.isoformat(), "backdate_reason": DEMO_BACKDATE.reason}
+        console.print(
+            f"[bold cyan]▶ Airflow: {' → '.join(DAG_ORDER)} for {latest}[/bold cyan] "
+            "[dim](dag.test(), one process)[/dim]"
+        )
+        failed_run = _run_dags(latest, conf, env, extra, logs)
+    if failed_run is not None:
+        console.print(failed_run.output[-4000:], markup=False, highlight=False)
+        console.print(
+            f"[red]{failed_run.dag_id} failed[/red]; the whole output: {logs / 'airflow.log'}"
+        )
+        raise typer.Exit(code=1)
     report = pm_report_uri(lake, config.portfolio_id, latest)
     with _step("research report", "research-report"):
         research = _research_report(lake)
@@ -230,6 +211,41 @@ def _run(
     )
     for command, why in next_commands(latest):
         console.print(f"  {command}    [dim]# {why}[/dim]", markup=True, highlight=False)
+
+
+def _run_dags(
+    latest: dt.date, conf: dict[str, str], env: Any, extra: dict[str, str], logs: Path
+) -> Any:
+    """The three DAGs for ``latest`` in one ``dag.test()`` process, a line per run as it
+    ends; returns the run that failed (None when all succeeded)."""
+    from pipelines.cli.quiet import silence_console_handlers
+    from pipelines.orchestration.airflow_env import ChainedRun, DagTestResult, run_dag_chain
+
+    started = time.perf_counter()
+    last = [started]
+
+    def show(result: DagTestResult) -> None:
+        now = time.perf_counter()
+        _TIMINGS.append((result.dag_id, now - last[0]))
+        last[0] = now
+        failed = {t: s for t, s in result.task_states.items() if s not in ("success", "skipped")}
+        mark = "[green]success[/green]" if result.ok else f"[red]{result.state}[/red]"
+        console.print(
+            f"  {result.dag_id}: {mark}, {len(result.task_states)} tasks, {result.seconds:.0f} s"
+        )
+        if failed and result.ok:
+            console.print(f"  [yellow]not successful: {failed}[/yellow]")
+
+    results = run_dag_chain(
+        [ChainedRun(dag_id, latest, conf) for dag_id in DAG_ORDER],
+        env=env,
+        extra_env=extra,
+        log_file=logs / "airflow.log",
+        on_result=show,
+    )
+    silence_console_handlers()
+    console.print(f"  [green]done[/green] in {time.perf_counter() - started:.1f} s")
+    return next((r for r in results if not r.ok), None)
 
 
 def next_commands(latest: dt.date) -> list[tuple[str, str]]:

@@ -21,7 +21,9 @@ Contract (what callers may rely on):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol, runtime_checkable
@@ -237,3 +239,21 @@ __all__ = [
     "Side",
     "sign",
 ]
+
+
+@contextlib.contextmanager
+def consistent_reads(broker: Broker) -> Iterator[None]:
+    """Within the block, the broker's queries answer from one state of its book.
+
+    A broker that simulates its own market (the paper broker) works its orders on every
+    query; a sync asking for each of N orders, then fills, positions and cash, would work
+    them N + 3 times, re-reading the session's prices each time (measured: 112 passes,
+    40 s of a 50 s reconciliation). Inside the block it works them once, at entry; a
+    broker without the hook (FIX, a real account) is queried as is.
+    """
+    hook = getattr(broker, "consistent_reads", None)
+    if hook is None:
+        yield
+        return
+    with hook():
+        yield

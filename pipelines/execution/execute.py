@@ -47,6 +47,7 @@ from pipelines.execution.broker import (
     OrderState,
     OrderStatus,
     TargetsError,
+    consistent_reads,
 )
 from pipelines.execution.corporate_actions import lake_corporate_actions, split_ratios
 from pipelines.execution.orders import (
@@ -618,6 +619,18 @@ def sync_orders(
     and each state change is stored once however often this runs.
     """
     broker.connect()
+    with consistent_reads(broker):  # one pass of the paper broker, not one per order
+        return _sync_orders(lake, broker, portfolio_id, trade_date, clock=clock)
+
+
+def _sync_orders(
+    lake: Store,
+    broker: Broker,
+    portfolio_id: str,
+    trade_date: dt.date,
+    *,
+    clock: Callable[[], dt.datetime],
+) -> SyncResult:
     orders = load_orders(lake, portfolio_id, trade_date)
     events = read_day(lake, "order_events", trade_date, portfolio_id)
     sent = at_broker(events)

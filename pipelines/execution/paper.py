@@ -324,6 +324,18 @@ class PaperBroker:
         if self.auto_work:
             self.work()
 
+    @contextlib.contextmanager
+    def consistent_reads(self) -> Iterator[None]:
+        """Work the orders once now, then answer every query in the block from that state
+        without working them again (see :func:`pipelines.execution.broker.consistent_reads`).
+        Orders sent inside the block are worked at the next query after it."""
+        self._auto_work()
+        saved, self.auto_work = self.auto_work, False
+        try:
+            yield
+        finally:
+            self.auto_work = saved
+
     def work(self, trade_date: dt.date | None = None) -> int:
         """Fill every working order whose session bar is available (or only ``trade_date``'s).
         Returns the number of orders that reached a terminal state."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from pipelines.execution.broker import Broker
+from pipelines.execution.broker import Broker, consistent_reads
 from pipelines.execution.corporate_actions import apply_actions, lake_corporate_actions
 from pipelines.execution.delistings import lake_delistings
 from pipelines.execution.execute import sync_orders
@@ -256,6 +256,23 @@ def reconcile_day(
     differs from ours by more than ``tolerance`` shares is a ``break``; re-running adds
     rows only for values that changed.
     """
+    with consistent_reads(broker):  # the broker's book as of one pass, for every query
+        return _reconcile_day(
+            lake, broker, portfolio_id, date, currency, tolerance, cash_tolerance, prices, clock
+        )
+
+
+def _reconcile_day(
+    lake: Store,
+    broker: Broker,
+    portfolio_id: str,
+    date: dt.date,
+    currency: str,
+    tolerance: float,
+    cash_tolerance: float,
+    prices: PriceSource | None,
+    clock: Callable[[], dt.datetime],
+) -> ReconciliationReport:
     sync = sync_orders(lake, broker, portfolio_id, date, clock=clock)
     now = clock()
     prev = previous_positions(lake, portfolio_id, date)
