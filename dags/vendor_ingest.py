@@ -7,7 +7,8 @@ fails, naming feed and session — then one task runs
 defined by publication time. The security master loads before prices and corporate
 actions, which are validated against it. Each load emits its lake table's asset, which
 the research DAG is scheduled on; the event's extra says rows, contract result,
-quarantines and Data Docs pages (:func:`pipelines.orchestration.assets.ingest_event_extra`).
+quarantines and Data Docs pages (:func:`pipelines.orchestration.assets.ingest_event_extra`);
+each ingest task instance has a "Data Docs" extra link (:mod:`pipelines.orchestration.links`).
 A deadline alert (:mod:`pipelines.orchestration.deadlines`) names the late file-drop feeds.
 """
 
@@ -17,7 +18,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param
 
 # airflow.sdk exports these too, but its type stub (3.3) does not list them yet.
 from airflow.sdk.definitions.callback import AsyncCallback
@@ -33,6 +34,7 @@ from pipelines.orchestration.assets import (
 )
 from pipelines.orchestration.callbacks import on_failure_log
 from pipelines.orchestration.deadlines import vendor_files_late
+from pipelines.orchestration.links import push_data_docs, validating_task
 from pipelines.orchestration.settings_light import (
     dag_start_date,
     ingest_deadline,
@@ -92,7 +94,7 @@ with DAG(
     },
 ) as dag:
 
-    @task
+    @validating_task
     def ingest(feed: str, session: str, table: str) -> list[dict[str, Any]]:
         """Ingest ``feed`` for ``session``; the event of ``table``'s asset carries rows,
         contract result, quarantines and Data Docs pages as its extra.
@@ -121,7 +123,9 @@ with DAG(
             for o in exc.outcomes:
                 if o.data_docs:
                     log.error("Data Docs of %s: %s", o.file_name, o.data_docs)
+            push_data_docs(context, [o.data_docs for o in exc.outcomes if o.data_docs])
             raise AirflowFailException(str(exc)) from exc
+        push_data_docs(context, [o.data_docs for o in outcomes if o.data_docs])
         lake = Lake.from_settings()
         extra = ingest_event_extra(feed, session, outcomes, open_quarantine_ids(lake, feed))
         context["outlet_events"][lake_asset(table)].extra = extra

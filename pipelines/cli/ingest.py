@@ -14,7 +14,6 @@ import datetime as dt
 import getpass
 import json
 from collections import Counter
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -188,8 +187,9 @@ def day_cmd(
         failed |= any(o.status == "quarantined" for o in outcomes)
     console.print(_outcomes_table(rows))
     if docs:  # the contract runs' Great Expectations pages, one index for all of them
-        index = Path(docs[0]).parent.parent / "index.html"
-        console.print(f"Data Docs: {literal(index.as_uri())}", soft_wrap=True)
+        from pipelines.contracts.data_docs import data_docs_url
+
+        console.print(f"Data Docs: {literal(data_docs_url())}", soft_wrap=True)
     if failed:
         held = sorted({row[5] for row in rows if row[3] == "quarantined" and row[5]})
         hint = (

@@ -303,11 +303,11 @@ def _print(title: str, rows: list[dict[str, Any]], optional: tuple[str, ...] = (
 
 
 def data_docs_index() -> str | None:
-    """``file://`` URL of the Great Expectations Data Docs index, when one was written."""
-    from pipelines.contracts.data_docs import INDEX, data_docs_root
+    """A browser's address of the Great Expectations Data Docs index, when one was written
+    (:func:`pipelines.contracts.data_docs.data_docs_url`)."""
+    from pipelines.contracts.data_docs import data_docs_url, index_written
 
-    index = data_docs_root() / INDEX
-    return index.as_uri() if index.is_file() else None
+    return data_docs_url() if index_written() else None
 
 
 def _state_style(row: dict[str, Any]) -> str | None:

@@ -136,12 +136,12 @@ def contract_gate(feed: FeedSpec, batch: ParsedBatch, ctx: GateContext) -> GateR
 def _data_docs(report: Any) -> str | None:
     """Write the run's Data Docs page; a full disk must not block ingestion, so a failure
     is logged and the run carries no link."""
-    from pipelines.contracts.data_docs import data_docs_root, write_validation_page
+    from pipelines.contracts.data_docs import data_docs_location, write_validation_page
 
     try:
-        page = write_validation_page(report, data_docs_root())
+        page = write_validation_page(report, data_docs_location())
     except (OSError, ValueError) as exc:
         log.warning("Data Docs not written for %s: %s", report.dataset, exc)
         return None
     log.info("Data Docs (%s %s, %s): %s", report.feed, report.logical_date, report.outcome, page)
-    return str(page)
+    return page

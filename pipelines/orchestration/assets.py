@@ -43,8 +43,11 @@ def ingest_event_extra(
     ``outcomes`` are :class:`pipelines.ingest.flow.FileOutcome` s of the run. JSON only:
     rows loaded, files by status, the contract result (worst outcome over the files and
     the rules that failed or warned), this run's quarantine ids, the feed's records still
-    open, and the Data Docs pages of the contract runs.
+    open, the Data Docs pages of the contract runs and the address a browser opens them at
+    (:func:`pipelines.contracts.data_docs.data_docs_url`: the page, or the index).
     """
+    from pipelines.contracts.data_docs import data_docs_url
+
     statuses: dict[str, int] = {}
     rules: list[str] = []
     contract = "passed"
@@ -71,6 +74,7 @@ def ingest_event_extra(
         "quarantine_ids": quarantined,
         "open_quarantines": open_quarantines,
         "data_docs": docs,
+        "data_docs_url": data_docs_url(docs) if docs else None,
     }
 
 

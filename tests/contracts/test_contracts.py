@@ -262,7 +262,7 @@ def test_data_docs_html(clean: pd.DataFrame, tmp_path: Path) -> None:
 
     bad = clean.copy()
     bad.loc[3, "close"] = -1.0
-    index = build_data_docs([run(clean), run(bad)], tmp_path / "docs")
+    index = Path(build_data_docs([run(clean), run(bad)], tmp_path / "docs"))
     pages = list((tmp_path / "docs" / "validations").glob("*.html"))
     assert index.exists() and len(pages) == 2
     assert "close_positive" in index.read_text()

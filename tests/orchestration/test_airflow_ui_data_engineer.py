@@ -4,9 +4,11 @@ A ``vendor_ingest`` run against the simulator writes its asset events into the e
 home; ``alphafactory airflow ui`` serves that home. The test signs in as the README says
 (the admin password the simple auth manager generated, exchanged at ``/auth/token``), gives
 the browser that token as the UI's ``_token`` session cookie, and reads the rendered pages
-through the DevTools protocol: the project's DAGs, the run's grid. The asset events'
-extras (rows, contract, quarantines, Data Docs pages) are checked through the REST API with
-the same token, and the Data Docs page each names is on disk.
+through the DevTools protocol: the project's DAGs, the run's grid, the prices asset's
+event, and the ingest task instance's "Data Docs" extra link, which it follows to the GX
+page the API server serves. The asset events' extras (rows, contract, quarantines, Data
+Docs pages) and the task's links are checked through the REST API with the same token,
+and the Data Docs page each names is on disk.
 """
 
 from __future__ import annotations
@@ -22,15 +24,18 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from pipelines.cli.status import dag_runs
 from pipelines.config import get_settings
+from pipelines.contracts.data_docs import REPORTS_URL_ENV
 from pipelines.orchestration.airflow_env import airflow_environment, run_dag_test
 from pipelines.testing.backdate import HISTORY
 from pipelines.vendors.clock import FrozenClock
@@ -87,10 +92,27 @@ class _Page:
             await asyncio.sleep(1)
         raise AssertionError(f"{url} never showed {wanted}; it showed:\n{text[:3000]}")
 
+    async def href_of(self, text: str) -> str:
+        """The ``href`` of the page's first link whose text is ``text`` ("" if none)."""
+        res = await self.call(
+            "Runtime.evaluate",
+            expression="[...document.querySelectorAll('a')]"
+            f".filter(a => a.textContent.trim() === {json.dumps(text)})"
+            ".map(a => a.getAttribute('href'))[0] || ''",
+        )
+        return str(res.get("result", {}).get("value", ""))
+
 
 async def _browse(
-    chromium: str, base: str, token: str, checks: list[tuple[str, list[str]]]
-) -> None:
+    chromium: str,
+    base: str,
+    token: str,
+    checks: list[tuple[str, list[str]]],
+    link: tuple[str, str, list[str]] | None = None,
+) -> tuple[str, str]:
+    """Open each page of ``checks`` until it shows its texts; then, for ``link`` =
+    (page, link text, wanted), find the link on the page, follow it and wait for the
+    wanted texts. Returns the link's ``href`` and the text of the page it opened."""
     import websockets
 
     port = _free_port()
@@ -109,6 +131,14 @@ async def _browse(
             await page.call("Network.setCookie", name="_token", value=token, url=base)
             for url, wanted in checks:
                 await page.text_when(url, wanted)
+            if link is None:
+                return "", ""
+            url, name, wanted = link
+            await page.text_when(url, [name])
+            href = await page.href_of(name)
+            assert href, f"no link named {name!r} on {url}"
+            target = href if "://" in href else f"{base}{href}"
+            return href, await page.text_when(target, wanted)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -137,6 +167,7 @@ def test_ui_shows_dags_grid_and_asset_extras_with_data_docs(
     chromium = _chromium()
     if chromium is None:
         pytest.skip("chromium is not installed (.ci/system-deps.sh installs it as root)")
+    monkeypatch.delenv(REPORTS_URL_ENV, raising=False)  # the link is served by Airflow itself
     monkeypatch.setenv("ALPHAFACTORY_VENDOR_SFTP_PORT", str(vendor.sftp_port))
     monkeypatch.setenv("ALPHAFACTORY_VENDOR_HTTP_PORT", str(vendor.http_port))
     get_settings.cache_clear()
@@ -199,13 +230,38 @@ def test_ui_shows_dags_grid_and_asset_extras_with_data_docs(
         assert prices["contract"]["result"] in ("passed", "warned")
         assert prices["quarantine_ids"] == []
         assert prices["data_docs"] and all(Path(p).is_file() for p in prices["data_docs"])
+        assert prices["data_docs_url"] == Path(prices["data_docs"][0]).as_uri()
         assets = _request(f"{base}/api/v2/assets?limit=100", token=token)["assets"]
         (prices_id,) = [a["id"] for a in assets if a["uri"] == "alphafactory://lake/prices"]
+        # The ingest task's "Data Docs" extra link, through the REST API: the worker stored
+        # the API server's path of the run's GX page, which it serves to a signed-in user.
+        (run_id,) = [
+            r["dag_run_id"]
+            for r in _request(f"{base}/api/v2/dags/vendor_ingest/dagRuns", token=token)["dag_runs"]
+        ]
+        task_path = f"dags/vendor_ingest/runs/{quote(run_id, safe='')}/tasks/ingest_vendor_prices"
+        links = _request(
+            f"{base}/api/v2/dags/vendor_ingest/dagRuns/{quote(run_id, safe='')}"
+            "/taskInstances/ingest_vendor_prices/links",
+            token=token,
+        )["extra_links"]
+        docs_link = links["Data Docs"]
+        page = Path(prices["data_docs"][0])
+        assert docs_link == f"/alphafactory/reports/data_docs/validations/{page.name}", links
+        served = urllib.request.Request(
+            f"{base}{docs_link}", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(served, timeout=30) as resp:
+            assert resp.read() == page.read_bytes()  # the page on disk, over HTTP
+            assert resp.headers["Content-Security-Policy"].startswith("sandbox")
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(f"{base}{docs_link}", timeout=30)  # not signed in
         # What the browser shows: the project's DAGs, the run's grid with its tasks, the
         # prices asset's page with its event from vendor_ingest. (The UI renders the
         # event's extra in a folded code view, "{ }" in the page text: its content is
-        # checked through the REST API above.)
-        asyncio.run(
+        # checked through the REST API above.) Then the ingest task instance's page, its
+        # "Data Docs" button, and the GX validation page the button opens.
+        href, opened = asyncio.run(
             _browse(
                 chromium,
                 base,
@@ -218,8 +274,16 @@ def test_ui_shows_dags_grid_and_asset_extras_with_data_docs(
                         ["1 Asset Event", "Source:", "vendor_ingest"],
                     ),
                 ],
+                # Airflow 3.3 lists a task instance's extra links on its Details tab
+                link=(
+                    f"{base}/{task_path}/details",
+                    "Data Docs",
+                    ["Expectation Validation Result", "Overview"],
+                ),
             )
         )
+        assert href == docs_link
+        print(f"Data Docs link in the UI: {href} ({len(opened)} characters of page text)")
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
