@@ -60,7 +60,8 @@ class Metrics:
 
 
 def daily_frame(rows: list[dict[str, object]], initial_capital: float) -> pd.DataFrame:
-    """The equity curve: ``date, nav, ret, pnl, cost, turnover, gross, ic`` per session."""
+    """The equity curve: ``date, nav, ret, pnl, cost, turnover, gross, ic`` per session,
+    and ``model_id`` (which model scored it) when the rows carry it."""
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(
@@ -80,6 +81,9 @@ def daily_frame(rows: list[dict[str, object]], initial_capital: float) -> pd.Dat
             "ic": frame["ic"].astype(float),
         }
     )
+    if "model_id" in frame:
+        # which model scored each session (rows of checkpoints written before it: none)
+        out["model_id"] = frame["model_id"].fillna("").astype(str)
     return out.reset_index(drop=True)
 
 
