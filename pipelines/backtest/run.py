@@ -353,6 +353,7 @@ def run_backtest(
             daily,
             metrics,
             lake.location.options(),
+            retrains=list(retrainer.retrains) if retrainer is not None else None,
         )
     if skipped:
         log.warning(

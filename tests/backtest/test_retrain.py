@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pytest
 
 from pipelines.backtest import run_backtest
+from pipelines.backtest.report import write_analysed_report
 from pipelines.backtest.retrain import WalkForwardScores, research_config, retrain_days
 from pipelines.backtest.run import config_hash
 from pipelines.daily.stages import score_source
@@ -94,6 +95,13 @@ def test_a_retraining_run_records_the_model_of_each_session_and_repeats_bit_for_
         filter=pc.field("run_id") == first.run_id,
     ).to_pandas()
     assert stored.sort_values("valid_date")["model_id"].tolist() == ids.tolist()
+    # The report names the models, the retrains and the rank IC by sector.
+    path, analysis = write_analysed_report(
+        lake, first.run_id, CONFIG, first.daily, first.metrics, first.retrains
+    )
+    html = Path(path).read_text()
+    assert "Walk-forward retrains" in html and may in html and june in html
+    assert "Rank IC by sector" in html and len(analysis.sectors) >= 3
     again = run_backtest(lake, *SPAN, CONFIG, write_report=False)
     assert again.run_id.endswith("-r2")
     assert [r.model_id for r in again.retrains] == [may, june]
