@@ -123,6 +123,10 @@ class DailyConfig(BaseModel):
         """
         return cls.load(config_path())
 
+    def __hash__(self) -> int:
+        # By content, as the frozen model's own hash, which a dict field would break.
+        return hash(self.model_dump_json())
+
     def fingerprint(self) -> str:
         """Short stable hash of every field."""
         payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)

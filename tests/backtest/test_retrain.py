@@ -73,6 +73,8 @@ def test_the_schedule_is_the_first_session_of_the_run_and_of_each_month() -> Non
     assert research_config(RESEARCH).features == tuple(RESEARCH["features"])  # type: ignore[arg-type]
     # Runs without retrains keep their ids; a retrain schedule is another config.
     assert config_hash(BACKTEST_CONFIG, *SPAN) != config_hash(CONFIG, *SPAN)
+    # The research overrides (a dict) leave the frozen config hashable, by content.
+    assert hash(CONFIG) == hash(CONFIG.model_copy(deep=True)) != hash(BACKTEST_CONFIG)
 
 
 def test_a_retraining_run_records_the_model_of_each_session_and_repeats_bit_for_bit(
