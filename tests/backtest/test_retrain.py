@@ -21,6 +21,7 @@ from pipelines.backtest.run import config_hash
 from pipelines.daily.stages import score_source
 from pipelines.errors import ConfigurationError
 from pipelines.lake import Lake
+from pipelines.research import stages
 from pipelines.testing.lakes import perturb_after, simulated_lake
 from pipelines.timeline import ALL_DATES, LATEST, decision_cutoff, trading_calendar
 from tests.backtest.test_buffered import kill_after
@@ -167,3 +168,23 @@ def test_a_killed_retraining_run_resumes_to_the_same_result(market: Path, tmp_pa
     assert [r.model_id for r in resumed.retrains] == [r.model_id for r in whole.retrains]
     assert resumed.result_hash == whole.result_hash
     pd.testing.assert_frame_equal(whole.daily, resumed.daily, check_exact=True)
+
+
+def test_the_backtest_retrain_is_the_live_retrain_and_scores_as_the_live_stage(
+    market: Path, tmp_path: Path
+) -> None:
+    """The model the backtest fits at a session is the one the ``model_retrain`` DAG's task
+    registers then (same id), and its scores of a later session are the research stage's
+    (``score_day``) bit for bit."""
+    lake = _copy(market, tmp_path / "live")
+    config = research_config(RESEARCH)
+    days = trading_calendar().sessions(JUNE, dt.date(2024, 6, 5))
+    source, ours = _scores(lake, days)
+    live = stages.retrain(stages.ResearchContext(lake, JUNE, config))
+    assert live.record.model_id == source.retrains[0].model_id
+    day = days[-1]
+    scored = stages.score_day(stages.ResearchContext(lake, day, config), live.record.model_id)
+    expected = scored[["security_id", "score", "model_id"]].sort_values("security_id")
+    pd.testing.assert_frame_equal(
+        ours[day].reset_index(drop=True), expected.reset_index(drop=True), check_exact=True
+    )
