@@ -15,7 +15,8 @@ which the backtest records per session (``backtest_daily.model_id``).
 Which model scores a session depends only on the schedule and the lake, never on what
 the process did before: a run resumed from a checkpoint fits the model of the resumed
 session's retrain again (the fit is deterministic) and gets the same scores. A retrain
-that cannot fit (too little history before it, every feature skipped) leaves its sessions
+that cannot fit (too little history or no labelled rows before it, every feature skipped)
+leaves its sessions
 to the config's own scorer, ``fallback`` (logged, listed in :attr:`retrains`).
 """
 
@@ -32,6 +33,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from models.base import ModelError
 from pipelines.daily.protocols import ScoreSource
 from pipelines.errors import ConfigurationError
 from pipelines.lake import Lake
@@ -168,7 +170,7 @@ class WalkForwardScores:
         began, cpu = time.perf_counter(), time.process_time()
         try:
             fitted = fit_at(self.lake, start, self.config, decision_cutoff(start))
-        except (InsufficientHistoryError, NoFeaturesError, OutsideCalendarError) as exc:
+        except (InsufficientHistoryError, NoFeaturesError, OutsideCalendarError, ModelError) as exc:
             log.warning(
                 "backtest retrain at %s: no model (%s); the config's scorer scores", start, exc
             )

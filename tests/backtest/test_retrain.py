@@ -123,6 +123,24 @@ def _scores(
     return source, {d: source.scores(lake, d, None) for d in days}  # type: ignore[arg-type]
 
 
+def test_a_retrain_without_enough_history_leaves_its_sessions_to_the_configs_scorer(
+    market: Path,
+) -> None:
+    lake = Lake(str(market))
+    days = trading_calendar().sessions(dt.date(2023, 8, 1), dt.date(2023, 8, 2))
+    fixed = pd.DataFrame({"security_id": ["S1"], "score": [1.0], "model_id": ["fallback"]})
+
+    class Fallback:
+        def scores(self, store: object, day: dt.date, snapshot: object) -> pd.DataFrame:
+            return fixed
+
+    source = WalkForwardScores(lake, days, "monthly", research_config(RESEARCH), Fallback())
+    for day in days:
+        assert source.scores(lake, day, None) is fixed  # type: ignore[arg-type]
+    assert len(source.retrains) == 1 and source.retrains[0].model_id is None
+    assert "empty training segment" in str(source.retrains[0].error)
+
+
 def test_a_retrain_and_the_scores_up_to_it_ignore_everything_published_after_it(
     market: Path, tmp_path: Path
 ) -> None:
