@@ -29,7 +29,9 @@ training code, every feature, the default 504-session training window) with
 ``--retrain-rounds`` boosting rounds (default 50, fewer than the live 300: a bench of the
 loop, not of model quality), the lake starts early enough for the first retrain's window,
 and the results add each retrain's cost (fit and scoring of its sessions, wall and CPU),
-their mean and the projected retrain cost of the whole period.
+their mean and the projected retrain cost of the whole period. Both runs then start with a
+retrain, which the short unbuffered one spreads over fewer sessions: compare buffering on
+the per-stage figures other than ``research``, not on the overall ratio.
 
     python bench/backtest.py --years 10 --names 500                       # the whole period
     python bench/backtest.py --years 10 --names 500 --measure-sessions 60 # projected
