@@ -22,11 +22,20 @@ cap, costs), and the unbuffered run (``buffer_sessions=0``) over the first
 ``--unbuffered-sessions`` of the same period on a copy of the same lake. Reported: wall
 and CPU seconds per session of both, per-stage seconds per session, their ratio, the
 target (0.24 s/session) and the load average (the machine is shared), into
-``bench/results/backtest-<Y>y-<N>.json``. The scorer is the builtin one (no retrains
-inside the run yet).
+``bench/results/backtest-<Y>y-<N>.json``. The scorer is the builtin one, unless
+``--retrain monthly`` (or ``weekly``): the backtest then retrains the research model on
+the walk-forward schedule inside the run (``DailyConfig.retrain``, the live retrain's
+training code, every feature, the default 504-session training window) with
+``--retrain-rounds`` boosting rounds (default 50, fewer than the live 300: a bench of the
+loop, not of model quality), the lake starts early enough for the first retrain's window,
+and the results add each retrain's cost (fit and scoring of its sessions, wall and CPU),
+their mean and the projected retrain cost of the whole period. Both runs then start with a
+retrain, which the short unbuffered one spreads over fewer sessions: compare buffering on
+the per-stage figures other than ``research``, not on the overall ratio.
 
     python bench/backtest.py --years 10 --names 500                       # the whole period
     python bench/backtest.py --years 10 --names 500 --measure-sessions 60 # projected
+    python bench/backtest.py --years 10 --names 500 --retrain monthly --measure-sessions 25
 """
 
 from __future__ import annotations
@@ -45,14 +54,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import write_results
 
+#: Calendar days of history before the first session when the run retrains: the default
+#: research window (504 training + 63 validation sessions, two purge gaps and the longest
+#: feature lookback, 252) is about 3.3 years.
+RETRAIN_HISTORY_DAYS = 1240
 
-def _lake(root: Path, universe: int, signal: float, start: dt.date, end: dt.date) -> Path:
+
+def _lake(
+    root: Path, universe: int, signal: float, start: dt.date, end: dt.date, history: int = 150
+) -> Path:
     from pipelines.testing.lakes import simulated_lake
 
     simulated_lake(
         root / "lake",
         universe=universe,
-        start=start - dt.timedelta(days=150),  # lookback for the risk model and features
+        start=start - dt.timedelta(days=history),  # lookback for the risk model and features
         end=end,
         signal=signal,
         seed=5,
@@ -67,12 +83,18 @@ def _run(
     end: dt.date,
     buffer_sessions: int,
     checkpoint_every: int | None = None,
+    retrain: str = "none",
+    retrain_rounds: int = 50,
 ) -> dict[str, Any]:
     from pipelines.backtest import run_backtest
     from pipelines.daily.config import DailyConfig
     from pipelines.lake import Lake
 
     config = DailyConfig(lookback_sessions=60, record_portfolio_tables=False)
+    if retrain != "none":
+        config = config.model_copy(
+            update={"retrain": retrain, "retrain_research": {"num_boost_round": retrain_rounds}}
+        )
     began, cpu = time.perf_counter(), time.process_time()
     result = run_backtest(
         Lake(str(lake_root)),
@@ -87,7 +109,22 @@ def _run(
     cpu = time.process_time() - cpu
     sessions = max(result.metrics.sessions, 1)
     metrics = result.metrics.to_dict()
-    return {
+    out: dict[str, Any] = {}
+    if retrain != "none":
+        fits = [r for r in result.retrains if r.model_id is not None]
+        out["retrains"] = [
+            {
+                **{k: v for k, v in r.to_dict().items() if k != "day"},
+                "day": str(r.day),
+            }
+            for r in result.retrains
+        ]
+        if fits:
+            out["retrain_mean"] = {
+                k: round(sum(getattr(r, k) for r in fits) / len(fits), 2)
+                for k in ("fit_seconds", "fit_cpu_seconds", "score_seconds", "score_cpu_seconds")
+            }
+    return out | {
         "signal_strength": signal,
         "buffer_sessions": buffer_sessions,
         "sessions": int(result.metrics.sessions),
@@ -113,6 +150,8 @@ def long_run(
     unbuffered: int,
     signal: float,
     buffer_sessions: int | None = None,
+    retrain: str = "none",
+    retrain_rounds: int = 50,
 ) -> dict[str, Any]:
     """The ``--years``/``--names`` run (module docstring)."""
     from pipelines.backtest.run import DEFAULT_BUFFER_SESSIONS
@@ -124,16 +163,17 @@ def long_run(
     out: dict[str, Any] = {"period": {"start": str(start), "end": str(end), "sessions": len(days)}}
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
-        lake = _lake(Path(tmp), names, signal, start, end)
+        history = RETRAIN_HISTORY_DAYS if retrain != "none" else 150
+        lake = _lake(Path(tmp), names, signal, start, end, history)
         out["lake_seconds"] = round(time.perf_counter() - began, 1)
         copy = Path(tmp) / "unbuffered"
         shutil.copytree(lake, copy)
         stop = days[min(measure or len(days), len(days)) - 1]
         k = DEFAULT_BUFFER_SESSIONS if buffer_sessions is None else buffer_sessions
-        out["buffered"] = _run(lake, signal, start, stop, k)
+        out["buffered"] = _run(lake, signal, start, stop, k, None, retrain, retrain_rounds)
         # The same period's first sessions, writing through to the lake at every stage.
         short = days[min(unbuffered, len(days)) - 1]
-        out["unbuffered"] = _run(copy, signal, start, short, 0)
+        out["unbuffered"] = _run(copy, signal, start, short, 0, None, retrain, retrain_rounds)
     buffered, direct = out["buffered"], out["unbuffered"]
     per_session = buffered["seconds_per_session"]
     out["ratio_unbuffered_over_buffered"] = round(direct["seconds_per_session"] / per_session, 3)
@@ -146,6 +186,18 @@ def long_run(
         per_session * len(days), 1
     )
     out["projected_period_cpu_seconds"] = round(buffered["cpu_seconds_per_session"] * len(days), 1)
+    if "retrain_mean" in buffered:
+        from pipelines.backtest.retrain import retrain_days
+
+        mean = buffered["retrain_mean"]
+        n = len(retrain_days(days, retrain))  # type: ignore[arg-type]
+        out["period_retrains"] = n
+        out["projected_period_retrain_seconds"] = round(
+            n * (mean["fit_seconds"] + mean["score_seconds"]), 1
+        )
+        out["projected_period_retrain_cpu_seconds"] = round(
+            n * (mean["fit_cpu_seconds"] + mean["score_cpu_seconds"]), 1
+        )
     out["target_seconds_per_session"] = TARGET_SECONDS_PER_SESSION
     out["meets_target"] = per_session <= TARGET_SECONDS_PER_SESSION
     return out
@@ -183,6 +235,18 @@ def main() -> None:
         default=20,
         help="the long run: sessions of the unbuffered comparison",
     )
+    ap.add_argument(
+        "--retrain",
+        choices=("none", "monthly", "weekly"),
+        default="none",
+        help="the long run: retrain the research model inside the run on this schedule",
+    )
+    ap.add_argument(
+        "--retrain-rounds",
+        type=int,
+        default=50,
+        help="the long run: boosting rounds of each retrain (live: 300)",
+    )
     args = ap.parse_args()
     if args.years is not None:
         out: dict[str, Any] = {"params": vars(args), "load_average_1m": os.getloadavg()[0]}
@@ -195,6 +259,8 @@ def main() -> None:
                 args.unbuffered_sessions,
                 args.signal,
                 args.buffer_sessions,
+                args.retrain,
+                args.retrain_rounds,
             )
         )
         out["load_average_1m_after"] = os.getloadavg()[0]
@@ -205,7 +271,10 @@ def main() -> None:
             f"({u['cpu_seconds_per_session']} CPU) over {u['sessions']}: "
             f"x{out['ratio_unbuffered_over_buffered']}"
         )
-        name = args.name or f"backtest-{args.years}y-{args.names}"
+        if "retrain_mean" in b:
+            print(f"retrains {[r['day'] for r in b['retrains']]}: mean {b['retrain_mean']}")
+        suffix = f"-retrain-{args.retrain}" if args.retrain != "none" else ""
+        name = args.name or f"backtest-{args.years}y-{args.names}{suffix}"
         print(f"wrote {write_results(name, out)}")
         return
     args.name = args.name or "backtest"

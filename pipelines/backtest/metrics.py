@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -60,7 +60,8 @@ class Metrics:
 
 
 def daily_frame(rows: list[dict[str, object]], initial_capital: float) -> pd.DataFrame:
-    """The equity curve: ``date, nav, ret, pnl, cost, turnover, gross, ic`` per session."""
+    """The equity curve: ``date, nav, ret, pnl, cost, turnover, gross, ic`` per session,
+    and ``model_id`` (which model scored it) when the rows carry it."""
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(
@@ -80,6 +81,9 @@ def daily_frame(rows: list[dict[str, object]], initial_capital: float) -> pd.Dat
             "ic": frame["ic"].astype(float),
         }
     )
+    if "model_id" in frame:
+        # which model scored each session (rows of checkpoints written before it: none)
+        out["model_id"] = frame["model_id"].fillna("").astype(str)
     return out.reset_index(drop=True)
 
 
@@ -290,6 +294,57 @@ def signal_statistics(
     return stats, cumulative
 
 
+def sector_ic(
+    scores: pd.DataFrame,
+    forward_returns: pd.DataFrame,
+    sectors: pd.DataFrame,
+    min_names: int = 5,
+) -> pd.DataFrame:
+    """The signal's rank IC within each sector: per session, the Spearman correlation of
+    the scores and the next session's returns among the names of one sector (as the
+    security master stated it at that session, known at its cutoff: ``sectors``, wide like
+    the others, so a name that changes sector counts in the one it had then), over
+    sessions with at least ``min_names`` such names.
+
+    One row per sector: ``sessions`` (with an IC), ``mean_rank_ic`` and ``rank_ic_tstat``
+    (mean / (sd / √sessions)), sorted by sector."""
+    days = scores.index.intersection(forward_returns.index).intersection(sectors.index)
+    cols = scores.columns.intersection(forward_returns.columns).intersection(sectors.columns)
+    columns = ["sector", "sessions", "mean_rank_ic", "rank_ic_tstat"]
+    if not len(days) or not len(cols):
+        return pd.DataFrame(columns=columns)
+    long = pd.DataFrame(
+        {
+            "day": np.repeat(np.arange(len(days)), len(cols)),
+            "s": scores.loc[days, cols].to_numpy(dtype=float).reshape(-1),
+            "f": forward_returns.loc[days, cols].to_numpy(dtype=float).reshape(-1),
+            "sector": sectors.loc[days, cols].to_numpy(dtype=object).reshape(-1),
+        }
+    ).dropna()
+    keys = [long["day"], long["sector"].astype(str)]
+    groups = long.groupby(keys, sort=True)
+    long = long[groups["s"].transform("size").to_numpy() >= max(min_names, 3)]
+    keys = [long["day"], long["sector"].astype(str)]
+    groups = long.groupby(keys, sort=True)
+    # Spearman = Pearson of the ranks within each (session, sector), in one vectorized pass
+    rs, rf = groups["s"].rank(), groups["f"].rank()
+    ds = rs - rs.groupby(keys).transform("mean")
+    df = rf - rf.groupby(keys).transform("mean")
+    num = (ds * df).groupby(keys).sum()
+    den = ((ds * ds).groupby(keys).sum() * (df * df).groupby(keys).sum()).pow(0.5)
+    ic = (num / den.where(den > 0)).dropna()
+    rows = [
+        {
+            "sector": name,
+            "sessions": len(values),
+            "mean_rank_ic": _finite_mean(values.to_numpy()),
+            "rank_ic_tstat": _tstat(values.to_numpy()),
+        }
+        for name, values in ic.groupby(level=1, sort=True)
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def load_run_scores(lake: Lake, run_id: str, start: dt.date, end: dt.date) -> pd.DataFrame:
     """The scores a backtest run decided on, wide (rows = sessions, columns = securities),
     from its ``stage_state`` rows (one read)."""
@@ -321,12 +376,14 @@ def load_run_scores(lake: Lake, run_id: str, start: dt.date, end: dt.date) -> pd
 @dataclass(frozen=True)
 class Analysis:
     """What a backtest report adds when it can read the lake: benchmark-relative figures
-    (equal-weight and cap-weighted universe), signal statistics and quantile portfolios."""
+    (equal-weight and cap-weighted universe), signal statistics, quantile portfolios and
+    the rank IC by sector (:func:`sector_ic`)."""
 
     benchmarks: list[BenchmarkRelative]
     benchmark_returns: pd.DataFrame
     signal: SignalStats | None
     quantiles: pd.DataFrame
+    sectors: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def analyse_run(lake: Lake, run_id: str, daily: pd.DataFrame, quantiles: int = 5) -> Analysis:
@@ -354,4 +411,7 @@ def analyse_run(lake: Lake, run_id: str, daily: pd.DataFrame, quantiles: int = 5
     forward = panel.ret.shift(-1)
     forward.columns = forward.columns.astype(str)
     stats, cumulative = signal_statistics(scores, forward, quantiles)
-    return Analysis(rel, bench, stats, cumulative)
+    # Row t of the panel: the security master in force at t as known at t's cutoff.
+    sectors = panel.field("sector").copy()
+    sectors.columns = sectors.columns.astype(str)
+    return Analysis(rel, bench, stats, cumulative, sector_ic(scores, forward, sectors))

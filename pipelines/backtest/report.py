@@ -1,7 +1,8 @@
 """The backtest's HTML report: metrics, equity curve, drawdown, turnover and IC; with an
 :class:`~pipelines.backtest.metrics.Analysis`, also the book against the equal-weight and
 cap-weighted universe and the signal's statistics (IC, rank IC, ICIR, quantile portfolios,
-rank autocorrelation)."""
+rank autocorrelation, rank IC by sector); with ``retrains``, the walk-forward retrains. The
+models that scored the sessions come from the equity curve's ``model_id``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.backtest.metrics import Analysis, Metrics
+from pipelines.backtest.retrain import Retrain
 from pipelines.daily.config import DailyConfig
 from pipelines.lake import Lake
 from pipelines.report import html as h
@@ -20,6 +22,7 @@ def render_backtest_report(
     daily: pd.DataFrame,
     metrics: Metrics,
     analysis: Analysis | None = None,
+    retrains: list[Retrain] | None = None,
 ) -> str:
     m = metrics
     head = h.cards(
@@ -67,6 +70,9 @@ def render_backtest_report(
         charts.append(h.png(fig))
     statistics = _statistics(daily, charts)
     extra = _analysis_sections(analysis, charts) if analysis is not None else []
+    models = _models_section(daily, retrains or [])
+    if models:
+        extra.append(("Models", models))
     grid = '<div class="grid">' + "".join(f"<div>{c}</div>" for c in charts) + "</div>"
     return h.page(
         f"Backtest {run_id}",
@@ -135,8 +141,60 @@ def _analysis_sections(analysis: Analysis, charts: list[str]) -> list[tuple[str,
         "mean / sd of the rank IC; rank autocorrelation = Spearman correlation of "
         "consecutive sessions' scores.</p>"
     )
-    sections.append(("Signal", signal + note))
+    by_sector = ""
+    if len(analysis.sectors):
+        table = analysis.sectors.assign(
+            mean_rank_ic=analysis.sectors["mean_rank_ic"].round(4),
+            rank_ic_tstat=analysis.sectors["rank_ic_tstat"].round(2),
+        ).rename(columns={"mean_rank_ic": "mean rank IC", "rank_ic_tstat": "t-stat"})
+        by_sector = (
+            "<h3>Rank IC by sector</h3>"
+            + h.table(table, left=["sector"])
+            + '<p class="note">Within each sector of the security master as known at each '
+            "session: the rank IC among its names (sessions with at least 5), its mean and "
+            "t = mean / (sd / √sessions).</p>"
+        )
+    sections.append(("Signal", signal + note + by_sector))
     return sections
+
+
+def _models_section(daily: pd.DataFrame, retrains: list[Retrain]) -> str:
+    """Which model scored which sessions (from the curve's ``model_id``), and the retrains."""
+    if "model_id" not in daily or not len(daily):
+        return ""
+    ids = daily["model_id"].fillna("").astype(str)
+    spans = (ids != ids.shift()).cumsum()
+    rows = [
+        {
+            "model": ids.loc[group.index[0]] or "(session skipped)",
+            "first session": str(group["date"].iloc[0]),
+            "last session": str(group["date"].iloc[-1]),
+            "sessions": len(group),
+        }
+        for _, group in daily.groupby(spans, sort=True)
+    ]
+    html = h.table(
+        pd.DataFrame(rows), max_rows=400, left=["model", "first session", "last session"]
+    )
+    if retrains:
+        fits = pd.DataFrame(
+            [
+                {
+                    "retrain": str(r.day),
+                    "model": r.model_id or f"none: {r.error}",
+                    "train": f"{r.train_start} … {r.train_end}" if r.model_id else "—",
+                    "validation rank IC": r.oos_rank_ic,
+                    "sessions scored": r.sessions,
+                    "fit s": round(r.fit_seconds, 2),
+                    "scoring s": round(r.score_seconds, 2),
+                }
+                for r in retrains
+            ]
+        )
+        html += "<h3>Walk-forward retrains</h3>" + h.table(
+            fits, max_rows=400, left=["retrain", "model", "train"]
+        )
+    return html
 
 
 def _statistics(daily: pd.DataFrame, charts: list[str]) -> str:
@@ -186,9 +244,10 @@ def write_backtest_report(
     metrics: Metrics,
     storage_options: dict[str, str] | None = None,
     analysis: Analysis | None = None,
+    retrains: list[Retrain] | None = None,
 ) -> str:
     """Write the report to ``uri`` (a local path or ``s3://``); return ``uri``."""
-    text = render_backtest_report(run_id, config, daily, metrics, analysis)
+    text = render_backtest_report(run_id, config, daily, metrics, analysis, retrains)
     return h.write_document(uri, text, storage_options)
 
 
@@ -198,6 +257,7 @@ def write_analysed_report(
     config: DailyConfig,
     daily: pd.DataFrame,
     metrics: Metrics,
+    retrains: list[Retrain] | None = None,
 ) -> tuple[str, Analysis]:
     """The report with the run's :class:`Analysis` (read from the lake), written where
     ``run_backtest`` writes it, ``<lake root>/reports/backtest-<run id>.html``; returns
@@ -213,5 +273,6 @@ def write_analysed_report(
         metrics,
         lake.location.options(),
         analysis,
+        retrains,
     )
     return path, analysis

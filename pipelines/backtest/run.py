@@ -24,6 +24,11 @@ Every ``checkpoint_every`` sessions (a flush first, when buffered) the run recor
 checkpoint (the equity rows so far and the paper broker's state) in ``stage_state`` under
 the run's id, so ``resume=True`` continues an interrupted run from its last checkpoint
 with the same run id; only the sessions after it are computed again.
+
+With ``config.retrain`` set (``monthly``/``weekly``) the run retrains the research model
+on the walk-forward schedule and scores each session with the model current then
+(:mod:`pipelines.backtest.retrain`). Every run records which model scored each session
+(``backtest_daily.model_id``: a model id, or a builtin scorer's name).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import pyarrow.compute as pc
 
 from pipelines.backtest.broker import CachedPrices, InMemoryPaperBroker
 from pipelines.backtest.metrics import Metrics, compute_metrics, daily_frame
+from pipelines.backtest.retrain import Retrain, WalkForwardScores, research_config
 from pipelines.daily.config import ApprovalPolicy, DailyConfig
 from pipelines.daily.loop import run_day
 from pipelines.daily.protocols import RiskModelSource, ScoreSource
@@ -101,12 +107,18 @@ class BacktestResult:
     #: Sessions that decided nothing new, and why (their prices were not known at their
     #: cutoff: a late or missing vendor folder); the run went on with stale marks.
     skipped: dict[dt.date, str] = field(default_factory=dict)
+    #: The walk-forward retrains this process made (``config.retrain``), in order.
+    retrains: list[Retrain] = field(default_factory=list)
 
 
 def config_hash(config: DailyConfig, start: dt.date, end: dt.date) -> str:
     """Stable hash of the config (minus the portfolio id) and the date range."""
     payload = config.model_dump(mode="json")
     payload.pop("portfolio_id", None)
+    # Fields added later count only when set, so the run ids of earlier configs stay.
+    for name, default in (("retrain", "none"), ("retrain_research", {})):
+        if payload.get(name) == default:
+            payload.pop(name, None)
     text = json.dumps({"config": payload, "start": str(start), "end": str(end)}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -240,6 +252,16 @@ def run_backtest(
     cfg = base.model_copy(
         update={"portfolio_id": run_id, "approval": ApprovalPolicy(auto_approve=True)}
     )
+    retrainer: WalkForwardScores | None = None
+    if cfg.retrain != "none":
+        if scores is not None:
+            raise ConfigurationError("a backtest retrains (config.retrain) or is given scores")
+        from pipelines.daily.stages import score_source
+
+        retrainer = WalkForwardScores(
+            lake, days, cfg.retrain, research_config(cfg.retrain_research), score_source(cfg)
+        )
+        scores = retrainer
     _fresh_optimizers()
     buffer = BufferedStore(lake, cached_tables=READ_ONLY_TABLES) if buffered else None
     store: Store = lake if buffer is None else buffer
@@ -287,6 +309,8 @@ def run_backtest(
             seconds[stage] = seconds.get(stage, 0.0) + spent
         book = dict(out.outputs["reconcile"]["book"])
         book["date"] = day
+        # Which model scored the session (its id, or the builtin scorer's name).
+        book["model_id"] = ",".join(out.outputs.get("research", {}).get("model_ids", []))
         rows.append(book)
         since_compact += 1
         began = time.perf_counter()
@@ -329,6 +353,7 @@ def run_backtest(
             daily,
             metrics,
             lake.location.options(),
+            retrains=list(retrainer.retrains) if retrainer is not None else None,
         )
     if skipped:
         log.warning(
@@ -348,6 +373,7 @@ def run_backtest(
         seconds,
         resumed_after,
         skipped,
+        list(retrainer.retrains) if retrainer is not None else [],
     )
 
 

@@ -1,4 +1,5 @@
-"""``alphafactory backtest --start D1 --end D2 [--config FILE] [--buffer-sessions K] [--resume]``
+"""``alphafactory backtest --start D1 --end D2 [--config FILE] [--buffer-sessions K] [--resume]
+[--retrain monthly]``
 and ``alphafactory backtest sweep --grid FILE`` (a parameter grid through Airflow)."""
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ def backtest(
             "last checkpoint",
         ),
     ] = False,
+    retrain: Annotated[
+        str | None,
+        typer.Option(
+            "--retrain",
+            help="Retrain the research model inside the run on the walk-forward schedule: "
+            "monthly (first session of each month) or weekly; none: score with the config's "
+            "scorer (default: the config's `retrain`)",
+        ),
+    ] = None,
 ) -> None:
     """Run the daily loop's stages session by session over the lake's history (paper broker)."""
     if ctx.invoked_subcommand is not None:
@@ -67,6 +77,10 @@ def backtest(
 
     first, last = parse_session_range(start, end)
     cfg = DailyConfig.load(config)
+    if retrain is not None:
+        if retrain not in ("none", "monthly", "weekly"):
+            raise typer.BadParameter("--retrain: none, monthly or weekly")
+        cfg = cfg.model_copy(update={"retrain": retrain})
     lake = Lake.from_settings()
     _check_history(lake, first, min(cfg.lookback_sessions, MIN_HISTORY_SESSIONS))
     with Progress(
@@ -100,11 +114,16 @@ def backtest(
         )
     from pipelines.backtest.report import write_analysed_report
 
-    report_path, _ = write_analysed_report(lake, result.run_id, cfg, result.daily, result.metrics)
+    report_path, _ = write_analysed_report(
+        lake, result.run_id, cfg, result.daily, result.metrics, result.retrains
+    )
     console.print(f"run {result.run_id}: {result.start} → {result.end}")
     if result.resumed_after is not None:
         console.print(f"resumed after {result.resumed_after}")
     console.print_json(json.dumps(result.metrics.to_dict()))
+    for r in result.retrains:
+        model = r.model_id or f"none ({r.error})"
+        console.print(f"retrain {r.day}: model {model}, {r.sessions} sessions", highlight=False)
     console.print(f"result hash {result.result_hash}")
     console.print(f"report: {report_path}")
 

@@ -88,6 +88,17 @@ class DailyConfig(BaseModel):
     #: ``target_risk``, ``solve_log``) in the lake. Long backtests may turn it off.
     record_portfolio_tables: bool = True
 
+    #: Backtests only (the live loop ignores it): retrain the research model inside the run
+    #: on the walk-forward schedule, ``monthly`` (the first session of each month) or
+    #: ``weekly`` (of each ISO week, the ``model_retrain`` DAG's cadence), with the live
+    #: retrain's training code, and score each session with the model current then
+    #: (:mod:`pipelines.backtest.retrain`); ``none``: the scores come from ``scorer``.
+    retrain: Literal["none", "monthly", "weekly"] = "none"
+    #: Backtest retrains: overrides of the research config's fields
+    #: (``pipelines.research.stages.ResearchConfig``: ``num_boost_round``,
+    #: ``train_sessions``, ``features``, ``params``, ...).
+    retrain_research: dict[str, Any] = Field(default_factory=dict)
+
     @classmethod
     def load(cls, path: str | Path | None = None) -> DailyConfig:
         """Defaults, overridden by the YAML file at ``path`` when given."""
@@ -111,6 +122,10 @@ class DailyConfig(BaseModel):
         the approval timeout the DAG declares and the policy its tasks apply in one file.
         """
         return cls.load(config_path())
+
+    def __hash__(self) -> int:
+        # By content, as the frozen model's own hash, which a dict field would break.
+        return hash(self.model_dump_json())
 
     def fingerprint(self) -> str:
         """Short stable hash of every field."""

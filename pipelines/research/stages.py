@@ -580,19 +580,29 @@ def _fit_split(dataset: ResearchDataset, config: ResearchConfig) -> Split:
     return splits[-1]
 
 
-def retrain(ctx: ResearchContext) -> RetrainResult:
-    """Fit a challenger at the session's close, register it, and decide champion/challenger.
+@dataclass(frozen=True)
+class FittedModel:
+    """A model fit at a session's cutoff (:func:`fit_at`): the model, its registry record
+    (validation rank IC in its metrics), the dataset and split it was fit on, the label, the
+    panel's first session (what a rebuild reloads from) and the features skipped."""
 
-    It trains on the research history as each session knew it (features of session
-    ``t`` and labels usable at ``t + h`` include the corrections known by then, as the
-    stages of those sessions computed them; :mod:`pipelines.pit.history`), read as known
-    at the session's cutoff. The model is deterministic in (data, features, params,
-    seed); its registry entry records the training/validation windows, features, params,
-    metrics, the content hash of the training rows and the cutoff they were read at, and
-    ``model_id`` is a hash of that content — data landing later changes nothing — so
-    :func:`rebuild_model` reproduces it bit for bit.
+    model: Model
+    record: ModelRecord
+    dataset: ResearchDataset
+    split: Split
+    label: LabelSet
+    panel_start: dt.date
+    skipped: list[FeatureSkip]
+
+
+def fit_at(lake: Lake, day: dt.date, config: ResearchConfig, known: dt.datetime) -> FittedModel:
+    """Fit the configured model at ``day`` on the research history as known at ``known``:
+    the training code of :func:`retrain` (the ``model_retrain`` DAG) and of the backtest's
+    walk-forward retrains, which must not differ. Writes nothing.
+
+    Raises :class:`InsufficientHistoryError` when the lake holds too few sessions before
+    ``day`` and :class:`NoFeaturesError` when every feature is skipped.
     """
-    lake, day, config, known = ctx.store, ctx.day, ctx.config, ctx.now()
     specs, skipped = _available(lake, _specs(config.features), known)
     history = _training_history(lake, day, config, specs, known)
     panel = history.panel
@@ -615,7 +625,27 @@ def retrain(ctx: ResearchContext) -> RetrainResult:
     record = dataclasses.replace(record, created_at=known).with_metrics(
         oos_rank_ic=oos, oos_dates=float(n_dates)
     )
-    save_model(lake, record, day, panel.dates[0].date(), known)
+    return FittedModel(model, record, dataset, split, label, panel.dates[0].date(), skipped)
+
+
+def retrain(ctx: ResearchContext) -> RetrainResult:
+    """Fit a challenger at the session's close, register it, and decide champion/challenger.
+
+    It trains (:func:`fit_at`) on the research history as each session knew it (features
+    of session ``t`` and labels usable at ``t + h`` include the corrections known by then,
+    as the stages of those sessions computed them; :mod:`pipelines.pit.history`), read as
+    known at the session's cutoff. The model is deterministic in (data, features, params,
+    seed); its registry entry records the training/validation windows, features, params,
+    metrics, the content hash of the training rows and the cutoff they were read at, and
+    ``model_id`` is a hash of that content — data landing later changes nothing — so
+    :func:`rebuild_model` reproduces it bit for bit.
+    """
+    lake, day, config, known = ctx.store, ctx.day, ctx.config, ctx.now()
+    fitted = fit_at(lake, day, config, known)
+    model, record, dataset, split = fitted.model, fitted.record, fitted.dataset, fitted.split
+    label, skipped, oos = fitted.label, fitted.skipped, fitted.record.metrics["oos_rank_ic"]
+    save_model(lake, record, day, fitted.panel_start, known)
+    valid = dataset.with_segments(valid=split.valid)
 
     X_valid, _, _ = valid.matrix("valid", labelled=False)
     importance = dg.feature_importance(model, X_valid, dataset.feature_names, record.model_id)
@@ -687,9 +717,51 @@ def rebuild_model(lake: Lake, model_id: str, config: ResearchConfig = DEFAULT_CO
         else decision_cutoff(stored.fit_day)
     )
     history = load_history(lake, stored.panel_start, stored.fit_day, known, config.rule)
-    horizon = int(rec.label.split("_")[2].rstrip("d"))
-    kind: LabelKind = rec.label.rsplit("_", 1)[1]  # type: ignore[assignment]
+    horizon, kind = _label_of(rec)
     return rebuild(rec, session_data(history, specs, horizon, kind).dataset())
+
+
+def _label_of(record: ModelRecord) -> tuple[int, LabelKind]:
+    """The horizon and kind of the label a record's model was fit on."""
+    horizon = int(record.label.split("_")[2].rstrip("d"))
+    kind: LabelKind = record.label.rsplit("_", 1)[1]  # type: ignore[assignment]
+    return horizon, kind
+
+
+def score_sessions(
+    lake: Lake,
+    first: dt.date,
+    last: dt.date,
+    record: ModelRecord,
+    rule: UniverseRule = DEFAULT_RULE,
+) -> pd.DataFrame:
+    """Scores of every session in ``[first, last]`` by the model of ``record``, restored from
+    its artifact as :func:`score_day` restores it: each session's universe and features as
+    that session knew them at its cutoff (:func:`session_features`, the rows
+    :func:`compute_features` writes on it), rank-gaussed per session as in training, so a
+    session's scores depend on nothing published after its cutoff. Writes nothing.
+
+    Long ``[date, security_id, score, model_id]``, ordered by date then security.
+    """
+    model = restore_model(record.spec, record.booster)
+    specs = _specs(record.features)
+    lookback = max((s.lookback for s in specs.values()), default=0)
+    start = trading_calendar().back(first, lookback + 1)[0]
+    history = load_history(lake, start, last, known_at=decision_cutoff(last), rule=rule)
+    horizon, kind = _label_of(record)
+    dataset = session_data(history, specs, horizon, kind).dataset()
+    lo = int(np.searchsorted(dataset.dates.values, np.datetime64(pd.Timestamp(first))))
+    ds = dataset.with_segments(test=(lo, len(dataset.dates)))
+    X, _, idx = ds.matrix("test", labelled=False)
+    frame = pd.DataFrame(
+        {
+            "date": dataset.dates[idx[0]],
+            "security_id": dataset.securities[idx[1]].astype(str),
+            "score": model.predict_matrix(X) if len(X) else np.empty(0),
+            "model_id": record.model_id,
+        }
+    )
+    return frame.sort_values(["date", "security_id"], kind="stable").reset_index(drop=True)
 
 
 def models_known(lake: Lake, day: dt.date) -> list[StoredModel]:

@@ -18,6 +18,7 @@ import pytest
 
 from pipelines.backtest import run_backtest
 from pipelines.backtest.run import LOOP_TABLES
+from pipelines.daily.config import DailyConfig
 from pipelines.lake import Lake
 from tests.daily.helpers import BACKTEST_CONFIG as CONFIG
 from tests.daily.helpers import END as MARKET_END
@@ -27,17 +28,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SPAN = (dt.date(2024, 5, 20), dt.date(2024, 5, 30))  # 8 sessions
 REPO = Path(__file__).resolve().parents[2]
 
+#: A backtest in a child process (killed mid-run by the tests): lake, first and last
+#: session, and optionally the daily config as JSON (default: BACKTEST_CONFIG).
 CHILD = """
 import datetime as dt, sys
 from pipelines.backtest import run_backtest
+from pipelines.daily.config import DailyConfig
 from pipelines.lake import Lake
 from tests.daily.helpers import BACKTEST_CONFIG
 
 def tick(done, total, day):
     print(done, flush=True)
 
+config = DailyConfig.model_validate_json(sys.argv[4]) if len(sys.argv) > 4 else BACKTEST_CONFIG
 run_backtest(Lake(sys.argv[1]), dt.date.fromisoformat(sys.argv[2]),
-             dt.date.fromisoformat(sys.argv[3]), BACKTEST_CONFIG, write_report=False,
+             dt.date.fromisoformat(sys.argv[3]), config, write_report=False,
              buffer_sessions=2, checkpoint_every=2, progress=tick)
 print("finished", flush=True)
 """
@@ -78,19 +83,18 @@ def _rows(lake: Lake, run_id: str) -> dict[str, int]:
     return {name: lake.dataset(name).to_table(filter=flt).num_rows for name in LOOP_TABLES}
 
 
-def test_a_killed_run_resumes_from_its_last_flush_to_the_same_result(
-    tmp_path: Path, make_simulated_lake: Callable[..., Lake]
+def kill_after(
+    root: Path, span: tuple[dt.date, dt.date], sessions: int, config: DailyConfig | None = None
 ) -> None:
-    lake, other = _lakes(make_simulated_lake, tmp_path)
-    whole = run_backtest(
-        other, *SPAN, CONFIG, write_report=False, buffer_sessions=2, checkpoint_every=2
-    )
+    """Run the backtest of ``span`` on the lake at ``root`` in a child process (flush and
+    checkpoint every 2 sessions) and SIGKILL it once ``sessions`` sessions are done."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
+    extra = [] if config is None else [config.model_dump_json()]
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path / "a"), *map(str, SPAN)],
+        [sys.executable, "-c", CHILD, str(root), *map(str, span), *extra],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -98,11 +102,21 @@ def test_a_killed_run_resumes_from_its_last_flush_to_the_same_result(
     )
     assert child.stdout is not None
     for line in child.stdout:  # sessions done; a flush after every second one
-        if line.strip() == "5":
+        if line.strip() == str(sessions):
             child.send_signal(signal.SIGKILL)
             break
-    child.wait(timeout=120)
+    child.wait(timeout=300)
     assert child.returncode == -signal.SIGKILL
+
+
+def test_a_killed_run_resumes_from_its_last_flush_to_the_same_result(
+    tmp_path: Path, make_simulated_lake: Callable[..., Lake]
+) -> None:
+    lake, other = _lakes(make_simulated_lake, tmp_path)
+    whole = run_backtest(
+        other, *SPAN, CONFIG, write_report=False, buffer_sessions=2, checkpoint_every=2
+    )
+    kill_after(tmp_path / "a", SPAN, 5)
     # Resuming takes the run's checkpoint schedule (2), not the default.
     resumed = run_backtest(lake, *SPAN, CONFIG, write_report=False, buffer_sessions=2, resume=True)
     assert resumed.run_id == whole.run_id

@@ -11,6 +11,7 @@ import pytest
 
 from pipelines.backtest.metrics import (
     benchmark_relative,
+    sector_ic,
     signal_statistics,
     universe_benchmarks,
 )
@@ -91,3 +92,42 @@ def test_no_signal_is_indistinguishable_from_zero_and_a_fixed_ranking_autocorrel
     )
     stats, _ = signal_statistics(fixed, fixed * 0.0 + 0.001)
     assert stats.rank_autocorrelation == pytest.approx(1.0)
+
+
+def test_ic_by_sector_finds_a_signal_that_works_in_one_sector_only() -> None:
+    """The scores predict the returns of Energy names only; every sector has 40 names; one
+    name moves from Energy to Utilities half-way and counts in the sector it had then."""
+    rng = np.random.default_rng(7)
+    days, names = 150, 120
+    idx, cols = DAYS[:days], [f"S{i:03d}" for i in range(names)]
+    labels = np.array(["Energy", "Health Care", "Utilities"])[np.arange(names) % 3]
+    sectors = pd.DataFrame(np.tile(labels, (days, 1)), index=idx, columns=cols)
+    sectors.iloc[days // 2 :, 0] = "Utilities"  # S000 leaves Energy
+    scores = pd.DataFrame(rng.normal(size=(days, names)), index=idx, columns=cols)
+    noise = rng.normal(size=(days, names))
+    energy = (sectors == "Energy").to_numpy()
+    forward = 0.01 * np.where(energy, 0.3 * scores + math.sqrt(1 - 0.09) * noise, noise)
+    forward_frame = pd.DataFrame(forward, index=idx, columns=cols)
+    table = sector_ic(scores, forward_frame, sectors).set_index("sector")
+    assert list(table.index) == ["Energy", "Health Care", "Utilities"]
+    assert (table["sessions"] == days).all()
+    mean = {str(k): float(v) for k, v in table["mean_rank_ic"].items()}
+    tstat = {str(k): float(v) for k, v in table["rank_ic_tstat"].items()}
+    assert mean["Energy"] == pytest.approx(0.3, abs=0.05)
+    assert tstat["Energy"] > 10
+    for other in ("Health Care", "Utilities"):
+        assert abs(tstat[other]) < 3
+    # Each (session, sector) IC is the Spearman correlation of that session's names.
+    day = idx[-1]
+    members = [c for c in cols if sectors.at[day, c] == "Utilities"]
+    one = sector_ic(scores.loc[[day]], forward_frame.loc[[day]], sectors.loc[[day]])
+    s_rank = pd.Series(scores.loc[day, members].to_numpy(float)).rank()
+    f_rank = pd.Series(forward_frame.loc[day, members].to_numpy(float)).rank()
+    expected = float(s_rank.corr(f_rank))
+    got = dict(zip(one["sector"], one["mean_rank_ic"], strict=True))["Utilities"]
+    assert got == pytest.approx(expected, abs=1e-12)
+    # The whole-universe rank IC dilutes it: a third of the names carry the signal.
+    stats, _ = signal_statistics(scores, forward_frame)
+    assert stats.rank_ic_mean < mean["Energy"] / 2
+    # Too few names in a sector on a session: no IC for it then.
+    assert sector_ic(scores.iloc[:, :9], forward_frame.iloc[:, :9], sectors.iloc[:, :9]).empty

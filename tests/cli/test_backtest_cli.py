@@ -1,4 +1,4 @@
-"""``alphafactory backtest --buffer-sessions K --resume`` reaches ``run_backtest``."""
+"""``alphafactory backtest --buffer-sessions K --resume --retrain S`` reaches ``run_backtest``."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     seen: list[dict[str, Any]] = []
 
     def fake(lake: object, start: dt.date, end: dt.date, config: object, **kw: Any) -> Any:
-        seen.append(kw)
+        seen.append({**kw, "config": config})
         metrics = SimpleNamespace(to_dict=lambda: {"sharpe": 1.0})
         resumed = dt.date(2024, 5, 3) if kw["resume"] else None
         return SimpleNamespace(
@@ -48,6 +48,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
             report_path=None,
             resumed_after=resumed,
             daily=None,
+            retrains=[],
         )
 
     monkeypatch.setattr(pipelines.backtest, "run_backtest", fake)
@@ -71,3 +72,15 @@ def test_resume_and_buffer_sessions_reach_the_backtest(calls: list[dict[str, Any
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (calls[-1]["resume"], calls[-1]["buffer_sessions"]) == (False, DEFAULT_BUFFER_SESSIONS)
+
+
+def test_retrain_reaches_the_backtest_config(calls: list[dict[str, Any]]) -> None:
+    args = ["backtest", "--start", "2024-05-01", "--end", "2024-05-31"]
+    result = runner.invoke(app, [*args, "--retrain", "monthly"])
+    assert result.exit_code == 0, result.output
+    assert calls[-1]["config"].retrain == "monthly"
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert calls[-1]["config"].retrain == "none"  # the config's own (default: none)
+    result = runner.invoke(app, [*args, "--retrain", "daily"])
+    assert result.exit_code != 0 and "monthly" in result.output

@@ -42,6 +42,7 @@ BACKTEST_DAILY = TableSpec(
         column("turnover", pa.float64(), doc="traded notional / NAV"),
         column("gross", pa.float64()),
         column("ic", pa.float64()),
+        column("model_id", pa.string(), doc="the model that scored the session (or scorer)"),
     ),
     valid_time_meaning="session",
 )

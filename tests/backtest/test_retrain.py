@@ -1,0 +1,208 @@
+"""Walk-forward retrains inside the backtest (``DailyConfig.retrain``): the live retrain's
+training code on the schedule, each session scored by the model current then and recorded;
+point in time (data published after a retrain changes neither that model nor the scores
+up to it), deterministic, and a killed run resumes to the same result hash."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.compute as pc
+import pytest
+
+from pipelines.backtest import run_backtest
+from pipelines.backtest.report import write_analysed_report
+from pipelines.backtest.retrain import WalkForwardScores, research_config, retrain_days
+from pipelines.backtest.run import config_hash
+from pipelines.daily.stages import score_source
+from pipelines.errors import ConfigurationError
+from pipelines.lake import Lake
+from pipelines.research import stages
+from pipelines.testing.lakes import perturb_after, simulated_lake
+from pipelines.timeline import ALL_DATES, LATEST, decision_cutoff, trading_calendar
+from tests.backtest.test_buffered import kill_after
+from tests.daily.helpers import BACKTEST_CONFIG
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MARKET = {"universe": 30, "start": dt.date(2023, 6, 1), "end": dt.date(2024, 6, 28)}
+SPAN = (dt.date(2024, 5, 22), dt.date(2024, 6, 5))  # 10 sessions; retrains 5/22 and 6/3
+JUNE = dt.date(2024, 6, 3)  # the first session of June: a retrain
+#: A cheap model and a short walk-forward: the tests check behaviour, not model quality.
+RESEARCH = {
+    "features": ["reversal_5d", "volatility_21d", "sentiment_5d", "book_to_price", "roe"],
+    "train_sessions": 120,
+    "min_train_sessions": 60,
+    "valid_sessions": 20,
+    "num_boost_round": 30,
+    "early_stopping_rounds": 10,
+    "params": {"num_leaves": 7, "min_data_in_leaf": 40, "learning_rate": 0.1, "num_threads": 1},
+}
+CONFIG = BACKTEST_CONFIG.model_copy(update={"retrain": "monthly", "retrain_research": RESEARCH})
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("retrain") / "lake"
+    simulated_lake(root, signal=0.3, seed=9, **MARKET)  # type: ignore[arg-type]
+    return root
+
+
+def _copy(market: Path, to: Path) -> Lake:
+    shutil.copytree(market, to)
+    return Lake(str(to))
+
+
+def test_the_schedule_is_the_first_session_of_the_run_and_of_each_month() -> None:
+    days = trading_calendar().sessions(dt.date(2024, 5, 22), dt.date(2024, 9, 5))
+    assert retrain_days(days, "monthly") == [
+        dt.date(2024, 5, 22),
+        dt.date(2024, 6, 3),  # June 1st is a Saturday
+        dt.date(2024, 7, 1),
+        dt.date(2024, 8, 1),
+        dt.date(2024, 9, 3),  # Labor Day
+    ]
+    weekly = retrain_days(days, "weekly")
+    assert dt.date(2024, 5, 28) in weekly  # Memorial Day moves the week's retrain to Tuesday
+    assert all(d.isocalendar()[:2] != p.isocalendar()[:2] for p, d in itertools.pairwise(weekly))
+    with pytest.raises(ConfigurationError, match="unknown research config"):
+        research_config({"trees": 3})
+    assert research_config(RESEARCH).features == tuple(RESEARCH["features"])  # type: ignore[arg-type]
+    # Runs without retrains keep their ids; a retrain schedule is another config.
+    assert config_hash(BACKTEST_CONFIG, *SPAN) != config_hash(CONFIG, *SPAN)
+    # The research overrides (a dict) leave the frozen config hashable, by content.
+    assert hash(CONFIG) == hash(CONFIG.model_copy(deep=True)) != hash(BACKTEST_CONFIG)
+
+
+def test_a_retraining_run_records_the_model_of_each_session_and_repeats_bit_for_bit(
+    market: Path, tmp_path: Path
+) -> None:
+    lake = _copy(market, tmp_path / "lake")
+    first = run_backtest(lake, *SPAN, CONFIG, write_report=False)
+    ids = first.daily.set_index("date")["model_id"]
+    assert [r.day for r in first.retrains] == [SPAN[0], JUNE]
+    may, june = (r.model_id for r in first.retrains)
+    assert may and june and may != june
+    assert set(ids[ids.index < JUNE]) == {may} and set(ids[ids.index >= JUNE]) == {june}
+    assert first.retrains[0].sessions == 7 and first.retrains[1].sessions == 3
+    # The run's own namespace: nothing reaches the live model registry.
+    assert lake.table("model_registry") is None
+    stored = lake.as_of(
+        "backtest_daily",
+        known_at=LATEST,
+        valid_at=ALL_DATES,
+        filter=pc.field("run_id") == first.run_id,
+    ).to_pandas()
+    assert stored.sort_values("valid_date")["model_id"].tolist() == ids.tolist()
+    # The report names the models, the retrains and the rank IC by sector.
+    path, analysis = write_analysed_report(
+        lake, first.run_id, CONFIG, first.daily, first.metrics, first.retrains
+    )
+    html = Path(path).read_text()
+    assert "Walk-forward retrains" in html and may in html and june in html
+    # 30 names over 11 sectors: only the sectors with 5 or more names get an IC
+    assert "Rank IC by sector" in html and len(analysis.sectors) >= 1
+    assert analysis.sectors["sessions"].between(1, len(first.daily)).all()
+    again = run_backtest(lake, *SPAN, CONFIG, write_report=False)
+    assert again.run_id.endswith("-r2")
+    assert [r.model_id for r in again.retrains] == [may, june]
+    assert again.result_hash == first.result_hash
+    pd.testing.assert_frame_equal(first.daily, again.daily, check_exact=True)
+
+
+def _scores(
+    lake: Lake, days: list[dt.date]
+) -> tuple[WalkForwardScores, dict[dt.date, pd.DataFrame]]:
+    source = WalkForwardScores(
+        lake, days, "monthly", research_config(RESEARCH), score_source(BACKTEST_CONFIG)
+    )
+    return source, {d: source.scores(lake, d, None) for d in days}  # type: ignore[arg-type]
+
+
+def test_a_retrain_without_enough_history_leaves_its_sessions_to_the_configs_scorer(
+    market: Path,
+) -> None:
+    lake = Lake(str(market))
+    days = trading_calendar().sessions(dt.date(2023, 8, 1), dt.date(2023, 8, 2))
+    fixed = pd.DataFrame({"security_id": ["S1"], "score": [1.0], "model_id": ["fallback"]})
+
+    class Fallback:
+        def scores(self, store: object, day: dt.date, snapshot: object) -> pd.DataFrame:
+            return fixed
+
+    source = WalkForwardScores(lake, days, "monthly", research_config(RESEARCH), Fallback())
+    for day in days:
+        assert source.scores(lake, day, None) is fixed  # type: ignore[arg-type]
+    assert len(source.retrains) == 1 and source.retrains[0].model_id is None
+    assert "empty training segment" in str(source.retrains[0].error)
+
+
+def test_a_retrain_and_the_scores_up_to_it_ignore_everything_published_after_it(
+    market: Path, tmp_path: Path
+) -> None:
+    """Lake B rewrites every fact published after the June retrain's cutoff (and adds late
+    corrections, a retroactive split and delisting): the model fit then and every score up
+    to it are bit-identical to lake A's; later scores move."""
+    a = Lake(str(market))
+    b = simulated_lake(
+        tmp_path / "b",
+        signal=0.3,
+        seed=9,
+        perturb=lambda frames: perturb_after(frames, decision_cutoff(JUNE), seed=5),
+        **MARKET,  # type: ignore[arg-type]
+    )
+    days = trading_calendar().sessions(dt.date(2024, 5, 29), dt.date(2024, 6, 7))
+    source_a, scores_a = _scores(a, days)
+    source_b, scores_b = _scores(b, days)
+    assert [r.day for r in source_a.retrains] == [days[0], JUNE]
+    assert [r.model_id for r in source_a.retrains] == [r.model_id for r in source_b.retrains]
+    for day in days:
+        if day <= JUNE:
+            pd.testing.assert_frame_equal(scores_a[day], scores_b[day], check_exact=True)
+    later = [d for d in days if d > JUNE]
+    assert later and any(not scores_a[d].equals(scores_b[d]) for d in later)
+
+
+def test_a_killed_retraining_run_resumes_to_the_same_result(market: Path, tmp_path: Path) -> None:
+    whole = run_backtest(
+        _copy(market, tmp_path / "whole"),
+        *SPAN,
+        CONFIG,
+        write_report=False,
+        buffer_sessions=2,
+        checkpoint_every=2,
+    )
+    lake = _copy(market, tmp_path / "killed")
+    kill_after(tmp_path / "killed", SPAN, 5, CONFIG)
+    resumed = run_backtest(lake, *SPAN, CONFIG, write_report=False, buffer_sessions=2, resume=True)
+    assert resumed.run_id == whole.run_id
+    assert resumed.resumed_after is not None and resumed.resumed_after < JUNE
+    # The resumed process fit the May model again (mid-block), then June's.
+    assert [r.day for r in resumed.retrains] == [SPAN[0], JUNE]
+    assert [r.model_id for r in resumed.retrains] == [r.model_id for r in whole.retrains]
+    assert resumed.result_hash == whole.result_hash
+    pd.testing.assert_frame_equal(whole.daily, resumed.daily, check_exact=True)
+
+
+def test_the_backtest_retrain_is_the_live_retrain_and_scores_as_the_live_stage(
+    market: Path, tmp_path: Path
+) -> None:
+    """The model the backtest fits at a session is the one the ``model_retrain`` DAG's task
+    registers then (same id), and its scores of a later session are the research stage's
+    (``score_day``) bit for bit."""
+    lake = _copy(market, tmp_path / "live")
+    config = research_config(RESEARCH)
+    days = trading_calendar().sessions(JUNE, dt.date(2024, 6, 5))
+    source, ours = _scores(lake, days)
+    live = stages.retrain(stages.ResearchContext(lake, JUNE, config))
+    assert live.record.model_id == source.retrains[0].model_id
+    day = days[-1]
+    scored = stages.score_day(stages.ResearchContext(lake, day, config), live.record.model_id)
+    expected = scored[["security_id", "score", "model_id"]].sort_values("security_id")
+    pd.testing.assert_frame_equal(
+        ours[day].reset_index(drop=True), expected.reset_index(drop=True), check_exact=True
+    )
