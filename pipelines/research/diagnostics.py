@@ -217,6 +217,20 @@ def quantile_summary(qret: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Rows the mean |contribution| is estimated on: SHAP-style contributions cost a tree
+#: walk per row and feature (measured: 8 s of a 22 s retrain on the demo's 31k
+#: validation rows); 5,000 evenly spaced rows give the same ranking.
+IMPORTANCE_SAMPLE = 5_000
+
+
+def even_sample(X: np.ndarray, n: int) -> np.ndarray:
+    """At most ``n`` rows of ``X``, evenly spaced from first to last (deterministic: the
+    same matrix gives the same sample), in their order."""
+    if len(X) <= n:
+        return X
+    return X[np.linspace(0, len(X) - 1, n).round().astype(np.int64)]
+
+
 def feature_importance(
     model: Model,
     X_sample: np.ndarray,

@@ -648,7 +648,9 @@ def retrain(ctx: ResearchContext) -> RetrainResult:
     valid = dataset.with_segments(valid=split.valid)
 
     X_valid, _, _ = valid.matrix("valid", labelled=False)
-    importance = dg.feature_importance(model, X_valid, dataset.feature_names, record.model_id)
+    importance = dg.feature_importance(
+        model, dg.even_sample(X_valid, dg.IMPORTANCE_SAMPLE), dataset.feature_names, record.model_id
+    )
     _write(ctx, "research_diagnostics", _importance_rows(importance, day, known))
     _write_skips(ctx, skipped, record.model_id)
 
