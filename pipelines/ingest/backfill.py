@@ -102,6 +102,13 @@ class _Fetched:
     declared: dt.datetime | None = None
 
 
+#: Sessions a file-drop backfill loads (and validates, as one Great Expectations batch)
+#: at a time. A GX validation has a fixed cost of about a second (its ~40 expectation
+#: configurations) whatever the rows: a year per batch instead of half a year took the
+#: demo's 3-year backfill of three feeds from 39 to 28 CPU-seconds.
+DEFAULT_CHUNK_DAYS = 252
+
+
 def _fetch_day(
     session: FileSession, feeds: list[FeedSpec], day: dt.date
 ) -> dict[str, list[_Fetched]]:
@@ -243,7 +250,7 @@ def backfill_sftp(
     gate: Gate,
     *,
     workers: int = 4,
-    chunk_days: int = 126,
+    chunk_days: int = DEFAULT_CHUNK_DAYS,
     prefetch_chunks: int = 2,
     timer: PhaseTimer | None = None,
     progress: Callable[[str, int, int], None] | None = None,

@@ -10,7 +10,12 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipelines.ingest.backfill import PhaseTimer, backfill_rest, backfill_sftp
+from pipelines.ingest.backfill import (
+    DEFAULT_CHUNK_DAYS,
+    PhaseTimer,
+    backfill_rest,
+    backfill_sftp,
+)
 from pipelines.ingest.connections import HTTP_CONN_ID, SFTP_CONN_ID, ensure_vendor_connections
 from pipelines.ingest.feed_index import in_dependency_order
 from pipelines.ingest.feed_spec import FeedSpec, load_feeds
@@ -101,7 +106,7 @@ def backfill(
     records: RecordSource | None = None,
     gate: Gate = contract_gate,
     workers: int = 4,
-    chunk_days: int = 126,
+    chunk_days: int = DEFAULT_CHUNK_DAYS,
     timer: PhaseTimer | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     backdate: Backdate | None = None,
