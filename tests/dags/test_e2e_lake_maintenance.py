@@ -10,11 +10,13 @@ import pytest
 
 from pipelines.config import get_settings
 from pipelines.lake import Lake
-from pipelines.orchestration.airflow_env import airflow_environment, run_dag_test
+from pipelines.orchestration.airflow_env import ChainedRun, airflow_environment, run_dag_chain
 from pipelines.orchestration.assets import lake_asset_uri
 from tests.lake.helpers import prices, ts
 
 pytestmark = pytest.mark.e2e
+
+NEXT = date(2024, 7, 8)  # the session after the holiday weekend
 
 
 @pytest.mark.e2e
@@ -28,13 +30,20 @@ def test_lake_maintenance_runs_for_one_session(tmp_path: Path) -> None:
     version_before = lake.table("prices").version()
 
     started = time.perf_counter()
-    result = run_dag_test(
-        "lake_maintenance",
-        date(2024, 7, 5),
+    reported: list[str] = []
+    # Two sessions in one dag.test() process (what `make demo` does with its three DAGs):
+    # each run is reported as it ends, in order.
+    result, again = run_dag_chain(
+        [ChainedRun("lake_maintenance", date(2024, 7, 5)), ChainedRun("lake_maintenance", NEXT)],
         env=airflow_environment(vendor_state_dir=tmp_path / "no-vendor"),
         extra_env={"ALPHAFACTORY_LAKE_ROOT": lake_root},
+        log_file=tmp_path / "chain.log",
+        on_result=lambda r: reported.append(str(r.logical_date)),
     )
     wall = time.perf_counter() - started
+    assert again.ok and again.logical_date != result.logical_date
+    assert reported == [result.logical_date, again.logical_date]
+    assert "lake_maintenance" in (tmp_path / "chain.log").read_text()
     print(
         f"lake_maintenance e2e: {wall:.1f}s wall (DB migration included), "
         f"dag test {result.seconds:.1f}s, {len(result.task_states)} task instances"
