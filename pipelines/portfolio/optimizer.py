@@ -24,16 +24,20 @@ Everything that changes daily is a ``cp.Parameter``: α, the style columns of B,
 w0, a, b, h, lo/hi, β, factor/net bounds, turnover cap. The market and sector columns of B
 (0/1, they change only with the universe) are compiled in as a constant sparse matrix when
 ``fixed_exposures`` is given (``optimize`` does; a new structure builds a new problem).
-The problem is compiled on first solve; later solves only re-apply parameters (cvxpy's
-cached affine map) and call the solver.
+The cvxpy problem is compiled on its first solve; later solves only re-apply parameters
+(cvxpy's cached affine map) and call the solver.
 
-Speed (bench/optimizer.py, N=3,000, K=40): warm re-solve 0.27 s median, of which ~94% is
-Clarabel's own interior-point iterations (~25-38 of them, ~8 ms each), the rest cvxpy
-parameter mapping and the solver data update; the formulation has ~6 variables and ~13
-cone rows per name (w, |z|, |w|, σ∘w, and two 3-dim SOCs for |z|^{3/2}). The shipped
-policies run Clarabel without iterative refinement first (~40% less time per iteration)
-and fall back to Clarabel with refinement (``CLARABEL_REFINED``), then SCS; every answer
-is re-audited (``_audit``) before it is used.
+Speed (bench/optimizer.py, N=3,000, K=40): a warm re-solve was ~94% Clarabel's own
+interior-point iterations (~25-38 of them) on cvxpy's canonicalisation (~6 variables and ~13
+cone rows per name). The chain's first ``CLARABEL`` entry therefore solves the same problem
+written directly for Clarabel (:mod:`pipelines.portfolio.direct`: 5 variables and 12 rows per
+name, risk in ``P``, impact cones scaled to a day's trade; ~21-25 iterations, no cvxpy
+parameter mapping), whenever no soft group is open; its numbers are read from this class's
+cvxpy parameters, so both are one problem. Relaxed solves, ``CLARABEL_REFINED`` and SCS run
+the compiled cvxpy problem, compiled on first use. The shipped policies run Clarabel
+without iterative refinement first (~40% less time per iteration) and fall back to Clarabel
+with refinement (``CLARABEL_REFINED``), then SCS; every answer is re-audited (``_audit``)
+before it is used.
 
 Soft constraints carry a slack ``u·s`` with ``s ∈ [0, 1]`` and a parameter ``u`` (the
 maximum widening, 0 while the constraint is hard). When the problem is infeasible the
