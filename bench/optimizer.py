@@ -22,10 +22,17 @@ position/ADV/participation bounds, restricted list, gross, net band, 11 sector b
 
 from __future__ import annotations
 
+import os
+
+# One BLAS thread (unless the caller set it): the optimizer's BLAS/LAPACK work is on K×K
+# (K = 40) and N×K matrices, where OpenBLAS's worker threads only add wake-up and spinning
+# on the 2 shared cores: numpy.linalg.eigh of the 40×40 factor covariance measured
+# 15-115 ms wall (8-23 ms CPU) threaded, 0.2-0.5 ms single-threaded. Must precede numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import itertools
 import json
-import os
 import platform
 import statistics
 import sys
@@ -316,6 +323,7 @@ def main() -> None:
         # Other sessions share the 2 cores; a negative niceness (root) approximates the
         # quiet machine the target is stated for. Recorded so the numbers can be judged.
         "niceness": os.nice(0),
+        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "quick": args.quick,
         "solver_chain": load_policy("default").solvers,
         "solver_options": load_policy("default").solver_options,
