@@ -49,13 +49,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from pipelines.portfolio.optimizer import PortfolioOptimizer
 
 FloatArray = np.ndarray
 
@@ -88,7 +85,12 @@ class DirectSolution:
     solver_seconds: float
 
 
-def supported(opt: PortfolioOptimizer) -> bool:
+# ``opt`` below is a pipelines.portfolio.optimizer.PortfolioOptimizer, typed Any: the
+# optimizer imports this module, and the layering contract allows no import cycle (not even
+# a typing-only one).
+
+
+def supported(opt: Any) -> bool:
     """Whether ``opt``'s problem can be written directly (the 3D power-cone impact variant
     and chains without Clarabel stay on cvxpy)."""
     P = opt.policy
@@ -142,7 +144,7 @@ class DirectProblem:
     """The cone program of one :class:`PortfolioOptimizer` (fixed structure), solved with
     Clarabel from the optimizer's current parameter values."""
 
-    def __init__(self, opt: PortfolioOptimizer) -> None:
+    def __init__(self, opt: Any) -> None:
         P = opt.policy
         N, K = opt.n, len(opt.factor_names)
         self.opt = opt

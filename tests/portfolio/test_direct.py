@@ -13,6 +13,7 @@ import pytest
 from pipelines.portfolio.limits_tree import LimitTree, resolve
 from pipelines.portfolio.optimizer import PortfolioOptimizer, structural_exposures, tree_attributes
 from pipelines.portfolio.policy import Policy, load_policy
+from pipelines.portfolio.results import OptimizationResult
 from pipelines.testing.optimization import (
     full_constraint_policy,
     perturbed_day_inputs,
@@ -43,7 +44,12 @@ def _pair(
     return direct, ref
 
 
-def _answered_directly(res) -> bool:
+def _diff(got: OptimizationResult, want: OptimizationResult) -> float:
+    assert got.weights is not None and want.weights is not None
+    return float(np.abs(got.weights - want.weights).max())
+
+
+def _answered_directly(res: OptimizationResult) -> bool:
     return res.solves[-1].path == "direct" and res.solver == "CLARABEL"
 
 
@@ -58,7 +64,7 @@ def test_full_constraint_set_same_weights_as_cvxpy_over_consecutive_days(fixed: 
         assert got.status == want.status == "optimal", (got.message, want.message)
         assert _answered_directly(got)
         assert got.solves[-1].iterations and got.solves[-1].iterations > 0
-        assert np.abs(got.weights - want.weights).max() < TOL
+        assert _diff(got, want) < TOL
         assert got.terms is not None and want.terms is not None
         assert got.terms.objective == pytest.approx(want.terms.objective, rel=1e-5, abs=1e-9)
         w = want.weights
@@ -76,7 +82,7 @@ def test_long_only_book_same_weights_as_cvxpy() -> None:
     got, want = direct.solve(inputs), ref.solve(inputs)
     assert got.ok and want.ok
     assert _answered_directly(got)
-    assert np.abs(got.weights - want.weights).max() < TOL
+    assert _diff(got, want) < TOL
 
 
 @pytest.mark.parametrize("policy_name", ["default", "long_only"])
@@ -109,7 +115,7 @@ def test_hierarchical_limit_rows_same_weights_as_cvxpy(policy_name: str) -> None
     assert got.status == want.status, (got.message, want.message)
     assert got.ok
     assert got.solves[0].path == "direct"
-    assert np.abs(got.weights - want.weights).max() < TOL
+    assert _diff(got, want) < TOL
 
 
 def test_cardinality_resolve_runs_direct_and_matches_cvxpy() -> None:
@@ -122,7 +128,7 @@ def test_cardinality_resolve_runs_direct_and_matches_cvxpy() -> None:
     assert [s.stage for s in got.solves] == [s.stage for s in want.solves]
     assert "cardinality" in [s.stage for s in got.solves]
     assert all(s.path == "direct" for s in got.solves)
-    assert np.abs(got.weights - want.weights).max() < TOL
+    assert _diff(got, want) < TOL
 
 
 def test_relaxed_solves_go_through_cvxpy() -> None:
@@ -142,7 +148,7 @@ def test_relaxed_solves_go_through_cvxpy() -> None:
     assert got.status == want.status == "relaxed"
     assert got.solves[0].path == "direct" and got.solves[0].status == "infeasible"
     assert got.solves[-1].path == "cvxpy"
-    assert np.abs(got.weights - want.weights).max() < 1e-4
+    assert _diff(got, want) < 1e-4
 
 
 def test_direct_solve_can_be_switched_off() -> None:
