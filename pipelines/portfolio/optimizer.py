@@ -24,16 +24,20 @@ Everything that changes daily is a ``cp.Parameter``: α, the style columns of B,
 w0, a, b, h, lo/hi, β, factor/net bounds, turnover cap. The market and sector columns of B
 (0/1, they change only with the universe) are compiled in as a constant sparse matrix when
 ``fixed_exposures`` is given (``optimize`` does; a new structure builds a new problem).
-The problem is compiled on first solve; later solves only re-apply parameters (cvxpy's
-cached affine map) and call the solver.
+The cvxpy problem is compiled on its first solve; later solves only re-apply parameters
+(cvxpy's cached affine map) and call the solver.
 
-Speed (bench/optimizer.py, N=3,000, K=40): warm re-solve 0.27 s median, of which ~94% is
-Clarabel's own interior-point iterations (~25-38 of them, ~8 ms each), the rest cvxpy
-parameter mapping and the solver data update; the formulation has ~6 variables and ~13
-cone rows per name (w, |z|, |w|, σ∘w, and two 3-dim SOCs for |z|^{3/2}). The shipped
-policies run Clarabel without iterative refinement first (~40% less time per iteration)
-and fall back to Clarabel with refinement (``CLARABEL_REFINED``), then SCS; every answer
-is re-audited (``_audit``) before it is used.
+Speed (bench/optimizer.py, N=3,000, K=40): a warm re-solve was ~94% Clarabel's own
+interior-point iterations (~25-38 of them) on cvxpy's canonicalisation (~6 variables and ~13
+cone rows per name). The chain's first ``CLARABEL`` entry therefore solves the same problem
+written directly for Clarabel (:mod:`pipelines.portfolio.direct`: 5 variables and 12 rows per
+name, risk in ``P``, impact cones scaled to a day's trade; ~21-25 iterations, no cvxpy
+parameter mapping), whenever no soft group is open; its numbers are read from this class's
+cvxpy parameters, so both are one problem. Relaxed solves, ``CLARABEL_REFINED`` and SCS run
+the compiled cvxpy problem, compiled on first use. The shipped policies run Clarabel
+without iterative refinement first (~40% less time per iteration) and fall back to Clarabel
+with refinement (``CLARABEL_REFINED``), then SCS; every answer is re-audited (``_audit``)
+before it is used.
 
 Soft constraints carry a slack ``u·s`` with ``s ∈ [0, 1]`` and a parameter ``u`` (the
 maximum widening, 0 while the constraint is hard). When the problem is infeasible the
@@ -74,6 +78,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.portfolio import costs
+from pipelines.portfolio.direct import DirectProblem
+from pipelines.portfolio.direct import supported as direct_supported
 from pipelines.portfolio.errors import PortfolioInputError
 from pipelines.portfolio.limits_tree import KINDS, ResolvedLimits, exposure, resolve
 from pipelines.portfolio.policy import Policy
@@ -417,6 +423,11 @@ class PortfolioOptimizer:
         if not self.problem.is_dpp():  # pragma: no cover - guarded by tests
             raise RuntimeError("optimization problem is not DPP")
         self.compiled = False
+        # The leaner cone program handed to Clarabel directly (pipelines.portfolio.direct):
+        # the first solver of a day whenever no soft group is open.
+        self._direct = DirectProblem(self) if P.direct_solve and direct_supported(self) else None
+        self._direct_w: FloatArray | None = None
+        self._last_path = "cvxpy"
 
     def _limit_rows(self, limits: ResolvedLimits, w: Any, tw: Any, long_only: bool) -> list[Any]:
         """Hard rows of the limit tree's group nodes (module docstring): constant sparse
@@ -472,6 +483,8 @@ class PortfolioOptimizer:
             r.param.value = value
 
     def _w_value(self) -> Any:
+        if self._last_path == "direct":
+            return self._direct_w
         v = self.w_var.value
         return None if v is None else np.asarray(v)
 
@@ -655,55 +668,22 @@ class PortfolioOptimizer:
             pen.value = np.full(size, P.relaxation_penalty * width)
 
     def _call(self, stage: str, groups: tuple[str, ...]) -> tuple[SolveRecord, str]:
-        """Run the solver chain; return the record of the answer used and its status."""
-        cp = self._cp
+        """Run the solver chain; return the record of the answer used and its status.
+
+        The chain's plain ``CLARABEL`` entry runs the direct cone program
+        (:mod:`pipelines.portfolio.direct`) whenever no soft group is open (the slacks are
+        then inert and the direct program is the same problem); every other entry, and
+        relaxed solves, go through the compiled cvxpy problem."""
         records: list[SolveRecord] = []
         last_status = "error"
+        direct_ok = self._direct is not None and not any(g in self._slacks for g in groups)
         for solver in self.policy.solvers:
             opts = dict(self.policy.solver_options.get(solver, {}))
-            instance = self._solvers[solver]
-            if hasattr(instance, "last_solve_seconds"):
-                instance.last_solve_seconds = None
-            t0 = time.perf_counter()
-            try:
-                # COO backend + O(nnz) cone formatting: compile cost is linear in the
-                # size of B (see pipelines.portfolio.solvers); warm_start lets cvxpy reuse
-                # the Clarabel instance (same sparsity, new numbers).
-                with warnings.catch_warnings():
-                    # Inaccurate statuses are recorded and handled by the fallback chain.
-                    warnings.simplefilter("ignore", UserWarning)
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    self.problem.solve(
-                        solver=instance,
-                        canon_backend="COO",
-                        warm_start=True,
-                        **opts,
-                    )
-                status = str(self.problem.status)
-                msg = ""
-            except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
-                status, msg = "solver_error", f"{type(exc).__name__}: {exc}"[:300]
-            elapsed = time.perf_counter() - t0
-            self.compiled = True
-            stats = self.problem.solver_stats if status != "solver_error" else None
-            rec = SolveRecord(
-                stage=stage,
-                solver=solver,
-                status=status,
-                solve_time=elapsed,
-                solver_time=getattr(
-                    instance,
-                    "last_solve_seconds",
-                    stats.solve_time if stats is not None else None,
-                ),
-                objective=(
-                    float(self.problem.value)
-                    if status in ("optimal", "optimal_inaccurate")
-                    else None
-                ),
-                relaxed_groups=groups,
-                message=msg,
-            )
+            if direct_ok and solver.upper() == "CLARABEL":
+                rec = self._direct_call(stage, groups, solver, opts)
+            else:
+                rec = self._cvxpy_call(stage, groups, solver, opts)
+            status = rec.status
             records.append(rec)
             last_status = status
             if status in ("optimal", "optimal_inaccurate"):
@@ -721,6 +701,93 @@ class PortfolioOptimizer:
                 break
         self._records.extend(records)
         return records[-1], last_status
+
+    def _direct_call(
+        self, stage: str, groups: tuple[str, ...], solver: str, opts: dict[str, Any]
+    ) -> SolveRecord:
+        """One solve of the direct cone program (its weights become ``_w_value``)."""
+        assert self._direct is not None
+        t0 = time.perf_counter()
+        try:
+            sol = self._direct.solve(opts)
+        except (ValueError, ArithmeticError, RuntimeError) as exc:  # pragma: no cover
+            self._direct_w = None
+            self._last_path = "direct"
+            return SolveRecord(
+                stage=stage,
+                solver=solver,
+                status="solver_error",
+                solve_time=time.perf_counter() - t0,
+                solver_time=None,
+                objective=None,
+                relaxed_groups=groups,
+                message=f"{type(exc).__name__}: {exc}"[:300],
+                path="direct",
+            )
+        self._direct_w = sol.w
+        self._last_path = "direct"
+        return SolveRecord(
+            stage=stage,
+            solver=solver,
+            status=sol.status,
+            solve_time=time.perf_counter() - t0,
+            solver_time=sol.solver_seconds,
+            objective=sol.objective,
+            relaxed_groups=groups,
+            iterations=sol.iterations,
+            path="direct",
+        )
+
+    def _cvxpy_call(
+        self, stage: str, groups: tuple[str, ...], solver: str, opts: dict[str, Any]
+    ) -> SolveRecord:
+        """One solve of the compiled cvxpy problem (compiled on its first use)."""
+        cp = self._cp
+        instance = self._solvers[solver]
+        if hasattr(instance, "last_solve_seconds"):
+            instance.last_solve_seconds = None
+        self._last_path = "cvxpy"
+        t0 = time.perf_counter()
+        try:
+            # COO backend + O(nnz) cone formatting: compile cost is linear in the
+            # size of B (see pipelines.portfolio.solvers); warm_start lets cvxpy reuse
+            # the Clarabel instance (same sparsity, new numbers).
+            with warnings.catch_warnings():
+                # Inaccurate statuses are recorded and handled by the fallback chain.
+                warnings.simplefilter("ignore", UserWarning)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                self.problem.solve(
+                    solver=instance,
+                    canon_backend="COO",
+                    warm_start=True,
+                    **opts,
+                )
+            status = str(self.problem.status)
+            msg = ""
+        except (cp.error.SolverError, ValueError, ArithmeticError) as exc:
+            status, msg = "solver_error", f"{type(exc).__name__}: {exc}"[:300]
+        elapsed = time.perf_counter() - t0
+        self.compiled = True
+        stats = self.problem.solver_stats if status != "solver_error" else None
+        return SolveRecord(
+            stage=stage,
+            solver=solver,
+            status=status,
+            solve_time=elapsed,
+            solver_time=getattr(
+                instance,
+                "last_solve_seconds",
+                stats.solve_time if stats is not None else None,
+            ),
+            objective=(
+                float(self.problem.value) if status in ("optimal", "optimal_inaccurate") else None
+            ),
+            relaxed_groups=groups,
+            message=msg,
+            iterations=(
+                int(stats.num_iters) if stats is not None and stats.num_iters is not None else None
+            ),
+        )
 
     def _audit(self, groups: Sequence[str]) -> str | None:
         """Re-check the returned w against every hard constraint and every soft constraint

@@ -19,7 +19,10 @@ class SolveRecord:
     stage — "base", "relax:<group>" (soft groups opened so far), "cardinality", …;
     solve_time — wall seconds inside cvxpy (parameter update + solver + unpack);
     solver_time — wall seconds of the solver call alone, without cvxpy's parameter mapping
-                  (None if unavailable).
+                  (None if unavailable);
+    iterations — the solver's iteration count (None if unavailable);
+    path — "direct" (the cone program handed to Clarabel by :mod:`pipelines.portfolio.direct`)
+           or "cvxpy".
     """
 
     stage: str
@@ -30,6 +33,8 @@ class SolveRecord:
     objective: float | None
     relaxed_groups: tuple[str, ...] = ()
     message: str = ""
+    iterations: int | None = None
+    path: str = "cvxpy"
 
 
 @dataclass(frozen=True)
