@@ -162,7 +162,9 @@ def _sql_schema(spec: TableSpec, candidates: pa.Table) -> pa.Schema:
     schema = _SQL_SCHEMAS.get(key)
     if schema is None:
         empty = candidates.schema.empty_table()
-        schema = _SQL_SCHEMAS[key] = _resolve_sql(spec, empty, ValidRange(dt.date.min, dt.date.min)).schema
+        schema = _SQL_SCHEMAS[key] = _resolve_sql(
+            spec, empty, ValidRange(dt.date.min, dt.date.min)
+        ).schema
     return schema
 
 
