@@ -80,7 +80,7 @@ LOOP_TABLES = (
     "stage_state",
 )
 #: Market data the loop only reads: scanned once per run and filtered in memory.
-READ_ONLY_TABLES = ("prices", "security_master")
+READ_ONLY_TABLES = ("prices", "security_master", "corporate_actions", "fundamentals", "sentiment")
 #: Sessions between two flushes of the write buffer (and checkpoints) by default.
 DEFAULT_BUFFER_SESSIONS = 20
 #: Sessions between two checkpoints (and fresh optimizer compiles) by default.

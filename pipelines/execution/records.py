@@ -62,6 +62,20 @@ def read_day(
     return frame[keep].reset_index(drop=True)
 
 
+def stored_keys(
+    lake: Store, table: str, trade_date: dt.date, *, known_at: dt.datetime = LATEST
+) -> set[tuple[str, ...]]:
+    """The keys (as strings) of the rows of ``table`` stored for ``trade_date``, every
+    portfolio: what :func:`read_day` would return, reading only the key columns (an
+    append checks its rows against them; the audit's rows carry large JSON details)."""
+    spec = get_table(table)
+    data = lake.as_of(table, known_at=known_at, valid_at=trade_date, columns=list(spec.key))
+    if not data.num_rows:
+        return set()
+    columns = [[str(v) for v in data.column(k).to_pylist()] for k in spec.key]
+    return set(zip(*columns, strict=True))
+
+
 def _empty(table: str) -> pd.DataFrame:
     spec = get_table(table)
     return spec.arrow_schema().empty_table().select([f.name for f in spec.input_fields]).to_pandas()
@@ -92,10 +106,15 @@ def append_new(
     if "known_at" not in frame:
         frame["known_at"] = known_at
     frame = frame.drop_duplicates(subset=list(spec.key), keep="first")
-    if existing is None:
-        existing = read_day(lake, table, trade_date)
-    if not existing.empty:
-        have = set(map(tuple, existing[list(spec.key)].astype(str).to_numpy().tolist()))
+    if existing is not None:
+        have = (
+            set(map(tuple, existing[list(spec.key)].astype(str).to_numpy().tolist()))
+            if not existing.empty
+            else set()
+        )
+    else:
+        have = stored_keys(lake, table, trade_date)
+    if have:
         mine = list(map(tuple, frame[list(spec.key)].astype(str).to_numpy().tolist()))
         frame = frame[[k not in have for k in mine]]
     if frame.empty:

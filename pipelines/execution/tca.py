@@ -25,6 +25,7 @@ import datetime as dt
 import math
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 from pipelines.execution.prices import PriceSource
@@ -41,6 +42,11 @@ def _bps(s: float, price: float | None, bench: float | None) -> float | None:
     return s * (price / bench - 1.0) * 1e4
 
 
+def _nansum(values: np.ndarray) -> float:
+    """``pd.Series(values).sum()``: the sum with NaN taken as 0 (pandas' own rule)."""
+    return float(np.where(np.isnan(values), 0.0, values).sum())
+
+
 def compute_tca(
     orders: pd.DataFrame, fills: pd.DataFrame, prices: PriceSource, trade_date: dt.date
 ) -> pd.DataFrame:
@@ -51,15 +57,20 @@ def compute_tca(
     # Each order's fills, in the fills' row order (what a boolean mask per order selects),
     # found by one grouping instead of a scan of every fill per order.
     by_order = {str(k): v for k, v in fills.groupby("client_order_id", sort=False).indices.items()}
-    none = fills.iloc[0:0]
+    # The sums pandas takes of each order's fills (NaN skipped: numpy's sum of the values
+    # with NaN as 0, over the same values in the same order, so the same floats), on numpy
+    # arrays instead of a pandas selection per order.
+    quantity = fills["quantity"].to_numpy(dtype=float)
+    notional = quantity * fills["price"].to_numpy(dtype=float)
+    fees = fills["commission"].to_numpy(dtype=float)
     for o in accepted.to_dict("records"):
         cid = str(o["client_order_id"])
-        f = fills.iloc[by_order[cid]] if cid in by_order else none
+        at = by_order.get(cid)
         s = 1.0 if o["side"] == "buy" else -1.0
         ordered = float(o["quantity"])
-        filled = float(f["quantity"].sum()) if not f.empty else 0.0
-        avg = float((f["quantity"] * f["price"]).sum() / filled) if filled > 0 else None
-        commission = float(f["commission"].fillna(0.0).sum()) if not f.empty else 0.0
+        filled = _nansum(quantity[at]) if at is not None and len(at) else 0.0
+        avg = _nansum(notional[at]) / filled if at is not None and filled > 0 else None
+        commission = _nansum(fees[at]) if at is not None and len(at) else 0.0
         decision = o.get("decision_price")
         decision = float(decision) if decision is not None and not pd.isna(decision) else None
         bar = bars.get(str(o["security_id"]))

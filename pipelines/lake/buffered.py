@@ -171,7 +171,11 @@ class BufferedStore:
             data = self.lake.candidates(name, known_at, rng, columns, filter, refresh=False)
         self._lake_parts[(name, key)] = data
         if pending:
-            extra = pa.concat_tables(pending).filter(_row_filter(spec, known_at, rng, filter))
+            if len(pending) > 1:
+                # One chunk: filtering a table costs per chunk (~45 µs each), and a table
+                # written every session would hold hundreds of batches by the next flush.
+                pending[:] = [pa.concat_tables(pending).combine_chunks()]
+            extra = pending[0].filter(_row_filter(spec, known_at, rng, filter))
             extra = extra.select(data.schema.names).cast(data.schema)
             data = pa.concat_tables([data, extra])
         return bitemporal.resolve_as_of(spec, data, rng)
@@ -184,7 +188,7 @@ class BufferedStore:
             scan = self.lake.dataset(name, refresh=False).to_table()
             scan = self._scans[name] = scan.take(
                 pc.sort_indices(scan, [("valid_date", "ascending")])
-            )
+            ).combine_chunks()
             self._scan_days[name] = (
                 scan.column("valid_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
             )

@@ -79,3 +79,46 @@ def test_both_return_conventions_are_reported() -> None:
     r = pd.Series([100.0, *navs]).pct_change().dropna()
     assert m.annual_return == pytest.approx(252 * r.mean())
     assert m.cagr == pytest.approx((104.0 / 100.0) ** (252 / 4) - 1)
+
+
+def test_fill_sums_are_pandas_sums_bit_for_bit() -> None:
+    """Filled quantity, average price and commission per order equal the pandas sums of
+    its fills (NaN commission skipped), exactly: TCA totals feed the backtest's hash."""
+    import numpy as np
+
+    gen = np.random.default_rng(3)
+    n_orders, n_fills = 12, 80
+    cids = [f"O{i}" for i in range(n_orders)]
+    orders = pd.DataFrame(
+        {
+            "client_order_id": cids,
+            "portfolio_id": "P",
+            "security_id": [f"S{i}" for i in range(n_orders)],
+            "side": ["buy", "sell"] * (n_orders // 2),
+            "quantity": gen.uniform(100, 1000, n_orders),
+            "decision_price": gen.uniform(10, 100, n_orders),
+            "status": "accepted",
+        }
+    )
+    fills = pd.DataFrame(
+        {
+            # the last order has no fill
+            "client_order_id": gen.choice(cids[:-1], n_fills),
+            "quantity": gen.uniform(1, 50, n_fills) / 3.0,
+            "price": gen.uniform(10, 100, n_fills) / 7.0,
+            "commission": np.where(gen.random(n_fills) < 0.2, np.nan, gen.random(n_fills) / 3),
+        }
+    )
+    tca = compute_tca(orders, fills, StaticPriceSource({}), DAY).set_index("client_order_id")
+    for cid in cids:
+        f = fills[fills["client_order_id"] == cid]
+        filled = float(f["quantity"].sum()) if not f.empty else 0.0
+        assert tca.loc[cid, "filled_quantity"] == filled
+        if filled > 0:
+            assert tca.loc[cid, "avg_fill_price"] == float(
+                (f["quantity"] * f["price"]).sum() / filled
+            )
+        else:
+            assert pd.isna(tca.loc[cid, "avg_fill_price"])
+        commission = float(f["commission"].fillna(0.0).sum()) if not f.empty else 0.0
+        assert tca.loc[cid, "commission"] == commission

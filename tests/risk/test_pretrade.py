@@ -219,3 +219,23 @@ def test_audit_rows_one_per_rule_per_order(limits: RiskLimits, book: BookState) 
     failed = audit[~audit["passed"]]
     assert set(failed["client_order_id"]) == {"o2"}
     assert (failed["reason"].str.len() > 0).all()
+
+
+def test_scalar_exposure_is_the_trees_exposure_bit_for_bit() -> None:
+    """The pre-trade book's Python-float exposure equals limits_tree.exposure, signed
+    zeros and NaN included (the checks must not move when the book stops using numpy)."""
+    import math
+
+    import numpy as np
+
+    from pipelines.portfolio.limits_tree import KINDS, exposure
+    from pipelines.risk.pretrade import _exposure
+
+    for w in (0.0, -0.0, 1e-300, -1e-300, 0.25, -0.25, math.inf, -math.inf, math.nan, 3.0):
+        for kind in KINDS:
+            want = float(exposure(kind, w))
+            got = _exposure(kind, w)
+            assert (math.isnan(want) and math.isnan(got)) or (
+                want == got and math.copysign(1.0, want) == math.copysign(1.0, got)
+            ), (kind, w, want, got)
+            assert np.float64(got).tobytes() == np.float64(want).tobytes() or math.isnan(want)
