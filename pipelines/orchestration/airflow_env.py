@@ -260,13 +260,23 @@ def ensure_airflow_db(env: AirflowEnv | None = None, *, timeout: float = 600) ->
 POOLS = {"solver": 1, "broker": 1}
 
 
+def pool_spec() -> dict[str, dict[str, Any]]:
+    """:data:`POOLS` as ``{name: {"slots", "description"}}`` (``airflow pools import``'s
+    format; :func:`run_dag_chain`'s child creates the same pools from it)."""
+    return {name: {"slots": n, "description": f"alphafactory {name}"} for name, n in POOLS.items()}
+
+
 def create_pools(env: AirflowEnv) -> None:
     """Create the DAGs' pools (idempotent: ``airflow pools import`` overwrites)."""
     ensure_airflow_db(env)
-    spec = {name: {"slots": n, "description": f"alphafactory {name}"} for name, n in POOLS.items()}
     path = env.home / "pools.json"
-    path.write_text(json.dumps(spec, indent=1))
+    path.write_text(json.dumps(pool_spec(), indent=1))
     airflow_cli(env, "pools", "import", str(path))
+
+
+def _when(logical_date: dt.date | dt.datetime | str) -> str:
+    """The child's WHEN argument: a session date or aware datetime in ISO form."""
+    return logical_date.isoformat() if isinstance(logical_date, dt.date) else str(logical_date)
 
 
 def _tail(text: str, lines: int = 40) -> str:
@@ -318,7 +328,7 @@ def run_dag_test(
     """
     env = env or airflow_environment()
     ensure_airflow_db(env)
-    when = logical_date.isoformat() if isinstance(logical_date, dt.date) else str(logical_date)
+    when = _when(logical_date)
     child_env = env.process_env()
     if extra_env:
         child_env.update(extra_env)
@@ -406,9 +416,7 @@ def run_dag_chain(
     chain = [
         {
             "dag_id": r.dag_id,
-            "when": r.logical_date.isoformat()
-            if isinstance(r.logical_date, dt.date)
-            else str(r.logical_date),
+            "when": _when(r.logical_date),
             "conf": dict(r.conf) if r.conf is not None else None,
         }
         for r in runs
@@ -425,7 +433,7 @@ def run_dag_chain(
             "--results-dir",
             tmp,
             "--pools",
-            json.dumps(POOLS),
+            json.dumps(pool_spec()),
         ]
         started = time.perf_counter()
         proc = subprocess.Popen(

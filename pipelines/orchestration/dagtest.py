@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,6 @@ def _asset_event_uris(dag_id: str, run_id: str) -> list[str]:
 
 def run_one(dag_id: str, when: str, conf: dict[str, Any] | None) -> dict[str, Any]:
     """Run ``dag_id`` once through ``dag.test()`` in this process; return its outcome."""
-    import time
-
     from airflow.utils.cli import get_bagged_dag
 
     started = time.perf_counter()
@@ -93,13 +92,17 @@ def run_one(dag_id: str, when: str, conf: dict[str, Any] | None) -> dict[str, An
     }
 
 
-def ensure_pools(pools: dict[str, int]) -> None:
-    """Create or resize the pools ``{name: slots}`` in the metadata DB (idempotent)."""
+def ensure_pools(pools: dict[str, dict[str, Any]]) -> None:
+    """Create or resize the pools ``{name: {"slots", "description"}}`` (the format of
+    ``airflow pools import``) in the metadata DB (idempotent)."""
     from airflow.models.pool import Pool
 
-    for name, slots in pools.items():
+    for name, spec in pools.items():
         Pool.create_or_update_pool(
-            name, slots=slots, description=f"alphafactory {name}", include_deferred=False
+            name,
+            slots=int(spec["slots"]),
+            description=str(spec.get("description", "")),
+            include_deferred=False,
         )
 
 
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result-file", type=Path, default=None)
     parser.add_argument("--chain", default=None, help="JSON list of {dag_id, when, conf}")
     parser.add_argument("--results-dir", type=Path, default=None)
-    parser.add_argument("--pools", default=None, help="JSON {pool: slots} to create first")
+    parser.add_argument("--pools", default=None, help="JSON {pool: {slots, description}}")
     args = parser.parse_args(argv)
     if args.pools:
         ensure_pools(json.loads(args.pools))
