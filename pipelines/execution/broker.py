@@ -225,22 +225,6 @@ def sign(side: Side) -> float:
     return 1.0 if side == "buy" else -1.0
 
 
-__all__ = [
-    "Algo",
-    "AlgoInstruction",
-    "Broker",
-    "BrokerConnectionError",
-    "BrokerError",
-    "BrokerOrder",
-    "BrokerUnavailableError",
-    "Fill",
-    "OrderState",
-    "OrderStatus",
-    "Side",
-    "sign",
-]
-
-
 @contextlib.contextmanager
 def consistent_reads(broker: Broker) -> Iterator[None]:
     """Within the block, the broker's queries answer from one state of its book.
@@ -257,3 +241,20 @@ def consistent_reads(broker: Broker) -> Iterator[None]:
         return
     with hook():
         yield
+
+
+__all__ = [
+    "Algo",
+    "AlgoInstruction",
+    "Broker",
+    "BrokerConnectionError",
+    "BrokerError",
+    "BrokerOrder",
+    "BrokerUnavailableError",
+    "Fill",
+    "OrderState",
+    "OrderStatus",
+    "Side",
+    "consistent_reads",
+    "sign",
+]

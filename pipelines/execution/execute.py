@@ -620,95 +620,84 @@ def sync_orders(
     """
     broker.connect()
     with consistent_reads(broker):  # one pass of the paper broker, not one per order
-        return _sync_orders(lake, broker, portfolio_id, trade_date, clock=clock)
-
-
-def _sync_orders(
-    lake: Store,
-    broker: Broker,
-    portfolio_id: str,
-    trade_date: dt.date,
-    *,
-    clock: Callable[[], dt.datetime],
-) -> SyncResult:
-    orders = load_orders(lake, portfolio_id, trade_date)
-    events = read_day(lake, "order_events", trade_date, portfolio_id)
-    sent = at_broker(events)
-    now = clock()
-    new_events: list[dict[str, Any]] = []
-    for row in orders[orders["client_order_id"].isin(sent)].to_dict("records"):
-        state = broker.order_status(str(row["client_order_id"]))
-        if state is None:
-            continue
-        new_events.append(event_row(row, state, broker.name, known_at=state.updated_at or now))
-    n_events = 0
-    if new_events:
-        n_events = append_new(
-            lake,
-            "order_events",
-            pd.DataFrame(new_events),
-            trade_date,
-            known_at=now,
-            existing=events,
-        )
-    ours = set(orders["client_order_id"].astype(str))
-    fills = broker.fills(portfolio_id, trade_date)
-    rows = [
-        {
-            "fill_id": f.fill_id,
-            "client_order_id": f.client_order_id,
-            "broker_order_id": f.broker_order_id,
-            "portfolio_id": portfolio_id,
-            "security_id": f.security_id,
-            "side": f.side,
-            "quantity": f.quantity,
-            "price": f.price,
-            "commission": f.commission,
-            "executed_at": f.timestamp,
-            "broker": broker.name,
-            "known_at": now,
-        }
-        for f in fills
-        if f.client_order_id in ours
-    ]
-    foreign = [f.fill_id for f in fills if f.client_order_id not in ours]
-    n_fills = 0
-    if rows:
-        n_fills = append_new(lake, "fills", pd.DataFrame(rows), trade_date, known_at=now)
-    if n_fills or n_events:
-        write_audit(
-            lake,
-            portfolio_id,
-            trade_date,
-            "fills",
-            [
-                {
-                    "event": "fill",
-                    "client_order_id": r["client_order_id"],
-                    "security_id": r["security_id"],
-                    "event_id": r["fill_id"],
-                    "detail": {
-                        "fill_id": r["fill_id"],
-                        "side": r["side"],
-                        "quantity": r["quantity"],
-                        "price": r["price"],
-                    },
-                }
-                for r in rows
-            ]
-            + [
-                {
-                    "event": e["event_type"],
-                    "client_order_id": e["client_order_id"],
-                    "security_id": e["security_id"],
-                    "event_id": e["event_id"],
-                    "detail": {"status": e["status"], "filled": e["filled_quantity"]},
-                }
-                for e in new_events
-            ],
-            known_at=now,
-        )
-    return SyncResult(events=n_events, fills=n_fills, foreign_fills=foreign)
+        orders = load_orders(lake, portfolio_id, trade_date)
+        events = read_day(lake, "order_events", trade_date, portfolio_id)
+        sent = at_broker(events)
+        now = clock()
+        new_events: list[dict[str, Any]] = []
+        for row in orders[orders["client_order_id"].isin(sent)].to_dict("records"):
+            state = broker.order_status(str(row["client_order_id"]))
+            if state is None:
+                continue
+            new_events.append(event_row(row, state, broker.name, known_at=state.updated_at or now))
+        n_events = 0
+        if new_events:
+            n_events = append_new(
+                lake,
+                "order_events",
+                pd.DataFrame(new_events),
+                trade_date,
+                known_at=now,
+                existing=events,
+            )
+        ours = set(orders["client_order_id"].astype(str))
+        fills = broker.fills(portfolio_id, trade_date)
+        rows = [
+            {
+                "fill_id": f.fill_id,
+                "client_order_id": f.client_order_id,
+                "broker_order_id": f.broker_order_id,
+                "portfolio_id": portfolio_id,
+                "security_id": f.security_id,
+                "side": f.side,
+                "quantity": f.quantity,
+                "price": f.price,
+                "commission": f.commission,
+                "executed_at": f.timestamp,
+                "broker": broker.name,
+                "known_at": now,
+            }
+            for f in fills
+            if f.client_order_id in ours
+        ]
+        foreign = [f.fill_id for f in fills if f.client_order_id not in ours]
+        n_fills = 0
+        if rows:
+            n_fills = append_new(lake, "fills", pd.DataFrame(rows), trade_date, known_at=now)
+        if n_fills or n_events:
+            write_audit(
+                lake,
+                portfolio_id,
+                trade_date,
+                "fills",
+                [
+                    {
+                        "event": "fill",
+                        "client_order_id": r["client_order_id"],
+                        "security_id": r["security_id"],
+                        "event_id": r["fill_id"],
+                        "detail": {
+                            "fill_id": r["fill_id"],
+                            "side": r["side"],
+                            "quantity": r["quantity"],
+                            "price": r["price"],
+                        },
+                    }
+                    for r in rows
+                ]
+                + [
+                    {
+                        "event": e["event_type"],
+                        "client_order_id": e["client_order_id"],
+                        "security_id": e["security_id"],
+                        "event_id": e["event_id"],
+                        "detail": {"status": e["status"], "filled": e["filled_quantity"]},
+                    }
+                    for e in new_events
+                ],
+                known_at=now,
+            )
+        return SyncResult(events=n_events, fills=n_fills, foreign_fills=foreign)
 
 
 __all__ = [

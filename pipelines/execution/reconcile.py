@@ -257,194 +257,191 @@ def reconcile_day(
     rows only for values that changed.
     """
     with consistent_reads(broker):  # the broker's book as of one pass, for every query
-        return _reconcile_day(
-            lake, broker, portfolio_id, date, currency, tolerance, cash_tolerance, prices, clock
+        sync = sync_orders(lake, broker, portfolio_id, date, clock=clock)
+        now = clock()
+        prev = previous_positions(lake, portfolio_id, date)
+        # Splits and dividends since our last book meet the positions of record first.
+        actions = (
+            lake_corporate_actions(
+                lake,
+                prev,
+                known_at=now,
+                after=previous_book_date(lake, portfolio_id, date),
+                through=date,
+            )
+            if prev
+            else []
         )
-
-
-def _reconcile_day(
-    lake: Store,
-    broker: Broker,
-    portfolio_id: str,
-    date: dt.date,
-    currency: str,
-    tolerance: float,
-    cash_tolerance: float,
-    prices: PriceSource | None,
-    clock: Callable[[], dt.datetime],
-) -> ReconciliationReport:
-    sync = sync_orders(lake, broker, portfolio_id, date, clock=clock)
-    now = clock()
-    prev = previous_positions(lake, portfolio_id, date)
-    # Splits and dividends since our last book meet the positions of record first.
-    actions = (
-        lake_corporate_actions(
+        ours, dividends, applied = apply_actions(prev, actions)
+        fills = read_day(lake, "fills", date, portfolio_id)
+        flow = 0.0
+        commission = 0.0
+        for f in fills.to_dict("records"):
+            sgn = 1.0 if f["side"] == "buy" else -1.0
+            ours[f["security_id"]] = ours.get(f["security_id"], 0.0) + sgn * float(f["quantity"])
+            flow -= sgn * float(f["quantity"]) * float(f["price"])
+            commission += float(f["commission"] or 0.0)
+        # Delistings in force on `date` (as known now): the position becomes cash at the
+        # delisting price, as the broker books it (pipelines.execution.delistings).
+        held = [s for s, q in ours.items() if abs(q) > 1e-9]
+        delisted = lake_delistings(lake, held, known_at=now, through=date) if held else {}
+        proceeds = 0.0
+        for s, d in sorted(delisted.items()):
+            proceeds += ours[s] * d.price
+        marks: dict[str, float] = {}
+        if prices is not None:
+            marks = {s: b.close for s, b in prices.session(date, sorted(ours)).items()}
+        pos_rows = pd.DataFrame(
+            [
+                {
+                    "portfolio_id": portfolio_id,
+                    "security_id": s,
+                    "quantity": 0.0 if s in delisted else q,
+                    "price": delisted[s].price if s in delisted else marks.get(s),
+                    "market_value": 0.0
+                    if s in delisted
+                    else (q * marks[s] if s in marks else None),
+                    "source": "delisting" if s in delisted else "fills",
+                }
+                for s, q in sorted(ours.items())
+            ],
+            columns=["portfolio_id", "security_id", "quantity", "price", "market_value", "source"],
+        )
+        _write_versioned(
             lake,
-            prev,
-            known_at=now,
-            after=previous_book_date(lake, portfolio_id, date),
-            through=date,
+            "positions",
+            pos_rows,
+            date,
+            portfolio_id,
+            ["quantity", "price"],
+            "security_id",
+            now,
         )
-        if prev
-        else []
-    )
-    ours, dividends, applied = apply_actions(prev, actions)
-    fills = read_day(lake, "fills", date, portfolio_id)
-    flow = 0.0
-    commission = 0.0
-    for f in fills.to_dict("records"):
-        sgn = 1.0 if f["side"] == "buy" else -1.0
-        ours[f["security_id"]] = ours.get(f["security_id"], 0.0) + sgn * float(f["quantity"])
-        flow -= sgn * float(f["quantity"]) * float(f["price"])
-        commission += float(f["commission"] or 0.0)
-    # Delistings in force on `date` (as known now): the position becomes cash at the
-    # delisting price, as the broker books it (pipelines.execution.delistings).
-    held = [s for s, q in ours.items() if abs(q) > 1e-9]
-    delisted = lake_delistings(lake, held, known_at=now, through=date) if held else {}
-    proceeds = 0.0
-    for s, d in sorted(delisted.items()):
-        proceeds += ours[s] * d.price
-    marks: dict[str, float] = {}
-    if prices is not None:
-        marks = {s: b.close for s, b in prices.session(date, sorted(ours)).items()}
-    pos_rows = pd.DataFrame(
-        [
+        our_cash = (
+            previous_cash(lake, portfolio_id, date, currency)
+            + dividends
+            + flow
+            - commission
+            + proceeds
+        )
+        delisting_events: list[dict[str, object]] = [
             {
-                "portfolio_id": portfolio_id,
+                "event": "delisted",
                 "security_id": s,
-                "quantity": 0.0 if s in delisted else q,
-                "price": delisted[s].price if s in delisted else marks.get(s),
-                "market_value": 0.0 if s in delisted else (q * marks[s] if s in marks else None),
-                "source": "delisting" if s in delisted else "fills",
+                "detail": {
+                    "quantity": ours[s],
+                    "price": d.price,
+                    "proceeds": ours[s] * d.price,
+                    "effective_date": d.effective_date.isoformat(),
+                    "reason": d.reason,
+                },
             }
-            for s, q in sorted(ours.items())
-        ],
-        columns=["portfolio_id", "security_id", "quantity", "price", "market_value", "source"],
-    )
-    _write_versioned(
-        lake, "positions", pos_rows, date, portfolio_id, ["quantity", "price"], "security_id", now
-    )
-    our_cash = (
-        previous_cash(lake, portfolio_id, date, currency) + dividends + flow - commission + proceeds
-    )
-    delisting_events: list[dict[str, object]] = [
-        {
-            "event": "delisted",
-            "security_id": s,
-            "detail": {
-                "quantity": ours[s],
-                "price": d.price,
-                "proceeds": ours[s] * d.price,
-                "effective_date": d.effective_date.isoformat(),
-                "reason": d.reason,
-            },
-        }
-        for s, d in sorted(delisted.items())
-    ]
-    for s in delisted:
-        ours[s] = 0.0
-    cash_rows = pd.DataFrame(
-        [
-            {
-                "portfolio_id": portfolio_id,
-                "currency": currency,
-                "balance": our_cash,
-                "trade_flow": flow,
-                "commission": commission,
-                "source": "+".join(
-                    ["fills"]
-                    + (["corporate_actions"] if applied else [])
-                    + (["delisting"] if delisted else [])
-                ),
-            }
+            for s, d in sorted(delisted.items())
         ]
-    )
-    _write_versioned(lake, "cash", cash_rows, date, portfolio_id, ["balance"], "currency", now)
+        for s in delisted:
+            ours[s] = 0.0
+        cash_rows = pd.DataFrame(
+            [
+                {
+                    "portfolio_id": portfolio_id,
+                    "currency": currency,
+                    "balance": our_cash,
+                    "trade_flow": flow,
+                    "commission": commission,
+                    "source": "+".join(
+                        ["fills"]
+                        + (["corporate_actions"] if applied else [])
+                        + (["delisting"] if delisted else [])
+                    ),
+                }
+            ]
+        )
+        _write_versioned(lake, "cash", cash_rows, date, portfolio_id, ["balance"], "currency", now)
 
-    theirs = broker.positions(portfolio_id)
-    rec: list[dict[str, object]] = []
-    for s in sorted(set(ours) | set(theirs)):
-        o, t = float(ours.get(s, 0.0)), float(theirs.get(s, 0.0))
-        if o == 0 and t == 0:
-            continue
-        diff = t - o
-        status = "break" if abs(diff) > tolerance else "match"
-        note = None
-        if status == "break":
-            note = "broker holds more" if diff > 0 else "broker holds less"
+        theirs = broker.positions(portfolio_id)
+        rec: list[dict[str, object]] = []
+        for s in sorted(set(ours) | set(theirs)):
+            o, t = float(ours.get(s, 0.0)), float(theirs.get(s, 0.0))
+            if o == 0 and t == 0:
+                continue
+            diff = t - o
+            status = "break" if abs(diff) > tolerance else "match"
+            note = None
+            if status == "break":
+                note = "broker holds more" if diff > 0 else "broker holds less"
+            rec.append(
+                {
+                    "portfolio_id": portfolio_id,
+                    "security_id": s,
+                    "ours": o,
+                    "theirs": t,
+                    "difference": diff,
+                    "status": status,
+                    "note": note,
+                    "broker": broker.name,
+                }
+            )
+        their_cash = broker.cash(portfolio_id)
+        cash_diff = (their_cash - our_cash) if their_cash is not None else 0.0
         rec.append(
             {
                 "portfolio_id": portfolio_id,
-                "security_id": s,
-                "ours": o,
-                "theirs": t,
-                "difference": diff,
-                "status": status,
-                "note": note,
+                "security_id": CASH_ITEM,
+                "ours": our_cash,
+                "theirs": their_cash,
+                "difference": cash_diff,
+                "status": (
+                    "unverified"
+                    if their_cash is None
+                    else ("break" if abs(cash_diff) > cash_tolerance else "match")
+                ),
+                "note": "broker does not report cash" if their_cash is None else None,
                 "broker": broker.name,
             }
         )
-    their_cash = broker.cash(portfolio_id)
-    cash_diff = (their_cash - our_cash) if their_cash is not None else 0.0
-    rec.append(
-        {
-            "portfolio_id": portfolio_id,
-            "security_id": CASH_ITEM,
-            "ours": our_cash,
-            "theirs": their_cash,
-            "difference": cash_diff,
-            "status": (
-                "unverified"
-                if their_cash is None
-                else ("break" if abs(cash_diff) > cash_tolerance else "match")
-            ),
-            "note": "broker does not report cash" if their_cash is None else None,
-            "broker": broker.name,
-        }
-    )
-    rows = pd.DataFrame(rec)
-    _write_versioned(
-        lake,
-        "reconciliation",
-        rows,
-        date,
-        portfolio_id,
-        ["ours", "theirs", "status"],
-        "security_id",
-        now,
-    )
-    report = ReconciliationReport(portfolio_id, date, rows, foreign_fills=sync.foreign_fills)
-    breaks = report.breaks
-    events: list[dict[str, object]] = [
-        {
-            "event": "reconciled" if report.clean else "breaks_found",
-            "detail": {
-                "items": len(rows),
-                "breaks": len(breaks),
-                "foreign_fills": sync.foreign_fills,
-                "fills_synced": sync.fills,
-            },
-        }
-    ]
-    events += [
-        {
-            "event": "break",
-            "security_id": b["security_id"],
-            "detail": {k: b[k] for k in ("ours", "theirs", "difference", "note")},
-        }
-        for b in breaks.to_dict("records")
-    ]
-    events += delisting_events
-    events += [
-        {"event": "corporate_action", "security_id": a.action.security_id, "detail": a.event()}
-        for a in applied
-    ]
-    write_audit(lake, portfolio_id, date, "reconcile", events, known_at=now)  # type: ignore[arg-type]
-    if prices is not None:
-        from pipelines.execution.tca import run_tca
+        rows = pd.DataFrame(rec)
+        _write_versioned(
+            lake,
+            "reconciliation",
+            rows,
+            date,
+            portfolio_id,
+            ["ours", "theirs", "status"],
+            "security_id",
+            now,
+        )
+        report = ReconciliationReport(portfolio_id, date, rows, foreign_fills=sync.foreign_fills)
+        breaks = report.breaks
+        events: list[dict[str, object]] = [
+            {
+                "event": "reconciled" if report.clean else "breaks_found",
+                "detail": {
+                    "items": len(rows),
+                    "breaks": len(breaks),
+                    "foreign_fills": sync.foreign_fills,
+                    "fills_synced": sync.fills,
+                },
+            }
+        ]
+        events += [
+            {
+                "event": "break",
+                "security_id": b["security_id"],
+                "detail": {k: b[k] for k in ("ours", "theirs", "difference", "note")},
+            }
+            for b in breaks.to_dict("records")
+        ]
+        events += delisting_events
+        events += [
+            {"event": "corporate_action", "security_id": a.action.security_id, "detail": a.event()}
+            for a in applied
+        ]
+        write_audit(lake, portfolio_id, date, "reconcile", events, known_at=now)  # type: ignore[arg-type]
+        if prices is not None:
+            from pipelines.execution.tca import run_tca
 
-        report.tca = run_tca(lake, portfolio_id, date, prices, clock=clock)
-    return report
+            report.tca = run_tca(lake, portfolio_id, date, prices, clock=clock)
+        return report
 
 
 __all__ = [
