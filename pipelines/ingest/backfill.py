@@ -638,7 +638,7 @@ def backfill_rest(
     _, until = rest_window(days[-1], None)
     records = source.fetch(feed.endpoint, since, until, feed.page_size)
     cutoffs = [rest_window(d, None)[1] for d in days]
-    buckets, latest = _bucket_by_window(records, feed.known_at, cutoffs, since, until, _parse_times)
+    buckets, latest = _bucket_by_window(records, feed.known_at, cutoffs, since, until)
     name = f"{feed.name}.jsonl"
     outcomes: list[FileOutcome] = []
     stamps: dict[dt.date, tuple[dt.datetime, dt.datetime | None]] = {}
@@ -788,7 +788,6 @@ def _bucket_by_window(
     cutoffs: list[dt.datetime],
     since: dt.datetime | None,
     until: dt.datetime,
-    parse_times: Callable[[pa.ChunkedArray], pa.Array],
 ) -> tuple[dict[int, list[dict[str, Any]]], dict[int, dt.datetime]]:
     """Records by session window (index of the first cutoff at or after the record's
     publish time) in fetch order, and each window's latest declared publish time.
@@ -797,9 +796,11 @@ def _bucket_by_window(
     source that does not honour the window) and is left out. One vectorised search, not a
     binary search per record (measured: 380k records, 6 s of a 23 s backfill).
     """
+    from pipelines.ingest.flow import _parse_times
+
     if not records:
         return {}, {}
-    ts = parse_times(pa.chunked_array([pa.array([r[known_col] for r in records], pa.string())]))
+    ts = _parse_times(pa.chunked_array([pa.array([r[known_col] for r in records], pa.string())]))
     unit = pa.timestamp("us", tz="UTC")
 
     def micros(values: pa.Array | list[dt.datetime]) -> np.ndarray:
@@ -807,11 +808,11 @@ def _bucket_by_window(
         out: np.ndarray = arr.cast(unit).cast(pa.int64()).to_numpy(zero_copy_only=False)
         return out
 
-    ns = micros(ts)
-    keep = ns <= micros([until])[0]
+    at = micros(ts)
+    keep = at <= micros([until])[0]
     if since is not None:
-        keep &= ns > micros([since])[0]
-    where = np.searchsorted(micros(cutoffs), ns, side="left")
+        keep &= at > micros([since])[0]
+    where = np.searchsorted(micros(cutoffs), at, side="left")
     rows = np.flatnonzero(keep)
     order = rows[np.argsort(where[rows], kind="stable")]  # fetch order within a window
     buckets: dict[int, list[dict[str, Any]]] = {}
@@ -824,7 +825,7 @@ def _bucket_by_window(
         bucket = int(where[part[0]])
         buckets[bucket] = [records[i] for i in part]
         # the window's latest declared publish time (its run's published_at)
-        latest[bucket] = ts[int(part[np.argmax(ns[part])])].as_py()
+        latest[bucket] = ts[int(part[np.argmax(at[part])])].as_py()
     return buckets, latest
 
 

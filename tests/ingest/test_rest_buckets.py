@@ -12,7 +12,6 @@ import random
 import pytest
 
 from pipelines.ingest.backfill import _bucket_by_window
-from pipelines.ingest.flow import _parse_times
 from pipelines.ingest.sources import records_to_jsonl
 
 pytestmark = pytest.mark.unit
@@ -45,12 +44,12 @@ def test_vectorised_windows_match_a_search_per_record(seed: int) -> None:
         records.append({"id": i, "published_at": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
     since = cutoffs[0] if seed % 2 else None
     until = cutoffs[-1]
-    got = _bucket_by_window(records, "published_at", cutoffs, since, until, _parse_times)
+    got = _bucket_by_window(records, "published_at", cutoffs, since, until)
     assert got == _reference(records, cutoffs, since, until)
 
 
 def test_no_records_no_windows() -> None:
-    assert _bucket_by_window([], "published_at", [T0], None, T0, _parse_times) == ({}, {})
+    assert _bucket_by_window([], "published_at", [T0], None, T0) == ({}, {})
 
 
 def test_jsonl_bytes_are_canonical() -> None:
