@@ -15,6 +15,12 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: When set, where a browser reaches the reports directory (``<lake root>/reports``) over
+#: HTTP(S): a web server or bucket website publishing it. The PM report's approval link and
+#: the Data Docs links read it at call time (not a :class:`Settings` field, so a task or
+#: test that sets it sees it at once).
+REPORTS_URL_ENV = "ALPHAFACTORY_REPORTS_URL"
+
 
 class Settings(BaseSettings):
     """Runtime settings; every field maps to ``ALPHAFACTORY_<FIELD>``."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from pipelines.config import REPORTS_URL_ENV
 from pipelines.contracts.report import ValidationReport, name_files
 
 if TYPE_CHECKING:
@@ -31,10 +32,6 @@ INDEX = "index.html"
 PAGES = "validations"
 #: Runs the index lists (the pages themselves stay until the lake's retention removes them).
 INDEX_LIMIT = 500
-#: When set, where a browser reaches the reports directory (``<lake root>/reports``) over
-#: HTTP(S). The PM report's approval link reads the same variable
-#: (``pipelines.report.pm.REPORTS_URL_ENV``, a layer above this one).
-REPORTS_URL_ENV = "ALPHAFACTORY_REPORTS_URL"
 
 
 def data_docs_root() -> Path:

@@ -62,7 +62,8 @@ def data_docs_link(pages: list[str]) -> str:
     else the API server's reports path (a same-origin link the UI renders)."""
     import os
 
-    from pipelines.contracts.data_docs import REPORTS_URL_ENV, data_docs_url
+    from pipelines.config import REPORTS_URL_ENV
+    from pipelines.contracts.data_docs import data_docs_url
     from pipelines.orchestration.reports_app import reports_path
 
     return data_docs_url(pages, base_url=os.environ.get(REPORTS_URL_ENV) or reports_path())

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.config import REPORTS_URL_ENV
 from pipelines.lake import Lake
 from pipelines.lake.interface import Store
 from pipelines.lake.stage_state import StageState
@@ -796,11 +797,6 @@ def render_pm_report(
 def pm_report_uri(lake: Lake, portfolio_id: str, day: dt.date) -> str:
     """Where the PM report of ``portfolio_id`` for ``day`` lives: under the lake root."""
     return f"{lake.location.root}/reports/pm-report-{portfolio_id}-{day.isoformat()}.html"
-
-
-#: When set, where a browser reaches the reports directory (``<root>/reports``) over
-#: HTTP(S) — a web server or bucket website publishing it; the approval request links there.
-REPORTS_URL_ENV = "ALPHAFACTORY_REPORTS_URL"
 
 
 def pm_report_url(uri: str, base_url: str | None = None) -> str | None:
