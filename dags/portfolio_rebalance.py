@@ -5,7 +5,8 @@ Wiring only; each task calls one stage of :mod:`pipelines.daily` (through
 approval → execution → reconciliation → final report. Scheduled on the ``alpha_scores``
 asset that ``daily_research`` emits, so it runs once a session's scores have landed; the
 session is ``dag_run.conf["session"]`` or the latest exchange session on or before the
-run's New York date.
+New York date of the run's ``data_interval_end``
+(:func:`pipelines.orchestration.run_session.run_session`, as every DAG).
 
 Approval: the loop's config (``ALPHAFACTORY_DAILY_CONFIG``) says whether orders are
 auto-approved (demo) or wait for a PM (production, the default), how long the PM has
@@ -22,7 +23,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pendulum
 from airflow.sdk import DAG, get_current_context, task
 
 from pipelines.daily.approval import AuditedApprovalOperator
@@ -62,17 +62,14 @@ with DAG(
 
     @task
     def resolve_session() -> str:
-        """The session to rebalance (ISO date): conf["session"], else the run's NY session."""
-        from pipelines.timeline import trading_calendar
+        """The session to rebalance (ISO date): conf["session"], else the run's session."""
+        from pipelines.orchestration.run_session import run_session
 
         dag_run: Any = get_current_context()["dag_run"]
-        requested = (dag_run.conf or {}).get("session")
-        if requested:
-            return str(requested)
-        when = dag_run.logical_date or dag_run.run_after
-        calendar = trading_calendar()
-        local = pendulum.instance(when).in_timezone(str(calendar.tz)).date()
-        return calendar.back(local, 1)[0].isoformat()
+        day = run_session(
+            dag_run.conf, dag_run.data_interval_end, dag_run.logical_date, dag_run.run_after
+        )
+        return day.isoformat()
 
     @task
     def scores(session: str) -> Any:
