@@ -168,6 +168,19 @@ def _sql_schema(spec: TableSpec, candidates: pa.Table) -> pa.Schema:
     return schema
 
 
+def _same_as_previous(rows: pa.Table, columns: list[str] | tuple[str, ...]) -> pa.Array:
+    """For rows 1..n-1 of ``rows`` (n >= 2): whether each equals the row before it on
+    every one of ``columns``."""
+    n = rows.num_rows
+    same: pa.Array | None = None
+    for c in columns:
+        col = rows.column(c)
+        eq = pc.equal(col.slice(1), col.slice(0, n - 1))
+        same = eq if same is None else pc.and_(same, eq)
+    assert same is not None
+    return same
+
+
 def _resolve_unique(spec: TableSpec, candidates: pa.Table, rng: ValidRange) -> pa.Table | None:
     """The SQL's answer when every (key, valid_date) of ``candidates`` is one row (then
     ``row_number() = 1`` keeps them all), computed in Arrow; None when it is not so (or
@@ -188,23 +201,13 @@ def _resolve_unique(spec: TableSpec, candidates: pa.Table, rng: ValidRange) -> p
     order = ["valid_date", *spec.key] if point else [*spec.key, "valid_date"]
     rows = candidates.take(pc.sort_indices(candidates, [(c, "ascending") for c in order]))
     n = rows.num_rows
-    if n > 1:
-        same = None
-        for c in order:
-            col = rows.column(c)
-            eq = pc.equal(col.slice(1), col.slice(0, n - 1))
-            same = eq if same is None else pc.and_(same, eq)
-        if pc.any(same).as_py():
-            return None
+    if n > 1 and pc.any(_same_as_previous(rows, order)).as_py():
+        return None
     if not point:
         # lead(valid_date) over each key's versions in valid-date order.
         dates = rows.column("valid_date")
         if n > 1:
-            same_key = None
-            for c in spec.key:
-                col = rows.column(c)
-                eq = pc.equal(col.slice(1), col.slice(0, n - 1))
-                same_key = eq if same_key is None else pc.and_(same_key, eq)
+            same_key = _same_as_previous(rows, spec.key)
             nxt = pc.if_else(same_key, dates.slice(1), pa.scalar(None, dates.type))
             until = pa.concat_arrays(
                 [*nxt.chunks, pa.array([None], dates.type)]  # the last row: no next version
