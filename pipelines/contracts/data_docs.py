@@ -45,11 +45,14 @@ def data_docs_root() -> Path:
     return base / "reports" / "data_docs"
 
 
-def data_docs_location() -> str:
+def data_docs_location(lake_root: str | None = None) -> str:
     """Where the gate writes Data Docs: ``<lake root>/reports/data_docs``, a local path or
-    an ``s3://`` URI (the lake's own reports prefix)."""
+    an ``s3://`` URI (the lake's own reports prefix), for the lake at ``lake_root`` (default:
+    the configured lake)."""
     from pipelines.config import get_settings
 
+    if lake_root is not None:
+        return f"{lake_root.rstrip('/')}/reports/data_docs"
     s = get_settings()
     if s.is_s3:
         return f"{s.lake_root.rstrip('/')}/reports/data_docs"

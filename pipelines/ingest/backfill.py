@@ -476,6 +476,7 @@ def _gate_and_write(
             row_batches=owner,
             known_security_ids=known_ids,
             delisted=delisted,
+            lake_root=lake.location.root,
         )
         result = gate(feed, ParsedBatch(feed.name, "chunk", combined), ctx)
     bad_files: set[int] = set()
@@ -716,6 +717,7 @@ def backfill_rest(
                 # One session window is one knowledge batch, as in a daily run: a record
                 # and its restatement published in a later window are not duplicates.
                 row_batches=owner,
+                lake_root=lake.location.root,
             )
             result = gate(feed, batch, ctx)
         else:

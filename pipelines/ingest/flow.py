@@ -289,6 +289,7 @@ def gate_and_load(
         delisted=(
             None if feed.table == "security_master" else delisted_ids(lake, published_at, day)
         ),
+        lake_root=lake.location.root,
     )
     result = gate(feed, batch, ctx)
     if result.outcome == "blocked":
@@ -787,7 +788,11 @@ def _gate_records(
     """Like :func:`gate_and_load` for REST records, whose known_at differs per record."""
     latest = max(known.to_pylist()) if len(known) else dt.datetime.now(dt.UTC)
     ctx = GateContext(
-        feed=feed.name, logical_date=day, file_names=(raw.file_name,), published_at=latest
+        feed=feed.name,
+        logical_date=day,
+        file_names=(raw.file_name,),
+        published_at=latest,
+        lake_root=lake.location.root,
     )
     # Judge each record's own known_at (key uniqueness includes it), not one batch instant.
     with_known = batch.table.append_column("known_at", known)
@@ -1142,6 +1147,7 @@ def _release_records(
         logical_date=day,
         file_names=(raw.file_name,),
         published_at=max(known.to_pylist()),
+        lake_root=lake.location.root,
     )
     with_known = batch.table.append_column("known_at", known)
     result = gate(feed, ParsedBatch(batch.feed, batch.file_name, with_known, batch.issues), ctx)

@@ -39,6 +39,9 @@ class GateContext:
     row_batches: np.ndarray | None = None
     #: Securities delisted as known at ``published_at``: id → last trading date.
     delisted: Mapping[str, dt.date] | None = None
+    #: The root of the lake the batch is written to: its Data Docs page goes under that
+    #: lake's reports (None: the configured lake's).
+    lake_root: str | None = None
 
 
 @dataclass
@@ -129,17 +132,18 @@ def contract_gate(feed: FeedSpec, batch: ParsedBatch, ctx: GateContext) -> GateR
         batch_level=bool(report.batch_level_failures()),
         sample=sample,
         result_rows=rows,
-        data_docs=_data_docs(report),
+        data_docs=_data_docs(report, ctx.lake_root),
     )
 
 
-def _data_docs(report: Any) -> str | None:
-    """Write the run's Data Docs page; a full disk must not block ingestion, so a failure
-    is logged and the run carries no link."""
+def _data_docs(report: Any, lake_root: str | None) -> str | None:
+    """Write the run's Data Docs page under ``lake_root``'s reports (default: the configured
+    lake's); a full disk must not block ingestion, so a failure is logged and the run
+    carries no link."""
     from pipelines.contracts.data_docs import data_docs_location, write_validation_page
 
     try:
-        page = write_validation_page(report, data_docs_location())
+        page = write_validation_page(report, data_docs_location(lake_root))
     except (OSError, ValueError) as exc:
         log.warning("Data Docs not written for %s: %s", report.dataset, exc)
         return None

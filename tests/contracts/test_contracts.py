@@ -368,3 +368,32 @@ def test_every_contract_gate_run_writes_its_data_docs_page(clean: pd.DataFrame) 
     assert "Great Expectations" in html and html.count("values must") >= 5  # the rules
     index = (data_docs_root() / INDEX).read_text()
     assert page.name in index and "vendor_prices" in index
+
+
+def test_the_gate_writes_data_docs_under_the_lake_it_validates_for(
+    clean: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A batch bound for another lake than the configured one (a benchmark's temp lake, a
+    test's) gets its Data Docs page under that lake's reports, not the configured lake's
+    (bug: the page followed the settings whatever lake was written)."""
+    import pyarrow as pa
+
+    from pipelines.contracts.data_docs import INDEX, data_docs_root
+    from pipelines.ingest.feed_spec import load_feeds
+    from pipelines.ingest.gate import GateContext, contract_gate
+    from pipelines.ingest.parse import ParsedBatch
+
+    feed = load_feeds()["vendor_prices"]
+    frame = clean.copy()
+    frame["known_at"] = publish_time(DAY)
+    before = set(data_docs_root().rglob("*.html")) if data_docs_root().exists() else set()
+    ctx = GateContext(
+        feed.name, DAY, (FILE,), published_at=publish_time(DAY), lake_root=str(tmp_path)
+    )
+    result = contract_gate(feed, ParsedBatch(feed.name, FILE, pa.Table.from_pandas(frame)), ctx)
+    assert result.data_docs is not None
+    page = Path(result.data_docs)
+    assert page.is_file() and page.is_relative_to(tmp_path / "reports" / "data_docs")
+    assert (tmp_path / "reports" / "data_docs" / INDEX).is_file()
+    after = set(data_docs_root().rglob("*.html")) if data_docs_root().exists() else set()
+    assert after == before  # nothing written under the configured lake
