@@ -41,6 +41,7 @@ exact limit, its answer audited to 1e-5, and whole-share rounding stays inside 5
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -190,13 +191,27 @@ class RiskLimits(BaseModel):
         )
 
 
+# Parsed limits by file content: every session loads its limits (YAML parsing and
+# validation cost more than the rest of a small batch's checks); the same bytes always
+# give the same (frozen) limits, and an edited file has new bytes.
+_PARSED: dict[bytes, RiskLimits] = {}
+_PARSED_MAX = 64
+
+
 def load_limits(name_or_path: str | Path = "default") -> RiskLimits:
-    """Load limits by shipped name or YAML path."""
+    """Load limits by shipped name or YAML path (the file is read at every call; its
+    content is parsed once per process)."""
     p = Path(name_or_path)
     if not p.suffix:
         p = LIMITS_DIR / f"{name_or_path}.yaml"
-    with p.open() as fh:
-        return RiskLimits.model_validate(yaml.safe_load(fh))
+    content = p.read_bytes()
+    limits = _PARSED.get(content)
+    if limits is None:
+        limits = RiskLimits.model_validate(yaml.safe_load(content))
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[content] = limits
+    return limits
 
 
 @dataclass(frozen=True)
@@ -222,9 +237,17 @@ class Breach:
 
 @dataclass(frozen=True)
 class PreTradeResult:
+    """The verdict on a batch: accepted and rejected orders, and one audit row per check
+    (``records``: dicts with the :data:`AUDIT_COLUMNS`, in check order)."""
+
     accepted: list[Order]
     rejected: list[tuple[Order, list[Breach]]]
-    audit: pd.DataFrame
+    records: list[dict[str, object]]
+
+    @functools.cached_property
+    def audit(self) -> pd.DataFrame:
+        """The audit rows as a frame (built on first use: execution reads the records)."""
+        return pd.DataFrame(self.records, columns=list(AUDIT_COLUMNS))
 
     def rejected_rules(self, client_order_id: str) -> list[str]:
         for o, b in self.rejected:
@@ -483,8 +506,8 @@ def check_orders(
 
     accepted = [seq[i] for i in range(len(seq)) if not breaches[i]]
     rejected = [(seq[i], breaches[i]) for i in range(len(seq)) if breaches[i]]
-    frame = pd.DataFrame([r for i in range(len(seq)) for r in rows[i]], columns=list(AUDIT_COLUMNS))
-    return PreTradeResult(accepted=accepted, rejected=rejected, audit=frame)
+    records = [r for i in range(len(seq)) for r in rows[i]]
+    return PreTradeResult(accepted=accepted, rejected=rejected, records=records)
 
 
 def with_kill_switch(limits: RiskLimits, engaged: bool = True) -> RiskLimits:

@@ -12,6 +12,7 @@ from pipelines.lake import Lake
 from pipelines.risk import kill_switch
 from pipelines.risk.pretrade import (
     AUDIT_COLUMNS,
+    LIMITS_DIR,
     BookState,
     Order,
     RiskLimits,
@@ -239,3 +240,13 @@ def test_scalar_exposure_is_the_trees_exposure_bit_for_bit() -> None:
                 want == got and math.copysign(1.0, want) == math.copysign(1.0, got)
             ), (kind, w, want, got)
             assert np.float64(got).tobytes() == np.float64(want).tobytes() or math.isnan(want)
+
+
+def test_load_limits_parses_a_file_once_and_sees_edits(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    text = (LIMITS_DIR / "default.yaml").read_text()
+    path.write_text(text)
+    first = load_limits(path)
+    assert load_limits(path) is first  # same content: parsed once
+    path.write_text(text.replace("kill_switch: false", "kill_switch: true"))
+    assert load_limits(path).kill_switch and not first.kill_switch
