@@ -33,7 +33,7 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -289,7 +289,7 @@ def execute_day(
         read_at = time.monotonic()
         if kill is not None:
             halt(kill)
-        for row in todo.to_dict("records"):
+        for row in _records(todo, _ORDER_FIELDS):
             order = broker_order(row, trade_date)
             if kill is None and time.monotonic() - read_at >= kill_switch_poll:
                 kill = kill_switch_active(limits, lake)
@@ -350,6 +350,27 @@ def execute_day(
         )
     log.info("execute_day %s %s: %s", portfolio_id, trade_date, report.summary())
     return report
+
+
+# The ``orders`` columns an order is sent with (:func:`~.orders.broker_order`).
+_ORDER_FIELDS = (
+    "client_order_id",
+    "portfolio_id",
+    "security_id",
+    "side",
+    "quantity",
+    "order_type",
+    "limit_price",
+    "algo",
+    "algo_params",
+)
+
+
+def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """``frame[columns].to_dict("records")`` (the same Python values, row by row) from one
+    ``tolist`` per column instead of boxing every cell through ``itertuples``."""
+    values = [frame[c].tolist() for c in columns]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def switch_engaged(limits: RiskLimits, store: Store) -> bool:
@@ -546,7 +567,7 @@ def _generate(
             {
                 "event": "targets_received",
                 "detail": {
-                    "rows": frame[target_cols].to_dict("records"),
+                    "rows": _records(frame, target_cols),
                     "current_positions": current,
                     "nav": book.nav,
                 },
@@ -566,7 +587,7 @@ def _generate(
                 "security_id": r["security_id"],
                 "detail": {k: r[k] for k in ("rule", "passed", "value", "limit", "reason")},
             }
-            for r in verdict.audit.to_dict("records")
+            for r in verdict.records
         ],
         known_at=now,
     )
@@ -588,7 +609,17 @@ def _generate(
                         "reason": r["reject_reason"],
                     },
                 }
-                for r in rows.to_dict("records")
+                for r in _records(
+                    rows,
+                    (
+                        "status",
+                        "client_order_id",
+                        "security_id",
+                        "side",
+                        "quantity",
+                        "reject_reason",
+                    ),
+                )
             ],
             known_at=now,
         )
@@ -625,7 +656,8 @@ def sync_orders(
         sent = at_broker(events)
         now = clock()
         new_events: list[dict[str, Any]] = []
-        for row in orders[orders["client_order_id"].isin(sent)].to_dict("records"):
+        asked = orders[orders["client_order_id"].isin(sent)]
+        for row in _records(asked, ("client_order_id", "portfolio_id", "security_id")):
             state = broker.order_status(str(row["client_order_id"]))
             if state is None:
                 continue
