@@ -256,12 +256,33 @@ class PreTradeResult:
         return []
 
 
+Chain = list[tuple[str, str, NodeLimits]]
+_CHAINS_MAX = 100_000
+# The limit tree of a RiskLimits and its securities' chains, by the limits object (kept
+# alive here, so its id is not reused): a session checks its batch twice (preview and
+# execution) and every session of a run checks against the same limits (load_limits
+# gives one object per file content); both are functions of the frozen limits (and of a
+# security's attributes).
+_TREES: dict[int, tuple[RiskLimits, LimitTree, dict[object, Chain]]] = {}
+
+
+def _tree_of(limits: RiskLimits) -> tuple[LimitTree, dict[object, Chain]]:
+    hit = _TREES.get(id(limits))
+    if hit is None or hit[0] is not limits:
+        if len(_TREES) >= 32:
+            _TREES.clear()
+        hit = _TREES[id(limits)] = (limits, limits.tree(), {})
+    return hit[1], hit[2]
+
+
 class _Book:
     """Mutable book used while checking a batch: notional by security, its gross, and the
     gross/net/long/short sums (fractions of NAV) of every bounded node of the limit tree
     a held security belongs to."""
 
-    def __init__(self, state: BookState, tree: LimitTree) -> None:
+    def __init__(
+        self, state: BookState, tree: LimitTree, chains: dict[object, Chain] | None = None
+    ) -> None:
         self.nav = state.nav
         self.tree = tree
         self.notional: dict[str, float] = {}
@@ -270,12 +291,44 @@ class _Book:
         self.sums: dict[str, dict[str, float]] = {}
         self.gross = 0.0
         # chain() per (security, sector): the tree and the attributes are fixed, and a
-        # batch asks for the same security's nodes at every move and check.
-        self._chains: dict[tuple[str, str | None], list[tuple[str, str, NodeLimits]]] = {}
+        # batch asks for the same security's nodes at every move and check. ``chains``:
+        # the tree's chains by security and attributes, shared by the batches checked
+        # against the same limits.
+        self._chains: dict[tuple[str, str | None], Chain] = {}
+        self._shared = chains if chains is not None else {}
+        if not self.nav > 0:
+            for sid, q in state.positions.items():
+                self.move(sid, q * float(state.prices.get(sid, 0.0)))
+            return
+        # move() from an empty book, inlined (it is the bulk of a batch's checks): from
+        # zero, a move adds exactly the new exposure (x − 0.0 is x), to the same sums
+        # in the same order.
+        nav, gross, sums_of = self.nav, 0.0, self.sums
         for sid, q in state.positions.items():
-            self.move(sid, q * float(state.prices.get(sid, 0.0)))
+            new = self.notional.get(sid, 0.0) + q * float(state.prices.get(sid, 0.0))
+            if sid in self.notional:  # not from zero (a Mapping has no repeats; be safe)
+                self.gross = gross
+                self.move(sid, new - self.notional[sid])
+                gross = self.gross
+                continue
+            self.notional[sid] = new
+            gross += abs(new) / nav
+            w = new / nav
+            v = -w
+            long = w if (w > 0.0 or w != w) else 0.0
+            short = v if (v > 0.0 or v != v) else 0.0
+            gw = abs(w)
+            for name, _, _ in self.chain(sid):
+                sums = sums_of.get(name)
+                if sums is None:
+                    sums = sums_of[name] = dict.fromkeys(KINDS, 0.0)
+                sums["gross"] += gw
+                sums["net"] += w
+                sums["long"] += long
+                sums["short"] += short
+        self.gross = gross
 
-    def chain(self, sid: str) -> list[tuple[str, str, NodeLimits]]:
+    def chain(self, sid: str) -> Chain:
         """Bounded nodes of ``sid``: its group nodes, portfolio first, then itself."""
         key = (sid, self.sectors.get(sid))
         found = self._chains.get(key)
@@ -284,10 +337,20 @@ class _Book:
         attrs: dict[str, object] = dict(self.attributes.get(sid, {}))
         if sid in self.sectors:
             attrs["sector"] = self.sectors[sid]
-        out = list(self.tree.chain(attrs))
-        own = self.tree.security_limits(sid)
-        if not own.empty:
-            out.append((node_name((*self.tree.path_of(attrs), sid)), "security", own))
+        try:
+            shared: object = (sid, tuple(sorted(attrs.items())))
+            out = self._shared.get(shared)
+        except TypeError:  # an attribute value that cannot key a dict: not shared
+            shared, out = None, None
+        if out is None:
+            out = list(self.tree.chain(attrs))
+            own = self.tree.security_limits(sid)
+            if not own.empty:
+                out.append((node_name((*self.tree.path_of(attrs), sid)), "security", own))
+            if shared is not None:
+                if len(self._shared) >= _CHAINS_MAX:
+                    self._shared.clear()
+                self._shared[shared] = out
         self._chains[key] = out
         return out
 
@@ -354,7 +417,7 @@ def check_orders(
     ``store`` is the lake holding the central kill switch (read once for the batch)."""
     ts = now or datetime.now(UTC)
     kill = kill_switch_active(limits, store)
-    running = _Book(book, limits.tree())
+    running = _Book(book, *_tree_of(limits))
     restricted = set(limits.restricted) | set(book.restricted)
     loss_hit = book.daily_pnl <= -limits.daily_loss_limit_pct * book.nav
     seq = list(orders)
