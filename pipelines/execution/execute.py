@@ -59,7 +59,14 @@ from pipelines.execution.orders import (
     run_pretrade,
     targets_frame,
 )
-from pipelines.execution.records import append_new, now_utc, read_day, short_hash, write_audit
+from pipelines.execution.records import (
+    append_new,
+    audit_rows,
+    now_utc,
+    read_day,
+    short_hash,
+    write_audit,
+)
 from pipelines.lake.interface import Store
 from pipelines.portfolio.targets import TargetPortfolio
 from pipelines.risk.kill_switch import (
@@ -558,37 +565,36 @@ def _generate(
         for c in ("security_id", "target_shares", "current_shares", "price", "weight")
         if c in frame
     ]
-    write_audit(
+    received = {
+        "event": "targets_received",
+        "detail": {
+            "rows": _records(frame, target_cols),
+            "current_positions": current,
+            "nav": book.nav,
+        },
+    }
+    checks = [
+        {
+            "event": "check_passed" if r["passed"] else "check_failed",
+            "client_order_id": r["client_order_id"],
+            "security_id": r["security_id"],
+            "detail": {k: r[k] for k in ("rule", "passed", "value", "limit", "reason")},
+        }
+        for r in verdict.records
+    ]
+    # The targets' and the checks' audit rows (write_audit's rows for each stage) in one
+    # idempotent append: one lake commit instead of two.
+    append_new(
         lake,
-        portfolio_id,
+        "execution_audit",
+        pd.concat(
+            [
+                audit_rows(portfolio_id, "targets", [received]),
+                audit_rows(portfolio_id, "pretrade", checks),
+            ],
+            ignore_index=True,
+        ),
         trade_date,
-        "targets",
-        [
-            {
-                "event": "targets_received",
-                "detail": {
-                    "rows": _records(frame, target_cols),
-                    "current_positions": current,
-                    "nav": book.nav,
-                },
-            }
-        ],
-        known_at=now,
-    )
-    write_audit(
-        lake,
-        portfolio_id,
-        trade_date,
-        "pretrade",
-        [
-            {
-                "event": "check_passed" if r["passed"] else "check_failed",
-                "client_order_id": r["client_order_id"],
-                "security_id": r["security_id"],
-                "detail": {k: r[k] for k in ("rule", "passed", "value", "limit", "reason")},
-            }
-            for r in verdict.records
-        ],
         known_at=now,
     )
     if not rows.empty:
@@ -642,16 +648,22 @@ def sync_orders(
     trade_date: dt.date,
     *,
     clock: Callable[[], dt.datetime] = now_utc,
+    orders: pd.DataFrame | None = None,
 ) -> SyncResult:
     """Pull order states and fills for the day's orders from the broker into the lake.
 
     Fills are recorded only for client order ids in our ``orders`` table (a fill on an id
     we never sent is not ours to book — reconciliation reports it as a break); each fill
-    and each state change is stored once however often this runs.
+    and each state change is stored once however often this runs. ``orders``: the day's
+    ``orders`` rows of the portfolio as :func:`~.records.read_day` gives them now, when
+    the caller has just read them (default: read here).
     """
     broker.connect()
     with consistent_reads(broker):  # one pass of the paper broker, not one per order
-        orders = load_orders(lake, portfolio_id, trade_date)
+        if orders is None:
+            orders = load_orders(lake, portfolio_id, trade_date)
+        else:  # as load_orders orders them
+            orders = orders.sort_values("security_id").reset_index(drop=True)
         events = read_day(lake, "order_events", trade_date, portfolio_id)
         sent = at_broker(events)
         now = clock()

@@ -289,7 +289,9 @@ def reconcile_day(
     if prices is not None:
         prices = _SessionOnce(prices)
     with consistent_reads(broker):  # the broker's book as of one pass, for every query
-        sync = sync_orders(lake, broker, portfolio_id, date, clock=clock)
+        # The day's orders, read once for the sync and the TCA (nothing here writes them).
+        orders = read_day(lake, "orders", date, portfolio_id)
+        sync = sync_orders(lake, broker, portfolio_id, date, clock=clock, orders=orders)
         now = clock()
         # Our book of record before `date`, read once (positions, its date, cash).
         held_before = _history(lake, "positions", portfolio_id, date)
@@ -477,7 +479,9 @@ def reconcile_day(
         if prices is not None:
             from pipelines.execution.tca import run_tca
 
-            report.tca = run_tca(lake, portfolio_id, date, prices, clock=clock)
+            report.tca = run_tca(
+                lake, portfolio_id, date, prices, clock=clock, orders=orders, fills=fills
+            )
         return report
 
 
