@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,8 +66,8 @@ def compute_tca(
     fees = fills["commission"].to_numpy(dtype=float)
     n = len(accepted)
     # The orders' columns as Python values (what to_dict("records") gives, per column).
-    cols = {
-        c: accepted[c].tolist() if c in accepted else [None] * n
+    cols: dict[str, list[Any]] = {
+        c: accepted[c].tolist()
         for c in ("client_order_id", "portfolio_id", "security_id", "side", "quantity")
     }
     cols["decision_price"] = (
