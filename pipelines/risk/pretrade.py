@@ -455,13 +455,16 @@ def check_orders(
             and order.reference_price > 0
             and (order.limit_price is None or order.limit_price > 0)
         )
+        # A passed check's reason is never read: each is formatted only on a breach.
         record(
             at,
             "valid_order",
             valid,
             order.quantity,
             0.0,
-            f"invalid order: side={order.side} qty={order.quantity} "
+            ""
+            if valid
+            else f"invalid order: side={order.side} qty={order.quantity} "
             f"ref={order.reference_price} limit={order.limit_price}",
         )
         if not valid:
@@ -474,42 +477,57 @@ def check_orders(
             not is_restricted,
             float(is_restricted),
             0.0,
-            f"{order.security_id} is on the restricted list",
+            f"{order.security_id} is on the restricted list" if is_restricted else "",
         )
+        notional = order.notional
+        ok = notional <= limits.max_order_notional
         record(
             at,
             "max_order_notional",
-            order.notional <= limits.max_order_notional,
-            order.notional,
+            ok,
+            notional,
             limits.max_order_notional,
-            f"order notional {order.notional:,.0f} exceeds {limits.max_order_notional:,.0f}",
+            ""
+            if ok
+            else f"order notional {notional:,.0f} exceeds {limits.max_order_notional:,.0f}",
         )
+        ok = order.quantity <= limits.max_order_shares
         record(
             at,
             "max_order_shares",
-            order.quantity <= limits.max_order_shares,
+            ok,
             order.quantity,
             limits.max_order_shares,
-            f"order quantity {order.quantity:,.0f} exceeds {limits.max_order_shares:,.0f} shares",
+            ""
+            if ok
+            else f"order quantity {order.quantity:,.0f} exceeds "
+            f"{limits.max_order_shares:,.0f} shares",
         )
         adv_pct = order.quantity / order.adv if order.adv > 0 else math.inf
+        ok = adv_pct <= limits.max_adv_pct
         record(
             at,
             "max_adv_pct",
-            adv_pct <= limits.max_adv_pct,
+            ok,
             adv_pct,
             limits.max_adv_pct,
-            f"order is {adv_pct:.1%} of ADV ({order.adv:,.0f} sh), limit {limits.max_adv_pct:.1%}",
+            ""
+            if ok
+            else f"order is {adv_pct:.1%} of ADV ({order.adv:,.0f} sh), "
+            f"limit {limits.max_adv_pct:.1%}",
         )
         close = order.last_close if order.last_close is not None else order.reference_price
         dev = abs(order.price / close - 1.0) if close > 0 else math.inf
+        ok = dev <= limits.price_collar_pct
         record(
             at,
             "price_collar",
-            dev <= limits.price_collar_pct,
+            ok,
             dev,
             limits.price_collar_pct,
-            f"price {order.price:.4f} is {dev:.1%} from last close {close:.4f} "
+            ""
+            if ok
+            else f"price {order.price:.4f} is {dev:.1%} from last close {close:.4f} "
             f"(collar {limits.price_collar_pct:.1%})",
         )
         if order.sector is not None:
@@ -544,24 +562,26 @@ def check_orders(
                 lo, hi = lim.lower(kind), lim.upper(kind)
                 excess1 = max(v1 - hi, lo - v1, 0.0)
                 excess0 = max(v0 - hi, lo - v0, 0.0)
-                bound = f"outside [{lo:+.3f}, {hi:+.3f}]" if kind == "net" else f"exceeds {hi:.3f}"
-                record(
-                    at,
-                    rule_name(level, kind),
-                    excess1 <= LIMIT_TOL or excess1 <= excess0,
-                    v1,
-                    lo if v1 < lo else hi,
-                    f"post-trade {name} {kind} {v1:+.4f}×NAV {bound}",
-                )
+                ok = excess1 <= LIMIT_TOL or excess1 <= excess0
+                reason = ""
+                if not ok:
+                    bound = (
+                        f"outside [{lo:+.3f}, {hi:+.3f}]" if kind == "net" else f"exceeds {hi:.3f}"
+                    )
+                    reason = f"post-trade {name} {kind} {v1:+.4f}×NAV {bound}"
+                record(at, rule_name(level, kind), ok, v1, lo if v1 < lo else hi, reason)
         risk_reducing = abs(with_n) < abs(without_n)
+        ok = (not loss_hit) or risk_reducing
         record(
             at,
             "daily_loss_limit",
-            (not loss_hit) or risk_reducing,
+            ok,
             book.daily_pnl / book.nav,
             -limits.daily_loss_limit_pct,
-            f"daily loss {book.daily_pnl:,.0f} breached −{limits.daily_loss_limit_pct:.1%} of "
-            "NAV; only risk-reducing orders allowed",
+            ""
+            if ok
+            else f"daily loss {book.daily_pnl:,.0f} breached −{limits.daily_loss_limit_pct:.1%} "
+            "of NAV; only risk-reducing orders allowed",
         )
         if breaches[at] and at in in_book:
             in_book.discard(at)
