@@ -111,6 +111,9 @@ def _finite(value: object) -> float | None:
     return x if math.isfinite(x) else None
 
 
+_ACTION_COLUMNS = ("action_type", "valid_date", "security_id", "action_id", "ratio", "amount")
+
+
 def lake_corporate_actions(
     store: Store,
     security_ids: Iterable[str],
@@ -129,14 +132,19 @@ def lake_corporate_actions(
     start = (after + dt.timedelta(days=1)) if after is not None else dt.date(1900, 1, 1)
     if start > through:
         return []
-    frame = store.as_of(
+    table = store.as_of(
         "corporate_actions",
         known_at=known_at,
         valid_at=(start, through),
         filter=pc.field("security_id").isin(pa.array(ids, pa.string())),
-    ).to_pandas()
+    )
+    # Only the columns read below, each as Python values (what the frame's records hold
+    # for them), instead of converting every column and boxing every cell.
+    used = [c for c in _ACTION_COLUMNS if c in table.column_names]
+    frame = table.select(used).to_pandas()
+    columns = {c: frame[c].tolist() for c in used}
     out: list[BookAction] = []
-    for rec in frame.to_dict("records"):
+    for rec in ({c: v[i] for c, v in columns.items()} for i in range(len(frame))):
         kind = str(rec["action_type"])
         ex = rec["valid_date"]
         ex_date = ex if isinstance(ex, dt.date) else dt.date.fromisoformat(str(ex)[:10])

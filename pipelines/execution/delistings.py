@@ -34,6 +34,14 @@ from pipelines.timeline import trading_calendar
 
 # How far back the last close before a delisting is looked for.
 _PRICE_LOOKBACK = dt.timedelta(days=3660)
+_MASTER_COLUMNS = (
+    "security_id",
+    "valid_date",
+    "listed",
+    "delist_date",
+    "delist_reason",
+    "delist_return",
+)
 
 
 @dataclass(frozen=True)
@@ -71,9 +79,9 @@ def lake_delistings(
     if not ids:
         return {}
     id_filter = pc.field("security_id").isin(pa.array(ids, pa.string()))
-    master = store.as_of(
-        "security_master", known_at=known_at, valid_at=through, filter=id_filter
-    ).to_pandas()
+    table = store.as_of("security_master", known_at=known_at, valid_at=through, filter=id_filter)
+    # Only the columns read below (the master has many): the same values, converted once.
+    master = table.select([c for c in _MASTER_COLUMNS if c in table.column_names]).to_pandas()
     if master.empty:
         return {}
     master = master.sort_values("valid_date").groupby("security_id").tail(1)

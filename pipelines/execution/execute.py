@@ -33,7 +33,7 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +59,14 @@ from pipelines.execution.orders import (
     run_pretrade,
     targets_frame,
 )
-from pipelines.execution.records import append_new, now_utc, read_day, short_hash, write_audit
+from pipelines.execution.records import (
+    append_new,
+    audit_rows,
+    now_utc,
+    read_day,
+    short_hash,
+    write_audit,
+)
 from pipelines.lake.interface import Store
 from pipelines.portfolio.targets import TargetPortfolio
 from pipelines.risk.kill_switch import (
@@ -289,7 +296,7 @@ def execute_day(
         read_at = time.monotonic()
         if kill is not None:
             halt(kill)
-        for row in todo.to_dict("records"):
+        for row in _records(todo, _ORDER_FIELDS):
             order = broker_order(row, trade_date)
             if kill is None and time.monotonic() - read_at >= kill_switch_poll:
                 kill = kill_switch_active(limits, lake)
@@ -350,6 +357,27 @@ def execute_day(
         )
     log.info("execute_day %s %s: %s", portfolio_id, trade_date, report.summary())
     return report
+
+
+# The ``orders`` columns an order is sent with (:func:`~.orders.broker_order`).
+_ORDER_FIELDS = (
+    "client_order_id",
+    "portfolio_id",
+    "security_id",
+    "side",
+    "quantity",
+    "order_type",
+    "limit_price",
+    "algo",
+    "algo_params",
+)
+
+
+def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """``frame[columns].to_dict("records")`` (the same Python values, row by row) from one
+    ``tolist`` per column instead of boxing every cell through ``itertuples``."""
+    values = [frame[c].tolist() for c in columns]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def switch_engaged(limits: RiskLimits, store: Store) -> bool:
@@ -537,37 +565,36 @@ def _generate(
         for c in ("security_id", "target_shares", "current_shares", "price", "weight")
         if c in frame
     ]
-    write_audit(
+    received = {
+        "event": "targets_received",
+        "detail": {
+            "rows": _records(frame, target_cols),
+            "current_positions": current,
+            "nav": book.nav,
+        },
+    }
+    checks = [
+        {
+            "event": "check_passed" if r["passed"] else "check_failed",
+            "client_order_id": r["client_order_id"],
+            "security_id": r["security_id"],
+            "detail": {k: r[k] for k in ("rule", "passed", "value", "limit", "reason")},
+        }
+        for r in verdict.records
+    ]
+    # The targets' and the checks' audit rows (write_audit's rows for each stage) in one
+    # idempotent append: one lake commit instead of two.
+    append_new(
         lake,
-        portfolio_id,
+        "execution_audit",
+        pd.concat(
+            [
+                audit_rows(portfolio_id, "targets", [received]),
+                audit_rows(portfolio_id, "pretrade", checks),
+            ],
+            ignore_index=True,
+        ),
         trade_date,
-        "targets",
-        [
-            {
-                "event": "targets_received",
-                "detail": {
-                    "rows": frame[target_cols].to_dict("records"),
-                    "current_positions": current,
-                    "nav": book.nav,
-                },
-            }
-        ],
-        known_at=now,
-    )
-    write_audit(
-        lake,
-        portfolio_id,
-        trade_date,
-        "pretrade",
-        [
-            {
-                "event": "check_passed" if r["passed"] else "check_failed",
-                "client_order_id": r["client_order_id"],
-                "security_id": r["security_id"],
-                "detail": {k: r[k] for k in ("rule", "passed", "value", "limit", "reason")},
-            }
-            for r in verdict.audit.to_dict("records")
-        ],
         known_at=now,
     )
     if not rows.empty:
@@ -588,7 +615,17 @@ def _generate(
                         "reason": r["reject_reason"],
                     },
                 }
-                for r in rows.to_dict("records")
+                for r in _records(
+                    rows,
+                    (
+                        "status",
+                        "client_order_id",
+                        "security_id",
+                        "side",
+                        "quantity",
+                        "reject_reason",
+                    ),
+                )
             ],
             known_at=now,
         )
@@ -611,21 +648,28 @@ def sync_orders(
     trade_date: dt.date,
     *,
     clock: Callable[[], dt.datetime] = now_utc,
+    orders: pd.DataFrame | None = None,
 ) -> SyncResult:
     """Pull order states and fills for the day's orders from the broker into the lake.
 
     Fills are recorded only for client order ids in our ``orders`` table (a fill on an id
     we never sent is not ours to book — reconciliation reports it as a break); each fill
-    and each state change is stored once however often this runs.
+    and each state change is stored once however often this runs. ``orders``: the day's
+    ``orders`` rows of the portfolio as :func:`~.records.read_day` gives them now, when
+    the caller has just read them (default: read here).
     """
     broker.connect()
     with consistent_reads(broker):  # one pass of the paper broker, not one per order
-        orders = load_orders(lake, portfolio_id, trade_date)
+        if orders is None:
+            orders = load_orders(lake, portfolio_id, trade_date)
+        else:  # as load_orders orders them
+            orders = orders.sort_values("security_id").reset_index(drop=True)
         events = read_day(lake, "order_events", trade_date, portfolio_id)
         sent = at_broker(events)
         now = clock()
         new_events: list[dict[str, Any]] = []
-        for row in orders[orders["client_order_id"].isin(sent)].to_dict("records"):
+        asked = orders[orders["client_order_id"].isin(sent)]
+        for row in _records(asked, ("client_order_id", "portfolio_id", "security_id")):
             state = broker.order_status(str(row["client_order_id"]))
             if state is None:
                 continue

@@ -144,6 +144,32 @@ def load_targets(
     return targets_frame(frame).sort_values("security_id").reset_index(drop=True)
 
 
+def _net_targets(frame: pd.DataFrame) -> tuple[dict[str, float], dict[str, float]]:
+    """Target shares (summed) and decision price (the last) per security.
+
+    With one row per security (the optimizer's targets) and numeric columns, straight
+    from the columns: the groupby's sum of one value is ``0.0 + value`` (NaN skipped, so
+    0.0; a negative zero becomes +0.0) and its last price the value (NaN kept) — the
+    groupby's floats without its cost (a tenth of an execution's order generation)."""
+    ids, shares, prices = frame["security_id"], frame["target_shares"], frame["price"]
+    numeric = all(
+        pd.api.types.is_float_dtype(c) or pd.api.types.is_integer_dtype(c) for c in (shares, prices)
+    )
+    if numeric and ids.is_unique and not ids.isna().any():
+        keys = [str(s) for s in ids.tolist()]
+        target = {
+            k: 0.0 + (float(q) if q == q else 0.0)
+            for k, q in zip(keys, shares.tolist(), strict=True)
+        }
+        return target, {k: float(p) for k, p in zip(keys, prices.tolist(), strict=True)}
+    grouped = frame.groupby("security_id", sort=True).agg(
+        target_shares=("target_shares", "sum"), price=("price", "last")
+    )
+    target = {str(k): float(v) for k, v in grouped["target_shares"].items()}
+    price = {str(k): float(v) for k, v in grouped["price"].items()}
+    return target, price
+
+
 def generate_orders(
     targets: TargetPortfolio | pd.DataFrame,
     current_positions: Mapping[str, float],
@@ -168,11 +194,7 @@ def generate_orders(
     Orders come back sorted by security id (a stable sending sequence).
     """
     frame = targets_frame(targets)
-    grouped = frame.groupby("security_id", sort=True).agg(
-        target_shares=("target_shares", "sum"), price=("price", "last")
-    )
-    target = {str(k): float(v) for k, v in grouped["target_shares"].items()}
-    price = {str(k): float(v) for k, v in grouped["price"].items()}
+    target, price = _net_targets(frame)
     if liquidate_missing:
         for sid, q in current_positions.items():
             if sid not in target and abs(q) > 0:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
@@ -155,9 +156,15 @@ class LakePriceSource:
         )
         if table.num_rows == 0:
             return {}
-        # One sort and per-security slices of numpy arrays (not a pandas groupby): each
-        # security's statistics are computed on exactly the arrays the groupby gave, so
-        # the floats are the same, at a fraction of the cost (hundreds of names a call).
+        day = np.datetime64(trade_date, "D")
+        dates = table.column("valid_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+        if not (dates == day).any():
+            return {}  # the session is not published yet: no bar for anyone
+        # One sort, then every security's statistics at once: the securities are grouped by
+        # the length of their lookback window, each group's windows are the rows of one
+        # matrix, reduced along the rows by the numpy functions the per-security arrays
+        # went through (np.nanmean, np.std), so the floats are the same (checked against
+        # the per-security computation by tests/execution/test_prices.py).
         frame = table.select(
             ["security_id", "valid_date", "open", "high", "low", "close", "volume"]
         )
@@ -171,30 +178,44 @@ class LakePriceSource:
             c: frame.column(c).to_numpy(zero_copy_only=False).astype(float)
             for c in ("open", "high", "low", "close", "volume")
         }
-        day = np.datetime64(trade_date, "D")
-        bounds = np.flatnonzero(sids[1:] != sids[:-1]) + 1
+        starts = np.concatenate([[0], np.flatnonzero(sids[1:] != sids[:-1]) + 1]).astype(np.intp)
+        # Within a security the rows ascend by date: its session rows follow the earlier ones.
+        n_before = np.add.reduceat((dates < day).astype(np.intp), starts)
+        n_through = np.add.reduceat((dates <= day).astype(np.intp), starts)
+        priced = n_through > n_before  # the security has a row on the session
+        starts, n_before, n_through = starts[priced], n_before[priced], n_through[priced]
+        at = starts + n_through - 1  # its last row on the session
+        window = np.minimum(n_before, self.lookback + 1)  # rows before the session it uses
+        first = starts + n_before - window
+        adv = np.full(len(starts), np.nan)
+        sigma = np.full(len(starts), np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN volumes: NaN, as before
+            for k in np.unique(window).tolist():
+                if k == 0:
+                    continue
+                group = np.flatnonzero(window == k)
+                rows = first[group][:, None] + np.arange(k, dtype=np.intp)[None, :]
+                adv[group] = np.nanmean(cols["volume"][rows], axis=1)
+                if k > 2:
+                    rets = np.diff(np.log(cols["close"][rows]), axis=1)
+                    sigma[group] = np.std(rets, axis=1, ddof=1)
+        close = cols["close"][at]
+        opens = _nums(cols["open"][at], close).tolist()
+        highs = _nums(cols["high"][at], close).tolist()
+        lows = _nums(cols["low"][at], close).tolist()
+        volume = _nums(cols["volume"][at], np.zeros(len(at))).tolist()
+        closes, advs, sigmas, ks = close.tolist(), adv.tolist(), sigma.tolist(), window.tolist()
         out: dict[str, SessionBar] = {}
-        for lo, hi in zip(
-            np.concatenate([[0], bounds]), np.concatenate([bounds, [len(sids)]]), strict=True
-        ):
-            span = dates[lo:hi]
-            today = np.flatnonzero(span == day)
-            if not len(today):
-                continue
-            at = lo + int(today[-1])
-            before = lo + np.flatnonzero(span < day)[-(self.lookback + 1) :]
-            closes = cols["close"][before]
-            rets = np.diff(np.log(closes)) if len(closes) > 2 else np.array([])
-            vols = cols["volume"][before]
-            close = float(cols["close"][at])
-            out[str(sids[lo])] = SessionBar(
-                open=_num(cols["open"][at], close),
-                high=_num(cols["high"][at], close),
-                low=_num(cols["low"][at], close),
-                close=close,
-                volume=_num(cols["volume"][at], 0.0),
-                adv=float(np.nanmean(vols)) if len(vols) else None,
-                sigma=float(np.std(rets, ddof=1)) if len(rets) > 1 else None,
+        for i, sid in enumerate(sids[starts].tolist()):
+            out[sid] = SessionBar(
+                open=opens[i],
+                high=highs[i],
+                low=lows[i],
+                close=closes[i],
+                volume=volume[i],
+                adv=advs[i] if ks[i] else None,
+                sigma=sigmas[i] if ks[i] > 2 else None,
             )
         return out
 
@@ -225,12 +246,9 @@ class LakePriceSource:
         return session_of(min(known, dt.datetime.now(dt.UTC)))
 
 
-def _num(value: object, default: float) -> float:
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
-    return x if math.isfinite(x) else default
+def _nums(values: np.ndarray, default: np.ndarray) -> np.ndarray:
+    """``values`` where finite, else ``default`` (elementwise)."""
+    return np.where(np.isfinite(values), values, default)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -35,7 +35,7 @@ from pipelines.execution.broker import Broker, consistent_reads
 from pipelines.execution.corporate_actions import apply_actions, lake_corporate_actions
 from pipelines.execution.delistings import lake_delistings
 from pipelines.execution.execute import sync_orders
-from pipelines.execution.prices import PriceSource
+from pipelines.execution.prices import PriceSource, SessionBar
 from pipelines.execution.records import now_utc, read_day, short_hash, write_audit
 from pipelines.lake import get_table
 from pipelines.lake.interface import Store
@@ -69,11 +69,12 @@ class ReconciliationReport:
         return self.breaks.empty
 
 
-def previous_positions(lake: Store, portfolio_id: str, date: dt.date) -> dict[str, float]:
-    """Our latest recorded position per security strictly before ``date`` (zeros dropped)."""
-    frame = read_day(
-        lake, "positions", (date - _LOOKBACK, date - dt.timedelta(days=1)), portfolio_id
-    )
+def _history(lake: Store, table: str, portfolio_id: str, date: dt.date) -> pd.DataFrame:
+    """Our ``table`` rows (positions or cash) in the lookback window strictly before ``date``."""
+    return read_day(lake, table, (date - _LOOKBACK, date - dt.timedelta(days=1)), portfolio_id)
+
+
+def _latest_positions(frame: pd.DataFrame) -> dict[str, float]:
     if frame.empty:
         return {}
     latest = frame.sort_values("valid_date").groupby("security_id").tail(1)
@@ -84,24 +85,53 @@ def previous_positions(lake: Store, portfolio_id: str, date: dt.date) -> dict[st
     }
 
 
-def previous_book_date(lake: Store, portfolio_id: str, date: dt.date) -> dt.date | None:
-    """The date of our latest recorded book (positions or cash) strictly before ``date``."""
-    window = (date - _LOOKBACK, date - dt.timedelta(days=1))
-    dates = [
-        pd.Timestamp(frame["valid_date"].max()).date()
-        for table in ("positions", "cash")
-        if not (frame := read_day(lake, table, window, portfolio_id)).empty
-    ]
+def _book_date(*frames: pd.DataFrame) -> dt.date | None:
+    dates = [pd.Timestamp(frame["valid_date"].max()).date() for frame in frames if not frame.empty]
     return max(dates) if dates else None
 
 
-def previous_cash(lake: Store, portfolio_id: str, date: dt.date, currency: str = "USD") -> float:
-    """Our latest recorded cash balance before ``date`` (0 if none)."""
-    frame = read_day(lake, "cash", (date - _LOOKBACK, date - dt.timedelta(days=1)), portfolio_id)
+def _latest_cash(frame: pd.DataFrame, currency: str) -> float:
     frame = frame[frame["currency"] == currency]
     if frame.empty:
         return 0.0
     return float(frame.sort_values("valid_date")["balance"].iloc[-1])
+
+
+def previous_positions(lake: Store, portfolio_id: str, date: dt.date) -> dict[str, float]:
+    """Our latest recorded position per security strictly before ``date`` (zeros dropped)."""
+    return _latest_positions(_history(lake, "positions", portfolio_id, date))
+
+
+def previous_book_date(lake: Store, portfolio_id: str, date: dt.date) -> dt.date | None:
+    """The date of our latest recorded book (positions or cash) strictly before ``date``."""
+    return _book_date(
+        _history(lake, "positions", portfolio_id, date), _history(lake, "cash", portfolio_id, date)
+    )
+
+
+def previous_cash(lake: Store, portfolio_id: str, date: dt.date, currency: str = "USD") -> float:
+    """Our latest recorded cash balance before ``date`` (0 if none)."""
+    return _latest_cash(_history(lake, "cash", portfolio_id, date), currency)
+
+
+class _SessionOnce:
+    """``prices`` answering every ``session`` question from one read of all the session's
+    bars, when the source can give them (a bar depends only on its own security's rows,
+    :meth:`~pipelines.execution.prices.LakePriceSource.session_all`): reconciliation's
+    marks and its TCA ask for the same session, for different securities."""
+
+    def __init__(self, prices: PriceSource) -> None:
+        self.prices = prices
+        self._bars: dict[dt.date, dict[str, SessionBar]] = {}
+
+    def session(self, trade_date: dt.date, security_ids: Sequence[str]) -> dict[str, SessionBar]:
+        every = getattr(self.prices, "session_all", None)
+        if every is None:
+            return self.prices.session(trade_date, security_ids)
+        bars = self._bars.get(trade_date)
+        if bars is None:
+            bars = self._bars[trade_date] = every(trade_date)
+        return {s: bars[s] for s in sorted(security_ids) if s in bars}
 
 
 def seed_positions(
@@ -256,17 +286,24 @@ def reconcile_day(
     differs from ours by more than ``tolerance`` shares is a ``break``; re-running adds
     rows only for values that changed.
     """
+    if prices is not None:
+        prices = _SessionOnce(prices)
     with consistent_reads(broker):  # the broker's book as of one pass, for every query
-        sync = sync_orders(lake, broker, portfolio_id, date, clock=clock)
+        # The day's orders, read once for the sync and the TCA (nothing here writes them).
+        orders = read_day(lake, "orders", date, portfolio_id)
+        sync = sync_orders(lake, broker, portfolio_id, date, clock=clock, orders=orders)
         now = clock()
-        prev = previous_positions(lake, portfolio_id, date)
+        # Our book of record before `date`, read once (positions, its date, cash).
+        held_before = _history(lake, "positions", portfolio_id, date)
+        cash_before = _history(lake, "cash", portfolio_id, date)
+        prev = _latest_positions(held_before)
         # Splits and dividends since our last book meet the positions of record first.
         actions = (
             lake_corporate_actions(
                 lake,
                 prev,
                 known_at=now,
-                after=previous_book_date(lake, portfolio_id, date),
+                after=_book_date(held_before, cash_before),
                 through=date,
             )
             if prev
@@ -276,11 +313,19 @@ def reconcile_day(
         fills = read_day(lake, "fills", date, portfolio_id)
         flow = 0.0
         commission = 0.0
-        for f in fills.to_dict("records"):
-            sgn = 1.0 if f["side"] == "buy" else -1.0
-            ours[f["security_id"]] = ours.get(f["security_id"], 0.0) + sgn * float(f["quantity"])
-            flow -= sgn * float(f["quantity"]) * float(f["price"])
-            commission += float(f["commission"] or 0.0)
+        # In the fills' order, as Python values (no per-row dicts): the same sums.
+        for side, sid, qty, px, fee in zip(
+            fills["side"].tolist(),
+            fills["security_id"].tolist(),
+            fills["quantity"].tolist(),
+            fills["price"].tolist(),
+            fills["commission"].tolist(),
+            strict=True,
+        ):
+            sgn = 1.0 if side == "buy" else -1.0
+            ours[sid] = ours.get(sid, 0.0) + sgn * float(qty)
+            flow -= sgn * float(qty) * float(px)
+            commission += float(fee or 0.0)
         # Delistings in force on `date` (as known now): the position becomes cash at the
         # delisting price, as the broker books it (pipelines.execution.delistings).
         held = [s for s, q in ours.items() if abs(q) > 1e-9]
@@ -317,13 +362,7 @@ def reconcile_day(
             "security_id",
             now,
         )
-        our_cash = (
-            previous_cash(lake, portfolio_id, date, currency)
-            + dividends
-            + flow
-            - commission
-            + proceeds
-        )
+        our_cash = _latest_cash(cash_before, currency) + dividends + flow - commission + proceeds
         delisting_events: list[dict[str, object]] = [
             {
                 "event": "delisted",
@@ -440,7 +479,9 @@ def reconcile_day(
         if prices is not None:
             from pipelines.execution.tca import run_tca
 
-            report.tca = run_tca(lake, portfolio_id, date, prices, clock=clock)
+            report.tca = run_tca(
+                lake, portfolio_id, date, prices, clock=clock, orders=orders, fills=fills
+            )
         return report
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,7 +64,17 @@ def compute_tca(
     quantity = fills["quantity"].to_numpy(dtype=float)
     notional = quantity * fills["price"].to_numpy(dtype=float)
     fees = fills["commission"].to_numpy(dtype=float)
-    for o in accepted.to_dict("records"):
+    n = len(accepted)
+    # The orders' columns as Python values (what to_dict("records") gives, per column).
+    cols: dict[str, list[Any]] = {
+        c: accepted[c].tolist()
+        for c in ("client_order_id", "portfolio_id", "security_id", "side", "quantity")
+    }
+    cols["decision_price"] = (
+        accepted["decision_price"].tolist() if "decision_price" in accepted else [None] * n
+    )
+    for i in range(n):
+        o = {c: v[i] for c, v in cols.items()}
         cid = str(o["client_order_id"])
         at = by_order.get(cid)
         s = 1.0 if o["side"] == "buy" else -1.0
@@ -126,13 +137,20 @@ def run_tca(
     prices: PriceSource,
     *,
     clock: Callable[[], dt.datetime] = now_utc,
+    orders: pd.DataFrame | None = None,
+    fills: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Compute TCA from the lake's ``orders`` and ``fills`` and append it to ``tca``.
 
-    Re-running with the same inputs adds nothing; late fills produce a new version.
+    ``orders``/``fills``: the day's rows of the portfolio exactly as
+    :func:`~pipelines.execution.records.read_day` gives them now, when the caller has
+    just read them (default: read here). Re-running with the same inputs adds nothing;
+    late fills produce a new version.
     """
-    orders = read_day(lake, "orders", trade_date, portfolio_id)
-    fills = read_day(lake, "fills", trade_date, portfolio_id)
+    if orders is None:
+        orders = read_day(lake, "orders", trade_date, portfolio_id)
+    if fills is None:
+        fills = read_day(lake, "fills", trade_date, portfolio_id)
     frame = compute_tca(orders, fills, prices, trade_date)
     if frame.empty:
         return frame

@@ -41,6 +41,7 @@ exact limit, its answer audited to 1e-5, and whole-share rounding stays inside 5
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -190,13 +191,27 @@ class RiskLimits(BaseModel):
         )
 
 
+# Parsed limits by file content: every session loads its limits (YAML parsing and
+# validation cost more than the rest of a small batch's checks); the same bytes always
+# give the same (frozen) limits, and an edited file has new bytes.
+_PARSED: dict[bytes, RiskLimits] = {}
+_PARSED_MAX = 64
+
+
 def load_limits(name_or_path: str | Path = "default") -> RiskLimits:
-    """Load limits by shipped name or YAML path."""
+    """Load limits by shipped name or YAML path (the file is read at every call; its
+    content is parsed once per process)."""
     p = Path(name_or_path)
     if not p.suffix:
         p = LIMITS_DIR / f"{name_or_path}.yaml"
-    with p.open() as fh:
-        return RiskLimits.model_validate(yaml.safe_load(fh))
+    content = p.read_bytes()
+    limits = _PARSED.get(content)
+    if limits is None:
+        limits = RiskLimits.model_validate(yaml.safe_load(content))
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[content] = limits
+    return limits
 
 
 @dataclass(frozen=True)
@@ -222,9 +237,17 @@ class Breach:
 
 @dataclass(frozen=True)
 class PreTradeResult:
+    """The verdict on a batch: accepted and rejected orders, and one audit row per check
+    (``records``: dicts with the :data:`AUDIT_COLUMNS`, in check order)."""
+
     accepted: list[Order]
     rejected: list[tuple[Order, list[Breach]]]
-    audit: pd.DataFrame
+    records: list[dict[str, object]]
+
+    @functools.cached_property
+    def audit(self) -> pd.DataFrame:
+        """The audit rows as a frame (built on first use: execution reads the records)."""
+        return pd.DataFrame(self.records, columns=list(AUDIT_COLUMNS))
 
     def rejected_rules(self, client_order_id: str) -> list[str]:
         for o, b in self.rejected:
@@ -233,12 +256,33 @@ class PreTradeResult:
         return []
 
 
+Chain = list[tuple[str, str, NodeLimits]]
+_CHAINS_MAX = 100_000
+# The limit tree of a RiskLimits and its securities' chains, by the limits object (kept
+# alive here, so its id is not reused): a session checks its batch twice (preview and
+# execution) and every session of a run checks against the same limits (load_limits
+# gives one object per file content); both are functions of the frozen limits (and of a
+# security's attributes).
+_TREES: dict[int, tuple[RiskLimits, LimitTree, dict[object, Chain]]] = {}
+
+
+def _tree_of(limits: RiskLimits) -> tuple[LimitTree, dict[object, Chain]]:
+    hit = _TREES.get(id(limits))
+    if hit is None or hit[0] is not limits:
+        if len(_TREES) >= 32:
+            _TREES.clear()
+        hit = _TREES[id(limits)] = (limits, limits.tree(), {})
+    return hit[1], hit[2]
+
+
 class _Book:
     """Mutable book used while checking a batch: notional by security, its gross, and the
     gross/net/long/short sums (fractions of NAV) of every bounded node of the limit tree
     a held security belongs to."""
 
-    def __init__(self, state: BookState, tree: LimitTree) -> None:
+    def __init__(
+        self, state: BookState, tree: LimitTree, chains: dict[object, Chain] | None = None
+    ) -> None:
         self.nav = state.nav
         self.tree = tree
         self.notional: dict[str, float] = {}
@@ -247,12 +291,44 @@ class _Book:
         self.sums: dict[str, dict[str, float]] = {}
         self.gross = 0.0
         # chain() per (security, sector): the tree and the attributes are fixed, and a
-        # batch asks for the same security's nodes at every move and check.
-        self._chains: dict[tuple[str, str | None], list[tuple[str, str, NodeLimits]]] = {}
+        # batch asks for the same security's nodes at every move and check. ``chains``:
+        # the tree's chains by security and attributes, shared by the batches checked
+        # against the same limits.
+        self._chains: dict[tuple[str, str | None], Chain] = {}
+        self._shared = chains if chains is not None else {}
+        if not self.nav > 0:
+            for sid, q in state.positions.items():
+                self.move(sid, q * float(state.prices.get(sid, 0.0)))
+            return
+        # move() from an empty book, inlined (it is the bulk of a batch's checks): from
+        # zero, a move adds exactly the new exposure (x − 0.0 is x), to the same sums
+        # in the same order.
+        nav, gross, sums_of = self.nav, 0.0, self.sums
         for sid, q in state.positions.items():
-            self.move(sid, q * float(state.prices.get(sid, 0.0)))
+            new = self.notional.get(sid, 0.0) + q * float(state.prices.get(sid, 0.0))
+            if sid in self.notional:  # not from zero (a Mapping has no repeats; be safe)
+                self.gross = gross
+                self.move(sid, new - self.notional[sid])
+                gross = self.gross
+                continue
+            self.notional[sid] = new
+            gross += abs(new) / nav
+            w = new / nav
+            v = -w
+            long = w if (w > 0.0 or w != w) else 0.0
+            short = v if (v > 0.0 or v != v) else 0.0
+            gw = abs(w)
+            for name, _, _ in self.chain(sid):
+                sums = sums_of.get(name)
+                if sums is None:
+                    sums = sums_of[name] = dict.fromkeys(KINDS, 0.0)
+                sums["gross"] += gw
+                sums["net"] += w
+                sums["long"] += long
+                sums["short"] += short
+        self.gross = gross
 
-    def chain(self, sid: str) -> list[tuple[str, str, NodeLimits]]:
+    def chain(self, sid: str) -> Chain:
         """Bounded nodes of ``sid``: its group nodes, portfolio first, then itself."""
         key = (sid, self.sectors.get(sid))
         found = self._chains.get(key)
@@ -261,10 +337,20 @@ class _Book:
         attrs: dict[str, object] = dict(self.attributes.get(sid, {}))
         if sid in self.sectors:
             attrs["sector"] = self.sectors[sid]
-        out = list(self.tree.chain(attrs))
-        own = self.tree.security_limits(sid)
-        if not own.empty:
-            out.append((node_name((*self.tree.path_of(attrs), sid)), "security", own))
+        try:
+            shared: object = (sid, tuple(sorted(attrs.items())))
+            out = self._shared.get(shared)
+        except TypeError:  # an attribute value that cannot key a dict: not shared
+            shared, out = None, None
+        if out is None:
+            out = list(self.tree.chain(attrs))
+            own = self.tree.security_limits(sid)
+            if not own.empty:
+                out.append((node_name((*self.tree.path_of(attrs), sid)), "security", own))
+            if shared is not None:
+                if len(self._shared) >= _CHAINS_MAX:
+                    self._shared.clear()
+                self._shared[shared] = out
         self._chains[key] = out
         return out
 
@@ -331,7 +417,7 @@ def check_orders(
     ``store`` is the lake holding the central kill switch (read once for the batch)."""
     ts = now or datetime.now(UTC)
     kill = kill_switch_active(limits, store)
-    running = _Book(book, limits.tree())
+    running = _Book(book, *_tree_of(limits))
     restricted = set(limits.restricted) | set(book.restricted)
     loss_hit = book.daily_pnl <= -limits.daily_loss_limit_pct * book.nav
     seq = list(orders)
@@ -369,13 +455,16 @@ def check_orders(
             and order.reference_price > 0
             and (order.limit_price is None or order.limit_price > 0)
         )
+        # A passed check's reason is never read: each is formatted only on a breach.
         record(
             at,
             "valid_order",
             valid,
             order.quantity,
             0.0,
-            f"invalid order: side={order.side} qty={order.quantity} "
+            ""
+            if valid
+            else f"invalid order: side={order.side} qty={order.quantity} "
             f"ref={order.reference_price} limit={order.limit_price}",
         )
         if not valid:
@@ -388,42 +477,57 @@ def check_orders(
             not is_restricted,
             float(is_restricted),
             0.0,
-            f"{order.security_id} is on the restricted list",
+            f"{order.security_id} is on the restricted list" if is_restricted else "",
         )
+        notional = order.notional
+        ok = notional <= limits.max_order_notional
         record(
             at,
             "max_order_notional",
-            order.notional <= limits.max_order_notional,
-            order.notional,
+            ok,
+            notional,
             limits.max_order_notional,
-            f"order notional {order.notional:,.0f} exceeds {limits.max_order_notional:,.0f}",
+            ""
+            if ok
+            else f"order notional {notional:,.0f} exceeds {limits.max_order_notional:,.0f}",
         )
+        ok = order.quantity <= limits.max_order_shares
         record(
             at,
             "max_order_shares",
-            order.quantity <= limits.max_order_shares,
+            ok,
             order.quantity,
             limits.max_order_shares,
-            f"order quantity {order.quantity:,.0f} exceeds {limits.max_order_shares:,.0f} shares",
+            ""
+            if ok
+            else f"order quantity {order.quantity:,.0f} exceeds "
+            f"{limits.max_order_shares:,.0f} shares",
         )
         adv_pct = order.quantity / order.adv if order.adv > 0 else math.inf
+        ok = adv_pct <= limits.max_adv_pct
         record(
             at,
             "max_adv_pct",
-            adv_pct <= limits.max_adv_pct,
+            ok,
             adv_pct,
             limits.max_adv_pct,
-            f"order is {adv_pct:.1%} of ADV ({order.adv:,.0f} sh), limit {limits.max_adv_pct:.1%}",
+            ""
+            if ok
+            else f"order is {adv_pct:.1%} of ADV ({order.adv:,.0f} sh), "
+            f"limit {limits.max_adv_pct:.1%}",
         )
         close = order.last_close if order.last_close is not None else order.reference_price
         dev = abs(order.price / close - 1.0) if close > 0 else math.inf
+        ok = dev <= limits.price_collar_pct
         record(
             at,
             "price_collar",
-            dev <= limits.price_collar_pct,
+            ok,
             dev,
             limits.price_collar_pct,
-            f"price {order.price:.4f} is {dev:.1%} from last close {close:.4f} "
+            ""
+            if ok
+            else f"price {order.price:.4f} is {dev:.1%} from last close {close:.4f} "
             f"(collar {limits.price_collar_pct:.1%})",
         )
         if order.sector is not None:
@@ -458,24 +562,26 @@ def check_orders(
                 lo, hi = lim.lower(kind), lim.upper(kind)
                 excess1 = max(v1 - hi, lo - v1, 0.0)
                 excess0 = max(v0 - hi, lo - v0, 0.0)
-                bound = f"outside [{lo:+.3f}, {hi:+.3f}]" if kind == "net" else f"exceeds {hi:.3f}"
-                record(
-                    at,
-                    rule_name(level, kind),
-                    excess1 <= LIMIT_TOL or excess1 <= excess0,
-                    v1,
-                    lo if v1 < lo else hi,
-                    f"post-trade {name} {kind} {v1:+.4f}×NAV {bound}",
-                )
+                ok = excess1 <= LIMIT_TOL or excess1 <= excess0
+                reason = ""
+                if not ok:
+                    bound = (
+                        f"outside [{lo:+.3f}, {hi:+.3f}]" if kind == "net" else f"exceeds {hi:.3f}"
+                    )
+                    reason = f"post-trade {name} {kind} {v1:+.4f}×NAV {bound}"
+                record(at, rule_name(level, kind), ok, v1, lo if v1 < lo else hi, reason)
         risk_reducing = abs(with_n) < abs(without_n)
+        ok = (not loss_hit) or risk_reducing
         record(
             at,
             "daily_loss_limit",
-            (not loss_hit) or risk_reducing,
+            ok,
             book.daily_pnl / book.nav,
             -limits.daily_loss_limit_pct,
-            f"daily loss {book.daily_pnl:,.0f} breached −{limits.daily_loss_limit_pct:.1%} of "
-            "NAV; only risk-reducing orders allowed",
+            ""
+            if ok
+            else f"daily loss {book.daily_pnl:,.0f} breached −{limits.daily_loss_limit_pct:.1%} "
+            "of NAV; only risk-reducing orders allowed",
         )
         if breaches[at] and at in in_book:
             in_book.discard(at)
@@ -483,8 +589,8 @@ def check_orders(
 
     accepted = [seq[i] for i in range(len(seq)) if not breaches[i]]
     rejected = [(seq[i], breaches[i]) for i in range(len(seq)) if breaches[i]]
-    frame = pd.DataFrame([r for i in range(len(seq)) for r in rows[i]], columns=list(AUDIT_COLUMNS))
-    return PreTradeResult(accepted=accepted, rejected=rejected, audit=frame)
+    records = [r for i in range(len(seq)) for r in rows[i]]
+    return PreTradeResult(accepted=accepted, rejected=rejected, records=records)
 
 
 def with_kill_switch(limits: RiskLimits, engaged: bool = True) -> RiskLimits:

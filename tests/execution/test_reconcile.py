@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from pipelines.execution import execute_day, reconcile_day
@@ -207,3 +208,30 @@ def test_reconcile_works_the_paper_broker_once_not_once_per_order(
     assert report.clean
     fills = read_day(lake, "fills", TRADE, PF)
     assert set(fills["security_id"]) == set(MARKET)
+
+
+class AllBarsPrices(CountingPrices):
+    """A source that can give every bar of a session in one read (as the lake's can)."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.all_reads = 0
+
+    def session_all(self, trade_date):
+        self.all_reads += 1
+        return dict(self.inner.bars.get(trade_date, {}))
+
+
+def test_reconcile_reads_the_session_bars_once_for_marks_and_tca(
+    lake, targets, paper, limits, adv, prices
+):
+    """Before: the marks and the TCA each read the session's bars (two lake reads of the
+    price history a session); the TCA and the marks are the same."""
+    run(lake, targets, paper, limits, adv)
+    want = reconcile_day(lake, paper, PF, TRADE, prices=prices)
+    counting = AllBarsPrices(prices)
+    got = reconcile_day(lake, paper, PF, TRADE, prices=counting)
+    assert (counting.all_reads, counting.reads) == (1, 0)
+    pd.testing.assert_frame_equal(got.tca, want.tca)
+    stored = read_day(lake, "positions", TRADE, PF)
+    assert stored["price"].notna().all() and len(stored) == len(MARKET)

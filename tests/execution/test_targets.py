@@ -115,3 +115,37 @@ def test_real_target_portfolios_table(lake, targets, paper, limits, adv):
     # No nav=: the NAV comes from the rows' portfolio_value.
     report = execute_day(lake, PF, TRADE, loaded, paper, limits, adv=adv)
     assert len(report.submitted) == len(targets)
+
+
+def test_netting_one_row_per_security_gives_the_groupby_floats() -> None:
+    """The column fast path of the netting equals the groupby it skips (sum: NaN as
+    nothing, -0.0 as +0.0; last price: NaN kept), bit for bit."""
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    from pipelines.execution.orders import _net_targets
+
+    rng = np.random.default_rng(5)
+    shares = rng.normal(0, 1000, 60).round()
+    shares[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, 1e300]
+    prices = rng.uniform(1, 100, 60)
+    prices[3:6] = np.nan
+    frame = pd.DataFrame(
+        {"security_id": [f"S{i:02d}" for i in rng.permutation(60)], "target_shares": shares}
+    ).assign(price=prices)
+    for f in (frame, frame.assign(target_shares=np.arange(60))):
+        target, price = _net_targets(f)
+        g = f.groupby("security_id", sort=True).agg(
+            target_shares=("target_shares", "sum"), price=("price", "last")
+        )
+        want_t = {str(k): float(v) for k, v in g["target_shares"].items()}
+        want_p = {str(k): float(v) for k, v in g["price"].items()}
+        assert sorted(target) == sorted(want_t)
+        for k, v in want_t.items():
+            assert math.copysign(1, v) == math.copysign(1, target[k]) and (
+                v == target[k] or (math.isnan(v) and math.isnan(target[k]))
+            ), k
+        for k, v in want_p.items():
+            assert v == price[k] or (math.isnan(v) and math.isnan(price[k])), k

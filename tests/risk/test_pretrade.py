@@ -12,6 +12,7 @@ from pipelines.lake import Lake
 from pipelines.risk import kill_switch
 from pipelines.risk.pretrade import (
     AUDIT_COLUMNS,
+    LIMITS_DIR,
     BookState,
     Order,
     RiskLimits,
@@ -239,3 +240,40 @@ def test_scalar_exposure_is_the_trees_exposure_bit_for_bit() -> None:
                 want == got and math.copysign(1.0, want) == math.copysign(1.0, got)
             ), (kind, w, want, got)
             assert np.float64(got).tobytes() == np.float64(want).tobytes() or math.isnan(want)
+
+
+def test_load_limits_parses_a_file_once_and_sees_edits(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    text = (LIMITS_DIR / "default.yaml").read_text()
+    path.write_text(text)
+    first = load_limits(path)
+    assert load_limits(path) is first  # same content: parsed once
+    path.write_text(text.replace("kill_switch: false", "kill_switch: true"))
+    assert load_limits(path).kill_switch and not first.kill_switch
+
+
+def test_book_opened_from_positions_equals_moving_each_position_in() -> None:
+    """The book's opening (inlined moves from zero) gives exactly the floats of moving
+    every position into an empty book, and the limits' chains are shared across batches."""
+    import random
+
+    from pipelines.risk.pretrade import _Book, _tree_of
+
+    rng = random.Random(7)
+    sids = [f"S{i:03d}" for i in range(300)]
+    positions = {s: float(rng.randint(-5000, 5000)) for s in sids[:250]}
+    positions["S000"] = 0.0
+    prices = {s: rng.uniform(1, 400) for s in sids}
+    sectors = {s: f"sec{i % 7}" for i, s in enumerate(sids)}
+    state = BookState(nav=3.3e7, positions=positions, prices=prices, sectors=sectors)
+    limits = load_limits("default")
+    tree, chains = _tree_of(limits)
+    opened = _Book(state, tree, chains)
+    moved = _Book(BookState(nav=state.nav, sectors=sectors), tree)
+    for sid, q in positions.items():
+        moved.move(sid, q * prices[sid])
+    assert opened.notional == moved.notional
+    assert opened.gross == moved.gross
+    assert opened.sums == moved.sums
+    assert list(opened.sums) == list(moved.sums)
+    assert _tree_of(limits)[1] is chains and chains  # the next batch reuses the chains
