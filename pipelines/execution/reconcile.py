@@ -43,6 +43,15 @@ from pipelines.lake.interface import Store
 CASH_ITEM = "$CASH"
 # How far back "our previous positions" may be found (a portfolio idle for longer is flat).
 _LOOKBACK = dt.timedelta(days=3660)
+# The window read first for our book before a date. A reconciled session records the whole
+# book (every security it held or traded, a closed one at 0), so when the newest rows there
+# are such a record, older rows cannot change the latest row of any security: the answer of
+# the whole lookback, from a few sessions' rows. Reading ten years of positions every
+# session made a long backtest quadratic in its length.
+_NEAR = dt.timedelta(days=14)
+#: ``source`` of position rows that need not hold the whole book (an operator's seed or
+#: correction of some securities): a read whose newest rows are these reads the lookback.
+_PARTIAL_SOURCES = frozenset({"seed"})
 
 
 @dataclass
@@ -69,9 +78,31 @@ class ReconciliationReport:
         return self.breaks.empty
 
 
-def _history(lake: Store, table: str, portfolio_id: str, date: dt.date) -> pd.DataFrame:
-    """Our ``table`` rows (positions or cash) in the lookback window strictly before ``date``."""
-    return read_day(lake, table, (date - _LOOKBACK, date - dt.timedelta(days=1)), portfolio_id)
+def _history(
+    lake: Store, table: str, portfolio_id: str, date: dt.date, currency: str = "USD"
+) -> pd.DataFrame:
+    """Our ``table`` rows (positions or cash) strictly before ``date``: those of the last
+    ``_NEAR`` days when they already decide the answer (:func:`_decides`), else those of the
+    whole lookback window. Either way the latest row of every security (of ``currency``) and
+    the newest date are those of the lookback."""
+    last = date - dt.timedelta(days=1)
+    near = read_day(lake, table, (date - _NEAR, last), portfolio_id)
+    if _decides(table, near, currency):
+        return near
+    return read_day(lake, table, (date - _LOOKBACK, last), portfolio_id)
+
+
+def _decides(table: str, near: pd.DataFrame, currency: str) -> bool:
+    """Whether ``near`` (our newest rows of ``table``) holds the latest row of every key the
+    caller uses: for cash, a row of ``currency``; for positions, its newest date's rows are
+    a reconciled whole book (no operator's seed of some securities), so a security missing
+    there was closed (a 0 row) before it, within ``near`` or not at all."""
+    if near.empty:
+        return False
+    if table == "cash":
+        return bool((near["currency"] == currency).any())
+    newest = near[near["valid_date"] == near["valid_date"].max()]
+    return not bool(newest["source"].isin(_PARTIAL_SOURCES).any())
 
 
 def _latest_positions(frame: pd.DataFrame) -> dict[str, float]:
@@ -111,7 +142,7 @@ def previous_book_date(lake: Store, portfolio_id: str, date: dt.date) -> dt.date
 
 def previous_cash(lake: Store, portfolio_id: str, date: dt.date, currency: str = "USD") -> float:
     """Our latest recorded cash balance before ``date`` (0 if none)."""
-    return _latest_cash(_history(lake, "cash", portfolio_id, date), currency)
+    return _latest_cash(_history(lake, "cash", portfolio_id, date, currency), currency)
 
 
 class _SessionOnce:
@@ -295,7 +326,7 @@ def reconcile_day(
         now = clock()
         # Our book of record before `date`, read once (positions, its date, cash).
         held_before = _history(lake, "positions", portfolio_id, date)
-        cash_before = _history(lake, "cash", portfolio_id, date)
+        cash_before = _history(lake, "cash", portfolio_id, date, currency)
         prev = _latest_positions(held_before)
         # Splits and dividends since our last book meet the positions of record first.
         actions = (

@@ -235,3 +235,103 @@ def test_reconcile_reads_the_session_bars_once_for_marks_and_tca(
     pd.testing.assert_frame_equal(got.tca, want.tca)
     stored = read_day(lake, "positions", TRADE, PF)
     assert stored["price"].notna().all() and len(stored) == len(MARKET)
+
+
+def _book(lake, day, positions, source="fills", cash=None):
+    """Record our book at ``day`` as reconciliation does (``source`` fills: a whole book)."""
+    import datetime as dt
+
+    from pipelines.execution.reconcile import _write_versioned
+
+    now = dt.datetime.combine(day, dt.time(22), tzinfo=dt.UTC)
+    rows = pd.DataFrame(
+        [
+            {
+                "portfolio_id": PF,
+                "security_id": s,
+                "quantity": q,
+                "price": None,
+                "market_value": None,
+                "source": source,
+            }
+            for s, q in sorted(positions.items())
+        ]
+    )
+    _write_versioned(lake, "positions", rows, day, PF, ["quantity", "price"], "security_id", now)
+    if cash is not None:
+        frame = pd.DataFrame(
+            [
+                {
+                    "portfolio_id": PF,
+                    "currency": "USD",
+                    "balance": cash,
+                    "trade_flow": 0.0,
+                    "commission": 0.0,
+                    "source": source,
+                }
+            ]
+        )
+        _write_versioned(lake, "cash", frame, day, PF, ["balance"], "currency", now)
+
+
+class _Ranges:
+    """A store recording the valid ranges of its reads of positions and cash."""
+
+    def __init__(self, lake):
+        self.lake, self.ranges = lake, []
+
+    def as_of(self, name, **kw):
+        if name in ("positions", "cash"):
+            self.ranges.append(kw["valid_at"])
+        return self.lake.as_of(name, **kw)
+
+
+def test_our_book_before_a_date_reads_a_few_sessions_not_ten_years(lake) -> None:
+    """The latest whole book decides our positions and cash: a daily reconcile reads the
+    last fortnight, not the ten-year lookback (a long backtest read all its history every
+    session, quadratic in its length), and answers the same as the whole lookback."""
+    import datetime as dt
+
+    from pipelines.execution.reconcile import (
+        _LOOKBACK,
+        _latest_positions,
+        previous_cash,
+        previous_positions,
+    )
+
+    day = dt.date(2024, 3, 1)
+    _book(lake, day - dt.timedelta(days=400), {"S9": 50.0}, cash=1.0)  # long ago, then closed
+    _book(lake, day - dt.timedelta(days=399), {"S9": 0.0}, cash=2.0)
+    _book(lake, day - dt.timedelta(days=3), {"S1": 10.0, "S2": 5.0}, cash=3.0)
+    _book(lake, day - dt.timedelta(days=1), {"S1": 12.0, "S2": 0.0}, cash=4.0)
+    store = _Ranges(lake)
+    assert previous_positions(store, PF, day) == {"S1": 12.0}
+    assert previous_cash(store, PF, day) == 4.0
+    assert all(lo > day - dt.timedelta(days=15) for lo, _ in store.ranges), store.ranges
+    # The whole lookback answers the same.
+    whole = read_day(lake, "positions", (day - _LOOKBACK, day - dt.timedelta(days=1)), PF)
+    assert _latest_positions(whole) == {"S1": 12.0}
+
+
+def test_an_idle_book_and_a_partial_seed_still_find_older_positions(lake) -> None:
+    """Positions recorded before the near window are found when nothing newer decides:
+    a portfolio idle for months, and an operator's seed of one security (a correction)
+    on top of an older whole book."""
+    import datetime as dt
+
+    from pipelines.execution.reconcile import (
+        previous_book_date,
+        previous_cash,
+        previous_positions,
+        seed_positions,
+    )
+
+    day = dt.date(2024, 3, 1)
+    old = day - dt.timedelta(days=200)
+    _book(lake, old, {"S1": 10.0, "S2": 5.0}, cash=7.0)
+    assert previous_positions(lake, PF, day) == {"S1": 10.0, "S2": 5.0}
+    assert previous_cash(lake, PF, day) == 7.0
+    seed_positions(lake, PF, day - dt.timedelta(days=1), {"S2": 6.0}, reason="break fixed")
+    assert previous_positions(lake, PF, day) == {"S1": 10.0, "S2": 6.0}
+    assert previous_cash(lake, PF, day) == 7.0
+    assert previous_book_date(lake, PF, day) == day - dt.timedelta(days=1)
