@@ -7,9 +7,12 @@ DAG's cadence) of the exchange calendar. Each retrain is the live retrain's trai
 :func:`pipelines.research.stages.fit_at`, on the research history as known at that
 session's cutoff, and nothing is written to the model registry (a backtest's models are
 not candidates for the live champion). The model fit at session ``R`` scores ``R`` and
-every later session up to the next retrain (:func:`pipelines.research.stages.score_sessions`:
-each session's features as it knew them at its cutoff), so no score depends on anything
-published after its own session's cutoff. Each session's scores carry the model's id,
+every later session up to the next retrain (as :func:`pipelines.research.stages.score_sessions`
+does: each session's features as it knew them at its cutoff), so no score depends on
+anything published after its own session's cutoff. The fit and the scores come from one
+history read through the block's last session
+(:func:`pipelines.research.stages.fit_and_score`), each row of which is as its own
+session knew it. Each session's scores carry the model's id,
 which the backtest records per session (``backtest_daily.model_id``).
 
 Which model scores a session depends only on the schedule and the lake, never on what
@@ -52,10 +55,9 @@ from pipelines.research.stages import (
     InsufficientHistoryError,
     NoFeaturesError,
     ResearchConfig,
-    fit_at,
-    score_sessions,
+    fit_and_score,
 )
-from pipelines.timeline import OutsideCalendarError, decision_cutoff, trading_calendar
+from pipelines.timeline import OutsideCalendarError, trading_calendar
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +135,9 @@ class ScannedInputs(Lake):
 class Retrain:
     """One retrain of a run: its session, the model (None when it could not fit, ``error``
     says why), the model's training window and validation rank IC, the sessions it scored,
-    and what it cost (wall and CPU seconds of the fit, and of scoring its sessions)."""
+    and what it cost: wall and CPU seconds of the fit with the scoring of its sessions (one
+    history read and feature pass serve both, :func:`fit_and_score`), then of handing the
+    scores out per session."""
 
     day: dt.date
     model_id: str | None
@@ -205,7 +209,7 @@ class WalkForwardScores:
         self._block, self._scores = (start, end), {}
         began, cpu = time.perf_counter(), time.process_time()
         try:
-            fitted = fit_at(self.lake, start, self.config, decision_cutoff(start))
+            fitted, long = fit_and_score(self.lake, start, end, self.config)
         except (InsufficientHistoryError, NoFeaturesError, OutsideCalendarError, ModelError) as exc:
             log.warning(
                 "backtest retrain at %s: no model (%s); the config's scorer scores", start, exc
@@ -215,7 +219,6 @@ class WalkForwardScores:
         fit_s, fit_cpu = time.perf_counter() - began, time.process_time() - cpu
         began, cpu = time.perf_counter(), time.process_time()
         record = fitted.record
-        long = score_sessions(self.lake, start, end, record, rule=self.config.rule)
         for when, rows in long.groupby("date", sort=True):
             day = pd.Timestamp(str(when)).date()
             self._scores[day] = rows[["security_id", "score", "model_id"]].reset_index(drop=True)
