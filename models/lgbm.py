@@ -7,22 +7,30 @@ same rows + params + seed therefore give the same artifact (:meth:`LGBModel.to_a
 
 Speed: the training ``lgb.Dataset`` is built once per fit (binning with
 ``max_bin`` bins); the validation set reuses its bin mappers (``reference``);
-row subsampling (bagging) and feature subsampling cut each iteration's cost.
+row subsampling (bagging) and feature subsampling cut each iteration's cost. OpenMP's
+idle threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE`` unless set otherwise):
+a fit runs many short parallel regions, and spinning workers burnt 2-4x the CPU of the
+work itself (more on a shared machine), for the same artifact.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from models.base import ImportanceType, ModelError, ModelSpec
 from pipelines.errors import AlphaFactoryError
 from pipelines.pit.dataset import ResearchDataset
+
+# libgomp reads this once, when LightGBM's library loads it (the import below): it must be
+# set before. Passive waiting changes when threads sleep, never what they compute.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import lightgbm as lgb
 
 NAME = "lgbm"
 #: Training-budget options carried in the model's parameters next to LightGBM's own.

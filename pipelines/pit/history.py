@@ -218,6 +218,13 @@ class PanelHistory:
         cells = self._resolve(self._cutoffs[s], lo, s + 1, self._cutoffs[s])
         return cells.panel(min(lookback + 1, s + 1 - lo), self.rule)
 
+    def securities_through(self, row: int) -> pd.Index:
+        """The securities of the history of the sessions up to panel row ``row`` (the
+        columns :func:`load_history` ending at that session gives its panel): those with a
+        first-print price in a loaded row up to it, the universe warm-up included."""
+        present = np.asarray(self._diagonal.present[: self._lead + row + 1].any(axis=0), dtype=bool)
+        return self._diagonal.secs[present]
+
     # --- values per session -----------------------------------------------------------------
     def _state(self, row: int, lo: int, hi: int) -> Panel:
         """Rows ``[lo, hi)`` as the sessions from ``row`` on know them until the next

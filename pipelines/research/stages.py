@@ -62,6 +62,7 @@ from pipelines.pit.labels import (
     LabelKind,
     LabelSet,
     forward_returns,
+    label_available_date,
     make_label,
 )
 from pipelines.pit.lake_panel import (
@@ -239,6 +240,60 @@ class SessionData:
 
     def dataset(self) -> ResearchDataset:
         return build_dataset(self.panel, self.features, self.label)
+
+    def until(self, row: int, securities: pd.Index) -> SessionData:
+        """What a history ending at panel row ``row`` holds (given its columns
+        ``securities``, :meth:`PanelHistory.securities_through`): the rows up to ``row`` and
+        no label that needs a later session. Every row is as its own session knew it, so
+        the values are those of that shorter history bit for bit."""
+        cols = _columns(self.panel, securities)
+        label = self.label
+        values = label.values.iloc[: row + 1, cols].copy()
+        # row t's label is computed at t + horizon: past the last row, it is not there yet
+        values.iloc[max(0, row + 1 - label.horizon) :] = np.nan
+        panel = _panel_until(self.panel, row, securities)
+        return SessionData(
+            panel,
+            {name: frame.iloc[: row + 1, cols] for name, frame in self.features.items()},
+            dataclasses.replace(
+                label,
+                values=values,
+                available_date=label_available_date(panel.dates, label.horizon),
+            ),
+        )
+
+    def since(self, row: int) -> SessionData:
+        """The rows from panel row ``row`` on (each row's values are its own session's)."""
+
+        def cut(frame: pd.DataFrame) -> pd.DataFrame:
+            return frame.iloc[row:]
+
+        label = self.label
+        return SessionData(
+            Panel(
+                self.panel.dates[row:],
+                self.panel.securities,
+                {k: cut(v) for k, v in self.panel.fields.items()},
+            ),
+            {name: cut(frame) for name, frame in self.features.items()},
+            dataclasses.replace(
+                label, values=cut(label.values), available_date=label.available_date.iloc[row:]
+            ),
+        )
+
+
+def _columns(panel: Panel, securities: pd.Index) -> np.ndarray:
+    cols = panel.securities.get_indexer(securities)
+    if (cols < 0).any():
+        raise ValueError("securities outside the panel")
+    return np.asarray(cols)
+
+
+def _panel_until(panel: Panel, row: int, securities: pd.Index) -> Panel:
+    """Rows up to ``row`` of ``panel`` over ``securities`` (a subset of its own)."""
+    cols = _columns(panel, securities)
+    fields = {k: v.iloc[: row + 1, cols] for k, v in panel.fields.items()}
+    return Panel(panel.dates[: row + 1], panel.securities[cols], fields)
 
 
 def session_data(
@@ -561,13 +616,15 @@ def _training_history(
     config: ResearchConfig,
     specs: Mapping[str, FeatureSpec],
     known_at: dt.datetime,
+    through: dt.date | None = None,
 ) -> PanelHistory:
-    """The history a model fit at ``day`` trains on, read as known at ``known_at``."""
+    """The history a model fit at ``day`` trains on, read as known at ``known_at``
+    (continued to session ``through`` when given: the sessions the model will score)."""
     lookback = max((s.lookback for s in specs.values()), default=0)
     gap = config.horizon + config.embargo
     rows = config.train_sessions + gap + config.valid_sessions + gap + lookback + 1
     start = trading_calendar().back(day, rows)[0]
-    return load_history(lake, start, day, known_at=known_at, rule=config.rule)
+    return load_history(lake, start, through or day, known_at=known_at, rule=config.rule)
 
 
 def _fit_split(dataset: ResearchDataset, config: ResearchConfig) -> Split:
@@ -598,34 +655,83 @@ class FittedModel:
 def fit_at(lake: Lake, day: dt.date, config: ResearchConfig, known: dt.datetime) -> FittedModel:
     """Fit the configured model at ``day`` on the research history as known at ``known``:
     the training code of :func:`retrain` (the ``model_retrain`` DAG) and of the backtest's
-    walk-forward retrains, which must not differ. Writes nothing.
+    walk-forward retrains (:func:`fit_and_score`), which must not differ. Writes nothing.
 
     Raises :class:`InsufficientHistoryError` when the lake holds too few sessions before
     ``day`` and :class:`NoFeaturesError` when every feature is skipped.
     """
     specs, skipped = _available(lake, _specs(config.features), known)
     history = _training_history(lake, day, config, specs, known)
-    panel = history.panel
-    specs, empty = partition(specs, panel=panel)
+    specs = _computable(specs, history.panel, skipped, day)
+    data = session_data(history, specs, config.horizon, config.label_kind)
+    return _fit(data, day, config, known, skipped)
+
+
+def fit_and_score(
+    lake: Lake, day: dt.date, last: dt.date, config: ResearchConfig
+) -> tuple[FittedModel, pd.DataFrame]:
+    """:func:`fit_at` at ``day``'s cutoff and :func:`score_sessions` of ``[day, last]`` by
+    its model, from one research history read through ``last`` (as known at its cutoff).
+
+    Every row of that history is as its own session knew it (:mod:`pipelines.pit.history`),
+    so its rows up to ``day`` over the securities of a history ending there
+    (:meth:`SessionData.until`) are the rows :func:`fit_at` trains on, bit for bit, and
+    its later rows the ones :func:`score_sessions` scores: one panel read and one feature
+    pass serve both (a backtest retrain). Raises as :func:`fit_at` does.
+    """
+    known = decision_cutoff(day)
+    specs, skipped = _available(lake, _specs(config.features), known)
+    history = _training_history(lake, day, config, specs, decision_cutoff(last), through=last)
+    row = history.panel.position(pd.Timestamp(day))
+    securities = history.securities_through(row)
+    specs = _computable(specs, _panel_until(history.panel, row, securities), skipped, day)
+    data = session_data(history, specs, config.horizon, config.label_kind)
+    fitted = _fit(data.until(row, securities), day, config, known, skipped)
+    return fitted, _scores(fitted.model, fitted.record, data.since(row))
+
+
+def _computable(
+    specs: Mapping[str, FeatureSpec], panel: Panel, skipped: list[FeatureSkip], day: dt.date
+) -> dict[str, FeatureSpec]:
+    """``specs`` with a value in ``panel`` (the skipped ones added to ``skipped``);
+    :class:`NoFeaturesError` when none is left."""
+    kept, empty = partition(specs, panel=panel)
     skipped += empty
-    if not specs:
+    if not kept:
         raise NoFeaturesError(
             f"nothing to train on at {day}: every feature skipped "
             f"({'; '.join(str(s) for s in skipped)})"
         )
-    data = session_data(history, specs, config.horizon, config.label_kind)
+    return kept
+
+
+def _fit(
+    data: SessionData,
+    day: dt.date,
+    config: ResearchConfig,
+    known: dt.datetime,
+    skipped: list[FeatureSkip],
+) -> FittedModel:
+    """The model fit at ``day`` on ``data`` (a history ending at ``day``)."""
     label = data.label
     dataset = data.dataset()
     split = _fit_split(dataset, config)
     model, record = fit_split(dataset, split, config.model_spec(), known.isoformat())
     valid = dataset.with_segments(valid=split.valid)
     pred = model.predict(valid, "valid")
-    truth = label.usable_at(pd.Timestamp(day)).reindex(index=pred.index)
+    # the validation rows' labels as known at the fit day (masking the whole history's
+    # rows first cost more than the rank IC itself)
+    rows = dataclasses.replace(
+        label,
+        values=label.values.reindex(index=pred.index),
+        available_date=label.available_date.reindex(index=pred.index),
+    )
+    truth = rows.usable_at(pd.Timestamp(day))
     oos, n_dates = _rank_ic(pred, truth)
     record = dataclasses.replace(record, created_at=known).with_metrics(
         oos_rank_ic=oos, oos_dates=float(n_dates)
     )
-    return FittedModel(model, record, dataset, split, label, panel.dates[0].date(), skipped)
+    return FittedModel(model, record, dataset, split, label, data.panel.dates[0].date(), skipped)
 
 
 def retrain(ctx: ResearchContext) -> RetrainResult:
@@ -751,9 +857,16 @@ def score_sessions(
     start = trading_calendar().back(first, lookback + 1)[0]
     history = load_history(lake, start, last, known_at=decision_cutoff(last), rule=rule)
     horizon, kind = _label_of(record)
-    dataset = session_data(history, specs, horizon, kind).dataset()
-    lo = int(np.searchsorted(dataset.dates.values, np.datetime64(pd.Timestamp(first))))
-    ds = dataset.with_segments(test=(lo, len(dataset.dates)))
+    data = session_data(history, specs, horizon, kind)
+    lo = int(np.searchsorted(data.panel.dates.values, np.datetime64(pd.Timestamp(first))))
+    return _scores(model, record, data.since(lo))
+
+
+def _scores(model: Model, record: ModelRecord, data: SessionData) -> pd.DataFrame:
+    """Long ``[date, security_id, score, model_id]`` of every row of ``data`` by ``model``
+    (of ``record``), ordered by date then security."""
+    dataset = data.dataset()
+    ds = dataset.with_segments(test=(0, len(dataset.dates)))
     X, _, idx = ds.matrix("test", labelled=False)
     frame = pd.DataFrame(
         {

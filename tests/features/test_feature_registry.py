@@ -156,3 +156,19 @@ def test_values_match_naive_pandas() -> None:
     b_ref = pair["r"].rolling(252).cov(pair["m"]) / pair["m"].rolling(252).var()
     last = panel.dates[-1]
     assert beta.loc[last, sec] == pytest.approx(b_ref.loc[last], rel=1e-8)
+
+
+def test_a_field_has_a_value_when_any_cell_holds_one_whatever_its_dtype() -> None:
+    """``has_value`` looks at an object field's last row first (a fast path): a value only
+    in an earlier row, or none at all, is still told apart."""
+    from pipelines.features.availability import has_value
+
+    dates = pd.bdate_range("2024-01-01", periods=3)
+    secs = pd.Index(["A", "B"])
+    sector = pd.DataFrame([[None, "Tech"], [None, None], [None, None]], dates, secs, dtype=object)
+    blank = pd.DataFrame([[None] * 2] * 3, dates, secs, dtype=object)
+    floats = pd.DataFrame([[np.nan, 1.0], [np.nan, np.nan], [np.nan, np.nan]], dates, secs)
+    panel = Panel(dates, secs, {"sector": sector, "blank": blank, "close": floats})
+    assert has_value(panel, "sector") and has_value(panel, "close")
+    assert not has_value(panel, "blank")
+    assert not has_value(panel.iloc(1, 3), "close") and not has_value(panel.iloc(1, 3), "sector")
