@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -31,7 +33,7 @@ def now_utc() -> dt.datetime:
 
 def short_hash(*parts: object, n: int = 16) -> str:
     """First ``n`` hex digits of sha256 over the ``|``-joined parts (stable across runs)."""
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:n]
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:n]
 
 
 #: ``json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))`` without
@@ -62,9 +64,34 @@ def read_day(
     data = lake.as_of(table, known_at=known_at, valid_at=trade_date, filter=flt)
     if not data.num_rows:
         return _empty(table)
+    key = (table, id(data))
+    seen = _FRAMES.get(key)
+    if seen is not None and seen[0]() is data:
+        return seen[1].copy()
     # Only the business columns are converted; Arrow gives ``valid_date`` as
     # ``datetime.date`` objects already.
-    return data.select([f.name for f in spec.input_fields]).to_pandas()
+    frame = data.select([f.name for f in spec.input_fields]).to_pandas()
+    if not any(pa.types.is_nested(f.type) for f in spec.input_fields):
+        # Cells are immutable values: a copy of the frame is a fresh frame.
+        _FRAMES[key] = (weakref.ref(data, _forget(key)), frame)
+        return frame.copy()
+    return frame
+
+
+#: read_day's frame of a store answer, by the answer's identity while it lives: a store
+#: that answers the same read with the same (immutable) table — the backtest's buffer,
+#: until the next write to the table — is read by several stages of a session, and the
+#: conversion to pandas cost ~20 times the copy each caller gets.
+_FRAMES: dict[tuple[str, int], tuple[weakref.ref[pa.Table], pd.DataFrame]] = {}
+
+
+def _forget(key: tuple[str, int]) -> Callable[[weakref.ref[pa.Table]], None]:
+    """Drops ``key``'s frame once its answer is gone (before its id can be reused)."""
+
+    def forget(_: weakref.ref[pa.Table]) -> None:
+        _FRAMES.pop(key, None)
+
+    return forget
 
 
 def stored_keys(

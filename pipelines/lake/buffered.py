@@ -11,6 +11,11 @@ files per session. :class:`BufferedStore` sits in front of a lake:
 * ``as_of`` resolves the lake's candidate rows together with the buffered ones through
   :func:`pipelines.lake.bitemporal.resolve_as_of` — the one as-of implementation — so a
   read answers exactly what the lake would answer had every buffered batch been committed.
+  Buffered rows are indexed by valid date (a read of a day touches that day's rows), and
+  the lake is not scanned for a read no file of the table can answer by its log's
+  min/max statistics (the days written since the last flush).
+* A write's batch id is looked up in the lake's log only when a file of the table may
+  hold the batch's rows' day: a committed batch's rows are all in the table.
 * ``flush`` commits each table's buffered batches as one Delta commit recording every
   batch id (:meth:`Lake.commit_prepared`); the rows keep the ingestion times they got when
   buffered, so reads resolve the same before and after.
@@ -26,6 +31,7 @@ process, so its owner flushes every few sessions and checkpoints after each flus
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime as dt
 import itertools
 import pickle
@@ -41,17 +47,16 @@ from pipelines.lake import bitemporal
 from pipelines.lake.catalog import get_table
 from pipelines.lake.conform import FrameLike, conform
 from pipelines.lake.spec import TableSpec, ValidTime
-from pipelines.lake.store import Lake, WriteResult, content_hash, with_system_columns
+from pipelines.lake.store import (
+    FileBounds,
+    Lake,
+    WriteResult,
+    content_hash,
+    day_number,
+    with_system_columns,
+)
 
 _TS = pa.timestamp("us", tz="UTC")
-_EPOCH = dt.date(1970, 1, 1)
-#: A stored value's bounds when a file carries no statistic for it (it may hold anything).
-_LOW, _HIGH = np.iinfo(np.int64).min, np.iinfo(np.int64).max
-
-
-def _day_number(day: dt.date) -> int:
-    """``day`` as Arrow stores a ``date32``: days since 1970-01-01."""
-    return (day - _EPOCH).days
 
 
 class _Pending:
@@ -86,8 +91,8 @@ class _Pending:
     def dated(self, first: dt.date | None, last: dt.date) -> list[pa.Table]:
         """The buffered rows dated from ``first`` (None: the earliest) to ``last``
         inclusive, one table per valid date."""
-        lo = 0 if first is None else bisect.bisect_left(self._days, _day_number(first))
-        hi = bisect.bisect_right(self._days, _day_number(last))
+        lo = 0 if first is None else bisect.bisect_left(self._days, day_number(first))
+        hi = bisect.bisect_right(self._days, day_number(last))
         out = []
         for day in self._days[lo:hi]:
             parts = self._by_day[day]
@@ -97,47 +102,6 @@ class _Pending:
                 parts[:] = [pa.concat_tables(parts).combine_chunks()]
             out.append(parts[0])
         return out
-
-
-class _LakeFiles:
-    """Per-file bounds of one loaded version of a lake table (from its Delta log's
-    statistics): which reads and batch ids the lake cannot hold, answered without a scan."""
-
-    def __init__(self, actions: pa.Table | None) -> None:
-        def bound(column: str, missing: int) -> np.ndarray:
-            if actions is None or column not in actions.column_names:
-                return np.full(0 if actions is None else actions.num_rows, missing, np.int64)
-            values = actions.column(column)
-            if not (pa.types.is_date32(values.type) or pa.types.is_timestamp(values.type)):
-                return np.full(actions.num_rows, missing, np.int64)  # not a usable bound
-            # date32 -> its day number, timestamp -> microseconds since the epoch.
-            if pa.types.is_date32(values.type):
-                values = pc.cast(values, pa.int32())
-            else:
-                values = pc.cast(values, pa.timestamp("us", values.type.tz)).cast(pa.int64())
-            values = values.cast(pa.int64())
-            return np.asarray(values.fill_null(missing).to_numpy(), np.int64)
-
-        self.min_valid = bound("min.valid_date", _LOW)
-        self.max_valid = bound("max.valid_date", _HIGH)
-        self.min_known = bound("min.known_at", _LOW)  # microseconds
-        #: The empty answer of a candidate scan per scanned columns (None = all): its schema
-        #: is the dataset's, as the lake gives it.
-        self.empty: dict[tuple[str, ...] | None, pa.Table] = {}
-
-    def may_answer(self, spec: TableSpec, known_us: int, rng: bitemporal.ValidRange) -> bool:
-        """Whether some file may hold a row an as-of read of ``rng`` at ``known_us`` keeps
-        (False: the lake's candidates are no rows, whatever the extra filter)."""
-        hit = (self.min_valid <= _day_number(rng.end)) & (self.min_known <= known_us)
-        if spec.valid_time is ValidTime.POINT:
-            hit &= self.max_valid >= _day_number(rng.start)
-        return bool(hit.any())
-
-    def may_hold(self, day: dt.date) -> bool:
-        """Whether some file may hold a row dated ``day`` (False: no batch with such a row
-        was ever committed, since a committed batch's rows are all in the table)."""
-        d = _day_number(day)
-        return bool(((self.min_valid <= d) & (self.max_valid >= d)).any())
 
 
 class BufferedStore:
@@ -152,7 +116,11 @@ class BufferedStore:
         self._scan_days: dict[str, np.ndarray] = {}
         self._answers: dict[str, dict[tuple[object, ...], pa.Table]] = {}
         self._lake_parts: dict[tuple[str, tuple[object, ...]], pa.Table] = {}
-        self._files: dict[str, tuple[object, int, _LakeFiles]] = {}
+        self._files: dict[str, tuple[object, int, FileBounds]] = {}
+        #: Per table (and loaded version): the lake's candidates of a read that found none,
+        #: per scanned columns (None = all), to answer a read no file may answer with the
+        #: dataset's own schema.
+        self._empty_scans: dict[str, tuple[FileBounds, dict[tuple[str, ...] | None, pa.Table]]] = {}
         self._no_rows: dict[tuple[str, pa.Schema], pa.Table] = {}
 
     def __repr__(self) -> str:
@@ -198,10 +166,12 @@ class BufferedStore:
         committed = self._committed.setdefault(name, set())
         if batch_id in committed:
             return True
-        if rows is not None and rows.num_rows:
-            files = self._lake_files(name)
-            if files is not None and not files.may_hold(rows.column("valid_date")[0].as_py()):
-                return False
+        if (
+            rows is not None
+            and rows.num_rows
+            and not self._lake_files(name).may_hold(rows.column("valid_date")[0].as_py())
+        ):
+            return False
         if self.lake.has_batch(name, batch_id, refresh=False):
             committed.add(batch_id)
             return True
@@ -276,10 +246,18 @@ class BufferedStore:
         # write to the table (read, append, read) scans the lake once.
         data = self._lake_parts.get((name, key))
         if data is None and name in self.cached_tables:
-            data = _select_rows(self._window(name, spec, rng), spec, known_at, rng, filter, point)
+            window = self._window(name, spec, rng)
             scan = bitemporal.scan_columns(spec, columns)
+            data = None
             if scan is not None:
-                data = data.select(scan)
+                # The read's columns first: the row filter then copies only those (unless
+                # the extra filter reads a column the read does not return).
+                with contextlib.suppress(pa.ArrowInvalid, KeyError):
+                    data = _select_rows(window.select(scan), spec, known_at, rng, filter, point)
+            if data is None:
+                data = _select_rows(window, spec, known_at, rng, filter, point)
+                if scan is not None:
+                    data = data.select(scan)
         elif data is None:
             data = self._candidates(name, spec, known_at, rng, columns, filter)
         self._lake_parts[(name, key)] = data
@@ -318,38 +296,44 @@ class BufferedStore:
         files = self._lake_files(name)
         scan = bitemporal.scan_columns(spec, columns)
         shape = None if scan is None else tuple(scan)
-        if files is not None and shape in files.empty:
-            known_us = _micros(bitemporal.utc(known_at))
-            if not files.may_answer(spec, known_us, rng):
-                return files.empty[shape]
+        seen = self._empty_scans.get(name)
+        if seen is None or seen[0] is not files:
+            seen = self._empty_scans[name] = (files, {})
+        empty = seen[1].get(shape)
+        if empty is not None and not files.may_answer(spec, bitemporal.utc(known_at), rng):
+            return empty
         data = self.lake.candidates(name, known_at, rng, columns, filter, refresh=False)
-        if files is not None and not data.num_rows:
-            files.empty.setdefault(shape, data)
+        if not data.num_rows:
+            seen[1].setdefault(shape, data)
         return data
 
-    def _lake_files(self, name: str) -> _LakeFiles | None:
+    def _lake_files(self, name: str) -> FileBounds:
         """The file bounds of the table version the lake reads (refresh=False), loaded once
-        per version; None when the lake's log gives no statistics to rely on."""
+        per version."""
         dt_ = self.lake.table(name, refresh=False)
         version = -1 if dt_ is None else dt_.version()
         cached = self._files.get(name)
         if cached is not None and cached[0] is dt_ and cached[1] == version:
             return cached[2]
-        if dt_ is None:
-            files = _LakeFiles(None)
-        else:
-            files = _LakeFiles(pa.table(dt_.get_add_actions(flatten=True)))
+        files = FileBounds.of(dt_)
         self._files[name] = (dt_, version, files)
         return files
 
     def _scan(self, name: str) -> pa.Table:
         """The lake's rows of a cached table, scanned once (again after a flush to it), in
-        valid-date order (the as-of answer orders its rows itself: see ``as_of_point.sql``)."""
+        the order of the as-of answer (``as_of_*.sql``): a point table's by valid date then
+        key (a read slices its dates), an effective table's by key then valid date. The
+        answer orders its rows itself; a window already in that order skips the sort."""
         scan = self._scans.get(name)
         if scan is None:
+            spec = get_table(name)
+            if spec.valid_time is ValidTime.POINT:
+                order = ["valid_date", *spec.key]
+            else:
+                order = [*spec.key, "valid_date"]
             scan = self.lake.dataset(name, refresh=False).to_table()
             scan = self._scans[name] = scan.take(
-                pc.sort_indices(scan, [("valid_date", "ascending")])
+                pc.sort_indices(scan, [(c, "ascending") for c in order])
             ).combine_chunks()
             self._scan_days[name] = (
                 scan.column("valid_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
@@ -367,12 +351,6 @@ class BufferedStore:
         lo = int(np.searchsorted(days, np.datetime64(rng.start, "D"), side="left"))
         hi = int(np.searchsorted(days, np.datetime64(rng.end, "D"), side="right"))
         return scan.slice(lo, hi - lo)
-
-
-def _micros(ts: dt.datetime) -> int:
-    """An aware datetime as microseconds since the epoch (how ``known_at`` is stored)."""
-    delta = ts - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _row_filter(

@@ -150,3 +150,17 @@ def test_read_day_frames_are_the_old_conversions(table: str) -> None:
     empty = records.read_day(Recorder(stored.slice(0, 0)), table, DAY)  # type: ignore[arg-type]
     empty["extra"] = 1  # a caller's change to its frame is its own
     assert "extra" not in records._empty(table).columns
+
+
+def test_read_day_of_the_same_answer_again_is_a_fresh_equal_frame() -> None:
+    spec = get_table("orders")
+    data = conform(spec, _frame("orders", 3), known_at=CLOCK, valid_date=DAY)
+    data = data.append_column("_deleted", pa.array([False] * 3))
+    store = Recorder(data)
+    first = records.read_day(store, "orders", DAY)  # type: ignore[arg-type]
+    first.loc[0, "client_order_id"] = "changed"
+    first["extra"] = 1
+    again = records.read_day(store, "orders", DAY)  # type: ignore[arg-type]
+    pd.testing.assert_frame_equal(again, _old_read_day(data, "orders"))
+    store.stored = data.slice(1)  # another answer: converted anew
+    assert len(records.read_day(store, "orders", DAY)) == 2  # type: ignore[arg-type]

@@ -203,3 +203,38 @@ def test_reads_of_days_and_ranges_across_batches_answer_as_the_lake(tmp_path: Pa
     assert scans == ["prices"]  # the lake, holding nothing, was scanned once for its schema
     store.flush()
     assert answers(store) == answers(plain)
+
+
+def test_a_flush_drops_the_batches_another_writer_committed_meanwhile(tmp_path: Path) -> None:
+    """The flush's commit checks the log again: a batch committed by someone else since
+    (found because a file now holds its day) is dropped, the new ones are committed."""
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write("prices", prices(1, ["A"]), known_at=ts(1))
+    ours = BufferedStore(Lake(str(tmp_path / "lake")))
+    assert ours.write("prices", prices(2, ["A", "B"]), known_at=ts(2)).written
+    assert ours.write("prices", prices(5, ["A"]), known_at=ts(5)).written
+    other = BufferedStore(Lake(str(tmp_path / "lake")))
+    other.write("prices", prices(2, ["A", "B"]), known_at=ts(2))
+    other.flush()
+    ours.flush()
+    assert lake.status("prices").rows == 1 + 2 + 1
+
+
+def test_cached_reads_of_some_columns_filtered_on_others(tmp_path: Path) -> None:
+    """A cached table's read selects its columns before the row filter, unless the extra
+    filter reads a column the read does not return."""
+    plain = Lake(str(tmp_path / "lake"))
+    plain.write("prices", prices(2, ["A", "B", "C"]), known_at=ts(2))
+    plain.write("prices", prices(3, ["A", "B"]), known_at=ts(3))
+    store = BufferedStore(Lake(str(tmp_path / "lake")), cached_tables=["prices"])
+    for flt in (
+        pc.field("ticker") != "TA",
+        pc.field("security_id") == "B",
+        pc.field("security_id").isin(["A", "C"]),
+        None,
+    ):
+        read = {"known_at": ts(9), "valid_at": (dt.date(2024, 1, 2), dt.date(2024, 1, 3))}
+        got = store.as_of("prices", columns=["close"], filter=flt, **read)  # type: ignore[arg-type]
+        want = plain.as_of("prices", columns=["close"], filter=flt, **read)  # type: ignore[arg-type]
+        assert got.to_pylist() == want.to_pylist()
+        assert got.num_rows
