@@ -186,10 +186,12 @@ def _same_as_previous(rows: pa.Table, columns: list[str] | tuple[str, ...]) -> p
 _CHECK_ORDER_ROWS = 256
 
 
-def _strictly_ascending(rows: pa.Table, columns: list[str]) -> bool:
+def strictly_ascending(rows: pa.Table, columns: list[str]) -> bool:
     """Whether each row of ``rows`` is lexicographically after the one before it on
-    ``columns`` (nulls: False)."""
+    ``columns`` (a null among them: False)."""
     n = rows.num_rows
+    if n < 2:
+        return True
     after: pa.Array | None = None
     for c in reversed(columns):
         col = rows.column(c)
@@ -218,7 +220,7 @@ def _resolve_unique(spec: TableSpec, candidates: pa.Table, rng: ValidRange) -> p
     # an effective one; both are total orders once (key, valid_date) is unique.
     order = ["valid_date", *spec.key] if point else [*spec.key, "valid_date"]
     n = candidates.num_rows
-    if n >= _CHECK_ORDER_ROWS and _strictly_ascending(candidates, order):
+    if n >= _CHECK_ORDER_ROWS and strictly_ascending(candidates, order):
         # Already in the answer's order (a cached scan kept sorted): no sort, no take of
         # every column, and strictly ascending means no (key, valid_date) repeats.
         rows = candidates

@@ -332,9 +332,13 @@ class BufferedStore:
             else:
                 order = [*spec.key, "valid_date"]
             scan = self.lake.dataset(name, refresh=False).to_table()
-            scan = self._scans[name] = scan.take(
-                pc.sort_indices(scan, [(c, "ascending") for c in order])
-            ).combine_chunks()
+            # A table written in date order scans in order already: then neither sort, take
+            # nor combine the chunks (~1 s for 10 years of 500 names; a read's window spans
+            # few of the files' chunks).
+            if not bitemporal.strictly_ascending(scan, order):
+                scan = scan.take(pc.sort_indices(scan, [(c, "ascending") for c in order]))
+                scan = scan.combine_chunks()
+            self._scans[name] = scan
             self._scan_days[name] = (
                 scan.column("valid_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
             )
