@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -18,6 +20,7 @@ import pyarrow.compute as pc
 
 from pipelines.lake import get_table
 from pipelines.lake.interface import Store
+from pipelines.lake.spec import TableSpec
 from pipelines.timeline import LATEST
 
 # Reads that must see everything we ever recorded use a knowledge time far in the future
@@ -30,12 +33,17 @@ def now_utc() -> dt.datetime:
 
 def short_hash(*parts: object, n: int = 16) -> str:
     """First ``n`` hex digits of sha256 over the ``|``-joined parts (stable across runs)."""
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:n]
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:n]
+
+
+#: ``json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))`` without
+#: building an encoder per call (the audit encodes thousands of details a session).
+_JSON = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))
 
 
 def to_json(value: Any) -> str:
     """Compact, key-sorted JSON (stable bytes for the same content)."""
-    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return _JSON.encode(value)
 
 
 def read_day(
@@ -54,12 +62,36 @@ def read_day(
     if portfolio_id is not None:
         flt = pc.field("portfolio_id") == pa.scalar(portfolio_id, pa.string())
     data = lake.as_of(table, known_at=known_at, valid_at=trade_date, filter=flt)
-    frame = data.to_pandas()
-    if frame.empty:
+    if not data.num_rows:
         return _empty(table)
-    frame["valid_date"] = pd.to_datetime(frame["valid_date"]).dt.date
-    keep = [f.name for f in spec.input_fields]
-    return frame[keep].reset_index(drop=True)
+    key = (table, id(data))
+    seen = _FRAMES.get(key)
+    if seen is not None and seen[0]() is data:
+        return seen[1].copy()
+    # Only the business columns are converted; Arrow gives ``valid_date`` as
+    # ``datetime.date`` objects already.
+    frame = data.select([f.name for f in spec.input_fields]).to_pandas()
+    if not any(pa.types.is_nested(f.type) for f in spec.input_fields):
+        # Cells are immutable values: a copy of the frame is a fresh frame.
+        _FRAMES[key] = (weakref.ref(data, _forget(key)), frame)
+        return frame.copy()
+    return frame
+
+
+#: read_day's frame of a store answer, by the answer's identity while it lives: a store
+#: that answers the same read with the same (immutable) table — the backtest's buffer,
+#: until the next write to the table — is read by several stages of a session, and the
+#: conversion to pandas cost ~20 times the copy each caller gets.
+_FRAMES: dict[tuple[str, int], tuple[weakref.ref[pa.Table], pd.DataFrame]] = {}
+
+
+def _forget(key: tuple[str, int]) -> Callable[[weakref.ref[pa.Table]], None]:
+    """Drops ``key``'s frame once its answer is gone (before its id can be reused)."""
+
+    def forget(_: weakref.ref[pa.Table]) -> None:
+        _FRAMES.pop(key, None)
+
+    return forget
 
 
 def stored_keys(
@@ -72,13 +104,28 @@ def stored_keys(
     data = lake.as_of(table, known_at=known_at, valid_at=trade_date, columns=list(spec.key))
     if not data.num_rows:
         return set()
-    columns = [[str(v) for v in data.column(k).to_pylist()] for k in spec.key]
+    columns = [_key_strings(data.column(k)) for k in spec.key]
     return set(zip(*columns, strict=True))
 
 
+def _key_strings(column: pa.ChunkedArray) -> list[str]:
+    """``str()`` of each value of a key column (strings as they are)."""
+    values = column.to_pylist()
+    return values if pa.types.is_string(column.type) else [str(v) for v in values]
+
+
+_EMPTY: dict[str, pd.DataFrame] = {}
+
+
 def _empty(table: str) -> pd.DataFrame:
-    spec = get_table(table)
-    return spec.arrow_schema().empty_table().select([f.name for f in spec.input_fields]).to_pandas()
+    """An empty frame with ``table``'s business columns (a fresh copy per call: callers
+    may add to it)."""
+    empty = _EMPTY.get(table)
+    if empty is None:
+        spec = get_table(table)
+        names = [f.name for f in spec.input_fields]
+        empty = _EMPTY[table] = spec.arrow_schema().empty_table().select(names).to_pandas()
+    return empty.copy()
 
 
 def append_new(
@@ -99,6 +146,94 @@ def append_new(
     """
     if rows.empty:
         return 0
+    spec = get_table(table)
+    tbl = _as_arrow(spec, rows, known_at)
+    if tbl is None:
+        return _append_frame(lake, table, rows, trade_date, known_at=known_at, existing=existing)
+    return _append_arrow(lake, table, tbl, trade_date, known_at=known_at, existing=existing)
+
+
+def _as_arrow(spec: TableSpec, rows: pd.DataFrame, known_at: dt.datetime) -> pa.Table | None:
+    """``rows``' input columns as Arrow, ``known_at`` read as UTC (as the frame path does);
+    None when the Arrow path cannot promise the frame path's exact outcome (a business
+    column missing, a naive clock, a key that is not all non-null strings...)."""
+    names = [f.name for f in spec.input_fields]
+    if known_at.tzinfo is None or any(f.name not in rows.columns for f in spec.fields):
+        return None
+    try:
+        tbl = pa.Table.from_pandas(
+            rows, columns=[c for c in names if c in rows.columns], preserve_index=False
+        )
+        if "known_at" in rows.columns:
+            stamps = pa.Array.from_pandas(pd.to_datetime(rows["known_at"], utc=True))
+            tbl = tbl.set_column(tbl.column_names.index("known_at"), "known_at", stamps)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    return tbl if _text_keys(spec, tbl) else None
+
+
+def _text_keys(spec: TableSpec, tbl: pa.Table) -> bool:
+    """Whether every key column of ``tbl`` is strings without nulls (then a key's ``str``
+    is its value, whichever of pandas or Arrow holds it)."""
+    for k in spec.key:
+        col = tbl.column(k)
+        text = pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+        if col.null_count or not text:
+            return False
+    return True
+
+
+def _append_arrow(
+    lake: Store,
+    table: str,
+    tbl: pa.Table,
+    trade_date: dt.date,
+    *,
+    known_at: dt.datetime,
+    existing: pd.DataFrame | None = None,
+) -> int:
+    """:func:`append_new` of rows already in Arrow whose key columns are non-null
+    strings (:func:`_text_keys`): the same rows and batch id as the frame path, without a
+    pandas copy, dedup and boolean selection per call."""
+    spec = get_table(table)
+    if existing is not None:
+        have = (
+            set(map(tuple, existing[list(spec.key)].astype(str).to_numpy().tolist()))
+            if not existing.empty
+            else set()
+        )
+    else:
+        have = stored_keys(lake, table, trade_date)
+    columns = [tbl.column(k).to_pylist() for k in spec.key]
+    mine: list[tuple[str, ...]] = list(zip(*columns, strict=True))
+    # The first row of each key not stored yet (drop_duplicates(keep="first"), then the
+    # stored keys dropped: a stored key drops every one of its rows either way).
+    seen = set(have)
+    keep: list[int] = []
+    for i, k in enumerate(mine):
+        if k not in seen:
+            seen.add(k)
+            keep.append(i)
+    if not keep:
+        return 0
+    if len(keep) < len(mine):
+        tbl = tbl.take(pa.array(keep, pa.int64()))
+    keys = sorted("/".join(mine[i]) for i in keep)
+    batch_id = f"{table}:{trade_date.isoformat()}:{short_hash(*keys, n=32)}"
+    result = lake.write(table, tbl, known_at=known_at, valid_date=trade_date, batch_id=batch_id)
+    return result.rows if result.written else 0
+
+
+def _append_frame(
+    lake: Store,
+    table: str,
+    rows: pd.DataFrame,
+    trade_date: dt.date,
+    *,
+    known_at: dt.datetime,
+    existing: pd.DataFrame | None = None,
+) -> int:
+    """:func:`append_new` in pandas, for the frames :func:`_as_arrow` does not take."""
     spec = get_table(table)
     frame = rows.copy()
     if "valid_date" not in frame:
@@ -126,17 +261,24 @@ def append_new(
     return result.rows if result.written else 0
 
 
-def audit_rows(
-    portfolio_id: str,
-    stage: str,
-    events: list[dict[str, Any]],
-) -> pd.DataFrame:
-    """``execution_audit`` rows. Each event dict has ``event`` and optionally
-    ``client_order_id``, ``security_id``, ``detail`` (JSON-able) and ``event_id`` (default:
-    a hash of stage, event, order, security and detail — the same fact hashes the same)."""
+_AUDIT_COLUMNS = [
+    "event_id",
+    "portfolio_id",
+    "stage",
+    "event",
+    "client_order_id",
+    "security_id",
+    "detail",
+]
+
+
+def _audit_records(
+    portfolio_id: str, stage: str, events: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One ``execution_audit`` record per event (see :func:`audit_rows`)."""
     out = []
     for e in events:
-        detail = to_json(e.get("detail", {}))
+        detail = _JSON.encode(e.get("detail", {}))
         cid = e.get("client_order_id")
         sid = e.get("security_id")
         eid = e.get("event_id") or short_hash(
@@ -153,18 +295,18 @@ def audit_rows(
                 "detail": detail,
             }
         )
-    return pd.DataFrame(
-        out,
-        columns=[
-            "event_id",
-            "portfolio_id",
-            "stage",
-            "event",
-            "client_order_id",
-            "security_id",
-            "detail",
-        ],
-    )
+    return out
+
+
+def audit_rows(
+    portfolio_id: str,
+    stage: str,
+    events: list[dict[str, Any]],
+) -> pd.DataFrame:
+    """``execution_audit`` rows. Each event dict has ``event`` and optionally
+    ``client_order_id``, ``security_id``, ``detail`` (JSON-able) and ``event_id`` (default:
+    a hash of stage, event, order, security and detail — the same fact hashes the same)."""
+    return pd.DataFrame(_audit_records(portfolio_id, stage, events), columns=_AUDIT_COLUMNS)
 
 
 def write_audit(
@@ -179,10 +321,19 @@ def write_audit(
     """Append audit events (idempotent per event id)."""
     if not events:
         return 0
+    records = _audit_records(portfolio_id, stage, events)
+    if known_at.tzinfo is not None:
+        # Straight to Arrow: the rows append_new would write from audit_rows' frame.
+        try:
+            tbl = pa.Table.from_pylist(records)
+        except (pa.ArrowException, TypeError, ValueError):
+            tbl = None
+        if tbl is not None and _text_keys(get_table("execution_audit"), tbl):
+            return _append_arrow(lake, "execution_audit", tbl, trade_date, known_at=known_at)
     return append_new(
         lake,
         "execution_audit",
-        audit_rows(portfolio_id, stage, events),
+        pd.DataFrame(records, columns=_AUDIT_COLUMNS),
         trade_date,
         known_at=known_at,
     )

@@ -181,6 +181,26 @@ def _same_as_previous(rows: pa.Table, columns: list[str] | tuple[str, ...]) -> p
     return same
 
 
+#: From this many candidates, checking whether they are already in order (a few kernels
+#: over the order columns) is cheaper than sorting them and taking every column.
+_CHECK_ORDER_ROWS = 256
+
+
+def strictly_ascending(rows: pa.Table, columns: list[str]) -> bool:
+    """Whether each row of ``rows`` is lexicographically after the one before it on
+    ``columns`` (a null among them: False)."""
+    n = rows.num_rows
+    if n < 2:
+        return True
+    after: pa.Array | None = None
+    for c in reversed(columns):
+        col = rows.column(c)
+        prev, cur = col.slice(0, n - 1), col.slice(1)
+        less = pc.less(prev, cur)
+        after = less if after is None else pc.or_(less, pc.and_(pc.equal(prev, cur), after))
+    return after is not None and bool(pc.all(after).as_py()) and not after.null_count
+
+
 def _resolve_unique(spec: TableSpec, candidates: pa.Table, rng: ValidRange) -> pa.Table | None:
     """The SQL's answer when every (key, valid_date) of ``candidates`` is one row (then
     ``row_number() = 1`` keeps them all), computed in Arrow; None when it is not so (or
@@ -199,10 +219,15 @@ def _resolve_unique(spec: TableSpec, candidates: pa.Table, rng: ValidRange) -> p
     # The SQL's output order: (valid_date, key) for a point table, (key, valid_date) for
     # an effective one; both are total orders once (key, valid_date) is unique.
     order = ["valid_date", *spec.key] if point else [*spec.key, "valid_date"]
-    rows = candidates.take(pc.sort_indices(candidates, [(c, "ascending") for c in order]))
-    n = rows.num_rows
-    if n > 1 and pc.any(_same_as_previous(rows, order)).as_py():
-        return None
+    n = candidates.num_rows
+    if n >= _CHECK_ORDER_ROWS and strictly_ascending(candidates, order):
+        # Already in the answer's order (a cached scan kept sorted): no sort, no take of
+        # every column, and strictly ascending means no (key, valid_date) repeats.
+        rows = candidates
+    else:
+        rows = candidates.take(pc.sort_indices(candidates, [(c, "ascending") for c in order]))
+        if n > 1 and pc.any(_same_as_previous(rows, order)).as_py():
+            return None
     if not point:
         # lead(valid_date) over each key's versions in valid-date order.
         dates = rows.column("valid_date")
@@ -224,9 +249,10 @@ def _resolve_unique(spec: TableSpec, candidates: pa.Table, rng: ValidRange) -> p
             pc.less_equal(dates, pa.scalar(rng.end, pa.date32())),
         )
         keep = pc.and_(keep, pc.invert(rows.column("_deleted")))
-    else:
-        keep = pc.invert(rows.column("_deleted"))
-    rows = rows.filter(keep)
+        rows = rows.filter(keep)
+    elif pc.any(rows.column("_deleted")).as_py():
+        # Only when a row is retracted: keeping every row needs no copy of them.
+        rows = rows.filter(pc.invert(rows.column("_deleted")))
     schema = _sql_schema(spec, candidates)
     drop = [c for c in (PARTITION_COLUMN,) if c in rows.column_names]
     return rows.drop_columns(drop).cast(schema)

@@ -132,7 +132,7 @@ def conform(
         else:
             raise LakeSchemaError(spec.name, fld.name, "missing column")
         col = _cast_column(spec.name, fld.name, col, fld.type)
-        if not fld.nullable or fld.name in spec.key:
+        if (not fld.nullable or fld.name in spec.key) and col.null_count:
             bad = _first_index(pc.is_null(col))
             if bad is not None:
                 kind = "key" if fld.name in spec.key else "non-nullable"

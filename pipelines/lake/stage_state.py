@@ -23,7 +23,7 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.errors import AlphaFactoryError
@@ -85,16 +85,16 @@ class StageState:
         if latest is not None and latest[1] == digest:
             return False
         version = 1 if latest is None else latest[0] + 1
-        frame = pd.DataFrame(
-            [
-                {
-                    "portfolio_id": self.portfolio_id,
-                    "name": name,
-                    "version": version,
-                    "content_hash": digest,
-                    "payload": payload,
-                }
-            ]
+        # One row built in Arrow (as a one-row pandas frame converts: string, int64,
+        # binary); the write casts it to the table's types.
+        frame = pa.table(
+            {
+                "portfolio_id": [self.portfolio_id],
+                "name": [name],
+                "version": pa.array([version], pa.int64()),
+                "content_hash": [digest],
+                "payload": pa.array([payload], pa.binary()),
+            }
         )
         self.store.write(
             TABLE,

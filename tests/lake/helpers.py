@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pandas as pd
 
@@ -12,7 +13,7 @@ def ts(day: int, hour: int = 22, minute: int = 0, micro: int = 0) -> dt.datetime
     return dt.datetime(2024, 1, day, hour, minute, 0, micro, tzinfo=dt.UTC)
 
 
-def prices(day: int, ids: list[str], close: float = 10.0, **overrides: object) -> pd.DataFrame:
+def prices(day: int, ids: list[str], close: float = 10.0, **overrides: Any) -> pd.DataFrame:
     """A valid ``prices`` frame for trade date 2024-01-<day>."""
     n = len(ids)
     frame = pd.DataFrame(

@@ -88,3 +88,28 @@ def test_several_versions_of_a_fact_go_to_the_sql() -> None:
     twice = pa.concat_tables([cands, cands.slice(0, 1)])
     rng = bitemporal.ValidRange(dt.date(2024, 1, 1), dt.date(2024, 1, 6))
     assert bitemporal._resolve_unique(spec, twice, rng) is None
+
+
+@pytest.mark.parametrize("table", ["execution_audit", "positions", "security_master"])
+@pytest.mark.parametrize("dup", [False, True])
+def test_candidates_already_in_order_resolve_as_the_sql(
+    table: str, dup: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Candidates in the answer's order (a cached scan's window) skip the sort; a repeated
+    (key, valid_date) among them is still found and sent to the SQL."""
+    monkeypatch.setattr(bitemporal, "_CHECK_ORDER_ROWS", 2)
+    spec = get_table(table)
+    point = spec.valid_time.value == "point"
+    order = ["valid_date", *spec.key] if point else [*spec.key, "valid_date"]
+    rng = bitemporal.ValidRange(dt.date(2024, 1, 2), dt.date(2024, 1, 5))
+    for n in (2, 7, 30):
+        cands = _candidates(spec, np.random.default_rng(n), n, dup)
+        cands = cands.sort_by([(c, "ascending") for c in order])
+        for rows in (cands, cands.take(list(range(n - 1, -1, -1)))):  # in order, reversed
+            want = bitemporal._resolve_sql(spec, rows, rng)
+            got = bitemporal.resolve_as_of(spec, rows, rng)
+            assert got.schema.equals(want.schema, check_metadata=True)
+            assert got.equals(want), (table, n)
+        idents = set(zip(*(cands.column(c).to_pylist() for c in order), strict=True))
+        if len(idents) < n:  # a fact with two versions: the SQL decides
+            assert bitemporal._resolve_unique(spec, cands, rng) is None
