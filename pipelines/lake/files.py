@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -64,8 +65,33 @@ def _stat_value(value: Any, type_: pa.DataType, upper: bool) -> Any:
     return value
 
 
-def file_stats(meta: pq.FileMetaData, schema: pa.Schema, skip: set[str]) -> str:
-    """Delta ``stats`` JSON (numRecords, minValues, maxValues, nullCount) from a footer."""
+#: Bounds written for a float column holding NaN, or in place of an infinite bound (JSON
+#: has no infinity): wide enough that a comparison with a finite value never prunes.
+_FLOAT_BOUND = float(np.finfo(np.float64).max)
+
+
+def _nan_columns(table: pa.Table) -> set[str]:
+    """The float columns of ``table`` holding a NaN (Parquet's float statistics leave NaN out)."""
+    return {
+        f.name
+        for f in table.schema
+        if pa.types.is_floating(f.type) and pc.any(pc.is_nan(table.column(f.name))).as_py()
+    }
+
+
+def file_stats(
+    meta: pq.FileMetaData,
+    schema: pa.Schema,
+    skip: set[str],
+    nan_columns: frozenset[str] | set[str] = frozenset(),
+) -> str:
+    """Delta ``stats`` JSON (numRecords, minValues, maxValues, nullCount) from a footer.
+
+    Every column with statistics gets bounds, floats too: the Delta reader turns a column
+    without bounds into ``column >= null``, which prunes every file of a read filtered on it
+    (``close > 1.5`` answered no rows). A float column holding NaN (``nan_columns``: Parquet's
+    bounds leave NaN out) gets the widest finite bounds, so no comparison prunes its file;
+    an infinite bound is clamped to them."""
     mins: dict[str, Any] = {}
     maxs: dict[str, Any] = {}
     nulls: dict[str, int] = {}
@@ -89,8 +115,13 @@ def file_stats(meta: pq.FileMetaData, schema: pa.Schema, skip: set[str]) -> str:
         if not complete:
             continue
         nulls[name] = n_null
-        # Float stats exclude NaN; leaving them out keeps pruning correct.
-        if lo is not None and not pa.types.is_floating(type_):
+        if pa.types.is_floating(type_):
+            if name in nan_columns:
+                lo, hi = -_FLOAT_BOUND, _FLOAT_BOUND
+            if lo is not None and hi is not None:
+                mins[name] = max(float(lo), -_FLOAT_BOUND)
+                maxs[name] = min(float(hi), _FLOAT_BOUND)
+        elif lo is not None:
             mins[name] = _stat_value(lo, type_, upper=False)
             maxs[name] = _stat_value(hi, type_, upper=True)
     return json.dumps(
@@ -133,6 +164,6 @@ def write_batch_files(
             metadata_collector=collector,
         )
         size = fs.get_file_info(f"{base}/{rel}").size
-        stats = file_stats(collector[0], part.schema, skip=set())
+        stats = file_stats(collector[0], part.schema, skip=set(), nan_columns=_nan_columns(part))
         actions.append(AddAction(rel, int(size or 0), values, int(time.time() * 1000), True, stats))
     return actions
