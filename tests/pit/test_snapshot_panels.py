@@ -1,0 +1,50 @@
+"""The snapshot's wide panels are what ``pivot_table(aggfunc="last")`` made of the long rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from pipelines.pit.snapshot import _wide
+
+
+def _pivot(table: pa.Table, value: str) -> pd.DataFrame:
+    """The reference: the pandas pivot the snapshot used to build its panels with."""
+    frame = table.to_pandas()
+    frame["valid_date"] = pd.to_datetime(frame["valid_date"])
+    out = frame.pivot_table(index="valid_date", columns="security_id", values=value, aggfunc="last")
+    out.index = pd.DatetimeIndex(out.index)
+    return out.sort_index().sort_index(axis=1)
+
+
+def _table(seed: int) -> pa.Table:
+    """Long rows with NaNs, nulls, repeated keys, unsorted dates and ids, all-NaN rows/ids."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 200))
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 15, n)]
+    ids = [f"S{int(i):03d}" for i in rng.integers(0, 12, n)]
+    values = rng.standard_normal(n)
+    values[rng.random(n) < 0.3] = np.nan
+    mask = rng.random(n) < 0.1
+    return pa.table(
+        {
+            "security_id": pa.array(ids, pa.string()),
+            "value": pa.array(values, pa.float64(), mask=mask),
+            "valid_date": pa.array(days, pa.date32()),
+        }
+    )
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_wide_is_the_pivot(seed: int) -> None:
+    table = _table(seed)
+    expected = _pivot(table, "value")
+    got = _wide(table, "value")
+    assert got.index.equals(expected.index) and got.columns.equals(expected.columns)
+    assert got.index.dtype == expected.index.dtype and got.columns.dtype == expected.columns.dtype
+    assert (got.index.name, got.columns.name) == (expected.index.name, expected.columns.name)
+    assert np.array_equal(got.to_numpy(), expected.to_numpy(), equal_nan=True)
