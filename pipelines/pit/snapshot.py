@@ -58,7 +58,8 @@ class MarketSnapshot:
             return []
         last = self.close.loc[pd.Timestamp(self.day)].to_numpy(dtype=float)
         ok = np.isfinite(last) & (last > 0)
-        ids = [str(s) for s in self.close.columns[ok] if s in self.sectors.index]
+        with_sector = set(self.sectors.index.tolist())
+        ids = [str(s) for s in self.close.columns[ok].tolist() if s in with_sector]
         return sorted(ids)
 
     def last_close(self) -> pd.Series:
