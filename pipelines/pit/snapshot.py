@@ -190,7 +190,12 @@ def load_snapshot(lake: Store, day: dt.date, lookback: int = 130) -> MarketSnaps
     volume = grid.frame(keys, _floats(prices, "volume"))
     returns = _total_returns(lake, close, known)
     master = (
-        lake.as_of("security_master", known_at=known, valid_at=day)
+        lake.as_of(
+            "security_master",
+            known_at=known,
+            valid_at=day,
+            columns=["security_id", "sector", "listed"],
+        )
         .select(["security_id", "sector", "listed", "valid_date"])
         .to_pandas()
     )
@@ -250,7 +255,12 @@ def _total_returns(lake: Store, close: pd.DataFrame, known: dt.datetime) -> pd.D
     start, end = close.index[0].date(), close.index[-1].date()
     k = np.ones(close.shape)
     div = np.zeros(close.shape)
-    actions = lake.as_of("corporate_actions", known_at=known, valid_at=(start, end))
+    actions = lake.as_of(
+        "corporate_actions",
+        known_at=known,
+        valid_at=(start, end),
+        columns=["security_id", "action_type", "ratio", "amount"],
+    )
     if actions.num_rows:
         when = pd.DatetimeIndex(
             actions.column("valid_date").cast(pa.int32()).to_numpy().astype("datetime64[D]")
