@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pipelines.pit.snapshot import _wide
+from pipelines.pit.snapshot import _total_returns, _wide
 
 
 def _pivot(table: pa.Table, value: str) -> pd.DataFrame:
@@ -48,3 +48,40 @@ def test_wide_is_the_pivot(seed: int) -> None:
     assert got.index.dtype == expected.index.dtype and got.columns.dtype == expected.columns.dtype
     assert (got.index.name, got.columns.name) == (expected.index.name, expected.columns.name)
     assert np.array_equal(got.to_numpy(), expected.to_numpy(), equal_nan=True)
+
+
+class _Actions:
+    """A store answering every ``as_of`` with the same corporate actions."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def as_of(self, name: str, **_: object) -> pa.Table:
+        assert name == "corporate_actions"
+        return self.table
+
+
+def test_total_returns_apply_every_action_in_order() -> None:
+    days = pd.DatetimeIndex(["2024-01-02", "2024-01-03", "2024-01-04"], name="valid_date")
+    close = pd.DataFrame(
+        {"A": [10.0, 5.0, 5.5], "B": [20.0, 21.0, 10.0], "C": [1.0, 1.0, 1.1]}, index=days
+    )
+    close.columns = pd.Index(close.columns, dtype="str", name="security_id")
+    actions = pa.table(
+        {
+            "security_id": ["A", "B", "B", "B", "C", "C", "Z"],
+            "action_type": ["split", "dividend", "split", "split", "split", "dividend", "split"],
+            "ratio": [2.0, None, 2.0, float("nan"), 0.0, None, 3.0],
+            "amount": [None, 0.5, None, None, None, 0.0, None],
+            "valid_date": pa.array(
+                [dt.date(2024, 1, d) for d in (3, 3, 4, 4, 3, 4, 3)], pa.date32()
+            ),
+        }
+    )
+    got = _total_returns(_Actions(actions), close, dt.datetime(2024, 1, 5))  # type: ignore[arg-type]
+    k = np.ones((3, 3))
+    div = np.zeros((3, 3))
+    k[1, 0], div[1, 1], k[2, 1] = 2.0, 0.5, 2.0  # NaN/0 ratios, 0 amounts, unknown ids: none
+    prev = close.shift(1).to_numpy()
+    expected = (close.to_numpy() * k + div) / prev - 1.0
+    assert np.array_equal(got.to_numpy(), expected, equal_nan=True)
