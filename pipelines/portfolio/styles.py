@@ -85,10 +85,13 @@ def rolling_panel(
     return pd.DataFrame(values.reshape(n_cols, n_rows).T, index=panel.index, columns=panel.columns)
 
 
-def style_panels(snapshot: MarketSnapshot) -> dict[str, pd.DataFrame]:
-    """The raw style panels of the module docstring, aligned with ``snapshot.close``."""
+def style_panels(
+    snapshot: MarketSnapshot, market_cap: pd.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
+    """The raw style panels of the module docstring, aligned with ``snapshot.close``
+    (``market_cap``: ``snapshot.market_cap()`` when the caller already has it)."""
     ret = snapshot.returns
-    mcap = snapshot.market_cap()
+    mcap = snapshot.market_cap() if market_cap is None else market_cap
     dollar = rolling_panel(snapshot.close * snapshot.volume, 20, 5, "mean")
     book = snapshot.book_equity.reindex(snapshot.close.columns)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -125,11 +128,12 @@ def risk_inputs(snapshot: MarketSnapshot) -> RiskModelInputs:
     def universe(panel: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(panel.to_numpy()[1:, pos], index=index, columns=columns)
 
+    mcap = snapshot.market_cap()
     return RiskModelInputs(
         returns=universe(snapshot.returns),
-        market_cap=universe(snapshot.market_cap()),
+        market_cap=universe(mcap),
         sectors=snapshot.sectors.reindex(ids),
-        styles={k: universe(v) for k, v in style_panels(snapshot).items()},
+        styles={k: universe(v) for k, v in style_panels(snapshot, mcap).items()},
     )
 
 
