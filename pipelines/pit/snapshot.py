@@ -85,19 +85,27 @@ class MarketSnapshot:
 @dataclass(frozen=True)
 class _Keys:
     """A long table's (valid_date, security_id) keys as integers: ``days`` since the
-    epoch per row, ``codes`` into ``names`` (the distinct security ids) per row."""
+    epoch per row, ``codes`` into ``names`` (the distinct security ids) per row, and
+    ``complete``: the rows with both keys (``pivot_table`` drops the others)."""
 
     days: np.ndarray
     codes: np.ndarray
     names: np.ndarray
+    complete: np.ndarray
 
     @classmethod
     def of(cls, table: pa.Table) -> _Keys:
-        ids = pc.dictionary_encode(table.column("security_id")).combine_chunks()
+        sec, day = table.column("security_id"), table.column("valid_date")
+        complete = np.ones(table.num_rows, dtype=bool)
+        if sec.null_count or day.null_count:
+            complete = pc.and_(pc.is_valid(sec), pc.is_valid(day)).to_numpy(zero_copy_only=False)
+            sec, day = sec.fill_null(""), day.fill_null(0)
+        ids = pc.dictionary_encode(sec).combine_chunks()
         return cls(
-            days=table.column("valid_date").cast(pa.int32()).to_numpy(),
+            days=day.cast(pa.int32()).to_numpy(),
             codes=ids.indices.to_numpy(zero_copy_only=False).astype(np.int64),
             names=np.asarray(ids.dictionary.to_pylist(), dtype=object),
+            complete=complete,
         )
 
 
@@ -111,7 +119,7 @@ class _Grid:
     @classmethod
     def of(cls, keys: _Keys, values: np.ndarray) -> _Grid:
         """The dates and securities with at least one non-NaN value (``pivot_table``'s)."""
-        ok = ~np.isnan(values)
+        ok = ~np.isnan(values) & keys.complete
         names = keys.names[np.unique(keys.codes[ok])]
         return cls(days=np.unique(keys.days[ok]), names=np.sort(names))
 
@@ -133,7 +141,7 @@ class _Grid:
         col_of = np.array([position.get(name, -1) for name in keys.names.tolist()], dtype=np.int64)
         cols = col_of[keys.codes] if len(col_of) else np.full(len(keys.codes), -1, np.int64)
         rows = np.searchsorted(self.days, keys.days)
-        on = (rows < len(self.days)) & (cols >= 0) & ~np.isnan(values)
+        on = (rows < len(self.days)) & (cols >= 0) & ~np.isnan(values) & keys.complete
         on[on] = self.days[rows[on]] == keys.days[on]
         flat = rows[on] * len(self.names) + cols[on]
         vals = values[on]

@@ -30,6 +30,11 @@ def _table(seed: int) -> pa.Table:
     values = rng.standard_normal(n)
     values[rng.random(n) < 0.3] = np.nan
     mask = rng.random(n) < 0.1
+    if seed % 3 == 0:  # rows without a key: the pivot drops them
+        ids = [None if rng.random() < 0.1 else i for i in ids]  # type: ignore[misc]
+        days = [None if rng.random() < 0.1 else d for d in days]  # type: ignore[misc]
+    if seed % 7 == 0:  # nothing known
+        values[:] = np.nan
     return pa.table(
         {
             "security_id": pa.array(ids, pa.string()),
