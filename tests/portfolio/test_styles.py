@@ -31,7 +31,7 @@ def _bits(frame: pd.DataFrame) -> np.ndarray:
     return np.where(np.isnan(values), np.nan, values).view(np.int64)
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(20))
 @pytest.mark.parametrize(
     ("stat", "window", "min_periods"),
     [("sum", 105, 20), ("mean", 20, 5), ("std", 63, 20), ("sum", 3, 1), ("std", 5, 2)],
