@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.errors import AlphaFactoryError
 from pipelines.lake.interface import Store
@@ -55,7 +58,8 @@ class MarketSnapshot:
             return []
         last = self.close.loc[pd.Timestamp(self.day)].to_numpy(dtype=float)
         ok = np.isfinite(last) & (last > 0)
-        ids = [str(s) for s in self.close.columns[ok] if s in self.sectors.index]
+        with_sector = set(self.sectors.index.tolist())
+        ids = [str(s) for s in self.close.columns[ok].tolist() if s in with_sector]
         return sorted(ids)
 
     def last_close(self) -> pd.Series:
@@ -78,10 +82,97 @@ class MarketSnapshot:
         return self.close * shares
 
 
-def _wide(frame: pd.DataFrame, value: str) -> pd.DataFrame:
-    out = frame.pivot_table(index="valid_date", columns="security_id", values=value, aggfunc="last")
-    out.index = pd.DatetimeIndex(out.index)
-    return out.sort_index().sort_index(axis=1)
+@dataclass(frozen=True)
+class _Keys:
+    """A long table's (valid_date, security_id) keys as integers: ``days`` since the
+    epoch per row, ``codes`` into ``names`` (the distinct security ids) per row, and
+    ``complete``: the rows with both keys (``pivot_table`` drops the others)."""
+
+    days: np.ndarray
+    codes: np.ndarray
+    names: np.ndarray
+    complete: np.ndarray
+
+    @classmethod
+    def of(cls, table: pa.Table) -> _Keys:
+        sec, day = table.column("security_id"), table.column("valid_date")
+        complete = np.ones(table.num_rows, dtype=bool)
+        if sec.null_count or day.null_count:
+            complete = pc.and_(pc.is_valid(sec), pc.is_valid(day)).to_numpy(zero_copy_only=False)
+            sec, day = sec.fill_null(""), day.fill_null(0)
+        ids = pc.dictionary_encode(sec).combine_chunks()
+        return cls(
+            days=day.cast(pa.int32()).to_numpy(),
+            codes=ids.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+            names=np.asarray(ids.dictionary.to_pylist(), dtype=object),
+            complete=complete,
+        )
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The rows (sorted days) and columns (sorted ids) of a wide panel."""
+
+    days: np.ndarray
+    names: np.ndarray
+
+    @classmethod
+    def of(cls, keys: _Keys, values: np.ndarray) -> _Grid:
+        """The dates and securities with at least one non-NaN value (``pivot_table``'s)."""
+        ok = ~np.isnan(values) & keys.complete
+        names = keys.names[np.unique(keys.codes[ok])]
+        return cls(days=np.unique(keys.days[ok]), names=np.sort(names))
+
+    @cached_property
+    def axes(self) -> tuple[pd.DatetimeIndex, pd.Index]:
+        """The panel's index and columns, as ``pivot_table`` names and types them."""
+        index = pd.DatetimeIndex(
+            self.days.astype("datetime64[D]").astype("datetime64[s]"), name="valid_date"
+        )
+        return index, pd.Index(self.names.tolist(), dtype="str", name="security_id")
+
+    def tail(self, n: int) -> _Grid:
+        return _Grid(self.days[-n:] if n > 0 else self.days[:0], self.names)
+
+    def frame(self, keys: _Keys, values: np.ndarray) -> pd.DataFrame:
+        """``values`` laid on the grid; a key seen twice keeps its last non-NaN value,
+        keys off the grid are dropped (``pivot_table(aggfunc="last")`` + ``reindex``)."""
+        position = {name: j for j, name in enumerate(self.names.tolist())}
+        col_of = np.array([position.get(name, -1) for name in keys.names.tolist()], dtype=np.int64)
+        cols = col_of[keys.codes] if len(col_of) else np.full(len(keys.codes), -1, np.int64)
+        rows = np.searchsorted(self.days, keys.days)
+        on = (rows < len(self.days)) & (cols >= 0) & ~np.isnan(values) & keys.complete
+        on[on] = self.days[rows[on]] == keys.days[on]
+        flat = rows[on] * len(self.names) + cols[on]
+        vals = values[on]
+        # Last occurrence of each key, in the table's row order.
+        last = len(flat) - 1 - np.unique(flat[::-1], return_index=True)[1]
+        grid = np.full(len(self.days) * len(self.names), np.nan)
+        grid[flat[last]] = vals[last]
+        index, columns = self.axes
+        # copy=False keeps the (dates × ids) row-major memory pivot_table leaves behind:
+        # pandas' reductions over dates sum a strided axis sequentially but a contiguous
+        # one pairwise, so the layout decides the last bits of e.g. ``adv_shares``.
+        return pd.DataFrame(
+            grid.reshape(len(self.days), len(self.names)),
+            index=index,
+            columns=columns,
+            copy=False,
+        )
+
+
+def _floats(table: pa.Table, column: str) -> np.ndarray:
+    """A numeric column as float64, null → NaN."""
+    return np.asarray(
+        table.column(column).cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=float
+    )
+
+
+def _wide(table: pa.Table, value: str) -> pd.DataFrame:
+    """The long ``table``'s ``value`` as a (valid_date × security_id) panel, sorted."""
+    keys = _Keys.of(table)
+    values = _floats(table, value)
+    return _Grid.of(keys, values).frame(keys, values)
 
 
 def load_snapshot(lake: Store, day: dt.date, lookback: int = 130) -> MarketSnapshot:
@@ -93,18 +184,29 @@ def load_snapshot(lake: Store, day: dt.date, lookback: int = 130) -> MarketSnaps
         known_at=known,
         valid_at=(start, day),
         columns=["security_id", "close", "volume"],
-    ).to_pandas()
-    if prices.empty:
+    )
+    if prices.num_rows == 0:
         raise NoMarketDataError(
             f"no prices in the lake up to {day} as known at {known.isoformat()}"
         )
-    prices["valid_date"] = pd.to_datetime(prices["valid_date"])
-    close = _wide(prices, "close")
-    volume = _wide(prices, "volume").reindex_like(close)
-    close = close.tail(lookback + 1)
-    volume = volume.tail(lookback + 1)
+    # One set of integer keys for both panels, laid straight on the close's grid (the
+    # dates and securities with a close), of which only the last sessions are kept.
+    keys = _Keys.of(prices)
+    closes = _floats(prices, "close")
+    grid = _Grid.of(keys, closes).tail(lookback + 1)
+    close = grid.frame(keys, closes)
+    volume = grid.frame(keys, _floats(prices, "volume"))
     returns = _total_returns(lake, close, known)
-    master = lake.as_of("security_master", known_at=known, valid_at=day).to_pandas()
+    master = (
+        lake.as_of(
+            "security_master",
+            known_at=known,
+            valid_at=day,
+            columns=["security_id", "sector", "listed"],
+        )
+        .select(["security_id", "sector", "listed", "valid_date"])
+        .to_pandas()
+    )
     if not master.empty:
         master = master.sort_values("valid_date").groupby("security_id").tail(1)
         listed = master["listed"].fillna(True).astype(bool)
@@ -114,12 +216,16 @@ def load_snapshot(lake: Store, day: dt.date, lookback: int = 130) -> MarketSnaps
         index=master["security_id"].astype(str).to_numpy() if not master.empty else [],
         dtype=object,
     ).sort_index()
-    fund = lake.as_of(
-        "fundamentals",
-        known_at=known,
-        valid_at=(day - dt.timedelta(days=730), day),
-        columns=["security_id", "shares_outstanding", "book_equity"],
-    ).to_pandas()
+    fund = (
+        lake.as_of(
+            "fundamentals",
+            known_at=known,
+            valid_at=(day - dt.timedelta(days=730), day),
+            columns=["security_id", "shares_outstanding", "book_equity"],
+        )
+        .select(["security_id", "shares_outstanding", "book_equity", "valid_date"])
+        .to_pandas()
+    )
     if fund.empty:
         shares = book = pd.Series(dtype=float)
     else:
@@ -132,11 +238,10 @@ def load_snapshot(lake: Store, day: dt.date, lookback: int = 130) -> MarketSnaps
         known_at=known,
         valid_at=(day - dt.timedelta(days=14), day),
         columns=["security_id", "sentiment"],
-    ).to_pandas()
-    if sent.empty:
+    )
+    if sent.num_rows == 0:
         sentiment = pd.DataFrame(index=close.index[-1:], columns=close.columns, dtype=float)
     else:
-        sent["valid_date"] = pd.to_datetime(sent["valid_date"])
         sentiment = _wide(sent, "sentiment")
     return MarketSnapshot(
         day=day,
@@ -158,27 +263,35 @@ def _total_returns(lake: Store, close: pd.DataFrame, known: dt.datetime) -> pd.D
     start, end = close.index[0].date(), close.index[-1].date()
     k = np.ones(close.shape)
     div = np.zeros(close.shape)
-    rows = {ts: i for i, ts in enumerate(close.index)}
-    cols = {str(c): j for j, c in enumerate(close.columns)}
-    actions = lake.as_of("corporate_actions", known_at=known, valid_at=(start, end)).to_pandas()
-    for rec in actions.to_dict("records"):
-        i = rows.get(pd.Timestamp(rec["valid_date"]))
-        j = cols.get(str(rec["security_id"]))
-        if i is None or j is None:
-            continue
-        ratio, amount = _finite(rec.get("ratio")), _finite(rec.get("amount"))
-        if rec["action_type"] == "split" and ratio:
-            k[i, j] *= ratio
-        elif rec["action_type"] == "dividend" and amount:
-            div[i, j] += amount
+    actions = lake.as_of(
+        "corporate_actions",
+        known_at=known,
+        valid_at=(start, end),
+        columns=["security_id", "action_type", "ratio", "amount"],
+    )
+    if actions.num_rows:
+        when = pd.DatetimeIndex(
+            actions.column("valid_date").cast(pa.int32()).to_numpy().astype("datetime64[D]")
+        )
+        rows = close.index.get_indexer(when)
+        ids = actions.column("security_id").to_numpy(zero_copy_only=False)
+        cols = close.columns.get_indexer(pd.Index([str(i) for i in ids], dtype="str"))
+        kind = np.asarray(actions.column("action_type").to_pylist(), dtype=object)
+        ratio, amount = _finite_or_zero(actions, "ratio"), _finite_or_zero(actions, "amount")
+        on = (rows >= 0) & (cols >= 0)
+        split = on & (kind == "split") & (ratio != 0)
+        dividend = on & (kind == "dividend") & (amount != 0)
+        # ufunc.at applies repeated cells in row order, as the records were applied.
+        np.multiply.at(k, (rows[split], cols[split]), ratio[split])
+        np.add.at(div, (rows[dividend], cols[dividend]), amount[dividend])
     prev = close.shift(1).to_numpy(dtype=float)
     values = (close.to_numpy(dtype=float) * k + div) / prev - 1.0
     return pd.DataFrame(values, index=close.index, columns=close.columns)
 
 
-def _finite(value: object) -> float | None:
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return x if np.isfinite(x) else None
+def _finite_or_zero(table: pa.Table, column: str) -> np.ndarray:
+    """A numeric column as float64 with null and non-finite values as 0 (= no action)."""
+    if column not in table.column_names:
+        return np.zeros(table.num_rows)
+    values = _floats(table, column)
+    return np.where(np.isfinite(values), values, 0.0)

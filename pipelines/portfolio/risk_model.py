@@ -47,6 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -335,21 +336,34 @@ class _Panel:
     def factor_names(self) -> tuple[str, ...]:
         return (MARKET, *(SECTOR_PREFIX + s for s in self.sector_names), *self.style_names)
 
+    @cached_property
+    def structural(self) -> FloatArray:
+        """(N, 1 + sectors) market and one-hot sector exposures (the same every date)."""
+        X = np.zeros((len(self.securities), 1 + len(self.sector_names)))
+        X[:, 0] = 1.0
+        has = self.sector_codes >= 0
+        X[np.flatnonzero(has), 1 + self.sector_codes[has]] = 1.0
+        X.flags.writeable = False
+        return X
+
 
 def _to_panel(inputs: RiskModelInputs) -> _Panel:
     ret = inputs.returns.sort_index()
     dates = pd.DatetimeIndex(ret.index)
-    secs = [str(c) for c in ret.columns]
+    secs = [str(c) for c in ret.columns.tolist()]
     ret.columns = pd.Index(secs)
 
     def align(df: pd.DataFrame) -> FloatArray:
+        if df.index.equals(dates) and df.columns.equals(ret.columns):
+            # Already on the returns' axes (risk_inputs' panels): no relabel/reindex copy.
+            return df.to_numpy(dtype=float, na_value=np.nan)
         d = df.copy()
         d.columns = pd.Index([str(c) for c in d.columns])
         return d.reindex(index=dates, columns=secs).to_numpy(dtype=float, na_value=np.nan)
 
     cap = align(inputs.market_cap)
     sect = inputs.sectors.copy()
-    sect.index = pd.Index([str(i) for i in sect.index])
+    sect.index = pd.Index([str(i) for i in sect.index.tolist()])
     labels = sect.reindex(secs)
     names = tuple(sorted({str(v) for v in labels.dropna().unique()}))
     code_of = {n: i for i, n in enumerate(names)}
@@ -376,39 +390,68 @@ def standardize(raw: FloatArray, cap: FloatArray, winsor: float = 5.0) -> FloatA
 
     ``raw``: (S, N) style values for one date; ``cap``: (N,). Returns (S, N).
     """
+    return standardize_panel(raw[:, None, :], cap[None, :], winsor)[:, 0, :]
+
+
+def standardize_panel(raw: FloatArray, cap: FloatArray, winsor: float = 5.0) -> FloatArray:
+    """:func:`standardize` of every date at once: ``raw`` (S, T, N), ``cap`` (T, N).
+
+    Each (style, date) is computed with exactly the float operations of its own 1-D
+    computation over its listed, non-missing names: the rows with the same number ``n``
+    of such names are packed, left-aligned, into one row-major (rows × n) array, and
+    numpy reduces each row of that along its last axis exactly as it reduces the row
+    alone (pairwise; a column-major or zero-padded array would sum in another order).
+    """
+    S, T, N = raw.shape
+    out = np.zeros((S, T, N))
     listed = np.isfinite(cap) & (cap > 0)
-    out = np.zeros_like(raw, dtype=float)
-    if not listed.any():
-        return out
     c = np.where(listed, cap, 0.0)
-    for s in range(raw.shape[0]):
-        x = raw[s]
-        ok = listed & np.isfinite(x)
-        if ok.sum() < 2:
+    ok = (listed[None] & np.isfinite(raw)).reshape(S * T, N)
+    values = raw.reshape(S * T, N)
+    flat_out = out.reshape(S * T, N)
+    count = ok.sum(axis=1)
+    for n in np.unique(count[count >= 2]).tolist():
+        rows = np.flatnonzero(count == n)
+        mask = ok[rows]
+        x = np.ascontiguousarray(values[rows][mask].reshape(len(rows), n))
+        cw = np.ascontiguousarray(c[rows % T][mask].reshape(len(rows), n))
+        total = cw.sum(axis=1)
+        mu = np.sum(cw * x, axis=1) / total
+        dev = x - mu[:, None]
+        sd = np.std(dev, axis=1)
+        good = (sd > 0) & np.isfinite(sd)
+        if not good.any():
             continue
-        mu = np.sum(c[ok] * x[ok]) / c[ok].sum()
-        sd = np.std(x[ok] - mu)
-        if sd <= 0 or not np.isfinite(sd):
-            continue
-        z = np.clip((x[ok] - mu) / sd, -winsor, winsor)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.clip(dev / sd[:, None], -winsor, winsor)
         # Re-center after winsorizing so the cap-weighted mean stays exactly 0.
-        z = z - np.sum(c[ok] * z) / c[ok].sum()
-        out[s, ok] = z
+        z = z - (np.sum(cw * z, axis=1) / total)[:, None]
+        z[~good] = 0.0  # no dispersion: the style says nothing that day (all 0)
+        block = np.zeros((len(rows), N))
+        block[mask] = z.reshape(-1)
+        flat_out[rows] = block
     return out
 
 
-def _exposures(p: _Panel, t: int, winsor: float) -> tuple[FloatArray, FloatArray]:
-    """Exposure matrix X (N×K) from data at date index ``t``, and the listed mask."""
-    n = len(p.securities)
-    n_sec = len(p.sector_names)
+def _exposures(
+    p: _Panel, t: int, winsor: float, standardized: FloatArray | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """Exposure matrix X (N×K) from data at date index ``t``, and the listed mask.
+
+    ``standardized``: the panel's :func:`standardize_panel` (S, T, N) when already
+    computed for every date; otherwise date ``t``'s styles are standardized here."""
+    n_struct = 1 + len(p.sector_names)
     cap = p.cap[t]
     listed = np.isfinite(cap) & (cap > 0)
-    X = np.zeros((n, 1 + n_sec + len(p.style_names)))
-    X[:, 0] = 1.0
-    has = p.sector_codes >= 0
-    X[np.flatnonzero(has), 1 + p.sector_codes[has]] = 1.0
+    X = np.empty((len(p.securities), n_struct + len(p.style_names)))
+    X[:, :n_struct] = p.structural
     if p.style_names:
-        X[:, 1 + n_sec :] = standardize(p.styles[:, t, :], cap, winsor).T
+        z = (
+            standardized[:, t, :]
+            if standardized is not None
+            else standardize(p.styles[:, t, :], cap, winsor)
+        )
+        X[:, n_struct:] = z.T
     return X, listed
 
 
@@ -463,8 +506,10 @@ def _estimate(p: _Panel, cfg: RiskModelConfig) -> FactorReturnsEstimate:
     fr = np.full((T, K), np.nan)
     resid = np.full((T, N), np.nan)
     min_names = K + 1
+    # Exposures of dates 0 … T-2 (each regresses the next day's returns), in one pass.
+    standardized = standardize_panel(p.styles[:, :-1, :], p.cap[:-1], cfg.winsor)
     for t in range(1, T):
-        X, listed = _exposures(p, t - 1, cfg.winsor)
+        X, listed = _exposures(p, t - 1, cfg.winsor, standardized)
         r = p.returns[t]
         ok = listed & np.isfinite(r)
         if ok.sum() < min_names:

@@ -18,6 +18,7 @@ from pipelines.portfolio.risk_model import (
     psd_cholesky,
     rolling_bias_test,
     standardize,
+    standardize_panel,
 )
 
 pytestmark = pytest.mark.unit
@@ -183,3 +184,44 @@ def test_builds_at_production_size() -> None:
     rm = build_risk_model(inputs)
     assert isinstance(rm, RiskModel)
     assert rm.n_assets == 1000
+
+
+def _standardize_one(raw: np.ndarray, cap: np.ndarray, winsor: float) -> np.ndarray:
+    """The per-style, per-date reference computation standardize_panel must reproduce."""
+    listed = np.isfinite(cap) & (cap > 0)
+    out = np.zeros_like(raw, dtype=float)
+    c = np.where(listed, cap, 0.0)
+    for s in range(raw.shape[0]):
+        x = raw[s]
+        ok = listed & np.isfinite(x)
+        if ok.sum() < 2:
+            continue
+        mu = np.sum(c[ok] * x[ok]) / c[ok].sum()
+        sd = np.std(x[ok] - mu)
+        if sd <= 0 or not np.isfinite(sd):
+            continue
+        z = np.clip((x[ok] - mu) / sd, -winsor, winsor)
+        out[s, ok] = z - np.sum(c[ok] * z) / c[ok].sum()
+    return out
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_standardize_panel_is_each_date_alone_bit_for_bit(seed: int) -> None:
+    """Batched over dates and styles, yet the same floats as one (style, date) at a time —
+    including styles that share their names (the rows numpy must sum pairwise)."""
+    rng = np.random.default_rng(seed)
+    n_styles, n_dates, n = (
+        int(rng.integers(1, 6)),
+        int(rng.integers(1, 8)),
+        int(rng.integers(2, 60)),
+    )
+    raw = rng.standard_normal((n_styles, n_dates, n)) * 10 ** rng.uniform(-3, 6, (n_styles, 1, 1))
+    raw[rng.random(raw.shape) < 0.05] = np.nan
+    raw[:, :, rng.random(n) < 0.2] = np.nan  # names missing in every style: shared masks
+    if seed % 5 == 0:
+        raw[0] = 1.0  # no dispersion
+    cap = rng.random((n_dates, n)) * 1e9
+    cap[rng.random(cap.shape) < 0.05] = np.nan
+    expected = np.stack([_standardize_one(raw[:, t], cap[t], 5.0) for t in range(n_dates)], 1)
+    assert np.array_equal(standardize_panel(raw, cap, 5.0), expected)
+    assert np.array_equal(standardize(raw[:, 0], cap[0], 5.0), expected[:, 0])
