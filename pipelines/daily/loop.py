@@ -99,6 +99,12 @@ def run_day(
         steps.append(("report", lambda: stages.report(ctx)))
     decides = {"research", "risk_model", "optimize", "pretrade", "approve", "execute"}
     for name, step in steps:
+        if name in decides and "snapshot" not in result.seconds:
+            # The session's point-in-time snapshot loads on the first question after ingest
+            # (skip_reason asks it): timed apart, not hidden between two stages.
+            started = time.perf_counter()
+            ctx.snapshot  # noqa: B018 (loads and caches it)
+            result.seconds["snapshot"] = time.perf_counter() - started
         if name in decides and ctx.skip_reason is not None:
             if result.skipped is None:
                 result.skipped = ctx.skip_reason
