@@ -226,6 +226,8 @@ class _Day:
     hi: FloatArray
     beta: FloatArray
     sectors_of_factor: dict[int, str] = field(default_factory=dict)
+    # c with beta = B·c when beta is the risk model's predicted beta (else None).
+    beta_factors: FloatArray | None = None
 
 
 def _series(
@@ -430,7 +432,14 @@ class PortfolioOptimizer:
         self.compiled = False
         # The leaner cone program handed to Clarabel directly (pipelines.portfolio.direct):
         # the first solver of a day whenever no soft group is open.
-        self._direct = DirectProblem(self) if P.direct_solve and direct_supported(self) else None
+        # The beta row is written through y (predicted beta, the usual case) until a day
+        # brings an explicit beta (then rebuilt with a row over all names).
+        self._beta_factors: FloatArray | None = None
+        self._direct = (
+            DirectProblem(self, beta_via_factors=MARKET in self.factor_names)
+            if P.direct_solve and direct_supported(self)
+            else None
+        )
         self._direct_w: FloatArray | None = None
         self._ids_key: tuple[str, ...] | None = None
         self._ids_idx = pd.Index([])
@@ -560,12 +569,15 @@ class PortfolioOptimizer:
             # diag(B F Bᵀ) as a row sum: einsum's unoptimised 3-operand loop took ~7 ms at
             # N=3,000, K=40.
             vol = np.sqrt(np.sum((rm.B @ rm.F) * rm.B, axis=1) + rm.D)
+        beta_factors = None
         if P.beta_band is not None:
             if inputs.beta is not None:
                 beta = _series(inputs.beta, ids, np.nan, target)
                 _require_finite("beta", beta, ids)
             elif MARKET in rm.factor_names:
                 beta = rm.predicted_beta()
+                m = rm.factor_names.index(MARKET)
+                beta_factors = np.asarray(rm.F[:, m] / rm.F[m, m], dtype=float)
             else:
                 raise InputDataError("beta_band set but no beta given and no market factor")
         else:
@@ -590,6 +602,7 @@ class PortfolioOptimizer:
             lo=lo,
             hi=hi,
             beta=beta,
+            beta_factors=beta_factors,
         )
 
     def _bounds(
@@ -664,6 +677,7 @@ class PortfolioOptimizer:
         if len(self._bounded_idx):
             flo, fhi = self._factor_band()
             self.p_flo.value, self.p_fhi.value = flo, fhi
+        self._beta_factors = d.beta_factors
         if P.beta_band is not None:
             self.p_beta.value = d.beta
             self.p_bband.value = np.array([P.beta_band.lo, P.beta_band.hi])
@@ -733,6 +747,9 @@ class PortfolioOptimizer:
         """One solve of the direct cone program (its weights become ``_w_value``)."""
         assert self._direct is not None
         t0 = time.perf_counter()
+        via_factors = self._beta_factors is not None
+        if self._direct.has_beta and self._direct.beta_via_factors != via_factors:
+            self._direct = DirectProblem(self, beta_via_factors=via_factors)
         try:
             sol = self._direct.solve(opts)
         except (ValueError, ArithmeticError, RuntimeError) as exc:  # pragma: no cover
