@@ -11,10 +11,14 @@ cone program, not the Python around it. cvxpy's canonicalisation of
 * specific risk ``λ Σ σ_i² w_i²`` is a diagonal of Clarabel's ``P`` (cvxpy adds a copy
   ``v = σ∘w`` and an equality row per name, because a parametrised ``P`` diagonal is
   slow to compile there) and factor risk ``λ yᵀ L Lᵀ y`` a dense K×K block of ``P``;
-* net exposure and beta are one equality row each onto a scalar (``Σw``, ``βᵀw``)
-  whose band is two scalar rows (cvxpy writes both sides of each band as a dense row
-  over all N names, four dense rows that every name's column carries into the KKT
-  factorisation);
+* the net exposure band sits on the market factor's ``y_m`` (its exposure column is all
+  ones, so ``y_m = Σw``), and when the sector columns add up to the market column the
+  market row is ``y_m = Σ_s y_s`` (12 entries, not N); the beta band sits on ``cᵀy``
+  when β is the risk model's predicted beta ``B·c`` (K entries), else on a scalar
+  ``βᵀw`` (one row over all names; the program is rebuilt when a day switches between
+  the two). cvxpy writes both sides of each band as a dense row over all N names: four
+  dense rows that every name's column carries into the KKT factorisation, now none
+  beyond the style rows, gross and turnover;
 * ``|z|^{3/2} ≤ t`` is the same two 3-dim second-order cones per name as cvxpy's
   (``|z|² ≤ s·t/√c`` and ``s² ≤ c·|z|``), with the constant ``c = 0.01`` put at the
   scale of a day's trade: with c = 1 (cvxpy's scaling) s ≈ √|z| and t ≈ |z|^{3/2} differ
@@ -144,17 +148,39 @@ class DirectProblem:
     """The cone program of one :class:`PortfolioOptimizer` (fixed structure), solved with
     Clarabel from the optimizer's current parameter values."""
 
-    def __init__(self, opt: Any) -> None:
+    def __init__(self, opt: Any, beta_via_factors: bool = False) -> None:
         P = opt.policy
         N, K = opt.n, len(opt.factor_names)
         self.opt = opt
         self.long_only = P.mode == "long_only"
         self.has_beta = P.beta_band is not None
+        # βᵀw written as cᵀy (K coefficients, opt._beta_factors) instead of a row over all
+        # N names: valid on days whose β is B·c (the risk model's predicted beta).
+        self.beta_via_factors = self.has_beta and beta_via_factors
         self.has_turnover = P.turnover_cap is not None
         nb = len(opt._bounded_idx)
 
+        # Exposure entries: the free (daily) columns dense, the compiled market/sector
+        # columns with their constant nonzeros.
+        fixed = np.asarray(opt._fixed_B, dtype=float)
+        fixed_idx = np.asarray(opt._fixed_idx, dtype=int)
+        # A compiled column of ones (the market factor) is y_m = Σw: the net exposure band
+        # is put on y_m (no second all-names row); and when the other compiled columns
+        # (sectors) add up to it, y_m = Σ_s y_s replaces y_m = 1ᵀw (12 entries, not N).
+        all_ones = [j for j in range(fixed.shape[1]) if np.all(fixed[:, j] == 1.0)]
+        self._ones_col = int(fixed_idx[all_ones[0]]) if all_ones else -1
+        parts: list[int] = []
+        if all_ones and fixed.shape[1] > 1:
+            others = [j for j in range(fixed.shape[1]) if j != all_ones[0]]
+            if np.array_equal(fixed[:, others].sum(axis=1), fixed[:, all_ones[0]]):
+                parts = others
+        expanded = fixed.copy()
+        if parts:
+            expanded[:, all_ones[0]] = 0.0
+        fixed_B = sp.coo_array(expanded)
+
         # Variables: w, |z|, |w| (long-short), t ≥ |z|^{3/2}, s (impact cones), y = Bᵀw,
-        # Σw, βᵀw.
+        # Σw (unless y_m is), βᵀw (unless written through y).
         nxt = 0
 
         def block(size: int) -> FloatArray:
@@ -167,17 +193,14 @@ class DirectProblem:
         self.itw = self.iw if self.long_only else block(N)
         self.it, self.isv = block(N), block(N)
         self.iy = block(K)
-        self.inet = int(block(1)[0])
-        self.ibeta = int(block(1)[0]) if self.has_beta else -1
+        self.inet = int(self.iy[self._ones_col]) if self._ones_col >= 0 else int(block(1)[0])
+        self.ibeta = int(block(1)[0]) if self.has_beta and not self.beta_via_factors else -1
         self.n_vars = nxt
         iw, itz, itw, it, isv, iy = self.iw, self.itz, self.itw, self.it, self.isv, self.iy
 
-        # Exposure entries: the free (daily) columns dense, the compiled market/sector
-        # columns with their constant nonzeros.
-        fixed_B = sp.coo_array(np.asarray(opt._fixed_B, dtype=float))
         self._free_cols = np.asarray(opt._free_idx, dtype=int)
         self._fixed_rows = fixed_B.row
-        self._fixed_cols = np.asarray(opt._fixed_idx, dtype=int)[fixed_B.col]
+        self._fixed_cols = fixed_idx[fixed_B.col]
         self._fixed_vals = fixed_B.data
         n_free = len(self._free_cols)
 
@@ -190,18 +213,21 @@ class DirectProblem:
             row += count
             return r
 
-        # ---- zero cone: y − Bᵀw = 0, Σw − net = 0, βᵀw − b = 0
+        # ---- zero cone: y − Bᵀw = 0 (y_m − Σ_s y_s = 0), Σw − net = 0, βᵀw − b = 0
         ry = rows(K)
         self._a_free = len(A.vals)  # index of the block holding −B_free (daily values)
         wf, kf = np.meshgrid(np.arange(N), np.arange(n_free), indexing="ij")
         A.add(ry[self._free_cols[kf.ravel()]], iw[wf.ravel()], 0.0)
         A.add(ry[self._fixed_cols], iw[self._fixed_rows], -self._fixed_vals)
+        if parts:
+            A.add(np.full(len(parts), ry[self._ones_col]), iy[fixed_idx[parts]], -1.0)
         A.add(ry, iy, 1.0)
-        rn = rows(1)
-        A.add(np.full(N, rn[0]), iw, -1.0)
-        A.add(rn, [self.inet], 1.0)
+        if self._ones_col < 0:
+            rn = rows(1)
+            A.add(np.full(N, rn[0]), iw, -1.0)
+            A.add(rn, [self.inet], 1.0)
         self._a_beta = -1
-        if self.has_beta:
+        if self.has_beta and not self.beta_via_factors:
             rb = rows(1)
             self._a_beta = len(A.vals)
             A.add(np.full(N, rb[0]), iw, 0.0)
@@ -232,7 +258,11 @@ class DirectProblem:
         self._r_net = rows(2)
         A.add(self._r_net, [self.inet, self.inet], [-1.0, 1.0])
         self._r_beta = rows(2) if self.has_beta else np.zeros(0, dtype=int)
-        if self.has_beta:
+        if self.beta_via_factors:  # −cᵀy ≤ −β_lo ; cᵀy ≤ β_hi (c: daily values)
+            self._a_beta = len(A.vals)
+            A.add(np.full(K, self._r_beta[0]), iy, 0.0)
+            A.add(np.full(K, self._r_beta[1]), iy, 0.0)
+        elif self.has_beta:
             A.add(self._r_beta, [self.ibeta, self.ibeta], [-1.0, 1.0])
         self._r_factor = rows(2 * nb)
         if nb:
@@ -260,6 +290,7 @@ class DirectProblem:
         k = row + 6 * np.arange(N)
         row += 6 * N
         A.add(k, isv, -ones)
+        self._a_it = len(A.vals)
         A.add(k, it, -rc)
         A.add(k + 1, isv, -ones)
         A.add(k + 1, it, rc)
@@ -310,7 +341,10 @@ class DirectProblem:
         a = self._a_vals.copy()
         o = self._a_offsets
         a[o[self._a_free] : o[self._a_free + 1]] = -val(opt.p_B).ravel()
-        if self.has_beta:
+        if self.beta_via_factors:
+            c = np.asarray(opt._beta_factors, dtype=float)
+            a[o[self._a_beta] : o[self._a_beta + 2]] = np.concatenate([-c, c])
+        elif self.has_beta:
             a[o[self._a_beta] : o[self._a_beta + 1]] = -val(opt.p_beta)
         A = self._A_pattern.matrix(a)
 

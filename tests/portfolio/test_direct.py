@@ -159,3 +159,31 @@ def test_direct_solve_can_be_switched_off() -> None:
     assert res.ok and opt._direct is None
     assert {s.path for s in res.solves} == {"cvxpy"}
     assert res.solves[-1].iterations and res.solves[-1].iterations > 0
+
+
+def test_beta_through_factors_and_explicit_beta_day_same_weights_as_cvxpy() -> None:
+    """The predicted beta (B·c) is written as cᵀy, and the net band sits on the market
+    factor's y; a day with an explicit beta (not in B's span) rebuilds the program with a
+    row over all names, and the next predicted-beta day goes back: every day the same
+    weights as cvxpy."""
+    rm = synthetic_risk_model(70, 17, seed=5)
+    direct, ref = _pair(full_constraint_policy(rm.factor_names), rm)
+    assert direct._direct is not None and direct._direct.beta_via_factors
+    nnz: list[int] = []
+    rng = np.random.default_rng(5)
+    w = None
+    for day, explicit in enumerate([False, True, False]):
+        inputs = perturbed_day_inputs(rm, day, w)
+        if explicit:
+            beta = pd.Series(rng.uniform(0.5, 1.5, rm.n_assets), index=list(rm.security_ids))
+            inputs = replace(inputs, beta=beta)
+        got, want = direct.solve(inputs), ref.solve(inputs)
+        assert got.status == want.status == "optimal", (got.message, want.message)
+        assert _answered_directly(got)
+        assert direct._direct.beta_via_factors is not explicit
+        assert _diff(got, want) < TOL
+        nnz.append(direct._direct.dimensions()["nnz_A"])
+        w = want.weights
+    # βᵀw = b over all names (N + 1 entries, band on b: 2) instead of the band on cᵀy (2K).
+    K = len(rm.factor_names)
+    assert nnz[1] - nnz[0] == rm.n_assets + 3 - 2 * K and nnz[2] == nnz[0]
