@@ -40,9 +40,14 @@ the per-stage figures other than ``research``, not on the overall ratio.
 
 from __future__ import annotations
 
+import os
+
+# One BLAS thread unless the caller set it, as the CLI and Airflow's tasks run
+# (pipelines.config.BLAS_THREADS_ENV). Must precede numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import datetime as dt
-import os
 import shutil
 import sys
 import tempfile
@@ -249,7 +254,11 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.years is not None:
-        out: dict[str, Any] = {"params": vars(args), "load_average_1m": os.getloadavg()[0]}
+        out: dict[str, Any] = {
+            "params": vars(args),
+            "load_average_1m": os.getloadavg()[0],
+            "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        }
         out.update(
             long_run(
                 args.years,

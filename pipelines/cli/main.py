@@ -7,6 +7,11 @@ and exit code 1; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import os
+
+# Before anything imports numpy: one BLAS thread unless the user chose (pipelines.config).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from typing import Annotated, Any
 
 import typer

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.config import Settings, get_settings
+from pipelines.config import BLAS_THREADS_ENV, Settings, get_settings
 from pipelines.ingest.connections import MASK, vendor_connections
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +114,8 @@ class AirflowEnv:
         """
         source = os.environ if base is None else base
         env = {k: v for k, v in source.items() if not k.startswith("AIRFLOW_")}
+        # One BLAS thread per task unless the user chose (pipelines.config.BLAS_THREADS_ENV).
+        env.setdefault(BLAS_THREADS_ENV, "1")
         env.update(self.values)
         for k, v in source.items():
             if k.startswith(CONN_PREFIX) and v != self.redacted.get(k):

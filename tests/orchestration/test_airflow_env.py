@@ -314,3 +314,14 @@ def test_a_masked_connection_left_in_the_environment_is_replaced(
     for key, value in conns.values.items():
         assert os.environ[key] == value
         assert "***" not in os.environ[key]
+
+
+def test_airflow_tasks_run_one_blas_thread_unless_the_user_chose() -> None:
+    """OpenBLAS's worker threads only spin on our K×K and N×K matrices: Airflow's task
+    processes get one thread by default; a user's own setting wins."""
+    from pipelines.config import BLAS_THREADS_ENV
+    from pipelines.orchestration.airflow_env import airflow_environment
+
+    env = airflow_environment()
+    assert env.process_env({})[BLAS_THREADS_ENV] == "1"
+    assert env.process_env({BLAS_THREADS_ENV: "4"})[BLAS_THREADS_ENV] == "4"
