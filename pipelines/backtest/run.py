@@ -333,7 +333,7 @@ def run_backtest(
             seconds["flush"] = seconds.get("flush", 0.0) + time.perf_counter() - began
         if compact_every and since_compact >= compact_every and (flushed or not buffered):
             began = time.perf_counter()
-            _compact(lake)
+            _compact(lake, buffered)
             seconds["compact"] = seconds.get("compact", 0.0) + time.perf_counter() - began
             since_compact = 0
         if progress is not None:
@@ -377,8 +377,14 @@ def run_backtest(
     )
 
 
-def _compact(lake: Lake) -> None:
-    maintain(lake, [t for t in LOOP_TABLES if lake.table(t) is not None], zorder=False)
+def _compact(lake: Lake, buffered: bool) -> None:
+    """Maintain the loop's tables. Buffered, each flush committed one date-ordered file per
+    table: checkpoint and clean the log only — compacting rewrote every table whole each
+    time (0.14 s a session by the 400th session of a 500-name run, growing with the run)
+    and merged the files' dates, so reads of a few days could no longer skip files.
+    Written through (a commit per stage), the small files are compacted."""
+    tables = [t for t in LOOP_TABLES if lake.table(t) is not None]
+    maintain(lake, tables, zorder=False, compact=not buffered)
 
 
 def _fresh_optimizers() -> None:

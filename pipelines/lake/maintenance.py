@@ -39,8 +39,15 @@ def maintain_table(
     zorder: bool = True,
     retention_hours: int | None = None,
     min_files_for_zorder: int = 8,
+    compact: bool = True,
 ) -> MaintenanceReport:
-    """Compact small files, z-order where declared, vacuum, checkpoint and clean old logs."""
+    """Compact small files, z-order where declared, vacuum, checkpoint and clean old logs.
+
+    ``compact=False`` leaves the data files as they are (vacuum, checkpoint and log
+    cleanup only): for a writer whose commits are already large, date-ordered batches (the
+    backtest's buffered flushes), where compacting rewrites the whole table every time
+    (delta-rs bins every file under its target size) and merges the files' date ranges,
+    so reads of a few days can no longer skip files by their bounds."""
     retention = retention_hours if retention_hours is not None else lake.retention_hours
     if retention < lake.retention_hours:
         raise ValueError(
@@ -55,9 +62,9 @@ def maintain_table(
     files = len(table.file_uris())
     # Small row groups keep one-date scans cheap after files are rewritten.
     props = WriterProperties(compression="SNAPPY", max_row_group_size=ROW_GROUP_ROWS)
-    if spec.zorder and zorder and files >= min_files_for_zorder:
+    if compact and spec.zorder and zorder and files >= min_files_for_zorder:
         report.zordered = table.optimize.z_order(list(spec.zorder), writer_properties=props)
-    else:
+    elif compact:
         report.compacted = table.optimize.compact(writer_properties=props)
     table.update_incremental()
     removed = table.vacuum(
@@ -78,11 +85,13 @@ def maintain(
     *,
     zorder: bool = True,
     on_table: Callable[[str], None] | None = None,
+    compact: bool = True,
 ) -> list[MaintenanceReport]:
-    """Maintain every (or the named) table; ``on_table`` is called before each (progress)."""
+    """Maintain every (or the named) table; ``on_table`` is called before each (progress);
+    ``compact`` as in :func:`maintain_table`."""
     reports = []
     for name in tables or sorted(all_tables()):
         if on_table is not None:
             on_table(name)
-        reports.append(maintain_table(lake, name, zorder=zorder))
+        reports.append(maintain_table(lake, name, zorder=zorder, compact=compact))
     return reports

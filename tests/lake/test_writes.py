@@ -153,6 +153,21 @@ def test_maintenance_keeps_results_and_time_travel(lake: Lake) -> None:
     assert lake.status("prices").rows == 31
 
 
+def test_maintenance_without_compaction_keeps_the_files_and_checkpoints(lake: Lake) -> None:
+    """``compact=False`` (the buffered backtest's maintenance: its flushes are already
+    large date-ordered files) rewrites no data file — compacting rewrote whole tables every
+    time, a cost growing with the run — and still checkpoints the log."""
+    for d in range(2, 6):
+        lake.write("prices", prices(d, ["A", "B"]), known_at=ts(d))
+    table = lake.table("prices")
+    assert table is not None
+    files = sorted(table.file_uris())
+    report = maintain_table(lake, "prices", compact=False)
+    assert report.checkpoint and not report.compacted and not report.zordered
+    table = lake.table("prices")
+    assert table is not None and sorted(table.file_uris()) == files
+
+
 def test_vacuum_below_retention_minimum_is_refused(lake: Lake) -> None:
     lake.write("prices", prices(2, ["A"]), known_at=ts(2))
     with pytest.raises(ValueError, match="break time travel"):
