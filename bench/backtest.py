@@ -21,7 +21,8 @@ participation, gross, net band, every sector, every style factor, beta band, tur
 cap, costs), and the unbuffered run (``buffer_sessions=0``) over the first
 ``--unbuffered-sessions`` of the same period on a copy of the same lake. Reported: wall
 and CPU seconds per session of both, per-stage seconds per session, their ratio, the
-target (0.24 s/session) and the load average (the machine is shared), into
+target (0.24 s/session), the CPU per session of each block of 50 sessions in run order
+(flat when no cost grows with the run) and the load average (the machine is shared), into
 ``bench/results/backtest-<Y>y-<N>.json``. The scorer is the builtin one, unless
 ``--retrain monthly`` (or ``weekly``): the backtest then retrains the research model on
 the walk-forward schedule inside the run (``DailyConfig.retrain``, the live retrain's
@@ -63,6 +64,8 @@ from bench.common import write_results
 #: research window (504 training + 63 validation sessions, two purge gaps and the longest
 #: feature lookback, 252) is about 3.3 years.
 RETRAIN_HISTORY_DAYS = 1240
+#: Sessions per block of ``cpu_seconds_per_session_by_block``.
+BLOCK = 50
 
 
 def _lake(
@@ -100,6 +103,7 @@ def _run(
         config = config.model_copy(
             update={"retrain": retrain, "retrain_research": {"num_boost_round": retrain_rounds}}
         )
+    marks: list[float] = []
     began, cpu = time.perf_counter(), time.process_time()
     result = run_backtest(
         Lake(str(lake_root)),
@@ -109,6 +113,7 @@ def _run(
         write_report=False,
         buffer_sessions=buffer_sessions,
         checkpoint_every=checkpoint_every,
+        progress=lambda done, total, day: marks.append(time.process_time()),
     )
     seconds = time.perf_counter() - began
     cpu = time.process_time() - cpu
@@ -138,6 +143,12 @@ def _run(
         # CPU time of this process: what the run costs when the shared machine is loaded.
         "cpu_seconds_per_session": round(cpu / sessions, 3),
         "stage_seconds_per_session": {k: round(v / sessions, 4) for k, v in result.seconds.items()},
+        # CPU per session of each block of BLOCK sessions in run order: flat when no cost
+        # grows with the run (a read or a maintenance step over the whole history would).
+        "cpu_seconds_per_session_by_block": [
+            round((marks[i + BLOCK - 1] - marks[i]) / (BLOCK - 1), 3)
+            for i in range(0, len(marks) - BLOCK + 1, BLOCK)
+        ],
         "metrics": metrics,
         "result_hash": result.result_hash,
     }
