@@ -197,42 +197,21 @@ def load_snapshot(lake: Store, day: dt.date, lookback: int = 130) -> MarketSnaps
     close = grid.frame(keys, closes)
     volume = grid.frame(keys, _floats(prices, "volume"))
     returns = _total_returns(lake, close, known)
-    master = (
+    sectors = _sectors(
         lake.as_of(
             "security_master",
             known_at=known,
             valid_at=day,
             columns=["security_id", "sector", "listed"],
         )
-        .select(["security_id", "sector", "listed", "valid_date"])
-        .to_pandas()
     )
-    if not master.empty:
-        master = master.sort_values("valid_date").groupby("security_id").tail(1)
-        listed = master["listed"].fillna(True).astype(bool)
-        master = master[listed & master["sector"].notna()]
-    sectors = pd.Series(
-        master["sector"].astype(str).to_numpy() if not master.empty else [],
-        index=master["security_id"].astype(str).to_numpy() if not master.empty else [],
-        dtype=object,
-    ).sort_index()
-    fund = (
-        lake.as_of(
-            "fundamentals",
-            known_at=known,
-            valid_at=(day - dt.timedelta(days=730), day),
-            columns=["security_id", "shares_outstanding", "book_equity"],
-        )
-        .select(["security_id", "shares_outstanding", "book_equity", "valid_date"])
-        .to_pandas()
+    fund = lake.as_of(
+        "fundamentals",
+        known_at=known,
+        valid_at=(day - dt.timedelta(days=730), day),
+        columns=["security_id", "shares_outstanding", "book_equity"],
     )
-    if fund.empty:
-        shares = book = pd.Series(dtype=float)
-    else:
-        fund = fund.sort_values("valid_date")
-        last = fund.groupby("security_id")[["shares_outstanding", "book_equity"]].last()
-        shares = last["shares_outstanding"].astype(float).dropna()
-        book = last["book_equity"].astype(float).dropna()
+    shares, book = _last_known(fund, ["shares_outstanding", "book_equity"])
     sent = lake.as_of(
         "sentiment",
         known_at=known,
@@ -295,3 +274,68 @@ def _finite_or_zero(table: pa.Table, column: str) -> np.ndarray:
         return np.zeros(table.num_rows)
     values = _floats(table, column)
     return np.where(np.isfinite(values), values, 0.0)
+
+
+def _by_security(table: pa.Table) -> pa.Table:
+    """``table``'s rows with a security id, ordered by security then valid date (a stable
+    sort: rows of one security and date keep their order)."""
+    if table.column("security_id").null_count:
+        table = table.filter(pc.is_valid(table.column("security_id")))
+    order = [("security_id", "ascending"), ("valid_date", "ascending")]
+    return table.take(pc.sort_indices(table, order))
+
+
+def _last_of_security(rows: pa.Table) -> np.ndarray:
+    """For rows ordered by security: whether each is its security's last."""
+    ids = rows.column("security_id")
+    n = rows.num_rows
+    last = np.ones(n, dtype=bool)
+    if n > 1:
+        same = pc.equal(ids.slice(1), ids.slice(0, n - 1))
+        last[:-1] = ~same.to_numpy(zero_copy_only=False).astype(bool)
+    return last
+
+
+def _sectors(master: pa.Table) -> pd.Series:
+    """Each listed security's sector in force on the day (its latest version with a
+    sector), by security id: ``sort_values("valid_date").groupby("security_id").tail(1)``
+    then the listed (null: listed) rows with a sector, computed in Arrow."""
+    rows = _by_security(master) if master.num_rows else master
+    if rows.num_rows:
+        rows = rows.filter(_last_of_security(rows))
+        listed = pc.fill_null(rows.column("listed"), True)
+        rows = rows.filter(pc.and_(listed, pc.is_valid(rows.column("sector"))))
+    if not rows.num_rows:
+        return pd.Series([], index=[], dtype=object).sort_index()
+    return pd.Series(
+        np.asarray([str(x) for x in rows.column("sector").to_pylist()], dtype=object),
+        index=np.asarray([str(x) for x in rows.column("security_id").to_pylist()], dtype=object),
+        dtype=object,
+    ).sort_index()
+
+
+def _last_known(table: pa.Table, columns: list[str]) -> tuple[pd.Series, ...]:
+    """Per column, each security's last non-null (and non-NaN) value in valid-date order,
+    as float, by security id (``groupby("security_id").last()`` after a sort by valid
+    date, without the pandas round trip). Rows of one security and date (two fiscal
+    periods published the same day) count in the table's order."""
+    if not table.num_rows:
+        return tuple(pd.Series(dtype=float) for _ in columns)
+    rows = _by_security(table)
+    ids = rows.column("security_id")
+    # Group numbers per row: a new group where the id changes.
+    starts = np.ones(rows.num_rows, dtype=bool)
+    if rows.num_rows > 1:
+        starts[1:] = _last_of_security(rows)[:-1]
+    group = np.cumsum(starts) - 1
+    names = np.asarray(pc.take(ids, np.flatnonzero(starts)).to_pylist(), dtype=object)
+    out = []
+    for column in columns:
+        values = _floats(rows, column)
+        known = ~np.isnan(values)
+        g, v = group[known], values[known]
+        last = np.ones(len(g), dtype=bool)
+        last[:-1] = g[1:] != g[:-1]
+        index = pd.Index(names[g[last]].tolist(), dtype="str", name="security_id")
+        out.append(pd.Series(v[last], index=index, name=column, dtype=float))
+    return tuple(out)
