@@ -145,10 +145,15 @@ class _Grid:
         on[on] = self.days[rows[on]] == keys.days[on]
         flat = rows[on] * len(self.names) + cols[on]
         vals = values[on]
-        # Last occurrence of each key, in the table's row order.
-        last = len(flat) - 1 - np.unique(flat[::-1], return_index=True)[1]
         grid = np.full(len(self.days) * len(self.names), np.nan)
-        grid[flat[last]] = vals[last]
+        if len(flat) < 2 or bool(np.all(flat[1:] > flat[:-1])):
+            # Each key once, in order (a resolved read's rows: by date, then id): every
+            # occurrence is the last, no dedup sort needed.
+            grid[flat] = vals
+        else:
+            # Last occurrence of each key, in the table's row order.
+            last = len(flat) - 1 - np.unique(flat[::-1], return_index=True)[1]
+            grid[flat[last]] = vals[last]
         index, columns = self.axes
         # copy=False keeps the (dates × ids) row-major memory pivot_table leaves behind:
         # pandas' reductions over dates sum a strided axis sequentially but a contiguous
