@@ -268,8 +268,12 @@ def _total_returns(lake: Store, close: pd.DataFrame, known: dt.datetime) -> pd.D
         # ufunc.at applies repeated cells in row order, as the records were applied.
         np.multiply.at(k, (rows[split], cols[split]), ratio[split])
         np.add.at(div, (rows[dividend], cols[dividend]), amount[dividend])
-    prev = close.shift(1).to_numpy(dtype=float)
-    values = (close.to_numpy(dtype=float) * k + div) / prev - 1.0
+    now = close.to_numpy(dtype=float)
+    # close.shift(1), without pandas' reindexing of the frame.
+    prev = np.empty_like(now)
+    prev[:1] = np.nan
+    prev[1:] = now[:-1]
+    values = (now * k + div) / prev - 1.0
     return pd.DataFrame(values, index=close.index, columns=close.columns)
 
 
