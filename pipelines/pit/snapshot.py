@@ -137,8 +137,13 @@ class _Grid:
     def frame(self, keys: _Keys, values: np.ndarray) -> pd.DataFrame:
         """``values`` laid on the grid; a key seen twice keeps its last non-NaN value,
         keys off the grid are dropped (``pivot_table(aggfunc="last")`` + ``reindex``)."""
-        position = {name: j for j, name in enumerate(self.names.tolist())}
-        col_of = np.array([position.get(name, -1) for name in keys.names.tolist()], dtype=np.int64)
+        # Each key name's column: its position in the sorted names, -1 when absent.
+        col_of = np.searchsorted(self.names, keys.names).astype(np.int64)
+        if len(self.names):
+            found = self.names[np.minimum(col_of, len(self.names) - 1)] == keys.names
+            col_of[~found.astype(bool)] = -1
+        else:
+            col_of[:] = -1
         cols = col_of[keys.codes] if len(col_of) else np.full(len(keys.codes), -1, np.int64)
         rows = np.searchsorted(self.days, keys.days)
         on = (rows < len(self.days)) & (cols >= 0) & ~np.isnan(values) & keys.complete
