@@ -272,30 +272,49 @@ _AUDIT_COLUMNS = [
 ]
 
 
+def _audit_columns(
+    portfolio_id: str, stage: str, events: list[dict[str, Any]]
+) -> dict[str, list[Any]]:
+    """The ``execution_audit`` records of ``events`` (see :func:`audit_rows`), by column
+    (in :data:`_AUDIT_COLUMNS` order): Arrow builds a table from columns without the
+    per-record dicts."""
+    encode = _JSON.encode
+    event_ids: list[str] = []
+    kinds: list[Any] = []
+    orders: list[Any] = []
+    securities: list[Any] = []
+    details: list[str] = []
+    for e in events:
+        detail = encode(e.get("detail", {}))
+        kind = e["event"]
+        cid = e.get("client_order_id")
+        sid = e.get("security_id")
+        eid = e.get("event_id") or short_hash(portfolio_id, stage, kind, cid, sid, detail, n=24)
+        event_ids.append(f"{stage}:{eid}")
+        kinds.append(kind)
+        orders.append(cid)
+        securities.append(sid)
+        details.append(detail)
+    n = len(events)
+    return {
+        "event_id": event_ids,
+        "portfolio_id": [portfolio_id] * n,
+        "stage": [stage] * n,
+        "event": kinds,
+        "client_order_id": orders,
+        "security_id": securities,
+        "detail": details,
+    }
+
+
 def _audit_records(
     portfolio_id: str, stage: str, events: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """One ``execution_audit`` record per event (see :func:`audit_rows`)."""
-    out = []
-    for e in events:
-        detail = _JSON.encode(e.get("detail", {}))
-        cid = e.get("client_order_id")
-        sid = e.get("security_id")
-        eid = e.get("event_id") or short_hash(
-            portfolio_id, stage, e["event"], cid, sid, detail, n=24
-        )
-        out.append(
-            {
-                "event_id": f"{stage}:{eid}",
-                "portfolio_id": portfolio_id,
-                "stage": stage,
-                "event": e["event"],
-                "client_order_id": cid,
-                "security_id": sid,
-                "detail": detail,
-            }
-        )
-    return out
+    columns = _audit_columns(portfolio_id, stage, events)
+    return [
+        dict(zip(_AUDIT_COLUMNS, row, strict=True)) for row in zip(*columns.values(), strict=True)
+    ]
 
 
 def audit_rows(
@@ -321,15 +340,19 @@ def write_audit(
     """Append audit events (idempotent per event id)."""
     if not events:
         return 0
-    records = _audit_records(portfolio_id, stage, events)
+    columns = _audit_columns(portfolio_id, stage, events)
     if known_at.tzinfo is not None:
-        # Straight to Arrow: the rows append_new would write from audit_rows' frame.
+        # Straight to Arrow: the rows append_new would write from audit_rows' frame
+        # (pa.table of the columns is what Table.from_pylist of the records builds).
         try:
-            tbl = pa.Table.from_pylist(records)
+            tbl = pa.table(columns)
         except (pa.ArrowException, TypeError, ValueError):
             tbl = None
         if tbl is not None and _text_keys(get_table("execution_audit"), tbl):
             return _append_arrow(lake, "execution_audit", tbl, trade_date, known_at=known_at)
+    records = [
+        dict(zip(_AUDIT_COLUMNS, row, strict=True)) for row in zip(*columns.values(), strict=True)
+    ]
     return append_new(
         lake,
         "execution_audit",

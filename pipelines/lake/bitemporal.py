@@ -201,10 +201,39 @@ def strictly_ascending(rows: pa.Table, columns: list[str]) -> bool:
     return after is not None and bool(pc.all(after).as_py()) and not after.null_count
 
 
+#: The SQL's order among versions of one fact: the one known last, ties to the later
+#: ingestion, then the larger batch id.
+_VERSION_ORDER = ("known_at", "_ingested_at", "_batch_id")
+
+
+def _latest_versions(candidates: pa.Table, order: list[str]) -> pa.Table | None:
+    """The last version (by :data:`_VERSION_ORDER`) of each fact of ``candidates``, in
+    ``order`` (a fact's columns): what ``row_number() = 1`` keeps. None when a version
+    column is missing, null or of a type whose order could differ from DuckDB's, or when
+    two versions of a fact tie on all of them (the SQL's pick would be arbitrary)."""
+    names = candidates.column_names
+    for c in _VERSION_ORDER:
+        if c not in names:
+            return None
+        column = candidates.column(c)
+        if column.null_count or not (
+            pa.types.is_timestamp(column.type) or any(ok(column.type) for ok in _ORDERED_TYPES)
+        ):
+            return None
+    full = [*order, *_VERSION_ORDER]
+    rows = candidates.take(pc.sort_indices(candidates, [(c, "ascending") for c in full]))
+    if pc.any(_same_as_previous(rows, full)).as_py():
+        return None
+    # A version is the fact's last when the next row is another fact.
+    last = pa.concat_arrays([*pc.invert(_same_as_previous(rows, order)).chunks, pa.array([True])])
+    return rows.filter(last)
+
+
 def _resolve_unique(spec: TableSpec, candidates: pa.Table, rng: ValidRange) -> pa.Table | None:
-    """The SQL's answer when every (key, valid_date) of ``candidates`` is one row (then
-    ``row_number() = 1`` keeps them all), computed in Arrow; None when it is not so (or
-    a key is null, or of a type whose order could differ): the SQL decides."""
+    """The SQL's answer computed in Arrow: every row when each (key, valid_date) of
+    ``candidates`` is one row (then ``row_number() = 1`` keeps them all), else each
+    fact's last version (:func:`_latest_versions`, e.g. restated fundamentals); None when
+    a key is null or of a type whose order could differ, or versions tie: the SQL decides."""
     cols = [*spec.key, "valid_date"]
     names = candidates.column_names
     if any(c not in names for c in (*cols, "_deleted")):
@@ -227,7 +256,10 @@ def _resolve_unique(spec: TableSpec, candidates: pa.Table, rng: ValidRange) -> p
     else:
         rows = candidates.take(pc.sort_indices(candidates, [(c, "ascending") for c in order]))
         if n > 1 and pc.any(_same_as_previous(rows, order)).as_py():
-            return None
+            latest = _latest_versions(candidates, order)
+            if latest is None:
+                return None
+            rows = latest
     if not point:
         # lead(valid_date) over each key's versions in valid-date order.
         dates = rows.column("valid_date")

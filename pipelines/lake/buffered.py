@@ -408,6 +408,20 @@ def _select_rows(
     if equality is not None:
         column, value = equality
         mask = pc.and_(mask, pc.equal(rows.column(column), pa.scalar(value, pa.string())))
+    return _keep(rows, mask)
+
+
+def _keep(rows: pa.Table, mask: pa.ChunkedArray | pa.Array) -> pa.Table:
+    """``rows.filter(mask)``, without copying the rows when ``mask`` keeps all of them
+    or a first run of them (a window of a cached table read at a knowledge time that
+    knows every row of it but the last day's: most snapshot reads)."""
+    if mask.null_count or not len(mask):
+        return rows.filter(mask)
+    kept = pc.sum(mask).as_py() or 0
+    if kept == len(mask):
+        return rows
+    if kept and pc.all(mask.slice(0, kept)).as_py():
+        return rows.slice(0, kept)
     return rows.filter(mask)
 
 

@@ -137,18 +137,28 @@ class _Grid:
     def frame(self, keys: _Keys, values: np.ndarray) -> pd.DataFrame:
         """``values`` laid on the grid; a key seen twice keeps its last non-NaN value,
         keys off the grid are dropped (``pivot_table(aggfunc="last")`` + ``reindex``)."""
-        position = {name: j for j, name in enumerate(self.names.tolist())}
-        col_of = np.array([position.get(name, -1) for name in keys.names.tolist()], dtype=np.int64)
+        # Each key name's column: its position in the sorted names, -1 when absent.
+        col_of = np.searchsorted(self.names, keys.names).astype(np.int64)
+        if len(self.names):
+            found = self.names[np.minimum(col_of, len(self.names) - 1)] == keys.names
+            col_of[~found.astype(bool)] = -1
+        else:
+            col_of[:] = -1
         cols = col_of[keys.codes] if len(col_of) else np.full(len(keys.codes), -1, np.int64)
         rows = np.searchsorted(self.days, keys.days)
         on = (rows < len(self.days)) & (cols >= 0) & ~np.isnan(values) & keys.complete
         on[on] = self.days[rows[on]] == keys.days[on]
         flat = rows[on] * len(self.names) + cols[on]
         vals = values[on]
-        # Last occurrence of each key, in the table's row order.
-        last = len(flat) - 1 - np.unique(flat[::-1], return_index=True)[1]
         grid = np.full(len(self.days) * len(self.names), np.nan)
-        grid[flat[last]] = vals[last]
+        if len(flat) < 2 or bool(np.all(flat[1:] > flat[:-1])):
+            # Each key once, in order (a resolved read's rows: by date, then id): every
+            # occurrence is the last, no dedup sort needed.
+            grid[flat] = vals
+        else:
+            # Last occurrence of each key, in the table's row order.
+            last = len(flat) - 1 - np.unique(flat[::-1], return_index=True)[1]
+            grid[flat[last]] = vals[last]
         index, columns = self.axes
         # copy=False keeps the (dates × ids) row-major memory pivot_table leaves behind:
         # pandas' reductions over dates sum a strided axis sequentially but a contiguous
@@ -197,42 +207,21 @@ def load_snapshot(lake: Store, day: dt.date, lookback: int = 130) -> MarketSnaps
     close = grid.frame(keys, closes)
     volume = grid.frame(keys, _floats(prices, "volume"))
     returns = _total_returns(lake, close, known)
-    master = (
+    sectors = _sectors(
         lake.as_of(
             "security_master",
             known_at=known,
             valid_at=day,
             columns=["security_id", "sector", "listed"],
         )
-        .select(["security_id", "sector", "listed", "valid_date"])
-        .to_pandas()
     )
-    if not master.empty:
-        master = master.sort_values("valid_date").groupby("security_id").tail(1)
-        listed = master["listed"].fillna(True).astype(bool)
-        master = master[listed & master["sector"].notna()]
-    sectors = pd.Series(
-        master["sector"].astype(str).to_numpy() if not master.empty else [],
-        index=master["security_id"].astype(str).to_numpy() if not master.empty else [],
-        dtype=object,
-    ).sort_index()
-    fund = (
-        lake.as_of(
-            "fundamentals",
-            known_at=known,
-            valid_at=(day - dt.timedelta(days=730), day),
-            columns=["security_id", "shares_outstanding", "book_equity"],
-        )
-        .select(["security_id", "shares_outstanding", "book_equity", "valid_date"])
-        .to_pandas()
+    fund = lake.as_of(
+        "fundamentals",
+        known_at=known,
+        valid_at=(day - dt.timedelta(days=730), day),
+        columns=["security_id", "shares_outstanding", "book_equity"],
     )
-    if fund.empty:
-        shares = book = pd.Series(dtype=float)
-    else:
-        fund = fund.sort_values("valid_date")
-        last = fund.groupby("security_id")[["shares_outstanding", "book_equity"]].last()
-        shares = last["shares_outstanding"].astype(float).dropna()
-        book = last["book_equity"].astype(float).dropna()
+    shares, book = _last_known(fund, ["shares_outstanding", "book_equity"])
     sent = lake.as_of(
         "sentiment",
         known_at=known,
@@ -284,8 +273,12 @@ def _total_returns(lake: Store, close: pd.DataFrame, known: dt.datetime) -> pd.D
         # ufunc.at applies repeated cells in row order, as the records were applied.
         np.multiply.at(k, (rows[split], cols[split]), ratio[split])
         np.add.at(div, (rows[dividend], cols[dividend]), amount[dividend])
-    prev = close.shift(1).to_numpy(dtype=float)
-    values = (close.to_numpy(dtype=float) * k + div) / prev - 1.0
+    now = close.to_numpy(dtype=float)
+    # close.shift(1), without pandas' reindexing of the frame.
+    prev = np.empty_like(now)
+    prev[:1] = np.nan
+    prev[1:] = now[:-1]
+    values = (now * k + div) / prev - 1.0
     return pd.DataFrame(values, index=close.index, columns=close.columns)
 
 
@@ -295,3 +288,68 @@ def _finite_or_zero(table: pa.Table, column: str) -> np.ndarray:
         return np.zeros(table.num_rows)
     values = _floats(table, column)
     return np.where(np.isfinite(values), values, 0.0)
+
+
+def _by_security(table: pa.Table) -> pa.Table:
+    """``table``'s rows with a security id, ordered by security then valid date (a stable
+    sort: rows of one security and date keep their order)."""
+    if table.column("security_id").null_count:
+        table = table.filter(pc.is_valid(table.column("security_id")))
+    order = [("security_id", "ascending"), ("valid_date", "ascending")]
+    return table.take(pc.sort_indices(table, order))
+
+
+def _last_of_security(rows: pa.Table) -> np.ndarray:
+    """For rows ordered by security: whether each is its security's last."""
+    ids = rows.column("security_id")
+    n = rows.num_rows
+    last = np.ones(n, dtype=bool)
+    if n > 1:
+        same = pc.equal(ids.slice(1), ids.slice(0, n - 1))
+        last[:-1] = ~same.to_numpy(zero_copy_only=False).astype(bool)
+    return last
+
+
+def _sectors(master: pa.Table) -> pd.Series:
+    """Each listed security's sector in force on the day (its latest version with a
+    sector), by security id: ``sort_values("valid_date").groupby("security_id").tail(1)``
+    then the listed (null: listed) rows with a sector, computed in Arrow."""
+    rows = _by_security(master) if master.num_rows else master
+    if rows.num_rows:
+        rows = rows.filter(_last_of_security(rows))
+        listed = pc.fill_null(rows.column("listed"), True)
+        rows = rows.filter(pc.and_(listed, pc.is_valid(rows.column("sector"))))
+    if not rows.num_rows:
+        return pd.Series([], index=[], dtype=object).sort_index()
+    return pd.Series(
+        np.asarray([str(x) for x in rows.column("sector").to_pylist()], dtype=object),
+        index=np.asarray([str(x) for x in rows.column("security_id").to_pylist()], dtype=object),
+        dtype=object,
+    ).sort_index()
+
+
+def _last_known(table: pa.Table, columns: list[str]) -> tuple[pd.Series, ...]:
+    """Per column, each security's last non-null (and non-NaN) value in valid-date order,
+    as float, by security id (``groupby("security_id").last()`` after a sort by valid
+    date, without the pandas round trip). Rows of one security and date (two fiscal
+    periods published the same day) count in the table's order."""
+    if not table.num_rows:
+        return tuple(pd.Series(dtype=float) for _ in columns)
+    rows = _by_security(table)
+    ids = rows.column("security_id")
+    # Group numbers per row: a new group where the id changes.
+    starts = np.ones(rows.num_rows, dtype=bool)
+    if rows.num_rows > 1:
+        starts[1:] = _last_of_security(rows)[:-1]
+    group = np.cumsum(starts) - 1
+    names = np.asarray(pc.take(ids, np.flatnonzero(starts)).to_pylist(), dtype=object)
+    out = []
+    for column in columns:
+        values = _floats(rows, column)
+        known = ~np.isnan(values)
+        g, v = group[known], values[known]
+        last = np.ones(len(g), dtype=bool)
+        last[:-1] = g[1:] != g[:-1]
+        index = pd.Index(names[g[last]].tolist(), dtype="str", name="security_id")
+        out.append(pd.Series(v[last], index=index, name=column, dtype=float))
+    return tuple(out)
