@@ -359,19 +359,23 @@ def current_book(ctx: DayContext) -> Book:
     cash = ctx.broker.cash(ctx.portfolio_id)
     if cash is None:
         cash = ctx.config.initial_capital
-    last = ctx.snapshot.last_close()
-    prices = {str(s): float(p) for s, p in last.items() if np.isfinite(p) and p > 0}
+    # The series' values as Python floats (one tolist each, not a numpy scalar per cell).
+    last = _as_dict(ctx.snapshot.last_close())
+    prices = {str(s): p for s, p in last.items() if math.isfinite(p) and p > 0}
     marks, stale = held_marks(ctx, list(positions))
     prices.update(marks)
     nav = float(cash) + sum(q * prices[s] for s, q in positions.items())
-    adv = ctx.snapshot.adv_shares()
+    adv = _as_dict(ctx.snapshot.adv_shares())
+    sectors = ctx.snapshot.sectors
     return Book(
         positions=positions,
         cash=float(cash),
         prices=prices,
         nav=nav,
-        adv_shares={str(s): float(v) for s, v in adv.items() if np.isfinite(v)},
-        sectors={str(s): str(v) for s, v in ctx.snapshot.sectors.items()},
+        adv_shares={str(s): v for s, v in adv.items() if math.isfinite(v)},
+        sectors={
+            str(s): str(v) for s, v in zip(sectors.index.tolist(), sectors.tolist(), strict=True)
+        },
         stale=tuple(stale),
     )
 

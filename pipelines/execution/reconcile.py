@@ -488,7 +488,7 @@ def reconcile_day(
         breaks = report.breaks
         events: list[dict[str, object]] = [
             {
-                "event": "reconciled" if report.clean else "breaks_found",
+                "event": "reconciled" if breaks.empty else "breaks_found",  # report.clean
                 "detail": {
                     "items": len(rows),
                     "breaks": len(breaks),
