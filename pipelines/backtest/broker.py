@@ -150,10 +150,17 @@ class CachedPrices:
         # A bar depends only on its security's own rows (LakePriceSource.session_all), so
         # one read of every security's bar per session serves every later question (the
         # broker asks again, for one more name, after each order it is sent).
+        bars = self.session_all(trade_date)
+        return {s: bars[s] for s in sorted(security_ids) if s in bars}
+
+    def session_all(self, trade_date: dt.date) -> dict[str, SessionBar]:
+        """:meth:`LakePriceSource.session_all`, read once per session and knowledge time
+        (reconciliation asks for the session the broker filled: the same bars). The
+        answer is shared: callers must not change it."""
         bars = self._cache.get(trade_date)
         if bars is None:
             bars = self._cache[trade_date] = self.source.session_all(trade_date)
-        return {s: bars[s] for s in sorted(security_ids) if s in bars}
+        return bars
 
     def delistings(self, security_ids: Sequence[str]) -> dict[str, Delisting]:
         key = tuple(sorted(security_ids))

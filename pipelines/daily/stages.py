@@ -44,6 +44,7 @@ from pipelines.daily.scoring import AutoScores, BuiltinScores, LakeScores, Price
 from pipelines.errors import AlphaFactoryError, ConfigurationError
 from pipelines.execution import Broker, LakePriceSource, PaperBroker
 from pipelines.execution.accounts import account_store
+from pipelines.execution.prices import PriceSource
 from pipelines.lake import Lake
 from pipelines.lake.interface import Store
 from pipelines.lake.stage_state import StageState
@@ -300,8 +301,9 @@ def held_marks(ctx: DayContext, security_ids: list[str]) -> tuple[dict[str, floa
     """
     today = pd.Timestamp(ctx.day)
     close = ctx.snapshot.close
-    on_day = _row(close, today)
-    last = ctx.snapshot.last_close()
+    # Plain dicts of the rows' values: a Series.get per held security was most of this.
+    on_day = _as_dict(_row(close, today))
+    last = _as_dict(ctx.snapshot.last_close())
     marks: dict[str, float] = {}
     stale: list[str] = []
     for s in sorted(security_ids):
@@ -323,6 +325,11 @@ def held_marks(ctx: DayContext, security_ids: list[str]) -> tuple[dict[str, floa
     if stale:
         log.warning("%s: held securities marked at a stale close: %s", ctx.day, stale[:20])
     return marks, stale
+
+
+def _as_dict(series: pd.Series) -> dict[Any, float]:
+    """``series`` as {label: value} (what ``series.get(label)`` answers, for a unique index)."""
+    return dict(zip(series.index.tolist(), series.to_numpy(dtype=float).tolist(), strict=True))
 
 
 def _last_known_close(ctx: DayContext, security_ids: list[str]) -> dict[str, float]:
@@ -352,19 +359,23 @@ def current_book(ctx: DayContext) -> Book:
     cash = ctx.broker.cash(ctx.portfolio_id)
     if cash is None:
         cash = ctx.config.initial_capital
-    last = ctx.snapshot.last_close()
-    prices = {str(s): float(p) for s, p in last.items() if np.isfinite(p) and p > 0}
+    # The series' values as Python floats (one tolist each, not a numpy scalar per cell).
+    last = _as_dict(ctx.snapshot.last_close())
+    prices = {str(s): p for s, p in last.items() if math.isfinite(p) and p > 0}
     marks, stale = held_marks(ctx, list(positions))
     prices.update(marks)
     nav = float(cash) + sum(q * prices[s] for s, q in positions.items())
-    adv = ctx.snapshot.adv_shares()
+    adv = _as_dict(ctx.snapshot.adv_shares())
+    sectors = ctx.snapshot.sectors
     return Book(
         positions=positions,
         cash=float(cash),
         prices=prices,
         nav=nav,
-        adv_shares={str(s): float(v) for s, v in adv.items() if np.isfinite(v)},
-        sectors={str(s): str(v) for s, v in ctx.snapshot.sectors.items()},
+        adv_shares={str(s): v for s, v in adv.items() if math.isfinite(v)},
+        sectors={
+            str(s): str(v) for s, v in zip(sectors.index.tolist(), sectors.tolist(), strict=True)
+        },
         stale=tuple(stale),
     )
 
@@ -583,18 +594,20 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     # A task builds a fresh broker object: connect before the first question (a new
     # portfolio's opening book asks for its cash).
     ctx.broker.connect()
-    prev_positions = previous_positions(ctx.store, ctx.portfolio_id, ctx.day)
     prev = _previous_book(ctx)
-    if prev is None and not prev_positions:
+    # Only a portfolio without a book yet may need opening (its positions are read again,
+    # with the rest of the book, by reconcile_day: rec.previous).
+    if prev is None and not previous_positions(ctx.store, ctx.portfolio_id, ctx.day):
         _open_book(ctx)
     rec = reconcile_day(
         ctx.store,
         ctx.broker,
         ctx.portfolio_id,
         ctx.day,
-        prices=LakePriceSource(ctx.store, known_at=decision_cutoff(ctx.day)),
+        prices=_session_prices(ctx),
         clock=ctx.now,
     )
+    prev_positions = rec.previous
     snap = ctx.snapshot
     today = pd.Timestamp(ctx.day)
     positions = {s: q for s, q in ctx.broker.positions(ctx.portfolio_id).items() if q}
@@ -603,9 +616,11 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     marks, stale = held_marks(ctx, list(positions))
     values = {s: q * marks[s] for s, q in positions.items()}
     nav = cash + sum(values.values())
-    prev_nav = float(prev["nav"]) if prev is not None else ctx.config.initial_capital
+    prev_nav = ctx.config.initial_capital
+    if prev is not None:  # a null NaV read as NaN, as through pandas
+        prev_nav = math.nan if prev["nav"] is None else float(prev["nav"])
     ret = _row(snap.returns, today)
-    prev_close = _row(snap.close.shift(1), today)
+    prev_close = _as_dict(_row(snap.close.shift(1), today))
     held_value = pd.Series(
         {s: q * float(prev_close.get(s, np.nan)) for s, q in prev_positions.items()},
         dtype=float,
@@ -709,22 +724,47 @@ def _open_book(ctx: DayContext) -> None:
 
 def _previous_book(ctx: DayContext) -> dict[str, Any] | None:
     """The latest ``daily_book`` row before the day, as known now."""
+    import pyarrow.compute as pc
+
     table = ctx.store.as_of(
         "daily_book",
         known_at=LATEST,
         valid_at=(ctx.day - dt.timedelta(days=30), ctx.day - dt.timedelta(days=1)),
-    ).to_pandas()
-    table = table[table["portfolio_id"] == ctx.portfolio_id]
-    if table.empty:
+    )
+    table = table.filter(pc.equal(table.column("portfolio_id"), ctx.portfolio_id))
+    if not table.num_rows:
         return None
-    row: dict[str, Any] = table.sort_values("valid_date").iloc[-1].to_dict()
+    # One row per portfolio and date (the table's key): the newest date's is the latest.
+    newest = pc.index(table.column("valid_date"), pc.max(table.column("valid_date"))).as_py()
+    row: dict[str, Any] = table.slice(newest, 1).to_pylist()[0]
     return row
 
 
 def _previous_state(ctx: DayContext, name: str) -> Any:
-    return StageState(
-        ctx.store, ctx.portfolio_id, trading_calendar().previous_session(ctx.day)
-    ).find(name)
+    """The previous session's stored ``name`` (None when absent), from one read of that
+    session's state for every name asked (:attr:`DayContext.previous_state`)."""
+    return ctx.previous_state.find(name)
+
+
+def _session_prices(ctx: DayContext) -> PriceSource:
+    """The session's bars as known at its cutoff: the broker's own price source when it
+    answers exactly that (the same store, knowledge time and lookback: it read the
+    session's bars already to fill the day's orders, and a backtest's remembers them),
+    else a lake source."""
+    own = LakePriceSource(ctx.store, known_at=decision_cutoff(ctx.day))
+    broker_prices = getattr(ctx.broker, "prices", None)
+    lake_source = getattr(broker_prices, "source", broker_prices)
+    if (
+        broker_prices is not None
+        and isinstance(lake_source, LakePriceSource)
+        and lake_source.lake is own.lake
+        and lake_source.known_at == own.known_at
+        and lake_source.lookback == own.lookback
+        and getattr(broker_prices, "known_at", None) == own.known_at
+        and callable(getattr(broker_prices, "session_all", None))
+    ):
+        return broker_prices  # type: ignore[no-any-return]
+    return own
 
 
 def _factor_pnl(ctx: DayContext, held_value: pd.Series) -> float:

@@ -80,6 +80,14 @@ def lake_delistings(
         return {}
     id_filter = pc.field("security_id").isin(pa.array(ids, pa.string()))
     table = store.as_of("security_master", known_at=known_at, valid_at=through, filter=id_filter)
+    # No row says "not listed" (a null is not a delisting): no security's latest row does
+    # either. The usual answer, without the pandas conversion and grouping.
+    if (
+        "listed" in table.column_names
+        and pa.types.is_boolean(table.column("listed").type)
+        and not pc.any(pc.invert(table.column("listed"))).as_py()
+    ):
+        return {}
     # Only the columns read below (the master has many): the same values, converted once.
     master = table.select([c for c in _MASTER_COLUMNS if c in table.column_names]).to_pandas()
     if master.empty:

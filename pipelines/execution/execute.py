@@ -258,14 +258,10 @@ def execute_day(
 
     def flush() -> None:
         if buffer:
-            append_new(
-                lake,
-                "order_events",
-                pd.DataFrame(buffer),
-                trade_date,
-                known_at=clock(),
-                existing=read_day(lake, "order_events", trade_date, portfolio_id),
-            )
+            # Deduplicated against the keys stored now (every portfolio's: a client order
+            # id hashes its portfolio, so another's never equals ours), read as keys only
+            # rather than as the portfolio's whole events frame.
+            append_new(lake, "order_events", pd.DataFrame(buffer), trade_date, known_at=clock())
             buffer.clear()
 
     halted = False

@@ -509,6 +509,8 @@ class PaperBroker:
         if qty <= 0:
             self._expire(rec, f"no volume available (cap {share:.0%} of {bar.volume:,.0f})")
             return
+        stamp = self._fill_ts(day).isoformat()  # every slice's, and the order's update
+        partial = OrderStatus.PARTIALLY_FILLED.value
         for k, part in enumerate(split_quantity(qty, self.slices), start=1):
             fill = {
                 "fill_id": f"{rec['broker_order_id']}-{k}",
@@ -521,15 +523,15 @@ class PaperBroker:
                 "quantity": part,
                 "price": round(price, 6),
                 "commission": round(part * self.cost_model.commission_per_share, 6),
-                "timestamp": self._fill_ts(day).isoformat(),
+                "timestamp": stamp,
             }
             self._book(st, fill)
             filled = rec["filled_quantity"]
             avg = rec["avg_price"] or 0.0
             rec["avg_price"] = (avg * filled + fill["price"] * part) / (filled + part)
             rec["filled_quantity"] = filled + part
-            rec["status"] = OrderStatus.PARTIALLY_FILLED.value
-        rec["updated_at"] = self._fill_ts(day).isoformat()
+            rec["status"] = partial
+        rec["updated_at"] = stamp
         if rec["filled_quantity"] >= rec["quantity"] - 1e-9:
             rec["status"] = OrderStatus.FILLED.value
         else:

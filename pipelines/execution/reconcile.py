@@ -60,7 +60,8 @@ class ReconciliationReport:
 
     ``rows`` are the ``reconciliation`` rows (security_id, ours, theirs, difference,
     status, note); ``breaks`` the subset with status ``break``; ``foreign_fills`` the
-    broker's fill ids on client order ids we never sent.
+    broker's fill ids on client order ids we never sent; ``previous`` our positions of
+    record before ``date`` (:func:`previous_positions`, as read for the reconciliation).
     """
 
     portfolio_id: str
@@ -68,6 +69,7 @@ class ReconciliationReport:
     rows: pd.DataFrame
     foreign_fills: list[str] = field(default_factory=list)
     tca: pd.DataFrame | None = None
+    previous: dict[str, float] = field(default_factory=dict)
 
     @property
     def breaks(self) -> pd.DataFrame:
@@ -480,11 +482,13 @@ def reconcile_day(
             "security_id",
             now,
         )
-        report = ReconciliationReport(portfolio_id, date, rows, foreign_fills=sync.foreign_fills)
+        report = ReconciliationReport(
+            portfolio_id, date, rows, foreign_fills=sync.foreign_fills, previous=dict(prev)
+        )
         breaks = report.breaks
         events: list[dict[str, object]] = [
             {
-                "event": "reconciled" if report.clean else "breaks_found",
+                "event": "reconciled" if breaks.empty else "breaks_found",  # report.clean
                 "detail": {
                     "items": len(rows),
                     "breaks": len(breaks),

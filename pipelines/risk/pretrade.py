@@ -363,10 +363,13 @@ class _Book:
         new = old + delta
         self.notional[sid] = new
         self.gross += (abs(new) - abs(old)) / self.nav
+        # Each kind's change, the same for every node of the chain: computed once.
+        w_new, w_old = new / self.nav, old / self.nav
+        change = {kind: _exposure(kind, w_new) - _exposure(kind, w_old) for kind in KINDS}
         for name, _, _ in self.chain(sid):
             sums = self.sums.setdefault(name, dict.fromkeys(KINDS, 0.0))
             for kind in sums:
-                sums[kind] += _exposure(kind, new / self.nav) - _exposure(kind, old / self.nav)
+                sums[kind] += change[kind]
 
 
 def _exposure(kind: str, w: float) -> float:
@@ -541,6 +544,21 @@ def check_orders(
         held = float(book.positions.get(o.security_id, 0.0))
         return abs(held + o.signed_quantity) < abs(held)
 
+    # Each node's bounded kinds with their bounds and rule name, per (node limits, level):
+    # functions of the frozen limits that every order asks again for every node it meets.
+    bounds_of: dict[tuple[int, str], list[tuple[str, float, float, str]]] = {}
+
+    def bounds(level: str, lim: NodeLimits) -> list[tuple[str, float, float, str]]:
+        key = (id(lim), level)  # the tree holds `lim` for the whole batch
+        found = bounds_of.get(key)
+        if found is None:
+            found = bounds_of[key] = [
+                (kind, lim.lower(kind), lim.upper(kind), rule_name(level, kind))
+                for kind in KINDS
+                if lim.bounded(kind)
+            ]
+        return found
+
     # Book rules, last order first (position-shrinking orders judged after the others).
     for at in sorted(valid_at, key=lambda i: (not shrinks(i), i), reverse=True):
         order = seq[at]
@@ -549,17 +567,17 @@ def check_orders(
         now_n = running.notional.get(sid, 0.0)
         with_n, without_n = (now_n, now_n - delta) if at in in_book else (now_n + delta, now_n)
         w_with, w_without = with_n / running.nav, without_n / running.nav
+        # The order's own exposures with and without it, per kind (the same at every node).
+        e_with = {kind: _exposure(kind, w_with) for kind in KINDS}
+        e_without = {kind: _exposure(kind, w_without) for kind in KINDS}
         for name, level, lim in running.chain(sid):
-            for kind in KINDS:
-                if not lim.bounded(kind):
-                    continue
-                change = _exposure(kind, w_with) - _exposure(kind, w_without)
+            for kind, lo, hi, rule in bounds(level, lim):
+                change = e_with[kind] - e_without[kind]
                 if level == "security":
-                    v1, v0 = _exposure(kind, w_with), _exposure(kind, w_without)
+                    v1, v0 = e_with[kind], e_without[kind]
                 else:
                     base = running.node_sum(name, kind)
                     v1, v0 = (base, base - change) if at in in_book else (base + change, base)
-                lo, hi = lim.lower(kind), lim.upper(kind)
                 excess1 = max(v1 - hi, lo - v1, 0.0)
                 excess0 = max(v0 - hi, lo - v0, 0.0)
                 ok = excess1 <= LIMIT_TOL or excess1 <= excess0
@@ -569,7 +587,7 @@ def check_orders(
                         f"outside [{lo:+.3f}, {hi:+.3f}]" if kind == "net" else f"exceeds {hi:.3f}"
                     )
                     reason = f"post-trade {name} {kind} {v1:+.4f}×NAV {bound}"
-                record(at, rule_name(level, kind), ok, v1, lo if v1 < lo else hi, reason)
+                record(at, rule, ok, v1, lo if v1 < lo else hi, reason)
         risk_reducing = abs(with_n) < abs(without_n)
         ok = (not loss_hit) or risk_reducing
         record(

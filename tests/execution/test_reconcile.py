@@ -335,3 +335,16 @@ def test_an_idle_book_and_a_partial_seed_still_find_older_positions(lake) -> Non
     assert previous_positions(lake, PF, day) == {"S1": 10.0, "S2": 6.0}
     assert previous_cash(lake, PF, day) == 7.0
     assert previous_book_date(lake, PF, day) == day - dt.timedelta(days=1)
+
+
+def test_the_report_carries_our_positions_before_the_day(lake, targets, paper, limits, adv):
+    """The reconcile stage takes our previous positions from the report (one read of our
+    book a session, not two): previous_positions' answer, closed positions left out."""
+    import datetime as dt
+
+    from pipelines.execution.reconcile import previous_positions
+
+    _book(lake, TRADE - dt.timedelta(days=1), {"S1": 10.0, "S2": 0.0}, cash=NAV)
+    run(lake, targets, paper, limits, adv)
+    report = reconcile_day(lake, paper, PF, TRADE)
+    assert report.previous == previous_positions(lake, PF, TRADE) == {"S1": 10.0}
