@@ -128,12 +128,10 @@ class Panel:
         cached = self.cache.get("_sector_codes")
         if cached is None:
             frame = self.field(SECTOR_FIELD)
-            # column-wise into Arrow, then one C++ hash pass (≈3x faster than object factorize)
-            columns = [
-                pa.array(frame.iloc[:, j], from_pandas=True).cast(pa.string())
-                for j in range(frame.shape[1])
-            ]
-            flat = pa.chunked_array(columns, type=pa.string()).combine_chunks()
+            # one Arrow array in column-major order (one C++ conversion, then one hash pass;
+            # a conversion per column cost ~3x more)
+            values = frame.to_numpy(dtype=object).ravel(order="F")
+            flat = pa.array(values, type=pa.string(), from_pandas=True)
             encoded = pc.dictionary_encode(flat)
             codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
             codes = codes.reshape(self.shape[1], self.shape[0]).T.astype(np.int16)

@@ -627,14 +627,23 @@ def _training_history(
     return load_history(lake, start, through or day, known_at=known_at, rule=config.rule)
 
 
-def _fit_split(dataset: ResearchDataset, config: ResearchConfig) -> Split:
-    n = len(dataset.dates)
+def _fit_split(n: int, last: pd.Timestamp, config: ResearchConfig) -> Split:
+    """The split of a fit at the last of ``n`` sessions (``last``)."""
     splits = walk_forward_splits(n, config.walk_forward(first_test=n - 1))
     if not splits or splits[-1].test[0] != n - 1:
         raise InsufficientHistoryError(
-            f"not enough history to train at {dataset.dates[-1].date()}: {n} sessions in the panel"
+            f"not enough history to train at {last.date()}: {n} sessions in the panel"
         )
     return splits[-1]
+
+
+def _shift(split: Split, rows: int) -> Split:
+    """``split`` with its positions ``rows`` earlier (the same sessions, fewer rows before)."""
+    return Split(
+        train=(split.train[0] - rows, split.train[1] - rows),
+        valid=(split.valid[0] - rows, split.valid[1] - rows),
+        test=(split.test[0] - rows, split.test[1] - rows),
+    )
 
 
 @dataclass(frozen=True)
@@ -714,8 +723,12 @@ def _fit(
 ) -> FittedModel:
     """The model fit at ``day`` on ``data`` (a history ending at ``day``)."""
     label = data.label
-    dataset = data.dataset()
-    split = _fit_split(dataset, config)
+    split = _fit_split(len(data.panel.dates), data.panel.dates[-1], config)
+    # rows before the training fold only warm the features' lookbacks up: the dataset (its
+    # per-date normalization) starts at the fold, the same rows and values for the fit
+    first = split.train[0]
+    dataset = (data.since(first) if first else data).dataset()
+    split = _shift(split, first)
     model, record = fit_split(dataset, split, config.model_spec(), known.isoformat())
     valid = dataset.with_segments(valid=split.valid)
     pred = model.predict(valid, "valid")
