@@ -196,14 +196,7 @@ def _append_arrow(
     strings (:func:`_text_keys`): the same rows and batch id as the frame path, without a
     pandas copy, dedup and boolean selection per call."""
     spec = get_table(table)
-    if existing is not None:
-        have = (
-            set(map(tuple, existing[list(spec.key)].astype(str).to_numpy().tolist()))
-            if not existing.empty
-            else set()
-        )
-    else:
-        have = stored_keys(lake, table, trade_date)
+    have = _stored_or_given(lake, table, trade_date, existing)
     columns = [tbl.column(k).to_pylist() for k in spec.key]
     mine: list[tuple[str, ...]] = list(zip(*columns, strict=True))
     # The first row of each key not stored yet (drop_duplicates(keep="first"), then the
@@ -224,6 +217,19 @@ def _append_arrow(
     return result.rows if result.written else 0
 
 
+def _stored_or_given(
+    lake: Store, table: str, trade_date: dt.date, existing: pd.DataFrame | None
+) -> set[tuple[str, ...]]:
+    """The keys already stored for ``trade_date``: those of ``existing`` when the caller
+    read them, else :func:`stored_keys`."""
+    if existing is None:
+        return stored_keys(lake, table, trade_date)
+    if existing.empty:
+        return set()
+    key = list(get_table(table).key)
+    return set(map(tuple, existing[key].astype(str).to_numpy().tolist()))
+
+
 def _append_frame(
     lake: Store,
     table: str,
@@ -241,14 +247,7 @@ def _append_frame(
     if "known_at" not in frame:
         frame["known_at"] = known_at
     frame = frame.drop_duplicates(subset=list(spec.key), keep="first")
-    if existing is not None:
-        have = (
-            set(map(tuple, existing[list(spec.key)].astype(str).to_numpy().tolist()))
-            if not existing.empty
-            else set()
-        )
-    else:
-        have = stored_keys(lake, table, trade_date)
+    have = _stored_or_given(lake, table, trade_date, existing)
     if have:
         mine = list(map(tuple, frame[list(spec.key)].astype(str).to_numpy().tolist()))
         frame = frame[[k not in have for k in mine]]
