@@ -8,8 +8,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from pipelines.execution.prices import LakePriceSource, SessionBar
+
+pytestmark = pytest.mark.unit
 
 DAY = dt.date(2024, 3, 28)
 

@@ -7,8 +7,11 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 
 from pipelines.pit.lake_panel import RAW_FLOATS, RawCells
+
+pytestmark = pytest.mark.unit
 
 
 def _rows() -> pa.Table:

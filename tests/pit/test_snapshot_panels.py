@@ -11,6 +11,8 @@ import pytest
 
 from pipelines.pit.snapshot import _total_returns, _wide
 
+pytestmark = pytest.mark.unit
+
 
 def _pivot(table: pa.Table, value: str) -> pd.DataFrame:
     """The reference: the pandas pivot the snapshot used to build its panels with."""

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pipelines.portfolio.policy import load_policy
+
+pytestmark = pytest.mark.unit
 
 
 def test_each_load_is_a_fresh_policy_of_the_current_text(tmp_path: Path) -> None:

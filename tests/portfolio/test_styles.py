@@ -8,6 +8,8 @@ import pytest
 
 from pipelines.portfolio.styles import rolling_panel
 
+pytestmark = pytest.mark.unit
+
 
 def _awkward_panel(seed: int) -> pd.DataFrame:
     """Leading/interior NaNs, infinities, constant and repeated-value columns, wide scales."""
