@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     daily_config: str | None = Field(
         default=None, description="daily loop config YAML (default: production.yaml)"
     )
+    backtest_retrain_workers: int | None = Field(
+        default=None,
+        description="worker processes fitting a backtest's retrains ahead of its sessions "
+        "(0: in the run's process; default: 1 on a machine with 2+ cores)",
+    )
     universe_size: int = 500
     seed: int = 7
     history_years: float = 3.0

@@ -27,6 +27,18 @@ master, fundamentals, sentiment) from one in-memory scan per run (:class:`Scanne
 a run only reads them (the buffer's ``READ_ONLY_TABLES``), and every retrain's panel
 queries filter the same rows by knowledge time, so scanning the Delta files again for each
 of the ~120 monthly retrains of a 10-year run bought nothing.
+
+A retrain depends only on the lake's input tables and the schedule, never on the
+portfolio, so the run fits its blocks ahead in a worker process (``workers``, default one
+on a machine with two or more cores; ``ALPHAFACTORY_BACKTEST_RETRAIN_WORKERS`` or
+``run_backtest(retrain_workers=...)`` to choose): while the run's own process trades the
+sessions of one block, the worker fits the next ones (:data:`AHEAD` blocks ahead), so on
+two cores a retrain costs the run only the time it waits for a fit that is not ready. The
+worker calls the same :func:`fit_and_score` on the same input tables (its own
+:class:`ScannedInputs` of the lake), so the models and scores are those of a fit in the
+run's process, bit for bit (LightGBM runs its fixed ``num_threads``, deterministic). A
+worker that cannot start or dies (a daemonic Celery child, an OOM kill) is logged and the
+run fits in its own process from then on.
 """
 
 from __future__ import annotations
@@ -34,9 +46,14 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime as dt
+import json
 import logging
+import multiprocessing
+import os
 import time
+import weakref
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,6 +61,8 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from models.base import ModelError
+from models.record import ModelRecord
+from pipelines.config import get_settings
 from pipelines.daily.protocols import ScoreSource
 from pipelines.errors import ConfigurationError
 from pipelines.lake import Lake
@@ -131,6 +150,77 @@ class ScannedInputs(Lake):
         return scan
 
 
+#: Blocks a worker fits ahead of the block being traded: with one, the worker would idle
+#: from handing a fit over until the run reaches the next retrain.
+AHEAD = 2
+
+
+def default_workers(retrains: int) -> int:
+    """Worker processes for a run with ``retrains`` retrains: the setting when given, else
+    one when there is something to overlap (two or more retrains) and a second core to
+    overlap it on, and when this process may have children (not a daemonic one)."""
+    chosen = get_settings().backtest_retrain_workers
+    if chosen is not None:
+        return max(int(chosen), 0)
+    if retrains < 2 or (os.cpu_count() or 1) < 2:
+        return 0
+    return 0 if multiprocessing.current_process().daemon else 1
+
+
+@dataclass(frozen=True)
+class BlockFit:
+    """A block's fit as a worker sends it back: the model's record and its scores of the
+    block's sessions (``date``, ``security_id``, ``score``, ``model_id``), or why it could
+    not fit; with the fit's wall and CPU seconds in the process that fit it."""
+
+    start: dt.date
+    end: dt.date
+    record: ModelRecord | None
+    scores: pd.DataFrame | None
+    error: str | None
+    seconds: float
+    cpu_seconds: float
+
+
+def fit_block(lake: Lake, start: dt.date, end: dt.date, config: ResearchConfig) -> BlockFit:
+    """Fit the model of the block ``[start, end]`` and score its sessions
+    (:func:`fit_and_score`); a block that cannot fit is a :class:`BlockFit` with ``error``."""
+    began, cpu = time.perf_counter(), time.process_time()
+    try:
+        fitted, long = fit_and_score(lake, start, end, config)
+    except (InsufficientHistoryError, NoFeaturesError, OutsideCalendarError, ModelError) as exc:
+        return BlockFit(start, end, None, None, str(exc), 0.0, 0.0)
+    scores = long[["date", "security_id", "score", "model_id"]]
+    return BlockFit(
+        start,
+        end,
+        fitted.record,
+        scores,
+        None,
+        time.perf_counter() - began,
+        time.process_time() - cpu,
+    )
+
+
+#: A worker process's scans of the input tables, by lake: taken at its first block.
+_WORKER_LAKES: dict[str, ScannedInputs] = {}
+
+
+def _fit_in_worker(
+    root: str,
+    options: dict[str, str] | None,
+    start: dt.date,
+    end: dt.date,
+    config: ResearchConfig,
+) -> BlockFit:
+    """:func:`fit_block` in a worker process, on its own scans of the lake at ``root``."""
+    key = json.dumps([root, options], sort_keys=True)
+    lake = _WORKER_LAKES.get(key)
+    if lake is None:
+        lake = _WORKER_LAKES[key] = ScannedInputs(Lake(root, options))
+    return fit_block(lake, start, end, config)
+
+
 @dataclass(frozen=True)
 class Retrain:
     """One retrain of a run: its session, the model (None when it could not fit, ``error``
@@ -150,6 +240,11 @@ class Retrain:
     score_seconds: float = 0.0
     score_cpu_seconds: float = 0.0
     error: str | None = None
+    #: Seconds the run waited for this fit (all of it when fit in the run's process; only
+    #: what was not ready yet when a worker fit it ahead).
+    waited_seconds: float = 0.0
+    #: Whether a worker process fit it (its seconds are the worker's).
+    in_worker: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -167,6 +262,8 @@ class WalkForwardScores:
         schedule: Schedule,
         config: ResearchConfig,
         fallback: ScoreSource,
+        *,
+        workers: int | None = None,
     ) -> None:
         self.lake = ScannedInputs(lake)
         self.days = list(days)
@@ -177,6 +274,22 @@ class WalkForwardScores:
         self.retrains: list[Retrain] = []
         self._block: tuple[dt.date, dt.date] | None = None
         self._scores: dict[dt.date, pd.DataFrame] = {}
+        self.workers = default_workers(len(self.retrain_at)) if workers is None else workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: dict[tuple[dt.date, dt.date], Future[BlockFit]] = {}
+
+    def close(self) -> None:
+        """Stop the worker process (fits not yet handed over are dropped); idempotent."""
+        pool, self._pool, self.workers = self._pool, None, 0
+        self._pending.clear()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> WalkForwardScores:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def block_of(self, day: dt.date) -> tuple[dt.date, dt.date]:
         """The retrain session whose model scores ``day`` and the last session it scores."""
@@ -204,22 +317,69 @@ class WalkForwardScores:
             return self.fallback.scores(store, day, snapshot)
         return frame
 
-    def _load(self, start: dt.date, end: dt.date) -> None:
-        """Fit the model of the block ``[start, end]`` and score all its sessions."""
-        self._block, self._scores = (start, end), {}
-        began, cpu = time.perf_counter(), time.process_time()
-        try:
-            fitted, long = fit_and_score(self.lake, start, end, self.config)
-        except (InsufficientHistoryError, NoFeaturesError, OutsideCalendarError, ModelError) as exc:
-            log.warning(
-                "backtest retrain at %s: no model (%s); the config's scorer scores", start, exc
-            )
-            self.retrains.append(Retrain(start, None, error=str(exc)))
+    def _submit(self, block: tuple[dt.date, dt.date]) -> None:
+        """Hand ``block`` to the worker (started on first use) unless it has it already."""
+        if not self.workers or block in self._pending:
             return
-        fit_s, fit_cpu = time.perf_counter() - began, time.process_time() - cpu
+        try:
+            if self._pool is None:
+                # spawn, not fork: the run's process holds DuckDB and Arrow thread pools.
+                self._pool = ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn")
+                )
+                # A run that raises never reaches close(): stop the worker with the source.
+                weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
+            where = self.lake.location
+            self._pending[block] = self._pool.submit(
+                _fit_in_worker, where.root, where.options(), *block, self.config
+            )
+        except Exception as exc:  # any failure to start: fit here instead
+            log.warning("backtest retrain: no worker process (%s); fitting in this one", exc)
+            self.close()
+
+    def _take(self, start: dt.date, end: dt.date) -> tuple[BlockFit, bool]:
+        """The fit of ``[start, end]``: the worker's (the next blocks handed to it first,
+        so it goes on while this process trades), else one made here; and whether the
+        worker made it."""
+        self._submit((start, end))
+        k = self.retrain_at.index(start)
+        for nxt in self.retrain_at[k + 1 : k + 1 + AHEAD]:
+            self._submit(self.block_of(nxt))
+        future = self._pending.pop((start, end), None)
+        if future is not None:
+            try:
+                return future.result(), True
+            except Exception as exc:  # a dead worker: go on without one
+                log.warning(
+                    "backtest retrain at %s: the worker process failed (%r); fitting in "
+                    "this process from now on",
+                    start,
+                    exc,
+                )
+                self.close()
+        return fit_block(self.lake, start, end, self.config), False
+
+    def _load(self, start: dt.date, end: dt.date) -> None:
+        """Fit the model of the block ``[start, end]`` and score all its sessions (or take
+        that fit from the worker)."""
+        self._block, self._scores = (start, end), {}
+        waited = time.perf_counter()
+        fit, in_worker = self._take(start, end)
+        waited = time.perf_counter() - waited
+        if fit.record is None:
+            log.warning(
+                "backtest retrain at %s: no model (%s); the config's scorer scores",
+                start,
+                fit.error,
+            )
+            self.retrains.append(
+                Retrain(start, None, error=fit.error, waited_seconds=waited, in_worker=in_worker)
+            )
+            return
+        assert fit.scores is not None
         began, cpu = time.perf_counter(), time.process_time()
-        record = fitted.record
-        for when, rows in long.groupby("date", sort=True):
+        record = fit.record
+        for when, rows in fit.scores.groupby("date", sort=True):
             day = pd.Timestamp(str(when)).date()
             self._scores[day] = rows[["security_id", "score", "model_id"]].reset_index(drop=True)
         oos = record.metrics.get("oos_rank_ic")
@@ -231,21 +391,36 @@ class WalkForwardScores:
                 record.train_end,
                 None if oos is None else float(oos),
                 len(self._scores),
-                fit_s,
-                fit_cpu,
+                fit.seconds,
+                fit.cpu_seconds,
                 time.perf_counter() - began,
                 time.process_time() - cpu,
+                waited_seconds=waited,
+                in_worker=in_worker,
             )
         )
         log.info(
-            "backtest retrain at %s: model %s (train %s..%s), %.1f s fit, %d sessions scored",
+            "backtest retrain at %s: model %s (train %s..%s), %.1f s fit%s, %.1f s waited, "
+            "%d sessions scored",
             start,
             record.model_id,
             record.train_start,
             record.train_end,
-            fit_s,
+            fit.seconds,
+            " in the worker" if in_worker else "",
+            waited,
             len(self._scores),
         )
 
 
-__all__ = ["Retrain", "ScannedInputs", "WalkForwardScores", "research_config", "retrain_days"]
+__all__ = [
+    "AHEAD",
+    "BlockFit",
+    "Retrain",
+    "ScannedInputs",
+    "WalkForwardScores",
+    "default_workers",
+    "fit_block",
+    "research_config",
+    "retrain_days",
+]

@@ -218,6 +218,7 @@ def run_backtest(
     buffer_sessions: int = DEFAULT_BUFFER_SESSIONS,
     checkpoint_every: int | None = None,
     resume: bool = False,
+    retrain_workers: int | None = None,
 ) -> BacktestResult:
     """Backtest ``config`` over the sessions in ``[start, end]`` (module docstring).
 
@@ -232,6 +233,11 @@ def run_backtest(
     and unbuffered runs with the same C give the same numbers. ``resume``: continue the
     latest unfinished run of this config and range from its last checkpoint (a new run
     when there is none); it keeps the run's C.
+
+    ``retrain_workers``: processes that fit the walk-forward retrains ahead of the
+    sessions (:class:`~pipelines.backtest.retrain.WalkForwardScores`; default: the
+    ``ALPHAFACTORY_BACKTEST_RETRAIN_WORKERS`` setting, else one on two or more cores,
+    0: in this process). Like K, it changes only the speed.
 
     The tables the loop appends to are compacted every ``compact_every`` sessions (after
     a flush when buffered): each commit adds small files, and reads slow down with their
@@ -259,7 +265,12 @@ def run_backtest(
         from pipelines.daily.stages import score_source
 
         retrainer = WalkForwardScores(
-            lake, days, cfg.retrain, research_config(cfg.retrain_research), score_source(cfg)
+            lake,
+            days,
+            cfg.retrain,
+            research_config(cfg.retrain_research),
+            score_source(cfg),
+            workers=retrain_workers,
         )
         scores = retrainer
     _fresh_optimizers()
@@ -338,6 +349,8 @@ def run_backtest(
             since_compact = 0
         if progress is not None:
             progress(i + 1, len(days), day)
+    if retrainer is not None:
+        retrainer.close()  # the worker's last fits are all handed over
     daily = daily_frame(rows, cfg.initial_capital)
     metrics = compute_metrics(daily, cfg.initial_capital)
     digest = result_hash(daily, metrics)

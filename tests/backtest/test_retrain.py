@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +18,12 @@ import pytest
 
 from pipelines.backtest import run_backtest
 from pipelines.backtest.report import write_analysed_report
-from pipelines.backtest.retrain import WalkForwardScores, research_config, retrain_days
+from pipelines.backtest.retrain import (
+    WalkForwardScores,
+    default_workers,
+    research_config,
+    retrain_days,
+)
 from pipelines.backtest.run import config_hash
 from pipelines.daily.stages import score_source
 from pipelines.errors import ConfigurationError
@@ -115,12 +122,61 @@ def test_a_retraining_run_records_the_model_of_each_session_and_repeats_bit_for_
 
 
 def _scores(
-    lake: Lake, days: list[dt.date]
+    lake: Lake, days: list[dt.date], workers: int | None = None
 ) -> tuple[WalkForwardScores, dict[dt.date, pd.DataFrame]]:
-    source = WalkForwardScores(
-        lake, days, "monthly", research_config(RESEARCH), score_source(BACKTEST_CONFIG)
-    )
-    return source, {d: source.scores(lake, d, None) for d in days}  # type: ignore[arg-type]
+    with WalkForwardScores(
+        lake,
+        days,
+        "monthly",
+        research_config(RESEARCH),
+        score_source(BACKTEST_CONFIG),
+        workers=workers,
+    ) as source:
+        return source, {d: source.scores(lake, d, None) for d in days}  # type: ignore[arg-type]
+
+
+def test_a_worker_process_fits_what_this_process_would_and_a_dead_one_is_replaced(
+    market: Path,
+) -> None:
+    """The retrains fit ahead in a worker process give the models and scores of fits in
+    the run's own process, bit for bit; when the worker dies (SIGKILL, as an OOM kill
+    would), the blocks it had not handed over are fit in the run's process, the same."""
+    lake = Lake(str(market))
+    days = trading_calendar().sessions(dt.date(2024, 4, 29), dt.date(2024, 6, 4))
+    here, expected = _scores(lake, days, workers=0)
+    assert [r.day for r in here.retrains] == [days[0], dt.date(2024, 5, 1), JUNE]
+    assert not any(r.in_worker for r in here.retrains)
+    with WalkForwardScores(
+        lake, days, "monthly", research_config(RESEARCH), score_source(BACKTEST_CONFIG), workers=1
+    ) as source:
+        got = {days[0]: source.scores(lake, days[0], None)}  # type: ignore[arg-type]
+        assert source.retrains[0].in_worker
+        assert source._pool is not None
+        for process in list(source._pool._processes.values()):  # the next fits are under way
+            os.kill(process.pid, signal.SIGKILL)
+        got |= {d: source.scores(lake, d, None) for d in days[1:]}  # type: ignore[arg-type]
+    assert [r.model_id for r in source.retrains] == [r.model_id for r in here.retrains]
+    assert not source.retrains[-1].in_worker and source.workers == 0
+    for day in days:
+        pd.testing.assert_frame_equal(got[day], expected[day], check_exact=True)
+
+
+def test_the_default_is_one_worker_when_there_is_a_second_core_and_something_to_overlap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipelines.config import get_settings
+
+    get_settings.cache_clear()
+    monkeypatch.delenv("ALPHAFACTORY_BACKTEST_RETRAIN_WORKERS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert default_workers(2) == 1 and default_workers(1) == 0
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert default_workers(120) == 0
+    monkeypatch.setenv("ALPHAFACTORY_BACKTEST_RETRAIN_WORKERS", "0")
+    get_settings.cache_clear()
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert default_workers(120) == 0
+    get_settings.cache_clear()
 
 
 def test_a_retrain_without_enough_history_leaves_its_sessions_to_the_configs_scorer(
