@@ -65,6 +65,14 @@ def backtest(
             "scorer (default: the config's `retrain`)",
         ),
     ] = None,
+    retrain_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--retrain-workers",
+            help="Processes that fit the retrains ahead of the sessions (0: in the run's "
+            "process; default: ALPHAFACTORY_BACKTEST_RETRAIN_WORKERS, else 1 on 2+ cores)",
+        ),
+    ] = None,
 ) -> None:
     """Run the daily loop's stages session by session over the lake's history (paper broker)."""
     if ctx.invoked_subcommand is not None:
@@ -109,6 +117,7 @@ def backtest(
             progress=tick,
             buffer_sessions=DEFAULT_BUFFER_SESSIONS if buffer_sessions is None else buffer_sessions,
             resume=resume,
+            retrain_workers=retrain_workers,
             # Written below, with the benchmark-relative and signal sections (lake reads).
             write_report=False,
         )
@@ -123,7 +132,12 @@ def backtest(
     console.print_json(json.dumps(result.metrics.to_dict()))
     for r in result.retrains:
         model = r.model_id or f"none ({r.error})"
-        console.print(f"retrain {r.day}: model {model}, {r.sessions} sessions", highlight=False)
+        where = "worker" if r.in_worker else "this process"
+        console.print(
+            f"retrain {r.day}: model {model}, {r.sessions} sessions "
+            f"(fit {r.fit_seconds:.1f} s in {where}, waited {r.waited_seconds:.1f} s)",
+            highlight=False,
+        )
     console.print(f"result hash {result.result_hash}")
     console.print(f"report: {report_path}")
 
