@@ -253,6 +253,13 @@ def orders_frame(
     orders: Sequence[ProposedOrder], verdict: PreTradeResult, broker_name: str
 ) -> pd.DataFrame:
     """Rows for the ``orders`` table: each proposed order with its pre-trade verdict."""
+    return pd.DataFrame(order_rows(orders, verdict, broker_name))
+
+
+def order_rows(
+    orders: Sequence[ProposedOrder], verdict: PreTradeResult, broker_name: str
+) -> list[dict[str, Any]]:
+    """:func:`orders_frame`'s rows as records (one dict per order, in order)."""
     rejected = {o.client_order_id: b for o, b in verdict.rejected}
     rows = []
     for o in orders:
@@ -280,7 +287,7 @@ def orders_frame(
                 "valid_date": o.trade_date,
             }
         )
-    return pd.DataFrame(rows)
+    return rows
 
 
 def persist_orders(
@@ -331,6 +338,7 @@ __all__ = [
     "generate_orders",
     "load_orders",
     "load_targets",
+    "order_rows",
     "orders_frame",
     "persist_orders",
     "run_pretrade",
