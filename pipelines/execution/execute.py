@@ -375,6 +375,18 @@ def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]
     return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
+def _last_prices(frame: pd.DataFrame) -> dict[str, float]:
+    """``frame``'s last non-NaN ``price`` per ``security_id``, by security id (the
+    groupby's ``last()``). With unique string ids and a float price column, each group
+    is its one row: its price (NaN when NaN), in id order, without the groupby."""
+    ids, prices = frame["security_id"], frame["price"]
+    if pd.api.types.is_float_dtype(prices) and ids.is_unique:
+        keys = ids.tolist()
+        if all(type(k) is str for k in keys):
+            return {k: float(v) for k, v in sorted(zip(keys, prices.tolist(), strict=True))}
+    return {str(k): float(v) for k, v in frame.groupby("security_id")["price"].last().items()}
+
+
 def _frame_reasons(rows: Sequence[Mapping[str, Any]]) -> list[Any]:
     """The ``reject_reason`` values of ``orders_frame(...)`` rows read back with
     ``tolist()``, as the orders' audit has recorded them: pandas stores a column of
@@ -492,7 +504,7 @@ def restate_for_splits(
     at post-split prices. Without this, the order ``target − current`` would be sized in
     the old basis and leave the position off by the ratio.
     """
-    ids = set(targets["security_id"].astype(str)) | set(current)
+    ids = {str(s) for s in targets["security_id"].tolist()} | set(current)
     actions = lake_corporate_actions(
         lake,
         ids,
@@ -562,7 +574,7 @@ def _generate(
             raise TargetsError(
                 "execute_day needs book=, nav=, a TargetPortfolio or a portfolio_value column"
             )
-        marks = {str(k): float(v) for k, v in frame.groupby("security_id")["price"].last().items()}
+        marks = _last_prices(frame)
         for sid, px in (prices or {}).items():
             if not math.isfinite(marks.get(sid, math.nan)):
                 marks[sid] = float(px)

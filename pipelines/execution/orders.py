@@ -300,6 +300,15 @@ def persist_orders(
 def load_orders(lake: Store, portfolio_id: str, trade_date: dt.date) -> pd.DataFrame:
     """The ``orders`` rows of one portfolio and trade date (empty if none were generated)."""
     frame = read_day(lake, "orders", trade_date, portfolio_id)
+    ids = frame["security_id"]
+    if (
+        isinstance(frame.index, pd.RangeIndex)
+        and frame.index.start == 0
+        and frame.index.step == 1
+        and ids.is_monotonic_increasing
+        and ids.is_unique
+    ):
+        return frame  # read_day's frame is the caller's own; sorting it changes nothing
     return frame.sort_values("security_id").reset_index(drop=True)
 
 
