@@ -604,29 +604,15 @@ def _generate(
             "nav": book.nav,
         },
     }
-    checks = [
-        {
-            "event": "check_passed" if r["passed"] else "check_failed",
-            "client_order_id": r["client_order_id"],
-            "security_id": r["security_id"],
-            "detail": {
-                "rule": r["rule"],
-                "passed": r["passed"],
-                "value": r["value"],
-                "limit": r["limit"],
-                "reason": r["reason"],
-            },
-        }
-        for r in verdict.records
-    ]
     # The targets' and the checks' audit rows (write_audit's rows for each stage) in one
     # idempotent append: one lake commit instead of two.
     write_audits(
         lake,
         portfolio_id,
         trade_date,
-        [("targets", [received]), ("pretrade", checks)],
+        [("targets", [received])],
         known_at=now,
+        checks=verdict.records,
     )
     if rows:
         # persist_orders(orders_frame(...)): the same rows, without the frame

@@ -248,9 +248,7 @@ def _typed_array(values: list[Any], kind: pa.DataType) -> pa.Array | None:
     elif pa.types.is_timestamp(kind):
         # Aware only (pandas keeps a naive stamp naive, which the lake refuses); one zone
         zone = values[0].tzinfo if values and type(values[0]) is dt.datetime else None
-        ok = zone is not None and all(
-            type(v) is dt.datetime and v.tzinfo is zone for v in values
-        )
+        ok = zone is not None and all(type(v) is dt.datetime and v.tzinfo is zone for v in values)
     elif pa.types.is_date32(kind):
         ok = all(type(v) is dt.date for v in values)
     else:
@@ -403,26 +401,76 @@ def detail_json(value: Any) -> str:
     most of a session's audit events) is written directly, as the encoder writes it: keys
     sorted, strings ASCII-escaped, floats by ``repr`` (NaN, Infinity, -Infinity)."""
     if type(value) is dict and len(value) == 5 and value.keys() == _CHECK_KEYS:
-        rule, passed, x, limit, reason = (
-            value["rule"],
-            value["passed"],
-            value["value"],
-            value["limit"],
-            value["reason"],
+        text = _check_json(
+            value["rule"], value["passed"], value["value"], value["limit"], value["reason"]
         )
-        if (
-            type(rule) is str
-            and type(reason) is str
-            and type(passed) is bool
-            and type(x) is float
-            and type(limit) is float
-        ):
-            return (
-                f'{{"limit":{_float_json(limit)},"passed":{"true" if passed else "false"},'
-                f'"reason":{encode_basestring_ascii(reason)},'
-                f'"rule":{encode_basestring_ascii(rule)},"value":{_float_json(x)}}}'
-            )
+        if text is not None:
+            return text
     return _JSON.encode(value)
+
+
+def _check_json(rule: Any, passed: Any, value: Any, limit: Any, reason: Any) -> str | None:
+    """``to_json({"rule": rule, "passed": passed, ...})`` when the values are of the
+    exact types :func:`detail_json` writes directly, else None."""
+    if (
+        type(rule) is str
+        and type(reason) is str
+        and type(passed) is bool
+        and type(value) is float
+        and type(limit) is float
+    ):
+        return (
+            f'{{"limit":{_float_json(limit)},"passed":{"true" if passed else "false"},'
+            f'"reason":{encode_basestring_ascii(reason)},'
+            f'"rule":{encode_basestring_ascii(rule)},"value":{_float_json(value)}}}'
+        )
+    return None
+
+
+def _check_columns(portfolio_id: str, checks: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """:func:`_audit_columns` of stage ``pretrade`` for the events of pre-trade check
+    records (``client_order_id``, ``security_id``, ``rule``, ``passed``, ``value``,
+    ``limit``, ``reason``): event ``check_passed``/``check_failed``, the order and
+    security, the detail of the five check fields — without building the events."""
+    sha256 = hashlib.sha256
+    head = f"{portfolio_id!s}|pretrade|"
+    event_ids: list[str] = []
+    kinds: list[Any] = []
+    orders: list[Any] = []
+    securities: list[Any] = []
+    details: list[str] = []
+    for r in checks:
+        rule, passed, value, limit, reason = (
+            r["rule"],
+            r["passed"],
+            r["value"],
+            r["limit"],
+            r["reason"],
+        )
+        detail = _check_json(rule, passed, value, limit, reason)
+        if detail is None:
+            detail = _JSON.encode(
+                {"rule": rule, "passed": passed, "value": value, "limit": limit, "reason": reason}
+            )
+        kind = "check_passed" if passed else "check_failed"
+        cid = r["client_order_id"]
+        sid = r["security_id"]
+        eid = sha256((head + "|".join((kind, str(cid), str(sid), detail))).encode()).hexdigest()
+        event_ids.append(f"pretrade:{eid[:24]}")
+        kinds.append(kind)
+        orders.append(cid)
+        securities.append(sid)
+        details.append(detail)
+    n = len(checks)
+    return {
+        "event_id": event_ids,
+        "portfolio_id": [portfolio_id] * n,
+        "stage": ["pretrade"] * n,
+        "event": kinds,
+        "client_order_id": orders,
+        "security_id": securities,
+        "detail": details,
+    }
 
 
 def _float_json(x: float) -> str:
@@ -475,10 +523,17 @@ def write_audits(
     stages: Sequence[tuple[str, list[dict[str, Any]]]],
     *,
     known_at: dt.datetime,
+    checks: Sequence[Mapping[str, Any]] = (),
 ) -> int:
     """Append the audit events of several stages in one idempotent append (one lake
-    commit): the rows of ``append_new`` of the stages' :func:`audit_rows` concatenated."""
+    commit): the rows of ``append_new`` of the stages' :func:`audit_rows` concatenated.
+
+    ``checks``: pre-trade check records (:attr:`~pipelines.risk.pretrade.PreTradeResult.records`),
+    audited after the stages as stage ``pretrade`` events ``check_passed``/``check_failed``
+    with the check's ``rule``, ``passed``, ``value``, ``limit`` and ``reason`` as detail."""
     parts = [_audit_columns(portfolio_id, stage, events) for stage, events in stages if events]
+    if checks:
+        parts.append(_check_columns(portfolio_id, checks))
     if not parts:
         return 0
     columns = {c: [v for part in parts for v in part[c]] for c in _AUDIT_COLUMNS}
