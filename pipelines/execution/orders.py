@@ -18,6 +18,7 @@ Rules:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -312,17 +313,24 @@ def load_orders(lake: Store, portfolio_id: str, trade_date: dt.date) -> pd.DataF
     return frame.sort_values("security_id").reset_index(drop=True)
 
 
-def broker_order(row: Mapping[Any, Any], trade_date: dt.date) -> BrokerOrder:
-    """The :class:`BrokerOrder` for one ``orders`` row (what is actually sent)."""
-    params = json.loads(str(row.get("algo_params") or "{}"))
+@functools.lru_cache(maxsize=256)
+def _algo(name: str, params_json: str) -> AlgoInstruction:
+    """The (immutable) algo instruction of an ``orders`` row's ``algo`` and
+    ``algo_params``: a session's orders share a few, and each was parsed per order."""
+    params = json.loads(params_json)
     part = params.get("participation")
-    algo = AlgoInstruction(
-        algo=Algo(str(row.get("algo") or "none")),
+    return AlgoInstruction(
+        algo=Algo(name),
         start=params.get("start"),
         end=params.get("end"),
         participation=float(part) if part is not None else None,
         urgency=params.get("urgency"),
     )
+
+
+def broker_order(row: Mapping[Any, Any], trade_date: dt.date) -> BrokerOrder:
+    """The :class:`BrokerOrder` for one ``orders`` row (what is actually sent)."""
+    algo = _algo(str(row.get("algo") or "none"), str(row.get("algo_params") or "{}"))
     limit_price = opt_float(row.get("limit_price"))
     side = str(row["side"])
     assert side in ("buy", "sell")

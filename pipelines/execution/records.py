@@ -237,20 +237,25 @@ def records_table(spec: TableSpec, records: Sequence[Mapping[str, Any]]) -> pa.T
     return tbl if _text_keys(spec, tbl) else None
 
 
+_TEXT_TYPES = frozenset((str, type(None)))
+_NUMBER_TYPES = frozenset((float, int, type(None)))
+
+
 def _typed_array(values: list[Any], kind: pa.DataType) -> pa.Array | None:
     """``values`` as an Arrow array of type ``kind`` when every value is of a Python type
     whose conversion is the pandas path's (see :func:`records_table`), else None."""
+    types = set(map(type, values))
     if pa.types.is_string(kind):
-        ok = all(type(v) is str or v is None for v in values)
+        ok = types <= _TEXT_TYPES
     elif pa.types.is_float64(kind):
         # pandas makes a float64 column of them (None as NaN); from_pandas reads NaN as null
-        ok = all(type(v) is float or type(v) is int or v is None for v in values)
+        ok = types <= _NUMBER_TYPES
     elif pa.types.is_timestamp(kind):
         # Aware only (pandas keeps a naive stamp naive, which the lake refuses); one zone
         zone = values[0].tzinfo if values and type(values[0]) is dt.datetime else None
         ok = zone is not None and all(type(v) is dt.datetime and v.tzinfo is zone for v in values)
     elif pa.types.is_date32(kind):
-        ok = all(type(v) is dt.date for v in values)
+        ok = types <= {dt.date}
     else:
         ok = False
     if not ok:
@@ -279,17 +284,22 @@ def _append_arrow(
     mine: list[tuple[str, ...]] = list(zip(*columns, strict=True))
     # The first row of each key not stored yet (drop_duplicates(keep="first"), then the
     # stored keys dropped: a stored key drops every one of its rows either way).
-    seen = set(have)
-    keep: list[int] = []
-    for i, k in enumerate(mine):
-        if k not in seen:
-            seen.add(k)
-            keep.append(i)
-    if not keep:
-        return 0
-    if len(keep) < len(mine):
-        tbl = tbl.take(pa.array(keep, pa.int64()))
-    keys = sorted("/".join(mine[i]) for i in keep)
+    unique = set(mine)
+    if len(unique) == len(mine) and unique.isdisjoint(have):
+        kept = mine  # the usual case: every row (no key repeats, none stored)
+    else:
+        seen = set(have)
+        keep: list[int] = []
+        for i, k in enumerate(mine):
+            if k not in seen:
+                seen.add(k)
+                keep.append(i)
+        if not keep:
+            return 0
+        if len(keep) < len(mine):
+            tbl = tbl.take(pa.array(keep, pa.int64()))
+        kept = [mine[i] for i in keep]
+    keys = sorted([k[0] for k in kept] if len(spec.key) == 1 else ["/".join(k) for k in kept])
     batch_id = f"{table}:{trade_date.isoformat()}:{short_hash(*keys, n=32)}"
     result = lake.write(table, tbl, known_at=known_at, valid_date=trade_date, batch_id=batch_id)
     return result.rows if result.written else 0
