@@ -1,8 +1,10 @@
 """Reading and appending execution rows in the lake, idempotently.
 
-Every append goes through :func:`append_new`: rows whose key is already stored for that
-trade date are dropped, and the rest are written under a batch id derived from their keys,
-so a retried task, a re-run day or two racing workers never duplicate a fact.
+Every append goes through :func:`append_new` (or :func:`append_records`, the same for a
+list of records, or the audit's :func:`write_audits`, which write what it would): rows
+whose key is already stored for that trade date are dropped, and the rest are written
+under a batch id derived from their keys, so a retried task, a re-run day or two racing
+workers never duplicate a fact.
 """
 
 from __future__ import annotations
