@@ -138,6 +138,8 @@ def lake_corporate_actions(
         valid_at=(start, through),
         filter=pc.field("security_id").isin(pa.array(ids, pa.string())),
     )
+    if not table.num_rows:  # most sessions: nothing to convert
+        return []
     # Only the columns read below, each as Python values (what the frame's records hold
     # for them), instead of converting every column and boxing every cell.
     used = [c for c in _ACTION_COLUMNS if c in table.column_names]

@@ -54,18 +54,17 @@ from pipelines.execution.orders import (
     broker_order,
     generate_orders,
     load_orders,
-    orders_frame,
-    persist_orders,
+    order_rows,
     run_pretrade,
     targets_frame,
 )
 from pipelines.execution.records import (
-    append_new,
-    audit_rows,
+    append_records,
     now_utc,
     read_day,
     short_hash,
     write_audit,
+    write_audits,
 )
 from pipelines.lake.interface import Store
 from pipelines.portfolio.targets import TargetPortfolio
@@ -261,7 +260,7 @@ def execute_day(
             # Deduplicated against the keys stored now (every portfolio's: a client order
             # id hashes its portfolio, so another's never equals ours), read as keys only
             # rather than as the portfolio's whole events frame.
-            append_new(lake, "order_events", pd.DataFrame(buffer), trade_date, known_at=clock())
+            append_records(lake, "order_events", buffer, trade_date, known_at=clock())
             buffer.clear()
 
     halted = False
@@ -376,6 +375,42 @@ def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]
     return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
+def _last_prices(frame: pd.DataFrame) -> dict[str, float]:
+    """``frame``'s last non-NaN ``price`` per ``security_id``, by security id (the
+    groupby's ``last()``). With unique string ids and a float price column, each group
+    is its one row: its price (NaN when NaN), in id order, without the groupby."""
+    ids, prices = frame["security_id"], frame["price"]
+    if pd.api.types.is_float_dtype(prices) and ids.is_unique:
+        keys = ids.tolist()
+        if all(type(k) is str for k in keys):
+            return {k: float(v) for k, v in sorted(zip(keys, prices.tolist(), strict=True))}
+    return {str(k): float(v) for k, v in frame.groupby("security_id")["price"].last().items()}
+
+
+def _frame_reasons(rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """The ``reject_reason`` values of ``orders_frame(...)`` rows read back with
+    ``tolist()``, as the orders' audit has recorded them: pandas stores a column of
+    strings and None as strings with NaN for the missing ones (so an accepted order's
+    reason is NaN when some order of the batch was rejected), and one of None only as
+    None."""
+    reasons = [r["reject_reason"] for r in rows]
+    if not any(isinstance(x, str) for x in reasons):
+        return reasons
+    missing = _missing_text()
+    return [missing if x is None else x for x in reasons]
+
+
+_MISSING_TEXT: list[Any] = []
+
+
+def _missing_text() -> Any:
+    """What pandas gives back (``tolist``) for a None among strings: NaN since pandas 3
+    (strings inferred as ``str``), None before."""
+    if not _MISSING_TEXT:
+        _MISSING_TEXT.append(pd.DataFrame({"x": [None, "x"]})["x"].tolist()[0])
+    return _MISSING_TEXT[0]
+
+
 def switch_engaged(limits: RiskLimits, store: Store) -> bool:
     """Whether the kill switch is known to be engaged (flag or lake); False when its state
     cannot be read (then nothing is sent, but nothing is cancelled on a guess either)."""
@@ -469,7 +504,7 @@ def restate_for_splits(
     at post-split prices. Without this, the order ``target − current`` would be sized in
     the old basis and leave the position off by the ratio.
     """
-    ids = set(targets["security_id"].astype(str)) | set(current)
+    ids = {str(s) for s in targets["security_id"].tolist()} | set(current)
     actions = lake_corporate_actions(
         lake,
         ids,
@@ -539,7 +574,7 @@ def _generate(
             raise TargetsError(
                 "execute_day needs book=, nav=, a TargetPortfolio or a portfolio_value column"
             )
-        marks = {str(k): float(v) for k, v in frame.groupby("security_id")["price"].last().items()}
+        marks = _last_prices(frame)
         for sid, px in (prices or {}).items():
             if not math.isfinite(marks.get(sid, math.nan)):
                 marks[sid] = float(px)
@@ -554,7 +589,7 @@ def _generate(
         now=now,
         store=lake,
     )
-    rows = orders_frame(proposed, verdict, broker.name)
+    rows = order_rows(proposed, verdict, broker.name)
     # Audit first (idempotent by content), then the orders commit — the point of no return.
     target_cols = [
         c
@@ -569,32 +604,19 @@ def _generate(
             "nav": book.nav,
         },
     }
-    checks = [
-        {
-            "event": "check_passed" if r["passed"] else "check_failed",
-            "client_order_id": r["client_order_id"],
-            "security_id": r["security_id"],
-            "detail": {k: r[k] for k in ("rule", "passed", "value", "limit", "reason")},
-        }
-        for r in verdict.records
-    ]
     # The targets' and the checks' audit rows (write_audit's rows for each stage) in one
     # idempotent append: one lake commit instead of two.
-    append_new(
+    write_audits(
         lake,
-        "execution_audit",
-        pd.concat(
-            [
-                audit_rows(portfolio_id, "targets", [received]),
-                audit_rows(portfolio_id, "pretrade", checks),
-            ],
-            ignore_index=True,
-        ),
+        portfolio_id,
         trade_date,
+        [("targets", [received])],
         known_at=now,
+        checks=verdict.records,
     )
-    if not rows.empty:
-        persist_orders(lake, rows, trade_date, known_at=now)
+    if rows:
+        # persist_orders(orders_frame(...)): the same rows, without the frame
+        append_records(lake, "orders", rows, trade_date, known_at=now)
         write_audit(
             lake,
             portfolio_id,
@@ -608,20 +630,10 @@ def _generate(
                     "detail": {
                         "side": r["side"],
                         "quantity": r["quantity"],
-                        "reason": r["reject_reason"],
+                        "reason": reason,
                     },
                 }
-                for r in _records(
-                    rows,
-                    (
-                        "status",
-                        "client_order_id",
-                        "security_id",
-                        "side",
-                        "quantity",
-                        "reject_reason",
-                    ),
-                )
+                for r, reason in zip(rows, _frame_reasons(rows), strict=True)
             ],
             known_at=now,
         )
@@ -672,13 +684,8 @@ def sync_orders(
             new_events.append(event_row(row, state, broker.name, known_at=state.updated_at or now))
         n_events = 0
         if new_events:
-            n_events = append_new(
-                lake,
-                "order_events",
-                pd.DataFrame(new_events),
-                trade_date,
-                known_at=now,
-                existing=events,
+            n_events = append_records(
+                lake, "order_events", new_events, trade_date, known_at=now, existing=events
             )
         ours = set(orders["client_order_id"].astype(str))
         fills = broker.fills(portfolio_id, trade_date)
@@ -703,7 +710,7 @@ def sync_orders(
         foreign = [f.fill_id for f in fills if f.client_order_id not in ours]
         n_fills = 0
         if rows:
-            n_fills = append_new(lake, "fills", pd.DataFrame(rows), trade_date, known_at=now)
+            n_fills = append_records(lake, "fills", rows, trade_date, known_at=now)
         if n_fills or n_events:
             write_audit(
                 lake,

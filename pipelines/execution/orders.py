@@ -18,6 +18,7 @@ Rules:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -253,6 +254,13 @@ def orders_frame(
     orders: Sequence[ProposedOrder], verdict: PreTradeResult, broker_name: str
 ) -> pd.DataFrame:
     """Rows for the ``orders`` table: each proposed order with its pre-trade verdict."""
+    return pd.DataFrame(order_rows(orders, verdict, broker_name))
+
+
+def order_rows(
+    orders: Sequence[ProposedOrder], verdict: PreTradeResult, broker_name: str
+) -> list[dict[str, Any]]:
+    """:func:`orders_frame`'s rows as records (one dict per order, in order)."""
     rejected = {o.client_order_id: b for o, b in verdict.rejected}
     rows = []
     for o in orders:
@@ -280,7 +288,7 @@ def orders_frame(
                 "valid_date": o.trade_date,
             }
         )
-    return pd.DataFrame(rows)
+    return rows
 
 
 def persist_orders(
@@ -293,20 +301,36 @@ def persist_orders(
 def load_orders(lake: Store, portfolio_id: str, trade_date: dt.date) -> pd.DataFrame:
     """The ``orders`` rows of one portfolio and trade date (empty if none were generated)."""
     frame = read_day(lake, "orders", trade_date, portfolio_id)
+    ids = frame["security_id"]
+    if (
+        isinstance(frame.index, pd.RangeIndex)
+        and frame.index.start == 0
+        and frame.index.step == 1
+        and ids.is_monotonic_increasing
+        and ids.is_unique
+    ):
+        return frame  # read_day's frame is the caller's own; sorting it changes nothing
     return frame.sort_values("security_id").reset_index(drop=True)
 
 
-def broker_order(row: Mapping[Any, Any], trade_date: dt.date) -> BrokerOrder:
-    """The :class:`BrokerOrder` for one ``orders`` row (what is actually sent)."""
-    params = json.loads(str(row.get("algo_params") or "{}"))
+@functools.lru_cache(maxsize=256)
+def _algo(name: str, params_json: str) -> AlgoInstruction:
+    """The (immutable) algo instruction of an ``orders`` row's ``algo`` and
+    ``algo_params``: a session's orders share a few, and each was parsed per order."""
+    params = json.loads(params_json)
     part = params.get("participation")
-    algo = AlgoInstruction(
-        algo=Algo(str(row.get("algo") or "none")),
+    return AlgoInstruction(
+        algo=Algo(name),
         start=params.get("start"),
         end=params.get("end"),
         participation=float(part) if part is not None else None,
         urgency=params.get("urgency"),
     )
+
+
+def broker_order(row: Mapping[Any, Any], trade_date: dt.date) -> BrokerOrder:
+    """The :class:`BrokerOrder` for one ``orders`` row (what is actually sent)."""
+    algo = _algo(str(row.get("algo") or "none"), str(row.get("algo_params") or "{}"))
     limit_price = opt_float(row.get("limit_price"))
     side = str(row["side"])
     assert side in ("buy", "sell")
@@ -331,6 +355,7 @@ __all__ = [
     "generate_orders",
     "load_orders",
     "load_targets",
+    "order_rows",
     "orders_frame",
     "persist_orders",
     "run_pretrade",

@@ -1,8 +1,10 @@
 """Reading and appending execution rows in the lake, idempotently.
 
-Every append goes through :func:`append_new`: rows whose key is already stored for that
-trade date are dropped, and the rest are written under a batch id derived from their keys,
-so a retried task, a re-run day or two racing workers never duplicate a fact.
+Every append goes through :func:`append_new` (or :func:`append_records`, the same for a
+list of records, or the audit's :func:`write_audits`, which write what it would): rows
+whose key is already stored for that trade date are dropped, and the rest are written
+under a batch id derived from their keys, so a retried task, a re-run day or two racing
+workers never duplicate a fact.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import datetime as dt
 import hashlib
 import json
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import pandas as pd
@@ -183,6 +186,88 @@ def _text_keys(spec: TableSpec, tbl: pa.Table) -> bool:
     return True
 
 
+def append_records(
+    lake: Store,
+    table: str,
+    records: Sequence[Mapping[str, Any]],
+    trade_date: dt.date,
+    *,
+    known_at: dt.datetime,
+    existing: pd.DataFrame | None = None,
+) -> int:
+    """:func:`append_new` of ``pd.DataFrame(records)``: the same rows, batch id and return
+    value, built straight into Arrow when :func:`records_table` can (no pandas frame and
+    conversion per call: the send loop flushes its events a few times a session)."""
+    if not records:
+        return 0
+    tbl = records_table(get_table(table), records) if known_at.tzinfo is not None else None
+    if tbl is None:
+        return append_new(
+            lake, table, pd.DataFrame(records), trade_date, known_at=known_at, existing=existing
+        )
+    return _append_arrow(lake, table, tbl, trade_date, known_at=known_at, existing=existing)
+
+
+def records_table(spec: TableSpec, records: Sequence[Mapping[str, Any]]) -> pa.Table | None:
+    """``records``' input columns as Arrow, each in the table's type: the values
+    :func:`_as_arrow` gives ``pd.DataFrame(records)`` once the lake conforms them (NaN and
+    None as nulls, floats and timestamps as the same instants). None when that is not
+    certain: records with different keys, a business column missing, a value of a type
+    this does not take (only exact ``str``, ``float``/``int`` for floats, aware
+    ``datetime`` for timestamps, ``date`` for dates, and None), or keys that are not all
+    non-null strings."""
+    if not records:
+        return None
+    names = records[0].keys()
+    if any(f.name not in names for f in spec.fields):
+        return None
+    for r in records:
+        if r.keys() != names:
+            return None
+    arrays: list[pa.Array] = []
+    columns: list[str] = []
+    for f in spec.input_fields:
+        if f.name not in names:
+            continue
+        values = [r[f.name] for r in records]
+        array = _typed_array(values, f.type)
+        if array is None:
+            return None
+        arrays.append(array)
+        columns.append(f.name)
+    tbl = pa.Table.from_arrays(arrays, names=columns)
+    return tbl if _text_keys(spec, tbl) else None
+
+
+_TEXT_TYPES = frozenset((str, type(None)))
+_NUMBER_TYPES = frozenset((float, int, type(None)))
+
+
+def _typed_array(values: list[Any], kind: pa.DataType) -> pa.Array | None:
+    """``values`` as an Arrow array of type ``kind`` when every value is of a Python type
+    whose conversion is the pandas path's (see :func:`records_table`), else None."""
+    types = set(map(type, values))
+    if pa.types.is_string(kind):
+        ok = types <= _TEXT_TYPES
+    elif pa.types.is_float64(kind):
+        # pandas makes a float64 column of them (None as NaN); from_pandas reads NaN as null
+        ok = types <= _NUMBER_TYPES
+    elif pa.types.is_timestamp(kind):
+        # Aware only (pandas keeps a naive stamp naive, which the lake refuses); one zone
+        zone = values[0].tzinfo if values and type(values[0]) is dt.datetime else None
+        ok = zone is not None and all(type(v) is dt.datetime and v.tzinfo is zone for v in values)
+    elif pa.types.is_date32(kind):
+        ok = types <= {dt.date}
+    else:
+        ok = False
+    if not ok:
+        return None
+    try:
+        return pa.array(values, type=kind, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+
+
 def _append_arrow(
     lake: Store,
     table: str,
@@ -201,17 +286,22 @@ def _append_arrow(
     mine: list[tuple[str, ...]] = list(zip(*columns, strict=True))
     # The first row of each key not stored yet (drop_duplicates(keep="first"), then the
     # stored keys dropped: a stored key drops every one of its rows either way).
-    seen = set(have)
-    keep: list[int] = []
-    for i, k in enumerate(mine):
-        if k not in seen:
-            seen.add(k)
-            keep.append(i)
-    if not keep:
-        return 0
-    if len(keep) < len(mine):
-        tbl = tbl.take(pa.array(keep, pa.int64()))
-    keys = sorted("/".join(mine[i]) for i in keep)
+    unique = set(mine)
+    if len(unique) == len(mine) and unique.isdisjoint(have):
+        kept = mine  # the usual case: every row (no key repeats, none stored)
+    else:
+        seen = set(have)
+        keep: list[int] = []
+        for i, k in enumerate(mine):
+            if k not in seen:
+                seen.add(k)
+                keep.append(i)
+        if not keep:
+            return 0
+        if len(keep) < len(mine):
+            tbl = tbl.take(pa.array(keep, pa.int64()))
+        kept = [mine[i] for i in keep]
+    keys = sorted([k[0] for k in kept] if len(spec.key) == 1 else ["/".join(k) for k in kept])
     batch_id = f"{table}:{trade_date.isoformat()}:{short_hash(*keys, n=32)}"
     result = lake.write(table, tbl, known_at=known_at, valid_date=trade_date, batch_id=batch_id)
     return result.rows if result.written else 0
@@ -277,18 +367,25 @@ def _audit_columns(
     """The ``execution_audit`` records of ``events`` (see :func:`audit_rows`), by column
     (in :data:`_AUDIT_COLUMNS` order): Arrow builds a table from columns without the
     per-record dicts."""
-    encode = _JSON.encode
+    sha256 = hashlib.sha256
+    head = f"{portfolio_id!s}|{stage!s}|"
     event_ids: list[str] = []
     kinds: list[Any] = []
     orders: list[Any] = []
     securities: list[Any] = []
     details: list[str] = []
     for e in events:
-        detail = encode(e.get("detail", {}))
+        detail = detail_json(e.get("detail", {}))
         kind = e["event"]
         cid = e.get("client_order_id")
         sid = e.get("security_id")
-        eid = e.get("event_id") or short_hash(portfolio_id, stage, kind, cid, sid, detail, n=24)
+        # short_hash(portfolio_id, stage, kind, cid, sid, detail, n=24), inlined
+        eid = (
+            e.get("event_id")
+            or sha256(
+                (head + "|".join((str(kind), str(cid), str(sid), detail))).encode()
+            ).hexdigest()[:24]
+        )
         event_ids.append(f"{stage}:{eid}")
         kinds.append(kind)
         orders.append(cid)
@@ -304,6 +401,118 @@ def _audit_columns(
         "security_id": securities,
         "detail": details,
     }
+
+
+#: The keys of a pre-trade check's audit detail (:func:`detail_json`'s fast case).
+_CHECK_KEYS = frozenset(("rule", "passed", "value", "limit", "reason"))
+
+
+def detail_json(value: Any) -> str:
+    """:func:`to_json` of an audit detail. A pre-trade check's detail (``rule``,
+    ``passed``, ``value``, ``limit``, ``reason`` of exact str, bool, float, float, str:
+    most of a session's audit events) is written directly, as the encoder writes it: keys
+    sorted, strings ASCII-escaped, floats by ``repr`` (NaN, Infinity, -Infinity)."""
+    if type(value) is dict and len(value) == 5 and value.keys() == _CHECK_KEYS:
+        text = _check_json(
+            value["rule"], value["passed"], value["value"], value["limit"], value["reason"]
+        )
+        if text is not None:
+            return text
+    return _JSON.encode(value)
+
+
+def _check_json(rule: Any, passed: Any, value: Any, limit: Any, reason: Any) -> str | None:
+    """``to_json({"rule": rule, "passed": passed, ...})`` when the values are of the
+    exact types :func:`detail_json` writes directly, else None."""
+    if (
+        type(rule) is str
+        and type(reason) is str
+        and type(passed) is bool
+        and type(value) is float
+        and type(limit) is float
+    ):
+        return (
+            f'{{"limit":{_float_json(limit)},"passed":{"true" if passed else "false"},'
+            f'"reason":{encode_basestring_ascii(reason)},'
+            f'"rule":{encode_basestring_ascii(rule)},"value":{_float_json(value)}}}'
+        )
+    return None
+
+
+def _check_columns(portfolio_id: str, checks: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """:func:`_audit_columns` of stage ``pretrade`` for the events of pre-trade check
+    records (``client_order_id``, ``security_id``, ``rule``, ``passed``, ``value``,
+    ``limit``, ``reason``): event ``check_passed``/``check_failed``, the order and
+    security, the detail of the five check fields — without building the events."""
+    sha256 = hashlib.sha256
+    head = f"{portfolio_id!s}|pretrade|"
+    event_ids: list[str] = []
+    kinds: list[Any] = []
+    orders: list[Any] = []
+    securities: list[Any] = []
+    details: list[str] = []
+    # _check_json inlined, with each rule's and reason's JSON string made once (a batch
+    # has a dozen rules and few reasons): most of a session's audit events are checks.
+    quoted: dict[str, str] = {}
+    esc, frepr, fjson = encode_basestring_ascii, float.__repr__, _float_json
+    for r in checks:
+        rule, passed, value, limit, reason = (
+            r["rule"],
+            r["passed"],
+            r["value"],
+            r["limit"],
+            r["reason"],
+        )
+        if (
+            type(rule) is str
+            and type(reason) is str
+            and type(passed) is bool
+            and type(value) is float
+            and type(limit) is float
+        ):
+            q_rule = quoted.get(rule)
+            if q_rule is None:
+                q_rule = quoted[rule] = esc(rule)
+            q_reason = quoted.get(reason)
+            if q_reason is None:
+                q_reason = quoted[reason] = esc(reason)
+            detail = (
+                f'{{"limit":{frepr(limit) if limit - limit == 0.0 else fjson(limit)},'
+                f'"passed":{"true" if passed else "false"},"reason":{q_reason},"rule":{q_rule},'
+                f'"value":{frepr(value) if value - value == 0.0 else fjson(value)}}}'
+            )
+        else:
+            detail = _JSON.encode(
+                {"rule": rule, "passed": passed, "value": value, "limit": limit, "reason": reason}
+            )
+        kind = "check_passed" if passed else "check_failed"
+        cid = r["client_order_id"]
+        sid = r["security_id"]
+        eid = sha256((head + "|".join((kind, str(cid), str(sid), detail))).encode()).hexdigest()
+        event_ids.append(f"pretrade:{eid[:24]}")
+        kinds.append(kind)
+        orders.append(cid)
+        securities.append(sid)
+        details.append(detail)
+    n = len(checks)
+    return {
+        "event_id": event_ids,
+        "portfolio_id": [portfolio_id] * n,
+        "stage": ["pretrade"] * n,
+        "event": kinds,
+        "client_order_id": orders,
+        "security_id": securities,
+        "detail": details,
+    }
+
+
+def _float_json(x: float) -> str:
+    """A float as the JSON encoder writes it (``allow_nan``)."""
+    if x - x == 0.0:  # finite
+        return float.__repr__(x)
+    if x != x:
+        return "NaN"
+    return "Infinity" if x > 0 else "-Infinity"
 
 
 def _audit_records(
@@ -337,9 +546,30 @@ def write_audit(
     known_at: dt.datetime,
 ) -> int:
     """Append audit events (idempotent per event id)."""
-    if not events:
+    return write_audits(lake, portfolio_id, trade_date, [(stage, events)], known_at=known_at)
+
+
+def write_audits(
+    lake: Store,
+    portfolio_id: str,
+    trade_date: dt.date,
+    stages: Sequence[tuple[str, list[dict[str, Any]]]],
+    *,
+    known_at: dt.datetime,
+    checks: Sequence[Mapping[str, Any]] = (),
+) -> int:
+    """Append the audit events of several stages in one idempotent append (one lake
+    commit): the rows of ``append_new`` of the stages' :func:`audit_rows` concatenated.
+
+    ``checks``: pre-trade check records (:attr:`~pipelines.risk.pretrade.PreTradeResult.records`),
+    audited after the stages as stage ``pretrade`` events ``check_passed``/``check_failed``
+    with the check's ``rule``, ``passed``, ``value``, ``limit`` and ``reason`` as detail."""
+    parts = [_audit_columns(portfolio_id, stage, events) for stage, events in stages if events]
+    if checks:
+        parts.append(_check_columns(portfolio_id, checks))
+    if not parts:
         return 0
-    columns = _audit_columns(portfolio_id, stage, events)
+    columns = {c: [v for part in parts for v in part[c]] for c in _AUDIT_COLUMNS}
     if known_at.tzinfo is not None:
         # Straight to Arrow: the rows append_new would write from audit_rows' frame
         # (pa.table of the columns is what Table.from_pylist of the records builds).

@@ -103,17 +103,17 @@ def test_killed_after_half_then_retry_sends_only_missing(lake, targets, venue, l
 def test_hard_kill_before_acks_recorded_recovers_from_broker(
     lake, targets, paper, limits, adv, monkeypatch
 ):
-    real = execute_mod.append_new
+    real = execute_mod.append_records
 
     def no_events(lake_, table, *a, **k):
         if table == "order_events":
             raise SystemExit("SIGKILL before anything was recorded")
         return real(lake_, table, *a, **k)
 
-    monkeypatch.setattr(execute_mod, "append_new", no_events)
+    monkeypatch.setattr(execute_mod, "append_records", no_events)
     with pytest.raises(SystemExit):
         run(lake, targets, KilledAfter(paper, n=4), limits, adv)
-    monkeypatch.setattr(execute_mod, "append_new", real)
+    monkeypatch.setattr(execute_mod, "append_records", real)
     assert read_day(lake, "order_events", TRADE, PF).empty
     counting = CountingBroker(paper)
     report = run(lake, targets, counting, limits, adv)

@@ -164,3 +164,207 @@ def test_read_day_of_the_same_answer_again_is_a_fresh_equal_frame() -> None:
     pd.testing.assert_frame_equal(again, _old_read_day(data, "orders"))
     store.stored = data.slice(1)  # another answer: converted anew
     assert len(records.read_day(store, "orders", DAY)) == 2  # type: ignore[arg-type]
+
+
+def _event_records(n: int) -> list[dict[str, Any]]:
+    """``order_events`` records as the send loop buffers them (None, NaN, -0.0 included)."""
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        out.append(
+            {
+                "event_id": f"AF{i % 5}:ack",
+                "client_order_id": f"AF{i % 5}",
+                "portfolio_id": "P",
+                "security_id": f"S{i}",
+                "event_type": "ack",
+                "status": "new",
+                "broker_order_id": None if i % 3 == 0 else f"B{i}",
+                "quantity": [100.0, 7, -0.0, float("nan")][i % 4],
+                "filled_quantity": 0.0,
+                "leaves_quantity": None,
+                "avg_price": None if i % 2 else 1.5 * i,
+                "reason": "found at broker; not re-sent" if i == 2 else None,
+                "broker": "paper",
+                "known_at": CLOCK,
+            }
+        )
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 7])
+def test_append_records_writes_what_append_new_of_the_frame_wrote(n: int) -> None:
+    rows = _event_records(n)
+    stored = conform(
+        get_table("order_events"), pd.DataFrame(rows[:1]), known_at=CLOCK, valid_date=DAY
+    )
+    for have in (None, stored):
+        new, old = Recorder(have), Recorder(have)
+        assert records.records_table(get_table("order_events"), rows) is not None
+        n_new = records.append_records(new, "order_events", rows, DAY, known_at=CLOCK)
+        n_old = records.append_new(old, "order_events", pd.DataFrame(rows), DAY, known_at=CLOCK)
+        assert n_new == n_old
+        assert [(b, t.to_pylist()) for _, b, t in new.writes] == [
+            (b, t.to_pylist()) for _, b, t in old.writes
+        ]
+
+
+def test_append_records_of_orders_and_fills_as_the_frame_path() -> None:
+    orders = [
+        {
+            **{c: f"{c}-{i}" for c in ("client_order_id", "portfolio_id", "security_id")},
+            "side": "buy",
+            "quantity": 10.0 * i,
+            "order_type": "market",
+            "limit_price": None,
+            "algo": "none",
+            "algo_params": "{}",
+            "decision_price": float("nan") if i == 1 else 12.5,
+            "adv": 1e6,
+            "sector": None if i else "Tech",
+            "target_shares": 1.0,
+            "current_shares": 0.0,
+            "status": "accepted",
+            "reject_rules": None,
+            "reject_reason": None,
+            "broker": "paper",
+            "valid_date": DAY,
+        }
+        for i in range(3)
+    ]
+    fills = [
+        {
+            "fill_id": f"F{i}",
+            "client_order_id": "AF1",
+            "broker_order_id": "B1",
+            "portfolio_id": "P",
+            "security_id": "S1",
+            "side": "sell",
+            "quantity": 5.0,
+            "price": 10.25,
+            "commission": None,
+            "executed_at": CLOCK,
+            "broker": "paper",
+            "known_at": CLOCK,
+        }
+        for i in range(2)
+    ]
+    for table, rows in (("orders", orders), ("fills", fills)):
+        assert records.records_table(get_table(table), rows) is not None
+        new, old = Recorder(), Recorder()
+        records.append_records(new, table, rows, DAY, known_at=CLOCK)
+        records.append_new(old, table, pd.DataFrame(rows), DAY, known_at=CLOCK)
+        assert [(b, t.to_pylist()) for _, b, t in new.writes] == [
+            (b, t.to_pylist()) for _, b, t in old.writes
+        ]
+
+
+def test_records_table_declines_what_it_cannot_promise() -> None:
+    spec = get_table("order_events")
+    base = _event_records(2)
+    naive = [{**r, "known_at": CLOCK.replace(tzinfo=None)} for r in base]
+    odd_keys = [base[0], {k: v for k, v in base[1].items() if k != "reason"}]
+    pd_na = [{**r, "quantity": pd.NA} for r in base]
+    null_key = [{**r, "event_id": None} for r in base]
+    for rows in (naive, odd_keys, pd_na, null_key):
+        assert records.records_table(spec, rows) is None
+
+
+def test_detail_json_is_to_json() -> None:
+    values: list[Any] = [
+        {"rule": "adv", "passed": True, "value": 0.1, "limit": 0.05, "reason": ""},
+        {
+            "rule": 'é"x',
+            "passed": False,
+            "value": float("nan"),
+            "limit": float("inf"),
+            "reason": "a\nb",
+        },
+        {"rule": "r", "passed": False, "value": -0.0, "limit": -float("inf"), "reason": "ü"},
+        {"rule": "r", "passed": 1, "value": 0.5, "limit": 1.0, "reason": ""},  # not a bool
+        {"rule": "r", "passed": True, "value": 1, "limit": 1.0, "reason": ""},  # an int
+        {"rule": "r", "passed": True, "value": 1.0, "limit": 1.0, "other": ""},
+        {"side": "buy", "quantity": 3.0, "reason": None},
+        "text",
+    ]
+    for value in values:
+        assert records.detail_json(value) == records.to_json(value)
+
+
+def test_write_audits_writes_what_the_concatenated_audit_rows_wrote() -> None:
+    checks: list[dict[str, Any]] = [
+        {
+            "event": "check_passed" if i % 2 else "check_failed",
+            "client_order_id": f"o{i}",
+            "security_id": f"S{i}",
+            "detail": {
+                "rule": "adv",
+                "passed": bool(i % 2),
+                "value": i / 3,
+                "limit": 0.1,
+                "reason": "" if i % 2 else "too big",
+            },
+        }
+        for i in range(5)
+    ]
+    received = [{"event": "targets_received", "detail": {"rows": [{"a": 1.5}], "nav": 1e6}}]
+    new, old = Recorder(), Recorder()
+    n = records.write_audits(
+        new, "P", DAY, [("targets", received), ("pretrade", checks)], known_at=CLOCK
+    )
+    frame = pd.concat(
+        [records.audit_rows("P", "targets", received), records.audit_rows("P", "pretrade", checks)],
+        ignore_index=True,
+    )
+    assert n == records.append_new(old, "execution_audit", frame, DAY, known_at=CLOCK) == 6
+    assert [(b, t.to_pylist()) for _, b, t in new.writes] == [
+        (b, t.to_pylist()) for _, b, t in old.writes
+    ]
+    ids = {
+        e: records.short_hash(
+            "P",
+            "pretrade",
+            c["event"],
+            c["client_order_id"],
+            c["security_id"],
+            records.to_json(c["detail"]),
+            n=24,
+        )
+        for e, c in enumerate(checks)
+    }
+    written = new.writes[0][2].column("event_id").to_pylist()
+    assert [f"pretrade:{ids[i]}" for i in range(5)] == written[1:]
+
+
+def test_write_audits_of_check_records_is_their_pretrade_events() -> None:
+    checks: list[dict[str, Any]] = [
+        {
+            "timestamp": CLOCK,
+            "client_order_id": f"o{i}",
+            "portfolio_id": "P",
+            "security_id": f"S{i}",
+            "rule": ["adv", "collar", "kill_switch"][i % 3],
+            "passed": bool(i % 2),
+            "value": [i / 3, float("nan"), -0.0][i % 3],
+            "limit": 0.1 if i % 4 else 1,  # an int: encoded by the encoder
+            "reason": "" if i % 2 else "too big é",
+        }
+        for i in range(8)
+    ]
+    events = [
+        {
+            "event": "check_passed" if r["passed"] else "check_failed",
+            "client_order_id": r["client_order_id"],
+            "security_id": r["security_id"],
+            "detail": {k: r[k] for k in ("rule", "passed", "value", "limit", "reason")},
+        }
+        for r in checks
+    ]
+    received = [{"event": "targets_received", "detail": {"rows": [], "nav": 1.0}}]
+    new, old = Recorder(), Recorder()
+    records.write_audits(new, "P", DAY, [("targets", received)], known_at=CLOCK, checks=checks)
+    records.write_audits(
+        old, "P", DAY, [("targets", received), ("pretrade", events)], known_at=CLOCK
+    )
+    assert [(b, t.to_pylist()) for _, b, t in new.writes] == [
+        (b, t.to_pylist()) for _, b, t in old.writes
+    ]
