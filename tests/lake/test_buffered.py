@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pytest
 
 from pipelines.lake import Lake, LakeSchemaError
@@ -172,13 +173,13 @@ def test_reads_of_days_and_ranges_across_batches_answer_as_the_lake(tmp_path: Pa
         (prices(3, ["A"], close=5.0), ts(7)),  # restatement
     ]
     scans: list[str] = []
-    real = store.lake.candidates
+    real = store.lake.dataset
 
-    def candidates(name: str, *args: object, **kwargs: object) -> pa.Table:
+    def dataset(name: str, *args: object, **kwargs: object) -> ds.Dataset:
         scans.append(name)
         return real(name, *args, **kwargs)  # type: ignore[arg-type]
 
-    store.lake.candidates = candidates  # type: ignore[method-assign]
+    store.lake.dataset = dataset  # type: ignore[method-assign]
     reads: list[tuple[dt.datetime, object, object]] = [
         (ts(9), dt.date(2024, 1, 3), None),
         (ts(5), dt.date(2024, 1, 3), None),
