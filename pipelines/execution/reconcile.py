@@ -329,13 +329,14 @@ def _write_versioned(
     # Batch ids hash key + values, so an identical restatement is stored once — per
     # portfolio: another portfolio's identical book is a different fact.
     spec = get_table(table)
-    content = short_hash(changed[[key, *cols]].to_json(), n=32)
+    # (The frame of those columns built from them: the same JSON as selecting them.)
+    content = short_hash(pd.DataFrame({c: changed[c] for c in [key, *cols]}).to_json(), n=32)
     bid = f"{table}:{portfolio_id}:{date.isoformat()}:{content}"
     # The business columns converted as the write would convert them (column by column);
     # the valid date and knowledge time filled by the write, with the values a column of
     # them would give, without building those columns in pandas first.
     names = [f.name for f in spec.input_fields if f.name not in ("valid_date", "known_at")]
-    data = pa.Table.from_pandas(changed[names], preserve_index=False)
+    data = pa.Table.from_pandas(changed, columns=names, preserve_index=False)
     res = lake.write(table, data, known_at=now, valid_date=date, batch_id=bid)
     return res.rows if res.written else 0
 
