@@ -29,7 +29,10 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.execution.broker import Broker, consistent_reads
 from pipelines.execution.corporate_actions import apply_actions, lake_corporate_actions
@@ -39,6 +42,7 @@ from pipelines.execution.prices import PriceSource, SessionBar
 from pipelines.execution.records import now_utc, read_day, short_hash, write_audit
 from pipelines.lake import get_table
 from pipelines.lake.interface import Store
+from pipelines.timeline import LATEST
 
 CASH_ITEM = "$CASH"
 # How far back "our previous positions" may be found (a portfolio idle for longer is flat).
@@ -82,52 +86,77 @@ class ReconciliationReport:
 
 def _history(
     lake: Store, table: str, portfolio_id: str, date: dt.date, currency: str = "USD"
-) -> pd.DataFrame:
-    """Our ``table`` rows (positions or cash) strictly before ``date``: those of the last
-    ``_NEAR`` days when they already decide the answer (:func:`_decides`), else those of the
-    whole lookback window. Either way the latest row of every security (of ``currency``) and
-    the newest date are those of the lookback."""
+) -> pa.Table:
+    """Our ``table`` rows (positions or cash) strictly before ``date``, as the store answers
+    them (what :func:`~pipelines.execution.records.read_day` reads, without converting them
+    to pandas): those of the last ``_NEAR`` days when they already decide the answer
+    (:func:`_decides`), else those of the whole lookback window. Either way the latest row
+    of every security (of ``currency``) and the newest date are those of the lookback."""
     last = date - dt.timedelta(days=1)
-    near = read_day(lake, table, (date - _NEAR, last), portfolio_id)
+    near = _read(lake, table, (date - _NEAR, last), portfolio_id)
     if _decides(table, near, currency):
         return near
-    return read_day(lake, table, (date - _LOOKBACK, last), portfolio_id)
+    return _read(lake, table, (date - _LOOKBACK, last), portfolio_id)
 
 
-def _decides(table: str, near: pd.DataFrame, currency: str) -> bool:
+def _read(lake: Store, table: str, dates: tuple[dt.date, dt.date], portfolio_id: str) -> pa.Table:
+    """Our rows of ``table`` dated in ``dates``, latest version per key (read_day's read)."""
+    flt = pc.field("portfolio_id") == pa.scalar(portfolio_id, pa.string())
+    return lake.as_of(table, known_at=LATEST, valid_at=dates, filter=flt)
+
+
+def _decides(table: str, near: pa.Table, currency: str) -> bool:
     """Whether ``near`` (our newest rows of ``table``) holds the latest row of every key the
     caller uses: for cash, a row of ``currency``; for positions, its newest date's rows are
     a reconciled whole book (no operator's seed of some securities), so a security missing
     there was closed (a 0 row) before it, within ``near`` or not at all."""
-    if near.empty:
+    if not near.num_rows:
         return False
     if table == "cash":
-        return bool((near["currency"] == currency).any())
-    newest = near[near["valid_date"] == near["valid_date"].max()]
-    return not bool(newest["source"].isin(_PARTIAL_SOURCES).any())
+        return bool(pc.any(pc.equal(near.column("currency"), currency)).as_py())
+    days = near.column("valid_date")
+    newest = near.filter(pc.equal(days, pc.max(days)))
+    partial = pa.array(sorted(_PARTIAL_SOURCES), pa.string())
+    return not bool(pc.any(pc.is_in(newest.column("source"), value_set=partial)).as_py())
 
 
-def _latest_positions(frame: pd.DataFrame) -> dict[str, float]:
-    if frame.empty:
+def _float(value: object) -> float:
+    """A float cell as pandas reads it (a null is NaN)."""
+    return math.nan if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _latest_positions(table: pa.Table) -> dict[str, float]:
+    """The quantity of each security's latest row (by valid date) in ``table``, zeros
+    dropped (a null quantity reads as NaN and is kept, as through pandas)."""
+    if not table.num_rows:
         return {}
-    latest = frame.sort_values("valid_date").groupby("security_id").tail(1)
-    return {
-        str(s): float(q)
-        for s, q in zip(latest["security_id"], latest["quantity"], strict=True)
-        if q
-    }
+    # One row per security and date (the store answers the latest version of each): in
+    # descending date order, a security's first row is its latest.
+    days = pc.cast(table.column("valid_date"), pa.int32()).to_numpy()
+    newest_first = np.argsort(-days.astype(np.int64), kind="stable")
+    sids = table.column("security_id").to_numpy(zero_copy_only=False)[newest_first]
+    _, first = np.unique(sids, return_index=True)
+    pick = newest_first[first]
+    qty = table.column("quantity").take(pa.array(pick)).to_pylist()
+    ids = sids[first].tolist()
+    latest = {str(s): _float(q) for s, q in zip(ids, qty, strict=True)}
+    return {s: q for s, q in latest.items() if q}
 
 
-def _book_date(*frames: pd.DataFrame) -> dt.date | None:
-    dates = [pd.Timestamp(frame["valid_date"].max()).date() for frame in frames if not frame.empty]
+def _book_date(*tables: pa.Table) -> dt.date | None:
+    dates = [pc.max(t.column("valid_date")).as_py() for t in tables if t.num_rows]
     return max(dates) if dates else None
 
 
-def _latest_cash(frame: pd.DataFrame, currency: str) -> float:
-    frame = frame[frame["currency"] == currency]
-    if frame.empty:
+def _latest_cash(table: pa.Table, currency: str) -> float:
+    if not table.num_rows:
         return 0.0
-    return float(frame.sort_values("valid_date")["balance"].iloc[-1])
+    mine = table.filter(pc.equal(table.column("currency"), currency))
+    if not mine.num_rows:
+        return 0.0
+    days = mine.column("valid_date")
+    newest = pc.index(days, pc.max(days)).as_py()
+    return _float(mine.column("balance")[newest].as_py())
 
 
 def previous_positions(lake: Store, portfolio_id: str, date: dt.date) -> dict[str, float]:
@@ -234,6 +263,14 @@ def seed_positions(
     )
 
 
+def _frame(records: list[dict[str, object]], columns: list[str]) -> pd.DataFrame:
+    """``pd.DataFrame(records, columns=columns)``, built column by column (the same
+    frame, dtypes included, when there are rows; ~25% cheaper for a book's rows)."""
+    if not records:
+        return pd.DataFrame(records, columns=columns)
+    return pd.DataFrame({c: [r[c] for r in records] for c in columns}, columns=columns)
+
+
 def _changed(
     lake: Store,
     table: str,
@@ -244,9 +281,10 @@ def _changed(
     key: str,
 ) -> pd.DataFrame:
     """The rows of ``rows`` that differ from the latest stored version (on ``cols``)."""
-    stored = read_day(lake, table, date, portfolio_id)
-    if stored.empty or rows.empty:
+    if rows.empty or not _read(lake, table, (date, date), portfolio_id).num_rows:
+        # Nothing stored for the day (every session of a run): no frame of it to build.
         return rows
+    stored = read_day(lake, table, date, portfolio_id)
     old = stored.set_index(key)
     keep = []
     for r in rows.to_dict("records"):
@@ -290,13 +328,16 @@ def _write_versioned(
         return 0
     # Batch ids hash key + values, so an identical restatement is stored once — per
     # portfolio: another portfolio's identical book is a different fact.
-    frame = changed.copy()
-    frame["valid_date"] = date
-    frame["known_at"] = pd.Timestamp(now)
     spec = get_table(table)
-    content = short_hash(frame[[key, *cols]].to_json(), n=32)
+    # (The frame of those columns built from them: the same JSON as selecting them.)
+    content = short_hash(pd.DataFrame({c: changed[c] for c in [key, *cols]}).to_json(), n=32)
     bid = f"{table}:{portfolio_id}:{date.isoformat()}:{content}"
-    res = lake.write(table, frame[[f.name for f in spec.input_fields]], batch_id=bid)
+    # The business columns converted as the write would convert them (column by column);
+    # the valid date and knowledge time filled by the write, with the values a column of
+    # them would give, without building those columns in pandas first.
+    names = [f.name for f in spec.input_fields if f.name not in ("valid_date", "known_at")]
+    data = pa.Table.from_pandas(changed, columns=names, preserve_index=False)
+    res = lake.write(table, data, known_at=now, valid_date=date, batch_id=bid)
     return res.rows if res.written else 0
 
 
@@ -369,7 +410,7 @@ def reconcile_day(
         marks: dict[str, float] = {}
         if prices is not None:
             marks = {s: b.close for s, b in prices.session(date, sorted(ours)).items()}
-        pos_rows = pd.DataFrame(
+        pos_rows = _frame(
             [
                 {
                     "portfolio_id": portfolio_id,
@@ -383,7 +424,7 @@ def reconcile_day(
                 }
                 for s, q in sorted(ours.items())
             ],
-            columns=["portfolio_id", "security_id", "quantity", "price", "market_value", "source"],
+            ["portfolio_id", "security_id", "quantity", "price", "market_value", "source"],
         )
         _write_versioned(
             lake,
@@ -485,13 +526,15 @@ def reconcile_day(
         report = ReconciliationReport(
             portfolio_id, date, rows, foreign_fills=sync.foreign_fills, previous=dict(prev)
         )
-        breaks = report.breaks
+        # report.breaks, as a frame only when there is one (the statuses are rec's).
+        n_breaks = sum(1 for r in rec if r["status"] == "break")
+        breaks = report.breaks if n_breaks else None
         events: list[dict[str, object]] = [
             {
-                "event": "reconciled" if breaks.empty else "breaks_found",  # report.clean
+                "event": "breaks_found" if n_breaks else "reconciled",  # report.clean
                 "detail": {
                     "items": len(rows),
-                    "breaks": len(breaks),
+                    "breaks": n_breaks,
                     "foreign_fills": sync.foreign_fills,
                     "fills_synced": sync.fills,
                 },
@@ -503,7 +546,7 @@ def reconcile_day(
                 "security_id": b["security_id"],
                 "detail": {k: b[k] for k in ("ours", "theirs", "difference", "note")},
             }
-            for b in breaks.to_dict("records")
+            for b in (breaks.to_dict("records") if breaks is not None else [])
         ]
         events += delisting_events
         events += [

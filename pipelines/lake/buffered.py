@@ -46,7 +46,7 @@ import pyarrow.dataset as ds
 from pipelines.lake import bitemporal
 from pipelines.lake.catalog import get_table
 from pipelines.lake.conform import FrameLike, conform
-from pipelines.lake.spec import TableSpec, ValidTime
+from pipelines.lake.spec import PARTITION_COLUMN, TableSpec, ValidTime
 from pipelines.lake.store import (
     FileBounds,
     Lake,
@@ -57,6 +57,11 @@ from pipelines.lake.store import (
 )
 
 _TS = pa.timestamp("us", tz="UTC")
+#: Reads of a point-in-time table over at most this span are answered from a window of
+#: the lake's rows scanned once (:meth:`BufferedStore._tail_rows`), which reaches this far
+#: beyond the read that scanned it on either side.
+_TAIL_SPAN = dt.timedelta(days=62)
+_TAIL_MARGIN = dt.timedelta(days=45)
 
 
 class _Pending:
@@ -122,6 +127,12 @@ class BufferedStore:
         #: dataset's own schema.
         self._empty_scans: dict[str, tuple[FileBounds, dict[tuple[str, ...] | None, pa.Table]]] = {}
         self._no_rows: dict[tuple[str, pa.Schema], pa.Table] = {}
+        #: Per (table, scanned columns, filter): the lake's rows of a point-in-time table
+        #: dated in a window, every knowledge time, scanned once per loaded table version
+        #: (:meth:`_tail_rows`).
+        self._tails: dict[
+            tuple[object, ...], tuple[FileBounds, bitemporal.ValidRange, pa.Table]
+        ] = {}
 
     def __repr__(self) -> str:
         return f"BufferedStore({self.lake!r}, {self.pending_rows()} rows pending)"
@@ -199,6 +210,7 @@ class BufferedStore:
         # not be asked again (the knowledge time moves on), so keep memory bounded.
         self._answers.clear()
         self._lake_parts.clear()
+        self._tails.clear()
         return out
 
     # ---- reads ----------------------------------------------------------------------------
@@ -259,7 +271,7 @@ class BufferedStore:
                 if scan is not None:
                     data = data.select(scan)
         elif data is None:
-            data = self._candidates(name, spec, known_at, rng, columns, filter)
+            data = self._candidates(name, spec, known_at, rng, columns, filter, key[3])
         self._lake_parts[(name, key)] = data
         pending = self._pending.get(name)
         if pending is not None:
@@ -289,10 +301,13 @@ class BufferedStore:
         rng: bitemporal.ValidRange,
         columns: list[str] | None,
         filter: ds.Expression | None,
+        filter_key: object = None,
     ) -> pa.Table:
         """The lake's candidates of a read (:meth:`Lake.candidates`), without a scan when
         no file of the table may hold one (a read of a day the buffer has not flushed yet:
-        most reads of the tables a run writes)."""
+        most reads of the tables a run writes), and for a point-in-time table read over a
+        short range from the rows of a window scanned once (:meth:`_tail_rows`).
+        ``filter_key``: ``filter`` serialized (the read's key)."""
         files = self._lake_files(name)
         scan = bitemporal.scan_columns(spec, columns)
         shape = None if scan is None else tuple(scan)
@@ -302,10 +317,64 @@ class BufferedStore:
         empty = seen[1].get(shape)
         if empty is not None and not files.may_answer(spec, bitemporal.utc(known_at), rng):
             return empty
-        data = self.lake.candidates(name, known_at, rng, columns, filter, refresh=False)
+        data = None
+        if spec.valid_time is ValidTime.POINT and rng.end - rng.start <= _TAIL_SPAN:
+            data = self._tail_rows(name, spec, files, known_at, rng, scan, filter, filter_key)
+        if data is None:
+            data = self.lake.candidates(name, known_at, rng, columns, filter, refresh=False)
         if not data.num_rows:
             seen[1].setdefault(shape, data)
         return data
+
+    def _tail_rows(
+        self,
+        name: str,
+        spec: TableSpec,
+        files: FileBounds,
+        known_at: dt.datetime,
+        rng: bitemporal.ValidRange,
+        scan: list[str] | None,
+        filter: ds.Expression | None,
+        filter_key: object,
+    ) -> pa.Table:
+        """The lake's candidates of a read of point-in-time table ``name``: the rows of
+        the window scanned for such reads (``scan`` columns, ``filter`` applied) that the
+        read's row filter keeps, in the lake's order (what :meth:`Lake.candidates` gives).
+
+        A session's reads of a table the run writes ask for the last days (the previous
+        book, the positions of the last weeks): one scan of the lake per version of the
+        table answers them all, where a scan per read cost ~8 ms. The window is scanned
+        again when a read falls outside it or the lake's version of the table changes
+        (a flush, a compaction, a write through the lake)."""
+        tkey = (name, None if scan is None else tuple(scan), filter_key)
+        tail = self._tails.get(tkey)
+        if (
+            tail is None
+            or tail[0] is not files
+            or rng.start < tail[1].start
+            or rng.end > tail[1].end
+        ):
+            # Some room either side: the next sessions' reads of the table move forward a
+            # day at a time, and some look back further than others.
+            window = bitemporal.ValidRange(rng.start - _TAIL_MARGIN, rng.end + _TAIL_MARGIN)
+            expr = (pc.field("valid_date") >= pa.scalar(window.start, pa.date32())) & (
+                pc.field("valid_date") <= pa.scalar(window.end, pa.date32())
+            )
+            prune: list[tuple[str, str, object]] = [
+                ("valid_date", ">=", window.start),
+                ("valid_date", "<=", window.end),
+            ]
+            if spec.partitioned:
+                prune += [
+                    (PARTITION_COLUMN, ">=", window.start.year),
+                    (PARTITION_COLUMN, "<=", window.end.year),
+                ]
+            rows = self.lake.dataset(name, prune=prune, refresh=False).to_table(
+                columns=scan, filter=expr if filter is None else expr & filter
+            )
+            tail = self._tails[tkey] = (files, window, rows)
+        # The filter was applied by the scan; the exact knowledge and valid-time filter here.
+        return _select_rows(tail[2], spec, known_at, rng, None, False)
 
     def _lake_files(self, name: str) -> FileBounds:
         """The file bounds of the table version the lake reads (refresh=False), loaded once

@@ -334,6 +334,14 @@ class _Book:
         found = self._chains.get(key)
         if found is not None:
             return found
+        if not self.attributes.get(sid):
+            # No further attributes (the usual book): the shared key below, without
+            # building and sorting them (a new book asks once per held security).
+            shared_key = (sid, (("sector", key[1]),) if sid in self.sectors else ())
+            found = self._shared.get(shared_key)
+            if found is not None:
+                self._chains[key] = found
+                return found
         attrs: dict[str, object] = dict(self.attributes.get(sid, {}))
         if sid in self.sectors:
             attrs["sector"] = self.sectors[sid]

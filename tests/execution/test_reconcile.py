@@ -295,6 +295,7 @@ def test_our_book_before_a_date_reads_a_few_sessions_not_ten_years(lake) -> None
     from pipelines.execution.reconcile import (
         _LOOKBACK,
         _latest_positions,
+        _read,
         previous_cash,
         previous_positions,
     )
@@ -309,7 +310,7 @@ def test_our_book_before_a_date_reads_a_few_sessions_not_ten_years(lake) -> None
     assert previous_cash(store, PF, day) == 4.0
     assert all(lo > day - dt.timedelta(days=15) for lo, _ in store.ranges), store.ranges
     # The whole lookback answers the same.
-    whole = read_day(lake, "positions", (day - _LOOKBACK, day - dt.timedelta(days=1)), PF)
+    whole = _read(lake, "positions", (day - _LOOKBACK, day - dt.timedelta(days=1)), PF)
     assert _latest_positions(whole) == {"S1": 12.0}
 
 

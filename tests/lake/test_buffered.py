@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pytest
 
 from pipelines.lake import Lake, LakeSchemaError
@@ -172,13 +173,13 @@ def test_reads_of_days_and_ranges_across_batches_answer_as_the_lake(tmp_path: Pa
         (prices(3, ["A"], close=5.0), ts(7)),  # restatement
     ]
     scans: list[str] = []
-    real = store.lake.candidates
+    real = store.lake.dataset
 
-    def candidates(name: str, *args: object, **kwargs: object) -> pa.Table:
+    def dataset(name: str, *args: object, **kwargs: object) -> ds.Dataset:
         scans.append(name)
         return real(name, *args, **kwargs)  # type: ignore[arg-type]
 
-    store.lake.candidates = candidates  # type: ignore[method-assign]
+    store.lake.dataset = dataset  # type: ignore[method-assign]
     reads: list[tuple[dt.datetime, object, object]] = [
         (ts(9), dt.date(2024, 1, 3), None),
         (ts(5), dt.date(2024, 1, 3), None),
@@ -238,3 +239,50 @@ def test_cached_reads_of_some_columns_filtered_on_others(tmp_path: Path) -> None
         want = plain.as_of("prices", columns=["close"], filter=flt, **read)  # type: ignore[arg-type]
         assert got.to_pylist() == want.to_pylist()
         assert got.num_rows
+
+
+def test_short_reads_of_committed_days_scan_the_lake_once_per_version(tmp_path: Path) -> None:
+    """Reads of the last days of a point-in-time table the lake holds (a session's reads
+    of the tables a run writes, after a flush) are answered from one scan of a window of
+    the lake's rows, at every knowledge time and filter, as the lake answers them; a
+    read outside the window, and a new version of the table, scan again."""
+    plain = Lake(str(tmp_path / "plain"))
+    store = BufferedStore(Lake(str(tmp_path / "buffered")))
+    for day in range(2, 12):
+        for lake in (plain, store):
+            lake.write("prices", prices(day, ["A", "B"], close=float(day)), known_at=ts(day))
+    plain.write("prices", prices(5, ["A"], close=50.0), known_at=ts(13))  # restatement
+    store.write("prices", prices(5, ["A"], close=50.0), known_at=ts(13))
+    store.flush()
+    scans: list[str] = []
+    real = store.lake.dataset
+
+    def dataset(name: str, *args: object, **kwargs: object) -> ds.Dataset:
+        scans.append(name)
+        return real(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    store.lake.dataset = dataset  # type: ignore[method-assign]
+
+    def read(lake: Lake | BufferedStore, known: int, first: int, last: int, flt: object) -> list:
+        got = lake.as_of(
+            "prices",
+            known_at=ts(known),
+            valid_at=(dt.date(2024, 1, first), dt.date(2024, 1, last)),
+            filter=flt,  # type: ignore[arg-type]
+        )
+        return got.drop_columns(["_ingested_at", "_batch_id"]).to_pylist()
+
+    only_a = pc.field("security_id") == "A"
+    for known, first, last in [(6, 2, 5), (9, 3, 8), (14, 1, 11), (12, 5, 5), (14, 4, 10)]:
+        assert read(store, known, first, last, None) == read(plain, known, first, last, None)
+        assert read(store, known, first, last, only_a) == read(plain, known, first, last, only_a)
+    assert scans == ["prices", "prices"]  # one window per filter
+    # A read reaching beyond the window scans a new one.
+    far = (dt.date(2023, 9, 1), dt.date(2023, 9, 30))
+    assert store.as_of("prices", known_at=ts(14), valid_at=far).num_rows == 0
+    assert len(scans) == 3
+    # A write through the lake is a new version of the table: read again.
+    for lake in (plain, store.lake):
+        lake.write("prices", prices(7, ["B"], close=70.0), known_at=ts(15))
+    assert read(store, 16, 2, 11, None) == read(plain, 16, 2, 11, None)
+    assert len(scans) == 4
