@@ -76,10 +76,15 @@ class MarketSnapshot:
     def market_cap(self) -> pd.DataFrame:
         """close × shares outstanding (shares as known on ``day``; a proxy from ADV when
         the security has no fundamentals yet)."""
-        shares = self.shares.reindex(self.close.columns)
-        proxy = self.volume.mean() * 100.0
-        shares = shares.where(shares.notna() & (shares > 0), proxy)
-        return self.close * shares
+        columns = self.close.columns
+        shares = self.shares.reindex(columns).to_numpy(dtype=float, na_value=np.nan)
+        proxy = self.volume.mean().reindex(columns).to_numpy(dtype=float, na_value=np.nan)
+        # The frames share one grid: the product of their values is what pandas' aligned
+        # ``close * shares`` computed, without its alignment machinery.
+        shares = np.where(shares > 0, shares, proxy * 100.0)
+        return pd.DataFrame(
+            self.close.to_numpy(dtype=float) * shares, index=self.close.index, columns=columns
+        )
 
 
 @dataclass(frozen=True)
