@@ -82,7 +82,7 @@ from pipelines.portfolio import costs
 from pipelines.portfolio.direct import DirectProblem
 from pipelines.portfolio.direct import supported as direct_supported
 from pipelines.portfolio.errors import PortfolioInputError
-from pipelines.portfolio.limits_tree import KINDS, ResolvedLimits, exposure, resolve
+from pipelines.portfolio.limits_tree import KINDS, LimitTree, ResolvedLimits, exposure, resolve
 from pipelines.portfolio.policy import Policy
 from pipelines.portfolio.results import ObjectiveTerms, OptimizationResult, Relaxation, SolveRecord
 from pipelines.portfolio.risk_model import (
@@ -140,6 +140,16 @@ def tree_attributes(rm: RiskModel, given: pd.DataFrame | None = None) -> pd.Data
     out = given.reindex(ids) if given is not None else None
     if out is not None and "sector" in out.columns:
         return out
+    names, pick = _sector_pick(rm)
+    sector = pd.Series(names[pick], index=ids, dtype=object)
+    if out is None:
+        return pd.DataFrame({"sector": sector})
+    return out.assign(sector=sector)
+
+
+def _sector_pick(rm: RiskModel) -> tuple[np.ndarray, np.ndarray]:
+    """The sector names (then None) and, per security, the position of its sector among
+    them (from the one-hot sector columns of ``rm.B``; None's position when in none)."""
     cols = [k for k, f in enumerate(rm.factor_names) if f.startswith(SECTOR_PREFIX)]
     names = np.array(
         [rm.factor_names[k][len(SECTOR_PREFIX) :] for k in cols] + [None], dtype=object
@@ -148,11 +158,33 @@ def tree_attributes(rm: RiskModel, given: pd.DataFrame | None = None) -> pd.Data
         block = np.asarray(rm.B[:, cols], dtype=float)
         pick = np.where(block.max(axis=1) > 0.5, block.argmax(axis=1), len(cols))
     else:
-        pick = np.zeros(len(ids), dtype=int)
-    sector = pd.Series(names[pick], index=ids, dtype=object)
-    if out is None:
-        return pd.DataFrame({"sector": sector})
-    return out.assign(sector=sector)
+        pick = np.zeros(len(rm.security_ids), dtype=int)
+    return names, pick
+
+
+# Limit trees laid over a universe, by (tree, ids, factors, sectors): a backtest's universe
+# and sector labels change seldom, and resolving them (pandas frames and a group-by) came
+# back every session with the same answer.
+_RESOLVED: dict[tuple[object, ...], ResolvedLimits] = {}
+_RESOLVED_SIZE = 4
+
+
+def _resolved_limits(
+    tree: LimitTree, rm: RiskModel, attributes: pd.DataFrame | None
+) -> ResolvedLimits:
+    """``resolve(tree, rm.security_ids, tree_attributes(rm, attributes))``, remembered when
+    the attributes come from the risk model alone (``attributes`` None)."""
+    if attributes is not None:
+        return resolve(tree, rm.security_ids, tree_attributes(rm, attributes))
+    names, pick = _sector_pick(rm)
+    key = (tree.model_dump_json(), rm.security_ids, tuple(names.tolist()), pick.tobytes())
+    limits = _RESOLVED.get(key)
+    if limits is None:
+        limits = resolve(tree, rm.security_ids, tree_attributes(rm))
+        while len(_RESOLVED) >= _RESOLVED_SIZE:
+            _RESOLVED.pop(next(iter(_RESOLVED)))
+        _RESOLVED[key] = limits
+    return limits
 
 
 def structural_exposures(rm: RiskModel) -> FloatArray:
@@ -1152,9 +1184,7 @@ def optimize(policy: Policy, inputs: OptimizationInputs) -> OptimizationResult:
     if inputs.universe is not None:
         rm = rm.subset(list(inputs.universe))
     limits = (
-        None
-        if policy.limits is None
-        else resolve(policy.limits, rm.security_ids, tree_attributes(rm, inputs.attributes))
+        None if policy.limits is None else _resolved_limits(policy.limits, rm, inputs.attributes)
     )
     return get_optimizer(
         policy, rm.n_assets, rm.factor_names, structural_exposures(rm), limits

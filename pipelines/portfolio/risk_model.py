@@ -510,19 +510,16 @@ def _estimate(p: _Panel, cfg: RiskModelConfig) -> FactorReturnsEstimate:
     min_names = K + 1
     if T < 2:
         return _estimate_frames(p, fr, resid)
-    # Exposures of dates 0 … T-2 (each regresses the next day's returns), in one pass:
-    # the same values _exposures gives date by date.
-    n_struct = 1 + n_sec
-    X_all = np.empty((T - 1, N, K))
-    X_all[:, :, :n_struct] = p.structural
-    if p.style_names:
-        standardized = standardize_panel(p.styles[:, :-1, :], p.cap[:-1], cfg.winsor)
-        X_all[:, :, n_struct:] = standardized.transpose(1, 2, 0)
+    # Exposures of dates 0 … T-2 (each regresses the next day's returns), in one pass.
+    standardized = standardize_panel(p.styles[:, :-1, :], p.cap[:-1], cfg.winsor)
+    # Which names each date regresses (listed the day before, a return on the day), for
+    # every date at once; a date with too few is skipped before building its exposures.
     listed = np.isfinite(p.cap[:-1]) & (p.cap[:-1] > 0)
     usable = listed & np.isfinite(p.returns[1:])
     for t in np.flatnonzero(usable.sum(axis=1) >= min_names).tolist():
+        X, _ = _exposures(p, t, cfg.winsor, standardized)
         ok = usable[t]
-        f, u = _cross_section(X_all[t][ok], p.returns[t + 1][ok], p.cap[t, ok], n_sec)
+        f, u = _cross_section(X[ok], p.returns[t + 1][ok], p.cap[t, ok], n_sec)
         fr[t + 1] = f
         resid[t + 1, ok] = u
     return _estimate_frames(p, fr, resid)
