@@ -63,7 +63,18 @@ class MarketSnapshot:
         return sorted(ids)
 
     def last_close(self) -> pd.Series:
-        return self.close.ffill().iloc[-1] if not self.close.empty else pd.Series(dtype=float)
+        """Each security's last close in the panel (``close.ffill().iloc[-1]``: NaN when
+        it has none)."""
+        if self.close.empty:
+            return pd.Series(dtype=float)
+        values = self.close.to_numpy(dtype=float)
+        # The last row with a value per column (the last row when none: NaN there too).
+        last = len(values) - 1 - np.argmax(~np.isnan(values[::-1]), axis=0)
+        return pd.Series(
+            values[last, np.arange(values.shape[1])],
+            index=self.close.columns,
+            name=self.close.index[-1],
+        )
 
     def adv_shares(self, window: int = 20) -> pd.Series:
         """Mean daily volume (shares) over the last ``window`` sessions."""
@@ -76,10 +87,15 @@ class MarketSnapshot:
     def market_cap(self) -> pd.DataFrame:
         """close × shares outstanding (shares as known on ``day``; a proxy from ADV when
         the security has no fundamentals yet)."""
-        shares = self.shares.reindex(self.close.columns)
-        proxy = self.volume.mean() * 100.0
-        shares = shares.where(shares.notna() & (shares > 0), proxy)
-        return self.close * shares
+        columns = self.close.columns
+        shares = self.shares.reindex(columns).to_numpy(dtype=float, na_value=np.nan)
+        proxy = self.volume.mean().reindex(columns).to_numpy(dtype=float, na_value=np.nan)
+        # The frames share one grid: the product of their values is what pandas' aligned
+        # ``close * shares`` computed, without its alignment machinery.
+        shares = np.where(shares > 0, shares, proxy * 100.0)
+        return pd.DataFrame(
+            self.close.to_numpy(dtype=float) * shares, index=self.close.index, columns=columns
+        )
 
 
 @dataclass(frozen=True)
@@ -120,8 +136,13 @@ class _Grid:
     def of(cls, keys: _Keys, values: np.ndarray) -> _Grid:
         """The dates and securities with at least one non-NaN value (``pivot_table``'s)."""
         ok = ~np.isnan(values) & keys.complete
-        names = keys.names[np.unique(keys.codes[ok])]
-        return cls(days=np.unique(keys.days[ok]), names=np.sort(names))
+        # np.unique's sorted distinct values, by counting (codes and days are small ints).
+        codes = np.flatnonzero(np.bincount(keys.codes[ok], minlength=len(keys.names)))
+        days = keys.days[ok]
+        if len(days):
+            first = days.min()
+            days = (np.flatnonzero(np.bincount(days - first)) + first).astype(days.dtype)
+        return cls(days=days, names=np.sort(keys.names[codes]))
 
     @cached_property
     def axes(self) -> tuple[pd.DatetimeIndex, pd.Index]:
@@ -137,6 +158,16 @@ class _Grid:
     def frame(self, keys: _Keys, values: np.ndarray) -> pd.DataFrame:
         """``values`` laid on the grid; a key seen twice keeps its last non-NaN value,
         keys off the grid are dropped (``pivot_table(aggfunc="last")`` + ``reindex``)."""
+        return self.frames(keys, values)[0]
+
+    def frames(self, keys: _Keys, *columns: np.ndarray) -> list[pd.DataFrame]:
+        """:meth:`frame` of each of ``columns`` (values of the same ``keys``), the keys'
+        places on the grid found once."""
+        cells = self._cells(keys)
+        return [self._lay(cells, values) for values in columns]
+
+    def _cells(self, keys: _Keys) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each key's row and column on the grid, and whether it is on it."""
         # Each key name's column: its position in the sorted names, -1 when absent.
         col_of = np.searchsorted(self.names, keys.names).astype(np.int64)
         if len(self.names):
@@ -146,8 +177,16 @@ class _Grid:
             col_of[:] = -1
         cols = col_of[keys.codes] if len(col_of) else np.full(len(keys.codes), -1, np.int64)
         rows = np.searchsorted(self.days, keys.days)
-        on = (rows < len(self.days)) & (cols >= 0) & ~np.isnan(values) & keys.complete
-        on[on] = self.days[rows[on]] == keys.days[on]
+        inside = (rows < len(self.days)) & (cols >= 0) & keys.complete
+        inside[inside] = self.days[rows[inside]] == keys.days[inside]
+        return rows, cols, inside
+
+    def _lay(
+        self, cells: tuple[np.ndarray, np.ndarray, np.ndarray], values: np.ndarray
+    ) -> pd.DataFrame:
+        """``values`` (of the keys whose places are ``cells``) laid on the grid."""
+        rows, cols, inside = cells
+        on = inside & ~np.isnan(values)
         flat = rows[on] * len(self.names) + cols[on]
         vals = values[on]
         grid = np.full(len(self.days) * len(self.names), np.nan)
@@ -204,8 +243,7 @@ def load_snapshot(lake: Store, day: dt.date, lookback: int = 130) -> MarketSnaps
     keys = _Keys.of(prices)
     closes = _floats(prices, "close")
     grid = _Grid.of(keys, closes).tail(lookback + 1)
-    close = grid.frame(keys, closes)
-    volume = grid.frame(keys, _floats(prices, "volume"))
+    close, volume = grid.frames(keys, closes, _floats(prices, "volume"))
     returns = _total_returns(lake, close, known)
     sectors = _sectors(
         lake.as_of(

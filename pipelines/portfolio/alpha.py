@@ -18,7 +18,10 @@ def zscore(x: pd.Series) -> pd.Series:
     sd = x.std(ddof=0)
     if not np.isfinite(sd) or sd == 0:
         return x * 0.0
-    return ((x - x.mean()) / sd).clip(-3.0, 3.0)
+    z = (x - x.mean()) / sd
+    # np.clip is what Series.clip does to floats (bounds replace what lies beyond them,
+    # NaN stays), without its masking machinery.
+    return pd.Series(np.clip(z.to_numpy(), -3.0, 3.0), index=z.index, name=z.name)
 
 
 def expected_returns(
@@ -33,7 +36,8 @@ def expected_returns(
     universe member without a score has no view (0). A missing volatility is the median of
     the universe's (0.02 when none is known).
     """
-    ids = list(scores.index) if universe is None else list(universe)
+    # One index for both alignments (building one from 3,000 ids is most of a reindex).
+    ids = pd.Index(list(scores.index) if universe is None else list(universe))
     z = zscore(scores.astype(float)).reindex(ids).fillna(0.0)
     sigma = volatility.reindex(ids).astype(float)
     sigma = sigma.fillna(float(sigma.median()) if sigma.notna().any() else 0.02)

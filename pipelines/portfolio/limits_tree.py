@@ -243,6 +243,11 @@ class ResolvedLimits:
         """Identity of the structure (members and bounds) for caching compiled problems."""
         import hashlib
 
+        # Computed once per object (the optimizer's cache asks it every solve).
+        cached = self.__dict__.get("_digest")
+        if cached is not None:
+            return str(cached)
+
         h = hashlib.sha256()
         for n in self.nodes:
             h.update(n.name.encode())
@@ -250,7 +255,9 @@ class ResolvedLimits:
             h.update(n.limits.model_dump_json().encode())
         h.update(np.ascontiguousarray(self.name_lo).tobytes())
         h.update(np.ascontiguousarray(self.name_hi).tobytes())
-        return h.hexdigest()
+        digest = h.hexdigest()
+        object.__setattr__(self, "_digest", digest)
+        return digest
 
     def report(self, w: np.ndarray, names: bool = True) -> pd.DataFrame:
         """Every bounded node (and, with ``names``, every bounded security):

@@ -24,7 +24,8 @@ Everything that changes daily is a ``cp.Parameter``: α, the style columns of B,
 w0, a, b, h, lo/hi, β, factor/net bounds, turnover cap. The market and sector columns of B
 (0/1, they change only with the universe) are compiled in as a constant sparse matrix when
 ``fixed_exposures`` is given (``optimize`` does; a new structure builds a new problem).
-The cvxpy problem is compiled on its first solve; later solves only re-apply parameters
+The cvxpy problem is built and compiled on its first solve (the parameters exist from the
+start: the direct program below reads them); later solves only re-apply parameters
 (cvxpy's cached affine map) and call the solver.
 
 Speed (bench/optimizer.py, N=3,000, K=40): a warm re-solve was ~94% Clarabel's own
@@ -81,7 +82,7 @@ from pipelines.portfolio import costs
 from pipelines.portfolio.direct import DirectProblem
 from pipelines.portfolio.direct import supported as direct_supported
 from pipelines.portfolio.errors import PortfolioInputError
-from pipelines.portfolio.limits_tree import KINDS, ResolvedLimits, exposure, resolve
+from pipelines.portfolio.limits_tree import KINDS, LimitTree, ResolvedLimits, exposure, resolve
 from pipelines.portfolio.policy import Policy
 from pipelines.portfolio.results import ObjectiveTerms, OptimizationResult, Relaxation, SolveRecord
 from pipelines.portfolio.risk_model import (
@@ -139,6 +140,16 @@ def tree_attributes(rm: RiskModel, given: pd.DataFrame | None = None) -> pd.Data
     out = given.reindex(ids) if given is not None else None
     if out is not None and "sector" in out.columns:
         return out
+    names, pick = _sector_pick(rm)
+    sector = pd.Series(names[pick], index=ids, dtype=object)
+    if out is None:
+        return pd.DataFrame({"sector": sector})
+    return out.assign(sector=sector)
+
+
+def _sector_pick(rm: RiskModel) -> tuple[np.ndarray, np.ndarray]:
+    """The sector names (then None) and, per security, the position of its sector among
+    them (from the one-hot sector columns of ``rm.B``; None's position when in none)."""
     cols = [k for k, f in enumerate(rm.factor_names) if f.startswith(SECTOR_PREFIX)]
     names = np.array(
         [rm.factor_names[k][len(SECTOR_PREFIX) :] for k in cols] + [None], dtype=object
@@ -147,11 +158,33 @@ def tree_attributes(rm: RiskModel, given: pd.DataFrame | None = None) -> pd.Data
         block = np.asarray(rm.B[:, cols], dtype=float)
         pick = np.where(block.max(axis=1) > 0.5, block.argmax(axis=1), len(cols))
     else:
-        pick = np.zeros(len(ids), dtype=int)
-    sector = pd.Series(names[pick], index=ids, dtype=object)
-    if out is None:
-        return pd.DataFrame({"sector": sector})
-    return out.assign(sector=sector)
+        pick = np.zeros(len(rm.security_ids), dtype=int)
+    return names, pick
+
+
+# Limit trees laid over a universe, by (tree, ids, factors, sectors): a backtest's universe
+# and sector labels change seldom, and resolving them (pandas frames and a group-by) came
+# back every session with the same answer.
+_RESOLVED: dict[tuple[object, ...], ResolvedLimits] = {}
+_RESOLVED_SIZE = 4
+
+
+def _resolved_limits(
+    tree: LimitTree, rm: RiskModel, attributes: pd.DataFrame | None
+) -> ResolvedLimits:
+    """``resolve(tree, rm.security_ids, tree_attributes(rm, attributes))``, remembered when
+    the attributes come from the risk model alone (``attributes`` None)."""
+    if attributes is not None:
+        return resolve(tree, rm.security_ids, tree_attributes(rm, attributes))
+    names, pick = _sector_pick(rm)
+    key = (tree.model_dump_json(), rm.security_ids, tuple(names.tolist()), pick.tobytes())
+    limits = _RESOLVED.get(key)
+    if limits is None:
+        limits = resolve(tree, rm.security_ids, tree_attributes(rm))
+        while len(_RESOLVED) >= _RESOLVED_SIZE:
+            _RESOLVED.pop(next(iter(_RESOLVED)))
+        _RESOLVED[key] = limits
+    return limits
 
 
 def structural_exposures(rm: RiskModel) -> FloatArray:
@@ -264,7 +297,6 @@ class PortfolioOptimizer:
         limits: ResolvedLimits | None = None,
     ) -> None:
         import cvxpy as cp
-        import scipy.sparse as sp
 
         self.policy = policy
         self.n = n_assets
@@ -327,6 +359,72 @@ class PortfolioOptimizer:
         self.p_lo = par(N, name="lo")
         self.p_hi = par(N, name="hi")
 
+        # The other parameters, the soft groups' widening and penalty parameters and the
+        # limit rows' membership and bounds: all that the direct program
+        # (pipelines.portfolio.direct), the audit and the relaxation loop read.
+        self.p_net = par(2, name="net_band")
+        if nb:
+            self.p_flo = par(nb, name="factor_lo")
+            self.p_fhi = par(nb, name="factor_hi")
+        if P.beta_band is not None:
+            self.p_beta = par(N, name="beta")
+            self.p_bband = par(2, name="beta_band")
+        if P.turnover_cap is not None:
+            self.p_turn = par(nonneg=True, name="turnover_cap")
+        # Soft groups in the order the problem's slacks take them: group -> (u, pen).
+        self._soft: dict[str, tuple[Any, Any]] = {}
+        sizes = [("net_exposure", 2)]
+        for group in ("factor_bounds", "sector_bounds"):
+            sizes.append((group, 2 * self._bounded_group.count(group)))
+        sizes += [("beta", 2 if P.beta_band is not None else 0)]
+        sizes += [("turnover", 1 if P.turnover_cap is not None else 0)]
+        for group, size in sizes:
+            if P.is_soft(group) and size:
+                self._soft[group] = (
+                    par(size, nonneg=True, name=f"widen_{group}"),
+                    par(size, nonneg=True, name=f"penalty_{group}"),
+                )
+        if limits is not None:
+            self._limit_meta = self._limit_params(limits, long_only=P.mode == "long_only")
+        self._solvers = {name: solver_instance(name) for name in P.solvers}
+        # The cvxpy problem itself is built on first use (:attr:`problem`): a day whose
+        # first solve is the direct program's never needs it, and building it (~0.1 s of
+        # expression trees, more with limit rows) on every new universe was most of an
+        # optimizer's construction.
+        self._problem: Any = None
+        self._slack_vars: dict[str, Any] = {}
+        self.compiled = False
+        # The leaner cone program handed to Clarabel directly (pipelines.portfolio.direct):
+        # the first solver of a day whenever no soft group is open.
+        # The beta row is written through y (predicted beta, the usual case) until a day
+        # brings an explicit beta (then rebuilt with a row over all names).
+        self._beta_factors: FloatArray | None = None
+        self._direct = (
+            DirectProblem(self, beta_via_factors=MARKET in self.factor_names)
+            if P.direct_solve and direct_supported(self)
+            else None
+        )
+        self._direct_w: FloatArray | None = None
+        self._ids_key: tuple[str, ...] | None = None
+        self._ids_idx = pd.Index([])
+        self._last_path = "cvxpy"
+
+    @property
+    def problem(self) -> Any:
+        """The DPP-parametrized cvxpy problem (module docstring), built on first use."""
+        if self._problem is None:
+            self._build_problem()
+        return self._problem
+
+    def _build_problem(self) -> None:
+        """Build the cvxpy problem over the parameters made in ``__init__``."""
+        cp = self._cp
+        import scipy.sparse as sp
+
+        P = self.policy
+        N, K = self.n, len(self.factor_names)
+        nb = len(self._bounded_idx)
+        fixed = len(self._fixed_idx) > 0
         w = self.w_var = cp.Variable(N, name="w")  # fractions of NAV
         # tz ≥ |w − w0| (tight at the optimum when a_i + b_i > 0; otherwise only the
         # turnover cap sees it, for which an upper bound of |z| is still valid).
@@ -359,40 +457,35 @@ class PortfolioOptimizer:
             cons += [tw >= w, tw >= -w, cp.sum(tw) <= P.gross_leverage]
             # (|w| − w)/2 = max(−w, 0); tight at the optimum whenever h_i > 0.
             short_part = (tw - w) / 2
-        if limits is not None:
-            cons += self._limit_rows(limits, w, tw, long_only=P.mode == "long_only")
+        if self._limit_meta:
+            cons += self._limit_rows(w, tw, long_only=P.mode == "long_only")
 
-        self._slacks: dict[str, tuple[Any, Any, Any]] = {}  # group -> (s, u, pen)
         penalty: Any = 0.0
 
         def slack(group: str, size: int) -> Any:
             """Widening term u∘s for a soft group (zero expression if the group is hard)."""
             nonlocal penalty
-            if not P.is_soft(group) or size == 0:
+            if group not in self._soft:
                 return np.zeros(size)
+            u, pen = self._soft[group]
             s = cp.Variable(size, name=f"slack_{group}")
-            u = par(size, nonneg=True, name=f"widen_{group}")
-            pen = par(size, nonneg=True, name=f"penalty_{group}")
             cons.extend([s >= 0, s <= 1])
             penalty = penalty + pen @ s
-            self._slacks[group] = (s, u, pen)
+            self._slack_vars[group] = s
             return cp.multiply(u, s)
 
         # Net exposure band.
-        self.p_net = par(2, name="net_band")
         sl = slack("net_exposure", 2)
         cons += [cp.sum(w) >= self.p_net[0] - sl[0], cp.sum(w) <= self.p_net[1] + sl[1]]
 
         # Factor / sector bounds: one slack vector per group, on the rows of that group.
         if nb:
-            self.p_flo = par(nb, name="factor_lo")
-            self.p_fhi = par(nb, name="factor_hi")
             yb = y[self._bounded_idx]
             widen_lo: Any = np.zeros(nb)
             widen_hi: Any = np.zeros(nb)
             for group in ("factor_bounds", "sector_bounds"):
                 rows = np.array([i for i, g in enumerate(self._bounded_group) if g == group])
-                if rows.size == 0 or not P.is_soft(group):
+                if rows.size == 0 or group not in self._soft:
                     continue
                 sg = slack(group, 2 * rows.size)
                 sel_lo = np.zeros((nb, rows.size))
@@ -402,14 +495,11 @@ class PortfolioOptimizer:
             cons += [yb >= self.p_flo - widen_lo, yb <= self.p_fhi + widen_hi]
 
         if P.beta_band is not None:
-            self.p_beta = par(N, name="beta")
-            self.p_bband = par(2, name="beta_band")
             sl = slack("beta", 2)
             bw = self.p_beta @ w
             cons += [bw >= self.p_bband[0] - sl[0], bw <= self.p_bband[1] + sl[1]]
 
         if P.turnover_cap is not None:
-            self.p_turn = par(nonneg=True, name="turnover_cap")
             sl = slack("turnover", 1)
             cons.append(cp.sum(tz) <= self.p_turn + sl[0])
 
@@ -425,65 +515,59 @@ class PortfolioOptimizer:
         objective = self.p_alpha @ w - self.risk_expr - self.tcost_expr - self.hold_expr - penalty
         # Objective terms are ~1e-3 (daily returns) and stay unscaled: scaling the objective
         # up by 10-1000 cost Clarabel more iterations (bench/optimizer.py data, N=3,000).
-        self.problem = cp.Problem(cp.Maximize(objective), cons)
-        self._solvers = {name: solver_instance(name) for name in P.solvers}
-        if not self.problem.is_dpp():  # pragma: no cover - guarded by tests
+        problem = cp.Problem(cp.Maximize(objective), cons)
+        if not problem.is_dpp():  # pragma: no cover - guarded by tests
             raise RuntimeError("optimization problem is not DPP")
-        self.compiled = False
-        # The leaner cone program handed to Clarabel directly (pipelines.portfolio.direct):
-        # the first solver of a day whenever no soft group is open.
-        # The beta row is written through y (predicted beta, the usual case) until a day
-        # brings an explicit beta (then rebuilt with a row over all names).
-        self._beta_factors: FloatArray | None = None
-        self._direct = (
-            DirectProblem(self, beta_via_factors=MARKET in self.factor_names)
-            if P.direct_solve and direct_supported(self)
-            else None
-        )
-        self._direct_w: FloatArray | None = None
-        self._ids_key: tuple[str, ...] | None = None
-        self._ids_idx = pd.Index([])
-        self._last_path = "cvxpy"
+        self._problem = problem
 
-    def _limit_rows(self, limits: ResolvedLimits, w: Any, tw: Any, long_only: bool) -> list[Any]:
-        """Hard rows of the limit tree's group nodes (module docstring): constant sparse
-        membership, bound parameters (the limits, or the book's own level while held);
-        ``tw`` ≥ |w| (``w`` itself when long-only)."""
+    def _limit_params(self, limits: ResolvedLimits, long_only: bool) -> list[_LimitRows]:
+        """The limit tree's bounded group nodes (module docstring): per kind and side, the
+        constant sparse membership and a bound parameter (the limits, or the book's own
+        level while held)."""
         import scipy.sparse as sp
 
-        rows: list[Any] = []
+        out: list[_LimitRows] = []
         for kind in KINDS:
             if long_only and kind == "short":
                 continue  # Σmax(−w, 0) = 0 ≤ any short limit
             nodes, lo, hi = limits.rows(kind)
             if not nodes:
                 continue
-            if kind == "net" or long_only:
-                x = w
-            elif kind == "gross":
-                x = tw
-            elif kind == "long":
-                x = (tw + w) / 2
-            else:
-                x = (tw - w) / 2
             for side, bound in (("hi", hi), ("lo", lo)):
                 keep = np.isfinite(bound)
                 if not keep.any():
                     continue
                 chosen = [n for n, k in zip(nodes, keep, strict=True) if k]
-                M = sp.csr_array(limits.membership(chosen))
-                p = self._cp.Parameter(len(chosen), name=f"limit_{kind}_{side}")
-                rows.append(M @ x <= p if side == "hi" else M @ x >= p)
-                self._limit_meta.append(
+                out.append(
                     _LimitRows(
                         kind,
                         side,
-                        tuple(n.name for n, k in zip(nodes, keep, strict=True) if k),
-                        M,
-                        p,
+                        tuple(n.name for n in chosen),
+                        sp.csr_array(limits.membership(chosen)),
+                        self._cp.Parameter(len(chosen), name=f"limit_{kind}_{side}"),
                         bound[keep],
                     )
                 )
+        return out
+
+    def _limit_rows(self, w: Any, tw: Any, long_only: bool) -> list[Any]:
+        """Hard rows ``M @ x`` ≤ / ≥ the bound parameter of every limit row set; ``x`` the
+        node's exposure of ``w`` (``tw`` ≥ |w|; ``w`` itself when long-only)."""
+        rows: list[Any] = []
+        exposures: dict[str, Any] = {}
+        for r in self._limit_meta:
+            x = exposures.get(r.kind)
+            if x is None:
+                if r.kind == "net" or long_only:
+                    x = w
+                elif r.kind == "gross":
+                    x = tw
+                elif r.kind == "long":
+                    x = (tw + w) / 2
+                else:
+                    x = (tw - w) / 2
+                exposures[r.kind] = x
+            rows.append(r.M @ x <= r.param if r.side == "hi" else r.M @ x >= r.param)
         return rows
 
     def _hold_limits(self, held: bool) -> None:
@@ -501,6 +585,8 @@ class PortfolioOptimizer:
     def _w_value(self) -> Any:
         if self._last_path == "direct":
             return self._direct_w
+        if self._problem is None:
+            return None
         v = self.w_var.value
         return None if v is None else np.asarray(v)
 
@@ -700,7 +786,7 @@ class PortfolioOptimizer:
 
     def _open_slacks(self, groups: Sequence[str]) -> None:
         P = self.policy
-        for g, (_, u, pen) in self._slacks.items():
+        for g, (u, pen) in self._soft.items():
             size = u.shape[0]
             width = _WIDEN * max(P.gross_leverage, 1.0) if g in groups else 0.0
             u.value = np.full(size, width)
@@ -715,7 +801,7 @@ class PortfolioOptimizer:
         relaxed solves, go through the compiled cvxpy problem."""
         records: list[SolveRecord] = []
         last_status = "error"
-        direct_ok = self._direct is not None and not any(g in self._slacks for g in groups)
+        direct_ok = self._direct is not None and not any(g in self._soft for g in groups)
         for solver in self.policy.solvers:
             opts = dict(self.policy.solver_options.get(solver, {}))
             if direct_ok and solver.upper() == "CLARABEL":
@@ -966,7 +1052,7 @@ class PortfolioOptimizer:
 
     def _solve_relaxing(self, stage: str) -> tuple[str, tuple[str, ...]]:
         """Solve with all soft constraints tight, then open groups in priority order."""
-        order = [g for g in self.policy.relaxation_order if g in self._slacks]
+        order = [g for g in self.policy.relaxation_order if g in self._soft]
         status = "error"
         self._hold_limits(False)
         for i in range(len(order) + 1):
@@ -1005,9 +1091,10 @@ class PortfolioOptimizer:
                             )
                         )
         for g in groups:
-            if g not in self._slacks:
+            if g not in self._soft:
                 continue
-            s, u, _ = self._slacks[g]
+            # A group is open only in a cvxpy solve: the problem and its slacks exist.
+            s, (u, _) = self._slack_vars[g], self._soft[g]
             amount = np.asarray(u.value) * np.clip(np.asarray(s.value), 0, 1)
             labels, limits = self._slack_labels(g)
             for lab, lim, amt in zip(labels, limits, amount, strict=True):
@@ -1038,7 +1125,9 @@ class PortfolioOptimizer:
         fvar = float(np.sum((d.L.T @ y) ** 2))
         svar = float(np.sum((d.spec_vol * w) ** 2))
         z = w - d.w0
-        pen = self.penalty_expr.value if hasattr(self.penalty_expr, "value") else 0.0
+        # No cvxpy solve yet (the problem not even built): no slack has a value.
+        penalty = 0.0 if self._problem is None else self.penalty_expr
+        pen = penalty.value if hasattr(penalty, "value") else 0.0
         return ObjectiveTerms(
             alpha=float(d.alpha @ w),
             risk=P.risk_aversion * (fvar + svar),
@@ -1095,9 +1184,7 @@ def optimize(policy: Policy, inputs: OptimizationInputs) -> OptimizationResult:
     if inputs.universe is not None:
         rm = rm.subset(list(inputs.universe))
     limits = (
-        None
-        if policy.limits is None
-        else resolve(policy.limits, rm.security_ids, tree_attributes(rm, inputs.attributes))
+        None if policy.limits is None else _resolved_limits(policy.limits, rm, inputs.attributes)
     )
     return get_optimizer(
         policy, rm.n_assets, rm.factor_names, structural_exposures(rm), limits

@@ -101,12 +101,14 @@ def rebalance(inputs: RebalanceInputs) -> TargetPortfolio:
             )
         log.warning("%s: held outside the risk model: %s", inputs.day, outside[:20])
     policy = prune_factor_bounds(inputs.policy, model)
-    px = inputs.prices.reindex(ids).astype(float)
-    held = shares.reindex(ids).fillna(0.0)
+    # One index for every alignment below (building one from the ids is most of a reindex).
+    index = pd.Index(ids)
+    px = inputs.prices.reindex(index).astype(float)
+    held = shares.reindex(index).fillna(0.0)
     nav = float(inputs.nav)
     alpha = inputs.alpha
     if inputs.missing_alpha == "zero":
-        alpha = alpha.reindex(ids).fillna(0.0)
+        alpha = alpha.reindex(index).fillna(0.0)
     result = optimize(
         policy,
         OptimizationInputs(
@@ -115,8 +117,8 @@ def rebalance(inputs: RebalanceInputs) -> TargetPortfolio:
             risk_model=model,
             current_weights=held * px.fillna(0.0) / nav,
             portfolio_value=nav,
-            adv=(inputs.adv_shares.reindex(ids).astype(float) * px).fillna(0.0),
-            volatility=inputs.volatility.reindex(ids).astype(float).fillna(0.02),
+            adv=(inputs.adv_shares.reindex(index).astype(float) * px).fillna(0.0),
+            volatility=inputs.volatility.reindex(index).astype(float).fillna(0.02),
             restricted=frozenset(inputs.restricted),
             prices=px,
         ),

@@ -367,7 +367,9 @@ def _to_panel(inputs: RiskModelInputs) -> _Panel:
     labels = sect.reindex(secs)
     names = tuple(sorted({str(v) for v in labels.dropna().unique()}))
     code_of = {n: i for i, n in enumerate(names)}
-    codes = np.array([code_of.get(str(v), -1) if pd.notna(v) else -1 for v in labels], dtype=int)
+    known = labels.notna().to_numpy()
+    codes = np.full(len(secs), -1, dtype=int)
+    codes[known] = [code_of[str(v)] for v in labels.to_numpy(dtype=object)[known]]
     style_names = tuple(inputs.styles.keys())
     if style_names:
         styles = np.stack([align(inputs.styles[s]) for s in style_names])
@@ -506,17 +508,25 @@ def _estimate(p: _Panel, cfg: RiskModelConfig) -> FactorReturnsEstimate:
     fr = np.full((T, K), np.nan)
     resid = np.full((T, N), np.nan)
     min_names = K + 1
+    if T < 2:
+        return _estimate_frames(p, fr, resid)
     # Exposures of dates 0 … T-2 (each regresses the next day's returns), in one pass.
     standardized = standardize_panel(p.styles[:, :-1, :], p.cap[:-1], cfg.winsor)
-    for t in range(1, T):
-        X, listed = _exposures(p, t - 1, cfg.winsor, standardized)
-        r = p.returns[t]
-        ok = listed & np.isfinite(r)
-        if ok.sum() < min_names:
-            continue
-        f, u = _cross_section(X[ok], r[ok], p.cap[t - 1, ok], n_sec)
-        fr[t] = f
-        resid[t, ok] = u
+    # Which names each date regresses (listed the day before, a return on the day), for
+    # every date at once; a date with too few is skipped before building its exposures.
+    listed = np.isfinite(p.cap[:-1]) & (p.cap[:-1] > 0)
+    usable = listed & np.isfinite(p.returns[1:])
+    for t in np.flatnonzero(usable.sum(axis=1) >= min_names).tolist():
+        X, _ = _exposures(p, t, cfg.winsor, standardized)
+        ok = usable[t]
+        f, u = _cross_section(X[ok], p.returns[t + 1][ok], p.cap[t, ok], n_sec)
+        fr[t + 1] = f
+        resid[t + 1, ok] = u
+    return _estimate_frames(p, fr, resid)
+
+
+def _estimate_frames(p: _Panel, fr: FloatArray, resid: FloatArray) -> FactorReturnsEstimate:
+    """The regressions' arrays as :class:`FactorReturnsEstimate` frames on ``p``'s axes."""
     return FactorReturnsEstimate(
         factor_returns=pd.DataFrame(fr, index=p.dates, columns=list(p.factor_names)),
         residuals=pd.DataFrame(resid, index=p.dates, columns=list(p.securities)),
@@ -549,23 +559,35 @@ def shrink_specific_vol(
     has = np.isfinite(sigma) & (n_obs > 0)
     glob_w = np.where(has, cap, 0.0)
     glob = np.sum(glob_w * np.where(has, sigma, 0.0)) / glob_w.sum() if glob_w.sum() > 0 else 0.0
-    for b in np.unique(bucket[bucket >= 0]):
-        m = bucket == b
-        mh = m & has
-        if mh.sum() == 0:
-            prior, spread = glob, 0.0
-        else:
-            cw = cap[mh]
-            prior = float(np.sum(cw * sigma[mh]) / cw.sum())
-            spread = float(np.sqrt(np.mean((sigma[mh] - prior) ** 2)))
-        s = np.where(has[m], sigma[m], prior)
-        dev = q * np.abs(s - prior)
-        with np.errstate(invalid="ignore", divide="ignore"):
+    # Each bucket's members in ascending position (a stable sort by bucket, then one slice
+    # per bucket): the very elements, in the very order, that ``bucket == b`` selects.
+    order = np.argsort(bucket, kind="stable")
+    ranked = bucket[order]
+    buckets = np.unique(ranked[ranked >= 0])
+    bounds = zip(
+        buckets.tolist(),
+        np.searchsorted(ranked, buckets, "left").tolist(),
+        np.searchsorted(ranked, buckets, "right").tolist(),
+        strict=True,
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for _, first, stop in bounds:
+            m = order[first:stop]
+            hm = has[m]
+            mh = m[hm]
+            if mh.size == 0:
+                prior, spread = glob, 0.0
+            else:
+                cw = cap[mh]
+                prior = float(np.sum(cw * sigma[mh]) / cw.sum())
+                spread = float(np.sqrt(np.mean((sigma[mh] - prior) ** 2)))
+            s = np.where(hm, sigma[m], prior)
+            dev = q * np.abs(s - prior)
             v = np.where(dev + spread > 0, dev / (spread + dev), 0.0)
-        shrunk = v * prior + (1 - v) * s
-        # New listings: blend toward the prior in proportion to missing history.
-        omega = np.clip(n_obs[m] / max(min_history, 1), 0.0, 1.0)
-        out[m] = omega * shrunk + (1 - omega) * prior
+            shrunk = v * prior + (1 - v) * s
+            # New listings: blend toward the prior in proportion to missing history.
+            omega = np.clip(n_obs[m] / max(min_history, 1), 0.0, 1.0)
+            out[m] = omega * shrunk + (1 - omega) * prior
     out[bucket < 0] = np.where(np.isfinite(out[bucket < 0]), out[bucket < 0], glob)
     return out
 
@@ -611,7 +633,8 @@ def build_risk_model(
 def _model_at(p: _Panel, est: FactorReturnsEstimate, t: int, cfg: RiskModelConfig) -> RiskModel:
     X, listed = _exposures(p, t, cfg.winsor)
     fr_hist = est.factor_returns.iloc[: t + 1]
-    F = ewma_covariance(fr_hist.to_numpy(), cfg.factor_halflife, cfg.newey_west_lags)
+    fr_values = fr_hist.to_numpy()
+    F = ewma_covariance(fr_values, cfg.factor_halflife, cfg.newey_west_lags)
     resid = est.residuals.to_numpy()[: t + 1]
     num, den, n_obs = _specific_state(resid, cfg.specific_halflife)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -629,7 +652,8 @@ def _model_at(p: _Panel, est: FactorReturnsEstimate, t: int, cfg: RiskModelConfi
         B=X[idx],
         F=F,
         D=sig[idx] ** 2,
-        factor_returns=fr_hist.dropna(how="all"),
+        # fr_hist.dropna(how="all"), the rows taken directly.
+        factor_returns=fr_hist.iloc[np.flatnonzero(~np.isnan(fr_values).all(axis=1))],
     )
 
 

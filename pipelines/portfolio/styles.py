@@ -79,10 +79,19 @@ def rolling_panel(
     n_rows, n_cols = panel.shape
     if n_rows == 0 or n_cols == 0:
         return getattr(panel.rolling(window, min_periods=min_periods), stat)()
-    flat = pd.Series(panel.to_numpy(dtype=float).T.reshape(-1))
+    values = _rolling(panel.to_numpy(dtype=float), window, min_periods, stat)
+    return pd.DataFrame(values, index=panel.index, columns=panel.columns)
+
+
+def _rolling(
+    values: np.ndarray, window: int, min_periods: int, stat: Literal["sum", "mean", "std"]
+) -> np.ndarray:
+    """:func:`rolling_panel` of a non-empty (rows × columns) array."""
+    n_rows, n_cols = values.shape
+    flat = pd.Series(values.T.reshape(-1))
     rolled = flat.rolling(_ColumnWindows(n_rows, window), min_periods=min_periods)
-    values = (rolled.std(ddof=1) if stat == "std" else getattr(rolled, stat)()).to_numpy()
-    return pd.DataFrame(values.reshape(n_cols, n_rows).T, index=panel.index, columns=panel.columns)
+    out = (rolled.std(ddof=1) if stat == "std" else getattr(rolled, stat)()).to_numpy()
+    return out.reshape(n_cols, n_rows).T
 
 
 def style_panels(
@@ -90,28 +99,45 @@ def style_panels(
 ) -> dict[str, pd.DataFrame]:
     """The raw style panels of the module docstring, aligned with ``snapshot.close``
     (``market_cap``: ``snapshot.market_cap()`` when the caller already has it)."""
-    ret = snapshot.returns
     mcap = snapshot.market_cap() if market_cap is None else market_cap
-    dollar = rolling_panel(snapshot.close * snapshot.volume, 20, 5, "mean")
-    book = snapshot.book_equity.reindex(snapshot.close.columns)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        size = pd.DataFrame(np.log(mcap.where(mcap > 0)), index=mcap.index, columns=mcap.columns)
-        liquidity = pd.DataFrame(
-            np.log(dollar.where(dollar > 0)), index=dollar.index, columns=dollar.columns
-        )
-        value = (1.0 / mcap.where(mcap > 0)).mul(book, axis=1)
-    momentum = rolling_panel(ret.shift(21), 105, 20, "sum")
-    volatility = rolling_panel(ret, 63, 20, "std")
-    panels: dict[str, pd.DataFrame] = {
-        "size": size,
-        "momentum": momentum,
-        "value": value,
-        "volatility": volatility,
-        "liquidity": liquidity,
+    index, columns = snapshot.close.index, snapshot.close.columns
+    return {
+        name: pd.DataFrame(values, index=index, columns=columns)
+        for name, values in _style_arrays(snapshot, mcap.to_numpy(dtype=float)).items()
     }
+
+
+def _style_arrays(snapshot: MarketSnapshot, mcap: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`style_panels` as arrays on ``snapshot.close``'s grid (``mcap``: the market
+    cap on it). The very element-wise operations pandas ran on the aligned frames, on
+    their values: the frames share one grid, so there was nothing to align."""
+    close = snapshot.close.to_numpy(dtype=float)
+    ret = snapshot.returns.to_numpy(dtype=float)
+    n_rows, n_cols = close.shape
+    empty = n_rows == 0 or n_cols == 0
+    volume = snapshot.volume.to_numpy(dtype=float)
+    book = snapshot.book_equity.reindex(snapshot.close.columns).to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    # ret.shift(21): the first 21 rows unknown.
+    shifted = np.full_like(ret, np.nan)
+    shifted[21:] = ret[:-21]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        positive = np.where(mcap > 0, mcap, np.nan)
+        dollar = close * volume if empty else _rolling(close * volume, 20, 5, "mean")
+        panels = {
+            "size": np.log(positive),
+            "momentum": shifted if empty else _rolling(shifted, 105, 20, "sum"),
+            "value": (1.0 / positive) * book,
+            "volatility": ret if empty else _rolling(ret, 63, 20, "std"),
+            "liquidity": np.log(np.where(dollar > 0, dollar, np.nan)),
+        }
     # A style no security has today cannot be a factor (e.g. no fundamentals loaded yet).
     today = pd.Timestamp(snapshot.day)
-    return {k: v for k, v in panels.items() if today in v.index and v.loc[today].notna().any()}
+    if empty or today not in snapshot.close.index:
+        return {}
+    row = snapshot.close.index.get_loc(today)
+    return {k: v for k, v in panels.items() if (~np.isnan(v[row])).any()}
 
 
 def risk_inputs(snapshot: MarketSnapshot) -> RiskModelInputs:
@@ -125,15 +151,15 @@ def risk_inputs(snapshot: MarketSnapshot) -> RiskModelInputs:
     index = snapshot.close.index[1:]
     columns = snapshot.close.columns[pos]
 
-    def universe(panel: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame(panel.to_numpy()[1:, pos], index=index, columns=columns)
+    def universe(values: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(values[1:, pos], index=index, columns=columns)
 
-    mcap = snapshot.market_cap()
+    mcap = snapshot.market_cap().to_numpy(dtype=float)
     return RiskModelInputs(
-        returns=universe(snapshot.returns),
+        returns=universe(snapshot.returns.to_numpy()),
         market_cap=universe(mcap),
         sectors=snapshot.sectors.reindex(ids),
-        styles={k: universe(v) for k, v in style_panels(snapshot, mcap).items()},
+        styles={k: universe(v) for k, v in _style_arrays(snapshot, mcap).items()},
     )
 
 

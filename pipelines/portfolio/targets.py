@@ -259,13 +259,14 @@ def build_targets(
     (:func:`keep_aggregates`).
     """
     ids = list(result.security_ids)
-    price = prices.reindex(ids).to_numpy(dtype=float, na_value=np.nan)
+    index = pd.Index(ids)
+    price = prices.reindex(index).to_numpy(dtype=float, na_value=np.nan)
     missing = [ids[i] for i in np.flatnonzero(~np.isfinite(price))]
     if missing:
         raise PortfolioInputError(f"missing prices for {len(missing)} securities: {missing[:25]}")
-    cur = current_shares.reindex(ids).fillna(0.0).to_numpy(dtype=float)
+    cur = current_shares.reindex(index).fillna(0.0).to_numpy(dtype=float)
     lots: float | np.ndarray = (
-        lot_size.reindex(ids).fillna(1).to_numpy(dtype=float)
+        lot_size.reindex(index).fillna(1).to_numpy(dtype=float)
         if isinstance(lot_size, pd.Series)
         else float(lot_size)
     )

@@ -92,3 +92,70 @@ def test_total_returns_apply_every_action_in_order() -> None:
     prev = close.shift(1).to_numpy()
     expected = (close.to_numpy() * k + div) / prev - 1.0
     assert np.array_equal(got.to_numpy(), expected, equal_nan=True)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_two_columns_placed_once_are_their_pivots(seed: int) -> None:
+    """``_Grid.frames`` lays several columns of one read on the first one's grid, as
+    pivoting each and reindexing it onto that grid does."""
+    from pipelines.pit.snapshot import _Grid, _Keys
+
+    table = _table(seed)
+    rng = np.random.default_rng(seed + 1000)
+    other = rng.standard_normal(table.num_rows)
+    other[rng.random(table.num_rows) < 0.4] = np.nan
+    table = table.append_column("other", pa.array(other, pa.float64()))
+    keys = _Keys.of(table)
+    first = table.column("value").to_numpy(zero_copy_only=False).astype(float)
+    grid = _Grid.of(keys, first)
+    got_first, got_other = grid.frames(keys, first, other)
+    want_first = _pivot(table, "value")
+    want_other = _pivot(table, "other").reindex(index=want_first.index, columns=want_first.columns)
+    for got, want in ((got_first, want_first), (got_other, want_other)):
+        assert got.index.equals(want.index) and got.columns.equals(want.columns)
+        assert np.array_equal(got.to_numpy(), want.to_numpy(), equal_nan=True)
+
+
+def _snapshot(seed: int):
+    from pipelines.pit.snapshot import MarketSnapshot
+
+    rng = np.random.default_rng(seed)
+    n_rows, n_cols = int(rng.integers(1, 70)), int(rng.integers(1, 30))
+    index = pd.DatetimeIndex(pd.bdate_range("2024-01-01", periods=n_rows), name="valid_date")
+    columns = pd.Index([f"S{j:03d}" for j in range(n_cols)], dtype="str", name="security_id")
+    close = rng.uniform(1, 100, (n_rows, n_cols))
+    close[rng.random((n_rows, n_cols)) < 0.3] = np.nan
+    close[:, : n_cols // 4] = np.nan if seed % 2 else close[:, : n_cols // 4]
+    volume = rng.uniform(0, 1e6, (n_rows, n_cols))
+    volume[rng.random((n_rows, n_cols)) < 0.2] = np.nan
+    shares = pd.Series(
+        rng.uniform(-1e6, 1e8, n_cols // 2), index=columns[rng.permutation(n_cols)[: n_cols // 2]]
+    )
+    shares[rng.random(len(shares)) < 0.2] = np.nan
+    frame = lambda v: pd.DataFrame(v, index=index, columns=columns)  # noqa: E731
+    returns = frame(close).pct_change(fill_method=None)
+    return MarketSnapshot(
+        day=index[-1].date(),
+        known_at=dt.datetime(2024, 6, 1),
+        close=frame(close),
+        volume=frame(volume),
+        returns=returns,
+        sectors=pd.Series("tech", index=columns),
+        shares=shares,
+        book_equity=pd.Series(rng.uniform(-1e6, 1e9, n_cols), index=columns),
+        sentiment=frame(np.full((n_rows, n_cols), np.nan)),
+    )
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_last_close_and_market_cap_are_the_pandas_formulas(seed: int) -> None:
+    snap = _snapshot(seed)
+    last = snap.last_close()
+    want = snap.close.ffill().iloc[-1]
+    assert last.index.equals(want.index) and last.name == want.name
+    assert np.array_equal(last.to_numpy(), want.to_numpy(), equal_nan=True)
+    shares = snap.shares.reindex(snap.close.columns)
+    shares = shares.where(shares.notna() & (shares > 0), snap.volume.mean() * 100.0)
+    cap, want_cap = snap.market_cap(), snap.close * shares
+    assert cap.index.equals(want_cap.index) and cap.columns.equals(want_cap.columns)
+    assert np.array_equal(cap.to_numpy(), want_cap.to_numpy(), equal_nan=True)

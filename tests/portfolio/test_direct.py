@@ -187,3 +187,18 @@ def test_beta_through_factors_and_explicit_beta_day_same_weights_as_cvxpy() -> N
     # βᵀw = b over all names (N + 1 entries, band on b: 2) instead of the band on cᵀy (2K).
     K = len(rm.factor_names)
     assert nnz[1] - nnz[0] == rm.n_assets + 3 - 2 * K and nnz[2] == nnz[0]
+
+
+def test_direct_days_never_build_the_cvxpy_problem() -> None:
+    """The cvxpy problem is built on first use: days answered directly never build it;
+    asking for it builds it once, over the same parameters the direct program reads."""
+    rm = synthetic_risk_model(40, 17, seed=8)
+    opt = PortfolioOptimizer(
+        load_policy("default"), rm.n_assets, rm.factor_names, structural_exposures(rm)
+    )
+    res = opt.solve(synthetic_inputs(rm, 1))
+    assert _answered_directly(res) and opt._problem is None
+    assert res.terms is not None and res.terms.penalty == 0.0
+    problem = opt.problem
+    assert problem is opt.problem and problem.is_dpp()
+    assert {p.id for p in problem.parameters()} >= {opt.p_alpha.id, opt.p_lo.id, opt.p_hi.id}

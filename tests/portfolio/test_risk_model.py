@@ -225,3 +225,48 @@ def test_standardize_panel_is_each_date_alone_bit_for_bit(seed: int) -> None:
     expected = np.stack([_standardize_one(raw[:, t], cap[t], 5.0) for t in range(n_dates)], 1)
     assert np.array_equal(standardize_panel(raw, cap, 5.0), expected)
     assert np.array_equal(standardize(raw[:, 0], cap[0], 5.0), expected[:, 0])
+
+
+def _shrink_by_masks(sigma, n_obs, cap, bucket, q, min_history):
+    """The reference: the bucket loop over boolean masks the risk model ran before."""
+    out = sigma.copy()
+    has = np.isfinite(sigma) & (n_obs > 0)
+    glob_w = np.where(has, cap, 0.0)
+    glob = np.sum(glob_w * np.where(has, sigma, 0.0)) / glob_w.sum() if glob_w.sum() > 0 else 0.0
+    for b in np.unique(bucket[bucket >= 0]):
+        m = bucket == b
+        mh = m & has
+        if mh.sum() == 0:
+            prior, spread = glob, 0.0
+        else:
+            cw = cap[mh]
+            prior = float(np.sum(cw * sigma[mh]) / cw.sum())
+            spread = float(np.sqrt(np.mean((sigma[mh] - prior) ** 2)))
+        s = np.where(has[m], sigma[m], prior)
+        dev = q * np.abs(s - prior)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v = np.where(dev + spread > 0, dev / (spread + dev), 0.0)
+        shrunk = v * prior + (1 - v) * s
+        omega = np.clip(n_obs[m] / max(min_history, 1), 0.0, 1.0)
+        out[m] = omega * shrunk + (1 - omega) * prior
+    out[bucket < 0] = np.where(np.isfinite(out[bucket < 0]), out[bucket < 0], glob)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_shrink_specific_vol_is_the_masked_loop_bit_for_bit(seed: int) -> None:
+    from pipelines.portfolio.risk_model import shrink_specific_vol
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    sigma = rng.uniform(0.001, 0.05, n)
+    sigma[rng.random(n) < 0.2] = np.nan
+    n_obs = rng.integers(0, 60, n).astype(float)
+    cap = rng.uniform(1e6, 1e10, n)
+    bucket = rng.integers(-1, int(rng.integers(1, 40)), n)
+    got = shrink_specific_vol(sigma, n_obs, cap, bucket, 0.2, 20)
+    want = _shrink_by_masks(sigma, n_obs, cap, bucket, 0.2, 20)
+    assert np.array_equal(
+        np.where(np.isnan(got), np.nan, got).view(np.int64),
+        np.where(np.isnan(want), np.nan, want).view(np.int64),
+    )

@@ -52,3 +52,32 @@ def test_rolling_panel_is_pandas_rolling(
 def test_rolling_panel_empty() -> None:
     empty = pd.DataFrame(index=pd.DatetimeIndex([]), columns=pd.Index(["a"]), dtype=float)
     assert rolling_panel(empty, 5, 1, "sum").shape == (0, 1)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_style_panels_are_the_pandas_formulas(seed: int) -> None:
+    """The styles computed on the panels' values are pandas' aligned-frame formulas."""
+    from pipelines.portfolio.styles import style_panels
+    from tests.pit.test_snapshot_panels import _snapshot
+
+    snap = _snapshot(seed)
+    mcap = snap.market_cap()
+    ret = snap.returns
+    dollar = rolling_panel(snap.close * snap.volume, 20, 5, "mean")
+    book = snap.book_equity.reindex(snap.close.columns)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = {
+            "size": np.log(mcap.where(mcap > 0)),
+            "momentum": rolling_panel(ret.shift(21), 105, 20, "sum"),
+            "value": (1.0 / mcap.where(mcap > 0)).mul(book, axis=1),
+            "volatility": rolling_panel(ret, 63, 20, "std"),
+            "liquidity": np.log(dollar.where(dollar > 0)),
+        }
+    today = pd.Timestamp(snap.day)
+    want = {k: v for k, v in want.items() if v.loc[today].notna().any()}
+    got = style_panels(snap)
+    assert list(got) == list(want)
+    for name, frame in got.items():
+        assert frame.index.equals(want[name].index), name
+        assert frame.columns.equals(want[name].columns), name
+        assert np.array_equal(_bits(frame), _bits(want[name])), name
