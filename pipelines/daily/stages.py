@@ -780,8 +780,9 @@ def _factor_pnl(ctx: DayContext, held_value: pd.Series) -> float:
     if today not in model.factor_returns.index:
         return math.nan
     f = model.factor_returns.loc[today]
-    ids = [s for s in held_value.index if s in prev_model.security_ids]
+    # a dict, not the model's sequence: membership in a list made this quadratic in N
     index = {s: i for i, s in enumerate(prev_model.security_ids)}
+    ids = [s for s in held_value.index if s in index]
     B = prev_model.B[[index[s] for s in ids]]
     exposure = pd.Series(held_value.reindex(ids).to_numpy() @ B, index=prev_model.factor_names)
     f_vec = f.reindex(exposure.index).fillna(0.0).to_numpy(dtype=float)
