@@ -384,6 +384,7 @@ def empty_input_tables(lake: Lake, known_at: dt.datetime | None = None) -> froze
     one row per table (never-written tables are empty without a read).
     """
     import pyarrow.compute as pc
+    import pyarrow.dataset as ds
 
     when = pa.scalar(known_at or LATEST, pa.timestamp("us", tz="UTC"))
     empty: set[str] = set()
@@ -392,7 +393,14 @@ def empty_input_tables(lake: Lake, known_at: dt.datetime | None = None) -> froze
             empty.add(name)
             continue
         dataset = lake.dataset(name)
-        found = dataset.head(1, columns=["known_at"], filter=pc.field("known_at") <= when)
-        if found.num_rows == 0:
+        if isinstance(dataset, ds.InMemoryDataset):
+            # a table already in memory (a backtest's scan): its earliest knowledge time,
+            # one pass over one column, not a filtered scan of every column's batches
+            first = pc.min(dataset.to_table(columns=["known_at"]).column("known_at"))
+            known = first.is_valid and first.cast(when.type).value <= when.value
+        else:
+            found = dataset.head(1, columns=["known_at"], filter=pc.field("known_at") <= when)
+            known = found.num_rows > 0
+        if not known:
             empty.add(name)
     return frozenset(empty)
