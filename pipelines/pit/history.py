@@ -10,7 +10,8 @@ A history over many sessions would need one such read per session. Instead
 :class:`PanelHistory` reads the lake twice:
 
 * the panel rows of the whole range with every row's non-price fields (as known at the
-  row's own cutoff, like the point-in-time panel) — one ``sql/pit/panel.sql`` query;
+  row's own cutoff, like the point-in-time panel) — one
+  :func:`~pipelines.pit.lake_panel.load_panel_rows` read;
 * every version of the few price cells that have a version published after their own
   session's cutoff (``sql/pit/price_revisions.sql``).
 
