@@ -337,11 +337,54 @@ def load_price_revisions(
 def load_late_facts(
     lake: Lake, start: dt.date, end: dt.date, known_at: dt.datetime | None = None
 ) -> pa.Table:
-    """Corporate actions and sentiment in ``[start, end]`` published after their own
-    session's cutoff (``sql/pit/late_facts.sql``): security, first session changed, first
-    session that knows it."""
-    params = {"start": start, "end": end, "known_at": known_at or LATEST}
-    return _query(lake, "pit/late_facts.sql", _calendar(start, end), params)
+    """Corporate actions (valid by ``end``) and sentiment (valid in ``[start, end]``) known
+    by ``known_at`` and published after their own session's cutoff: one row per distinct
+    ``(security_id, first_day, seen_day)`` — the first session it changes (its valid
+    session, or the calendar's first) and the first session whose cutoff knows it (only
+    when later) — ordered by ``seen_day``, ``first_day``, ``security_id``.
+
+    A fact's first session is the first calendar session on or after its valid date, the
+    session that knows it the first whose cutoff is at or after its ``known_at``; facts
+    past the calendar's last session (or cutoff) have none and are left out. Arrow and
+    numpy: two binary searches per fact, not the two as-of joins over every sentiment
+    row of the SQL this replaced (~3x the CPU)."""
+    import pyarrow.compute as pc
+
+    stamp = pa.timestamp("us", tz="UTC")
+    known = pa.scalar(known_at or LATEST, stamp)
+    calendar = _calendar(start, end)
+    sessions = _int_column(calendar.column("d").cast(pa.int32()))
+    cutoffs = _int_column(calendar.column("cutoff").cast(stamp).cast(pa.int64()))
+    columns = ["security_id", "valid_date", "known_at"]
+    last = pc.field("valid_date") <= pa.scalar(end, pa.date32())
+    first = pc.field("valid_date") >= pa.scalar(start, pa.date32())
+    ids, first_day, seen_day = [], [], []
+    for name, wanted in (
+        ("corporate_actions", last & (pc.field("known_at") <= known)),
+        ("sentiment", first & last & (pc.field("known_at") <= known)),
+    ):
+        rows = lake.dataset(name).to_table(columns=columns, filter=wanted)
+        days = _int_column(rows.column("valid_date").cast(pa.int32()))
+        stamps = _int_column(rows.column("known_at").cast(stamp).cast(pa.int64()))
+        s = np.searchsorted(sessions, days, side="left")  # first session on or after
+        k = np.searchsorted(cutoffs, stamps, side="left")  # first cutoff that knows it
+        keep = (s < len(sessions)) & (k < len(sessions)) & (k > s)
+        idx = np.nonzero(keep)[0]
+        ids.append(rows.column("security_id").take(pa.array(idx)).cast(pa.string()))
+        first_day.append(sessions[s[idx]])
+        seen_day.append(sessions[k[idx]])
+    facts = pa.table(
+        {
+            "security_id": pa.chunked_array(
+                [c for chunked in ids for c in chunked.chunks], pa.string()
+            ),
+            "first_day": pa.array(np.concatenate(first_day).astype(np.int32)).cast(pa.date32()),
+            "seen_day": pa.array(np.concatenate(seen_day).astype(np.int32)).cast(pa.date32()),
+        }
+    )
+    facts = facts.group_by(["security_id", "first_day", "seen_day"]).aggregate([])
+    order = [("seen_day", "ascending"), ("first_day", "ascending"), ("security_id", "ascending")]
+    return facts.select(["security_id", "first_day", "seen_day"]).sort_by(order)
 
 
 #: Fields of a panel row that corporate actions and sentiment set: what a late folder's
