@@ -10,7 +10,8 @@ A history over many sessions would need one such read per session. Instead
 :class:`PanelHistory` reads the lake twice:
 
 * the panel rows of the whole range with every row's non-price fields (as known at the
-  row's own cutoff, like the point-in-time panel) — one ``sql/pit/panel.sql`` query;
+  row's own cutoff, like the point-in-time panel) — one
+  :func:`~pipelines.pit.lake_panel.load_panel_rows` read;
 * every version of the few price cells that have a version published after their own
   session's cutoff (``sql/pit/price_revisions.sql``).
 
@@ -28,7 +29,7 @@ inside its own lookback. Corrections are sparse, so little is recomputed.
 A session whose own prices came after its cutoff has no price row in its own view: its
 decision is made without them. The next session's view has them (so its return is computed
 from the late close, and nothing is lost). The same folder's corporate actions and
-sentiment (``sql/pit/late_facts.sql``) are replayed the same way: the rows a late split or
+sentiment (:func:`~pipelines.pit.lake_panel.load_late_facts`) are replayed the same way: the rows a late split or
 dividend re-adjusts (from its ex-date until the session that first knows it) are re-read as
 known at that session — one small panel read per such session (:class:`FactRevisions`) —
 and every later view applies them, as ``build_panel(..., view=cutoff)`` does.

@@ -63,7 +63,11 @@ class LabelSet:
     def usable_at(self, asof: pd.Timestamp | str) -> pd.DataFrame:
         """Values with every label not yet known at ``asof`` (available_date > asof) set to NaN."""
         known = (self.available_date <= pd.Timestamp(asof)).to_numpy()
-        return self.values.where(pd.Series(known, index=self.values.index), axis=0)
+        values = self.values
+        # numpy, not DataFrame.where: pandas broadcasts the row mask to a frame of
+        # per-column Series first, which cost ~0.2 s on a training history
+        out = np.where(known[:, None], values.to_numpy(), np.nan)
+        return pd.DataFrame(out, index=values.index, columns=values.columns)
 
 
 def forward_returns(panel: Panel, horizon: int) -> np.ndarray:

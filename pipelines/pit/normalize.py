@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import ndtri
-from scipy.stats import rankdata
 
 _MAD_TO_SIGMA = 1.4826  # 1 / Φ⁻¹(3/4): MAD of a normal sample ≈ σ / 1.4826
 
@@ -70,10 +69,35 @@ def rank_gauss(x: np.ndarray, universe: np.ndarray) -> np.ndarray:
     distribution; robust to outliers, so it needs no winsorization first.
     """
     xm = _masked(x, universe)
-    ranks = rankdata(xm, axis=1, nan_policy="omit")
     n = _row_count(xm)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(np.isfinite(xm), ndtri((ranks - 0.5) / n), np.nan)
+        return np.where(np.isfinite(xm), ndtri((average_ranks(xm) - 0.5) / n), np.nan)
+
+
+def average_ranks(xm: np.ndarray) -> np.ndarray:
+    """1-based ranks of each row's finite cells, ties sharing their average rank (as
+    ``scipy.stats.rankdata(method="average")``, exact half-integers); the other cells'
+    values are undefined."""
+    T, N = xm.shape
+    ranks = np.empty((T, N))
+    if not xm.size:
+        return ranks
+    # NaN as +inf: it still sorts last, and numpy keeps its vectorized sort (a row with a
+    # NaN falls back to a scalar sort ~3x slower); the order within ties does not matter
+    order = np.argsort(np.where(np.isnan(xm), np.inf, xm), axis=1)
+    s = np.take_along_axis(xm, order, axis=1)
+    starts = np.ones((T, N), dtype=bool)
+    np.not_equal(s[:, 1:], s[:, :-1], out=starts[:, 1:])
+    pos = np.arange(N)
+    # each sorted position's tie group [first, last] (0-based positions in the row)
+    first = np.where(starts, pos, 0)
+    np.maximum.accumulate(first, axis=1, out=first)
+    ends = np.ones((T, N), dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    last = np.where(ends, pos, N - 1)[:, ::-1]
+    last = np.minimum.accumulate(last, axis=1)[:, ::-1]
+    np.put_along_axis(ranks, order, (first + last + 2) * 0.5, axis=1)
+    return ranks
 
 
 def demean_by_group(

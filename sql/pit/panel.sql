@@ -1,43 +1,31 @@
--- The research panel in long form: one row per (security, session) with a price, every
--- value as known at THAT ROW's knowledge cutoff (and never after the global $known_at).
+-- The slowly changing state of the research panel: for each security and "change point" p
+-- (below), the corporate-action factors, security-master state and fundamentals in force at
+-- session p, each as known at p's knowledge cutoff (and never after the global $known_at).
+-- pipelines/pit/lake_panel.py `load_panel_rows` gives every price cell (security, session d)
+-- the state of the security's latest change point <= d (an as-of join, in numpy) with the
+-- cell's price and sentiment (the latest versions it resolves itself: `_latest_versions`).
 --
 -- Relations: the silver tables (all versions), and `cal(d DATE, cutoff TIMESTAMPTZ,
 -- px_cutoff TIMESTAMPTZ, fact_cutoff TIMESTAMPTZ)` = the sessions from $clamp to $end with
 -- their research cutoffs and the knowledge time their prices (px_cutoff) and their
 -- corporate actions and sentiment (fact_cutoff) are read at: the row's own cutoff (each row
 -- as first known), or one later cutoff for every row (the history as known at that session,
--- price corrections, late prints and late folders' actions included). Output rows cover
--- [$start, $end], in no particular order.
--- $any_version keeps a row for every price cell with a version known by px_cutoff, with
--- `present` = its latest version is not retracted (the research history resolves such cells
--- itself, see pipelines/pit/history.py); otherwise only present rows are returned.
+-- price corrections, late prints and late folders' actions included). Output rows in no
+-- particular order: `(security_id, p, adj_factor, split_factor, listed, sector, list_date,
+-- delist_date, book_equity, total_assets, net_income, revenue, operating_cash_flow,
+-- shares_q, split_at_period)`.
 -- A version becomes visible on its "visibility session": the first session on or after both
 -- its valid date and its knowledge (cutoff >= known_at); anything visible before $clamp is
 -- visible from $clamp (the first `cal` session) on.
 --
 -- Bitemporal join without one as-of query per day: for each slowly changing input (corporate
 -- actions, security master, fundamentals) a "change point" p is the first session at which
--- some version becomes visible (its visibility session). The state is resolved once per (security, p) with the knowledge of cutoff(p), and
--- every price row takes the state of its latest change point <= its date (ASOF JOIN). A
--- version that becomes visible in (cutoff(p), cutoff(t)] has its own change point in (p, t],
--- so row t always sees exactly what was known at cutoff(t) — a split announced after t never
--- reaches row t.
+-- some version becomes visible (its visibility session). The state is resolved once per
+-- (security, p) with the knowledge of cutoff(p), and every price row takes the state of its
+-- latest change point <= its date (an as-of join). A version that becomes visible in
+-- (cutoff(p), cutoff(t)] has its own change point in (p, t], so row t always sees exactly
+-- what was known at cutoff(t) — a split announced after t never reaches row t.
 WITH
-px_raw AS (
-    SELECT p.security_id, p.valid_date AS d, p.close, p.volume, p._deleted,
-           row_number() OVER (
-               PARTITION BY p.security_id, p.valid_date
-               ORDER BY p.known_at DESC, p._ingested_at DESC, p._batch_id DESC
-           ) AS rn
-    FROM prices p JOIN cal c ON p.valid_date = c.d
-    WHERE p.valid_date BETWEEN $start AND $end
-      AND p.known_at <= $known_at AND p.known_at <= c.px_cutoff
-),
-px AS (
-    SELECT security_id, d, close, volume, NOT _deleted AS present
-    FROM px_raw WHERE rn = 1 AND (NOT _deleted OR $any_version)
-),
-
 -- ---- corporate actions -> cumulative adjustment factors ----------------------------------
 -- Visibility of an action is judged at fact_cutoff: the row's own cutoff, or in the history
 -- as known at one session, that session's: an action published after its ex-date's cutoff
@@ -200,34 +188,25 @@ fu_split AS (
       ON a.security_id = f.security_id AND f.period_end >= a.p
 ),
 
--- ---- sentiment ------------------------------------------------------------------------------
-se AS (
-    SELECT security_id, d, sentiment FROM (
-        SELECT s.security_id, s.valid_date AS d, s.sentiment, s._deleted,
-               row_number() OVER (
-                   PARTITION BY s.security_id, s.valid_date
-                   ORDER BY s.known_at DESC, s._ingested_at DESC, s._batch_id DESC
-               ) AS rn
-        FROM sentiment s JOIN cal c ON s.valid_date = c.d
-        WHERE s.valid_date BETWEEN $start AND $end
-          AND s.known_at <= $known_at AND s.known_at <= c.fact_cutoff
-    ) WHERE rn = 1 AND NOT _deleted
+-- ---- every slowly changing state at each change point of any of them ----------------------
+-- One as-of join of the price rows instead of one per input: the state at the latest change
+-- point p <= d of any input holds, for each input, its state at its own latest change point
+-- <= p, which is its latest <= d (no change point of any input lies in (p, d]).
+st_cp AS (
+    SELECT security_id, p FROM adj
+    UNION SELECT security_id, p FROM sm_state
+    UNION SELECT security_id, p FROM fu_state
+),
+st AS (
+    SELECT cp.security_id, cp.p, a.adj_factor, a.split_factor,
+           sm.listed, sm.sector, sm.list_date, sm.delist_date,
+           fu.book_equity, fu.total_assets, fu.net_income, fu.revenue,
+           fu.operating_cash_flow, fu.shares_q, fs.split_at_period
+    FROM st_cp cp
+    ASOF LEFT JOIN adj a ON a.security_id = cp.security_id AND cp.p >= a.p
+    ASOF LEFT JOIN sm_state sm ON sm.security_id = cp.security_id AND cp.p >= sm.p
+    ASOF LEFT JOIN fu_state fu ON fu.security_id = cp.security_id AND cp.p >= fu.p
+    LEFT JOIN fu_split fs ON fs.security_id = fu.security_id AND fs.p = fu.p
 )
 
-SELECT px.security_id, px.d AS date, px.close, px.volume, px.present,
-       coalesce(a.adj_factor, 1.0) AS adj_factor,
-       coalesce(a.split_factor, 1.0) AS split_factor,
-       sm.listed AND (sm.list_date IS NULL OR sm.list_date <= px.d)
-           AND (sm.delist_date IS NULL OR sm.delist_date > px.d) AS listed,
-       sm.sector,
-       fu.book_equity, fu.total_assets, fu.net_income, fu.revenue, fu.operating_cash_flow,
-       fu.shares_q * coalesce(a.split_factor, 1.0) / coalesce(fs.split_at_period, 1.0)
-           AS shares_outstanding,
-       se.sentiment
-FROM px
-ASOF LEFT JOIN adj a ON a.security_id = px.security_id AND px.d >= a.p
-ASOF LEFT JOIN sm_state sm ON sm.security_id = px.security_id AND px.d >= sm.p
-ASOF LEFT JOIN fu_state fu ON fu.security_id = px.security_id AND px.d >= fu.p
-LEFT JOIN fu_split fs ON fs.security_id = fu.security_id AND fs.p = fu.p
-LEFT JOIN se ON se.security_id = px.security_id AND se.d = px.d
--- no ORDER BY: readers place rows by (date, security_id) themselves (sorting 10% of the query)
+SELECT * FROM st
