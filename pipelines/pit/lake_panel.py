@@ -144,6 +144,8 @@ def _query(lake: Lake, sql: str, calendar: pa.Table, params: Mapping[str, object
     # one thread: these queries are small and the run is CPU-bound, so parallel workers
     # only add scheduling and merge work (~10% more CPU for the same rows)
     con = duckdb.connect(config={"threads": 1})
+    # no progress bar: a query over two seconds (a loaded machine) drew one on stdout
+    con.execute("SET enable_progress_bar = false")
     try:
         for name in INPUT_TABLES:
             con.register(name, lake.dataset(name))
