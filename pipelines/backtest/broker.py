@@ -73,10 +73,12 @@ class InMemoryPaperBroker(PaperBroker):
 
     def forget_settled(self, through: dt.date) -> int:
         """Drop the finished orders and the fills with a trade date on or before
-        ``through`` (a session already reconciled): nothing asks for them again (a session
-        asks the broker about its own trade date's orders and fills), and a ten-year run
-        would otherwise copy every order it ever sent at each checkpoint. Returns the
-        records dropped."""
+        ``through`` (a session already reconciled), and the corporate actions and
+        delistings booked with an ex/effective date on or before it: nothing asks for them
+        again (a session asks the broker about its own trade date's orders and fills; the
+        booked events are a history only the broker's own accessors return), and a
+        ten-year run would otherwise copy every order it ever sent and every dividend it
+        ever received at each checkpoint. Returns the records dropped."""
         day = through.isoformat()
         with self._state() as st:
             orders = st["orders"]
@@ -84,6 +86,11 @@ class InMemoryPaperBroker(PaperBroker):
             fills = [f for f in st["fills"] if f["trade_date"] > day]
             dropped = len(orders) - len(keep) + len(st["fills"]) - len(fills)
             st["orders"], st["fills"] = keep, fills
+            for key, date in (("corporate_actions", "ex_date"), ("delistings", "effective_date")):
+                if key in st:
+                    events = [e for e in st[key] if e[date] > day]
+                    dropped += len(st[key]) - len(events)
+                    st[key] = events
         self._indexed = None  # the order dict was replaced: index it again
         return dropped
 

@@ -21,9 +21,10 @@ With ``buffer_sessions = K >= 2`` the stages run against a
 committed to the lake every ``K`` sessions and at the end (reads see them at once, exactly
 as the lake would answer). ``K <= 1`` runs against the lake directly, as the DAG does.
 Every ``checkpoint_every`` sessions (a flush first, when buffered) the run records a
-checkpoint (the equity rows so far and the paper broker's state) in ``stage_state`` under
-the run's id, so ``resume=True`` continues an interrupted run from its last checkpoint
-with the same run id; only the sessions after it are computed again.
+checkpoint (the equity rows since the previous checkpoint and the paper broker's state) in
+``stage_state`` under the run's id, so ``resume=True`` continues an interrupted run from its
+last checkpoint with the same run id (its equity rows gathered from all its checkpoints);
+only the sessions after it are computed again.
 
 With ``config.retrain`` set (``monthly``/``weekly``) the run retrains the research model
 on the walk-forward schedule and scores each session with the model current then
@@ -61,6 +62,7 @@ from pipelines.lake.interface import Store
 from pipelines.lake.maintenance import maintain
 from pipelines.lake.stage_state import TABLE as STAGE_STATE
 from pipelines.lake.stage_state import StageState
+from pipelines.lake.stage_state import history as stage_history
 from pipelines.timeline import ALL_DATES, LATEST, decision_cutoff, trading_calendar
 
 log = logging.getLogger(__name__)
@@ -157,19 +159,23 @@ def _runs(lake: Lake, chash: str) -> tuple[set[int], set[int]]:
 
 
 def _checkpoint(lake: Lake, run_id: str) -> dict[str, Any] | None:
-    """The run's last checkpoint (written after its last flush), or None."""
-    marks = lake.as_of(
-        STAGE_STATE,
-        known_at=LATEST,
-        valid_at=ALL_DATES,
-        columns=["portfolio_id", "name"],
-        filter=(pc.field("name") == CHECKPOINT) & (pc.field("portfolio_id") == run_id),
-    )
-    if not marks.num_rows:
+    """The run's last checkpoint (written after its last flush), or None; its ``rows`` are
+    every equity row of sessions ``0..index``, gathered from all the run's checkpoints (each
+    records the rows from its ``rows_from``; one without it, all of them)."""
+    found = stage_history(lake, run_id, CHECKPOINT)
+    if not found:
         return None
-    last = max(marks.column("valid_date").to_pylist())
-    found: dict[str, Any] = StageState(lake, run_id, last).get(CHECKPOINT)
-    return found
+    rows: list[dict[str, object]] = []
+    for _, payload in found:
+        rows[int(payload.get("rows_from", 0)) :] = payload["rows"]
+    last: dict[str, Any] = dict(found[-1][1])
+    if len(rows) != int(last["index"]) + 1:
+        raise ConfigurationError(
+            f"{run_id}: its checkpoints hold {len(rows)} equity rows, not the "
+            f"{int(last['index']) + 1} of sessions up to {last['session']}"
+        )
+    last["rows"] = rows
+    return last
 
 
 def _save_checkpoint(
@@ -179,16 +185,20 @@ def _save_checkpoint(
     index: int,
     every: int,
     rows: list[dict[str, object]],
+    rows_from: int,
     state: Any,
     skipped: dict[dt.date, str],
 ) -> None:
-    """Record that sessions ``0..index`` of the run are in the lake: the equity rows so far,
-    the paper broker's account, the skipped sessions and the checkpoint schedule."""
+    """Record that sessions ``0..index`` of the run are in the lake: the equity rows of
+    sessions ``rows_from..index`` (the earlier ones are in the run's earlier checkpoints:
+    all of them at every checkpoint made the payloads, and the run, quadratic in its
+    length), the paper broker's account, the skipped sessions and the checkpoint schedule."""
     payload = {
         "session": day,
         "index": index,
         "every": every,
-        "rows": rows,
+        "rows": rows[rows_from:],
+        "rows_from": rows_from,
         "broker": state,
         "skipped": skipped,
     }
@@ -239,9 +249,9 @@ def run_backtest(
     ``ALPHAFACTORY_BACKTEST_RETRAIN_WORKERS`` setting, else one on two or more cores,
     0: in this process). Like K, it changes only the speed.
 
-    The tables the loop appends to are compacted every ``compact_every`` sessions (after
-    a flush when buffered): each commit adds small files, and reads slow down with their
-    number.
+    Written through, the tables the loop appends to are compacted every ``compact_every``
+    sessions: each commit adds small files, and reads slow down with their number.
+    Buffered, they are maintained once, after the last flush (see :func:`_compact`).
     """
     base = config or DailyConfig()
     days = trading_calendar().sessions(start, end)
@@ -288,6 +298,8 @@ def run_backtest(
     rows: list[dict[str, object]] = []
     skipped: dict[dt.date, str] = {}
     first = 0
+    # The first equity row the next checkpoint records (the earlier ones are recorded).
+    unrecorded = 0
     resumed_after = None
     if checkpoint is not None:
         # The schedule the run started with: its segments must end where they did.
@@ -296,6 +308,7 @@ def run_backtest(
         skipped = dict(checkpoint.get("skipped") or {})
         broker.restore_account(checkpoint["broker"])
         first = int(checkpoint["index"]) + 1
+        unrecorded = first
         resumed_after = checkpoint["session"]
     seconds: dict[str, float] = {}
     since_compact = 0
@@ -335,14 +348,17 @@ def run_backtest(
             # Before the checkpoint, so a resumed run starts from the very state the
             # uninterrupted run goes on with.
             broker.forget_settled(day)
-            _save_checkpoint(lake, run_id, day, i, every, rows, broker.account_state(), skipped)
+            _save_checkpoint(
+                lake, run_id, day, i, every, rows, unrecorded, broker.account_state(), skipped
+            )
+            unrecorded = len(rows)
             # The next segment solves with a freshly compiled optimizer, as a run resumed
             # from this checkpoint does: warm re-solves carry solver state (see
             # _fresh_optimizers) that a checkpoint cannot hold.
             _fresh_optimizers()
         if flushed or checkpoint_now:
             seconds["flush"] = seconds.get("flush", 0.0) + time.perf_counter() - began
-        if compact_every and since_compact >= compact_every and (flushed or not buffered):
+        if compact_every and (last if buffered else since_compact >= compact_every):
             began = time.perf_counter()
             _compact(lake, buffered)
             seconds["compact"] = seconds.get("compact", 0.0) + time.perf_counter() - began
@@ -394,8 +410,12 @@ def _compact(lake: Lake, buffered: bool) -> None:
     """Maintain the loop's tables. Buffered, each flush committed one date-ordered file per
     table: checkpoint and clean the log only — compacting rewrote every table whole each
     time (0.14 s a session by the 400th session of a 500-name run, growing with the run)
-    and merged the files' dates, so reads of a few days could no longer skip files.
-    Written through (a commit per stage), the small files are compacted."""
+    and merged the files' dates, so reads of a few days could no longer skip files. And
+    only once, at the end of the run: Delta checkpoints the log itself every
+    ``lake.checkpoint_interval`` commits (a flush is one commit per table), while a
+    checkpoint and a vacuum at every flush rewrote the whole log (every batch id the run
+    committed) and listed every file, more each time. Written through (a commit per
+    stage), the small files are compacted every ``compact_every`` sessions."""
     tables = [t for t in LOOP_TABLES if lake.table(t) is not None]
     maintain(lake, tables, zorder=False, compact=not buffered)
 

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from pipelines.errors import AlphaFactoryError
 from pipelines.lake.interface import StageContext, Store
-from pipelines.timeline import LATEST
+from pipelines.timeline import ALL_DATES, LATEST
 
 TABLE = "stage_state"
 
@@ -124,3 +124,18 @@ class StageState:
                 "(did its stage run?)"
             )
         return pickle.loads(latest[2])
+
+
+def history(store: Store, portfolio_id: str, name: str) -> list[tuple[dt.date, Any]]:
+    """Every session's latest stored ``name`` for ``portfolio_id`` (as known now), oldest
+    session first, from one read of the table."""
+    flt = (pc.field("portfolio_id") == portfolio_id) & (pc.field("name") == name)
+    rows = store.as_of(
+        TABLE, known_at=LATEST, valid_at=ALL_DATES, columns=["name", "payload"], filter=flt
+    )
+    days = rows.column("valid_date").to_pylist()
+    payloads = rows.column("payload").to_pylist()
+    return [
+        (day, pickle.loads(payload))
+        for day, payload in sorted(zip(days, payloads, strict=True), key=lambda r: r[0])
+    ]

@@ -181,3 +181,19 @@ def test_forgetting_settled_sessions_keeps_what_later_sessions_ask_for() -> None
     prices.known_at = decision_cutoff(days[1])
     broker.work()
     assert [f.client_order_id for f in broker.fills("pf", days[1])] == ["O0001"] * 3
+
+
+def test_forgetting_settled_sessions_drops_the_booked_events_of_settled_days() -> None:
+    # The booked dividends and delistings grew with the run (the account a checkpoint
+    # copies); those of days on or before a reconciled session are forgotten with it.
+    broker = InMemoryPaperBroker(_TimedPrices(), initial_cash=1e6)
+    broker.connect()
+    with broker._state() as st:
+        st["corporate_actions"] = [
+            {"event_id": "C1", "account": "pf", "ex_date": "2024-03-04"},
+            {"event_id": "C2", "account": "pf", "ex_date": "2024-03-05"},
+        ]
+        st["delistings"] = [{"event_id": "D1", "account": "pf", "effective_date": "2024-03-04"}]
+    assert broker.forget_settled(dt.date(2024, 3, 4)) == 2
+    assert [e["event_id"] for e in broker.corporate_actions("pf")] == ["C2"]
+    assert broker.delistings("pf") == []

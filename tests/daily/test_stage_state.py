@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.config import Settings
 from pipelines.lake import Lake
-from pipelines.lake.stage_state import MissingStageStateError, StageState
+from pipelines.lake.stage_state import MissingStageStateError, StageState, history
 from pipelines.report.html import write_document
 from pipelines.timeline import decision_cutoff
 
@@ -40,6 +40,18 @@ def test_latest_value_wins_and_reruns_write_nothing(tmp_path: Path) -> None:
         _state(lake).get("targets")
     versions = lake.history("stage_state", {"portfolio_id": "p1", "name": "scores"})
     assert sorted(versions.column("version").to_pylist()) == [1, 2, 3]
+
+
+def test_history_reads_every_sessions_latest_value_oldest_first(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    later = DAY + dt.timedelta(days=1)
+    assert _state(lake, later).put("mark", {"n": 2})
+    assert _state(lake).put("mark", {"n": 1})
+    assert _state(lake).put("mark", {"n": 10})  # the session's latest version counts
+    assert _state(lake).put("other", {"n": 3})  # another name
+    assert StageState(lake, "p2", DAY, clock=lambda: decision_cutoff(DAY)).put("mark", 4)
+    assert history(lake, "p1", "mark") == [(DAY, {"n": 10}), (later, {"n": 2})]
+    assert history(lake, "p3", "mark") == []
 
 
 @pytest.mark.integration
