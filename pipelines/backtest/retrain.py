@@ -50,6 +50,7 @@ import json
 import logging
 import multiprocessing
 import os
+import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -202,6 +203,30 @@ def fit_block(lake: Lake, start: dt.date, end: dt.date, config: ResearchConfig) 
     )
 
 
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """``workers`` spawned processes (not forked: the run's process holds DuckDB and Arrow
+    thread pools) that exit by themselves once the process that made them is gone: a run
+    killed with SIGKILL never shuts its pool down, and an idle worker would otherwise wait
+    on its queue forever (it holds both ends of the queue's pipe, so it never sees EOF)."""
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: a daemon thread that ends the worker when ``parent`` is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 #: A worker process's scans of the input tables, by lake: taken at its first block.
 _WORKER_LAKES: dict[str, ScannedInputs] = {}
 
@@ -323,10 +348,7 @@ class WalkForwardScores:
             return
         try:
             if self._pool is None:
-                # spawn, not fork: the run's process holds DuckDB and Arrow thread pools.
-                self._pool = ProcessPoolExecutor(
-                    self.workers, mp_context=multiprocessing.get_context("spawn")
-                )
+                self._pool = worker_pool(self.workers)
                 # A run that raises never reaches close(): stop the worker with the source.
                 weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
             where = self.lake.location
@@ -423,4 +445,5 @@ __all__ = [
     "fit_block",
     "research_config",
     "retrain_days",
+    "worker_pool",
 ]
