@@ -58,7 +58,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 
 from models.base import ModelError
@@ -137,6 +139,9 @@ class ScannedInputs(Lake):
             max_commit_retries=lake.max_commit_retries,
         )
         self._scans: dict[str, ds.Dataset] = {}
+        #: per scanned table: the table and its rows' ``valid_date`` (int32 days) when
+        #: they are in ascending order, else None (see :meth:`rows_between`)
+        self._dates: dict[str, tuple[pa.Table, np.ndarray] | None] = {}
 
     def dataset(
         self, name: str, *, prune: list[Any] | str | None = None, refresh: bool = True
@@ -147,8 +152,42 @@ class ScannedInputs(Lake):
             return super().dataset(name, prune=prune, refresh=refresh)
         scan = self._scans.get(name)
         if scan is None:
-            scan = self._scans[name] = ds.dataset(super().dataset(name).to_table())
+            table = super().dataset(name).to_table()
+            scan = self._scans[name] = ds.dataset(table)
+            days = _ascending_days(table)
+            self._dates[name] = None if days is None else (table, days)
         return scan
+
+    def rows_between(self, name: str, start: dt.date, end: dt.date) -> ds.Dataset | None:
+        """The scan's rows of input table ``name`` with ``valid_date`` in ``[start, end]``,
+        in scan order: a zero-copy slice when the scan is in ``valid_date`` order (a lake
+        written session by session), so a reader of a few years of a 10-year table filters
+        only those (:func:`pipelines.pit.lake_panel._rows_between`); None otherwise."""
+        if name not in INPUT_TABLES:
+            return None
+        self.dataset(name)
+        sorted_ = self._dates.get(name)
+        if sorted_ is None:
+            return None
+        table, days = sorted_
+        lo = int(np.searchsorted(days, (start - _EPOCH).days, side="left"))
+        hi = int(np.searchsorted(days, (end - _EPOCH).days, side="right"))
+        return ds.dataset(table.slice(lo, hi - lo))
+
+
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _ascending_days(table: pa.Table) -> np.ndarray | None:
+    """``table``'s ``valid_date`` as int32 days when no row has a null one and they never
+    decrease, else None."""
+    if "valid_date" not in table.column_names:
+        return None
+    column = table.column("valid_date")
+    if column.null_count or not pa.types.is_date32(column.type):
+        return None
+    days = np.asarray(column.cast(pa.int32()).to_numpy(), dtype=np.int32)
+    return days if bool(np.all(days[1:] >= days[:-1])) else None
 
 
 #: Blocks a worker fits ahead of the block being traded: with one, the worker would idle

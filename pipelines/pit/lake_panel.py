@@ -34,10 +34,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from pipelines.errors import AlphaFactoryError
 from pipelines.lake import Lake
@@ -53,6 +55,31 @@ INPUT_TABLES: tuple[str, ...] = (
     "fundamentals",
     "sentiment",
 )
+
+
+@runtime_checkable
+class DateSlices(Protocol):
+    """A lake that can hand out an input table's rows of a ``valid_date`` range without
+    scanning the rest (:class:`pipelines.backtest.retrain.ScannedInputs`)."""
+
+    def rows_between(self, name: str, start: dt.date, end: dt.date) -> ds.Dataset | None:
+        """Every row of input table ``name`` with ``valid_date`` in ``[start, end]``, in
+        the order :meth:`Lake.dataset` scans them; None when it cannot tell them apart
+        cheaply (the caller then filters the whole table)."""
+        ...
+
+
+def _rows_between(lake: Lake, name: str, start: dt.date, end: dt.date) -> ds.Dataset:
+    """Input table ``name`` narrowed to ``valid_date`` in ``[start, end]`` when ``lake``
+    can do that cheaply (:class:`DateSlices`), else the whole table: a reader that filters
+    to that range itself gets the same rows in the same order either way."""
+    if isinstance(lake, DateSlices):
+        narrowed = lake.rows_between(name, start, end)
+        if narrowed is not None:
+            return narrowed
+    return lake.dataset(name)
+
+
 #: The lake tables each panel field is built from, for a value to exist at all: a field
 #: whose tables hold nothing known at a cutoff is all-null in every panel read then (a
 #: vendor that delivers no fundamentals gives no ``market_cap``). Corporate actions are
@@ -137,8 +164,16 @@ def _history_start(start: dt.date) -> dt.date:
     return calendar.sessions(calendar.start, start)[-HISTORY_SESSIONS:][0]
 
 
-def _query(lake: Lake, sql: str, calendar: pa.Table, params: Mapping[str, object]) -> pa.Table:
-    """Run ``sql/<sql>`` over the input tables and ``calendar`` (:func:`_calendar`)."""
+def _query(
+    lake: Lake,
+    sql: str,
+    calendar: pa.Table,
+    params: Mapping[str, object],
+    narrow: Mapping[str, tuple[dt.date, dt.date]] | None = None,
+) -> pa.Table:
+    """Run ``sql/<sql>`` over the input tables and ``calendar`` (:func:`_calendar`); a
+    table in ``narrow`` holds only its rows of that ``valid_date`` range (for a query that
+    reads no other row of it: :func:`_rows_between`)."""
     import duckdb
 
     # one thread: these queries are small and the run is CPU-bound, so parallel workers
@@ -148,7 +183,9 @@ def _query(lake: Lake, sql: str, calendar: pa.Table, params: Mapping[str, object
     con.execute("SET enable_progress_bar = false")
     try:
         for name in INPUT_TABLES:
-            con.register(name, lake.dataset(name))
+            span = (narrow or {}).get(name)
+            table = lake.dataset(name) if span is None else _rows_between(lake, name, *span)
+            con.register(name, table)
         con.register("cal", calendar)
         # ASOF joins against the small calendar: the merge operator, not a loop + arg_min
         con.execute("SET asof_loop_join_threshold = 0")
@@ -185,7 +222,7 @@ def _latest_versions(
     )
     meta = ["known_at", "_ingested_at", "_batch_id"]
     columns = ["security_id", "valid_date", *values, "_deleted", *meta]
-    rows = lake.dataset(name).to_table(columns=columns, filter=wanted)
+    rows = _rows_between(lake, name, start, end).to_table(columns=columns, filter=wanted)
     sessions = _int_column(calendar.column("d").cast(pa.int32()))
     cutoffs = _int_column(calendar.column(cutoff).cast(stamp).cast(pa.int64()))
     days = _int_column(rows.column("valid_date").cast(pa.int32()))
@@ -333,7 +370,9 @@ def load_price_revisions(
     """Every version of the price cells in ``[start, end]`` published after their session's
     cutoff (``sql/pit/price_revisions.sql``), in as-of order."""
     params = {"start": start, "end": end, "known_at": known_at or LATEST}
-    return _query(lake, "pit/price_revisions.sql", _calendar(start, end), params)
+    # the query reads no price row outside [start, end]
+    narrow = {"prices": (start, end)}
+    return _query(lake, "pit/price_revisions.sql", _calendar(start, end), params, narrow)
 
 
 def load_late_facts(
@@ -365,7 +404,12 @@ def load_late_facts(
         ("corporate_actions", last & (pc.field("known_at") <= known)),
         ("sentiment", first & last & (pc.field("known_at") <= known)),
     ):
-        rows = lake.dataset(name).to_table(columns=columns, filter=wanted)
+        # sentiment: only its rows valid in [start, end] (corporate actions: every one by end)
+        if name == "sentiment":
+            source = _rows_between(lake, name, start, end)
+        else:
+            source = lake.dataset(name)
+        rows = source.to_table(columns=columns, filter=wanted)
         days = _int_column(rows.column("valid_date").cast(pa.int32()))
         stamps = _int_column(rows.column("known_at").cast(stamp).cast(pa.int64()))
         s = np.searchsorted(sessions, days, side="left")  # first session on or after

@@ -235,11 +235,19 @@ def session_features(
     if since <= 0:
         frames = _feature_frames(panel, specs)
     else:
-        wanted = panel.dates[since:]
-        frames = {
-            name: compute_feature(spec, panel, dates=wanted).reindex(index=panel.dates)
-            for name, spec in specs.items()
-        }
+        # one window per lookback (the rows compute_feature(..., dates=) would read), so
+        # the features over the same rows share its cache of derived arrays (the market
+        # regression, sector codes, ...) as they do over a whole panel: same rows, same values
+        windows: dict[int, Panel] = {}
+        frames = {}
+        for name, spec in specs.items():
+            window = windows.get(spec.lookback)
+            if window is None:
+                window = windows[spec.lookback] = panel.iloc(
+                    since - spec.lookback, len(panel.dates)
+                )
+            rows = window.dates.get_indexer(panel.dates[since:])
+            frames[name] = compute_feature(spec, window).iloc[rows].reindex(index=panel.dates)
     return history.session_rows(frames, lookbacks, at_session)
 
 

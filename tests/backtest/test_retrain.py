@@ -13,13 +13,16 @@ import signal
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from pipelines.backtest import run_backtest
 from pipelines.backtest.report import write_analysed_report
 from pipelines.backtest.retrain import (
+    ScannedInputs,
     WalkForwardScores,
+    _ascending_days,
     default_workers,
     research_config,
     retrain_days,
@@ -28,6 +31,7 @@ from pipelines.backtest.run import config_hash
 from pipelines.daily.stages import score_source
 from pipelines.errors import ConfigurationError
 from pipelines.lake import Lake
+from pipelines.pit.lake_panel import load_late_facts, load_panel_rows, load_price_revisions
 from pipelines.research import stages
 from pipelines.testing.lakes import perturb_after, simulated_lake
 from pipelines.timeline import ALL_DATES, LATEST, decision_cutoff, trading_calendar
@@ -262,3 +266,36 @@ def test_the_backtest_retrain_is_the_live_retrain_and_scores_as_the_live_stage(
     pd.testing.assert_frame_equal(
         ours[day].reset_index(drop=True), expected.reset_index(drop=True), check_exact=True
     )
+
+
+def test_a_scan_hands_out_a_date_range_of_a_sorted_table_and_the_same_history(
+    market: Path,
+) -> None:
+    lake = Lake(str(market))
+    scanned = ScannedInputs(lake)
+    first, last = dt.date(2024, 1, 2), dt.date(2024, 3, 28)
+    for name in ("prices", "sentiment"):
+        narrowed = scanned.rows_between(name, first, last)
+        assert narrowed is not None, name  # a lake written session by session is in order
+        days = pc.field("valid_date")
+        wanted = (days >= pa.scalar(first, pa.date32())) & (days <= pa.scalar(last, pa.date32()))
+        assert narrowed.to_table().equals(scanned.dataset(name).to_table(filter=wanted))
+    # the readers that take the narrowed rows read what they read from the lake itself
+    known = decision_cutoff(last)
+    assert load_price_revisions(scanned, first, last, known).equals(
+        load_price_revisions(lake, first, last, known)
+    )
+    assert load_late_facts(scanned, first, last, known).equals(
+        load_late_facts(lake, first, last, known)
+    )
+    keys = [("security_id", "ascending"), ("date", "ascending")]
+    assert (
+        load_panel_rows(scanned, first, last, known, view=known, any_version=True)
+        .sort_by(keys)
+        .equals(
+            load_panel_rows(lake, first, last, known, view=known, any_version=True).sort_by(keys)
+        )
+    )
+    # rows out of valid_date order: no range to hand out (the reader filters the whole scan)
+    table = scanned.dataset("prices").to_table()
+    assert _ascending_days(table.take(pa.array(range(table.num_rows - 1, -1, -1)))) is None
