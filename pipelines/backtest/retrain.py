@@ -50,12 +50,14 @@ import json
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -198,13 +200,34 @@ AHEAD = 2
 def default_workers(retrains: int) -> int:
     """Worker processes for a run with ``retrains`` retrains: the setting when given, else
     one when there is something to overlap (two or more retrains) and a second core to
-    overlap it on, and when this process may have children (not a daemonic one)."""
+    overlap it on, when this process may have children (not a daemonic one) and when a
+    spawned child may import its main script (:func:`spawn_safe`)."""
     chosen = get_settings().backtest_retrain_workers
     if chosen is not None:
         return max(int(chosen), 0)
     if retrains < 2 or (os.cpu_count() or 1) < 2:
         return 0
-    return 0 if multiprocessing.current_process().daemon else 1
+    if multiprocessing.current_process().daemon or not spawn_safe():
+        return 0
+    return 1
+
+
+def spawn_safe() -> bool:
+    """Whether a spawned process may import this process's main script: spawn runs it
+    again (as ``__mp_main__``) before the worker starts, so a user's script that calls
+    ``run_backtest`` at its top level, without an ``if __name__ == "__main__":`` guard,
+    would run its whole backtest again inside the worker. No main script (``python -c``,
+    an interactive session) is safe; a script is when its source names ``__main__``."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    path = getattr(spec, "origin", None) or getattr(main, "__file__", None)
+    if not path:
+        return True
+    try:
+        source = Path(path).read_text(errors="replace")
+    except OSError:
+        return False
+    return "__main__" in source
 
 
 @dataclass(frozen=True)
@@ -484,5 +507,6 @@ __all__ = [
     "fit_block",
     "research_config",
     "retrain_days",
+    "spawn_safe",
     "worker_pool",
 ]

@@ -51,3 +51,31 @@ def test_a_worker_exits_when_its_run_is_killed() -> None:
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(worker), f"worker {worker} outlived its killed run"
+
+
+UNGUARDED = """
+from pipelines.backtest.retrain import spawn_safe
+print(spawn_safe())
+"""
+
+
+def test_a_script_without_a_main_guard_gets_no_worker(tmp_path: Path) -> None:
+    """Spawn runs the main script again in the worker: an unguarded script would run its
+    whole backtest twice. Such a script fits in its own process; a guarded one, -c and
+    pytest itself may spawn."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    unguarded = tmp_path / "unguarded.py"
+    unguarded.write_text(UNGUARDED)
+    guarded = tmp_path / "guarded.py"
+    guarded.write_text(UNGUARDED.replace("print(", 'if __name__ == "__main__":\n    print('))
+
+    def run(*args: str) -> str:
+        done = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env)
+        return done.stdout.strip()
+
+    assert run(str(unguarded)) == "False"
+    assert run(str(guarded)) == "True"
+    assert run("-c", UNGUARDED) == "True"
