@@ -388,17 +388,20 @@ def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]
     return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
-def _sorted_by_security(frame: pd.DataFrame) -> bool:
-    """Whether ``frame.sort_values("security_id").reset_index(drop=True)`` would give
-    ``frame``'s rows in its order and a 0..n-1 index (then the sort changes nothing)."""
-    index = frame.index
-    return (
-        isinstance(index, pd.RangeIndex)
-        and index.start == 0
-        and index.step == 1
-        and frame["security_id"].is_monotonic_increasing
-        and frame["security_id"].is_unique
-    )
+_SYNC_FIELDS = ("client_order_id", "portfolio_id", "security_id")
+
+
+def _by_security(orders: pd.DataFrame) -> list[dict[str, Any]]:
+    """``_records`` of ``orders.sort_values("security_id")`` (the order
+    :func:`~.orders.load_orders` gives), for the columns ``sync_orders`` reads. With
+    unique string security ids (a day's orders: one per security) the sort of the rows
+    has one outcome, whichever algorithm makes it: it is done on the records."""
+    records = _records(orders, _SYNC_FIELDS)
+    ids = [r["security_id"] for r in records]
+    if all(type(s) is str for s in ids) and len(set(ids)) == len(ids):
+        records.sort(key=lambda r: r["security_id"])  # code point order, as pandas' is
+        return records
+    return _records(orders.sort_values("security_id"), _SYNC_FIELDS)
 
 
 def _last_prices(frame: pd.DataFrame) -> dict[str, float]:
@@ -696,18 +699,13 @@ def sync_orders(
     with consistent_reads(broker):  # one pass of the paper broker, not one per order
         if orders is None:
             orders = load_orders(lake, portfolio_id, trade_date)
-        elif not _sorted_by_security(orders):  # as load_orders orders them
-            orders = orders.sort_values("security_id").reset_index(drop=True)
+        records = _by_security(orders)
         events = read_day(lake, "order_events", trade_date, portfolio_id)
         sent = at_broker(events)
         now = clock()
         new_events: list[dict[str, Any]] = []
-        # The orders the broker has, in the frame's order (``orders[isin(sent)]``'s rows).
-        asked = [
-            row
-            for row in _records(orders, ("client_order_id", "portfolio_id", "security_id"))
-            if row["client_order_id"] in sent
-        ]
+        # The orders the broker has, by security id (``orders[isin(sent)]``'s rows).
+        asked = [row for row in records if row["client_order_id"] in sent]
         for row in asked:
             state = broker.order_status(str(row["client_order_id"]))
             if state is None:
@@ -718,7 +716,7 @@ def sync_orders(
             n_events = append_records(
                 lake, "order_events", new_events, trade_date, known_at=now, existing=events
             )
-        ours = set(orders["client_order_id"].astype(str))
+        ours = {c if type(c) is str else str(c) for c in (r["client_order_id"] for r in records)}
         fills = broker.fills(portfolio_id, trade_date)
         rows = [
             {

@@ -272,6 +272,26 @@ class CostModel:
         sigma = bar.sigma if bar.sigma is not None and bar.sigma > 0 else self.default_sigma
         adv_shares = bar.adv if bar.adv is not None and bar.adv > 0 else bar.volume
         notional = quantity * price
+        # The optimizer's cost functions (linear_cost_coef, impact_coef, transaction_cost)
+        # of one name trading its whole notional (z = 1), in scalars: the same IEEE
+        # operations in the same order (a maximum keeps a NaN as np.maximum does, the
+        # square root is correctly rounded in both, 1 ** 1.5 is 1), without building
+        # four one-element arrays per fill (see _cost_fraction_arrays, tested equal).
+        a = self.half_spread + 0.0
+        a = a if a != a or a >= 0.0 else 0.0
+        adv_value = max(adv_shares, 0.0) * price
+        adv_value = adv_value if adv_value != adv_value or adv_value >= 1.0 else 1.0
+        b = 1.0 * sigma * math.sqrt(notional / adv_value) * self.impact_c
+        return a + b
+
+    def _cost_fraction_arrays(self, quantity: float, price: float, bar: SessionBar) -> float:
+        """:meth:`cost_fraction` through the optimizer's array functions (the reference
+        the scalar form is tested against)."""
+        if quantity <= 0 or price <= 0:
+            return 0.0
+        sigma = bar.sigma if bar.sigma is not None and bar.sigma > 0 else self.default_sigma
+        adv_shares = bar.adv if bar.adv is not None and bar.adv > 0 else bar.volume
+        notional = quantity * price
         a = linear_cost_coef(np.array([self.half_spread]), 0.0)
         b = impact_coef(np.array([sigma]), np.array([max(adv_shares, 0.0) * price]), notional)
         b = b * self.impact_c
