@@ -165,25 +165,45 @@ class LakePriceSource:
         # matrix, reduced along the rows by the numpy functions the per-security arrays
         # went through (np.nanmean, np.std), so the floats are the same (checked against
         # the per-security computation by tests/execution/test_prices.py).
-        frame = table.select(
-            ["security_id", "valid_date", "open", "high", "low", "close", "volume"]
-        )
-        order = pc.sort_indices(
-            frame, sort_keys=[("security_id", "ascending"), ("valid_date", "ascending")]
-        )
-        frame = frame.take(order)
-        sids = frame.column("security_id").to_numpy(zero_copy_only=False).astype(str)
-        dates = frame.column("valid_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
-        cols = {
-            c: frame.column(c).to_numpy(zero_copy_only=False).astype(float)
-            for c in ("open", "high", "low", "close", "volume")
-        }
-        starts = np.concatenate([[0], np.flatnonzero(sids[1:] != sids[:-1]) + 1]).astype(np.intp)
+        ranked = _security_ranks(table.column("security_id"))
+        if ranked is None:
+            frame = table.select(
+                ["security_id", "valid_date", "open", "high", "low", "close", "volume"]
+            )
+            order = pc.sort_indices(
+                frame, sort_keys=[("security_id", "ascending"), ("valid_date", "ascending")]
+            )
+            frame = frame.take(order)
+            sids = frame.column("security_id").to_numpy(zero_copy_only=False).astype(str)
+            dates = frame.column("valid_date").to_numpy(zero_copy_only=False)
+            dates = dates.astype("datetime64[D]")
+            cols = {
+                c: frame.column(c).to_numpy(zero_copy_only=False).astype(float)
+                for c in ("open", "high", "low", "close", "volume")
+            }
+            starts = np.concatenate([[0], np.flatnonzero(sids[1:] != sids[:-1]) + 1])
+            starts = starts.astype(np.intp)
+            names = sids[starts].tolist()
+        else:
+            # The same row order (security id, then date; the keys are unique, so every
+            # sort agrees) from the ids' ranks in numpy, without the string sort and the
+            # strings' conversion to a numpy array.
+            ids, ranks = ranked
+            order = np.lexsort((dates, ranks))
+            ranks, dates = ranks[order], dates[order]
+            cols = {
+                c: table.column(c).to_numpy(zero_copy_only=False).astype(float)[order]
+                for c in ("open", "high", "low", "close", "volume")
+            }
+            starts = np.concatenate([[0], np.flatnonzero(ranks[1:] != ranks[:-1]) + 1])
+            starts = starts.astype(np.intp)
+            names = ids.take(pa.array(ranks[starts])).to_pylist()
         # Within a security the rows ascend by date: its session rows follow the earlier ones.
         n_before = np.add.reduceat((dates < day).astype(np.intp), starts)
         n_through = np.add.reduceat((dates <= day).astype(np.intp), starts)
         priced = n_through > n_before  # the security has a row on the session
         starts, n_before, n_through = starts[priced], n_before[priced], n_through[priced]
+        names = [n for n, keep in zip(names, priced.tolist(), strict=True) if keep]
         at = starts + n_through - 1  # its last row on the session
         window = np.minimum(n_before, self.lookback + 1)  # rows before the session it uses
         first = starts + n_before - window
@@ -207,7 +227,7 @@ class LakePriceSource:
         volume = _nums(cols["volume"][at], np.zeros(len(at))).tolist()
         closes, advs, sigmas, ks = close.tolist(), adv.tolist(), sigma.tolist(), window.tolist()
         out: dict[str, SessionBar] = {}
-        for i, sid in enumerate(sids[starts].tolist()):
+        for i, sid in enumerate(names):
             out[sid] = SessionBar(
                 open=opens[i],
                 high=highs[i],
@@ -244,6 +264,17 @@ class LakePriceSource:
         not in force before its ex-date, even when the source may see everything."""
         known = self.known_at or dt.datetime.now(dt.UTC)
         return session_of(min(known, dt.datetime.now(dt.UTC)))
+
+
+def _security_ranks(column: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray] | None:
+    """The distinct security ids in ascending (code point) order and each row's index
+    among them; None when the column is not strings without nulls."""
+    if column.null_count or not pa.types.is_string(column.type):
+        return None
+    ids = pc.unique(column)
+    ids = ids.take(pc.sort_indices(ids))
+    ranks = pc.index_in(column, value_set=ids).to_numpy(zero_copy_only=False)
+    return ids, ranks.astype(np.intp)
 
 
 def _nums(values: np.ndarray, default: np.ndarray) -> np.ndarray:

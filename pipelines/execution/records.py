@@ -14,7 +14,7 @@ import hashlib
 import json
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from json.encoder import c_make_encoder, encode_basestring_ascii
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 import pandas as pd
