@@ -180,8 +180,15 @@ def at_broker(events: pd.DataFrame) -> set[str]:
     """Client order ids the broker is known (from our events) to hold."""
     if events.empty:
         return set()
-    mask = events["event_type"].isin(AT_BROKER_EVENTS)
-    return set(events.loc[mask, "client_order_id"].astype(str))
+    # Row by row over the two columns' values (the mask and selection of the frame cost
+    # more than the few thousand comparisons); ``str`` as ``astype(str)`` gives a value.
+    return {
+        c if type(c) is str else str(c)
+        for c, e in zip(
+            events["client_order_id"].tolist(), events["event_type"].tolist(), strict=True
+        )
+        if e in AT_BROKER_EVENTS
+    }
 
 
 def execute_day(
@@ -243,14 +250,20 @@ def execute_day(
             clock=clock,
         )
     orders = report.orders
-    report.rejected_pretrade = orders.loc[
-        orders["status"] == "rejected", "client_order_id"
-    ].tolist()
+    # The rows by status, in the frame's order, from the columns' values (the boolean
+    # selections of the frame cost more than the rows' Python comparisons).
+    statuses = orders["status"].tolist()
+    records = _records(orders, _ORDER_FIELDS)
+    report.rejected_pretrade = [
+        r["client_order_id"] for r, s in zip(records, statuses, strict=True) if s == "rejected"
+    ]
     events = read_day(lake, "order_events", trade_date, portfolio_id)
     done = at_broker(events)
-    accepted = orders[orders["status"] == "accepted"]
-    report.already_at_broker = [c for c in accepted["client_order_id"] if c in done]
-    todo = accepted[~accepted["client_order_id"].isin(done)]
+    accepted = [r for r, s in zip(records, statuses, strict=True) if s == "accepted"]
+    report.already_at_broker = [
+        r["client_order_id"] for r in accepted if r["client_order_id"] in done
+    ]
+    todo = [r for r in accepted if r["client_order_id"] not in done]
     # A resumed run may have sent orders whose ack it never recorded: ask before sending.
     maybe_sent = not report.generated
     buffer: list[dict[str, Any]] = []
@@ -291,7 +304,7 @@ def execute_day(
         read_at = time.monotonic()
         if kill is not None:
             halt(kill)
-        for row in _records(todo, _ORDER_FIELDS):
+        for row in todo:
             order = broker_order(row, trade_date)
             if kill is None and time.monotonic() - read_at >= kill_switch_poll:
                 kill = kill_switch_active(limits, lake)
@@ -373,6 +386,22 @@ def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]
     ``tolist`` per column instead of boxing every cell through ``itertuples``."""
     values = [frame[c].tolist() for c in columns]
     return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+_SYNC_FIELDS = ("client_order_id", "portfolio_id", "security_id")
+
+
+def _by_security(orders: pd.DataFrame) -> list[dict[str, Any]]:
+    """``_records`` of ``orders.sort_values("security_id")`` (the order
+    :func:`~.orders.load_orders` gives), for the columns ``sync_orders`` reads. With
+    unique string security ids (a day's orders: one per security) the sort of the rows
+    has one outcome, whichever algorithm makes it: it is done on the records."""
+    records = _records(orders, _SYNC_FIELDS)
+    ids = [r["security_id"] for r in records]
+    if all(type(s) is str for s in ids) and len(set(ids)) == len(ids):
+        records.sort(key=lambda r: r["security_id"])  # code point order, as pandas' is
+        return records
+    return _records(orders.sort_values("security_id"), _SYNC_FIELDS)
 
 
 def _last_prices(frame: pd.DataFrame) -> dict[str, float]:
@@ -670,14 +699,14 @@ def sync_orders(
     with consistent_reads(broker):  # one pass of the paper broker, not one per order
         if orders is None:
             orders = load_orders(lake, portfolio_id, trade_date)
-        else:  # as load_orders orders them
-            orders = orders.sort_values("security_id").reset_index(drop=True)
+        records = _by_security(orders)
         events = read_day(lake, "order_events", trade_date, portfolio_id)
         sent = at_broker(events)
         now = clock()
         new_events: list[dict[str, Any]] = []
-        asked = orders[orders["client_order_id"].isin(sent)]
-        for row in _records(asked, ("client_order_id", "portfolio_id", "security_id")):
+        # The orders the broker has, by security id (``orders[isin(sent)]``'s rows).
+        asked = [row for row in records if row["client_order_id"] in sent]
+        for row in asked:
             state = broker.order_status(str(row["client_order_id"]))
             if state is None:
                 continue
@@ -687,7 +716,7 @@ def sync_orders(
             n_events = append_records(
                 lake, "order_events", new_events, trade_date, known_at=now, existing=events
             )
-        ours = set(orders["client_order_id"].astype(str))
+        ours = {c if type(c) is str else str(c) for c in (r["client_order_id"] for r in records)}
         fills = broker.fills(portfolio_id, trade_date)
         rows = [
             {

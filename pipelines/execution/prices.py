@@ -165,25 +165,45 @@ class LakePriceSource:
         # matrix, reduced along the rows by the numpy functions the per-security arrays
         # went through (np.nanmean, np.std), so the floats are the same (checked against
         # the per-security computation by tests/execution/test_prices.py).
-        frame = table.select(
-            ["security_id", "valid_date", "open", "high", "low", "close", "volume"]
-        )
-        order = pc.sort_indices(
-            frame, sort_keys=[("security_id", "ascending"), ("valid_date", "ascending")]
-        )
-        frame = frame.take(order)
-        sids = frame.column("security_id").to_numpy(zero_copy_only=False).astype(str)
-        dates = frame.column("valid_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
-        cols = {
-            c: frame.column(c).to_numpy(zero_copy_only=False).astype(float)
-            for c in ("open", "high", "low", "close", "volume")
-        }
-        starts = np.concatenate([[0], np.flatnonzero(sids[1:] != sids[:-1]) + 1]).astype(np.intp)
+        ranked = _security_ranks(table.column("security_id"))
+        if ranked is None:
+            frame = table.select(
+                ["security_id", "valid_date", "open", "high", "low", "close", "volume"]
+            )
+            order = pc.sort_indices(
+                frame, sort_keys=[("security_id", "ascending"), ("valid_date", "ascending")]
+            )
+            frame = frame.take(order)
+            sids = frame.column("security_id").to_numpy(zero_copy_only=False).astype(str)
+            dates = frame.column("valid_date").to_numpy(zero_copy_only=False)
+            dates = dates.astype("datetime64[D]")
+            cols = {
+                c: frame.column(c).to_numpy(zero_copy_only=False).astype(float)
+                for c in ("open", "high", "low", "close", "volume")
+            }
+            starts = np.concatenate([[0], np.flatnonzero(sids[1:] != sids[:-1]) + 1])
+            starts = starts.astype(np.intp)
+            names = sids[starts].tolist()
+        else:
+            # The same row order (security id, then date; the keys are unique, so every
+            # sort agrees) from the ids' ranks in numpy, without the string sort and the
+            # strings' conversion to a numpy array.
+            ids, ranks = ranked
+            order = np.lexsort((dates, ranks))
+            ranks, dates = ranks[order], dates[order]
+            cols = {
+                c: table.column(c).to_numpy(zero_copy_only=False).astype(float)[order]
+                for c in ("open", "high", "low", "close", "volume")
+            }
+            starts = np.concatenate([[0], np.flatnonzero(ranks[1:] != ranks[:-1]) + 1])
+            starts = starts.astype(np.intp)
+            names = ids.take(pa.array(ranks[starts])).to_pylist()
         # Within a security the rows ascend by date: its session rows follow the earlier ones.
         n_before = np.add.reduceat((dates < day).astype(np.intp), starts)
         n_through = np.add.reduceat((dates <= day).astype(np.intp), starts)
         priced = n_through > n_before  # the security has a row on the session
         starts, n_before, n_through = starts[priced], n_before[priced], n_through[priced]
+        names = [n for n, keep in zip(names, priced.tolist(), strict=True) if keep]
         at = starts + n_through - 1  # its last row on the session
         window = np.minimum(n_before, self.lookback + 1)  # rows before the session it uses
         first = starts + n_before - window
@@ -207,7 +227,7 @@ class LakePriceSource:
         volume = _nums(cols["volume"][at], np.zeros(len(at))).tolist()
         closes, advs, sigmas, ks = close.tolist(), adv.tolist(), sigma.tolist(), window.tolist()
         out: dict[str, SessionBar] = {}
-        for i, sid in enumerate(sids[starts].tolist()):
+        for i, sid in enumerate(names):
             out[sid] = SessionBar(
                 open=opens[i],
                 high=highs[i],
@@ -246,6 +266,17 @@ class LakePriceSource:
         return session_of(min(known, dt.datetime.now(dt.UTC)))
 
 
+def _security_ranks(column: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray] | None:
+    """The distinct security ids in ascending (code point) order and each row's index
+    among them; None when the column is not strings without nulls."""
+    if column.null_count or not pa.types.is_string(column.type):
+        return None
+    ids = pc.unique(column)
+    ids = ids.take(pc.sort_indices(ids))
+    ranks = pc.index_in(column, value_set=ids).to_numpy(zero_copy_only=False)
+    return ids, ranks.astype(np.intp)
+
+
 def _nums(values: np.ndarray, default: np.ndarray) -> np.ndarray:
     """``values`` where finite, else ``default`` (elementwise)."""
     return np.where(np.isfinite(values), values, default)
@@ -267,6 +298,26 @@ class CostModel:
 
     def cost_fraction(self, quantity: float, price: float, bar: SessionBar) -> float:
         """Expected cost of executing ``quantity`` shares, as a fraction of its notional."""
+        if quantity <= 0 or price <= 0:
+            return 0.0
+        sigma = bar.sigma if bar.sigma is not None and bar.sigma > 0 else self.default_sigma
+        adv_shares = bar.adv if bar.adv is not None and bar.adv > 0 else bar.volume
+        notional = quantity * price
+        # The optimizer's cost functions (linear_cost_coef, impact_coef, transaction_cost)
+        # of one name trading its whole notional (z = 1), in scalars: the same IEEE
+        # operations in the same order (a maximum keeps a NaN as np.maximum does, the
+        # square root is correctly rounded in both, 1 ** 1.5 is 1), without building
+        # four one-element arrays per fill (see _cost_fraction_arrays, tested equal).
+        a = self.half_spread + 0.0
+        a = a if a != a or a >= 0.0 else 0.0
+        adv_value = max(adv_shares, 0.0) * price
+        adv_value = adv_value if adv_value != adv_value or adv_value >= 1.0 else 1.0
+        b = 1.0 * sigma * math.sqrt(notional / adv_value) * self.impact_c
+        return a + b
+
+    def _cost_fraction_arrays(self, quantity: float, price: float, bar: SessionBar) -> float:
+        """:meth:`cost_fraction` through the optimizer's array functions (the reference
+        the scalar form is tested against)."""
         if quantity <= 0 or price <= 0:
             return 0.0
         sigma = bar.sigma if bar.sigma is not None and bar.sigma > 0 else self.default_sigma

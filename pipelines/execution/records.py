@@ -14,7 +14,7 @@ import hashlib
 import json
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from json.encoder import encode_basestring_ascii
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 import pandas as pd
@@ -43,9 +43,23 @@ def short_hash(*parts: object, n: int = 16) -> str:
 #: building an encoder per call (the audit encodes thousands of details a session).
 _JSON = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))
 
+#: The C encoder ``_JSON.encode`` builds on every call (the same arguments, so the same
+#: bytes), built once. It runs without the circular-reference markers: a failure of any
+#: kind (a circular value among them) is left to ``_JSON.encode``, which raises its own.
+_C_ENCODE: Callable[[Any, int], Sequence[str]] | None = (
+    c_make_encoder(None, str, encode_basestring_ascii, None, ":", ",", True, False, True)
+    if c_make_encoder is not None
+    else None
+)
+
 
 def to_json(value: Any) -> str:
     """Compact, key-sorted JSON (stable bytes for the same content)."""
+    if _C_ENCODE is not None:
+        try:
+            return "".join(_C_ENCODE(value, 0))
+        except Exception:  # re-done by the full encoder, which raises its own error
+            pass
     return _JSON.encode(value)
 
 
@@ -418,7 +432,7 @@ def detail_json(value: Any) -> str:
         )
         if text is not None:
             return text
-    return _JSON.encode(value)
+    return to_json(value)
 
 
 def _check_json(rule: Any, passed: Any, value: Any, limit: Any, reason: Any) -> str | None:

@@ -52,3 +52,48 @@ def test_frame_reasons_are_what_the_frame_gave_back(reasons: list[str | None]) -
 
 def test_missing_text_is_pandas_own() -> None:
     assert execute._missing_text() is execute._missing_text()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pd.DataFrame(
+            {
+                "client_order_id": ["c3", "c1", "c2"],
+                "portfolio_id": ["p"] * 3,
+                "security_id": ["S3", "S1", "S2"],
+            },
+            index=[5, 6, 7],
+        ),
+        pd.DataFrame(
+            {
+                "client_order_id": ["c1", "c2", "c3"],
+                "portfolio_id": ["p"] * 3,
+                "security_id": ["b", "B", "a"],
+            }
+        ),
+        pd.DataFrame(  # not unique strings: the frame's own sort
+            {
+                "client_order_id": ["c1", "c2", "c3", "c4"],
+                "portfolio_id": ["p"] * 4,
+                "security_id": ["S2", None, "S1", "S1"],
+            }
+        ),
+    ],
+)
+def test_by_security_is_the_sorted_frame_records(frame: pd.DataFrame) -> None:
+    fields = ("client_order_id", "portfolio_id", "security_id")
+    want = _records(frame.sort_values("security_id").reset_index(drop=True), fields)
+    assert execute._by_security(frame) == want
+
+
+def test_at_broker_is_the_masked_ids() -> None:
+    events = pd.DataFrame(
+        {
+            "client_order_id": ["a", "b", "c", "d"],
+            "event_type": ["ack", "blocked", "fill", None],
+        }
+    )
+    mask = events["event_type"].isin(execute.AT_BROKER_EVENTS)
+    assert execute.at_broker(events) == set(events.loc[mask, "client_order_id"].astype(str))
+    assert execute.at_broker(events) == {"a", "c"}

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipelines.execution.prices import LakePriceSource, SessionBar
+from pipelines.execution.prices import CostModel, LakePriceSource, SessionBar
 
 pytestmark = pytest.mark.unit
 
@@ -104,3 +104,47 @@ def test_no_bars_before_the_session_is_published() -> None:
     table = _table()
     source = LakePriceSource(FakePrices(table))  # type: ignore[arg-type]
     assert source.session_all(DAY + dt.timedelta(days=1)) == {}
+
+
+def _same(a: float, b: float) -> bool:
+    return (a != a and b != b) or a == b
+
+
+def test_scalar_cost_fraction_equals_the_array_functions() -> None:
+    """The scalar cost (one fill's) is, bit for bit, what the optimizer's array cost
+    functions give: random bars and models, and the edge values (no σ/ADV, NaN and
+    infinite inputs, zero and negative spreads, ADV under the floor)."""
+    rng = np.random.default_rng(7)
+    specials = [None, 0.0, -1.0, math.nan, math.inf, 1e-300, 0.5, 1e308]
+    models = [CostModel(), CostModel(half_spread=-0.0, impact_c=0.3), CostModel(half_spread=0.0)]
+    models.append(CostModel(half_spread=math.nan, impact_c=2.0, default_sigma=0.05))
+    checked = 0
+    for _ in range(3000):
+        model = models[int(rng.integers(len(models)))]
+
+        def pick(scale: float) -> Any:
+            if rng.random() < 0.2:
+                return specials[int(rng.integers(len(specials)))]
+            return float(rng.lognormal(0.0, 2.0) * scale)
+
+        volume = pick(1e5)
+        bar = SessionBar(
+            open=10.0,
+            high=11.0,
+            low=9.0,
+            close=10.5,
+            volume=0.0 if volume is None else volume,
+            adv=pick(1e5),
+            sigma=pick(0.02),
+        )
+        qty = pick(1e3)
+        price = pick(50.0)
+        qty = 0.0 if qty is None else qty
+        price = 1.0 if price is None else price
+        with np.errstate(all="ignore"):
+            want = model._cost_fraction_arrays(qty, price, bar)
+        got = model.cost_fraction(qty, price, bar)
+        assert type(got) is float
+        assert _same(got, want), (model, bar, qty, price, got, want)
+        checked += 1
+    assert checked == 3000

@@ -368,3 +368,29 @@ def test_write_audits_of_check_records_is_their_pretrade_events() -> None:
     assert [(b, t.to_pylist()) for _, b, t in new.writes] == [
         (b, t.to_pylist()) for _, b, t in old.writes
     ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"b": 1.5, "a": [1, 2, None], "c": {"z": True, "y": "é\n"}},
+        {"fill_id": "P1-1", "side": "buy", "quantity": 3.0, "price": float("nan")},
+        {"x": float("inf"), "y": -float("inf"), "d": dt.date(2024, 1, 2)},
+        {3: "int keys", 1: None, 2.5: False},
+        "text",
+        1.25,
+        [{"k": dt.datetime(2024, 1, 2, tzinfo=dt.UTC)}],
+    ],
+)
+def test_to_json_is_the_encoder_output(value: Any) -> None:
+    want = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    assert records.to_json(value) == want
+    assert records.detail_json(value) == want
+
+
+def test_to_json_of_a_circular_value_raises_as_json_does() -> None:
+    loop: dict[str, Any] = {"a": 1}
+    loop["self"] = loop
+    with pytest.raises(ValueError, match="Circular reference"):
+        records.to_json(loop)
+    assert records.to_json({"a": 1}) == '{"a":1}'  # the encoder is still sound afterwards
