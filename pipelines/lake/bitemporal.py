@@ -180,15 +180,30 @@ _SQL_SCHEMAS: dict[tuple[str, bytes], pa.Schema] = {}
 _ORDERED_TYPES = (pa.types.is_string, pa.types.is_integer, pa.types.is_date)
 
 
+#: Per table: the candidate schemas last asked for with their SQL schema, compared with
+#: ``equals`` (a serialization of the schema at every read cost more than the rest of
+#: a small read's resolution).
+_SQL_RECENT: dict[str, list[tuple[pa.Schema, pa.Schema]]] = {}
+_SQL_RECENT_MAX = 16
+
+
 def _sql_schema(spec: TableSpec, candidates: pa.Table) -> pa.Schema:
     """The schema :func:`_resolve_sql` gives for candidates of this schema (asked once)."""
-    key = (spec.name, candidates.schema.serialize().to_pybytes())
+    given = candidates.schema
+    recent = _SQL_RECENT.setdefault(spec.name, [])
+    for seen, answer in recent:
+        if given.equals(seen, check_metadata=True):
+            return answer
+    key = (spec.name, given.serialize().to_pybytes())
     schema = _SQL_SCHEMAS.get(key)
     if schema is None:
-        empty = candidates.schema.empty_table()
+        empty = given.empty_table()
         schema = _SQL_SCHEMAS[key] = _resolve_sql(
             spec, empty, ValidRange(dt.date.min, dt.date.min)
         ).schema
+    if len(recent) >= _SQL_RECENT_MAX:
+        recent.pop(0)
+    recent.append((given, schema))
     return schema
 
 
