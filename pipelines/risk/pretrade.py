@@ -279,6 +279,16 @@ class PreTradeResult:
                 )
         return out
 
+    def rows(self) -> list[tuple[str, str, str, str, bool, float, float, str]]:
+        """The audit rows without the timestamp, as tuples (``client_order_id``,
+        ``portfolio_id``, ``security_id``, ``rule``, ``passed``, ``value``, ``limit``,
+        ``reason``), in check order: :attr:`records` without a dict per check."""
+        return [
+            (o.client_order_id, o.portfolio_id, o.security_id, *check)
+            for o, checks in zip(self.orders, self.checks, strict=True)
+            for check in checks
+        ]
+
     @functools.cached_property
     def audit(self) -> pd.DataFrame:
         """The audit rows as a frame (built on first use: execution reads the records):

@@ -298,4 +298,5 @@ def test_audit_frame_and_records_are_the_same_rows(limits: RiskLimits, book: Boo
         expected = pd.DataFrame(res.records, columns=list(AUDIT_COLUMNS))
         pd.testing.assert_frame_equal(res.audit, expected, check_exact=True)
         assert all(type(r["value"]) is float and type(r["limit"]) is float for r in res.records)
+        assert res.rows() == [tuple(r[c] for c in AUDIT_COLUMNS[1:]) for r in res.records]
         assert sum(not r["passed"] for r in res.records) == sum(len(b) for _, b in res.rejected)
