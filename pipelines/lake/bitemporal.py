@@ -84,7 +84,31 @@ def scan_columns(spec: TableSpec, columns: list[str] | None) -> list[str] | None
     if columns is None:
         return None
     needed = {*spec.key, "valid_date", "known_at", "_ingested_at", "_batch_id", "_deleted"}
-    return [c for c in spec.arrow_schema().names if c in needed or c in columns]
+    return [c for c in _stored_names(spec) if c in needed or c in columns]
+
+
+#: The stored column names per table spec (kept alive here, so its id is not reused).
+_NAMES: dict[int, tuple[TableSpec, list[str]]] = {}
+
+
+def _stored_names(spec: TableSpec) -> list[str]:
+    hit = _NAMES.get(id(spec))
+    if hit is None or hit[0] is not spec:
+        hit = _NAMES[id(spec)] = (spec, spec.arrow_schema().names)
+    return hit[1]
+
+
+def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table.cast(schema)``: each column cast to its field's type, the table given
+    ``schema`` — without a cast call for a column already of that type (a cast to the
+    same type gives the column itself)."""
+    if table.schema.names != schema.names:
+        return table.cast(schema)
+    columns = [
+        col if col.type == fld.type else col.cast(fld.type)
+        for col, fld in zip(table.columns, schema, strict=True)
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 _CON: duckdb.DuckDBPyConnection | None = None
@@ -156,15 +180,30 @@ _SQL_SCHEMAS: dict[tuple[str, bytes], pa.Schema] = {}
 _ORDERED_TYPES = (pa.types.is_string, pa.types.is_integer, pa.types.is_date)
 
 
+#: Per table: the candidate schemas last asked for with their SQL schema, compared with
+#: ``equals`` (a serialization of the schema at every read cost more than the rest of
+#: a small read's resolution).
+_SQL_RECENT: dict[str, list[tuple[pa.Schema, pa.Schema]]] = {}
+_SQL_RECENT_MAX = 16
+
+
 def _sql_schema(spec: TableSpec, candidates: pa.Table) -> pa.Schema:
     """The schema :func:`_resolve_sql` gives for candidates of this schema (asked once)."""
-    key = (spec.name, candidates.schema.serialize().to_pybytes())
+    given = candidates.schema
+    recent = _SQL_RECENT.setdefault(spec.name, [])
+    for seen, answer in recent:
+        if given.equals(seen, check_metadata=True):
+            return answer
+    key = (spec.name, given.serialize().to_pybytes())
     schema = _SQL_SCHEMAS.get(key)
     if schema is None:
-        empty = candidates.schema.empty_table()
+        empty = given.empty_table()
         schema = _SQL_SCHEMAS[key] = _resolve_sql(
             spec, empty, ValidRange(dt.date.min, dt.date.min)
         ).schema
+    if len(recent) >= _SQL_RECENT_MAX:
+        recent.pop(0)
+    recent.append((given, schema))
     return schema
 
 
@@ -287,4 +326,4 @@ def _resolve_unique(spec: TableSpec, candidates: pa.Table, rng: ValidRange) -> p
         rows = rows.filter(pc.invert(rows.column("_deleted")))
     schema = _sql_schema(spec, candidates)
     drop = [c for c in (PARTITION_COLUMN,) if c in rows.column_names]
-    return rows.drop_columns(drop).cast(schema)
+    return cast_table(rows.drop_columns(drop), schema)

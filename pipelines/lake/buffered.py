@@ -280,7 +280,7 @@ class BufferedStore:
                 extra = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
                 extra = _select_rows(extra, spec, known_at, rng, filter, True)
                 if extra.num_rows:
-                    extra = extra.select(data.schema.names).cast(data.schema)
+                    extra = bitemporal.cast_table(extra.select(data.schema.names), data.schema)
                     data = pa.concat_tables([data, extra]) if data.num_rows else extra
         if not data.num_rows:
             # No candidates: the answer is the empty table of the resolution's schema,

@@ -88,6 +88,46 @@ def _cast_column(
         raise  # unreachable: _first_uncastable always raises
 
 
+def _columns(data: FrameLike) -> pa.Table:
+    """:func:`to_arrow`, for a frame of uniquely named string columns converted column by
+    column as ``pa.Table.from_pandas`` converts them (``pa.array(column, from_pandas=True)``)
+    without the pandas metadata it builds and :func:`conform` drops (most of its cost
+    on the small frames the daily stages write)."""
+    if isinstance(data, pd.DataFrame):
+        names = list(data.columns)
+        if (
+            names
+            and all(type(c) is str for c in names)
+            and len(set(names)) == len(names)
+            and not any(isinstance(t, pd.SparseDtype) for t in data.dtypes)
+        ):
+            try:
+                arrays = [pa.array(col, from_pandas=True, safe=True) for _, col in data.items()]
+                return pa.Table.from_arrays(arrays, names=names)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                pass  # to_arrow raises it with the column named
+    return to_arrow(data)
+
+
+#: Per table spec (kept alive here, so its id is not reused): its input fields, their
+#: names, the conformed schema and, per field, whether a null in it is refused.
+_PLANS: dict[int, tuple[TableSpec, tuple[pa.Field, ...], set[str], pa.Schema, list[bool]]] = {}
+
+
+def _plan(spec: TableSpec) -> tuple[tuple[pa.Field, ...], set[str], pa.Schema, list[bool]]:
+    hit = _PLANS.get(id(spec))
+    if hit is None or hit[0] is not spec:
+        fields = spec.input_fields
+        hit = _PLANS[id(spec)] = (
+            spec,
+            fields,
+            {f.name for f in fields},
+            pa.schema(list(fields)),
+            [not f.nullable or f.name in spec.key for f in fields],
+        )
+    return hit[1], hit[2], hit[3], hit[4]
+
+
 def conform(
     spec: TableSpec,
     data: FrameLike,
@@ -102,7 +142,7 @@ def conform(
     for: a missing or unexpected column, a value that cannot be converted to the declared
     type, a naive timestamp, or a null in a key or non-nullable column.
     """
-    tbl = to_arrow(data)
+    tbl = _columns(data)
     n = tbl.num_rows
     fills: dict[str, Any] = {}
     if known_at is not None:
@@ -112,30 +152,33 @@ def conform(
     if valid_date is not None:
         fills["valid_date"] = pa.scalar(valid_date, pa.date32())
 
-    expected = {f.name for f in spec.input_fields}
-    extra = [c for c in tbl.column_names if c not in expected]
+    fields, expected, schema, refuse_nulls = _plan(spec)
+    present = tbl.column_names
+    extra = [c for c in present if c not in expected]
     if extra:
         raise LakeSchemaError(
             spec.name, extra[0], f"unexpected column (declared: {', '.join(sorted(expected))})"
         )
 
+    present_set = set(present)
     arrays: list[pa.ChunkedArray] = []
-    for fld in spec.input_fields:
-        if fld.name in tbl.column_names:
-            col = tbl.column(fld.name)
-        elif fld.name in fills:
+    for fld, no_nulls in zip(fields, refuse_nulls, strict=True):
+        name = fld.name
+        if name in present_set:
+            col = tbl.column(name)
+        elif name in fills:
             col = (
-                pa.chunked_array([pa.repeat(fills[fld.name], n)])
+                pa.chunked_array([pa.repeat(fills[name], n)])
                 if n
-                else pa.chunked_array([], type=fills[fld.name].type)
+                else pa.chunked_array([], type=fills[name].type)
             )
         else:
-            raise LakeSchemaError(spec.name, fld.name, "missing column")
-        col = _cast_column(spec.name, fld.name, col, fld.type)
-        if (not fld.nullable or fld.name in spec.key) and col.null_count:
+            raise LakeSchemaError(spec.name, name, "missing column")
+        col = _cast_column(spec.name, name, col, fld.type)
+        if no_nulls and col.null_count:
             bad = _first_index(pc.is_null(col))
             if bad is not None:
-                kind = "key" if fld.name in spec.key else "non-nullable"
-                raise LakeSchemaError(spec.name, fld.name, f"null in {kind} column", bad)
+                kind = "key" if name in spec.key else "non-nullable"
+                raise LakeSchemaError(spec.name, name, f"null in {kind} column", bad)
         arrays.append(col)
-    return pa.Table.from_arrays(arrays, schema=pa.schema(list(spec.input_fields)))
+    return pa.Table.from_arrays(arrays, schema=schema)

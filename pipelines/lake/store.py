@@ -80,6 +80,18 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+#: Per table spec (kept alive here, so its id is not reused): the conformed input schema
+#: and the stored schema (:meth:`TableSpec.arrow_schema` builds a new one at every call).
+_SCHEMAS: dict[int, tuple[TableSpec, pa.Schema, pa.Schema]] = {}
+
+
+def _schemas(spec: TableSpec) -> tuple[pa.Schema, pa.Schema]:
+    hit = _SCHEMAS.get(id(spec))
+    if hit is None or hit[0] is not spec:
+        hit = _SCHEMAS[id(spec)] = (spec, pa.schema(list(spec.input_fields)), spec.arrow_schema())
+    return hit[1], hit[2]
+
+
 def with_system_columns(
     spec: TableSpec, tbl: pa.Table, batch_ids: pa.ChunkedArray, deleted: bool
 ) -> pa.Table:
@@ -93,9 +105,16 @@ def with_system_columns(
     }
     if spec.partitioned:
         extra[PARTITION_COLUMN] = pc.cast(pc.year(tbl.column("valid_date")), pa.int32())
-    for col_name, arr in extra.items():
-        tbl = tbl.append_column(col_name, arr)
-    tbl = tbl.select(spec.arrow_schema().names).cast(spec.arrow_schema())
+    conformed, stored = _schemas(spec)
+    if tbl.schema.equals(conformed, check_metadata=True):
+        # The stored schema is the conformed one followed by the system columns (and the
+        # partition column) in this order, of these types: the table is assembled as
+        # the select-and-cast below gives it, without casting every column to itself.
+        tbl = pa.Table.from_arrays([*tbl.columns, *extra.values()], schema=stored)
+    else:
+        for col_name, arr in extra.items():
+            tbl = tbl.append_column(col_name, arr)
+        tbl = tbl.select(stored.names).cast(stored)
     return _sorted_by_valid_time(spec, tbl)
 
 

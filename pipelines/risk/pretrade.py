@@ -235,19 +235,91 @@ class Breach:
     reason: str
 
 
+#: One check's verdict as :func:`check_orders` keeps it: rule, passed, value, limit and
+#: reason ("" when passed); the audit row adds the batch's timestamp and the order's ids.
+Check = tuple[str, bool, float, float, str]
+
+
 @dataclass(frozen=True)
 class PreTradeResult:
     """The verdict on a batch: accepted and rejected orders, and one audit row per check
-    (``records``: dicts with the :data:`AUDIT_COLUMNS`, in check order)."""
+    (``records``: dicts with the :data:`AUDIT_COLUMNS`, in check order).
+
+    ``checks`` holds each order's checks (aligned with ``orders``, the batch in sequence),
+    stamped ``timestamp``; ``records`` and ``audit`` are built from them on first use (a
+    preview reads only the frame, execution only the records)."""
 
     accepted: list[Order]
     rejected: list[tuple[Order, list[Breach]]]
-    records: list[dict[str, object]]
+    orders: list[Order] = field(repr=False)
+    checks: list[list[Check]] = field(repr=False)
+    timestamp: datetime
+
+    @functools.cached_property
+    def records(self) -> list[dict[str, object]]:
+        """The audit rows, one dict per check, in check order."""
+        ts = self.timestamp
+        out: list[dict[str, object]] = []
+        append = out.append
+        for o, checks in zip(self.orders, self.checks, strict=True):
+            cid, pid, sid = o.client_order_id, o.portfolio_id, o.security_id
+            for rule, passed, value, limit, reason in checks:
+                append(
+                    {
+                        "timestamp": ts,
+                        "client_order_id": cid,
+                        "portfolio_id": pid,
+                        "security_id": sid,
+                        "rule": rule,
+                        "passed": passed,
+                        "value": value,
+                        "limit": limit,
+                        "reason": reason,
+                    }
+                )
+        return out
+
+    def rows(self) -> list[tuple[str, str, str, str, bool, float, float, str]]:
+        """The audit rows without the timestamp, as tuples (``client_order_id``,
+        ``portfolio_id``, ``security_id``, ``rule``, ``passed``, ``value``, ``limit``,
+        ``reason``), in check order: :attr:`records` without a dict per check."""
+        return [
+            (o.client_order_id, o.portfolio_id, o.security_id, *check)
+            for o, checks in zip(self.orders, self.checks, strict=True)
+            for check in checks
+        ]
 
     @functools.cached_property
     def audit(self) -> pd.DataFrame:
-        """The audit rows as a frame (built on first use: execution reads the records)."""
-        return pd.DataFrame(self.records, columns=list(AUDIT_COLUMNS))
+        """The audit rows as a frame (built on first use: execution reads the records):
+        ``pd.DataFrame(records, columns=AUDIT_COLUMNS)``, built from columns."""
+        n = sum(len(c) for c in self.checks)
+        if not n:
+            return pd.DataFrame(self.records, columns=list(AUDIT_COLUMNS))
+        cids: list[str] = []
+        pids: list[str] = []
+        sids: list[str] = []
+        for o, checks in zip(self.orders, self.checks, strict=True):
+            k = len(checks)
+            cids += [o.client_order_id] * k
+            pids += [o.portfolio_id] * k
+            sids += [o.security_id] * k
+        flat = [c for checks in self.checks for c in checks]
+        rules, passed, values, limits, reasons = (list(x) for x in zip(*flat, strict=True))
+        return pd.DataFrame(
+            {
+                "timestamp": [self.timestamp] * n,
+                "client_order_id": cids,
+                "portfolio_id": pids,
+                "security_id": sids,
+                "rule": rules,
+                "passed": passed,
+                "value": values,
+                "limit": limits,
+                "reason": reasons,
+            },
+            columns=list(AUDIT_COLUMNS),
+        )
 
     def rejected_rules(self, client_order_id: str) -> list[str]:
         for o, b in self.rejected:
@@ -371,13 +443,27 @@ class _Book:
         new = old + delta
         self.notional[sid] = new
         self.gross += (abs(new) - abs(old)) / self.nav
-        # Each kind's change, the same for every node of the chain: computed once.
+        # Each kind's change (_exposure(kind, new) − _exposure(kind, old), inlined), the
+        # same for every node of the chain: computed once.
         w_new, w_old = new / self.nav, old / self.nav
-        change = {kind: _exposure(kind, w_new) - _exposure(kind, w_old) for kind in KINDS}
+        v_new, v_old = -w_new, -w_old
+        gross = abs(w_new) - abs(w_old)
+        net = w_new - w_old
+        long = (w_new if (w_new > 0.0 or w_new != w_new) else 0.0) - (
+            w_old if (w_old > 0.0 or w_old != w_old) else 0.0
+        )
+        short = (v_new if (v_new > 0.0 or v_new != v_new) else 0.0) - (
+            v_old if (v_old > 0.0 or v_old != v_old) else 0.0
+        )
+        sums_of = self.sums
         for name, _, _ in self.chain(sid):
-            sums = self.sums.setdefault(name, dict.fromkeys(KINDS, 0.0))
-            for kind in sums:
-                sums[kind] += change[kind]
+            sums = sums_of.get(name)
+            if sums is None:
+                sums = sums_of[name] = dict.fromkeys(KINDS, 0.0)
+            sums["gross"] += gross
+            sums["net"] += net
+            sums["long"] += long
+            sums["short"] += short
 
 
 def _exposure(kind: str, w: float) -> float:
@@ -432,191 +518,198 @@ def check_orders(
     restricted = set(limits.restricted) | set(book.restricted)
     loss_hit = book.daily_pnl <= -limits.daily_loss_limit_pct * book.nav
     seq = list(orders)
-    rows: dict[int, list[dict[str, object]]] = {i: [] for i in range(len(seq))}
-    breaches: dict[int, list[Breach]] = {i: [] for i in range(len(seq))}
+    # Each order's checks (rule, passed, value, limit, reason) and breaches; the audit
+    # rows are built from them only when asked for (PreTradeResult).
+    checks: list[list[Check]] = [[] for _ in seq]
+    breaches: list[list[Breach]] = [[] for _ in seq]
 
-    def record(at: int, rule: str, passed: bool, value: float, limit: float, reason: str) -> None:
-        o = seq[at]
-        rows[at].append(
-            {
-                "timestamp": ts,
-                "client_order_id": o.client_order_id,
-                "portfolio_id": o.portfolio_id,
-                "security_id": o.security_id,
-                "rule": rule,
-                "passed": passed,
-                "value": float(value),
-                "limit": float(limit),
-                "reason": "" if passed else reason,
-            }
-        )
-        if not passed:
-            breaches[at].append(Breach(rule, reason))
+    # The limits as the audit rows carry them (float(): an int limit records as a float).
+    max_notional, max_shares = limits.max_order_notional, limits.max_order_shares
+    max_adv, collar = limits.max_adv_pct, limits.price_collar_pct
+    f_notional, f_shares = float(max_notional), float(max_shares)
+    f_adv, f_collar = float(max_adv), float(collar)
+    kill_check: Check = ("kill_switch", kill is None, float(kill is not None), 0.0, "")
+    if kill is not None:
+        kill_check = ("kill_switch", False, 1.0, 0.0, kill)
+    sectors = running.sectors
 
     # Order rules, each order alone; the orders passing them enter the batch's book.
     valid_at: list[int] = []
     in_book: set[int] = set()
     for at, order in enumerate(seq):
-        record(at, "kill_switch", kill is None, float(kill is not None), 0.0, kill or "")
+        mine = checks[at]
+        failed = breaches[at]
+        mine.append(kill_check)
+        if kill is not None:
+            failed.append(Breach("kill_switch", kill))
+        quantity, ref, limit_price = order.quantity, order.reference_price, order.limit_price
         valid = (
             order.side in ("buy", "sell")
-            and math.isfinite(order.quantity)
-            and order.quantity > 0
-            and math.isfinite(order.reference_price)
-            and order.reference_price > 0
-            and (order.limit_price is None or order.limit_price > 0)
+            and math.isfinite(quantity)
+            and quantity > 0
+            and math.isfinite(ref)
+            and ref > 0
+            and (limit_price is None or limit_price > 0)
         )
         # A passed check's reason is never read: each is formatted only on a breach.
-        record(
-            at,
-            "valid_order",
-            valid,
-            order.quantity,
-            0.0,
-            ""
-            if valid
-            else f"invalid order: side={order.side} qty={order.quantity} "
-            f"ref={order.reference_price} limit={order.limit_price}",
-        )
-        if not valid:
+        if valid:
+            mine.append(("valid_order", True, float(quantity), 0.0, ""))
+        else:
+            reason = (
+                f"invalid order: side={order.side} qty={quantity} ref={ref} limit={limit_price}"
+            )
+            mine.append(("valid_order", False, float(quantity), 0.0, reason))
+            failed.append(Breach("valid_order", reason))
             continue
         valid_at.append(at)
-        is_restricted = order.security_id in restricted
-        record(
-            at,
-            "restricted_list",
-            not is_restricted,
-            float(is_restricted),
-            0.0,
-            f"{order.security_id} is on the restricted list" if is_restricted else "",
-        )
-        notional = order.notional
-        ok = notional <= limits.max_order_notional
-        record(
-            at,
-            "max_order_notional",
-            ok,
-            notional,
-            limits.max_order_notional,
-            ""
-            if ok
-            else f"order notional {notional:,.0f} exceeds {limits.max_order_notional:,.0f}",
-        )
-        ok = order.quantity <= limits.max_order_shares
-        record(
-            at,
-            "max_order_shares",
-            ok,
-            order.quantity,
-            limits.max_order_shares,
-            ""
-            if ok
-            else f"order quantity {order.quantity:,.0f} exceeds "
-            f"{limits.max_order_shares:,.0f} shares",
-        )
-        adv_pct = order.quantity / order.adv if order.adv > 0 else math.inf
-        ok = adv_pct <= limits.max_adv_pct
-        record(
-            at,
-            "max_adv_pct",
-            ok,
-            adv_pct,
-            limits.max_adv_pct,
-            ""
-            if ok
-            else f"order is {adv_pct:.1%} of ADV ({order.adv:,.0f} sh), "
-            f"limit {limits.max_adv_pct:.1%}",
-        )
-        close = order.last_close if order.last_close is not None else order.reference_price
-        dev = abs(order.price / close - 1.0) if close > 0 else math.inf
-        ok = dev <= limits.price_collar_pct
-        record(
-            at,
-            "price_collar",
-            ok,
-            dev,
-            limits.price_collar_pct,
-            ""
-            if ok
-            else f"price {order.price:.4f} is {dev:.1%} from last close {close:.4f} "
-            f"(collar {limits.price_collar_pct:.1%})",
-        )
+        sid = order.security_id
+        if sid in restricted:
+            reason = f"{sid} is on the restricted list"
+            mine.append(("restricted_list", False, 1.0, 0.0, reason))
+            failed.append(Breach("restricted_list", reason))
+        else:
+            mine.append(("restricted_list", True, 0.0, 0.0, ""))
+        price = limit_price if limit_price is not None else ref  # Order.price
+        notional = abs(quantity) * price  # Order.notional
+        if notional <= max_notional:
+            mine.append(("max_order_notional", True, float(notional), f_notional, ""))
+        else:
+            reason = f"order notional {notional:,.0f} exceeds {max_notional:,.0f}"
+            mine.append(("max_order_notional", False, float(notional), f_notional, reason))
+            failed.append(Breach("max_order_notional", reason))
+        if quantity <= max_shares:
+            mine.append(("max_order_shares", True, float(quantity), f_shares, ""))
+        else:
+            reason = f"order quantity {quantity:,.0f} exceeds {max_shares:,.0f} shares"
+            mine.append(("max_order_shares", False, float(quantity), f_shares, reason))
+            failed.append(Breach("max_order_shares", reason))
+        adv = order.adv
+        adv_pct = quantity / adv if adv > 0 else math.inf
+        if adv_pct <= max_adv:
+            mine.append(("max_adv_pct", True, float(adv_pct), f_adv, ""))
+        else:
+            reason = f"order is {adv_pct:.1%} of ADV ({adv:,.0f} sh), limit {max_adv:.1%}"
+            mine.append(("max_adv_pct", False, float(adv_pct), f_adv, reason))
+            failed.append(Breach("max_adv_pct", reason))
+        close = order.last_close if order.last_close is not None else ref
+        dev = abs(price / close - 1.0) if close > 0 else math.inf
+        if dev <= collar:
+            mine.append(("price_collar", True, float(dev), f_collar, ""))
+        else:
+            reason = (
+                f"price {price:.4f} is {dev:.1%} from last close {close:.4f} (collar {collar:.1%})"
+            )
+            mine.append(("price_collar", False, float(dev), f_collar, reason))
+            failed.append(Breach("price_collar", reason))
         if order.sector is not None:
-            running.sectors.setdefault(order.security_id, order.sector)
-        if not breaches[at]:
+            sectors.setdefault(sid, order.sector)
+        if not failed:
             in_book.add(at)
-            running.move(order.security_id, order.signed_quantity * order.price)
+            running.move(sid, order.signed_quantity * price)
 
     def shrinks(at: int) -> bool:
         o = seq[at]
         held = float(book.positions.get(o.security_id, 0.0))
         return abs(held + o.signed_quantity) < abs(held)
 
-    # Each node's bounded kinds with their bounds and rule name, per (node limits, level):
-    # functions of the frozen limits that every order asks again for every node it meets.
-    bounds_of: dict[tuple[int, str], list[tuple[str, float, float, str]]] = {}
+    # Each node's bounded kinds with their bounds, rule name and the bound as recorded,
+    # per (node limits, level): functions of the frozen limits that every order asks
+    # again for every node it meets.
+    bounds_of: dict[tuple[int, str], list[tuple[str, float, float, str, float, float]]] = {}
 
-    def bounds(level: str, lim: NodeLimits) -> list[tuple[str, float, float, str]]:
+    def bounds(level: str, lim: NodeLimits) -> list[tuple[str, float, float, str, float, float]]:
         key = (id(lim), level)  # the tree holds `lim` for the whole batch
         found = bounds_of.get(key)
         if found is None:
-            found = bounds_of[key] = [
-                (kind, lim.lower(kind), lim.upper(kind), rule_name(level, kind))
-                for kind in KINDS
-                if lim.bounded(kind)
-            ]
+            found = bounds_of[key] = []
+            for kind in KINDS:
+                if lim.bounded(kind):
+                    lo, hi = lim.lower(kind), lim.upper(kind)
+                    found.append((kind, lo, hi, rule_name(level, kind), float(lo), float(hi)))
         return found
+
+    # Every bound an order of a security meets, in check order: (node, is the security's
+    # own node, kind, lo, hi, rule, lo and hi as recorded). The chains are fixed once
+    # the order rules have set the batch's sectors.
+    node_checks: dict[str, list[tuple[str, bool, str, float, float, str, float, float]]] = {}
+    sums_of = running.sums
+    nav = running.nav
+    notional_of = running.notional
+    # The daily loss rule's value, limit and reason: the same for every order of the
+    # batch (computed only when an order reaches the book rules, as they always were).
+    loss_value, loss_limit, loss_reason = 0.0, 0.0, ""
+    if valid_at:
+        loss_value = float(book.daily_pnl / book.nav)
+        loss_limit = float(-limits.daily_loss_limit_pct)
+        loss_reason = (
+            f"daily loss {book.daily_pnl:,.0f} breached −{limits.daily_loss_limit_pct:.1%} "
+            "of NAV; only risk-reducing orders allowed"
+        )
+    no_sums: dict[str, float] = {}
 
     # Book rules, last order first (position-shrinking orders judged after the others).
     for at in sorted(valid_at, key=lambda i: (not shrinks(i), i), reverse=True):
         order = seq[at]
+        mine = checks[at]
+        failed = breaches[at]
         sid = order.security_id
         delta = order.signed_quantity * order.price
-        now_n = running.notional.get(sid, 0.0)
-        with_n, without_n = (now_n, now_n - delta) if at in in_book else (now_n + delta, now_n)
-        w_with, w_without = with_n / running.nav, without_n / running.nav
-        # The order's own exposures with and without it, per kind (the same at every node).
-        e_with = {kind: _exposure(kind, w_with) for kind in KINDS}
-        e_without = {kind: _exposure(kind, w_without) for kind in KINDS}
-        for name, level, lim in running.chain(sid):
-            for kind, lo, hi, rule in bounds(level, lim):
+        now_n = notional_of.get(sid, 0.0)
+        booked = at in in_book
+        with_n, without_n = (now_n, now_n - delta) if booked else (now_n + delta, now_n)
+        w_with, w_without = with_n / nav, without_n / nav
+        # The order's own exposures with and without it, per kind (the same at every
+        # node): _exposure() of each kind, inlined.
+        v_with, v_without = -w_with, -w_without
+        e_with = {
+            "gross": abs(w_with),
+            "net": w_with,
+            "long": w_with if (w_with > 0.0 or w_with != w_with) else 0.0,
+            "short": v_with if (v_with > 0.0 or v_with != v_with) else 0.0,
+        }
+        e_without = {
+            "gross": abs(w_without),
+            "net": w_without,
+            "long": w_without if (w_without > 0.0 or w_without != w_without) else 0.0,
+            "short": v_without if (v_without > 0.0 or v_without != v_without) else 0.0,
+        }
+        meets = node_checks.get(sid)
+        if meets is None:
+            meets = node_checks[sid] = [
+                (name, level == "security", kind, lo, hi, rule, f_lo, f_hi)
+                for name, level, lim in running.chain(sid)
+                for kind, lo, hi, rule, f_lo, f_hi in bounds(level, lim)
+            ]
+        for name, own, kind, lo, hi, rule, f_lo, f_hi in meets:
+            if own:
+                v1, v0 = e_with[kind], e_without[kind]
+            else:
                 change = e_with[kind] - e_without[kind]
-                if level == "security":
-                    v1, v0 = e_with[kind], e_without[kind]
-                else:
-                    base = running.node_sum(name, kind)
-                    v1, v0 = (base, base - change) if at in in_book else (base + change, base)
-                excess1 = max(v1 - hi, lo - v1, 0.0)
-                excess0 = max(v0 - hi, lo - v0, 0.0)
-                ok = excess1 <= LIMIT_TOL or excess1 <= excess0
-                reason = ""
-                if not ok:
-                    bound = (
-                        f"outside [{lo:+.3f}, {hi:+.3f}]" if kind == "net" else f"exceeds {hi:.3f}"
-                    )
-                    reason = f"post-trade {name} {kind} {v1:+.4f}×NAV {bound}"
-                record(at, rule, ok, v1, lo if v1 < lo else hi, reason)
-        risk_reducing = abs(with_n) < abs(without_n)
-        ok = (not loss_hit) or risk_reducing
-        record(
-            at,
-            "daily_loss_limit",
-            ok,
-            book.daily_pnl / book.nav,
-            -limits.daily_loss_limit_pct,
-            ""
-            if ok
-            else f"daily loss {book.daily_pnl:,.0f} breached −{limits.daily_loss_limit_pct:.1%} "
-            "of NAV; only risk-reducing orders allowed",
-        )
-        if breaches[at] and at in in_book:
+                base = sums_of.get(name, no_sums).get(kind, 0.0)
+                v1, v0 = (base, base - change) if booked else (base + change, base)
+            excess1 = max(v1 - hi, lo - v1, 0.0)
+            excess0 = max(v0 - hi, lo - v0, 0.0)
+            if excess1 <= LIMIT_TOL or excess1 <= excess0:
+                mine.append((rule, True, float(v1), f_lo if v1 < lo else f_hi, ""))
+            else:
+                bound = f"outside [{lo:+.3f}, {hi:+.3f}]" if kind == "net" else f"exceeds {hi:.3f}"
+                reason = f"post-trade {name} {kind} {v1:+.4f}×NAV {bound}"
+                mine.append((rule, False, float(v1), f_lo if v1 < lo else f_hi, reason))
+                failed.append(Breach(rule, reason))
+        if (not loss_hit) or abs(with_n) < abs(without_n):
+            mine.append(("daily_loss_limit", True, loss_value, loss_limit, ""))
+        else:
+            mine.append(("daily_loss_limit", False, loss_value, loss_limit, loss_reason))
+            failed.append(Breach("daily_loss_limit", loss_reason))
+        if failed and booked:
             in_book.discard(at)
             running.move(sid, -delta)
 
-    accepted = [seq[i] for i in range(len(seq)) if not breaches[i]]
-    rejected = [(seq[i], breaches[i]) for i in range(len(seq)) if breaches[i]]
-    records = [r for i in range(len(seq)) for r in rows[i]]
-    return PreTradeResult(accepted=accepted, rejected=rejected, records=records)
+    accepted = [o for o, b in zip(seq, breaches, strict=True) if not b]
+    rejected = [(o, b) for o, b in zip(seq, breaches, strict=True) if b]
+    return PreTradeResult(
+        accepted=accepted, rejected=rejected, orders=seq, checks=checks, timestamp=ts
+    )
 
 
 def with_kill_switch(limits: RiskLimits, engaged: bool = True) -> RiskLimits:

@@ -277,3 +277,26 @@ def test_book_opened_from_positions_equals_moving_each_position_in() -> None:
     assert opened.sums == moved.sums
     assert list(opened.sums) == list(moved.sums)
     assert _tree_of(limits)[1] is chains and chains  # the next batch reuses the chains
+
+
+def test_audit_frame_and_records_are_the_same_rows(limits: RiskLimits, book: BookState) -> None:
+    """The frame (built from the checks' columns) is ``DataFrame(records)``, dtypes and
+    all, for a batch with breaches, invalid orders and none at all."""
+    import pandas as pd
+
+    batch = [
+        order(client_order_id="o1"),
+        order(client_order_id="o2", quantity=10_000_000.0),
+        order(client_order_id="o3", side="hold"),  # type: ignore[arg-type]
+        order(client_order_id="o4", security_id="AAA", side="sell", quantity=5_000.0),
+    ]
+    for orders in (batch, batch[2:3], []):
+        res = check_orders(orders, limits, book)
+        assert [r["client_order_id"] for r in res.records][:1] == [
+            o.client_order_id for o in orders
+        ][:1]
+        expected = pd.DataFrame(res.records, columns=list(AUDIT_COLUMNS))
+        pd.testing.assert_frame_equal(res.audit, expected, check_exact=True)
+        assert all(type(r["value"]) is float and type(r["limit"]) is float for r in res.records)
+        assert res.rows() == [tuple(r[c] for c in AUDIT_COLUMNS[1:]) for r in res.records]
+        assert sum(not r["passed"] for r in res.records) == sum(len(b) for _, b in res.rejected)
