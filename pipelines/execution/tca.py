@@ -52,12 +52,16 @@ def _nansum(values: np.ndarray) -> float:
 
 
 def _sum_at(values: list[float], array: np.ndarray, at: list[int]) -> float:
-    """:func:`_nansum` of ``array[at]`` (``values``: ``array`` as Python floats). One value
-    is summed without numpy: its sum is ``0.0 + value`` (numpy adds it to 0.0, so -0.0
-    sums to 0.0), NaN taken as 0 — most orders have one fill."""
-    if len(at) == 1:
-        v = values[at[0]]
-        return 0.0 if v != v else 0.0 + v
+    """:func:`_nansum` of ``array[at]`` (``values``: ``array`` as Python floats). Fewer than
+    8 values are summed in Python as numpy sums them — one after the other onto 0.0 (its
+    pairwise sum starts 8 partial sums from 8 values on) — NaN taken as 0: an order has a
+    few fills, and numpy's calls cost more than the sum."""
+    if len(at) < 8:
+        total = 0.0
+        for i in at:
+            v = values[i]
+            total += 0.0 if v != v else v
+        return total
     return _nansum(array[at])
 
 
