@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.daily.config import DailyConfig
 from pipelines.daily.protocols import Ingestor, RiskModelSource, ScoreSource
@@ -577,19 +579,93 @@ def _row(frame: pd.DataFrame, when: pd.Timestamp) -> pd.Series:
     return pd.Series(frame.loc[when].to_numpy(dtype=float), index=frame.columns.astype(str))
 
 
-def _rank_ic(scores: pd.DataFrame, returns: pd.Series) -> float:
-    s = scores.set_index("security_id")["score"].astype(float)
-    both = pd.concat([s, returns], axis=1, join="inner").dropna()
-    if len(both) < 5:
+def _previous_row(frame: pd.DataFrame, when: pd.Timestamp) -> dict[str, float]:
+    """``_as_dict(_row(frame.shift(1), when))``: the row before ``when`` (all NaN when
+    ``when`` is the first), by column name; empty when ``when`` is absent."""
+    if when not in frame.index:
+        return {}
+    at = frame.index.get_loc(when)
+    if not isinstance(at, int):  # a repeated date: as the shifted frame answers
+        return _as_dict(_row(frame.shift(1), when))
+    names = frame.columns.astype(str).tolist()
+    if at == 0:
+        return dict.fromkeys(names, math.nan)
+    values = frame.iloc[at - 1].to_numpy(dtype=float).tolist()
+    return dict(zip(names, values, strict=True))
+
+
+def _rank_ic(scores: pd.DataFrame, returns: dict[str, float]) -> float:
+    """The rank correlation of ``scores``' scores with ``returns`` over the securities
+    with both (NaN when fewer than 5): the pandas inner join of the two series (in the
+    scores' order), its rows without a NaN, ranked and correlated by pandas."""
+    ids = scores["security_id"].tolist()
+    if len(set(ids)) != len(ids):  # the join of a repeated label: as pandas does it
+        s = scores.set_index("security_id")["score"].astype(float)
+        ret = pd.Series(returns, dtype=float)
+        both = pd.concat([s, ret], axis=1, join="inner").dropna()
+        if len(both) < 5:
+            return math.nan
+        return float(both.iloc[:, 0].rank().corr(both.iloc[:, 1].rank()))
+    values = scores["score"].to_numpy(dtype=float)
+    take = [i for i, sid in enumerate(ids) if sid in returns]
+    x = values[take]
+    y = np.array([returns[ids[i]] for i in take], dtype=float)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    if int(keep.sum()) < 5:
         return math.nan
-    return float(both.iloc[:, 0].rank().corr(both.iloc[:, 1].rank()))
+    return float(pd.Series(x[keep]).rank().corr(pd.Series(y[keep]).rank()))
+
+
+def _day_rows(ctx: DayContext, table: str, day: dt.date) -> pa.Table:
+    """The portfolio's rows of ``table`` for ``day`` as known now: the store's answer
+    that :func:`~pipelines.execution.records.read_day` converts to pandas."""
+    mine = pc.field("portfolio_id") == pa.scalar(ctx.portfolio_id, pa.string())
+    return ctx.store.as_of(table, known_at=LATEST, valid_at=day, filter=mine)
+
+
+def _floats(table: pa.Table, name: str) -> np.ndarray:
+    """Float column ``name`` as numpy (a null as NaN, as in read_day's frame)."""
+    return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=float)
+
+
+def _finite_fsum(values: np.ndarray) -> float:
+    """The exact sum of the finite values."""
+    return math.fsum(values[np.isfinite(values)].tolist())
+
+
+#: Python types a ``daily_book`` value may have for :func:`_book_table` to convert it.
+_BOOK_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str, type(None)),
+    "double": (float, int, type(None)),
+    "int64": (int,),
+}
+
+
+def _book_table(row: dict[str, Any]) -> pa.Table | None:
+    """``row`` as the one-row Arrow table the lake stores for ``pd.DataFrame([row])``
+    (its types; a NaN float or a None as null), or None for a value of another type."""
+    from pipelines.lake import get_table
+
+    arrays = []
+    names = []
+    for f in get_table("daily_book").input_fields:
+        if f.name in ("valid_date", "known_at"):
+            continue
+        if f.name not in row:
+            return None
+        value = row[f.name]
+        kinds = _BOOK_TYPES.get(str(f.type))
+        if kinds is None or type(value) not in kinds:
+            return None
+        arrays.append(pa.array([value], f.type, from_pandas=True))
+        names.append(f.name)
+    return pa.Table.from_arrays(arrays, names=names)
 
 
 def reconcile(ctx: DayContext) -> dict[str, Any]:
     """Stage 8: the day's fills, positions and cash vs the broker; the book into ``daily_book``."""
     from pipelines.execution import reconcile_day
     from pipelines.execution.reconcile import previous_positions
-    from pipelines.execution.records import read_day
 
     # A task builds a fresh broker object: connect before the first question (a new
     # portfolio's opening book asks for its cash).
@@ -610,6 +686,8 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     prev_positions = rec.previous
     snap = ctx.snapshot
     today = pd.Timestamp(ctx.day)
+    from pipelines.execution.records import short_hash
+
     positions = {s: q for s, q in ctx.broker.positions(ctx.portfolio_id).items() if q}
     cash = ctx.broker.cash(ctx.portfolio_id)
     cash = ctx.config.initial_capital if cash is None else float(cash)
@@ -619,40 +697,38 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     prev_nav = ctx.config.initial_capital
     if prev is not None:  # a null NaV read as NaN, as through pandas
         prev_nav = math.nan if prev["nav"] is None else float(prev["nav"])
-    ret = _row(snap.returns, today)
-    prev_close = _as_dict(_row(snap.close.shift(1), today))
-    held_value = pd.Series(
-        {s: q * float(prev_close.get(s, np.nan)) for s, q in prev_positions.items()},
-        dtype=float,
-    ).dropna()
-    held_value = held_value.sort_index()
-    contributions = held_value.to_numpy() * ret.reindex(held_value.index).to_numpy()
-    holding_pnl = math.fsum(x for x in contributions if np.isfinite(x))
+    ret = _as_dict(_row(snap.returns, today))
+    prev_close = _previous_row(snap.close, today)
+    # Yesterday's holdings at yesterday's closes, by security (none without a close).
+    held_value = sorted(
+        (s, v)
+        for s, v in ((s, q * float(prev_close.get(s, math.nan))) for s, q in prev_positions.items())
+        if not math.isnan(v)
+    )
+    contributions = [v * ret.get(s, math.nan) for s, v in held_value]
+    holding_pnl = math.fsum(x for x in contributions if math.isfinite(x))
     pnl_factor = _factor_pnl(ctx, held_value)
-    tca = read_day(ctx.store, "tca", ctx.day, ctx.portfolio_id)
+    # The day's TCA, fills and the next session's orders as the store answers them (a few
+    # columns of each: no frames). fsum: exact, so the totals do not depend on the order
+    # the lake returns rows in.
+    tca = _day_rows(ctx, "tca", ctx.day)
     # Cost of trading = impact against the arrival price + fees; the move from the decision
-    # price to the arrival price is the market's (delay), reported apart. fsum: exact, so
-    # the totals do not depend on the order the lake returns rows in.
-    impact = tca["impact_cost"] if "impact_cost" in tca else tca["execution_cost"]
-    cost = math.fsum(
-        x
-        for x in np.concatenate(
-            [impact.to_numpy(dtype=float), tca["commission"].to_numpy(dtype=float)]
-        )
-        if np.isfinite(x)
-    )
-    delay = tca["delay_cost"].to_numpy(dtype=float) if "delay_cost" in tca else np.array([])
-    cost_delay = math.fsum(x for x in delay if np.isfinite(x))
-    fills = read_day(ctx.store, "fills", ctx.day, ctx.portfolio_id)
-    traded = math.fsum(
-        fills["quantity"].to_numpy(dtype=float) * fills["price"].to_numpy(dtype=float)
-    )
+    # price to the arrival price is the market's (delay), reported apart.
+    impact = _floats(tca, "impact_cost" if "impact_cost" in tca.column_names else "execution_cost")
+    cost = _finite_fsum(np.concatenate([impact, _floats(tca, "commission")]))
+    delay = _floats(tca, "delay_cost") if "delay_cost" in tca.column_names else np.array([])
+    cost_delay = _finite_fsum(delay)
+    fills = _day_rows(ctx, "fills", ctx.day)
+    traded = math.fsum((_floats(fills, "quantity") * _floats(fills, "price")).tolist())
     prev_scores = _previous_state(ctx, "scores")
     ic = _rank_ic(prev_scores, ret) if prev_scores is not None else math.nan
     pnl = nav - prev_nav
     gross = sum(abs(v) for v in values.values()) / nav if nav else math.nan
     net = sum(values.values()) / nav if nav else math.nan
-    orders = read_day(ctx.store, "orders", ctx.trade_date, ctx.portfolio_id)
+    orders = _day_rows(ctx, "orders", ctx.trade_date)
+    n_rejected = 0
+    if orders.num_rows:
+        n_rejected = int(pc.sum(pc.equal(orders.column("status"), "rejected")).as_py() or 0)
     approval = ctx.state.get("approval") if ctx.state.has("approval") else None
     targets = ctx.state.get("targets") if ctx.state.has("targets") else None
     scores = ctx.state.get("scores") if ctx.state.has("scores") else None
@@ -673,20 +749,19 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
         "ic": ic,
         "optimizer_status": targets.optimization.status if targets is not None else None,
         "approval": approval["decision"] if approval else None,
-        "orders": len(orders),
-        "orders_rejected": int((orders["status"] == "rejected").sum()) if len(orders) else 0,
+        "orders": orders.num_rows,
+        "orders_rejected": n_rejected,
         "score_source": ",".join(sorted(scores["model_id"].astype(str).unique()))
         if scores is not None
         else None,
         "stale_marks": ",".join(stale) if stale else None,
     }
-    frame = pd.DataFrame([row])
+    # The row straight to Arrow (the table pd.DataFrame([row]) converts to), else the frame.
+    book = _book_table(row)
     content = json.dumps(row, sort_keys=True, default=str)
-    from pipelines.execution.records import short_hash
-
     ctx.store.write(
         "daily_book",
-        frame,
+        book if book is not None else pd.DataFrame([row]),
         known_at=ctx.now(),
         valid_date=ctx.day,
         batch_id=f"daily_book:{ctx.portfolio_id}:{ctx.day}:{short_hash(content, n=24)}",
@@ -695,7 +770,7 @@ def reconcile(ctx: DayContext) -> dict[str, Any]:
     return {
         "nav": round(nav, 2),
         "pnl": round(pnl, 2),
-        "breaks": len(rec.breaks),
+        "breaks": rec.n_breaks,
         "positions": len(positions),
         "foreign_fills": len(rec.foreign_fills),
         "stale_marks": stale,
@@ -767,10 +842,11 @@ def _session_prices(ctx: DayContext) -> PriceSource:
     return own
 
 
-def _factor_pnl(ctx: DayContext, held_value: pd.Series) -> float:
+def _factor_pnl(ctx: DayContext, held_value: list[tuple[str, float]]) -> float:
     """Σ_k (Σ_i v_i B_ik) f_k: yesterday's holdings' factor exposures (yesterday's model)
-    times today's factor returns (today's model); NaN when either is unavailable."""
-    if held_value.empty:
+    times today's factor returns (today's model); NaN when either is unavailable.
+    ``held_value``: (security, value) of yesterday's holdings, by security."""
+    if not held_value:
         return 0.0
     prev_model: RiskModel | None = _previous_state(ctx, "risk_model")
     model: RiskModel | None = ctx.state.get("risk_model") if ctx.state.has("risk_model") else None
@@ -782,9 +858,13 @@ def _factor_pnl(ctx: DayContext, held_value: pd.Series) -> float:
     f = model.factor_returns.loc[today]
     # a dict, not the model's sequence: membership in a list made this quadratic in N
     index = {s: i for i, s in enumerate(prev_model.security_ids)}
-    ids = [s for s in held_value.index if s in index]
-    B = prev_model.B[[index[s] for s in ids]]
-    exposure = pd.Series(held_value.reindex(ids).to_numpy() @ B, index=prev_model.factor_names)
+    held = [(index[s], v) for s, v in held_value if s in index]
+    B = prev_model.B[[i for i, _ in held]]
+    exposure = pd.Series(
+        np.array([v for _, v in held], dtype=float) @ B, index=prev_model.factor_names
+    )
+    # As pandas reindexes it: the vector may be a strided view of the model's frame, and
+    # np.dot sums a strided vector in another order than a contiguous one (other bits).
     f_vec = f.reindex(exposure.index).fillna(0.0).to_numpy(dtype=float)
     return float(np.dot(exposure.to_numpy(dtype=float), f_vec))
 

@@ -39,7 +39,13 @@ from pipelines.execution.corporate_actions import apply_actions, lake_corporate_
 from pipelines.execution.delistings import lake_delistings
 from pipelines.execution.execute import sync_orders
 from pipelines.execution.prices import PriceSource, SessionBar
-from pipelines.execution.records import now_utc, read_day, short_hash, write_audit
+from pipelines.execution.records import (
+    now_utc,
+    read_day,
+    records_table,
+    short_hash,
+    write_audit,
+)
 from pipelines.lake import get_table
 from pipelines.lake.interface import Store
 from pipelines.timeline import LATEST
@@ -78,6 +84,11 @@ class ReconciliationReport:
     @property
     def breaks(self) -> pd.DataFrame:
         return self.rows[self.rows["status"] == "break"].reset_index(drop=True)
+
+    @property
+    def n_breaks(self) -> int:
+        """``len(self.breaks)``, without building the frame."""
+        return int(np.count_nonzero(self.rows["status"].to_numpy() == "break"))
 
     @property
     def clean(self) -> bool:
@@ -123,6 +134,13 @@ def _decides(table: str, near: pa.Table, currency: str) -> bool:
 def _float(value: object) -> float:
     """A float cell as pandas reads it (a null is NaN)."""
     return math.nan if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _float_values(table: pa.Table, name: str) -> list[float]:
+    """Float column ``name`` of ``table`` as Python floats, a null as NaN (as pandas'
+    ``tolist`` of the column's frame gives them)."""
+    values = table.column(name).to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=float).tolist()  # type: ignore[no-any-return]
 
 
 def _latest_positions(table: pa.Table) -> dict[str, float]:
@@ -210,19 +228,17 @@ def seed_positions(
     """Record positions (and cash) as of end of ``date`` without fills — opening a book or
     an approved correction after a break. Audited with ``reason``."""
     now = known_at or now_utc()
-    rows = pd.DataFrame(
-        [
-            {
-                "portfolio_id": portfolio_id,
-                "security_id": s,
-                "quantity": float(q),
-                "price": None,
-                "market_value": None,
-                "source": "seed",
-            }
-            for s, q in sorted(positions.items())
-        ]
-    )
+    rows: list[dict[str, object]] = [
+        {
+            "portfolio_id": portfolio_id,
+            "security_id": s,
+            "quantity": float(q),
+            "price": None,
+            "market_value": None,
+            "source": "seed",
+        }
+        for s, q in sorted(positions.items())
+    ]
     _write_versioned(
         lake, "positions", rows, date, portfolio_id, ["quantity", "source"], "security_id", now
     )
@@ -230,18 +246,16 @@ def seed_positions(
         _write_versioned(
             lake,
             "cash",
-            pd.DataFrame(
-                [
-                    {
-                        "portfolio_id": portfolio_id,
-                        "currency": currency,
-                        "balance": float(cash),
-                        "trade_flow": 0.0,
-                        "commission": 0.0,
-                        "source": "seed",
-                    }
-                ]
-            ),
+            [
+                {
+                    "portfolio_id": portfolio_id,
+                    "currency": currency,
+                    "balance": float(cash),
+                    "trade_flow": 0.0,
+                    "commission": 0.0,
+                    "source": "seed",
+                }
+            ],
             date,
             portfolio_id,
             ["balance", "source"],
@@ -315,28 +329,49 @@ def _same(a: object, b: object) -> bool:
 def _write_versioned(
     lake: Store,
     table: str,
-    rows: pd.DataFrame,
+    records: list[dict[str, object]],
     date: dt.date,
     portfolio_id: str,
     cols: list[str],
     key: str,
     now: dt.datetime,
 ) -> int:
-    """Write rows that are new or changed as new versions; unchanged rows add nothing."""
-    changed = _changed(lake, table, date, portfolio_id, rows, cols, key)
-    if changed.empty:
+    """Write rows that are new or changed as new versions; unchanged rows add nothing.
+
+    ``records``: the rows, one dict of the table's business columns each (the rows of
+    ``pd.DataFrame(records)``)."""
+    if not records:
         return 0
+    spec = get_table(table)
+    changed: pd.DataFrame | None = None
+    data: pa.Table | None = None
+    if _read(lake, table, (date, date), portfolio_id).num_rows:
+        # Rows stored for the day already (a re-run): compare with them in pandas.
+        changed = _changed(
+            lake, table, date, portfolio_id, _frame(records, list(records[0])), cols, key
+        )
+        if changed.empty:
+            return 0
+        # (The frame of those columns built from them: the same JSON as selecting them.)
+        hashed = pd.DataFrame({c: changed[c] for c in [key, *cols]})
+    else:
+        # Every row is new (every session of a run): the frame of the hashed columns alone
+        # (the same columns as the rows' frame has: the same JSON), the rows straight to
+        # Arrow (records_table: the values the frame converts to, or None when unsure).
+        hashed = _frame(records, [key, *cols])
+        data = records_table(spec, records) if now.tzinfo is not None else None
     # Batch ids hash key + values, so an identical restatement is stored once — per
     # portfolio: another portfolio's identical book is a different fact.
-    spec = get_table(table)
-    # (The frame of those columns built from them: the same JSON as selecting them.)
-    content = short_hash(pd.DataFrame({c: changed[c] for c in [key, *cols]}).to_json(), n=32)
+    content = short_hash(hashed.to_json(), n=32)
     bid = f"{table}:{portfolio_id}:{date.isoformat()}:{content}"
-    # The business columns converted as the write would convert them (column by column);
-    # the valid date and knowledge time filled by the write, with the values a column of
-    # them would give, without building those columns in pandas first.
-    names = [f.name for f in spec.input_fields if f.name not in ("valid_date", "known_at")]
-    data = pa.Table.from_pandas(changed, columns=names, preserve_index=False)
+    if data is None:
+        if changed is None:
+            changed = _frame(records, list(records[0]))
+        # The business columns converted as the write would convert them (column by
+        # column); the valid date and knowledge time filled by the write, with the values a
+        # column of them would give, without building those columns in pandas first.
+        names = [f.name for f in spec.input_fields if f.name not in ("valid_date", "known_at")]
+        data = pa.Table.from_pandas(changed, columns=names, preserve_index=False)
     res = lake.write(table, data, known_at=now, valid_date=date, batch_id=bid)
     return res.rows if res.written else 0
 
@@ -384,16 +419,19 @@ def reconcile_day(
             else []
         )
         ours, dividends, applied = apply_actions(prev, actions)
-        fills = read_day(lake, "fills", date, portfolio_id)
+        # The day's fills as the store answers them (read_day's rows, not converted to
+        # pandas): the booking and the TCA read a few of their columns.
+        fills = _read(lake, "fills", (date, date), portfolio_id)
         flow = 0.0
         commission = 0.0
-        # In the fills' order, as Python values (no per-row dicts): the same sums.
+        # In the fills' order, as Python values (no per-row dicts): the same sums. The ids
+        # and sides are never null in the lake; a null amount reads as NaN, as in pandas.
         for side, sid, qty, px, fee in zip(
-            fills["side"].tolist(),
-            fills["security_id"].tolist(),
-            fills["quantity"].tolist(),
-            fills["price"].tolist(),
-            fills["commission"].tolist(),
+            fills.column("side").to_pylist(),
+            fills.column("security_id").to_pylist(),
+            _float_values(fills, "quantity"),
+            _float_values(fills, "price"),
+            _float_values(fills, "commission"),
             strict=True,
         ):
             sgn = 1.0 if side == "buy" else -1.0
@@ -410,22 +448,17 @@ def reconcile_day(
         marks: dict[str, float] = {}
         if prices is not None:
             marks = {s: b.close for s, b in prices.session(date, sorted(ours)).items()}
-        pos_rows = _frame(
-            [
-                {
-                    "portfolio_id": portfolio_id,
-                    "security_id": s,
-                    "quantity": 0.0 if s in delisted else q,
-                    "price": delisted[s].price if s in delisted else marks.get(s),
-                    "market_value": 0.0
-                    if s in delisted
-                    else (q * marks[s] if s in marks else None),
-                    "source": "delisting" if s in delisted else "fills",
-                }
-                for s, q in sorted(ours.items())
-            ],
-            ["portfolio_id", "security_id", "quantity", "price", "market_value", "source"],
-        )
+        pos_rows: list[dict[str, object]] = [
+            {
+                "portfolio_id": portfolio_id,
+                "security_id": s,
+                "quantity": 0.0 if s in delisted else q,
+                "price": delisted[s].price if s in delisted else marks.get(s),
+                "market_value": 0.0 if s in delisted else (q * marks[s] if s in marks else None),
+                "source": "delisting" if s in delisted else "fills",
+            }
+            for s, q in sorted(ours.items())
+        ]
         _write_versioned(
             lake,
             "positions",
@@ -453,22 +486,20 @@ def reconcile_day(
         ]
         for s in delisted:
             ours[s] = 0.0
-        cash_rows = pd.DataFrame(
-            [
-                {
-                    "portfolio_id": portfolio_id,
-                    "currency": currency,
-                    "balance": our_cash,
-                    "trade_flow": flow,
-                    "commission": commission,
-                    "source": "+".join(
-                        ["fills"]
-                        + (["corporate_actions"] if applied else [])
-                        + (["delisting"] if delisted else [])
-                    ),
-                }
-            ]
-        )
+        cash_rows: list[dict[str, object]] = [
+            {
+                "portfolio_id": portfolio_id,
+                "currency": currency,
+                "balance": our_cash,
+                "trade_flow": flow,
+                "commission": commission,
+                "source": "+".join(
+                    ["fills"]
+                    + (["corporate_actions"] if applied else [])
+                    + (["delisting"] if delisted else [])
+                ),
+            }
+        ]
         _write_versioned(lake, "cash", cash_rows, date, portfolio_id, ["balance"], "currency", now)
 
         theirs = broker.positions(portfolio_id)
@@ -512,11 +543,12 @@ def reconcile_day(
                 "broker": broker.name,
             }
         )
-        rows = pd.DataFrame(rec)
+        # pd.DataFrame(rec), column by column (the same frame)
+        rows = _frame(rec, list(rec[0]))
         _write_versioned(
             lake,
             "reconciliation",
-            rows,
+            rec,
             date,
             portfolio_id,
             ["ours", "theirs", "status"],

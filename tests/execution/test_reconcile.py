@@ -244,34 +244,30 @@ def _book(lake, day, positions, source="fills", cash=None):
     from pipelines.execution.reconcile import _write_versioned
 
     now = dt.datetime.combine(day, dt.time(22), tzinfo=dt.UTC)
-    rows = pd.DataFrame(
-        [
-            {
-                "portfolio_id": PF,
-                "security_id": s,
-                "quantity": q,
-                "price": None,
-                "market_value": None,
-                "source": source,
-            }
-            for s, q in sorted(positions.items())
-        ]
-    )
+    rows = [
+        {
+            "portfolio_id": PF,
+            "security_id": s,
+            "quantity": q,
+            "price": None,
+            "market_value": None,
+            "source": source,
+        }
+        for s, q in sorted(positions.items())
+    ]
     _write_versioned(lake, "positions", rows, day, PF, ["quantity", "price"], "security_id", now)
     if cash is not None:
-        frame = pd.DataFrame(
-            [
-                {
-                    "portfolio_id": PF,
-                    "currency": "USD",
-                    "balance": cash,
-                    "trade_flow": 0.0,
-                    "commission": 0.0,
-                    "source": source,
-                }
-            ]
-        )
-        _write_versioned(lake, "cash", frame, day, PF, ["balance"], "currency", now)
+        book = [
+            {
+                "portfolio_id": PF,
+                "currency": "USD",
+                "balance": cash,
+                "trade_flow": 0.0,
+                "commission": 0.0,
+                "source": source,
+            }
+        ]
+        _write_versioned(lake, "cash", book, day, PF, ["balance"], "currency", now)
 
 
 class _Ranges:

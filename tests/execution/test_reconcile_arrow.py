@@ -1,6 +1,7 @@
 """Reconciliation's book read as Arrow answers what its pandas form answered: the latest
-quantity per security (zeros dropped, a null kept as NaN), the book date, the cash; and
-its rows' frames are the frames pandas builds from records."""
+quantity per security (zeros dropped, a null kept as NaN), the book date, the cash; its
+rows' frames are the frames pandas builds from records, and the rows it writes straight
+to Arrow are those (and the batch id) the frames wrote."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pipelines.execution.reconcile import _book_date, _frame, _latest_cash, _latest_positions
+from pipelines.execution.reconcile import (
+    _book_date,
+    _frame,
+    _latest_cash,
+    _latest_positions,
+    _write_versioned,
+)
+from pipelines.execution.records import short_hash
+from pipelines.lake import get_table
+from pipelines.lake.conform import FrameLike, conform
+from pipelines.lake.store import WriteResult
 
 pytestmark = pytest.mark.unit
 
@@ -101,3 +112,114 @@ def test_frames_built_by_column_are_the_record_frames() -> None:
         got = _frame(records, cols)
         pd.testing.assert_frame_equal(got, want)
         assert got.to_json() == want.to_json()
+
+
+class _Capture:
+    """A store with nothing stored that records what a write would store (conformed)."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, str | None, pa.Table]] = []
+
+    def as_of(self, name: str, **_: object) -> pa.Table:
+        return get_table(name).arrow_schema().empty_table()
+
+    def write(
+        self,
+        name: str,
+        data: FrameLike,
+        *,
+        known_at: dt.datetime | None = None,
+        valid_date: dt.date | None = None,
+        batch_id: str | None = None,
+    ) -> WriteResult:
+        tbl = conform(get_table(name), data, known_at=known_at, valid_date=valid_date)
+        self.writes.append((name, batch_id, tbl))
+        return WriteResult(name, batch_id or "", tbl.num_rows, True, None)
+
+
+def _reference_write(
+    lake: _Capture,
+    table: str,
+    rows: pd.DataFrame,
+    date: dt.date,
+    cols: list[str],
+    key: str,
+    now: dt.datetime,
+) -> None:
+    """_write_versioned as it was, for a day with nothing stored: every row of the frame."""
+    spec = get_table(table)
+    content = short_hash(pd.DataFrame({c: rows[c] for c in [key, *cols]}).to_json(), n=32)
+    bid = f"{table}:P:{date.isoformat()}:{content}"
+    names = [f.name for f in spec.input_fields if f.name not in ("valid_date", "known_at")]
+    data = pa.Table.from_pandas(rows, columns=names, preserve_index=False)
+    lake.write(table, data, known_at=now, valid_date=date, batch_id=bid)
+
+
+def test_versioned_rows_go_to_arrow_as_their_frame_did() -> None:
+    """The rows written from records (straight to Arrow) and their batch id are those the
+    frame of the records gave (pd.DataFrame of the records, or built by column)."""
+    gen = random.Random(5)
+    day = dt.date(2024, 1, 5)
+    now = dt.datetime(2024, 1, 5, 22, tzinfo=dt.UTC)
+    amounts: list[object] = [None, math.nan, 0.0, -0.0, 1.5, 3, 1e12]
+    for _ in range(60):
+        n = gen.randint(1, 5)
+        cases: list[tuple[str, list[dict[str, object]], list[str], str]] = [
+            (
+                "positions",
+                [
+                    {
+                        "portfolio_id": "P",
+                        "security_id": f"S{i}",
+                        "quantity": gen.choice([2.0, -1.0, -0.0, 7]),
+                        "price": gen.choice(amounts),
+                        "market_value": gen.choice(amounts),
+                        "source": gen.choice(["fills", "delisting", None]),
+                    }
+                    for i in range(n)
+                ],
+                ["quantity", "price"],
+                "security_id",
+            ),
+            (
+                "reconciliation",
+                [
+                    {
+                        "portfolio_id": "P",
+                        "security_id": f"S{i}",
+                        "ours": gen.choice([1.0, 0.0, 2]),
+                        "theirs": gen.choice(amounts),
+                        "difference": gen.choice([0.0, 1.5]),
+                        "status": gen.choice(["match", "break", "unverified"]),
+                        "note": gen.choice([None, "broker holds more"]),
+                        "broker": "paper",
+                    }
+                    for i in range(n)
+                ],
+                ["ours", "theirs", "status"],
+                "security_id",
+            ),
+            (
+                "cash",
+                [
+                    {
+                        "portfolio_id": "P",
+                        "currency": "USD",
+                        "balance": gen.choice([1e7, 0.1, 12.25]),
+                        "trade_flow": gen.choice(amounts),
+                        "commission": gen.choice(amounts),
+                        "source": "fills",
+                    }
+                ],
+                ["balance"],
+                "currency",
+            ),
+        ]
+        for table, records, cols, key in cases:
+            got, want = _Capture(), _Capture()
+            _write_versioned(got, table, records, day, "P", cols, key, now)  # type: ignore[arg-type]
+            for frame in (pd.DataFrame(records), _frame(records, list(records[0]))):
+                want.writes.clear()
+                _reference_write(want, table, frame, day, cols, key, now)
+                assert [(t, b) for t, b, _ in got.writes] == [(t, b) for t, b, _ in want.writes]
+                assert got.writes[0][2].equals(want.writes[0][2])
