@@ -405,7 +405,20 @@ def _audit_columns(
         orders.append(cid)
         securities.append(sid)
         details.append(detail)
-    n = len(events)
+    return _by_column(portfolio_id, stage, event_ids, kinds, orders, securities, details)
+
+
+def _by_column(
+    portfolio_id: str,
+    stage: str,
+    event_ids: list[str],
+    kinds: list[Any],
+    orders: list[Any],
+    securities: list[Any],
+    details: list[str],
+) -> dict[str, list[Any]]:
+    """One stage's audit columns, in :data:`_AUDIT_COLUMNS` order."""
+    n = len(event_ids)
     return {
         "event_id": event_ids,
         "portfolio_id": [portfolio_id] * n,
@@ -508,16 +521,7 @@ def _check_columns(portfolio_id: str, checks: Sequence[Mapping[str, Any]]) -> di
         orders.append(cid)
         securities.append(sid)
         details.append(detail)
-    n = len(checks)
-    return {
-        "event_id": event_ids,
-        "portfolio_id": [portfolio_id] * n,
-        "stage": ["pretrade"] * n,
-        "event": kinds,
-        "client_order_id": orders,
-        "security_id": securities,
-        "detail": details,
-    }
+    return _by_column(portfolio_id, "pretrade", event_ids, kinds, orders, securities, details)
 
 
 def _float_json(x: float) -> str:
