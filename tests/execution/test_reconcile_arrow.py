@@ -22,8 +22,7 @@ from pipelines.execution.reconcile import (
 )
 from pipelines.execution.records import short_hash
 from pipelines.lake import get_table
-from pipelines.lake.conform import FrameLike, conform
-from pipelines.lake.store import WriteResult
+from tests.execution.capture_store import CaptureStore
 
 pytestmark = pytest.mark.unit
 
@@ -114,31 +113,8 @@ def test_frames_built_by_column_are_the_record_frames() -> None:
         assert got.to_json() == want.to_json()
 
 
-class _Capture:
-    """A store with nothing stored that records what a write would store (conformed)."""
-
-    def __init__(self) -> None:
-        self.writes: list[tuple[str, str | None, pa.Table]] = []
-
-    def as_of(self, name: str, **_: object) -> pa.Table:
-        return get_table(name).arrow_schema().empty_table()
-
-    def write(
-        self,
-        name: str,
-        data: FrameLike,
-        *,
-        known_at: dt.datetime | None = None,
-        valid_date: dt.date | None = None,
-        batch_id: str | None = None,
-    ) -> WriteResult:
-        tbl = conform(get_table(name), data, known_at=known_at, valid_date=valid_date)
-        self.writes.append((name, batch_id, tbl))
-        return WriteResult(name, batch_id or "", tbl.num_rows, True, None)
-
-
 def _reference_write(
-    lake: _Capture,
+    lake: CaptureStore,
     table: str,
     rows: pd.DataFrame,
     date: dt.date,
@@ -216,7 +192,7 @@ def test_versioned_rows_go_to_arrow_as_their_frame_did() -> None:
             ),
         ]
         for table, records, cols, key in cases:
-            got, want = _Capture(), _Capture()
+            got, want = CaptureStore(), CaptureStore()
             _write_versioned(got, table, records, day, "P", cols, key, now)  # type: ignore[arg-type]
             for frame in (pd.DataFrame(records), _frame(records, list(records[0]))):
                 want.writes.clear()

@@ -17,8 +17,7 @@ from pipelines.execution.prices import PriceSource, SessionBar, StaticPriceSourc
 from pipelines.execution.records import short_hash
 from pipelines.execution.tca import TCA_COLUMNS, _bps, _nansum, _sum_at, compute_tca, run_tca
 from pipelines.lake import get_table
-from pipelines.lake.conform import FrameLike, conform
-from pipelines.lake.store import WriteResult
+from tests.execution.capture_store import CaptureStore
 
 pytestmark = pytest.mark.unit
 
@@ -103,7 +102,7 @@ def _reference_tca(
 
 
 def _reference_write(
-    store: _Capture, frame: pd.DataFrame, now: dt.datetime, trade_date: dt.date
+    store: CaptureStore, frame: pd.DataFrame, now: dt.datetime, trade_date: dt.date
 ) -> None:
     """run_tca's write as it was (nothing stored yet): the frame, the columns added."""
     out = frame.copy()
@@ -111,29 +110,6 @@ def _reference_write(
     out["known_at"] = pd.Timestamp(now)
     bid = f"tca:{trade_date.isoformat()}:{short_hash(out[TCA_COLUMNS].to_json(), n=32)}"
     store.write("tca", out[[f.name for f in get_table("tca").input_fields]], batch_id=bid)
-
-
-class _Capture:
-    """A store with nothing stored that records what a write would store (conformed)."""
-
-    def __init__(self) -> None:
-        self.writes: list[tuple[str, str | None, pa.Table]] = []
-
-    def as_of(self, name: str, **_: object) -> pa.Table:
-        return get_table(name).arrow_schema().empty_table()
-
-    def write(
-        self,
-        name: str,
-        data: FrameLike,
-        *,
-        known_at: dt.datetime | None = None,
-        valid_date: dt.date | None = None,
-        batch_id: str | None = None,
-    ) -> WriteResult:
-        tbl = conform(get_table(name), data, known_at=known_at, valid_date=valid_date)
-        self.writes.append((name, batch_id, tbl))
-        return WriteResult(name, batch_id or "", tbl.num_rows, True, None)
 
 
 def _market(gen: random.Random) -> tuple[pa.Table, pa.Table, StaticPriceSource]:
@@ -233,7 +209,7 @@ def test_run_tca_stores_the_rows_and_batch_of_the_frame_write() -> None:
     written = 0
     for _ in range(40):
         orders, fills, prices = _market(gen)
-        got, want = _Capture(), _Capture()
+        got, want = CaptureStore(), CaptureStore()
         frame = run_tca(got, PF, DAY, prices, clock=lambda: now, orders=orders, fills=fills)  # type: ignore[arg-type]
         reference = _reference_tca(orders.to_pandas(), fills.to_pandas(), prices, DAY)
         pd.testing.assert_frame_equal(frame, reference, check_exact=True)
