@@ -375,7 +375,7 @@ class _Book:
         # move() from an empty book, inlined (it is the bulk of a batch's checks): from
         # zero, a move adds exactly the new exposure (x − 0.0 is x), to the same sums
         # in the same order.
-        nav, gross, sums_of = self.nav, 0.0, self.sums
+        nav, gross = self.nav, 0.0
         for sid, q in state.positions.items():
             new = self.notional.get(sid, 0.0) + q * float(state.prices.get(sid, 0.0))
             if sid in self.notional:  # not from zero (a Mapping has no repeats; be safe)
@@ -389,15 +389,7 @@ class _Book:
             v = -w
             long = w if (w > 0.0 or w != w) else 0.0
             short = v if (v > 0.0 or v != v) else 0.0
-            gw = abs(w)
-            for name, _, _ in self.chain(sid):
-                sums = sums_of.get(name)
-                if sums is None:
-                    sums = sums_of[name] = dict.fromkeys(KINDS, 0.0)
-                sums["gross"] += gw
-                sums["net"] += w
-                sums["long"] += long
-                sums["short"] += short
+            self._add(sid, abs(w), w, long, short)
         self.gross = gross
 
     def chain(self, sid: str) -> Chain:
@@ -455,6 +447,10 @@ class _Book:
         short = (v_new if (v_new > 0.0 or v_new != v_new) else 0.0) - (
             v_old if (v_old > 0.0 or v_old != v_old) else 0.0
         )
+        self._add(sid, gross, net, long, short)
+
+    def _add(self, sid: str, gross: float, net: float, long: float, short: float) -> None:
+        """Add one security's exposure of each kind to every node of its chain."""
         sums_of = self.sums
         for name, _, _ in self.chain(sid):
             sums = sums_of.get(name)
