@@ -488,14 +488,22 @@ def pretrade(ctx: DayContext) -> dict[str, Any]:
         nav=book.nav, positions=book.positions, prices=book.prices, sectors=book.sectors
     )
     verdict = run_pretrade(proposed, limits, state, now=ctx.now())
-    failed = verdict.audit[~verdict.audit["passed"].astype(bool)]
-    rejected = sorted(set(failed["client_order_id"].astype(str)))
+    # The failed checks' orders and rules, from the verdict's checks (what the audit
+    # frame's failed rows held, without building the frame): the breaches by rule in
+    # the rules' order, as the groupby's size() gave them.
+    rejected: set[str] = set()
+    failures: dict[str, int] = {}
+    for order, checks in zip(verdict.orders, verdict.checks, strict=True):
+        for rule, passed, _, _, _ in checks:
+            if not passed:
+                rejected.add(str(order.client_order_id))
+                failures[rule] = failures.get(rule, 0) + 1
     preview = {
         "trade_date": ctx.trade_date.isoformat(),
         "orders": len(proposed),
         "rejected": len(rejected),
         "notional": round(sum(o.quantity * (o.decision_price or 0.0) for o in proposed), 2),
-        "breaches": failed.groupby("rule").size().astype(int).to_dict() if len(failed) else {},
+        "breaches": dict(sorted(failures.items())),
     }
     ctx.state.put("pretrade", preview)
     return preview
@@ -553,6 +561,12 @@ def execute(ctx: DayContext) -> dict[str, Any]:
         return result
     targets: TargetPortfolio = ctx.state.get("targets")
     book: Book = ctx.state.get("book")
+    clock = ctx.now
+    if ctx.clock is None:
+        # The session's cutoff, the same instant at every call: computed once (the send
+        # loop stamps every order's event).
+        cutoff = ctx.now()
+        clock = lambda: cutoff  # noqa: E731
     report = execute_day(
         ctx.store,
         ctx.portfolio_id,
@@ -565,7 +579,7 @@ def execute(ctx: DayContext) -> dict[str, Any]:
         adv=book.adv_shares,
         sectors=book.sectors,
         prices=book.prices,
-        clock=ctx.now,
+        clock=clock,
     )
     summary = report.summary()
     ctx.state.put("execution", summary)

@@ -641,7 +641,7 @@ def _generate(
         trade_date,
         [("targets", [received])],
         known_at=now,
-        checks=verdict.records,
+        verdict=verdict,
     )
     if rows:
         # persist_orders(orders_frame(...)): the same rows, without the frame

@@ -13,9 +13,9 @@ import datetime as dt
 import hashlib
 import json
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -25,6 +25,9 @@ from pipelines.lake import get_table
 from pipelines.lake.interface import Store
 from pipelines.lake.spec import TableSpec
 from pipelines.timeline import LATEST
+
+if TYPE_CHECKING:
+    from pipelines.risk.pretrade import PreTradeResult
 
 # Reads that must see everything we ever recorded use a knowledge time far in the future
 # (callers may stamp rows with a simulated clock that runs ahead of the wall clock).
@@ -471,6 +474,26 @@ def _check_columns(portfolio_id: str, checks: Sequence[Mapping[str, Any]]) -> di
     records (``client_order_id``, ``security_id``, ``rule``, ``passed``, ``value``,
     ``limit``, ``reason``): event ``check_passed``/``check_failed``, the order and
     security, the detail of the five check fields — without building the events."""
+    return _grouped_check_columns(
+        portfolio_id,
+        (
+            (
+                r["client_order_id"],
+                r["security_id"],
+                ((r["rule"], r["passed"], r["value"], r["limit"], r["reason"]),),
+            )
+            for r in checks
+        ),
+    )
+
+
+def _grouped_check_columns(
+    portfolio_id: str, groups: Iterable[tuple[Any, Any, Iterable[Sequence[Any]]]]
+) -> dict[str, list[Any]]:
+    """:func:`_check_columns` of checks grouped by order: ``(client_order_id,
+    security_id, checks)`` with each check ``(rule, passed, value, limit, reason)`` (a
+    :class:`~pipelines.risk.pretrade.PreTradeResult`'s orders and checks, without a
+    record per check)."""
     sha256 = hashlib.sha256
     head = f"{portfolio_id!s}|pretrade|"
     event_ids: list[str] = []
@@ -482,45 +505,50 @@ def _check_columns(portfolio_id: str, checks: Sequence[Mapping[str, Any]]) -> di
     # has a dozen rules and few reasons): most of a session's audit events are checks.
     quoted: dict[str, str] = {}
     esc, frepr, fjson = encode_basestring_ascii, float.__repr__, _float_json
-    for r in checks:
-        rule, passed, value, limit, reason = (
-            r["rule"],
-            r["passed"],
-            r["value"],
-            r["limit"],
-            r["reason"],
-        )
-        if (
-            type(rule) is str
-            and type(reason) is str
-            and type(passed) is bool
-            and type(value) is float
-            and type(limit) is float
-        ):
-            q_rule = quoted.get(rule)
-            if q_rule is None:
-                q_rule = quoted[rule] = esc(rule)
-            q_reason = quoted.get(reason)
-            if q_reason is None:
-                q_reason = quoted[reason] = esc(reason)
-            detail = (
-                f'{{"limit":{frepr(limit) if limit - limit == 0.0 else fjson(limit)},'
-                f'"passed":{"true" if passed else "false"},"reason":{q_reason},"rule":{q_rule},'
-                f'"value":{frepr(value) if value - value == 0.0 else fjson(value)}}}'
-            )
-        else:
-            detail = _JSON.encode(
-                {"rule": rule, "passed": passed, "value": value, "limit": limit, "reason": reason}
-            )
-        kind = "check_passed" if passed else "check_failed"
-        cid = r["client_order_id"]
-        sid = r["security_id"]
-        eid = sha256((head + "|".join((kind, str(cid), str(sid), detail))).encode()).hexdigest()
-        event_ids.append(f"pretrade:{eid[:24]}")
-        kinds.append(kind)
-        orders.append(cid)
-        securities.append(sid)
-        details.append(detail)
+    for cid, sid, order_checks in groups:
+        # The hashed text's start, per event kind: short_hash(portfolio_id, "pretrade",
+        # kind, cid, sid, detail)'s parts up to the detail.
+        tail = f"|{cid!s}|{sid!s}|"
+        on_pass, on_fail = f"{head}check_passed{tail}", f"{head}check_failed{tail}"
+        for rule, passed, value, limit, reason in order_checks:
+            if (
+                type(rule) is str
+                and type(reason) is str
+                and type(passed) is bool
+                and type(value) is float
+                and type(limit) is float
+            ):
+                q_rule = quoted.get(rule)
+                if q_rule is None:
+                    q_rule = quoted[rule] = esc(rule)
+                q_reason = quoted.get(reason)
+                if q_reason is None:
+                    q_reason = quoted[reason] = esc(reason)
+                detail = (
+                    f'{{"limit":{frepr(limit) if limit - limit == 0.0 else fjson(limit)},'
+                    f'"passed":{"true" if passed else "false"},"reason":{q_reason},'
+                    f'"rule":{q_rule},'
+                    f'"value":{frepr(value) if value - value == 0.0 else fjson(value)}}}'
+                )
+            else:
+                detail = _JSON.encode(
+                    {
+                        "rule": rule,
+                        "passed": passed,
+                        "value": value,
+                        "limit": limit,
+                        "reason": reason,
+                    }
+                )
+            if passed:
+                kind, text = "check_passed", on_pass + detail
+            else:
+                kind, text = "check_failed", on_fail + detail
+            event_ids.append("pretrade:" + sha256(text.encode()).hexdigest()[:24])
+            kinds.append(kind)
+            orders.append(cid)
+            securities.append(sid)
+            details.append(detail)
     return _by_column(portfolio_id, "pretrade", event_ids, kinds, orders, securities, details)
 
 
@@ -575,19 +603,34 @@ def write_audits(
     *,
     known_at: dt.datetime,
     checks: Sequence[Mapping[str, Any]] = (),
+    verdict: PreTradeResult | None = None,
 ) -> int:
     """Append the audit events of several stages in one idempotent append (one lake
     commit): the rows of ``append_new`` of the stages' :func:`audit_rows` concatenated.
 
     ``checks``: pre-trade check records (:attr:`~pipelines.risk.pretrade.PreTradeResult.records`),
     audited after the stages as stage ``pretrade`` events ``check_passed``/``check_failed``
-    with the check's ``rule``, ``passed``, ``value``, ``limit`` and ``reason`` as detail."""
+    with the check's ``rule``, ``passed``, ``value``, ``limit`` and ``reason`` as detail.
+    ``verdict``: instead of ``checks``, the pre-trade verdict whose records they are (the
+    same rows, read from its orders and checks without a record per check)."""
     parts = [_audit_columns(portfolio_id, stage, events) for stage, events in stages if events]
-    if checks:
+    if verdict is not None:
+        if checks:
+            raise ValueError("write_audits takes checks or a verdict, not both")
+        if any(verdict.checks):
+            groups = (
+                (o.client_order_id, o.security_id, order_checks)
+                for o, order_checks in zip(verdict.orders, verdict.checks, strict=True)
+            )
+            parts.append(_grouped_check_columns(portfolio_id, groups))
+    elif checks:
         parts.append(_check_columns(portfolio_id, checks))
     if not parts:
         return 0
-    columns = {c: [v for part in parts for v in part[c]] for c in _AUDIT_COLUMNS}
+    if len(parts) == 1:
+        columns = parts[0]
+    else:
+        columns = {c: [v for part in parts for v in part[c]] for c in _AUDIT_COLUMNS}
     if known_at.tzinfo is not None:
         # Straight to Arrow: the rows append_new would write from audit_rows' frame
         # (pa.table of the columns is what Table.from_pylist of the records builds).

@@ -42,7 +42,9 @@ exact limit, its answer audited to 1e-5, and whole-share rounding stays inside 5
 from __future__ import annotations
 
 import functools
+import io
 import math
+import pickle
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -507,13 +509,90 @@ def check_orders(
     end book is within every limit therefore passes whatever the sequence of its
     orders: no buy is refused because the sale that funds it comes later.
 
-    ``store`` is the lake holding the central kill switch (read once for the batch)."""
+    ``store`` is the lake holding the central kill switch (read once for the batch).
+
+    A batch judged again with the same inputs (the daily loop's preview and then its
+    execution check the same orders against the same book) gets the verdict of the last
+    batch judged (:func:`_batch_key`) instead of running the rules again."""
     ts = now or datetime.now(UTC)
     kill = kill_switch_active(limits, store)
+    seq = list(orders)
+    key = _batch_key(seq, book, kill)
+    last = _LAST[0] if _LAST else None
+    if key is not None and last is not None and last[0] is limits and last[1] == key:
+        checks = [c.copy() for c in last[2]]
+        breaches = [b.copy() for b in last[3]]
+    else:
+        checks, breaches = _judge(seq, limits, book, kill)
+        _LAST[:] = (
+            [(limits, key, [c.copy() for c in checks], [b.copy() for b in breaches])]
+            if key is not None
+            else []
+        )
+    accepted = [o for o, b in zip(seq, breaches, strict=True) if not b]
+    rejected = [(o, b) for o, b in zip(seq, breaches, strict=True) if b]
+    return PreTradeResult(
+        accepted=accepted, rejected=rejected, orders=seq, checks=checks, timestamp=ts
+    )
+
+
+#: The last batch :func:`check_orders` judged: its limits (kept alive: compared by
+#: identity), :func:`_batch_key`, and each order's checks and breaches.
+_LAST: list[tuple[RiskLimits, bytes, list[list[Check]], list[list[Breach]]]] = []
+
+
+def _batch_key(seq: list[Order], book: BookState, kill: str | None) -> bytes | None:
+    """Every input of :func:`_judge` but the limits, as bytes: equal bytes mean the same
+    orders in the same sequence, the same book (each position with the mark the rules
+    read for it, in the book's order) and the same kill-switch verdict, value for value
+    and type for type (pickle writes a float's 8 bytes: signed zeros and NaN payloads
+    count). None when an input does not pickle (then the batch is judged anew)."""
+    prices = book.prices
+    try:
+        buf = io.BytesIO()
+        pickler = pickle.Pickler(buf, pickle.HIGHEST_PROTOCOL)
+        pickler.fast = True  # no memo: the bytes do not depend on objects' identities
+        pickler.dump(
+            (
+                kill,
+                book.nav,
+                book.daily_pnl,
+                [(sid, q, float(prices.get(sid, 0.0))) for sid, q in book.positions.items()],
+                list(dict(book.sectors).items()),
+                [(sid, list(dict(a).items())) for sid, a in book.attributes.items()],
+                sorted(book.restricted),
+                [
+                    (
+                        o.client_order_id,
+                        o.portfolio_id,
+                        o.trade_date,
+                        o.security_id,
+                        o.side,
+                        o.quantity,
+                        o.reference_price,
+                        o.adv,
+                        o.sector,
+                        o.limit_price,
+                        o.last_close,
+                        o.order_type,
+                    )
+                    for o in seq
+                ],
+            )
+        )
+    except Exception:  # an input that does not pickle or sort: no key, judged anew
+        return None
+    return buf.getvalue()
+
+
+def _judge(
+    seq: list[Order], limits: RiskLimits, book: BookState, kill: str | None
+) -> tuple[list[list[Check]], list[list[Breach]]]:
+    """:func:`check_orders`' rules on the batch ``seq``: each order's checks (rule,
+    passed, value, limit, reason) and breaches, aligned with ``seq``."""
     running = _Book(book, *_tree_of(limits))
     restricted = set(limits.restricted) | set(book.restricted)
     loss_hit = book.daily_pnl <= -limits.daily_loss_limit_pct * book.nav
-    seq = list(orders)
     # Each order's checks (rule, passed, value, limit, reason) and breaches; the audit
     # rows are built from them only when asked for (PreTradeResult).
     checks: list[list[Check]] = [[] for _ in seq]
@@ -701,11 +780,7 @@ def check_orders(
             in_book.discard(at)
             running.move(sid, -delta)
 
-    accepted = [o for o, b in zip(seq, breaches, strict=True) if not b]
-    rejected = [(o, b) for o, b in zip(seq, breaches, strict=True) if b]
-    return PreTradeResult(
-        accepted=accepted, rejected=rejected, orders=seq, checks=checks, timestamp=ts
-    )
+    return checks, breaches
 
 
 def with_kill_switch(limits: RiskLimits, engaged: bool = True) -> RiskLimits:
