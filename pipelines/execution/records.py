@@ -501,8 +501,10 @@ def _grouped_check_columns(
     orders: list[Any] = []
     securities: list[Any] = []
     details: list[str] = []
-    # _check_json inlined, with each rule's and reason's JSON string made once (a batch
-    # has a dozen rules and few reasons): most of a session's audit events are checks.
+    # _check_json inlined, each detail made once per batch (a batch's orders repeat
+    # most checks: the same rule, bounds, value and verdict), and each rule's and
+    # reason's JSON string once: most of a session's audit events are checks.
+    made: dict[object, str] = {}
     quoted: dict[str, str] = {}
     esc, frepr, fjson = encode_basestring_ascii, float.__repr__, _float_json
     for cid, sid, order_checks in groups:
@@ -510,7 +512,8 @@ def _grouped_check_columns(
         # kind, cid, sid, detail)'s parts up to the detail.
         tail = f"|{cid!s}|{sid!s}|"
         on_pass, on_fail = f"{head}check_passed{tail}", f"{head}check_failed{tail}"
-        for rule, passed, value, limit, reason in order_checks:
+        for check in order_checks:
+            rule, passed, value, limit, reason = check
             if (
                 type(rule) is str
                 and type(reason) is str
@@ -518,18 +521,27 @@ def _grouped_check_columns(
                 and type(value) is float
                 and type(limit) is float
             ):
-                q_rule = quoted.get(rule)
-                if q_rule is None:
-                    q_rule = quoted[rule] = esc(rule)
-                q_reason = quoted.get(reason)
-                if q_reason is None:
-                    q_reason = quoted[reason] = esc(reason)
-                detail = (
-                    f'{{"limit":{frepr(limit) if limit - limit == 0.0 else fjson(limit)},'
-                    f'"passed":{"true" if passed else "false"},"reason":{q_reason},'
-                    f'"rule":{q_rule},'
-                    f'"value":{frepr(value) if value - value == 0.0 else fjson(value)}}}'
+                # Checks equal as tuples have the same detail, but for a zero's sign
+                # (0.0 == -0.0): a check with a zero is keyed with the zeros' reprs.
+                key: object = (
+                    check
+                    if value and limit and type(check) is tuple
+                    else (rule, passed, value, limit, reason, frepr(value), frepr(limit))
                 )
+                detail = made.get(key)  # type: ignore[assignment]
+                if detail is None:
+                    q_rule = quoted.get(rule)
+                    if q_rule is None:
+                        q_rule = quoted[rule] = esc(rule)
+                    q_reason = quoted.get(reason)
+                    if q_reason is None:
+                        q_reason = quoted[reason] = esc(reason)
+                    detail = made[key] = (
+                        f'{{"limit":{frepr(limit) if limit - limit == 0.0 else fjson(limit)},'
+                        f'"passed":{"true" if passed else "false"},"reason":{q_reason},'
+                        f'"rule":{q_rule},'
+                        f'"value":{frepr(value) if value - value == 0.0 else fjson(value)}}}'
+                    )
             else:
                 detail = _JSON.encode(
                     {
