@@ -394,3 +394,35 @@ def test_to_json_of_a_circular_value_raises_as_json_does() -> None:
     with pytest.raises(ValueError, match="Circular reference"):
         records.to_json(loop)
     assert records.to_json({"a": 1}) == '{"a":1}'  # the encoder is still sound afterwards
+
+
+def test_write_audits_of_a_verdict_is_the_write_of_its_records() -> None:
+    """``verdict=`` writes the rows and batch id of ``checks=verdict.records``, repeated
+    checks and signed zeros included (a batch's details are made once per equal check)."""
+    from pipelines.risk.pretrade import Order, PreTradeResult
+
+    def order(i: int) -> Order:
+        return Order(f"o{i}", "P", DAY, f"S{i}", "buy", 1.0, 1.0, 1.0)
+
+    orders = [order(i) for i in range(4)]
+    repeated = ("kill_switch", True, 0.0, 0.0, "")
+    checks = [
+        [repeated, ("adv", True, 0.25, 0.1, ""), ("collar", False, -0.0, 0.0, "wide é")],
+        [repeated, ("adv", True, 0.25, 0.1, ""), ("collar", False, 0.0, -0.0, "wide é")],
+        [repeated, ("adv", False, float("nan"), 0.1, "nan"), ("net", True, 1.5, 2, "")],
+        [repeated, ("adv", True, 0.25, 0.1, ""), ("collar", True, float("inf"), 0.5, "")],
+    ]
+    verdict = PreTradeResult([], [], orders=orders, checks=checks, timestamp=CLOCK)
+    received = [{"event": "targets_received", "detail": {"rows": [], "nav": 1.0}}]
+    new, old = Recorder(), Recorder()
+    records.write_audits(new, "P", DAY, [("targets", received)], known_at=CLOCK, verdict=verdict)
+    records.write_audits(
+        old, "P", DAY, [("targets", received)], known_at=CLOCK, checks=verdict.records
+    )
+    assert [(b, t.to_pylist()) for _, b, t in new.writes] == [
+        (b, t.to_pylist()) for _, b, t in old.writes
+    ]
+    with pytest.raises(ValueError):
+        records.write_audits(
+            new, "P", DAY, [], known_at=CLOCK, verdict=verdict, checks=verdict.records
+        )

@@ -300,3 +300,47 @@ def test_audit_frame_and_records_are_the_same_rows(limits: RiskLimits, book: Boo
         assert all(type(r["value"]) is float and type(r["limit"]) is float for r in res.records)
         assert res.rows() == [tuple(r[c] for c in AUDIT_COLUMNS[1:]) for r in res.records]
         assert sum(not r["passed"] for r in res.records) == sum(len(b) for _, b in res.rejected)
+
+
+def test_a_batch_judged_again_with_the_same_inputs_gets_the_same_verdict(
+    limits: RiskLimits, book: BookState
+) -> None:
+    """check_orders reuses the last batch's verdict only for the same orders, book, kill
+    switch and limits: an input that differs (a signed zero included) is judged anew."""
+    from pipelines.risk import pretrade
+
+    batch = [order(client_order_id="o1"), order(client_order_id="o2", security_id="AAA")]
+    first = check_orders(batch, limits, book, now=None)
+    calls: list[int] = []
+    judge = pretrade._judge
+
+    def counted(*args: object) -> object:
+        calls.append(1)
+        return judge(*args)  # type: ignore[arg-type]
+
+    pretrade._judge = counted  # type: ignore[assignment]
+    try:
+        again = check_orders([replace(o) for o in batch], limits, book)
+        assert calls == []
+        assert again.checks == first.checks and again.checks is not first.checks
+        assert [o.client_order_id for o in again.accepted] == [
+            o.client_order_id for o in first.accepted
+        ]
+        again.checks[0].append(("mutated", True, 0.0, 0.0, ""))  # not the memo's list
+        assert check_orders(batch, limits, book).checks == first.checks
+        assert calls == []
+        for other in (
+            replace(book, prices={"AAA": 100.0, "BBB": 50.000001}),
+            replace(book, positions={"AAA": 5_000, "BBB": -5_000.0}),  # an int became a float
+            replace(book, positions={"BBB": -5_000, "AAA": 5_000}),  # another order
+            replace(book, nav=-0.0 + 10_000_000.0, daily_pnl=-0.0),
+        ):
+            check_orders(batch, limits, other)
+            assert len(calls) == 1
+            calls.clear()
+        check_orders([replace(batch[0], quantity=999.0), batch[1]], limits, book)
+        check_orders(batch, with_kill_switch(limits), book)
+        check_orders(batch, limits.model_copy(), book)  # equal limits, another object
+        assert len(calls) == 3
+    finally:
+        pretrade._judge = judge  # type: ignore[assignment]
