@@ -63,6 +63,7 @@ from pipelines.execution.records import (
     now_utc,
     read_day,
     short_hash,
+    stored_keys,
     write_audit,
     write_audits,
 )
@@ -634,7 +635,9 @@ def _generate(
         },
     }
     # The targets' and the checks' audit rows (write_audit's rows for each stage) in one
-    # idempotent append: one lake commit instead of two.
+    # idempotent append: one lake commit instead of two. The day's audit keys are read
+    # once for it and the orders' audit right after (the appends keep them current).
+    audit_keys = stored_keys(lake, "execution_audit", trade_date)
     write_audits(
         lake,
         portfolio_id,
@@ -642,6 +645,7 @@ def _generate(
         [("targets", [received])],
         known_at=now,
         verdict=verdict,
+        stored=audit_keys,
     )
     if rows:
         # persist_orders(orders_frame(...)): the same rows, without the frame
@@ -665,6 +669,7 @@ def _generate(
                 for r, reason in zip(rows, _frame_reasons(rows), strict=True)
             ],
             known_at=now,
+            stored=audit_keys,
         )
     return load_orders(lake, portfolio_id, trade_date)
 

@@ -293,12 +293,16 @@ def _append_arrow(
     *,
     known_at: dt.datetime,
     existing: pd.DataFrame | None = None,
+    stored: set[tuple[str, ...]] | None = None,
 ) -> int:
     """:func:`append_new` of rows already in Arrow whose key columns are non-null
     strings (:func:`_text_keys`): the same rows and batch id as the frame path, without a
-    pandas copy, dedup and boolean selection per call."""
+    pandas copy, dedup and boolean selection per call.
+
+    ``stored``: the keys stored for ``trade_date`` (:func:`stored_keys`), kept by the
+    caller across its appends: used instead of reading them, and the keys written added."""
     spec = get_table(table)
-    have = _stored_or_given(lake, table, trade_date, existing)
+    have = stored if stored is not None else _stored_or_given(lake, table, trade_date, existing)
     columns = [tbl.column(k).to_pylist() for k in spec.key]
     mine: list[tuple[str, ...]] = list(zip(*columns, strict=True))
     # The first row of each key not stored yet (drop_duplicates(keep="first"), then the
@@ -321,6 +325,8 @@ def _append_arrow(
     keys = sorted([k[0] for k in kept] if len(spec.key) == 1 else ["/".join(k) for k in kept])
     batch_id = f"{table}:{trade_date.isoformat()}:{short_hash(*keys, n=32)}"
     result = lake.write(table, tbl, known_at=known_at, valid_date=trade_date, batch_id=batch_id)
+    if stored is not None and result.written:
+        stored.update(kept)
     return result.rows if result.written else 0
 
 
@@ -602,9 +608,12 @@ def write_audit(
     events: list[dict[str, Any]],
     *,
     known_at: dt.datetime,
+    stored: set[tuple[str, ...]] | None = None,
 ) -> int:
-    """Append audit events (idempotent per event id)."""
-    return write_audits(lake, portfolio_id, trade_date, [(stage, events)], known_at=known_at)
+    """Append audit events (idempotent per event id); ``stored`` as for :func:`write_audits`."""
+    return write_audits(
+        lake, portfolio_id, trade_date, [(stage, events)], known_at=known_at, stored=stored
+    )
 
 
 def write_audits(
@@ -616,6 +625,7 @@ def write_audits(
     known_at: dt.datetime,
     checks: Sequence[Mapping[str, Any]] = (),
     verdict: PreTradeResult | None = None,
+    stored: set[tuple[str, ...]] | None = None,
 ) -> int:
     """Append the audit events of several stages in one idempotent append (one lake
     commit): the rows of ``append_new`` of the stages' :func:`audit_rows` concatenated.
@@ -624,7 +634,11 @@ def write_audits(
     audited after the stages as stage ``pretrade`` events ``check_passed``/``check_failed``
     with the check's ``rule``, ``passed``, ``value``, ``limit`` and ``reason`` as detail.
     ``verdict``: instead of ``checks``, the pre-trade verdict whose records they are (the
-    same rows, read from its orders and checks without a record per check)."""
+    same rows, read from its orders and checks without a record per check).
+    ``stored``: the audit's keys stored for ``trade_date`` as :func:`stored_keys` read
+    them, kept by a caller that appends several times in a row (no other writer of the
+    day's audit in between): used instead of reading them again, and the keys written
+    are added to it."""
     parts = [_audit_columns(portfolio_id, stage, events) for stage, events in stages if events]
     if verdict is not None:
         if checks:
@@ -651,14 +665,20 @@ def write_audits(
         except (pa.ArrowException, TypeError, ValueError):
             tbl = None
         if tbl is not None and _text_keys(get_table("execution_audit"), tbl):
-            return _append_arrow(lake, "execution_audit", tbl, trade_date, known_at=known_at)
+            return _append_arrow(
+                lake, "execution_audit", tbl, trade_date, known_at=known_at, stored=stored
+            )
     records = [
         dict(zip(_AUDIT_COLUMNS, row, strict=True)) for row in zip(*columns.values(), strict=True)
     ]
-    return append_new(
+    written = append_new(
         lake,
         "execution_audit",
         pd.DataFrame(records, columns=_AUDIT_COLUMNS),
         trade_date,
         known_at=known_at,
     )
+    if stored is not None:  # the frame path read the keys itself: the caller's, read again
+        stored.clear()
+        stored.update(stored_keys(lake, "execution_audit", trade_date))
+    return written

@@ -426,3 +426,33 @@ def test_write_audits_of_a_verdict_is_the_write_of_its_records() -> None:
         records.write_audits(
             new, "P", DAY, [], known_at=CLOCK, verdict=verdict, checks=verdict.records
         )
+
+
+def test_write_audit_with_the_callers_stored_keys_writes_what_a_fresh_read_would(
+    tmp_path: Any,
+) -> None:
+    """``stored=`` (the day's audit keys, read once and kept current by the appends) gives
+    the rows, batch ids and stored keys of reading them before every append."""
+    from pipelines.lake import Lake
+
+    def events(stage: str, n: int) -> list[dict[str, Any]]:
+        return [{"event": "e", "detail": {"i": i, "stage": stage}} for i in range(n)]
+
+    writes = [("a", events("a", 3)), ("b", events("b", 2)), ("a", events("a", 4))]
+    fresh, kept = Lake(str(tmp_path / "fresh")), Lake(str(tmp_path / "kept"))
+    counts_fresh = [
+        records.write_audit(fresh, "P", DAY, stage, ev, known_at=CLOCK) for stage, ev in writes
+    ]
+    keys = records.stored_keys(kept, "execution_audit", DAY)
+    counts_kept = [
+        records.write_audit(kept, "P", DAY, stage, ev, known_at=CLOCK, stored=keys)
+        for stage, ev in writes
+    ]
+    assert counts_kept == counts_fresh == [3, 2, 1]
+    assert keys == records.stored_keys(kept, "execution_audit", DAY)
+
+    def rows(lake: Lake) -> list[tuple[Any, ...]]:
+        t = lake.as_of("execution_audit", known_at=CLOCK, valid_at=DAY).to_pylist()
+        return sorted((r["event_id"], r["_batch_id"], r["detail"]) for r in t)
+
+    assert rows(kept) == rows(fresh)
