@@ -66,11 +66,13 @@ def _equal_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.zeros(len(a), dtype=bool)
     if a.dtype == object:
         eq = np.asarray(a == b, dtype=bool)
-        # unequal cells are equal only as the same missing value (NaN != NaN; None is
-        # told apart from NaN)
-        none_a = np.asarray(a == None, dtype=np.bool_)  # noqa: E711 (elementwise)
-        none_b = np.asarray(b == None, dtype=np.bool_)  # noqa: E711
-        eq |= pd.isna(a) & pd.isna(b) & (none_a == none_b)
+        if not eq.all():
+            # unequal cells are equal only as the same missing value (NaN != NaN; None is
+            # told apart from NaN)
+            x, y = a[~eq], b[~eq]
+            none_x = np.asarray(x == None, dtype=np.bool_)  # noqa: E711 (elementwise)
+            none_y = np.asarray(y == None, dtype=np.bool_)  # noqa: E711
+            eq[~eq] = pd.isna(x) & pd.isna(y) & (none_x == none_y)
         return np.asarray(eq.all(axis=1))
     if a.dtype.kind in "fiub" or a.dtype.kind == "M":
         width = a.dtype.itemsize
