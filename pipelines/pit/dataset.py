@@ -14,15 +14,15 @@ per date too (a cross-sectional model predicts *relative* returns).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import pandas as pd
 
 from pipelines.pit.labels import LabelSet
-from pipelines.pit.normalize import rank_gauss, zscore
+from pipelines.pit.normalize import masked, rank_gauss, zscore
 from pipelines.pit.panel import Panel
 
 Normalization = Literal["rank_gauss", "zscore", "none"]
@@ -72,6 +72,44 @@ class ResearchDataset:
         return self.X[t_idx, i_idx], self.y[t_idx, i_idx], np.vstack([t_idx, i_idx])
 
 
+class NormalizedRows(Protocol):
+    """Rows normalised before, reused where their input is equal
+    (:class:`pipelines.research.carry.FitCarry`)."""
+
+    def normalized(
+        self,
+        key: str,
+        dates: pd.DatetimeIndex,
+        securities: pd.Index,
+        how: str,
+        masked: np.ndarray,
+        normalize: Callable[[np.ndarray], np.ndarray],
+    ) -> np.ndarray:
+        """``normalize(masked)``, row by row, with rows known from equal input reused."""
+        ...
+
+
+def _normalize_rows(
+    values: np.ndarray,
+    universe: np.ndarray,
+    how: Normalization,
+    key: str,
+    axes: tuple[pd.DatetimeIndex, pd.Index],
+    carry: NormalizedRows | None,
+) -> np.ndarray:
+    """:func:`_normalize`, through ``carry`` when given: rank-gauss and z-score map each
+    row of the masked values (NaN outside the universe or non-finite) to its output on
+    their own, so ``f(masked, isfinite(masked))`` is ``f(values, universe)`` bit for bit
+    and a row with the same masked input has the same output."""
+    if carry is None or how not in ("rank_gauss", "zscore"):
+        return _normalize(values, universe, how)
+
+    def normalize(rows: np.ndarray) -> np.ndarray:
+        return _normalize(rows, np.isfinite(rows), how)
+
+    return carry.normalized(key, *axes, how, masked(values, universe), normalize)
+
+
 def _normalize(values: np.ndarray, universe: np.ndarray, how: Normalization) -> np.ndarray:
     if how == "rank_gauss":
         return rank_gauss(values, universe)
@@ -86,6 +124,7 @@ def build_dataset(
     label: LabelSet,
     normalization: Normalization = "rank_gauss",
     label_normalization: Normalization = "rank_gauss",
+    carry: NormalizedRows | None = None,
 ) -> ResearchDataset:
     """Normalize the wide ``features`` (name → frame on the panel's axes) per date, align the label.
 
@@ -95,9 +134,11 @@ def build_dataset(
     Everything here is per-date (cross-sectional) or uses the features' own
     lookback, so rows ``<= D`` of the dataset depend only on panel rows ``<= D``
     — except the label, whose row t reads t + horizon (and is only used by the
-    splits once available).
+    splits once available). With ``carry`` (a backtest worker's), rows normalised from
+    the same input by its previous fit are reused (:func:`_normalize_rows`).
     """
     universe = panel.universe()
+    axes = (panel.dates, panel.securities)
     names = tuple(features)
     T, N = panel.shape
     # one (T, N) plane per feature, then one transposing copy: writing each feature into
@@ -105,10 +146,13 @@ def build_dataset(
     planes = np.empty((len(names), T, N), dtype=np.float32)
     for f, name in enumerate(names):
         frame = features[name]
-        planes[f] = _normalize(frame.to_numpy(dtype=np.float64), universe, normalization)
+        values = frame.to_numpy(dtype=np.float64)
+        planes[f] = _normalize_rows(values, universe, normalization, f"x:{name}", axes, carry)
     X = np.ascontiguousarray(planes.transpose(1, 2, 0))
     del planes
-    y = _normalize(label.values.to_numpy(dtype=np.float64), universe, label_normalization)
+    y = _normalize_rows(
+        label.values.to_numpy(dtype=np.float64), universe, label_normalization, "y", axes, carry
+    )
     return ResearchDataset(
         dates=panel.dates,
         securities=panel.securities,

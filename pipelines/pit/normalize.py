@@ -14,8 +14,13 @@ from scipy.special import ndtri
 _MAD_TO_SIGMA = 1.4826  # 1 / Φ⁻¹(3/4): MAD of a normal sample ≈ σ / 1.4826
 
 
-def _masked(x: np.ndarray, universe: np.ndarray) -> np.ndarray:
+def masked(x: np.ndarray, universe: np.ndarray) -> np.ndarray:
+    """``x`` with NaN outside ``universe`` and at its non-finite cells: the only input of
+    each row's output in the normalisations here."""
     return np.where(universe & np.isfinite(x), x, np.nan)
+
+
+_masked = masked
 
 
 def _row_count(x: np.ndarray) -> np.ndarray:

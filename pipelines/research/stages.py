@@ -75,6 +75,7 @@ from pipelines.pit.normalize import rank_gauss
 from pipelines.pit.panel import Panel
 from pipelines.pit.splits import Split, WalkForwardConfig, walk_forward_splits
 from pipelines.research import diagnostics as dg
+from pipelines.research.carry import FitCarry
 from pipelines.timeline import Clock, decision_cutoff, trading_calendar
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,10 @@ def _feature_frames(panel: Panel, specs: Mapping[str, FeatureSpec]) -> dict[str,
 
 
 def session_features(
-    history: PanelHistory, specs: Mapping[str, FeatureSpec], since: int = 0
+    history: PanelHistory,
+    specs: Mapping[str, FeatureSpec],
+    since: int = 0,
+    carry: FitCarry | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Every feature of ``specs`` with row ``s`` as :func:`compute_features` computes it on
     session ``s``: from the history as known at ``s``'s cutoff (corrections and late prints
@@ -225,7 +229,11 @@ def session_features(
     With ``since``, the first-print values of the rows before panel row ``since`` are left
     NaN (for a caller that uses none of them): each feature reads only its own lookback
     before ``since`` — the same values for the other rows, bit for bit, by the features'
-    lookback contract (:func:`~pipelines.features.registry.compute_feature`)."""
+    lookback contract (:func:`~pipelines.features.registry.compute_feature`).
+
+    With a ``carry`` (a backtest worker's, :mod:`pipelines.research.carry`), the first-print
+    rows the previous fit computed from the same panel rows are taken from it: the same
+    values, bit for bit."""
 
     def at_session(state: Panel, names: list[str]) -> dict[str, pd.DataFrame]:
         return {n: compute_feature(specs[n], state) for n in names}
@@ -234,6 +242,8 @@ def session_features(
     panel = history.panel
     if since <= 0:
         frames = _feature_frames(panel, specs)
+    elif carry is not None:
+        frames = carry.features(panel, specs, since, compute_feature)
     else:
         # one window per lookback (the rows compute_feature(..., dates=) would read), so
         # the features over the same rows share its cache of derived arrays (the market
@@ -260,8 +270,10 @@ class SessionData:
     features: dict[str, pd.DataFrame]
     label: LabelSet
 
-    def dataset(self) -> ResearchDataset:
-        return build_dataset(self.panel, self.features, self.label)
+    def dataset(self, carry: FitCarry | None = None) -> ResearchDataset:
+        """The normalised dataset (with ``carry``: rows normalised from equal input by the
+        previous fit taken from it, :meth:`FitCarry.normalized`)."""
+        return build_dataset(self.panel, self.features, self.label, carry=carry)
 
     def until(self, row: int, securities: pd.Index) -> SessionData:
         """What a history ending at panel row ``row`` holds (given its columns
@@ -324,12 +336,13 @@ def session_data(
     horizon: int,
     kind: LabelKind,
     since: int = 0,
+    carry: FitCarry | None = None,
 ) -> SessionData:
     """Features, label and membership of ``history`` as each session knew them (features
     of the rows before ``since`` left NaN: :func:`session_features`)."""
     return SessionData(
         history.session_panel(),
-        session_features(history, specs, since),
+        session_features(history, specs, since, carry),
         history.label(horizon, kind),
     )
 
@@ -704,7 +717,11 @@ def fit_at(lake: Lake, day: dt.date, config: ResearchConfig, known: dt.datetime)
 
 
 def fit_and_score(
-    lake: Lake, day: dt.date, last: dt.date, config: ResearchConfig
+    lake: Lake,
+    day: dt.date,
+    last: dt.date,
+    config: ResearchConfig,
+    carry: FitCarry | None = None,
 ) -> tuple[FittedModel, pd.DataFrame]:
     """:func:`fit_at` at ``day``'s cutoff and :func:`score_sessions` of ``[day, last]`` by
     its model, from one research history read through ``last`` (as known at its cutoff).
@@ -714,6 +731,10 @@ def fit_and_score(
     (:meth:`SessionData.until`) are the rows :func:`fit_at` trains on, bit for bit, and
     its later rows the ones :func:`score_sessions` scores: one panel read and one feature
     pass serve both (a backtest retrain). Raises as :func:`fit_at` does.
+
+    A backtest worker fitting its blocks in order passes its ``carry``: the previous fit's
+    features and normalised rows are reused where their inputs are bitwise equal
+    (:mod:`pipelines.research.carry`), so the model and scores are those of a fresh fit.
     """
     known = decision_cutoff(day)
     specs, skipped = _available(lake, _specs(config.features), known)
@@ -724,8 +745,17 @@ def fit_and_score(
     # the fit reads no feature row before its training fold (_fit), and the scores none
     # before ``row``: features start at the fold (~30% fewer rows for short lookbacks)
     first = _fit_split(row + 1, history.panel.dates[row], config).train[0]
-    data = session_data(history, specs, config.horizon, config.label_kind, since=first)
-    fitted = _fit(data.until(row, securities), day, config, known, skipped)
+    if carry is None:
+        data = session_data(history, specs, config.horizon, config.label_kind, since=first)
+        fitted = _fit(data.until(row, securities), day, config, known, skipped)
+        return fitted, _scores(fitted.model, fitted.record, data.since(row))
+    with carry.lock:
+        carry.start_fit()
+        try:
+            data = session_data(history, specs, config.horizon, config.label_kind, first, carry)
+            fitted = _fit(data.until(row, securities), day, config, known, skipped, carry)
+        finally:
+            carry.end_fit()
     return fitted, _scores(fitted.model, fitted.record, data.since(row))
 
 
@@ -750,14 +780,16 @@ def _fit(
     config: ResearchConfig,
     known: dt.datetime,
     skipped: list[FeatureSkip],
+    carry: FitCarry | None = None,
 ) -> FittedModel:
-    """The model fit at ``day`` on ``data`` (a history ending at ``day``)."""
+    """The model fit at ``day`` on ``data`` (a history ending at ``day``; ``carry``:
+    :meth:`SessionData.dataset`)."""
     label = data.label
     split = _fit_split(len(data.panel.dates), data.panel.dates[-1], config)
     # rows before the training fold only warm the features' lookbacks up: the dataset (its
     # per-date normalization) starts at the fold, the same rows and values for the fit
     first = split.train[0]
-    dataset = (data.since(first) if first else data).dataset()
+    dataset = (data.since(first) if first else data).dataset(carry)
     split = _shift(split, first)
     model, record = fit_split(dataset, split, config.model_spec(), known.isoformat())
     valid = dataset.with_segments(valid=split.valid)
