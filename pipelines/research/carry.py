@@ -22,7 +22,8 @@ two things, each only where it can prove the result is the same bits:
 Nothing is assumed about why rows are equal (late prints, fundamentals clamped at the
 history's start, a new security): they are compared, and whatever differs is computed.
 The live path never passes a carry, and a fit with one returns the same model and scores
-as a fresh fit, bit for bit (``tests/backtest/test_retrain.py``).
+as a fresh fit, bit for bit (``tests/research/test_fit_carry.py``, which also holds
+every feature of :data:`COLUMN_LOCAL` to its promise).
 """
 
 from __future__ import annotations

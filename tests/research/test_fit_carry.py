@@ -17,9 +17,10 @@ from pipelines.features.registry import compute_feature, registry
 from pipelines.lake import Lake
 from pipelines.pit.normalize import rank_gauss
 from pipelines.pit.panel import Panel
-from pipelines.research.carry import FitCarry
+from pipelines.research.carry import COLUMN_LOCAL, FitCarry
 from pipelines.research.stages import fit_and_score
 from pipelines.testing.lakes import simulated_lake
+from pipelines.testing.panels import synthetic_panel
 from pipelines.timeline import trading_calendar
 
 pytestmark = pytest.mark.unit
@@ -130,3 +131,33 @@ def test_normalized_rows_equal_a_fresh_rank_gauss_under_another_security_axis() 
     carry.end_fit()
     np.testing.assert_array_equal(got, rank_gauss(y, np.ones(y.shape, dtype=bool)))
     assert 0 < carry.kept["normalized"] < 30
+
+
+def _with_empty_securities(panel: Panel, extra: list[str]) -> Panel:
+    """``panel`` with ``extra`` securities interleaved into its axis, empty in every field."""
+    secs = list(panel.securities)
+    for i, name in enumerate(extra):
+        secs.insert(1 + i * (len(secs) // (len(extra) + 1)), name)
+    axis = pd.Index(secs, dtype=panel.securities.dtype)
+    return Panel(panel.dates, axis, {k: v.reindex(columns=axis) for k, v in panel.fields.items()})
+
+
+@pytest.mark.parametrize("name", sorted(COLUMN_LOCAL))
+def test_column_local_features_ignore_empty_securities(name: str) -> None:
+    """The hand-kept list :data:`COLUMN_LOCAL` is what lets a carry reuse rows across a
+    changed security axis: every feature on it must give the same bits on the original
+    securities when empty securities join the axis (and NaN on those). A feature rewritten
+    to sum across securities fails here and must leave the list."""
+    panel = synthetic_panel(n_securities=30, n_days=300, seed=3, signal_strength=0.1)
+    spec = registry()[name]
+    want = compute_feature(spec, panel)
+    wider = _with_empty_securities(panel, ["ZZ_NEW1", "AA_NEW2", "MM_NEW3"])
+    got = compute_feature(spec, Panel(wider.dates, wider.securities, wider.fields))
+    np.testing.assert_array_equal(
+        got[panel.securities].to_numpy(dtype=np.float64), want.to_numpy(dtype=np.float64)
+    )
+    assert got[["ZZ_NEW1", "AA_NEW2", "MM_NEW3"]].isna().all().all()
+
+
+def test_column_local_names_are_registered_features() -> None:
+    assert set(registry()) >= COLUMN_LOCAL
