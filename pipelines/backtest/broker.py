@@ -17,9 +17,10 @@ from typing import Any
 
 from pipelines.execution import PaperBroker
 from pipelines.execution.accounts import State, empty_state
+from pipelines.execution.broker import Fill
 from pipelines.execution.corporate_actions import BookAction
 from pipelines.execution.delistings import Delisting
-from pipelines.execution.paper import is_working
+from pipelines.execution.paper import _fill, is_working
 from pipelines.execution.prices import LakePriceSource, PriceSource, SessionBar
 
 
@@ -61,6 +62,11 @@ class InMemoryPaperBroker(PaperBroker):
         self._indexed: State | None = None
         # (account version, knowledge time) after the last full work(): see work().
         self._worked: tuple[int, object] | None = None
+        # The fills list indexed by _fills_on, how many of its fills, and their positions
+        # by trade date.
+        self._fill_list: list[dict[str, Any]] | None = None
+        self._fills_seen = 0
+        self._fill_days: dict[str, list[int]] = {}
 
     def account_state(self) -> State:
         """A copy of the whole account (positions, cash, orders, id sequence)."""
@@ -108,6 +114,34 @@ class InMemoryPaperBroker(PaperBroker):
             self._seen = len(orders)
         self._open = {k: r for k, r in self._open.items() if is_working(r)}
         return list(self._open.values())
+
+    def fills(self, account: str, trade_date: dt.date | None = None) -> list[Fill]:
+        """:meth:`PaperBroker.fills`; a day's from an index of the fills by trade date
+        (kept as fills are booked) instead of a scan of every fill the account holds."""
+        if trade_date is None:
+            return super().fills(account, trade_date)
+        self._require()
+        self._auto_work()
+        day = trade_date.isoformat()
+        with self._state(write=False) as st:
+            fills = st["fills"]
+            return [
+                _fill(fills[i])
+                for i in self._fills_on(fills, day)
+                if fills[i]["account"] == account
+            ]
+
+    def _fills_on(self, fills: list[dict[str, Any]], day: str) -> list[int]:
+        """The positions in ``fills`` of the fills of trade date ``day``, ascending. Fills
+        are only ever appended to the list (a new list replaces it when settled fills are
+        forgotten or an account restored): the index adds the fills booked since."""
+        if fills is not self._fill_list or len(fills) < self._fills_seen:
+            self._fill_list, self._fills_seen, self._fill_days = fills, 0, {}
+        days = self._fill_days
+        for i in range(self._fills_seen, len(fills)):
+            days.setdefault(fills[i]["trade_date"], []).append(i)
+        self._fills_seen = len(fills)
+        return days.get(day, [])
 
     def work(self, trade_date: dt.date | None = None) -> int:
         """:meth:`PaperBroker.work`, skipped when nothing it depends on changed since the
@@ -166,8 +200,22 @@ class CachedPrices:
         answer is shared: callers must not change it."""
         bars = self._cache.get(trade_date)
         if bars is None:
-            bars = self._cache[trade_date] = self.source.session_all(trade_date)
+            bars = {} if not self._published(trade_date) else self.source.session_all(trade_date)
+            self._cache[trade_date] = bars
         return bars
+
+    def _published(self, trade_date: dt.date) -> bool:
+        """Whether the source knows any ``prices`` row of ``trade_date`` (else its
+        :meth:`LakePriceSource.session_all` answers no bar: that read of the whole lookback
+        window finds no row of the session). The broker asks every session for the next
+        session's bars (the orders just sent), not published yet: one day's read answers."""
+        known = self.source.known_at
+        if known is None:
+            return True  # the source sees "now": let it read
+        rows = self.source.lake.as_of(
+            "prices", known_at=known, valid_at=(trade_date, trade_date), columns=["security_id"]
+        )
+        return rows.num_rows > 0
 
     def delistings(self, security_ids: Sequence[str]) -> dict[str, Delisting]:
         key = tuple(sorted(security_ids))

@@ -32,6 +32,7 @@ from typing import Literal, Protocol, runtime_checkable
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.lake.buffered import BufferedStore
 from pipelines.lake.interface import Store
 
 ActionType = Literal["split", "dividend"]
@@ -132,21 +133,30 @@ def lake_corporate_actions(
     start = (after + dt.timedelta(days=1)) if after is not None else dt.date(1900, 1, 1)
     if start > through:
         return []
-    table = store.as_of(
-        "corporate_actions",
-        known_at=known_at,
-        valid_at=(start, through),
-        filter=pc.field("security_id").isin(pa.array(ids, pa.string())),
-    )
+    wanted = pa.array(ids, pa.string())
+    if isinstance(store, BufferedStore):
+        # Every security's actions of the window, then ours: the same rows (an action's
+        # version depends only on its own key's rows; the list is sorted below), from one
+        # read that the store keeps for the session's other books (the broker's, ours,
+        # the orders' split restatement) instead of one filtered read per book.
+        table = store.as_of("corporate_actions", known_at=known_at, valid_at=(start, through))
+        if table.num_rows:
+            table = table.filter(pc.is_in(table.column("security_id"), value_set=wanted))
+    else:
+        table = store.as_of(
+            "corporate_actions",
+            known_at=known_at,
+            valid_at=(start, through),
+            filter=pc.field("security_id").isin(wanted),
+        )
     if not table.num_rows:  # most sessions: nothing to convert
         return []
     # Only the columns read below, each as Python values (what the frame's records hold
     # for them), instead of converting every column and boxing every cell.
     used = [c for c in _ACTION_COLUMNS if c in table.column_names]
-    frame = table.select(used).to_pandas()
-    columns = {c: frame[c].tolist() for c in used}
+    columns = _python_columns(table.select(used))
     out: list[BookAction] = []
-    for rec in ({c: v[i] for c, v in columns.items()} for i in range(len(frame))):
+    for rec in ({c: v[i] for c, v in columns.items()} for i in range(table.num_rows)):
         kind = str(rec["action_type"])
         ex = rec["valid_date"]
         ex_date = ex if isinstance(ex, dt.date) else dt.date.fromisoformat(str(ex)[:10])
@@ -164,6 +174,23 @@ def lake_corporate_actions(
             if amount is not None:
                 out.append(BookAction(action_type="dividend", amount=amount, **common))  # type: ignore[arg-type]
     return sorted(out, key=BookAction.sort_key)
+
+
+def _python_columns(table: pa.Table) -> dict[str, list[object]]:
+    """Each column of ``table`` as the Python values its pandas frame's ``tolist`` gives,
+    for the uses above (a null float is None instead of NaN: :func:`_finite` reads both as
+    missing): Arrow's own conversion of the few rows, without building a frame. Only for
+    the usual types (a date32 valid date, strings, floats); anything else through pandas."""
+    simple = all(
+        pa.types.is_string(f.type)
+        or pa.types.is_floating(f.type)
+        or (f.name == "valid_date" and pa.types.is_date32(f.type))
+        for f in table.schema
+    )
+    if simple:
+        return {c: table.column(c).to_pylist() for c in table.column_names}
+    frame = table.to_pandas()
+    return {c: frame[c].tolist() for c in table.column_names}
 
 
 def apply_actions(

@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.lake.buffered import BufferedStore
 from pipelines.lake.interface import Store
 from pipelines.timeline import trading_calendar
 
@@ -77,6 +78,8 @@ def lake_delistings(
     (module doc); securities without a delisting are absent."""
     ids = sorted({str(s) for s in security_ids})
     if not ids:
+        return {}
+    if not _may_be_delisted(store, ids, known_at, through):
         return {}
     id_filter = pc.field("security_id").isin(pa.array(ids, pa.string()))
     table = store.as_of("security_master", known_at=known_at, valid_at=through, filter=id_filter)
@@ -141,6 +144,27 @@ def lake_delistings(
             last_close_date=pd.Timestamp(last["valid_date"]).date(),
         )
     return out
+
+
+def _may_be_delisted(store: Store, ids: list[str], known_at: dt.datetime, through: dt.date) -> bool:
+    """False when the master in force on ``through`` (as known at ``known_at``) has no row
+    saying "not listed" for any of ``ids``, i.e. :func:`lake_delistings` answers nothing
+    (its first test, on the rows of ``ids``). Asked of every security (a row's version
+    depends only on its own security's rows), so the read is the same for every caller
+    of a session — the broker's two passes and reconciliation, on different books — and
+    a store that keeps its answers (the backtest's buffered store) resolves it once.
+    True when unsure (no boolean ``listed`` column): the full test decides."""
+    if not isinstance(store, BufferedStore):
+        return True  # a read of every security would cost more than the filtered one
+    table = store.as_of(
+        "security_master", known_at=known_at, valid_at=through, columns=["security_id", "listed"]
+    )
+    if "listed" not in table.column_names or not pa.types.is_boolean(table.column("listed").type):
+        return True
+    unlisted = table.filter(pc.equal(table.column("listed"), False)).column("security_id")
+    if not len(unlisted):
+        return False
+    return bool(pc.any(pc.is_in(pa.array(ids, pa.string()), value_set=unlisted)).as_py())
 
 
 __all__ = ["Delisting", "DelistingSource", "lake_delistings", "session_of"]

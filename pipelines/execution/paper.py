@@ -125,6 +125,8 @@ class PaperBroker:
         self.clock = clock
         self.auto_work = auto_work
         self.connected = False
+        # ISO fill stamps by (trade date, fill time): see _stamp.
+        self._stamps: dict[tuple[str, dt.time], str] = {}
 
     # ---- session ---------------------------------------------------------------------
 
@@ -487,17 +489,16 @@ class PaperBroker:
             return [dict(e) for e in st.get("delistings", []) if e["account"] == account]
 
     def _work_order(self, st: State, rec: dict[str, Any], bar: SessionBar | None) -> None:
-        day = dt.date.fromisoformat(rec["trade_date"])
         leaves = rec["quantity"] - rec["filled_quantity"]
         if bar is None:
             self._expire(rec, "no trading in the security this session")
             return
         share = self.max_volume_share
-        if rec["algo"] == Algo.POV.value and rec.get("participation"):
+        if rec["algo"] == _POV and rec.get("participation"):
             share = min(share, float(rec["participation"]))
         cap = math.floor(share * max(bar.volume, 0.0))
         qty = float(min(leaves, cap))
-        algo = Algo(rec["algo"])
+        algo = _ALGOS.get(rec["algo"]) or Algo(rec["algo"])
         base = base_price(algo, bar)
         price = self.cost_model.execution_price(rec["side"], qty, base, bar)
         limit = rec.get("limit_price")
@@ -509,8 +510,9 @@ class PaperBroker:
         if qty <= 0:
             self._expire(rec, f"no volume available (cap {share:.0%} of {bar.volume:,.0f})")
             return
-        stamp = self._fill_ts(day).isoformat()  # every slice's, and the order's update
-        partial = OrderStatus.PARTIALLY_FILLED.value
+        stamp = self._stamp(rec["trade_date"])  # every slice's, and the order's update
+        partial = _PARTIAL
+        fill_price = round(price, 6)  # every slice's
         for k, part in enumerate(split_quantity(qty, self.slices), start=1):
             fill = {
                 "fill_id": f"{rec['broker_order_id']}-{k}",
@@ -521,7 +523,7 @@ class PaperBroker:
                 "security_id": rec["security_id"],
                 "side": rec["side"],
                 "quantity": part,
-                "price": round(price, 6),
+                "price": fill_price,
                 "commission": round(part * self.cost_model.commission_per_share, 6),
                 "timestamp": stamp,
             }
@@ -533,7 +535,7 @@ class PaperBroker:
             rec["status"] = partial
         rec["updated_at"] = stamp
         if rec["filled_quantity"] >= rec["quantity"] - 1e-9:
-            rec["status"] = OrderStatus.FILLED.value
+            rec["status"] = _FILLED
         else:
             self._expire(
                 rec,
@@ -544,7 +546,19 @@ class PaperBroker:
     def _expire(self, rec: dict[str, Any], reason: str) -> None:
         rec["status"] = OrderStatus.EXPIRED.value
         rec["reason"] = reason
-        rec["updated_at"] = self._fill_ts(dt.date.fromisoformat(rec["trade_date"])).isoformat()
+        rec["updated_at"] = self._stamp(rec["trade_date"])
+
+    def _stamp(self, trade_date: str) -> str:
+        """``_fill_ts`` of the ISO trade date, as ISO text (each session's once: every
+        order of the session is stamped with it)."""
+        key = (trade_date, self.fill_time)
+        stamps = self._stamps
+        stamp = stamps.get(key)
+        if stamp is None:
+            if len(stamps) > 64:
+                stamps.clear()
+            stamp = stamps[key] = self._fill_ts(dt.date.fromisoformat(trade_date)).isoformat()
+        return stamp
 
     def _book(self, st: State, fill: dict[str, Any]) -> None:
         st["fills"].append(fill)
@@ -559,6 +573,10 @@ class PaperBroker:
         return dt.datetime.combine(day, self.fill_time, tzinfo=dt.UTC)
 
 
+_ALGOS = {a.value: a for a in Algo}
+_POV = Algo.POV.value
+_PARTIAL = OrderStatus.PARTIALLY_FILLED.value
+_FILLED = OrderStatus.FILLED.value
 _TERMINAL = frozenset(s.value for s in OrderStatus if s.terminal)
 _WORKING = frozenset(s.value for s in OrderStatus if not s.terminal)
 

@@ -76,10 +76,22 @@ class ReconciliationReport:
 
     portfolio_id: str
     date: dt.date
-    rows: pd.DataFrame
+    _rows: pd.DataFrame | None
     foreign_fills: list[str] = field(default_factory=list)
     tca: pd.DataFrame | None = None
     previous: dict[str, float] = field(default_factory=dict)
+    #: The rows as records (``reconcile_day``'s), when ``_rows`` is not built yet: the
+    #: frame is built at the first question that needs it (a daily run asks only
+    #: :attr:`n_breaks`).
+    _records: list[dict[str, object]] | None = field(default=None, repr=False)
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        if self._rows is None:
+            records = self._records or []
+            # pd.DataFrame(records), column by column (the same frame)
+            self._rows = _frame(records, list(records[0])) if records else pd.DataFrame()
+        return self._rows
 
     @property
     def breaks(self) -> pd.DataFrame:
@@ -88,6 +100,8 @@ class ReconciliationReport:
     @property
     def n_breaks(self) -> int:
         """``len(self.breaks)``, without building the frame."""
+        if self._rows is None and self._records is not None:
+            return sum(1 for r in self._records if r["status"] == "break")
         return int(np.count_nonzero(self.rows["status"].to_numpy() == "break"))
 
     @property
@@ -543,8 +557,6 @@ def reconcile_day(
                 "broker": broker.name,
             }
         )
-        # pd.DataFrame(rec), column by column (the same frame)
-        rows = _frame(rec, list(rec[0]))
         _write_versioned(
             lake,
             "reconciliation",
@@ -555,8 +567,14 @@ def reconcile_day(
             "security_id",
             now,
         )
+        # The rows' frame (pd.DataFrame(rec)) is built when asked for (report.rows).
         report = ReconciliationReport(
-            portfolio_id, date, rows, foreign_fills=sync.foreign_fills, previous=dict(prev)
+            portfolio_id,
+            date,
+            None,
+            foreign_fills=sync.foreign_fills,
+            previous=dict(prev),
+            _records=rec,
         )
         # report.breaks, as a frame only when there is one (the statuses are rec's).
         n_breaks = sum(1 for r in rec if r["status"] == "break")
@@ -565,7 +583,7 @@ def reconcile_day(
             {
                 "event": "breaks_found" if n_breaks else "reconciled",  # report.clean
                 "detail": {
-                    "items": len(rows),
+                    "items": len(rec),
                     "breaks": n_breaks,
                     "foreign_fills": sync.foreign_fills,
                     "fills_synced": sync.fills,

@@ -197,3 +197,33 @@ def test_forgetting_settled_sessions_drops_the_booked_events_of_settled_days() -
     assert broker.forget_settled(dt.date(2024, 3, 4)) == 2
     assert [e["event_id"] for e in broker.corporate_actions("pf")] == ["C2"]
     assert broker.delistings("pf") == []
+
+
+def test_buffered_reads_of_actions_and_delistings_answer_as_the_lake(
+    tmp_path: Path, make_simulated_lake: Callable[..., Lake]
+) -> None:
+    # Through the backtest's buffered store, corporate actions are read for every security
+    # and filtered, and the master is read once for every security before a delisting is
+    # looked for: the answers must be the lake's filtered reads'.
+    from pipelines.backtest.run import READ_ONLY_TABLES
+    from pipelines.execution.corporate_actions import lake_corporate_actions
+    from pipelines.execution.delistings import lake_delistings
+    from pipelines.lake.buffered import BufferedStore
+
+    lake = make_simulated_lake(tmp_path / "lake", universe=25, start=START, end=END, seed=3)
+    store = BufferedStore(lake, cached_tables=READ_ONLY_TABLES)
+    ids = [f"S{i:06d}" for i in range(25)]
+    found = 0
+    for day in trading_calendar().sessions(dt.date(2024, 2, 26), dt.date(2024, 3, 28))[::3]:
+        known = decision_cutoff(day)
+        for after in (day - dt.timedelta(days=1), day - dt.timedelta(days=40), None):
+            for some in (ids, ids[::2], ids[:3]):
+                want = lake_corporate_actions(lake, some, known_at=known, after=after, through=day)
+                got = lake_corporate_actions(store, some, known_at=known, after=after, through=day)
+                assert got == want, (day, after)
+                found += len(want)
+        for some in (ids, ids[::2], ids[:3]):
+            assert lake_delistings(store, some, known_at=known, through=day) == lake_delistings(
+                lake, some, known_at=known, through=day
+            )
+    assert found  # the lake holds actions in the window
