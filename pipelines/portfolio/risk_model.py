@@ -347,11 +347,19 @@ class _Panel:
         return X
 
 
+def _is_str_index(index: pd.Index) -> bool:
+    """``index`` already holds ``[str(x) for x in index]`` (a str Index, no missing label)."""
+    return bool(index.dtype == "str" and not index.hasnans)
+
+
 def _to_panel(inputs: RiskModelInputs) -> _Panel:
     ret = inputs.returns.sort_index()
     dates = pd.DatetimeIndex(ret.index)
     secs = [str(c) for c in ret.columns.tolist()]
-    ret.columns = pd.Index(secs)
+    if not _is_str_index(ret.columns):
+        ret.columns = pd.Index(secs)
+    # else: the very labels ``pd.Index(secs)`` would hold, and the Index the input panels
+    # share (risk_inputs), which ``equals`` below recognizes without comparing labels.
 
     def align(df: pd.DataFrame) -> FloatArray:
         if df.index.equals(dates) and df.columns.equals(ret.columns):
@@ -363,8 +371,9 @@ def _to_panel(inputs: RiskModelInputs) -> _Panel:
 
     cap = align(inputs.market_cap)
     sect = inputs.sectors.copy()
-    sect.index = pd.Index([str(i) for i in sect.index.tolist()])
-    labels = sect.reindex(secs)
+    if not _is_str_index(sect.index):
+        sect.index = pd.Index([str(i) for i in sect.index.tolist()])
+    labels = sect.reindex(ret.columns)
     names = tuple(sorted({str(v) for v in labels.dropna().unique()}))
     code_of = {n: i for i, n in enumerate(names)}
     known = labels.notna().to_numpy()

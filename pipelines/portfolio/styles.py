@@ -17,6 +17,7 @@ covariances, shrunk specific risk).
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -62,6 +63,14 @@ class _ColumnWindows(BaseIndexer):
         end = np.arange(1, num_values + 1, dtype=np.int64)
         first = (np.arange(num_values, dtype=np.int64) // self.n_rows) * self.n_rows
         return np.maximum(first, end - self.window), end
+
+
+# pandas checks a custom indexer's ``get_window_bounds`` signature on every ``rolling``
+# call with ``inspect.signature``, which rebuilds it each time (most of what three rolling
+# calls per risk model spent outside their kernels); a ``__signature__`` is read as is.
+_ColumnWindows.get_window_bounds.__signature__ = inspect.signature(  # type: ignore[attr-defined]
+    _ColumnWindows.get_window_bounds
+)
 
 
 def rolling_panel(
@@ -147,7 +156,8 @@ def risk_inputs(snapshot: MarketSnapshot) -> RiskModelInputs:
         raise NoUniverseError(f"no tradable securities on {snapshot.day}")
     # Every panel shares ``snapshot.close``'s axes: take the universe's columns by
     # position once instead of a label lookup per panel.
-    pos = snapshot.close.columns.get_indexer(pd.Index(ids))
+    id_index = pd.Index(ids)
+    pos = snapshot.close.columns.get_indexer(id_index)
     index = snapshot.close.index[1:]
     columns = snapshot.close.columns[pos]
 
@@ -158,7 +168,7 @@ def risk_inputs(snapshot: MarketSnapshot) -> RiskModelInputs:
     return RiskModelInputs(
         returns=universe(snapshot.returns.to_numpy()),
         market_cap=universe(mcap),
-        sectors=snapshot.sectors.reindex(ids),
+        sectors=snapshot.sectors.reindex(id_index),
         styles={k: universe(v) for k, v in _style_arrays(snapshot, mcap).items()},
     )
 

@@ -90,7 +90,26 @@ class TargetPortfolio:
 
     def to_frame(self) -> pd.DataFrame:
         """Rows for ``target_portfolios`` (columns: ``TARGET_COLUMNS``)."""
-        df = self.positions.copy()
+        pos = self.positions
+        if isinstance(pos.index, pd.RangeIndex) and pos.index.start == 0 and pos.index.step == 1:
+            # The frame below, built in one go from copies of the columns (a copy, two
+            # inserts, two assignments and a column selection each built a new frame):
+            # the same columns, values, dtypes and index.
+            n = len(pos)
+
+            def const(value: object) -> object:
+                # What inserting the scalar infers: a str column for a string.
+                if isinstance(value, str):
+                    return pd.array(np.full(n, value, dtype=object), dtype="str")
+                return value
+
+            cols: dict[str, object] = {"date": self.date, "portfolio_id": const(self.portfolio_id)}
+            for c in TARGET_COLUMNS[2:-2]:
+                cols[c] = pos[c].array.copy()
+            cols["status"] = const(self.optimization.status)
+            cols["solver"] = const(self.optimization.solver)
+            return pd.DataFrame(cols, index=pd.RangeIndex(n))
+        df = pos.copy()
         df.insert(0, "portfolio_id", self.portfolio_id)
         df.insert(0, "date", self.date)
         df["status"] = self.optimization.status

@@ -270,3 +270,48 @@ def test_shrink_specific_vol_is_the_masked_loop_bit_for_bit(seed: int) -> None:
         np.where(np.isnan(got), np.nan, got).view(np.int64),
         np.where(np.isnan(want), np.nan, want).view(np.int64),
     )
+
+
+def _bits(m: RiskModel) -> tuple[object, ...]:
+    assert m.factor_returns is not None
+    return (
+        m.security_ids,
+        m.factor_names,
+        m.B.tobytes(),
+        m.F.tobytes(),
+        m.D.tobytes(),
+        m.factor_returns.to_numpy().tobytes(),
+    )
+
+
+def test_str_labels_are_kept_and_other_labels_relabelled_alike() -> None:
+    """Str security labels (the inputs' own Index kept, shared by every panel) and the
+    same labels as objects / integers (relabelled with ``str``) give the same model."""
+    inputs, _ = simulate(T=80, N=120, seed=3)
+    as_str = build_risk_model(inputs)
+    assert inputs.returns.columns.dtype == "str"
+    shared = inputs.returns.columns
+
+    def relabel(labels: pd.Index) -> RiskModelInputs:
+        def one(df: pd.DataFrame) -> pd.DataFrame:
+            return df.set_axis(labels, axis=1)
+
+        return RiskModelInputs(
+            returns=one(inputs.returns),
+            market_cap=one(inputs.market_cap),
+            sectors=inputs.sectors.set_axis(labels),
+            styles={k: one(v) for k, v in inputs.styles.items()},
+        )
+
+    assert _bits(build_risk_model(relabel(pd.Index(list(shared), dtype=object)))) == _bits(as_str)
+    numbered = build_risk_model(relabel(pd.Index(range(120))))
+    assert numbered.security_ids == tuple(str(i) for i in range(120))
+    assert _bits(numbered)[2:] == _bits(as_str)[2:]
+    # One Index shared by every panel (what risk_inputs builds) against copies of it.
+    copies = RiskModelInputs(
+        returns=inputs.returns.set_axis(pd.Index(list(shared)), axis=1),
+        market_cap=inputs.market_cap.set_axis(pd.Index(list(shared)), axis=1),
+        sectors=inputs.sectors,
+        styles={k: v.set_axis(pd.Index(list(shared)), axis=1) for k, v in inputs.styles.items()},
+    )
+    assert _bits(build_risk_model(copies)) == _bits(as_str)

@@ -81,3 +81,16 @@ def test_style_panels_are_the_pandas_formulas(seed: int) -> None:
         assert frame.index.equals(want[name].index), name
         assert frame.columns.equals(want[name].columns), name
         assert np.array_equal(_bits(frame), _bits(want[name])), name
+
+
+def test_column_windows_signature_is_the_methods_own() -> None:
+    """The signature pandas reads for the custom indexer (set once, see styles.py) is the
+    method's, so pandas' check still sees what it would compute."""
+    import inspect
+
+    from pipelines.portfolio.styles import _ColumnWindows
+
+    bound = _ColumnWindows(5, 3).get_window_bounds
+    fresh = inspect.Signature.from_callable(bound, follow_wrapped=False)
+    assert inspect.signature(bound) == fresh
+    assert list(fresh.parameters) == ["num_values", "min_periods", "center", "closed", "step"]

@@ -11,8 +11,10 @@ import pytest
 from pipelines.portfolio.optimizer import get_optimizer
 from pipelines.portfolio.policy import load_policy
 from pipelines.portfolio.results import OptimizationResult
+from pipelines.portfolio.risk_model import RiskModel
 from pipelines.portfolio.targets import (
     TARGET_COLUMNS,
+    TargetPortfolio,
     build_targets,
     keep_aggregates,
     round_to_shares,
@@ -44,7 +46,7 @@ def test_round_to_lots_and_drop_small_trades() -> None:
         round_to_shares(w, np.array([50.0, 0.0, 1, 1, 1]), cur, 1e6)
 
 
-def _solved() -> tuple[OptimizationResult, object]:
+def _solved() -> tuple[OptimizationResult, RiskModel]:
     rm = synthetic_risk_model(40, 17, seed=1)
     opt = get_optimizer(load_policy("default"), 40, rm.factor_names)
     res = opt.solve(synthetic_inputs(rm, 1, alpha_scale=0.5))
@@ -157,3 +159,48 @@ def test_rounded_book_keeps_the_policy_net_band() -> None:
     s = tp.summary()
     assert s["rounding_within_policy"] is True
     assert s["rounding_lots_moved"] == tp.rounding.lots_moved
+
+
+def _to_frame_by_copy(tp: TargetPortfolio) -> pd.DataFrame:
+    """``TargetPortfolio.to_frame`` as it was built before (copy, inserts, selection)."""
+    df = tp.positions.copy()
+    df.insert(0, "portfolio_id", tp.portfolio_id)
+    df.insert(0, "date", tp.date)
+    df["status"] = tp.optimization.status
+    df["solver"] = tp.optimization.solver
+    return df[list(TARGET_COLUMNS)].reset_index(drop=True)
+
+
+def _assert_same_frame(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert type(a.index) is type(b.index) and a.index.equals(b.index)
+    for c in a.columns:
+        assert a[c].dtype == b[c].dtype and type(a[c].array) is type(b[c].array), c
+        if a[c].dtype.kind == "f":
+            assert a[c].to_numpy().tobytes() == b[c].to_numpy().tobytes(), c
+
+
+def test_to_frame_matches_the_copy_and_insert_build() -> None:
+    """The one-go frame has the very columns, values, dtypes and index of the previous
+    build, also for failed targets (NaN weights), no positions, a non-default index,
+    and is a copy (editing it leaves the targets alone)."""
+    res, rm = _solved()
+    ids = list(res.security_ids)
+    prices = pd.Series(np.linspace(10, 200, 40), index=ids)
+    tp = build_targets(res, "pf1", prices, pd.Series(0.0, index=ids), 1e8, risk_model=rm)
+    failed = build_targets(
+        replace(res, status="infeasible", weights=None),
+        "pf2",
+        prices,
+        pd.Series(5.0, index=ids),
+        1e6,
+    )
+    empty = replace(tp, positions=tp.positions.iloc[:0])
+    shuffled = replace(tp, positions=tp.positions.set_axis(np.arange(40)[::-1], axis=0))
+    for t in (tp, failed, empty, shuffled):
+        _assert_same_frame(t.to_frame(), _to_frame_by_copy(t))
+    df = tp.to_frame()
+    df.loc[0, "weight"] = 123.0
+    df.loc[0, "security_id"] = "changed"
+    assert tp.positions.loc[0, "weight"] != 123.0
+    assert tp.positions.loc[0, "security_id"] != "changed"
