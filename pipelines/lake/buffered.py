@@ -110,15 +110,23 @@ class _Pending:
         self.rows += rows.num_rows
         if not rows.num_rows:
             return
-        days = pc.cast(rows.column("valid_date"), pa.int32()).to_numpy()
+        column = rows.column("valid_date")
+        first = column[0].as_py()
+        if first is not None and first == column[-1].as_py():
+            # One day (sorted: the first and the last row's): most batches of a session.
+            self._add_day(day_number(first), rows)
+            return
+        days = pc.cast(column, pa.int32()).to_numpy()
         cuts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), len(days)]
         for lo, hi in itertools.pairwise(cuts):
-            day = int(days[lo])
-            parts = self._by_day.get(day)
-            if parts is None:
-                parts = self._by_day[day] = []
-                bisect.insort(self._days, day)
-            parts.append(rows.slice(lo, hi - lo))
+            self._add_day(int(days[lo]), rows.slice(lo, hi - lo))
+
+    def _add_day(self, day: int, rows: pa.Table) -> None:
+        parts = self._by_day.get(day)
+        if parts is None:
+            parts = self._by_day[day] = []
+            bisect.insort(self._days, day)
+        parts.append(rows)
 
     def dated(self, first: dt.date | None, last: dt.date) -> list[pa.Table]:
         """The buffered rows dated from ``first`` (None: the earliest) to ``last``
