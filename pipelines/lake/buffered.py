@@ -483,12 +483,9 @@ class BufferedStore:
             if tail.first_read != dt.date.max:
                 start = max(start, tail.first_read - _TAIL_MARGIN)
             window = bitemporal.ValidRange(min(start, tail.window.end), tail.window.end)
-            days = (pc.field("valid_date") >= pa.scalar(window.start, pa.date32())) & (
-                pc.field("valid_date") <= pa.scalar(window.end, pa.date32())
-            )
             try:
-                new = rows.filter(days if tail.filter is None else days & tail.filter)
-                new = bitemporal.cast_table(new.select(tail.rows.schema.names), tail.rows.schema)
+                new = _window_rows(rows, window, tail.filter, tail.rows.schema.names)
+                new = bitemporal.cast_table(new, tail.rows.schema)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError):
                 continue
             kept = tail.rows
@@ -549,6 +546,32 @@ class BufferedStore:
         lo = int(np.searchsorted(days, np.datetime64(rng.start, "D"), side="left"))
         hi = int(np.searchsorted(days, np.datetime64(rng.end, "D"), side="right"))
         return scan.slice(lo, hi - lo)
+
+
+def _window_rows(
+    rows: pa.Table,
+    window: bitemporal.ValidRange,
+    filter: ds.Expression | None,
+    columns: list[str],
+) -> pa.Table:
+    """``columns`` of the rows of ``rows`` dated in ``window`` that ``filter`` keeps (what
+    a scan of them with that filter gives): the columns taken first and a mask of a few
+    kernels when ``filter`` is none or a string equality, else the dataset engine's filter."""
+    equality = None if filter is None else _string_equality(filter)
+    days = rows.column("valid_date")
+    lo, hi = pa.scalar(window.start, pa.date32()), pa.scalar(window.end, pa.date32())
+    if filter is None or (
+        equality is not None
+        and equality[0] in rows.column_names
+        and rows.schema.field(equality[0]).type == pa.string()
+    ):
+        mask = pc.and_(pc.greater_equal(days, lo), pc.less_equal(days, hi))
+        if equality is not None:
+            column, value = equality
+            mask = pc.and_(mask, pc.equal(rows.column(column), pa.scalar(value, pa.string())))
+        return rows.select(columns).filter(mask)
+    dated = (pc.field("valid_date") >= lo) & (pc.field("valid_date") <= hi)
+    return rows.filter(dated & filter).select(columns)
 
 
 def _row_filter(
