@@ -67,6 +67,7 @@ import pyarrow.dataset as ds
 
 from models.base import ModelError
 from models.record import ModelRecord
+from pipelines.backtest.gc_tuning import fewer_collections
 from pipelines.config import get_settings
 from pipelines.daily.protocols import ScoreSource
 from pipelines.errors import ConfigurationError
@@ -313,7 +314,8 @@ def _fit_in_worker(
     lake = _WORKER_LAKES.get(key)
     if lake is None:
         lake = _WORKER_LAKES[key] = ScannedInputs(Lake(root, options))
-    return fit_block(lake, start, end, config)
+    with fewer_collections():
+        return fit_block(lake, start, end, config)
 
 
 @dataclass(frozen=True)

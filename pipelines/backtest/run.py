@@ -49,6 +49,7 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from pipelines.backtest.broker import CachedPrices, InMemoryPaperBroker
+from pipelines.backtest.gc_tuning import fewer_collections
 from pipelines.backtest.metrics import Metrics, compute_metrics, daily_frame
 from pipelines.backtest.retrain import Retrain, WalkForwardScores, research_config
 from pipelines.daily.config import ApprovalPolicy, DailyConfig
@@ -287,11 +288,12 @@ def run_backtest(
     buffer = BufferedStore(lake, cached_tables=READ_ONLY_TABLES) if buffered else None
     store: Store = lake if buffer is None else buffer
     prices = CachedPrices(LakePriceSource(store, known_at=decision_cutoff(days[0])))
-    current = {"day": days[0]}
+    # The session's cutoff, read at every order the broker stamps: computed once a session.
+    current = {"cutoff": decision_cutoff(days[0])}
     broker = InMemoryPaperBroker(
         prices,
         initial_cash=cfg.initial_capital,
-        clock=lambda: decision_cutoff(current["day"]),
+        clock=lambda: current["cutoff"],
         # Execution ids unique to the run (the lake keys fills by them), yet reproducible.
         id_base=int(hashlib.sha256(run_id.encode()).hexdigest()[:7], 16) * 1_000_000,
     )
@@ -312,59 +314,61 @@ def run_backtest(
         resumed_after = checkpoint["session"]
     seconds: dict[str, float] = {}
     since_compact = 0
-    for i in range(first, len(days)):
-        day = days[i]
-        current["day"] = day
-        prices.known_at = decision_cutoff(day)
-        out = run_day(
-            lake,
-            day,
-            cfg,
-            broker,
-            scores=scores,
-            risk=risk,
-            write_report=False,
-            store=buffer,
-        )
-        if out.skipped is not None:
-            # run_day logged it; the run goes on and names the session in its result
-            skipped[day] = out.skipped
-        for stage, spent in out.seconds.items():
-            seconds[stage] = seconds.get(stage, 0.0) + spent
-        book = dict(out.outputs["reconcile"]["book"])
-        book["date"] = day
-        # Which model scored the session (its id, or the builtin scorer's name).
-        book["model_id"] = ",".join(out.outputs.get("research", {}).get("model_ids", []))
-        rows.append(book)
-        since_compact += 1
-        began = time.perf_counter()
-        last = i == len(days) - 1
-        # The schedule counts from the run's first session, so a resumed run keeps it.
-        checkpoint_now = bool(every) and ((i + 1) % every == 0 or last)
-        flushed = buffer is not None and ((i + 1) % buffer_sessions == 0 or checkpoint_now or last)
-        if buffer is not None and flushed:
-            buffer.flush()
-        if checkpoint_now:
-            # Before the checkpoint, so a resumed run starts from the very state the
-            # uninterrupted run goes on with.
-            broker.forget_settled(day)
-            _save_checkpoint(
-                lake, run_id, day, i, every, rows, unrecorded, broker.account_state(), skipped
+    with fewer_collections():
+        for i in range(first, len(days)):
+            day = days[i]
+            current["cutoff"] = prices.known_at = decision_cutoff(day)
+            out = run_day(
+                lake,
+                day,
+                cfg,
+                broker,
+                scores=scores,
+                risk=risk,
+                write_report=False,
+                store=buffer,
             )
-            unrecorded = len(rows)
-            # The next segment solves with a freshly compiled optimizer, as a run resumed
-            # from this checkpoint does: warm re-solves carry solver state (see
-            # _fresh_optimizers) that a checkpoint cannot hold.
-            _fresh_optimizers()
-        if flushed or checkpoint_now:
-            seconds["flush"] = seconds.get("flush", 0.0) + time.perf_counter() - began
-        if compact_every and (last if buffered else since_compact >= compact_every):
+            if out.skipped is not None:
+                # run_day logged it; the run goes on and names the session in its result
+                skipped[day] = out.skipped
+            for stage, spent in out.seconds.items():
+                seconds[stage] = seconds.get(stage, 0.0) + spent
+            book = dict(out.outputs["reconcile"]["book"])
+            book["date"] = day
+            # Which model scored the session (its id, or the builtin scorer's name).
+            book["model_id"] = ",".join(out.outputs.get("research", {}).get("model_ids", []))
+            rows.append(book)
+            since_compact += 1
             began = time.perf_counter()
-            _compact(lake, buffered)
-            seconds["compact"] = seconds.get("compact", 0.0) + time.perf_counter() - began
-            since_compact = 0
-        if progress is not None:
-            progress(i + 1, len(days), day)
+            last = i == len(days) - 1
+            # The schedule counts from the run's first session, so a resumed run keeps it.
+            checkpoint_now = bool(every) and ((i + 1) % every == 0 or last)
+            flushed = buffer is not None and (
+                (i + 1) % buffer_sessions == 0 or checkpoint_now or last
+            )
+            if buffer is not None and flushed:
+                buffer.flush()
+            if checkpoint_now:
+                # Before the checkpoint, so a resumed run starts from the very state the
+                # uninterrupted run goes on with.
+                broker.forget_settled(day)
+                _save_checkpoint(
+                    lake, run_id, day, i, every, rows, unrecorded, broker.account_state(), skipped
+                )
+                unrecorded = len(rows)
+                # The next segment solves with a freshly compiled optimizer, as a run resumed
+                # from this checkpoint does: warm re-solves carry solver state (see
+                # _fresh_optimizers) that a checkpoint cannot hold.
+                _fresh_optimizers()
+            if flushed or checkpoint_now:
+                seconds["flush"] = seconds.get("flush", 0.0) + time.perf_counter() - began
+            if compact_every and (last if buffered else since_compact >= compact_every):
+                began = time.perf_counter()
+                _compact(lake, buffered)
+                seconds["compact"] = seconds.get("compact", 0.0) + time.perf_counter() - began
+                since_compact = 0
+            if progress is not None:
+                progress(i + 1, len(days), day)
     if retrainer is not None:
         retrainer.close()  # the worker's last fits are all handed over
     daily = daily_frame(rows, cfg.initial_capital)
