@@ -212,6 +212,8 @@ class CachedPrices:
         known = self.source.known_at
         if known is None:
             return True  # the source sees "now": let it read
+        if type(self.source).session_all is not LakePriceSource.session_all:
+            return True  # another answer than the lake's bars: only the source can tell
         rows = self.source.lake.as_of(
             "prices", known_at=known, valid_at=(trade_date, trade_date), columns=["security_id"]
         )
