@@ -34,6 +34,7 @@ import bisect
 import contextlib
 import datetime as dt
 import itertools
+import pickle
 import re
 from collections.abc import Iterable
 
@@ -61,34 +62,6 @@ _TS = pa.timestamp("us", tz="UTC")
 #: beyond the read that scanned it on either side.
 _TAIL_SPAN = dt.timedelta(days=62)
 _TAIL_MARGIN = dt.timedelta(days=45)
-#: How far a window reaches beyond the read that scanned it: the days the run's next
-#: flushes append to it (:meth:`BufferedStore._extend_tails`).
-_TAIL_AHEAD = dt.timedelta(days=120)
-
-
-class _Tail:
-    """A window of a point-in-time table's lake rows (:meth:`BufferedStore._tail_rows`):
-    every row of ``window`` (scanned ``filter`` applied) at the table's ``version``
-    (``files``: its bounds, None until first read after a flush extended it);
-    ``merged``: a flush's rows were appended (the rows are not in a scan's order)."""
-
-    def __init__(
-        self,
-        files: FileBounds | None,
-        version: int,
-        window: bitemporal.ValidRange,
-        rows: pa.Table,
-        filter: ds.Expression | None,
-        merged: bool = False,
-    ) -> None:
-        self.files = files
-        self.version = version
-        self.window = window
-        self.rows = rows
-        self.filter = filter
-        self.merged = merged
-        #: The earliest start of a read it answered since it was scanned or extended.
-        self.first_read = dt.date.max
 
 
 class _Pending:
@@ -110,23 +83,15 @@ class _Pending:
         self.rows += rows.num_rows
         if not rows.num_rows:
             return
-        column = rows.column("valid_date")
-        first = column[0].as_py()
-        if first is not None and first == column[-1].as_py():
-            # One day (sorted: the first and the last row's): most batches of a session.
-            self._add_day(day_number(first), rows)
-            return
-        days = pc.cast(column, pa.int32()).to_numpy()
+        days = pc.cast(rows.column("valid_date"), pa.int32()).to_numpy()
         cuts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), len(days)]
         for lo, hi in itertools.pairwise(cuts):
-            self._add_day(int(days[lo]), rows.slice(lo, hi - lo))
-
-    def _add_day(self, day: int, rows: pa.Table) -> None:
-        parts = self._by_day.get(day)
-        if parts is None:
-            parts = self._by_day[day] = []
-            bisect.insort(self._days, day)
-        parts.append(rows)
+            day = int(days[lo])
+            parts = self._by_day.get(day)
+            if parts is None:
+                parts = self._by_day[day] = []
+                bisect.insort(self._days, day)
+            parts.append(rows.slice(lo, hi - lo))
 
     def dated(self, first: dt.date | None, last: dt.date) -> list[pa.Table]:
         """The buffered rows dated from ``first`` (None: the earliest) to ``last``
@@ -155,21 +120,19 @@ class BufferedStore:
         self._scans: dict[str, pa.Table] = {}
         self._scan_days: dict[str, np.ndarray] = {}
         self._answers: dict[str, dict[tuple[object, ...], pa.Table]] = {}
-        #: Per read: the lake's candidates, and whether they come from a window a flush
-        #: extended (:meth:`_tail_rows`).
-        self._lake_parts: dict[tuple[str, tuple[object, ...]], tuple[pa.Table, bool]] = {}
+        self._lake_parts: dict[tuple[str, tuple[object, ...]], pa.Table] = {}
         self._files: dict[str, tuple[object, int, FileBounds]] = {}
         #: Per table (and loaded version): the lake's candidates of a read that found none,
         #: per scanned columns (None = all), to answer a read no file may answer with the
         #: dataset's own schema.
         self._empty_scans: dict[str, tuple[FileBounds, dict[tuple[str, ...] | None, pa.Table]]] = {}
         self._no_rows: dict[tuple[str, pa.Schema], pa.Table] = {}
-        #: The read filters seen, by str() (:meth:`_filter_token`).
-        self._filters: dict[str, list[ds.Expression]] = {}
         #: Per (table, scanned columns, filter): the lake's rows of a point-in-time table
         #: dated in a window, every knowledge time, scanned once per loaded table version
         #: (:meth:`_tail_rows`).
-        self._tails: dict[tuple[object, ...], _Tail] = {}
+        self._tails: dict[
+            tuple[object, ...], tuple[FileBounds, bitemporal.ValidRange, pa.Table]
+        ] = {}
 
     def __repr__(self) -> str:
         return f"BufferedStore({self.lake!r}, {self.pending_rows()} rows pending)"
@@ -237,9 +200,8 @@ class BufferedStore:
             pending = self._pending[name]
             ids = list(pending.ids)
             rows = pa.concat_tables(pending.batches)
-            result = self.lake.commit_prepared(name, rows, ids)
+            self.lake.commit_prepared(name, rows, ids)
             self._committed.setdefault(name, set()).update(ids)
-            self._extend_tails(name, rows, result)
             # Committed: from now on the lake answers for these rows.
             del self._pending[name]
             self._scans.pop(name, None)
@@ -248,6 +210,7 @@ class BufferedStore:
         # not be asked again (the knowledge time moves on), so keep memory bounded.
         self._answers.clear()
         self._lake_parts.clear()
+        self._tails.clear()
         return out
 
     # ---- reads ----------------------------------------------------------------------------
@@ -271,26 +234,14 @@ class BufferedStore:
             bitemporal.utc(known_at),
             rng,
             None if columns is None else tuple(columns),
-            None if filter is None else self._filter_token(filter),
+            # The serialized expression: its str() abbreviates long value sets.
+            None if filter is None else pickle.dumps(filter),
         )
         answers = self._answers.setdefault(name, {})
         answer = answers.get(key)
         if answer is None:
             answer = answers[key] = self._resolve(name, key, known_at, rng, columns, filter)
         return answer
-
-    def _filter_token(self, filter: ds.Expression) -> tuple[str, int]:
-        """A read's filter as a key: its str() and the index, among the filters seen with
-        that str(), of the one it ``equals`` (its str() abbreviates long value sets; a
-        serialization of the expression at every read cost more than the rest of a small
-        cached read)."""
-        text = str(filter)
-        seen = self._filters.setdefault(text, [])
-        for i, other in enumerate(seen):
-            if other.equals(filter):
-                return (text, i)
-        seen.append(filter)
-        return (text, len(seen) - 1)
 
     def _resolve(
         self,
@@ -305,11 +256,8 @@ class BufferedStore:
         point = spec.valid_time is ValidTime.POINT
         # The lake's part of a read changes only with a flush: a read asked again after a
         # write to the table (read, append, read) scans the lake once.
-        part = self._lake_parts.get((name, key))
-        merged = False
-        if part is not None:
-            data, merged = part
-        elif name in self.cached_tables:
+        data = self._lake_parts.get((name, key))
+        if data is None and name in self.cached_tables:
             window = self._window(name, spec, rng)
             scan = bitemporal.scan_columns(spec, columns)
             data = None
@@ -322,53 +270,28 @@ class BufferedStore:
                 data = _select_rows(window, spec, known_at, rng, filter, point)
                 if scan is not None:
                     data = data.select(scan)
-        else:
-            data, merged = self._candidates(name, spec, known_at, rng, columns, filter, key[3])
-        self._lake_parts[(name, key)] = (data, merged)
+        elif data is None:
+            data = self._candidates(name, spec, known_at, rng, columns, filter, key[3])
+        self._lake_parts[(name, key)] = data
         pending = self._pending.get(name)
-        parts = None
         if pending is not None:
             parts = pending.dated(rng.start if point else None, rng.end)
-        candidates = self._with_pending(spec, data, parts, known_at, rng, filter)
-        if not candidates.num_rows:
+            if parts:
+                extra = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+                extra = _select_rows(extra, spec, known_at, rng, filter, True)
+                if extra.num_rows:
+                    extra = bitemporal.cast_table(extra.select(data.schema.names), data.schema)
+                    data = pa.concat_tables([data, extra]) if data.num_rows else extra
+        if not data.num_rows:
             # No candidates: the answer is the empty table of the resolution's schema,
             # whatever the range; resolved once per schema.
-            empty = self._no_rows.get((name, candidates.schema))
+            empty = self._no_rows.get((name, data.schema))
             if empty is None:
-                empty = self._no_rows[(name, candidates.schema)] = bitemporal.resolve_as_of(
-                    spec, candidates, rng
+                empty = self._no_rows[(name, data.schema)] = bitemporal.resolve_as_of(
+                    spec, data, rng
                 )
             return empty
-        if merged:
-            # The lake's rows in another order than a scan's: the answer is the same
-            # whenever the resolution does not need the SQL (a total order decides it);
-            # else the lake's candidates in its order, as a scan gives them.
-            unique = bitemporal._resolve_unique(spec, candidates, rng)
-            if unique is not None:
-                return unique
-            data = self.lake.candidates(name, known_at, rng, columns, filter, refresh=False)
-            self._lake_parts[(name, key)] = (data, False)
-            candidates = self._with_pending(spec, data, parts, known_at, rng, filter)
-        return bitemporal.resolve_as_of(spec, candidates, rng)
-
-    @staticmethod
-    def _with_pending(
-        spec: TableSpec,
-        data: pa.Table,
-        parts: list[pa.Table] | None,
-        known_at: dt.datetime,
-        rng: bitemporal.ValidRange,
-        filter: ds.Expression | None,
-    ) -> pa.Table:
-        """The lake's candidates ``data`` followed by the buffered ones of ``parts`` (the
-        buffered rows dated in the read's range) the read keeps."""
-        if parts:
-            extra = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-            extra = _select_rows(extra, spec, known_at, rng, filter, True)
-            if extra.num_rows:
-                extra = bitemporal.cast_table(extra.select(data.schema.names), data.schema)
-                data = pa.concat_tables([data, extra]) if data.num_rows else extra
-        return data
+        return bitemporal.resolve_as_of(spec, data, rng)
 
     def _candidates(
         self,
@@ -379,13 +302,12 @@ class BufferedStore:
         columns: list[str] | None,
         filter: ds.Expression | None,
         filter_key: object = None,
-    ) -> tuple[pa.Table, bool]:
+    ) -> pa.Table:
         """The lake's candidates of a read (:meth:`Lake.candidates`), without a scan when
         no file of the table may hold one (a read of a day the buffer has not flushed yet:
         most reads of the tables a run writes), and for a point-in-time table read over a
         short range from the rows of a window scanned once (:meth:`_tail_rows`).
-        ``filter_key``: ``filter``'s key (the read's). With them, whether they come from a
-        window a flush extended (in another order than the lake's, :meth:`_tail_rows`)."""
+        ``filter_key``: ``filter`` serialized (the read's key)."""
         files = self._lake_files(name)
         scan = bitemporal.scan_columns(spec, columns)
         shape = None if scan is None else tuple(scan)
@@ -394,17 +316,15 @@ class BufferedStore:
             seen = self._empty_scans[name] = (files, {})
         empty = seen[1].get(shape)
         if empty is not None and not files.may_answer(spec, bitemporal.utc(known_at), rng):
-            return empty, False
-        merged = False
+            return empty
+        data = None
         if spec.valid_time is ValidTime.POINT and rng.end - rng.start <= _TAIL_SPAN:
-            data, merged = self._tail_rows(
-                name, spec, files, known_at, rng, scan, filter, filter_key
-            )
-        else:
+            data = self._tail_rows(name, spec, files, known_at, rng, scan, filter, filter_key)
+        if data is None:
             data = self.lake.candidates(name, known_at, rng, columns, filter, refresh=False)
         if not data.num_rows:
             seen[1].setdefault(shape, data)
-        return data, merged
+        return data
 
     def _tail_rows(
         self,
@@ -416,34 +336,27 @@ class BufferedStore:
         scan: list[str] | None,
         filter: ds.Expression | None,
         filter_key: object,
-    ) -> tuple[pa.Table, bool]:
+    ) -> pa.Table:
         """The lake's candidates of a read of point-in-time table ``name``: the rows of
         the window scanned for such reads (``scan`` columns, ``filter`` applied) that the
-        read's row filter keeps, in the lake's order (what :meth:`Lake.candidates` gives)
-        — or, once a flush appended its rows to the window (:meth:`_extend_tails`), the
-        same rows in another order (then True, else False).
+        read's row filter keeps, in the lake's order (what :meth:`Lake.candidates` gives).
 
         A session's reads of a table the run writes ask for the last days (the previous
         book, the positions of the last weeks): one scan of the lake per version of the
-        table answers them all, where a scan per read cost ~8 ms. A flush adds its rows
-        to the windows of its tables; a window is scanned again when a read falls outside
-        it or the lake's version of the table changes otherwise (a compaction, a write
-        through the lake)."""
+        table answers them all, where a scan per read cost ~8 ms. The window is scanned
+        again when a read falls outside it or the lake's version of the table changes
+        (a flush, a compaction, a write through the lake)."""
         tkey = (name, None if scan is None else tuple(scan), filter_key)
         tail = self._tails.get(tkey)
-        version = self._files[name][1]
-        if tail is not None and tail.files is None and tail.version == version:
-            tail.files = files  # the version a flush extended the window to
         if (
             tail is None
-            or tail.files is not files
-            or rng.start < tail.window.start
-            or rng.end > tail.window.end
+            or tail[0] is not files
+            or rng.start < tail[1].start
+            or rng.end > tail[1].end
         ):
             # Some room either side: the next sessions' reads of the table move forward a
-            # day at a time, and some look back further than others; forward, the window
-            # holds the days the run's flushes will append (:meth:`_extend_tails`).
-            window = bitemporal.ValidRange(rng.start - _TAIL_MARGIN, rng.end + _TAIL_AHEAD)
+            # day at a time, and some look back further than others.
+            window = bitemporal.ValidRange(rng.start - _TAIL_MARGIN, rng.end + _TAIL_MARGIN)
             expr = (pc.field("valid_date") >= pa.scalar(window.start, pa.date32())) & (
                 pc.field("valid_date") <= pa.scalar(window.end, pa.date32())
             )
@@ -459,44 +372,9 @@ class BufferedStore:
             rows = self.lake.dataset(name, prune=prune, refresh=False).to_table(
                 columns=scan, filter=expr if filter is None else expr & filter
             )
-            tail = self._tails[tkey] = _Tail(files, version, window, rows, filter)
-        tail.first_read = min(tail.first_read, rng.start)
+            tail = self._tails[tkey] = (files, window, rows)
         # The filter was applied by the scan; the exact knowledge and valid-time filter here.
-        return _select_rows(tail.rows, spec, known_at, rng, None, False), tail.merged
-
-    def _extend_tails(self, name: str, rows: pa.Table, result: WriteResult) -> None:
-        """After ``rows`` (every row of a flush, nothing dropped) became ``result``'s
-        version of table ``name``: the windows of ``name`` scanned at the version before
-        it get the rows they keep appended (the lake's rows of the window at the new
-        version, though not in the order a scan gives: :meth:`_resolve` resolves them
-        only when the order cannot matter), and leave the days before the window of
-        the reads they answered since; the others are dropped."""
-        tkeys = [k for k in self._tails if k[0] == name]
-        if not tkeys:
-            return
-        committed = result.version if result.written and result.rows == rows.num_rows else None
-        for tkey in tkeys:
-            tail = self._tails.pop(tkey)
-            if committed is None or tail.version != committed - 1:
-                continue
-            start = tail.window.start
-            if tail.first_read != dt.date.max:
-                start = max(start, tail.first_read - _TAIL_MARGIN)
-            window = bitemporal.ValidRange(min(start, tail.window.end), tail.window.end)
-            try:
-                new = _window_rows(rows, window, tail.filter, tail.rows.schema.names)
-                new = bitemporal.cast_table(new, tail.rows.schema)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, KeyError):
-                continue
-            kept = tail.rows
-            if window.start > tail.window.start:
-                kept = kept.filter(
-                    pc.greater_equal(
-                        kept.column("valid_date"), pa.scalar(window.start, pa.date32())
-                    )
-                )
-            merged = pa.concat_tables([kept, new]) if new.num_rows else kept
-            self._tails[tkey] = _Tail(None, committed, window, merged, tail.filter, True)
+        return _select_rows(tail[2], spec, known_at, rng, None, False)
 
     def _lake_files(self, name: str) -> FileBounds:
         """The file bounds of the table version the lake reads (refresh=False), loaded once
@@ -546,32 +424,6 @@ class BufferedStore:
         lo = int(np.searchsorted(days, np.datetime64(rng.start, "D"), side="left"))
         hi = int(np.searchsorted(days, np.datetime64(rng.end, "D"), side="right"))
         return scan.slice(lo, hi - lo)
-
-
-def _window_rows(
-    rows: pa.Table,
-    window: bitemporal.ValidRange,
-    filter: ds.Expression | None,
-    columns: list[str],
-) -> pa.Table:
-    """``columns`` of the rows of ``rows`` dated in ``window`` that ``filter`` keeps (what
-    a scan of them with that filter gives): the columns taken first and a mask of a few
-    kernels when ``filter`` is none or a string equality, else the dataset engine's filter."""
-    equality = None if filter is None else _string_equality(filter)
-    days = rows.column("valid_date")
-    lo, hi = pa.scalar(window.start, pa.date32()), pa.scalar(window.end, pa.date32())
-    if filter is None or (
-        equality is not None
-        and equality[0] in rows.column_names
-        and rows.schema.field(equality[0]).type == pa.string()
-    ):
-        mask = pc.and_(pc.greater_equal(days, lo), pc.less_equal(days, hi))
-        if equality is not None:
-            column, value = equality
-            mask = pc.and_(mask, pc.equal(rows.column(column), pa.scalar(value, pa.string())))
-        return rows.select(columns).filter(mask)
-    dated = (pc.field("valid_date") >= lo) & (pc.field("valid_date") <= hi)
-    return rows.filter(dated & filter).select(columns)
 
 
 def _row_filter(
