@@ -457,22 +457,34 @@ def detail_json(value: Any) -> str:
     return to_json(value)
 
 
-def _check_json(rule: Any, passed: Any, value: Any, limit: Any, reason: Any) -> str | None:
-    """``to_json({"rule": rule, "passed": passed, ...})`` when the values are of the
-    exact types :func:`detail_json` writes directly, else None."""
-    if (
+def _plain_check(rule: Any, passed: Any, value: Any, limit: Any, reason: Any) -> bool:
+    """Whether a check's fields are of the exact types :func:`_check_json` writes."""
+    return (
         type(rule) is str
         and type(reason) is str
         and type(passed) is bool
         and type(value) is float
         and type(limit) is float
-    ):
-        return (
-            f'{{"limit":{_float_json(limit)},"passed":{"true" if passed else "false"},'
-            f'"reason":{encode_basestring_ascii(reason)},'
-            f'"rule":{encode_basestring_ascii(rule)},"value":{_float_json(value)}}}'
-        )
-    return None
+    )
+
+
+def _check_json(rule: Any, passed: Any, value: Any, limit: Any, reason: Any) -> str | None:
+    """``to_json({"rule": rule, "passed": passed, ...})`` when the values are of the
+    exact types :func:`detail_json` writes directly, else None."""
+    return (
+        _check_text(rule, passed, value, limit, reason)
+        if _plain_check(rule, passed, value, limit, reason)
+        else None
+    )
+
+
+def _check_text(rule: str, passed: bool, value: float, limit: float, reason: str) -> str:
+    """:func:`_check_json`'s text of a check whose fields are of the plain types."""
+    return (
+        f'{{"limit":{_float_json(limit)},"passed":{"true" if passed else "false"},'
+        f'"reason":{encode_basestring_ascii(reason)},'
+        f'"rule":{encode_basestring_ascii(rule)},"value":{_float_json(value)}}}'
+    )
 
 
 def _check_columns(portfolio_id: str, checks: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
@@ -507,12 +519,10 @@ def _grouped_check_columns(
     orders: list[Any] = []
     securities: list[Any] = []
     details: list[str] = []
-    # _check_json inlined, each detail made once per batch (a batch's orders repeat
-    # most checks: the same rule, bounds, value and verdict), and each rule's and
-    # reason's JSON string once: most of a session's audit events are checks.
+    # Each detail made once per batch (a batch's orders repeat most checks: the same
+    # rule, bounds, value and verdict): most of a session's audit events are checks.
     made: dict[object, str] = {}
-    quoted: dict[str, str] = {}
-    esc, frepr, fjson = encode_basestring_ascii, float.__repr__, _float_json
+    frepr = float.__repr__
     for cid, sid, order_checks in groups:
         # The hashed text's start, per event kind: short_hash(portfolio_id, "pretrade",
         # kind, cid, sid, detail)'s parts up to the detail.
@@ -520,13 +530,7 @@ def _grouped_check_columns(
         on_pass, on_fail = f"{head}check_passed{tail}", f"{head}check_failed{tail}"
         for check in order_checks:
             rule, passed, value, limit, reason = check
-            if (
-                type(rule) is str
-                and type(reason) is str
-                and type(passed) is bool
-                and type(value) is float
-                and type(limit) is float
-            ):
+            if _plain_check(rule, passed, value, limit, reason):
                 # Checks equal as tuples have the same detail, but for a zero's sign
                 # (0.0 == -0.0): a check with a zero is keyed with the zeros' reprs.
                 key: object = (
@@ -536,18 +540,7 @@ def _grouped_check_columns(
                 )
                 detail = made.get(key)  # type: ignore[assignment]
                 if detail is None:
-                    q_rule = quoted.get(rule)
-                    if q_rule is None:
-                        q_rule = quoted[rule] = esc(rule)
-                    q_reason = quoted.get(reason)
-                    if q_reason is None:
-                        q_reason = quoted[reason] = esc(reason)
-                    detail = made[key] = (
-                        f'{{"limit":{frepr(limit) if limit - limit == 0.0 else fjson(limit)},'
-                        f'"passed":{"true" if passed else "false"},"reason":{q_reason},'
-                        f'"rule":{q_rule},'
-                        f'"value":{frepr(value) if value - value == 0.0 else fjson(value)}}}'
-                    )
+                    detail = made[key] = _check_text(rule, passed, value, limit, reason)
             else:
                 detail = _JSON.encode(
                     {
