@@ -116,7 +116,9 @@ def retrain_days(days: Sequence[dt.date], schedule: Schedule) -> list[dt.date]:
 
 def research_config(overrides: Mapping[str, Any]) -> ResearchConfig:
     """The research config of the backtest's retrains: the defaults with ``overrides``
-    (``DailyConfig.retrain_research``) applied; an unknown field is a ConfigurationError."""
+    (``DailyConfig.retrain_research``) applied, LightGBM on one thread unless they set
+    ``params.num_threads`` (:data:`BACKTEST_LGBM_PARAMS`); an unknown field is a
+    ConfigurationError."""
     values: dict[str, Any] = {
         k: tuple(v) if k in _TUPLE_FIELDS and v is not None else v for k, v in overrides.items()
     }
@@ -126,7 +128,22 @@ def research_config(overrides: Mapping[str, Any]) -> ResearchConfig:
         raise ConfigurationError(
             f"retrain_research: unknown research config fields {unknown} (known: {sorted(names)})"
         )
-    return dataclasses.replace(DEFAULT_CONFIG, **values)
+    config = dataclasses.replace(DEFAULT_CONFIG, **values)
+    if config.model == "lgbm" and "num_threads" not in config.params:
+        config = dataclasses.replace(config, params={**config.params, **BACKTEST_LGBM_PARAMS})
+    return config
+
+
+#: LightGBM parameters of every backtest retrain unless ``retrain_research`` sets them:
+#: one thread. A run's fits share the machine with the run's own process (the worker fits
+#: ahead while the run trades; on two cores each has one), and a fit's second thread took
+#: its cycles from the run's sessions: on this machine kind a one-thread fit used ~12 %
+#: less CPU than a two-thread one, with the same trees and scores (col-wise histograms and
+#: ``deterministic``: each feature's bins are summed by one thread in row order; checked
+#: in tests/backtest/test_retrain.py). Fixed rather than taken from the core count, so a
+#: run's model ids (the thread count is a recorded parameter) and result hash are the
+#: same on every machine.
+BACKTEST_LGBM_PARAMS: Mapping[str, Any] = {"num_threads": 1}
 
 
 class ScannedInputs(Lake):

@@ -24,6 +24,7 @@ from pipelines.backtest.retrain import (
     WalkForwardScores,
     _ascending_days,
     default_workers,
+    fit_block,
     research_config,
     retrain_days,
 )
@@ -299,3 +300,33 @@ def test_a_scan_hands_out_a_date_range_of_a_sorted_table_and_the_same_history(
     # rows out of valid_date order: no range to hand out (the reader filters the whole scan)
     table = scanned.dataset("prices").to_table()
     assert _ascending_days(table.take(pa.array(range(table.num_rows - 1, -1, -1)))) is None
+
+
+def _trees(booster: str) -> str:
+    """The trees of a LightGBM model text, without its parameters block."""
+    return booster[booster.index("Tree=0") : booster.index("end of trees")]
+
+
+def test_backtest_fits_run_on_one_thread_with_the_trees_and_scores_of_two(market: Path) -> None:
+    """The backtest's retrains fit LightGBM on one thread unless ``retrain_research`` says
+    otherwise, and that changes no tree and no score of a two-thread fit (the model's id,
+    which records the thread count, is its own)."""
+    assert research_config({}).params["num_threads"] == 1
+    assert research_config({"params": {"num_threads": 3}}).params["num_threads"] == 3
+    assert research_config({"params": {"num_leaves": 7}}).params == {
+        "num_leaves": 7,
+        "num_threads": 1,
+    }
+    # The default model's shape (bagging, feature fraction, 31 leaves) on a short window.
+    base = {k: v for k, v in RESEARCH.items() if k != "params"} | {"num_boost_round": 20}
+    lake = ScannedInputs(Lake(str(market)))
+    fits = {
+        n: fit_block(lake, JUNE, SPAN[1], research_config(base | {"params": {"num_threads": n}}))
+        for n in (1, 2)
+    }
+    one, two = fits[1], fits[2]
+    assert one.record is not None and two.record is not None
+    assert _trees(one.record.booster) == _trees(two.record.booster)
+    assert one.record.model_id != two.record.model_id
+    assert one.scores is not None and two.scores is not None
+    assert one.scores["score"].to_numpy().tobytes() == two.scores["score"].to_numpy().tobytes()

@@ -315,3 +315,72 @@ def test_str_labels_are_kept_and_other_labels_relabelled_alike() -> None:
         styles={k: v.set_axis(pd.Index(list(shared)), axis=1) for k, v in inputs.styles.items()},
     )
     assert _bits(build_risk_model(copies)) == _bits(as_str)
+
+
+def test_a_rolling_window_answers_its_repeated_dates_from_memory_bit_for_bit() -> None:
+    """The next session's window (one date dropped, one added, one past return restated)
+    regresses only the dates whose inputs changed, and its model is bit for bit the one
+    estimated with nothing remembered."""
+    from pipelines.portfolio import risk_model as rm
+
+    inputs, _ = simulate(T=90, N=150, seed=4)
+
+    def window(first: int, last: int, restate: int | None = None) -> RiskModelInputs:
+        def cut(df: pd.DataFrame) -> pd.DataFrame:
+            return df.iloc[first:last]
+
+        returns = cut(inputs.returns).copy()
+        if restate is not None:
+            returns.iat[restate, 7] = returns.to_numpy()[restate, 7] + 1e-4  # restated close
+        return RiskModelInputs(
+            returns=returns,
+            market_cap=cut(inputs.market_cap),
+            sectors=inputs.sectors,
+            styles={k: cut(v) for k, v in inputs.styles.items()},
+        )
+
+    def forget() -> None:
+        rm._REGRESSIONS.clear()
+        rm._STANDARDIZED.clear()
+
+    forget()
+    build_risk_model(window(0, 60))
+    computed: list[int] = []
+    real = rm._cross_section
+
+    def counting(*args: object) -> object:
+        computed.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    try:
+        rm._cross_section = counting  # type: ignore[assignment]
+        remembered = build_risk_model(window(1, 61, restate=30))
+    finally:
+        rm._cross_section = real  # type: ignore[assignment]
+    # The new date, and the restated one's regression (its return is the dependent).
+    assert len(computed) == 2
+    forget()
+    assert _bits(build_risk_model(window(1, 61, restate=30))) == _bits(remembered)
+    # A restated style on one date: that date's standardized block is computed anew.
+    restyled = window(1, 61)
+    size = restyled.styles["size"].copy()
+    size.iat[20, 3] = size.to_numpy()[20, 3] + 0.5
+    restyled = RiskModelInputs(
+        returns=restyled.returns,
+        market_cap=restyled.market_cap,
+        sectors=restyled.sectors,
+        styles={**restyled.styles, "size": size},
+    )
+    warm = build_risk_model(restyled)
+    forget()
+    assert _bits(build_risk_model(restyled)) == _bits(warm)
+    assert _bits(warm) != _bits(remembered)
+    # Bounded: the oldest entries go first.
+    forget()
+    kept, rm._REGRESSIONS_KEPT = rm._REGRESSIONS_KEPT, 30
+    try:
+        build_risk_model(window(0, 60))
+        assert len(rm._REGRESSIONS) == 30 and len(rm._STANDARDIZED) == 30
+    finally:
+        rm._REGRESSIONS_KEPT = kept
+        forget()
