@@ -519,6 +519,8 @@ def _remember(memo: dict[bytes, _V], key: bytes, value: _V, kept: int) -> None:
 
 #: Recent dates' standardized styles by their inputs' bytes (:func:`_remembered_standardized`).
 _STANDARDIZED: dict[bytes, FloatArray] = {}
+#: Four windows of dates (each an (S, N) block: ~20 KB at 500 names, ~120 KB at 3,000).
+_STANDARDIZED_KEPT = 256
 
 
 def _remembered_standardized(raw: FloatArray, cap: FloatArray, winsor: float) -> FloatArray:
@@ -534,7 +536,7 @@ def _remembered_standardized(raw: FloatArray, cap: FloatArray, winsor: float) ->
     if missing:
         fresh = standardize_panel(raw[:, missing, :], cap[missing], winsor)
         for j, t in enumerate(missing):
-            _remember(_STANDARDIZED, keys[t], fresh[:, j, :].copy(), _REGRESSIONS_KEPT)
+            _remember(_STANDARDIZED, keys[t], fresh[:, j, :].copy(), _STANDARDIZED_KEPT)
     for t, key in enumerate(keys):
         block = _STANDARDIZED.get(key)
         out[:, t, :] = (

@@ -377,10 +377,11 @@ def test_a_rolling_window_answers_its_repeated_dates_from_memory_bit_for_bit() -
     assert _bits(warm) != _bits(remembered)
     # Bounded: the oldest entries go first.
     forget()
-    kept, rm._REGRESSIONS_KEPT = rm._REGRESSIONS_KEPT, 30
+    kept = rm._REGRESSIONS_KEPT, rm._STANDARDIZED_KEPT
+    rm._REGRESSIONS_KEPT, rm._STANDARDIZED_KEPT = 30, 20
     try:
         build_risk_model(window(0, 60))
-        assert len(rm._REGRESSIONS) == 30 and len(rm._STANDARDIZED) == 30
+        assert len(rm._REGRESSIONS) == 30 and len(rm._STANDARDIZED) == 20
     finally:
-        rm._REGRESSIONS_KEPT = kept
+        rm._REGRESSIONS_KEPT, rm._STANDARDIZED_KEPT = kept
         forget()
