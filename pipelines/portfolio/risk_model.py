@@ -45,12 +45,9 @@ works in factor form, ``O(N K + K²)``.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -494,84 +491,6 @@ def _cross_section(
     return f, r - X @ f
 
 
-_V = TypeVar("_V")
-
-
-def _digest(*parts: FloatArray | float | int) -> bytes:
-    """A key for arrays and numbers: their shapes, dtypes and bytes, hashed."""
-    h = hashlib.blake2b(digest_size=20)
-    for part in parts:
-        a = np.ascontiguousarray(part)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.data)
-    return h.digest()
-
-
-def _remember(memo: dict[bytes, _V], key: bytes, value: _V, kept: int) -> None:
-    """``memo[key] = value``, dropping the oldest entry first when ``kept`` are held (a
-    window adds about one new date per session: the oldest is the least likely asked)."""
-    if len(memo) >= kept:
-        # A KeyError or RuntimeError: another thread changed the memo meanwhile.
-        with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-            del memo[next(iter(memo))]
-    memo[key] = value
-
-
-#: Recent dates' standardized styles by their inputs' bytes (:func:`_remembered_standardized`).
-_STANDARDIZED: dict[bytes, FloatArray] = {}
-#: Four windows of dates (each an (S, N) block: ~20 KB at 500 names, ~120 KB at 3,000).
-_STANDARDIZED_KEPT = 256
-
-
-def _remembered_standardized(raw: FloatArray, cap: FloatArray, winsor: float) -> FloatArray:
-    """:func:`standardize_panel` of ``raw`` (S, T, N) and ``cap`` (T, N), each date's
-    (S, N) block answered from memory when that date's styles and caps (bit for bit,
-    with ``winsor``) were standardized before in this process: a date's block depends
-    on nothing else (each (style, date) is its own 1-D computation), and a rolling
-    window meets most of its dates again the next session."""
-    S, T, N = raw.shape
-    out = np.empty((S, T, N))
-    keys = [_digest(raw[:, t, :], cap[t], winsor) for t in range(T)]
-    missing = [t for t, key in enumerate(keys) if key not in _STANDARDIZED]
-    if missing:
-        fresh = standardize_panel(raw[:, missing, :], cap[missing], winsor)
-        for j, t in enumerate(missing):
-            _remember(_STANDARDIZED, keys[t], fresh[:, j, :].copy(), _STANDARDIZED_KEPT)
-    for t, key in enumerate(keys):
-        block = _STANDARDIZED.get(key)
-        out[:, t, :] = (
-            block
-            if block is not None
-            else standardize_panel(raw[:, t : t + 1, :], cap[t : t + 1], winsor)[:, 0, :]
-        )
-    return out
-
-
-#: Recent dates' regressions by their inputs' bytes (:func:`_remembered_cross_section`).
-_REGRESSIONS: dict[bytes, tuple[FloatArray, FloatArray]] = {}
-#: A few windows' dates (a daily run estimates ~60 dates; a sweep several portfolios).
-_REGRESSIONS_KEPT = 1024
-
-
-def _remembered_cross_section(
-    X: FloatArray, r: FloatArray, cap: FloatArray, n_sec: int
-) -> tuple[FloatArray, FloatArray]:
-    """:func:`_cross_section`, answered from memory when the same inputs (bit for bit:
-    shapes, exposures, returns, caps, sector count) were regressed before in this process.
-
-    A rolling window re-estimates every date of the previous session's window but the
-    oldest: a backtest's session regressed ~60 dates, 59 of them with the inputs of the
-    session before (a restatement or a change of universe changes the bytes, and the date
-    is regressed anew). The answer is the array pair computed then; callers copy out of
-    it and never write into it."""
-    key = _digest(X, r, cap, n_sec)
-    hit = _REGRESSIONS.get(key)
-    if hit is None:
-        hit = _cross_section(X, r, cap, n_sec)
-        _remember(_REGRESSIONS, key, hit, _REGRESSIONS_KEPT)
-    return hit
-
-
 @dataclass(frozen=True)
 class FactorReturnsEstimate:
     """Output of the daily cross-sectional regressions.
@@ -601,7 +520,7 @@ def _estimate(p: _Panel, cfg: RiskModelConfig) -> FactorReturnsEstimate:
     if T < 2:
         return _estimate_frames(p, fr, resid)
     # Exposures of dates 0 … T-2 (each regresses the next day's returns), in one pass.
-    standardized = _remembered_standardized(p.styles[:, :-1, :], p.cap[:-1], cfg.winsor)
+    standardized = standardize_panel(p.styles[:, :-1, :], p.cap[:-1], cfg.winsor)
     # Which names each date regresses (listed the day before, a return on the day), for
     # every date at once; a date with too few is skipped before building its exposures.
     listed = np.isfinite(p.cap[:-1]) & (p.cap[:-1] > 0)
@@ -609,7 +528,7 @@ def _estimate(p: _Panel, cfg: RiskModelConfig) -> FactorReturnsEstimate:
     for t in np.flatnonzero(usable.sum(axis=1) >= min_names).tolist():
         X, _ = _exposures(p, t, cfg.winsor, standardized)
         ok = usable[t]
-        f, u = _remembered_cross_section(X[ok], p.returns[t + 1][ok], p.cap[t, ok], n_sec)
+        f, u = _cross_section(X[ok], p.returns[t + 1][ok], p.cap[t, ok], n_sec)
         fr[t + 1] = f
         resid[t + 1, ok] = u
     return _estimate_frames(p, fr, resid)
