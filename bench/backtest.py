@@ -245,6 +245,16 @@ def long_run(
         out["projected_period_retrain_wait_seconds"] = round(
             waits[0] + (n - 1) * (sum(later) / len(later) if later else 0.0), 1
         )
+    # The run's CPU and the worker's together, and what two cores need for them at best
+    # (perfectly shared): a bound on the wall clock that moving work between the two
+    # processes cannot beat (only cutting either's CPU can).
+    total_cpu = buffered["cpu_seconds_per_session"] * buffered["sessions"] + buffered.get(
+        "retrain_worker_cpu_seconds", 0.0
+    )
+    out["run_and_worker_cpu_seconds"] = round(total_cpu, 1)
+    out["two_core_bound_seconds_per_session"] = round(
+        total_cpu / 2 / max(buffered["sessions"], 1), 3
+    )
     out["target_seconds_per_session"] = TARGET_SECONDS_PER_SESSION
     out["meets_target"] = per_session <= TARGET_SECONDS_PER_SESSION
     return out
