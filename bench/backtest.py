@@ -96,12 +96,13 @@ def _run(
     checkpoint_every: int | None = None,
     retrain: str = "none",
     retrain_rounds: int = 50,
+    lookback_sessions: int = 60,
 ) -> dict[str, Any]:
     from pipelines.backtest import run_backtest
     from pipelines.daily.config import DailyConfig
     from pipelines.lake import Lake
 
-    config = DailyConfig(lookback_sessions=60, record_portfolio_tables=False)
+    config = DailyConfig(lookback_sessions=lookback_sessions, record_portfolio_tables=False)
     if retrain != "none":
         config = config.model_copy(
             update={"retrain": retrain, "retrain_research": {"num_boost_round": retrain_rounds}}
@@ -190,6 +191,7 @@ def long_run(
     buffer_sessions: int | None = None,
     retrain: str = "none",
     retrain_rounds: int = 50,
+    lookback_sessions: int = 60,
 ) -> dict[str, Any]:
     """The ``--years``/``--names`` run (module docstring)."""
     from pipelines.backtest.run import DEFAULT_BUFFER_SESSIONS
@@ -201,17 +203,21 @@ def long_run(
     out: dict[str, Any] = {"period": {"start": str(start), "end": str(end), "sessions": len(days)}}
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
-        history = RETRAIN_HISTORY_DAYS if retrain != "none" else 150
+        # The snapshot reads lookback × 1.5 + 10 calendar days before a session.
+        history = max(
+            RETRAIN_HISTORY_DAYS if retrain != "none" else 150, int(lookback_sessions * 1.5) + 20
+        )
         lake = _lake(Path(tmp), names, signal, start, end, history)
         out["lake_seconds"] = round(time.perf_counter() - began, 1)
         copy = Path(tmp) / "unbuffered"
         shutil.copytree(lake, copy)
         stop = days[min(measure or len(days), len(days)) - 1]
         k = DEFAULT_BUFFER_SESSIONS if buffer_sessions is None else buffer_sessions
-        out["buffered"] = _run(lake, signal, start, stop, k, None, retrain, retrain_rounds)
+        run_args = (retrain, retrain_rounds, lookback_sessions)
+        out["buffered"] = _run(lake, signal, start, stop, k, None, *run_args)
         # The same period's first sessions, writing through to the lake at every stage.
         short = days[min(unbuffered, len(days)) - 1]
-        out["unbuffered"] = _run(copy, signal, start, short, 0, None, retrain, retrain_rounds)
+        out["unbuffered"] = _run(copy, signal, start, short, 0, None, *run_args)
     buffered, direct = out["buffered"], out["unbuffered"]
     per_session = buffered["seconds_per_session"]
     out["ratio_unbuffered_over_buffered"] = round(direct["seconds_per_session"] / per_session, 3)
@@ -304,6 +310,13 @@ def main() -> None:
         default=50,
         help="the long run: boosting rounds of each retrain (live: 300)",
     )
+    ap.add_argument(
+        "--lookback-sessions",
+        type=int,
+        default=60,
+        help="the long run: sessions of each session's market snapshot (the daily "
+        "config's default is 130; the recorded long runs use 60)",
+    )
     args = ap.parse_args()
     if args.years is not None:
         out: dict[str, Any] = {
@@ -322,6 +335,7 @@ def main() -> None:
                 args.buffer_sessions,
                 args.retrain,
                 args.retrain_rounds,
+                args.lookback_sessions,
             )
         )
         out["load_average_1m_after"] = os.getloadavg()[0]
