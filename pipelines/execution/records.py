@@ -449,16 +449,14 @@ def detail_json(value: Any) -> str:
     most of a session's audit events) is written directly, as the encoder writes it: keys
     sorted, strings ASCII-escaped, floats by ``repr`` (NaN, Infinity, -Infinity)."""
     if type(value) is dict and len(value) == 5 and value.keys() == _CHECK_KEYS:
-        text = _check_json(
-            value["rule"], value["passed"], value["value"], value["limit"], value["reason"]
-        )
-        if text is not None:
-            return text
+        fields = (value["rule"], value["passed"], value["value"], value["limit"], value["reason"])
+        if _plain_check(*fields):
+            return _check_text(*fields)
     return to_json(value)
 
 
 def _plain_check(rule: Any, passed: Any, value: Any, limit: Any, reason: Any) -> bool:
-    """Whether a check's fields are of the exact types :func:`_check_json` writes."""
+    """Whether a check's fields are of the exact types :func:`_check_text` writes."""
     return (
         type(rule) is str
         and type(reason) is str
@@ -468,18 +466,9 @@ def _plain_check(rule: Any, passed: Any, value: Any, limit: Any, reason: Any) ->
     )
 
 
-def _check_json(rule: Any, passed: Any, value: Any, limit: Any, reason: Any) -> str | None:
-    """``to_json({"rule": rule, "passed": passed, ...})`` when the values are of the
-    exact types :func:`detail_json` writes directly, else None."""
-    return (
-        _check_text(rule, passed, value, limit, reason)
-        if _plain_check(rule, passed, value, limit, reason)
-        else None
-    )
-
-
 def _check_text(rule: str, passed: bool, value: float, limit: float, reason: str) -> str:
-    """:func:`_check_json`'s text of a check whose fields are of the plain types."""
+    """``to_json({"rule": rule, "passed": passed, ...})`` of a check whose fields are of
+    the plain types (:func:`_plain_check`), written directly."""
     return (
         f'{{"limit":{_float_json(limit)},"passed":{"true" if passed else "false"},'
         f'"reason":{encode_basestring_ascii(reason)},'
@@ -542,7 +531,7 @@ def _grouped_check_columns(
                 if detail is None:
                     detail = made[key] = _check_text(rule, passed, value, limit, reason)
             else:
-                detail = _JSON.encode(
+                detail = to_json(
                     {
                         "rule": rule,
                         "passed": passed,
