@@ -213,11 +213,15 @@ def long_run(
         shutil.copytree(lake, copy)
         stop = days[min(measure or len(days), len(days)) - 1]
         k = DEFAULT_BUFFER_SESSIONS if buffer_sessions is None else buffer_sessions
-        run_args = (retrain, retrain_rounds, lookback_sessions)
-        out["buffered"] = _run(lake, signal, start, stop, k, None, *run_args)
+        run_args: dict[str, Any] = {
+            "retrain": retrain,
+            "retrain_rounds": retrain_rounds,
+            "lookback_sessions": lookback_sessions,
+        }
+        out["buffered"] = _run(lake, signal, start, stop, k, **run_args)
         # The same period's first sessions, writing through to the lake at every stage.
         short = days[min(unbuffered, len(days)) - 1]
-        out["unbuffered"] = _run(copy, signal, start, short, 0, None, *run_args)
+        out["unbuffered"] = _run(copy, signal, start, short, 0, **run_args)
     buffered, direct = out["buffered"], out["unbuffered"]
     per_session = buffered["seconds_per_session"]
     out["ratio_unbuffered_over_buffered"] = round(direct["seconds_per_session"] / per_session, 3)

@@ -114,6 +114,18 @@ def retrain_days(days: Sequence[dt.date], schedule: Schedule) -> list[dt.date]:
     return out
 
 
+#: LightGBM parameters of every backtest retrain unless ``retrain_research`` sets them:
+#: one thread. A run's fits share the machine with the run's own process (the worker fits
+#: ahead while the run trades; on two cores each has one), and a fit's second thread took
+#: its cycles from the run's sessions: on this machine kind a one-thread fit used ~12 %
+#: less CPU than a two-thread one, with the same trees and scores (col-wise histograms and
+#: ``deterministic``: each feature's bins are summed by one thread in row order; checked
+#: in tests/backtest/test_retrain.py). Fixed rather than taken from the core count, so a
+#: run's model ids (the thread count is a recorded parameter) and result hash are the
+#: same on every machine.
+BACKTEST_LGBM_PARAMS: Mapping[str, Any] = {"num_threads": 1}
+
+
 def research_config(overrides: Mapping[str, Any]) -> ResearchConfig:
     """The research config of the backtest's retrains: the defaults with ``overrides``
     (``DailyConfig.retrain_research``) applied, LightGBM on one thread unless they set
@@ -132,18 +144,6 @@ def research_config(overrides: Mapping[str, Any]) -> ResearchConfig:
     if config.model == "lgbm" and "num_threads" not in config.params:
         config = dataclasses.replace(config, params={**config.params, **BACKTEST_LGBM_PARAMS})
     return config
-
-
-#: LightGBM parameters of every backtest retrain unless ``retrain_research`` sets them:
-#: one thread. A run's fits share the machine with the run's own process (the worker fits
-#: ahead while the run trades; on two cores each has one), and a fit's second thread took
-#: its cycles from the run's sessions: on this machine kind a one-thread fit used ~12 %
-#: less CPU than a two-thread one, with the same trees and scores (col-wise histograms and
-#: ``deterministic``: each feature's bins are summed by one thread in row order; checked
-#: in tests/backtest/test_retrain.py). Fixed rather than taken from the core count, so a
-#: run's model ids (the thread count is a recorded parameter) and result hash are the
-#: same on every machine.
-BACKTEST_LGBM_PARAMS: Mapping[str, Any] = {"num_threads": 1}
 
 
 class ScannedInputs(Lake):
