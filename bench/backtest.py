@@ -195,6 +195,7 @@ def long_run(
 ) -> dict[str, Any]:
     """The ``--years``/``--names`` run (module docstring)."""
     from pipelines.backtest.run import DEFAULT_BUFFER_SESSIONS
+    from pipelines.pit.snapshot import window_days
     from pipelines.timeline import trading_calendar
 
     start = end - dt.timedelta(days=round(365.25 * years))
@@ -203,9 +204,10 @@ def long_run(
     out: dict[str, Any] = {"period": {"start": str(start), "end": str(end), "sessions": len(days)}}
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
-        # The snapshot reads lookback × 1.5 + 10 calendar days before a session.
+        # Room for the first session's snapshot window, plus ten days.
         history = max(
-            RETRAIN_HISTORY_DAYS if retrain != "none" else 150, int(lookback_sessions * 1.5) + 20
+            RETRAIN_HISTORY_DAYS if retrain != "none" else 150,
+            window_days(lookback_sessions) + 10,
         )
         lake = _lake(Path(tmp), names, signal, start, end, history)
         out["lake_seconds"] = round(time.perf_counter() - began, 1)

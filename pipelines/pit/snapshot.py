@@ -224,10 +224,16 @@ def _wide(table: pa.Table, value: str) -> pd.DataFrame:
     return _Grid.of(keys, values).frame(keys, values)
 
 
+def window_days(lookback: int) -> int:
+    """Calendar days before a session that :func:`load_snapshot` reads for ``lookback``
+    sessions (weekends and holidays included, with room to spare)."""
+    return int(lookback * 1.5) + 10
+
+
 def load_snapshot(lake: Store, day: dt.date, lookback: int = 130) -> MarketSnapshot:
     """Read the ``lookback`` sessions up to ``day`` as known at its decision cutoff."""
     known = decision_cutoff(day)
-    start = day - dt.timedelta(days=int(lookback * 1.5) + 10)
+    start = day - dt.timedelta(days=window_days(lookback))
     prices = lake.as_of(
         "prices",
         known_at=known,
