@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.lake import get_table
-from pipelines.lake.interface import Store
+from pipelines.lake.interface import DayKeys, Store
 from pipelines.lake.spec import TableSpec
 from pipelines.timeline import LATEST
 
@@ -120,6 +120,12 @@ def stored_keys(
     """The keys (as strings) of the rows of ``table`` stored for ``trade_date``, every
     portfolio: what :func:`read_day` would return, reading only the key columns (an
     append checks its rows against them; the audit's rows carry large JSON details)."""
+    if known_at == LATEST and isinstance(lake, DayKeys):
+        # A store that indexes its rows' keys by day (the backtest's buffer): the day's
+        # keys without resolving a read of them after every append.
+        keys = lake.day_keys(table, trade_date)
+        if keys is not None:
+            return keys
     spec = get_table(table)
     data = lake.as_of(table, known_at=known_at, valid_at=trade_date, columns=list(spec.key))
     if not data.num_rows:

@@ -75,6 +75,13 @@ class _Pending:
         self.rows = 0
         self._by_day: dict[int, list[pa.Table]] = {}
         self._days: list[int] = []  # the keys of _by_day, sorted
+        #: Per day: its rows' slices in write order (``_by_day`` merges them) and the
+        #: keys of the first ``n`` of them (:meth:`day_keys`), or None once one of them
+        #: could not give its keys as strings.
+        self._day_log: dict[int, list[pa.Table]] = {}
+        self._day_keys: dict[
+            tuple[int, tuple[str, ...]], tuple[int, set[tuple[str, ...]] | None]
+        ] = {}
 
     def add(self, batch_id: str, rows: pa.Table) -> None:
         """Buffer ``rows`` (sorted by valid date, as :func:`with_system_columns` leaves them)."""
@@ -90,8 +97,29 @@ class _Pending:
             parts = self._by_day.get(day)
             if parts is None:
                 parts = self._by_day[day] = []
+                self._day_log[day] = []
                 bisect.insort(self._days, day)
-            parts.append(rows.slice(lo, hi - lo))
+            part = rows.slice(lo, hi - lo)
+            parts.append(part)
+            self._day_log[day].append(part)
+
+    def day_keys(self, day: dt.date, key: tuple[str, ...]) -> set[tuple[str, ...]] | None:
+        """The ``key`` values (tuples of strings) of the rows buffered for ``day``, when
+        every one of them is a fact (no retraction) with non-null string keys; else None.
+        Each batch's keys are read once (a day's keys are asked after every append)."""
+        number = day_number(day)
+        log = self._day_log.get(number, [])
+        done, keys = self._day_keys.get((number, key), (0, set()))
+        for part in log[done:]:
+            if keys is None:
+                break
+            more = _text_key_rows(part, key)
+            if more is None:
+                keys = None
+            else:
+                keys.update(more)
+        self._day_keys[(number, key)] = (len(log), keys)
+        return None if keys is None else set(keys)
 
     def dated(self, first: dt.date | None, last: dt.date) -> list[pa.Table]:
         """The buffered rows dated from ``first`` (None: the earliest) to ``last``
@@ -187,6 +215,18 @@ class BufferedStore:
             committed.add(batch_id)
             return True
         return False
+
+    def day_keys(self, name: str, day: dt.date) -> set[tuple[str, ...]] | None:
+        """The keys (tuples of strings) of point-in-time table ``name``'s rows dated
+        ``day`` as known now, without resolving a read, when that is certain: no file of
+        the lake may hold a row of the day (a run's current session) and its buffered rows
+        are facts with string keys. None otherwise: the caller reads them
+        (:class:`~pipelines.lake.interface.DayKeys`)."""
+        spec = get_table(name)
+        if spec.valid_time is not ValidTime.POINT or self._lake_files(name).may_hold(day):
+            return None
+        pending = self._pending.get(name)
+        return set() if pending is None else pending.day_keys(day, tuple(spec.key))
 
     def pending_rows(self) -> int:
         """Rows buffered and not yet committed."""
@@ -492,6 +532,23 @@ def _keep(rows: pa.Table, mask: pa.ChunkedArray | pa.Array) -> pa.Table:
     if kept and pc.all(mask.slice(0, kept)).as_py():
         return rows.slice(0, kept)
     return rows.filter(mask)
+
+
+def _text_key_rows(rows: pa.Table, key: tuple[str, ...]) -> list[tuple[str, ...]] | None:
+    """Each row's ``key`` values when ``rows`` are facts (no ``_deleted`` row) whose key
+    columns are strings without nulls (a key's ``str`` is then its value); else None."""
+    if not rows.num_rows:
+        return []
+    deleted = rows.column("_deleted")
+    if deleted.null_count or pc.any(deleted).as_py():
+        return None
+    columns = []
+    for k in key:
+        col = rows.column(k)
+        if col.null_count or not pa.types.is_string(col.type):
+            return None
+        columns.append(col.to_pylist())
+    return list(zip(*columns, strict=True))
 
 
 __all__ = ["BufferedStore"]

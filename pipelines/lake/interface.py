@@ -11,7 +11,7 @@ worker with an empty working directory, given the lake URI and the session, runs
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -51,6 +51,17 @@ class Store(Protocol):
 
     def has_batch(self, name: str, batch_id: str) -> bool:
         """Whether batch ``batch_id`` is committed to table ``name``."""
+        ...
+
+
+@runtime_checkable
+class DayKeys(Protocol):
+    """A store that can list the keys of a day's rows without an as-of read."""
+
+    def day_keys(self, name: str, day: dt.date) -> set[tuple[str, ...]] | None:
+        """The keys, as tuples of strings, of point-in-time table ``name``'s rows dated
+        ``day`` as known now (what a latest as-of read of the key columns gives), or None
+        when the store cannot tell without that read."""
         ...
 
 

@@ -286,3 +286,50 @@ def test_short_reads_of_committed_days_scan_the_lake_once_per_version(tmp_path: 
         lake.write("prices", prices(7, ["B"], close=70.0), known_at=ts(15))
     assert read(store, 16, 2, 11, None) == read(plain, 16, 2, 11, None)
     assert len(scans) == 4
+
+
+def test_day_keys_are_the_keys_a_read_of_the_day_gives_or_none(tmp_path: Path) -> None:
+    """``day_keys`` answers what ``stored_keys`` reads through ``as_of`` (every append of
+    the day counted, later batches included), and None whenever it cannot be sure: a day
+    the lake may hold, a retracted row, a table whose rows are not point facts."""
+    from pipelines.execution import records
+    from pipelines.timeline import LATEST
+
+    lake = Lake(str(tmp_path / "lake"))
+    store = BufferedStore(lake)
+    day = dt.date(2024, 1, 3)
+
+    def read(s: Lake | BufferedStore, d: dt.date) -> set[tuple[str, ...]]:
+        t = s.as_of("prices", known_at=LATEST, valid_at=d, columns=["security_id"])
+        return {(str(v),) for v in t.column("security_id").to_pylist()}
+
+    assert store.day_keys("prices", day) == set()
+    store.write("prices", prices(3, ["A", "B"], close=2.0), known_at=ts(3))
+    assert store.day_keys("prices", day) == read(store, day) == {("A",), ("B",)}
+    store.write("prices", prices(3, ["B", "C"], close=2.5), known_at=ts(4))  # B restated
+    store.write("prices", prices(2, ["D"], close=1.0), known_at=ts(2))  # another day
+    assert store.day_keys("prices", day) == read(store, day) == {("A",), ("B",), ("C",)}
+    assert records.stored_keys(store, "prices", day) == {("A",), ("B",), ("C",)}
+    # The caller's copy: changing it changes nothing kept.
+    store.day_keys("prices", day).add(("Z",))  # type: ignore[union-attr]
+    assert store.day_keys("prices", day) == {("A",), ("B",), ("C",)}
+    # An effective-time table's read of a day holds earlier rows: never answered here.
+    assert store.day_keys("security_master", day) is None
+    # Flushed: the lake may hold the day, so the caller reads (and gets the same keys).
+    store.flush()
+    assert store.day_keys("prices", day) is None
+    assert records.stored_keys(store, "prices", day) == {("A",), ("B",), ("C",)}
+    # A retraction in the buffer: the read decides.
+    later = dt.date(2024, 1, 4)
+    store.write("prices", prices(4, ["A", "B"], close=3.0), known_at=ts(4))
+    retracted = BufferedStore(Lake(str(tmp_path / "other")))
+    retracted.write("prices", prices(4, ["A", "B"], close=3.0), known_at=ts(4))
+    assert retracted.day_keys("prices", later) == {("A",), ("B",)}
+    pending = retracted._pending["prices"]
+    rows = pending.batches[-1]
+    flagged = rows.set_column(
+        rows.column_names.index("_deleted"), "_deleted", pa.array([True, False])
+    )
+    pending.add("retraction", flagged)
+    assert retracted.day_keys("prices", later) is None
+    assert store.day_keys("prices", later) == read(store, later) == {("A",), ("B",)}
