@@ -431,6 +431,19 @@ class WalkForwardScores:
             return self.fallback.scores(store, day, snapshot)
         return frame
 
+    def prefetch(self, day: dt.date) -> None:
+        """Hand the worker (started here) the block that scores ``day`` and the
+        :data:`AHEAD` after it now: the run calls it before its first session, so the
+        worker's start-up (a spawned interpreter's imports, its scans of the input tables)
+        and first fit overlap the run's own first session up to its scores, instead of
+        that session waiting for all of them. Nothing without a worker."""
+        if not self.workers:
+            return
+        start, _ = self.block_of(day)
+        k = self.retrain_at.index(start)
+        for nxt in self.retrain_at[k : k + 1 + AHEAD]:
+            self._submit(self.block_of(nxt))
+
     def _submit(self, block: tuple[dt.date, dt.date]) -> None:
         """Hand ``block`` to the worker (started on first use) unless it has it already."""
         if not self.workers or block in self._pending:

@@ -314,6 +314,8 @@ def run_backtest(
         resumed_after = checkpoint["session"]
     seconds: dict[str, float] = {}
     since_compact = 0
+    if retrainer is not None and first < len(days):
+        retrainer.prefetch(days[first])
     with fewer_collections():
         for i in range(first, len(days)):
             day = days[i]

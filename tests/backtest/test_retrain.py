@@ -166,6 +166,32 @@ def test_a_worker_process_fits_what_this_process_would_and_a_dead_one_is_replace
         pd.testing.assert_frame_equal(got[day], expected[day], check_exact=True)
 
 
+def test_prefetch_hands_the_worker_the_first_block_and_those_ahead_before_any_score(
+    market: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run hands its first blocks to the worker before its first session (the worker's
+    start-up overlaps the session's own work); the same blocks the first score would
+    hand over, and nothing without a worker."""
+    lake = Lake(str(market))
+    days = trading_calendar().sessions(dt.date(2024, 4, 29), dt.date(2024, 6, 4))
+    handed: list[tuple[dt.date, dt.date]] = []
+    for workers in (0, 1):
+        source = WalkForwardScores(
+            lake,
+            days,
+            "monthly",
+            research_config(RESEARCH),
+            score_source(BACKTEST_CONFIG),
+            workers=workers,
+        )
+        monkeypatch.setattr(source, "_submit", handed.append)
+        source.prefetch(dt.date(2024, 5, 2))
+        assert handed == (
+            [] if workers == 0 else [source.block_of(d) for d in source.retrain_at[1:]]
+        )
+    assert handed[0] == (dt.date(2024, 5, 1), dt.date(2024, 5, 31))
+
+
 def test_the_default_is_one_worker_when_there_is_a_second_core_and_something_to_overlap(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
