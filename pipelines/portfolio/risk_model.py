@@ -525,13 +525,90 @@ def _estimate(p: _Panel, cfg: RiskModelConfig) -> FactorReturnsEstimate:
     # every date at once; a date with too few is skipped before building its exposures.
     listed = np.isfinite(p.cap[:-1]) & (p.cap[:-1] > 0)
     usable = listed & np.isfinite(p.returns[1:])
-    for t in np.flatnonzero(usable.sum(axis=1) >= min_names).tolist():
-        X, _ = _exposures(p, t, cfg.winsor, standardized)
-        ok = usable[t]
-        f, u = _cross_section(X[ok], p.returns[t + 1][ok], p.cap[t, ok], n_sec)
-        fr[t + 1] = f
-        resid[t + 1, ok] = u
+    dates = np.flatnonzero(usable.sum(axis=1) >= min_names)
+    if len(dates):
+        fr[dates + 1], resid[dates + 1] = _cross_sections(p, standardized, usable, dates, n_sec)
     return _estimate_frames(p, fr, resid)
+
+
+#: The largest condition number of a date's (column-scaled) regression design that
+#: :func:`_cross_sections` solves by the normal equations, whose relative error is about
+#: its square times the machine epsilon (~1e-8 at this bound, ~1e-12 on a usual day's
+#: ~1e2); a date above it (near-collinear factors) is solved by ``lstsq``.
+_MAX_NORMAL_COND = 1e4
+
+
+def _cross_sections(
+    p: _Panel, standardized: FloatArray, usable: np.ndarray, dates: np.ndarray, n_sec: int
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`_cross_section` of every date in ``dates`` (the regression of date ``t + 1``'s
+    returns on ``t``'s exposures, over the names ``usable[t]``): factor returns (D, K) and
+    residuals (D, N), NaN for a name not regressed.
+
+    The dates are solved together: one stacked design, its normal equations and one
+    batched solve (59 small least-squares calls a session were most of the risk model).
+    The constraint's reparametrization is :func:`_cross_section`'s. A date whose design is
+    not the usual one (a sector with no listed name) or is ill-conditioned
+    (:data:`_MAX_NORMAL_COND`) is solved alone by :func:`_cross_section`."""
+    D, K = len(dates), len(p.factor_names)
+    ok = usable[dates]
+    cap = np.where(ok, p.cap[dates], 0.0)
+    r = np.where(ok, p.returns[dates + 1], 0.0)
+    # The weighted normal equations of the unconstrained design, by block: the market
+    # and sector columns are the same every date (``structural``, N × 1+n_sec), the styles
+    # each date's (D × S × N, a factor's values contiguous).
+    st = p.structural
+    n_st = st.shape[1]
+    styles = np.ascontiguousarray(standardized[:, dates, :].transpose(1, 0, 2))
+    capped = styles * cap[:, None, :]
+    full = np.empty((D, K, K))
+    full[:, :n_st, :n_st] = (st.T[None] * cap[:, None, :]) @ st
+    cross = capped @ st
+    full[:, n_st:, :n_st] = cross
+    full[:, :n_st, n_st:] = cross.transpose(0, 2, 1)
+    full[:, n_st:, n_st:] = capped @ styles.transpose(0, 2, 1)
+    moment = np.empty((D, K))
+    moment[:, :n_st] = (cap * r) @ st
+    moment[:, n_st:] = (capped @ r[:, :, None])[:, :, 0]
+    R = np.zeros((D, K, K - 1 if n_sec else K))
+    if n_sec:
+        sec_cap = full[:, 0, 1 : 1 + n_sec]  # Σ cap over each sector's names
+        batched: np.ndarray = np.asarray((sec_cap > 0).all(axis=1))
+        keep = [0, *range(1, n_sec), *range(1 + n_sec, K)]
+        R[:, keep, np.arange(len(keep))] = 1.0
+        # (a date with an inactive sector keeps zeros: it is solved alone below)
+        np.divide(
+            -sec_cap[:, :-1], sec_cap[:, -1:], out=R[:, n_sec, 1:n_sec], where=batched[:, None]
+        )
+    else:
+        batched = np.ones(D, dtype=bool)
+        R[:, np.arange(K), np.arange(K)] = 1.0
+    Rt = R.transpose(0, 2, 1)
+    G = Rt @ full @ R
+    rhs = (Rt @ moment[:, :, None])[:, :, 0]
+    # A factor no regressed name is exposed to (a style without a value yet, early in the
+    # window) is a zero column: lstsq's minimum-norm answer gives it 0 and the others the
+    # least squares of the rest, as a unit pivot with a zero right-hand side does here.
+    zero_d, zero_k = np.nonzero(np.einsum("dkk->dk", G) == 0)
+    G[zero_d, zero_k, zero_k] = 1.0
+    scale = 1.0 / np.sqrt(np.einsum("dkk->dk", G))
+    Gs = G * scale[:, :, None] * scale[:, None, :]
+    eig = np.linalg.eigvalsh(Gs)
+    batched &= eig[:, 0] * _MAX_NORMAL_COND**2 > eig[:, -1]
+    f = np.zeros((D, K))
+    if batched.any():
+        b = np.flatnonzero(batched)
+        g = np.linalg.solve(Gs[b], (rhs[b] * scale[b])[:, :, None]) * scale[b][:, :, None]
+        f[b] = (R[b] @ g)[:, :, 0]
+    fitted = f[:, :n_st] @ st.T + (f[:, None, n_st:] @ styles)[:, 0, :]
+    u = np.where(ok, r - fitted, np.nan)
+    for i in np.flatnonzero(~batched).tolist():
+        m = ok[i]
+        X = np.concatenate([st, styles[i].T], axis=1)
+        f[i], u_i = _cross_section(X[m], r[i][m], cap[i][m], n_sec)
+        u[i] = np.nan
+        u[i, m] = u_i
+    return f, u
 
 
 def _estimate_frames(p: _Panel, fr: FloatArray, resid: FloatArray) -> FactorReturnsEstimate:

@@ -315,3 +315,51 @@ def test_str_labels_are_kept_and_other_labels_relabelled_alike() -> None:
         styles={k: v.set_axis(pd.Index(list(shared)), axis=1) for k, v in inputs.styles.items()},
     )
     assert _bits(build_risk_model(copies)) == _bits(as_str)
+
+
+def _estimate_date_by_date(inputs: RiskModelInputs) -> tuple[np.ndarray, np.ndarray]:
+    """The regressions one date at a time with ``_cross_section`` (lstsq's minimum-norm
+    answer): the reference the stacked solve of ``_estimate`` must give."""
+    from pipelines.portfolio.risk_model import _cross_section, _exposures, _to_panel
+
+    cfg = RiskModelConfig()
+    p = _to_panel(inputs)
+    T, N = p.returns.shape
+    fr, resid = np.full((T, len(p.factor_names)), np.nan), np.full((T, N), np.nan)
+    z = standardize_panel(p.styles[:, :-1, :], p.cap[:-1], cfg.winsor)
+    usable = np.isfinite(p.cap[:-1]) & (p.cap[:-1] > 0) & np.isfinite(p.returns[1:])
+    for t in np.flatnonzero(usable.sum(axis=1) >= len(p.factor_names) + 1).tolist():
+        X, _ = _exposures(p, t, cfg.winsor, z)
+        ok = usable[t]
+        fr[t + 1], resid[t + 1, ok] = _cross_section(
+            X[ok], p.returns[t + 1][ok], p.cap[t, ok], len(p.sector_names)
+        )
+    return fr, resid
+
+
+def test_the_stacked_regressions_are_the_date_by_date_ones_on_awkward_days() -> None:
+    """Every date solved at once (normal equations) answers what lstsq answers date by
+    date, to rounding: on usual days, on days a style has no value for any name (a zero
+    column: its factor return 0), on days a whole sector is unlisted (another
+    reparametrization, solved alone) and on an ill-conditioned day (two styles nearly
+    equal, solved alone)."""
+    inputs, _ = simulate(T=60, N=120, seed=3)
+    styles = {k: v.copy() for k, v in inputs.styles.items()}
+    styles["momentum"].iloc[:25] = np.nan  # no value yet: a zero column for 25 dates
+    styles["value"] = styles["size"] + 1e-9 * styles["value"]  # near-collinear, all dates
+    styles["value"].iloc[:40] = inputs.styles["value"].iloc[:40]  # ... only after date 40
+    cap = inputs.market_cap.copy()
+    sec0 = [s for s in cap.columns if inputs.sectors[s] == "sec0"]
+    cap.loc[cap.index[30:34], sec0] = np.nan  # sector 0 unlisted on four dates
+    awkward = RiskModelInputs(
+        returns=inputs.returns, market_cap=cap, sectors=inputs.sectors, styles=styles
+    )
+    est = estimate_factor_returns(awkward)
+    fr, resid = _estimate_date_by_date(awkward)
+    got_fr, got_resid = est.factor_returns.to_numpy(), est.residuals.to_numpy()
+    np.testing.assert_array_equal(np.isnan(got_fr), np.isnan(fr))
+    np.testing.assert_array_equal(np.isnan(got_resid), np.isnan(resid))
+    scale = np.nanmax(np.abs(fr))
+    assert np.nanmax(np.abs(got_fr - fr)) <= 1e-10 * scale
+    assert np.nanmax(np.abs(got_resid - resid)) <= 1e-10 * np.nanmax(np.abs(resid))
+    assert np.all(got_fr[2:26, list(est.factor_returns.columns).index("momentum")] == 0.0)
