@@ -25,7 +25,36 @@
 -- latest change point <= its date (an as-of join). A version that becomes visible in
 -- (cutoff(p), cutoff(t)] has its own change point in (p, t], so row t always sees exactly
 -- what was known at cutoff(t) — a split announced after t never reaches row t.
+--
+-- Pruning, so the cost does not grow with the lake's history (every change point would
+-- otherwise join every earlier version, and everything visible before $clamp is visible at
+-- every change point). Visibility only grows: a version is visible at change point p iff
+-- its visibility session is <= p (the cutoffs increase with the session), and every change
+-- point is >= $clamp. A key (what each row_number below partitions by besides p) is
+-- "settled" at session s when none of its versions becomes visible after s: from s on it
+-- resolves to the same version. The output is the same, bit for bit:
+-- * of a key's versions that become visible on one session, only the latest can ever be
+--   the key's latest visible version (the latest of a growing set never goes back to one it
+--   beat): the others are dropped (ca_w, sm_w, fu_top; exact ties are all kept, so the
+--   row_number's pick among them is among the same rows);
+-- * corporate actions: the actions settled at $clamp whose ex-dates come before every
+--   unsettled action's are, resolved alike, the first factors of every change point's
+--   product. They are resolved and multiplied once (ca_early) and each change point
+--   multiplies on from that product: product() folds left in its ORDER BY order, so these
+--   are the same multiplications in the same order;
+-- * security master: a date visible at $clamp is visible at every change point, so no
+--   earlier date is ever the latest (sm_floor);
+-- * fundamentals: a period matters only while it can be among the four latest stated ones:
+--   not from the session its retraction is settled, nor from the one four later stated
+--   periods are all settled (fu_dead); it is joined only to the change points before that,
+--   and not at all when that is $clamp.
+-- The change points themselves still come from every version (ca_cp, sm_cp, fu_cp).
 WITH
+-- the first session ($clamp): every change point is on or after it
+clamp AS (
+    SELECT min(d) AS d FROM cal
+),
+
 -- ---- corporate actions -> cumulative adjustment factors ----------------------------------
 -- Visibility of an action is judged at fact_cutoff: the row's own cutoff, or in the history
 -- as known at one session, that session's: an action published after its ex-date's cutoff
@@ -57,6 +86,31 @@ ca_cp AS (
     SELECT DISTINCT v.security_id, v.vis_day AS p
     FROM ca_v v
 ),
+-- the versions ca_state can resolve to: of each action's versions that become visible on
+-- one session, the latest (header: pruning)
+ca_w AS (
+    SELECT * FROM ca_v
+    QUALIFY rank() OVER (
+        PARTITION BY security_id, action_type, action_id, valid_date, vis_day
+        ORDER BY known_at DESC, _ingested_at DESC, _batch_id DESC
+    ) = 1
+),
+-- per security, the first ex-date of an action not settled at $clamp (a version of it
+-- becomes visible later): the actions going ex before it are "early", resolved once
+ca_open AS (
+    SELECT security_id, min(valid_date) AS ex
+    FROM (
+        SELECT security_id, valid_date
+        FROM ca_w
+        GROUP BY security_id, action_type, action_id, valid_date
+        HAVING NOT bool_and(vis_day = (SELECT d FROM clamp))
+    )
+    GROUP BY 1
+),
+ca_x AS (
+    SELECT v.*, o.ex IS NULL OR v.valid_date < o.ex AS early
+    FROM ca_w v LEFT JOIN ca_open o ON o.security_id = v.security_id
+),
 ca_state AS (
     SELECT cp.security_id, cp.p, v.action_type, v.action_id, v.valid_date AS ex, v.ratio,
            v.amount, v._deleted,
@@ -66,8 +120,18 @@ ca_state AS (
            ) AS rn
     FROM ca_cp cp
     JOIN cal c ON c.d = cp.p
-    JOIN ca_v v ON v.security_id = cp.security_id AND v.valid_date <= cp.p
-                AND v.known_at <= c.fact_cutoff
+    JOIN ca_x v ON v.security_id = cp.security_id AND v.valid_date <= cp.p
+                AND v.known_at <= c.fact_cutoff AND NOT v.early
+    UNION ALL
+    -- the early actions once (p NULL): at every change point each resolves to its latest
+    -- version of all
+    SELECT security_id, NULL AS p, action_type, action_id, valid_date AS ex, ratio, amount,
+           _deleted,
+           row_number() OVER (
+               PARTITION BY security_id, action_type, action_id, valid_date
+               ORDER BY known_at DESC, _ingested_at DESC, _batch_id DESC
+           ) AS rn
+    FROM ca_x WHERE early
 ),
 -- every action going ex on one date together (several dividends may share an ex-date):
 -- the split ratio k and the cash D per old share make the ex-date's total return
@@ -86,11 +150,24 @@ ca_factor AS (
            CASE WHEN e.close > 0 THEN s.k + s.cash / e.close ELSE s.k END AS f
     FROM ca_ex s LEFT JOIN ex_close e ON e.security_id = s.security_id AND e.ex = s.ex
 ),
+-- the early factors' product, folded in ex-date order as adj folds them
+ca_early AS (
+    SELECT security_id, max(ex) AS ex, product(f ORDER BY ex) AS f, product(k ORDER BY ex) AS k
+    FROM ca_factor WHERE p IS NULL GROUP BY 1
+),
 adj AS (
     SELECT security_id, p,
            product(f ORDER BY ex) AS adj_factor,
            product(k ORDER BY ex) AS split_factor
-    FROM ca_factor GROUP BY 1, 2
+    FROM (
+        SELECT security_id, p, ex, f, k FROM ca_factor WHERE p IS NOT NULL
+        UNION ALL
+        -- every change point starts from the early product (its ex-date, the last early
+        -- one, is before any other of the change point's)
+        SELECT cp.security_id, cp.p, e.ex, e.f, e.k
+        FROM ca_cp cp JOIN ca_early e ON e.security_id = cp.security_id
+    )
+    GROUP BY 1, 2
 ),
 
 -- ---- security master (EFFECTIVE) ------------------------------------------------------------
@@ -104,6 +181,24 @@ sm_v AS (
 sm_cp AS (
     SELECT DISTINCT security_id, vis_day AS p FROM sm_v
 ),
+-- per security, the latest date visible at $clamp: visible at every change point, it beats
+-- every earlier date in sm_state
+sm_floor AS (
+    SELECT security_id, max(valid_date) AS floor
+    FROM sm_v WHERE vis_day = (SELECT d FROM clamp)
+    GROUP BY 1
+),
+-- the versions sm_latest can resolve to: no date before the floor, and of each date's
+-- versions that become visible on one session, the latest
+sm_w AS (
+    SELECT v.*
+    FROM sm_v v LEFT JOIN sm_floor f ON f.security_id = v.security_id
+    WHERE f.floor IS NULL OR v.valid_date >= f.floor
+    QUALIFY rank() OVER (
+        PARTITION BY v.security_id, v.valid_date, v.vis_day
+        ORDER BY v.known_at DESC, v._ingested_at DESC, v._batch_id DESC
+    ) = 1
+),
 sm_latest AS (
     SELECT cp.security_id, cp.p, v.valid_date, v.listed, v.sector, v.list_date, v.delist_date,
            v._deleted,
@@ -113,7 +208,7 @@ sm_latest AS (
            ) AS rn
     FROM sm_cp cp
     JOIN cal c ON c.d = cp.p
-    JOIN sm_v v ON v.security_id = cp.security_id AND v.valid_date <= cp.p
+    JOIN sm_w v ON v.security_id = cp.security_id AND v.valid_date <= cp.p
                 AND v.known_at <= c.cutoff
 ),
 sm_state AS (
@@ -142,6 +237,69 @@ fu_v AS (
 fu_cp AS (
     SELECT DISTINCT security_id, vis_day AS p FROM fu_v
 ),
+-- of each period's versions that become visible on one session, the latest (header); final:
+-- its latest version of all (what it resolves to once settled)
+fu_top AS (
+    SELECT *, rank() OVER (
+        PARTITION BY security_id, fiscal_period
+        ORDER BY known_at DESC, _ingested_at DESC, _batch_id DESC
+    ) = 1 AS final
+    FROM fu_v
+    QUALIFY rank() OVER (
+        PARTITION BY security_id, fiscal_period, vis_day
+        ORDER BY known_at DESC, _ingested_at DESC, _batch_id DESC
+    ) = 1
+),
+-- per period: settled (the session from which it resolves to its final version), whether
+-- that states the period (live) or retracts it (gone), its valid date, and the latest valid
+-- date any version gives it (hi)
+fu_key AS (
+    SELECT security_id, fiscal_period,
+           max(vis_day) AS settled,
+           bool_and(NOT _deleted) FILTER (WHERE final) AS live,
+           bool_and(_deleted) FILTER (WHERE final) AS gone,
+           min(valid_date) FILTER (WHERE final) AS lo,
+           max(valid_date) AS hi
+    FROM fu_top GROUP BY 1, 2
+),
+-- the fourth latest valid date among the live periods settled at $clamp: they are among
+-- every change point's periods, so no period dated before it all along ever ranks <= 4
+fu_floor AS (
+    SELECT security_id, min(lo) AS floor
+    FROM (
+        SELECT security_id, lo,
+               row_number() OVER (PARTITION BY security_id ORDER BY lo DESC) AS n
+        FROM fu_key WHERE live AND settled = (SELECT d FROM clamp)
+    )
+    WHERE n <= 4 GROUP BY 1 HAVING count(*) = 4
+),
+-- from each live period in valid-date order: the session from which it and the next three
+-- are all settled (stated at every change point from then on)
+fu_next4 AS (
+    SELECT security_id, lo, max(settled) OVER w AS settled, count(*) OVER w AS n
+    FROM fu_key WHERE live
+    WINDOW w AS (PARTITION BY security_id ORDER BY lo ROWS BETWEEN CURRENT ROW AND 3 FOLLOWING)
+),
+-- per period, the first change point it cannot matter at (none: NULL): its retraction
+-- settled; four live periods dated after every version of it settled (the first four from
+-- the first one after it); or $clamp, before the floor. It would rank >= 5 or not at all,
+-- and the four latest ranks stay as they were.
+fu_dead AS (
+    SELECT k.security_id, k.fiscal_period,
+           least(CASE WHEN k.gone THEN k.settled END,
+                 CASE WHEN n.n = 4 THEN n.settled END,
+                 CASE WHEN k.hi < f.floor THEN (SELECT d FROM clamp) END) AS dead
+    FROM fu_key k
+    ASOF LEFT JOIN fu_next4 n ON n.security_id = k.security_id AND n.lo > k.hi
+    LEFT JOIN fu_floor f ON f.security_id = k.security_id
+),
+-- the versions fu_latest can resolve to: a period dead at $clamp has none
+fu_w AS (
+    SELECT v.*, k.dead
+    FROM fu_top v
+    JOIN fu_dead k ON k.security_id = v.security_id AND k.fiscal_period = v.fiscal_period
+    WHERE k.dead IS DISTINCT FROM (SELECT d FROM clamp)
+),
 fu_latest AS (
     SELECT cp.security_id, cp.p, v.fiscal_period, v.valid_date, v.revenue, v.net_income,
            v.book_equity, v.total_assets, v.operating_cash_flow, v.shares_outstanding,
@@ -152,8 +310,9 @@ fu_latest AS (
            ) AS rn
     FROM fu_cp cp
     JOIN cal c ON c.d = cp.p
-    JOIN fu_v v ON v.security_id = cp.security_id AND v.valid_date <= cp.p
+    JOIN fu_w v ON v.security_id = cp.security_id AND v.valid_date <= cp.p
                 AND v.known_at <= c.cutoff
+                AND (v.dead IS NULL OR cp.p < v.dead)
 ),
 fu_ranked AS (
     SELECT *, row_number() OVER (PARTITION BY security_id, p ORDER BY valid_date DESC) AS q
