@@ -436,7 +436,8 @@ class WalkForwardScores:
         :data:`AHEAD` after it now: the run calls it before its first session, so the
         worker's start-up (a spawned interpreter's imports, its scans of the input tables)
         and first fit overlap the run's own first session up to its scores, instead of
-        that session waiting for all of them. Nothing without a worker."""
+        that session waiting for all of them; :meth:`_take` hands over the same before
+        each fit it takes. Nothing without a worker."""
         if not self.workers:
             return
         start, _ = self.block_of(day)
@@ -465,10 +466,7 @@ class WalkForwardScores:
         """The fit of ``[start, end]``: the worker's (the next blocks handed to it first,
         so it goes on while this process trades), else one made here; and whether the
         worker made it."""
-        self._submit((start, end))
-        k = self.retrain_at.index(start)
-        for nxt in self.retrain_at[k + 1 : k + 1 + AHEAD]:
-            self._submit(self.block_of(nxt))
+        self.prefetch(start)
         future = self._pending.pop((start, end), None)
         if future is not None:
             try:

@@ -76,12 +76,10 @@ class _Pending:
         self._by_day: dict[int, list[pa.Table]] = {}
         self._days: list[int] = []  # the keys of _by_day, sorted
         #: Per day: its rows' slices in write order (``_by_day`` merges them) and the
-        #: keys of the first ``n`` of them (:meth:`day_keys`), or None once one of them
-        #: could not give its keys as strings.
+        #: keys of the first ``n`` of them (:meth:`day_keys`; the table's key, the same
+        #: for every call), or None once one of them could not give its keys as strings.
         self._day_log: dict[int, list[pa.Table]] = {}
-        self._day_keys: dict[
-            tuple[int, tuple[str, ...]], tuple[int, set[tuple[str, ...]] | None]
-        ] = {}
+        self._day_keys: dict[int, tuple[int, set[tuple[str, ...]] | None]] = {}
 
     def add(self, batch_id: str, rows: pa.Table) -> None:
         """Buffer ``rows`` (sorted by valid date, as :func:`with_system_columns` leaves them)."""
@@ -109,7 +107,7 @@ class _Pending:
         Each batch's keys are read once (a day's keys are asked after every append)."""
         number = day_number(day)
         log = self._day_log.get(number, [])
-        done, keys = self._day_keys.get((number, key), (0, set()))
+        done, keys = self._day_keys.get(number, (0, set()))
         for part in log[done:]:
             if keys is None:
                 break
@@ -118,7 +116,7 @@ class _Pending:
                 keys = None
             else:
                 keys.update(more)
-        self._day_keys[(number, key)] = (len(log), keys)
+        self._day_keys[number] = (len(log), keys)
         return None if keys is None else set(keys)
 
     def dated(self, first: dt.date | None, last: dt.date) -> list[pa.Table]:

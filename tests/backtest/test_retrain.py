@@ -126,17 +126,22 @@ def test_a_retraining_run_records_the_model_of_each_session_and_repeats_bit_for_
     pd.testing.assert_frame_equal(first.daily, again.daily, check_exact=True)
 
 
-def _scores(
-    lake: Lake, days: list[dt.date], workers: int | None = None
-) -> tuple[WalkForwardScores, dict[dt.date, pd.DataFrame]]:
-    with WalkForwardScores(
+def _source(lake: Lake, days: list[dt.date], workers: int | None = None) -> WalkForwardScores:
+    """The tests' monthly retrains over ``days`` (the cheap research config)."""
+    return WalkForwardScores(
         lake,
         days,
         "monthly",
         research_config(RESEARCH),
         score_source(BACKTEST_CONFIG),
         workers=workers,
-    ) as source:
+    )
+
+
+def _scores(
+    lake: Lake, days: list[dt.date], workers: int | None = None
+) -> tuple[WalkForwardScores, dict[dt.date, pd.DataFrame]]:
+    with _source(lake, days, workers) as source:
         return source, {d: source.scores(lake, d, None) for d in days}  # type: ignore[arg-type]
 
 
@@ -151,9 +156,7 @@ def test_a_worker_process_fits_what_this_process_would_and_a_dead_one_is_replace
     here, expected = _scores(lake, days, workers=0)
     assert [r.day for r in here.retrains] == [days[0], dt.date(2024, 5, 1), JUNE]
     assert not any(r.in_worker for r in here.retrains)
-    with WalkForwardScores(
-        lake, days, "monthly", research_config(RESEARCH), score_source(BACKTEST_CONFIG), workers=1
-    ) as source:
+    with _source(lake, days, workers=1) as source:
         got = {days[0]: source.scores(lake, days[0], None)}  # type: ignore[arg-type]
         assert source.retrains[0].in_worker
         assert source._pool is not None
@@ -176,14 +179,7 @@ def test_prefetch_hands_the_worker_the_first_block_and_those_ahead_before_any_sc
     days = trading_calendar().sessions(dt.date(2024, 4, 29), dt.date(2024, 6, 4))
     handed: list[tuple[dt.date, dt.date]] = []
     for workers in (0, 1):
-        source = WalkForwardScores(
-            lake,
-            days,
-            "monthly",
-            research_config(RESEARCH),
-            score_source(BACKTEST_CONFIG),
-            workers=workers,
-        )
+        source = _source(lake, days, workers)
         monkeypatch.setattr(source, "_submit", handed.append)
         source.prefetch(dt.date(2024, 5, 2))
         assert handed == (
