@@ -27,6 +27,18 @@ def median_time(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times)}
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux), or None: runs on different models are not comparable
+    in seconds, and NumPy's kernels (hence the last bits of results) differ between them."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def write_results(name: str, payload: dict[str, Any]) -> Path:
     """Write ``bench/results/<name>.json`` with machine facts attached."""
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -36,6 +48,7 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "cpu_model": cpu_model(),
         },
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **payload,
