@@ -50,8 +50,15 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# Every test, two at a time (pytest-xdist): most of the suite's time is Airflow, Celery and
+# browser processes that leave a core idle while they start, so two workers on the 2-core CI
+# machine took 17 minutes where one took 30-40. Tests that start a whole production cluster
+# (API server, scheduler, two Celery workers) share an xdist_group, so two clusters never
+# start side by side. TEST_JOBS=1 runs them one at a time.
+TEST_JOBS ?= 2
+
 test: install fix system-deps lint typecheck  ## lint, type check, then every test
-	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout=900
+	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout=900 -n $(TEST_JOBS) --dist loadgroup
 
 # Test levels (a module-level marker in every test file, tests/test_markers.py checks it):
 # unit = in-process; integration = a real server on loopback; e2e = whole DAGs through
@@ -59,7 +66,7 @@ test: install fix system-deps lint typecheck  ## lint, type check, then every te
 # integration/e2e marker, hence "not integration and not e2e" rather than "-m unit".
 UNIT_JOBS ?= auto
 
-unit: install fix  ## the fast inner loop (under 2 minutes on 2 cores): unit tests, in parallel
+unit: install fix  ## the fast inner loop (a few minutes on 2 cores): unit tests, in parallel
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not integration and not e2e" -n $(UNIT_JOBS)
 
 integration: install

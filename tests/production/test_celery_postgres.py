@@ -45,6 +45,7 @@ def small_lake() -> Iterator[tuple[str, int]]:
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.xdist_group("production_cluster")  # never two clusters at once (Makefile)
 def test_daily_dag_runs_on_celery_workers_with_postgres(
     tmp_path: Path,
     postgres_db: str,

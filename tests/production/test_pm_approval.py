@@ -236,6 +236,7 @@ def _approval_audit(lake_root: Path, trade_date: dt.date) -> list[dict[str, Any]
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.xdist_group("production_cluster")  # never two clusters at once (Makefile)
 def test_pm_approves_through_rest_api_then_timeout_rejects(
     tmp_path: Path,
     tmp_path_factory: pytest.TempPathFactory,

@@ -99,6 +99,7 @@ def _check_in_chromium(page: Path, tmp_path: Path, variant_ids: list[str]) -> No
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.xdist_group("production_cluster")  # never two clusters at once (Makefile)
 def test_sweep_of_eight_variants_on_two_celery_workers(tmp_path: Path) -> None:
     require_postgres_and_redis()
     from pipelines.testing.lakes import simulated_lake

@@ -152,6 +152,7 @@ def _files(folder: Path) -> list[str]:
 
 @pytest.mark.e2e
 @pytest.mark.slow
+@pytest.mark.xdist_group("production_cluster")  # never two clusters at once (Makefile)
 def test_rebalance_on_two_workers_sharing_no_disk_with_lake_on_s3(
     tmp_path: Path, s3_endpoint: str
 ) -> None:
