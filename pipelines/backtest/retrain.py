@@ -63,6 +63,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from models.base import ModelError
@@ -165,6 +166,7 @@ class ScannedInputs(Lake):
         self._dates: dict[str, tuple[pa.Table, np.ndarray] | None] = {}
         #: what each fit on these inputs carries to the next (:func:`fit_block`)
         self.fit_carry = FitCarry()
+        self._ex_prices: tuple[ds.Dataset | None] | None = None
 
     def dataset(
         self, name: str, *, prune: list[Any] | str | None = None, refresh: bool = True
@@ -197,8 +199,38 @@ class ScannedInputs(Lake):
         hi = int(np.searchsorted(days, (end - _EPOCH).days, side="right"))
         return ds.dataset(table.slice(lo, hi - lo))
 
+    def ex_date_prices(self) -> ds.Dataset | None:
+        """The price rows on dividends' ex-dates
+        (:class:`~pipelines.pit.lake_panel.ExDatePrices`), picked out of the scans once:
+        every version of every ``prices`` row whose ``(security_id, valid_date)`` some
+        version of a dividend in ``corporate_actions`` goes ex on, in scan order; None
+        when the two tables' key types do not join."""
+        if self._ex_prices is None:
+            self._ex_prices = (
+                _ex_date_rows(self.dataset("prices"), self.dataset("corporate_actions")),
+            )
+        return self._ex_prices[0]
+
 
 _EPOCH = dt.date(1970, 1, 1)
+
+
+def _ex_date_rows(prices: ds.Dataset, actions: ds.Dataset) -> ds.Dataset | None:
+    """:meth:`ScannedInputs.ex_date_prices` of these two scans."""
+    keys = ["security_id", "valid_date"]
+    if not set(keys) <= set(prices.schema.names) or not set(keys) <= set(actions.schema.names):
+        return None
+    dividends = actions.to_table(columns=keys, filter=pc.field("action_type") == "dividend")
+    table = prices.to_table()
+    try:
+        rows = table.append_column("_row", pa.array(np.arange(table.num_rows))).join(
+            dividends.group_by(keys).aggregate([]), keys, join_type="left semi"
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    # the join's output order is its own (and its fields all nullable): the scan's back
+    rows = rows.take(pc.sort_indices(rows, [("_row", "ascending")])).drop_columns(["_row"])
+    return ds.dataset(rows.cast(table.schema))
 
 
 def _ascending_days(table: pa.Table) -> np.ndarray | None:

@@ -319,6 +319,18 @@ def test_a_scan_hands_out_a_date_range_of_a_sorted_table_and_the_same_history(
             load_panel_rows(lake, first, last, known, view=known, any_version=True).sort_by(keys)
         )
     )
+    # the panel query's prices: the rows on dividends' ex-dates, every version, in order
+    ex_rows = scanned.ex_date_prices()
+    assert ex_rows is not None
+    dividends = scanned.dataset("corporate_actions").to_table(
+        columns=["security_id", "valid_date"], filter=pc.field("action_type") == "dividend"
+    )
+    ex_dates = {(row["security_id"], row["valid_date"]) for row in dividends.to_pylist()}
+    prices = scanned.dataset("prices").to_table()
+    cells = prices.select(["security_id", "valid_date"]).to_pylist()
+    on_ex = [(row["security_id"], row["valid_date"]) in ex_dates for row in cells]
+    assert 0 < sum(on_ex) < prices.num_rows
+    assert ex_rows.to_table().equals(prices.filter(pa.array(on_ex)))
     # rows out of valid_date order: no range to hand out (the reader filters the whole scan)
     table = scanned.dataset("prices").to_table()
     assert _ascending_days(table.take(pa.array(range(table.num_rows - 1, -1, -1)))) is None
