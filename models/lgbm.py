@@ -6,7 +6,8 @@ and ``force_col_wise=True`` (no timing-based row/col-wise auto choice). The
 same rows + params + seed therefore give the same artifact (:meth:`LGBModel.to_artifact`).
 
 Speed: the training ``lgb.Dataset`` is built once per fit (binning with
-``max_bin`` bins); the validation set reuses its bin mappers (``reference``);
+``max_bin`` bins, column by column from Arrow: :func:`_columns`); the validation set
+reuses its bin mappers (``reference``);
 row subsampling (bagging) and feature subsampling cut each iteration's cost. OpenMP's
 idle threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE`` unless set otherwise):
 a fit runs many short parallel regions, and spinning workers burnt 2-4x the CPU of the
