@@ -218,7 +218,9 @@ _EPOCH = dt.date(1970, 1, 1)
 def _ex_date_rows(prices: ds.Dataset, actions: ds.Dataset) -> ds.Dataset | None:
     """:meth:`ScannedInputs.ex_date_prices` of these two scans."""
     keys = ["security_id", "valid_date"]
-    if not set(keys) <= set(prices.schema.names) or not set(keys) <= set(actions.schema.names):
+    if not set(keys) <= set(prices.schema.names) or not {*keys, "action_type"} <= set(
+        actions.schema.names
+    ):
         return None
     dividends = actions.to_table(columns=keys, filter=pc.field("action_type") == "dividend")
     table = prices.to_table()
