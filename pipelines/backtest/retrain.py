@@ -46,6 +46,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
 import multiprocessing
@@ -166,7 +167,6 @@ class ScannedInputs(Lake):
         self._dates: dict[str, tuple[pa.Table, np.ndarray] | None] = {}
         #: what each fit on these inputs carries to the next (:func:`fit_block`)
         self.fit_carry = FitCarry()
-        self._ex_prices: tuple[ds.Dataset | None] | None = None
 
     def dataset(
         self, name: str, *, prune: list[Any] | str | None = None, refresh: bool = True
@@ -205,11 +205,11 @@ class ScannedInputs(Lake):
         every version of every ``prices`` row whose ``(security_id, valid_date)`` some
         version of a dividend in ``corporate_actions`` goes ex on, in scan order; None
         when the two tables' key types do not join."""
-        if self._ex_prices is None:
-            self._ex_prices = (
-                _ex_date_rows(self.dataset("prices"), self.dataset("corporate_actions")),
-            )
-        return self._ex_prices[0]
+        return self._ex_prices
+
+    @functools.cached_property
+    def _ex_prices(self) -> ds.Dataset | None:
+        return _ex_date_rows(self.dataset("prices"), self.dataset("corporate_actions"))
 
 
 _EPOCH = dt.date(1970, 1, 1)

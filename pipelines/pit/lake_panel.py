@@ -199,9 +199,10 @@ def _query(
     con.execute("SET enable_progress_bar = false")
     try:
         for name in INPUT_TABLES:
-            span = (narrow or {}).get(name)
-            table = lake.dataset(name) if span is None else _rows_between(lake, name, *span)
-            table = (tables or {}).get(name, table)
+            table = (tables or {}).get(name)
+            if table is None:
+                span = (narrow or {}).get(name)
+                table = lake.dataset(name) if span is None else _rows_between(lake, name, *span)
             con.register(name, table)
         con.register("cal", calendar)
         # ASOF joins against the small calendar: the merge operator, not a loop + arg_min
