@@ -21,13 +21,17 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from pipelines.backtest.book import Trades
+from pipelines.backtest.stats import MonteCarlo, rolling_beta
+
 if TYPE_CHECKING:
     from pipelines.lake import Lake
+    from pipelines.pit.panel import Panel
 
 PERIODS = 252
 
@@ -376,18 +380,35 @@ def load_run_scores(lake: Lake, run_id: str, start: dt.date, end: dt.date) -> pd
 @dataclass(frozen=True)
 class Analysis:
     """What a backtest report adds when it can read the lake: benchmark-relative figures
-    (equal-weight and cap-weighted universe), signal statistics, quantile portfolios and
-    the rank IC by sector (:func:`sector_ic`)."""
+    (equal-weight and cap-weighted universe) with the rolling beta to each, signal
+    statistics, quantile portfolios, the rank IC by sector (:func:`sector_ic`), and the
+    book over time (:mod:`pipelines.backtest.book`): exposures and concentration, net
+    exposure per sector, costs split into delay, impact, fees and opportunity, the
+    trades and a Monte Carlo of their sequences."""
 
     benchmarks: list[BenchmarkRelative]
     benchmark_returns: pd.DataFrame
     signal: SignalStats | None
     quantiles: pd.DataFrame
     sectors: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rolling_beta: pd.DataFrame = field(default_factory=pd.DataFrame)
+    exposures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sector_exposures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    costs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    trades: Trades | None = None
+    trade_monte_carlo: MonteCarlo | None = None
 
 
-def analyse_run(lake: Lake, run_id: str, daily: pd.DataFrame, quantiles: int = 5) -> Analysis:
-    """:class:`Analysis` of run ``run_id`` whose equity curve is ``daily``."""
+def analyse_run(
+    lake: Lake,
+    run_id: str,
+    daily: pd.DataFrame,
+    quantiles: int = 5,
+    initial_capital: float | None = None,
+) -> Analysis:
+    """:class:`Analysis` of run ``run_id`` whose equity curve is ``daily``
+    (``initial_capital``: the NAV before the first session; default: the first session's
+    NAV less its P&L)."""
     if daily.empty:
         return Analysis([], pd.DataFrame(), None, pd.DataFrame())
     from pipelines.pit.lake_panel import build_panel
@@ -402,16 +423,69 @@ def analyse_run(lake: Lake, run_id: str, daily: pd.DataFrame, quantiles: int = 5
     before = cal.offset(first, -1) if first > cal.first else first
     panel = build_panel(lake, before, after)
     bench = universe_benchmarks(panel.ret, panel.market_cap)
-    returns = pd.Series(daily["ret"].to_numpy(float), index=pd.to_datetime(daily["date"]))
+    dates = pd.DatetimeIndex(pd.to_datetime(daily["date"]))
+    returns = pd.Series(daily["ret"].to_numpy(float), index=dates)
     bench = bench.reindex(returns.index)
     rel = [benchmark_relative(returns, bench[c], c) for c in bench.columns]
-    scores = load_run_scores(lake, run_id, first, last)
-    if scores.empty:
-        return Analysis(rel, bench, None, pd.DataFrame())
-    forward = panel.ret.shift(-1)
-    forward.columns = forward.columns.astype(str)
-    stats, cumulative = signal_statistics(scores, forward, quantiles)
+    window = min(63, max(10, len(returns) // 3))
+    betas = pd.DataFrame({c: rolling_beta(returns, bench[c], window) for c in bench.columns})
     # Row t of the panel: the security master in force at t as known at t's cutoff.
     sectors = panel.field("sector").copy()
     sectors.columns = sectors.columns.astype(str)
-    return Analysis(rel, bench, stats, cumulative, sector_ic(scores, forward, sectors))
+    if initial_capital is None:
+        initial_capital = float(daily["nav"].iloc[0]) - float(daily["pnl"].iloc[0])
+    book = _book(lake, run_id, first, last, dates, daily, panel, sectors, initial_capital)
+    scores = load_run_scores(lake, run_id, first, last)
+    if scores.empty:
+        return Analysis(rel, bench, None, pd.DataFrame(), rolling_beta=betas, **book)
+    forward = panel.ret.shift(-1)
+    forward.columns = forward.columns.astype(str)
+    stats, cumulative = signal_statistics(scores, forward, quantiles)
+    return Analysis(
+        rel,
+        bench,
+        stats,
+        cumulative,
+        sector_ic(scores, forward, sectors),
+        rolling_beta=betas,
+        **book,
+    )
+
+
+def _book(
+    lake: Lake,
+    run_id: str,
+    first: dt.date,
+    last: dt.date,
+    dates: pd.DatetimeIndex,
+    daily: pd.DataFrame,
+    panel: Panel,
+    sectors: pd.DataFrame,
+    initial_capital: float,
+) -> dict[str, Any]:
+    """The book-over-time fields of :class:`Analysis`, from the run's ``positions``,
+    ``fills`` and ``tca`` rows as known now."""
+    from pipelines.backtest import book
+    from pipelines.backtest.stats import trade_monte_carlo
+    from pipelines.execution.records import read_day
+
+    def rows(table: str) -> pd.DataFrame:
+        frame = read_day(lake, table, (first, last), run_id)
+        return frame.rename(columns={"valid_date": "date"})
+
+    positions, fills, tca = rows("positions"), rows("fills"), rows("tca")
+    nav = pd.Series(daily["nav"].to_numpy(float), index=dates)
+    close = panel.close.copy()
+    close.columns = close.columns.astype(str)
+    ret = panel.ret.copy()
+    ret.columns = ret.columns.astype(str)
+    trades = book.position_episodes(positions, fills, close, ret, nav, initial_capital)
+    per_year = len(trades.trades) / len(dates) * PERIODS if len(dates) else 0.0
+    mc = trade_monte_carlo(trades.trades["ret"].to_numpy(float), trades_per_year=per_year)
+    return {
+        "exposures": book.exposures(positions, nav),
+        "sector_exposures": book.sector_exposures(positions, nav, sectors),
+        "costs": book.cost_split(tca, dates),
+        "trades": trades,
+        "trade_monte_carlo": mc,
+    }

@@ -1,11 +1,15 @@
 """The backtest's HTML report: metrics, equity curve, drawdown, turnover and IC; with an
 :class:`~pipelines.backtest.metrics.Analysis`, also the book against the equal-weight and
-cap-weighted universe and the signal's statistics (IC, rank IC, ICIR, quantile portfolios,
-rank autocorrelation, rank IC by sector); with ``retrains``, the walk-forward retrains. The
-models that scored the sessions come from the equity curve's ``model_id``."""
+cap-weighted universe (with rolling betas), the book over time (exposures, concentration,
+net exposure per sector, costs split into delay, impact, fees and opportunity, the trades
+and a Monte Carlo of their sequences) and the signal's statistics (IC, rank IC, ICIR,
+quantile portfolios, rank autocorrelation, rank IC by sector); with ``retrains``, the
+walk-forward retrains. The models that scored the sessions come from the equity curve's
+``model_id``."""
 
 from __future__ import annotations
 
+import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 
@@ -110,6 +114,19 @@ def _analysis_sections(analysis: Analysis, charts: list[str]) -> list[tuple[str,
             "session; cap-weighted: by the previous session's market cap.</p>",
         )
     ]
+    betas = analysis.rolling_beta
+    if len(betas):
+        fig, ax = h.figure(6.4, 2.4)
+        for col in betas.columns:
+            ax.plot(betas.index, betas[col].to_numpy(float), label=col.replace("_", "-"), lw=1)
+        ax.axhline(0, color="#888", lw=0.8)
+        ax.legend(fontsize=7)
+        ax.set_title("Rolling beta to the universe")
+        fig.autofmt_xdate()
+        charts.append(h.png(fig))
+    book = _book_section(analysis, charts)
+    if book:
+        sections.append(("Book over time", book))
     s = analysis.signal
     if s is None:
         sections.append(("Signal", '<p class="note">No scores recorded for this run.</p>'))
@@ -156,6 +173,129 @@ def _analysis_sections(analysis: Analysis, charts: list[str]) -> list[tuple[str,
         )
     sections.append(("Signal", signal + note + by_sector))
     return sections
+
+
+def _book_section(analysis: Analysis, charts: list[str]) -> str:
+    """Exposures and concentration, net exposure per sector, costs split and the trades
+    with their Monte Carlo (charts of the first three appended to ``charts``)."""
+    html = ""
+    ex = analysis.exposures.dropna(how="all")
+    if len(ex):
+        fig, ax = h.figure(6.4, 2.6)
+        for col, color in (("long", "#1a7f37"), ("short", "#c62828"), ("net", "#2f5b9a")):
+            ax.plot(ex.index, 100 * ex[col].to_numpy(float), label=col, color=color, lw=1)
+        ax.axhline(0, color="#888", lw=0.8)
+        ax.legend(fontsize=7, ncol=3)
+        ax.set_title("Exposure (% of NAV)")
+        fig.autofmt_xdate()
+        charts.append(h.png(fig))
+        fig, ax = h.figure(6.4, 2.4)
+        ax.plot(ex.index, ex["effective_names"].to_numpy(float), color="#6a3d9a", lw=1)
+        ax.set_title("Concentration: effective number of names (Σ|w|)² / Σw²")
+        fig.autofmt_xdate()
+        charts.append(h.png(fig))
+        summary = pd.DataFrame(
+            {
+                "mean": ex.mean(),
+                "min": ex.min(),
+                "max": ex.max(),
+                "last": ex.iloc[-1],
+            }
+        )
+        pct_rows = ["long", "short", "gross", "net", "largest", "top10_share"]
+        summary.loc[pct_rows] = 100 * summary.loc[pct_rows]
+        html += (
+            "<h3>Exposures and concentration</h3>"
+            + h.table(summary.round(2).rename_axis("measure").reset_index(), left=["measure"])
+            + '<p class="note">Long, short, gross, net and largest in % of NAV; top-10 share '
+            "in % of the gross; effective names = (Σ|w|)² / Σw² (N for an equal-weight book); "
+            "positions = names held at the close.</p>"
+        )
+    sec = analysis.sector_exposures
+    if len(sec) and len(sec.columns):
+        # A heatmap (sectors × sessions, diverging around 0): a dozen lines overlap.
+        values = 100 * sec.to_numpy(float).T
+        bound = float(np.nanmax(np.abs(values))) or 1.0
+        fig, ax = h.figure(6.4, 0.9 + 0.22 * len(sec.columns))
+        span = (
+            float(mdates.date2num(sec.index[0])),
+            float(mdates.date2num(sec.index[-1])),
+            len(sec.columns) - 0.5,
+            -0.5,
+        )
+        image = ax.imshow(values, aspect="auto", cmap="RdBu", vmin=-bound, vmax=bound, extent=span)
+        ax.set_yticks(range(len(sec.columns)), [str(c) for c in sec.columns], fontsize=6)
+        ax.xaxis_date()
+        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
+        ax.set_title("Net exposure per sector (% of NAV)")
+        fig.autofmt_xdate()
+        charts.append(h.png(fig))
+        table = pd.DataFrame(
+            {"mean %": 100 * sec.mean(), "min %": 100 * sec.min(), "max %": 100 * sec.max()}
+        )
+        html += "<h3>Net exposure per sector</h3>" + h.table(
+            table.round(3).rename_axis("sector").reset_index(), left=["sector"]
+        )
+    costs = analysis.costs
+    if len(costs):
+        from pipelines.backtest.book import COST_PARTS
+
+        traded = float(costs["traded_notional"].sum())
+        totals = pd.DataFrame(
+            {
+                "component": list(COST_PARTS),
+                "total": [float(costs[c].sum()) for c in COST_PARTS],
+                "bps of traded": [
+                    1e4 * float(costs[c].sum()) / traded if traded else float("nan")
+                    for c in COST_PARTS
+                ],
+            }
+        )
+        fig, ax = h.figure(6.4, 2.4)
+        for c in COST_PARTS:
+            ax.plot(costs.index, costs[c].cumsum().to_numpy(float), label=c, lw=1)
+        ax.legend(fontsize=7, ncol=4)
+        ax.set_title("Cumulative cost by component (currency)")
+        fig.autofmt_xdate()
+        charts.append(h.png(fig))
+        html += (
+            "<h3>Costs split</h3>"
+            + h.table(totals.round(3), left=["component"])
+            + "<p class=\"note\">From each order's TCA: delay = the market's move from the "
+            "decision price to the arrival price (session open) on the filled quantity; impact "
+            "= fills against the arrival price; fees = commissions; opportunity = the unfilled "
+            "quantity's move to the close (not paid). Positive = a cost.</p>"
+        )
+    trades = analysis.trades
+    if trades is not None and len(trades.trades):
+        tr = trades.trades
+        closed = tr[~tr["open"]]
+        wins = closed["pnl"] > 0
+        cards = h.cards(
+            [
+                ("trades", str(len(tr))),
+                ("closed", str(len(closed))),
+                ("hit rate (closed)", h.pct(float(wins.mean()) if len(closed) else None)),
+                ("mean sessions held", h.fmt(float(tr["sessions"].mean()), 1)),
+                ("mean P&L / trade", h.fmt(float(tr["pnl"].mean()), 0)),
+                ("coverage of the book's P&L", h.pct(trades.coverage)),
+            ]
+        )
+        html += "<h3>Trades</h3>" + cards
+        mc = analysis.trade_monte_carlo
+        if mc is not None and mc.paths:
+            frame = pd.DataFrame([{"statistic": k, "value": v} for k, v in mc.to_dict().items()])
+            html += (
+                f"<h3>Monte Carlo of trade sequences ({mc.horizon} trades, one year's)</h3>"
+                + h.table(frame, left=["statistic"])
+                + '<p class="note">A trade is a position\'s life in one security (opened from '
+                "flat, held to flat or a change of side); its return is its P&L over the NAV "
+                "it opened at. Paths draw a year's trades with replacement and compound them in "
+                "the drawn order. Trades are taken as independent and one after another, where "
+                "the book holds hundreds at once that share the market's moves: read it beside "
+                "the Monte Carlo of daily returns under Statistics.</p>"
+            )
+    return html
 
 
 def _models_section(daily: pd.DataFrame, retrains: list[Retrain]) -> str:
@@ -264,7 +404,7 @@ def write_analysed_report(
     the path and the analysis."""
     from pipelines.backtest.metrics import analyse_run
 
-    analysis = analyse_run(lake, run_id, daily)
+    analysis = analyse_run(lake, run_id, daily, initial_capital=config.initial_capital)
     path = write_backtest_report(
         f"{lake.location.root}/reports/backtest-{run_id}.html",
         run_id,

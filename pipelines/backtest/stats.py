@@ -10,8 +10,9 @@
   dependence daily P&L has; the percentile interval covers the true Sharpe of a simulated
   strategy in about 95 % of seeds (``tests/backtest/test_stats.py``).
 * **Monte Carlo** of results: block-bootstrap paths of the daily returns over a horizon,
-  giving the distribution of Sharpe, max drawdown and terminal wealth, and the
-  probability of a loss.
+  and resampled sequences of the run's trades (:func:`trade_monte_carlo`), each giving
+  the distribution of Sharpe, max drawdown and terminal wealth, and the probability of a
+  loss.
 * **Luck**: the deflated Sharpe ratio (Bailey & López de Prado, 2014), the probability
   that the best of ``n_trials`` variants has a true Sharpe above zero once the selection
   among trials, the sample length and the returns' skew and kurtosis are accounted for.
@@ -168,14 +169,26 @@ def monte_carlo(
     if horizon != n:
         reps = -(-horizon // n)
         idx = np.concatenate([idx] * reps, axis=1)[:, :horizon]
-    samples = r[idx]
+    sharpes, drawdowns, terminal = _outcomes(r[idx], PERIODS)
+    return _summary(paths, horizon, sharpes, drawdowns, terminal)
+
+
+def _outcomes(samples: np.ndarray, per_year: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per path (a row of ``samples``, returns compounded in order): the annualised Sharpe
+    (``per_year`` samples a year), the max drawdown from the starting capital and the
+    terminal wealth per unit of it."""
     sd = samples.std(axis=1, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        sharpes = samples.mean(axis=1) / sd * math.sqrt(PERIODS)
-    wealth = np.cumprod(1.0 + samples, axis=1)
-    peak = np.maximum.accumulate(np.concatenate([np.ones((paths, 1)), wealth], axis=1), axis=1)
-    drawdowns = np.max(1.0 - np.concatenate([np.ones((paths, 1)), wealth], axis=1) / peak, axis=1)
-    terminal = wealth[:, -1]
+        sharpes = samples.mean(axis=1) / sd * math.sqrt(per_year)
+    wealth = np.concatenate([np.ones((len(samples), 1)), np.cumprod(1.0 + samples, axis=1)], axis=1)
+    drawdowns = np.max(1.0 - wealth / np.maximum.accumulate(wealth, axis=1), axis=1)
+    return sharpes, drawdowns, wealth[:, -1]
+
+
+def _summary(
+    paths: int, horizon: int, sharpes: np.ndarray, drawdowns: np.ndarray, terminal: np.ndarray
+) -> MonteCarlo:
+    """The quantiles of the paths' outcomes (:func:`_outcomes`)."""
     s5, s50, s95 = np.nanquantile(sharpes, [0.05, 0.5, 0.95])
     d50, d95 = np.quantile(drawdowns, [0.5, 0.95])
     w5, w50, w95 = np.quantile(terminal, [0.05, 0.5, 0.95])
@@ -192,6 +205,46 @@ def monte_carlo(
         wealth_p95=float(w95),
         probability_of_loss=float(np.mean(terminal < 1.0)),
     )
+
+
+def trade_monte_carlo(
+    trade_returns: np.ndarray,
+    *,
+    trades_per_year: float,
+    horizon: int | None = None,
+    paths: int = 2000,
+    seed: int = 0,
+) -> MonteCarlo:
+    """Monte Carlo of trade sequences: ``paths`` sequences of ``horizon`` trades (default:
+    one year's, ``trades_per_year``) drawn with replacement from the run's trades, each
+    trade's return (its P&L over the NAV it opened at,
+    :func:`pipelines.backtest.book.position_episodes`) compounded in the drawn order.
+    Summarised like :func:`monte_carlo`, with ``horizon`` counted in trades: Sharpe is the
+    trades' mean over their standard deviation times ``√trades_per_year``; drawdown and
+    wealth are along the sequence.
+
+    It asks what the daily bootstrap cannot: how much of the result rests on a few trades
+    and on their order. It takes trades as independent and one after another, where a
+    book holds hundreds at once whose P&Ls share the market's moves: read its spread
+    beside the daily bootstrap's, not instead of it."""
+    r = np.asarray(trade_returns, dtype=float)
+    r = r[np.isfinite(r)]
+    n = len(r)
+    horizon = horizon or max(round(trades_per_year), 1)
+    if n < 10 or trades_per_year <= 0:
+        nan = math.nan
+        return MonteCarlo(0, horizon, nan, nan, nan, nan, nan, nan, nan, nan, nan)
+    rng = np.random.default_rng(seed)
+    # In chunks of paths: a year of a 500-name book's trades is ~10^4 per path.
+    chunk = max(1, 2_000_000 // horizon)
+    parts = [
+        _outcomes(
+            r[rng.integers(0, n, size=(min(paths, lo + chunk) - lo, horizon))], trades_per_year
+        )
+        for lo in range(0, paths, chunk)
+    ]
+    sharpes, drawdowns, terminal = (np.concatenate(x) for x in zip(*parts, strict=True))
+    return _summary(paths, horizon, sharpes, drawdowns, terminal)
 
 
 def deflated_sharpe_ratio(
@@ -291,6 +344,20 @@ def rolling_sharpe(returns: pd.Series, window: int = 63) -> pd.Series:
     r = returns.astype(float)
     r.index = pd.DatetimeIndex(pd.to_datetime(r.index))
     return ep.roll_sharpe_ratio(r, window=window).dropna()
+
+
+def rolling_beta(returns: pd.Series, benchmark: pd.Series, window: int = 63) -> pd.Series:
+    """Beta to ``benchmark`` over a trailing ``window`` of sessions (both series on the
+    dates they share)."""
+    import empyrical as ep
+
+    both = pd.concat([returns.astype(float), benchmark.astype(float)], axis=1, join="inner")
+    both.index = pd.DatetimeIndex(pd.to_datetime(both.index))
+    both = both.replace([np.inf, -np.inf], np.nan).dropna()
+    if len(both) < window:
+        return pd.Series(dtype=float)
+    beta = ep.roll_beta(both.iloc[:, 0], both.iloc[:, 1], window=window)
+    return pd.Series(np.asarray(beta, dtype=float), index=both.index[window - 1 :]).dropna()
 
 
 def drawdown_periods(returns: pd.Series, top: int = 5) -> pd.DataFrame:

@@ -46,7 +46,7 @@ import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,9 @@ from pydantic import ValidationError
 from pipelines.daily.config import DailyConfig
 from pipelines.errors import ConfigurationError
 from pipelines.lake import Lake
+
+if TYPE_CHECKING:
+    from pipelines.backtest.metrics import Metrics
 
 #: The DAG that runs a sweep (``dags/backtest_sweep.py``).
 DAG_ID = "backtest_sweep"
@@ -452,28 +455,28 @@ def _finished_run(lake: Lake, cfg: DailyConfig, sweep: Sweep) -> tuple[str, str,
 
 
 def _curve_from_lake(lake: Lake, run_id: str) -> pd.DataFrame:
-    import pyarrow.compute as pc
+    """Run ``run_id``'s stored equity curve (``_CURVE`` columns)."""
+    return _daily_from_lake(lake, run_id)[list(_CURVE)]
 
-    from pipelines.timeline import ALL_DATES, LATEST
 
-    frame = (
-        lake.as_of(
-            "backtest_daily",
-            known_at=LATEST,
-            valid_at=ALL_DATES,
-            filter=pc.field("run_id") == run_id,
-        )
-        .to_pandas()
-        .sort_values("valid_date")
-    )
-    frame = frame.rename(columns={"valid_date": "date"})
-    return frame[list(_CURVE)].reset_index(drop=True)
+def _metrics(values: dict[str, float]) -> Metrics:
+    """:class:`~pipelines.backtest.metrics.Metrics` of a stored run's metrics (a field it
+    lacks, from an older run, is NaN)."""
+    import dataclasses
+
+    from pipelines.backtest.metrics import Metrics
+
+    names = [f.name for f in dataclasses.fields(Metrics)]
+    return Metrics(**{k: values.get(k, math.nan) for k in names})  # type: ignore[arg-type]
 
 
 def run_variant(lake: Lake, sweep: Sweep, vid: str) -> VariantResult:
     """Backtest variant ``vid`` of ``sweep``, idempotently (module docstring): its folder's
     ``result.json`` when present, else the lake's finished run of the same config, else a
-    new :func:`~pipelines.backtest.run.run_backtest`; the result is written to the folder."""
+    new :func:`~pipelines.backtest.run.run_backtest`; the result is written to the folder.
+
+    A finished run whose report is missing (a task that died after the run was stored,
+    then retried) gets its report and the report's figures now, as a new run would."""
     variant = sweep.variant(vid)
     uri = f"{sweep_folder(lake, sweep)}/{vid}/result.json"
     if (text := _read_text(lake, uri)) is not None:
@@ -486,6 +489,10 @@ def run_variant(lake: Lake, sweep: Sweep, vid: str) -> VariantResult:
             k: math.nan if v is None else float(v) for k, v in json.loads(metrics_json).items()
         }
         report = f"{lake.location.root}/reports/backtest-{run_id}.html"
+        if _read_text(lake, report) is None:
+            daily = _daily_from_lake(lake, run_id)
+            report, extra = _analysed_report(lake, run_id, cfg, daily, _metrics(metrics))
+            metrics.update(extra)
         result = VariantResult(
             vid,
             variant.params,
@@ -497,33 +504,56 @@ def run_variant(lake: Lake, sweep: Sweep, vid: str) -> VariantResult:
             True,
         )
     else:
-        from pipelines.backtest.report import write_analysed_report
         from pipelines.backtest.run import DEFAULT_BUFFER_SESSIONS, run_backtest
 
         buffer = DEFAULT_BUFFER_SESSIONS if sweep.buffer_sessions is None else sweep.buffer_sessions
         out = run_backtest(
             lake, sweep.start, sweep.end, cfg, buffer_sessions=buffer, write_report=False
         )
-        report, analysis = write_analysed_report(lake, out.run_id, cfg, out.daily, out.metrics)
-        metrics = out.metrics.to_dict()
-        for b in analysis.benchmarks:
-            metrics[f"excess_return_{b.benchmark}"] = b.excess_return
-            metrics[f"information_ratio_{b.benchmark}"] = b.information_ratio
-            metrics[f"beta_{b.benchmark}"] = b.beta
-        if analysis.signal is not None:
-            metrics["rank_ic_tstat"] = analysis.signal.rank_ic_tstat
-            metrics["icir_annual"] = analysis.signal.icir_annual
+        report, extra = _analysed_report(lake, out.run_id, cfg, out.daily, out.metrics)
         result = VariantResult(
             vid,
             variant.params,
             out.run_id,
             out.result_hash,
-            metrics,
+            out.metrics.to_dict() | extra,
             out.daily[list(_CURVE)].copy(),
             report,
         )
     _write_text(lake, uri, result.to_json())
     return result
+
+
+def _analysed_report(
+    lake: Lake, run_id: str, cfg: DailyConfig, daily: pd.DataFrame, metrics: Metrics
+) -> tuple[str, dict[str, float]]:
+    """Write run ``run_id``'s analysed report; its path and the comparison's figures from
+    the analysis (benchmark-relative, signal)."""
+    from pipelines.backtest.report import write_analysed_report
+
+    report, analysis = write_analysed_report(lake, run_id, cfg, daily, metrics)
+    extra: dict[str, float] = {}
+    for b in analysis.benchmarks:
+        extra[f"excess_return_{b.benchmark}"] = b.excess_return
+        extra[f"information_ratio_{b.benchmark}"] = b.information_ratio
+        extra[f"beta_{b.benchmark}"] = b.beta
+    if analysis.signal is not None:
+        extra["rank_ic_tstat"] = analysis.signal.rank_ic_tstat
+        extra["icir_annual"] = analysis.signal.icir_annual
+    return report, extra
+
+
+def _daily_from_lake(lake: Lake, run_id: str) -> pd.DataFrame:
+    """Run ``run_id``'s stored equity curve, every column (``date`` first)."""
+    import pyarrow.compute as pc
+
+    from pipelines.timeline import ALL_DATES, LATEST
+
+    frame = lake.as_of(
+        "backtest_daily", known_at=LATEST, valid_at=ALL_DATES, filter=pc.field("run_id") == run_id
+    ).to_pandas()
+    frame = frame.sort_values("valid_date").rename(columns={"valid_date": "date"})
+    return frame.reset_index(drop=True)
 
 
 def load_results(lake: Lake, sweep: Sweep) -> list[VariantResult]:

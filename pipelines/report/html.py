@@ -65,7 +65,8 @@ def esc(value: object) -> str:
 
 
 def fmt(value: object, digits: int = 4) -> str:
-    """Numbers rounded for reading; None/NaN as an en dash."""
+    """Numbers rounded for reading (``digits`` significant ones, at least the integer part;
+    0: to the integer); None/NaN as an en dash."""
     if value is None:
         return "–"
     if isinstance(value, bool):
@@ -75,7 +76,7 @@ def fmt(value: object, digits: int = 4) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "–"
-        if abs(value) >= 1000:
+        if abs(value) >= 1000 or digits < 1:
             return f"{value:,.0f}"
         # Positional, never scientific: a PM reads 0.00006619, not 6.619e-05.
         return str(

@@ -119,6 +119,14 @@ def test_a_retraining_run_records_the_model_of_each_session_and_repeats_bit_for_
     # 30 names over 11 sectors: only the sectors with 5 or more names get an IC
     assert "Rank IC by sector" in html and len(analysis.sectors) >= 1
     assert analysis.sectors["sessions"].between(1, len(first.daily)).all()
+    # The book over time: every P&L of the book is in some trade, and the TCA's impact and
+    # fees are the equity curve's costs.
+    assert "Book over time" in html and "Monte Carlo of trade sequences" in html
+    assert analysis.trades is not None and len(analysis.trades.trades)
+    assert analysis.trades.coverage == pytest.approx(1.0, abs=1e-6)
+    costs = analysis.costs
+    assert (costs["impact"] + costs["fees"]).sum() == pytest.approx(first.daily["cost"].sum())
+    assert analysis.exposures["gross"].dropna().between(0.0, 3.0).all()
     again = run_backtest(lake, *SPAN, CONFIG, write_report=False)
     assert again.run_id.endswith("-r2")
     assert [r.model_id for r in again.retrains] == [may, june]
