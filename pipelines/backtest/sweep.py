@@ -544,16 +544,23 @@ def _analysed_report(
 
 
 def _daily_from_lake(lake: Lake, run_id: str) -> pd.DataFrame:
-    """Run ``run_id``'s stored equity curve, every column (``date`` first)."""
+    """Run ``run_id``'s stored equity curve: ``date`` and the business columns of
+    ``backtest_daily`` but the run id and knowledge time, as the run's own ``daily`` frame
+    has them."""
     import pyarrow.compute as pc
 
+    from pipelines.lake import get_table
     from pipelines.timeline import ALL_DATES, LATEST
 
     frame = lake.as_of(
         "backtest_daily", known_at=LATEST, valid_at=ALL_DATES, filter=pc.field("run_id") == run_id
     ).to_pandas()
     frame = frame.sort_values("valid_date").rename(columns={"valid_date": "date"})
-    return frame.reset_index(drop=True)
+    spec = get_table("backtest_daily")
+    names = [
+        f.name for f in spec.input_fields if f.name not in ("valid_date", "known_at", "run_id")
+    ]
+    return frame[["date", *[n for n in names if n in frame.columns]]].reset_index(drop=True)
 
 
 def load_results(lake: Lake, sweep: Sweep) -> list[VariantResult]:

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from pipelines.backtest.run import run_backtest
-from pipelines.backtest.sweep import _materialise, parse_grid, run_variant
+from pipelines.backtest.sweep import _daily_from_lake, _materialise, parse_grid, run_variant
 from pipelines.lake import Lake
 
 pytestmark = pytest.mark.integration
@@ -47,3 +48,7 @@ def test_a_finished_run_without_its_report_gets_one_on_retry(
     # the report's figures, as a new run's result has them
     assert "excess_return_equal_weight" in retried.metrics
     assert retried.metrics["sharpe"] == pytest.approx(run.metrics.sharpe)
+    # the report was built from the stored curve: the run's own, column for column
+    stored = _daily_from_lake(lake, run.run_id)
+    mine = run.daily.assign(date=pd.to_datetime(run.daily["date"]).dt.date)
+    pd.testing.assert_frame_equal(stored, mine[list(stored.columns)], check_dtype=False)
