@@ -4,6 +4,7 @@ and ``alphafactory backtest sweep --grid FILE`` (a parameter grid through Airflo
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import time
@@ -21,7 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from pipelines.cli.dates import parse_session_range
+from pipelines.cli.dates import parse_date_range
 from pipelines.errors import AlphaFactoryError
 from pipelines.lake import Lake
 from pipelines.timeline import LATEST, trading_calendar
@@ -37,8 +38,14 @@ backtest_app = typer.Typer(
 @backtest_app.callback()
 def backtest(
     ctx: typer.Context,
-    start: Annotated[str | None, typer.Option("--start", help="First session, YYYY-MM-DD")] = None,
-    end: Annotated[str | None, typer.Option("--end", help="Last session, YYYY-MM-DD")] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="First date, YYYY-MM-DD (from the first session on or after)"),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--end", help="Last date, YYYY-MM-DD (through the last session on or before)"),
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="Daily config YAML")] = None,
     buffer_sessions: Annotated[
         int | None,
@@ -83,7 +90,9 @@ def backtest(
     from pipelines.backtest.run import DEFAULT_BUFFER_SESSIONS
     from pipelines.daily.config import DailyConfig
 
-    first, last = parse_session_range(start, end)
+    first, last, notes = parse_date_range(start, end)
+    for note in notes:
+        console.print(note, highlight=False)
     cfg = DailyConfig.load(config)
     if retrain is not None:
         if retrain not in ("none", "monthly", "weekly"):
@@ -156,7 +165,9 @@ def _check_history(lake: Lake, first: dt.date, lookback: int) -> None:
     than ``lookback`` sessions of prices before it (the risk model and the scorers read
     that window; the run would stop on its first session)."""
     cal = trading_calendar()
-    window_start = cal.offset(first, -lookback) if cal.first <= first else first
+    # The window's first session, or the calendar's first when the window reaches past it.
+    reach = bisect.bisect_left(cal.days, first) - lookback
+    window_start = cal.days[reach] if reach >= 0 else cal.start
     frame = lake.as_of(
         "prices", known_at=LATEST, valid_at=(window_start, first), columns=["valid_date"]
     )
@@ -201,7 +212,7 @@ def sweep(
 
     plan = load_grid(grid)
     lake = Lake.from_settings()
-    first, _ = parse_session_range(plan.start.isoformat(), plan.end.isoformat())
+    first, _, _ = parse_date_range(plan.start.isoformat(), plan.end.isoformat())
     cfg_lookback = int(plan.base.get("lookback_sessions", MIN_HISTORY_SESSIONS))
     _check_history(lake, first, min(cfg_lookback, MIN_HISTORY_SESSIONS))
     console.print(

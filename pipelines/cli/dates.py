@@ -46,3 +46,26 @@ def parse_session_range(start: str, end: str) -> tuple[dt.date, dt.date]:
     if last < first:
         raise DateRangeError(f"--end {last} is before --start {first}")
     return first, last
+
+
+def parse_date_range(start: str, end: str) -> tuple[dt.date, dt.date, list[str]]:
+    """The first and last sessions within the dates ``[start, end]`` (a range of dates, as a
+    backtest's: a weekend or holiday at either end is not an error), with a note for each
+    end that moved. A date outside the calendar, an ``end`` before ``start``, a future
+    ``end`` or a range without a session is one line naming the dates."""
+    cal = trading_calendar()
+    first_day, last_day = parse_session_date(start), parse_session_date(end)
+    if last_day < first_day:
+        raise DateRangeError(f"--end {last_day} is before --start {first_day}")
+    today = dt.date.today()
+    if last_day > today:
+        raise DateRangeError(f"--end {last_day} is in the future (today is {today})")
+    first, last = cal.at_or_after(first_day), cal.at_or_before(last_day)
+    if first is None or last is None or last < first:
+        raise DateRangeError(f"no {cal.name} session from {first_day} to {last_day}")
+    notes = []
+    if first != first_day:
+        notes.append(f"--start {first_day} is not a {cal.name} session: from {first}")
+    if last != last_day:
+        notes.append(f"--end {last_day} is not a {cal.name} session: through {last}")
+    return first, last, notes

@@ -36,7 +36,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     seen: list[dict[str, Any]] = []
 
     def fake(lake: object, start: dt.date, end: dt.date, config: object, **kw: Any) -> Any:
-        seen.append({**kw, "config": config})
+        seen.append({**kw, "config": config, "range": (start, end)})
         metrics = SimpleNamespace(to_dict=lambda: {"sharpe": 1.0})
         resumed = dt.date(2024, 5, 3) if kw["resume"] else None
         return SimpleNamespace(
@@ -84,3 +84,17 @@ def test_retrain_reaches_the_backtest_config(calls: list[dict[str, Any]]) -> Non
     assert calls[-1]["config"].retrain == "none"  # the config's own (default: none)
     result = runner.invoke(app, [*args, "--retrain", "daily"])
     assert result.exit_code != 0 and "monthly" in result.output
+
+
+def test_a_range_of_dates_runs_its_sessions(calls: list[dict[str, Any]]) -> None:
+    """A weekend at either end of the range is not an error: the run covers the sessions
+    within it, and says so."""
+    result = runner.invoke(app, ["backtest", "--start", "2024-06-01", "--end", "2024-06-30"])
+    assert result.exit_code == 0, result.output
+    assert calls[-1]["range"] == (dt.date(2024, 6, 3), dt.date(2024, 6, 28))
+    assert "--start 2024-06-01 is not a XNYS session: from 2024-06-03" in result.stdout
+    assert "--end 2024-06-30 is not a XNYS session: through 2024-06-28" in result.stdout
+    # a range with no session in it is one line naming it
+    result = runner.invoke(app, ["backtest", "--start", "2024-06-01", "--end", "2024-06-02"])
+    assert result.exit_code == 1
+    assert "no XNYS session from 2024-06-01 to 2024-06-02" in result.stderr

@@ -56,6 +56,15 @@ def test_a_date_outside_the_calendar_is_one_line(args: list[str]) -> None:
     assert result.stdout == ""
 
 
+def test_a_backtest_before_the_lakes_history_is_one_line() -> None:
+    """The calendar's first weeks: the history window reaches past the calendar's start,
+    and the answer is still the lake's (no prices), not the calendar's arithmetic."""
+    result = runner.invoke(app, ["backtest", "--start", "1990-01-02", "--end", "1990-03-01"])
+    assert result.exit_code == 1, result.output
+    line = _one_error_line(result.stderr)
+    assert "holds no prices up to 1990-01-02" in line
+
+
 def test_the_message_is_not_rich_markup_and_multiline_messages_fold() -> None:
     """A message with brackets (rich markup) and newlines prints verbatim, on one line."""
     boom = typer.Typer(cls=AlphaFactoryGroup)
