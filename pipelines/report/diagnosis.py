@@ -20,54 +20,77 @@ from pipelines.lake.stage_state import StageState
 from pipelines.portfolio.limits_tree import Band
 from pipelines.portfolio.policy import Policy
 
-_WIDE = 1e6  # a band or cap no portfolio reaches: the constraint is, in effect, gone
 
-#: (group, what "loosened" means, whether the policy constrains it, the loosened policy).
+def _reach(policy: Policy, names: int) -> float:
+    """A gross (and so a net) no portfolio of ``names`` names can exceed under the per-name
+    bound ``|w_i| <= max_position``: a cap there is, in effect, no cap. A fixed 1e6 was that
+    too, but left the solver a constraint a million times the book's scale, and on some CPUs
+    the re-solve without a gross cap ended in a solver error instead of "optimal"."""
+    return max(names * policy.max_position, policy.gross_leverage, 1.0)
+
+
+#: (group, what "loosened" means, whether the policy constrains it, the loosened policy of
+#: a day with the given number of names).
 _GROUPS: tuple[
-    tuple[str, str, Callable[[Policy], bool], Callable[[Policy], dict[str, Any]]], ...
+    tuple[str, str, Callable[[Policy], bool], Callable[[Policy, int], dict[str, Any]]], ...
 ] = (
-    ("gross leverage", "no cap", lambda p: True, lambda p: {"gross_leverage": _WIDE}),
-    ("max position", "100% of NAV", lambda p: True, lambda p: {"max_position": 1.0}),
+    (
+        "gross leverage",
+        "no cap",
+        lambda p: True,
+        lambda p, n: {"gross_leverage": _reach(p, n)},
+    ),
+    ("max position", "100% of NAV", lambda p: True, lambda p, n: {"max_position": 1.0}),
     (
         "position % of ADV",
         "no cap",
         lambda p: p.max_position_adv is not None,
-        lambda p: {"max_position_adv": None},
+        lambda p, n: {"max_position_adv": None},
     ),
     (
         "participation",
         "no cap",
         lambda p: p.participation is not None,
-        lambda p: {"participation": None},
+        lambda p, n: {"participation": None},
     ),
     (
         "per-order caps",
         "no cap",
         lambda p: p.max_trade_notional is not None or p.max_trade_shares is not None,
-        lambda p: {"max_trade_notional": None, "max_trade_shares": None},
+        lambda p, n: {"max_trade_notional": None, "max_trade_shares": None},
     ),
-    ("hierarchical limits", "removed", lambda p: p.limits is not None, lambda p: {"limits": None}),
-    ("no-trade list", "emptied", lambda p: bool(p.no_trade), lambda p: {"no_trade": []}),
+    (
+        "hierarchical limits",
+        "removed",
+        lambda p: p.limits is not None,
+        lambda p, n: {"limits": None},
+    ),
+    ("no-trade list", "emptied", lambda p: bool(p.no_trade), lambda p, n: {"no_trade": []}),
     (
         "net_exposure",
         "any net",
         lambda p: True,
-        lambda p: {"net_exposure": Band(lo=-_WIDE, hi=_WIDE)},
+        lambda p, n: {"net_exposure": Band(lo=-_reach(p, n), hi=_reach(p, n))},
     ),
-    ("turnover", "no cap", lambda p: p.turnover_cap is not None, lambda p: {"turnover_cap": None}),
+    (
+        "turnover",
+        "no cap",
+        lambda p: p.turnover_cap is not None,
+        lambda p, n: {"turnover_cap": None},
+    ),
     (
         "sector_bounds",
         "removed",
         lambda p: p.sector_bounds is not None or bool(p.sector_overrides),
-        lambda p: {"sector_bounds": None, "sector_overrides": {}},
+        lambda p, n: {"sector_bounds": None, "sector_overrides": {}},
     ),
     (
         "factor_bounds",
         "removed",
         lambda p: bool(p.factor_bounds),
-        lambda p: {"factor_bounds": {}},
+        lambda p, n: {"factor_bounds": {}},
     ),
-    ("beta", "removed", lambda p: p.beta_band is not None, lambda p: {"beta_band": None}),
+    ("beta", "removed", lambda p: p.beta_band is not None, lambda p, n: {"beta_band": None}),
 )
 
 
@@ -82,10 +105,11 @@ class Diagnosis:
     note: str
 
 
-def loosened_policies(policy: Policy) -> list[tuple[str, str, Policy]]:
-    """The policy once per constraint group it constrains, that group loosened."""
+def loosened_policies(policy: Policy, names: int) -> list[tuple[str, str, Policy]]:
+    """The policy once per constraint group it constrains, that group loosened, for a day
+    of ``names`` names."""
     return [
-        (group, how, policy.model_copy(update=loosen(policy)))
+        (group, how, policy.model_copy(update=loosen(policy, names)))
         for group, how, applies, loosen in _GROUPS
         if applies(policy)
     ]
@@ -128,7 +152,7 @@ def diagnose_infeasible(art: StageState, policy_name: str, limits_name: str) -> 
             f"day is {base} (the policy or limits files changed since).",
         )
     rows = []
-    for group, how, loosened in loosened_policies(policy):
+    for group, how, loosened in loosened_policies(policy, len(ids)):
         try:
             status = optimize(loosened, inputs).status
         except Exception as exc:  # one failed re-solve says nothing about the others
