@@ -4,7 +4,6 @@ and ``alphafactory backtest sweep --grid FILE`` (a parameter grid through Airflo
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import json
 import time
@@ -25,7 +24,7 @@ from rich.progress import (
 from pipelines.cli.dates import parse_date_range
 from pipelines.errors import AlphaFactoryError
 from pipelines.lake import Lake
-from pipelines.timeline import LATEST, trading_calendar
+from pipelines.timeline import LATEST, OutsideCalendarError, trading_calendar
 
 console = Console()
 
@@ -165,9 +164,10 @@ def _check_history(lake: Lake, first: dt.date, lookback: int) -> None:
     than ``lookback`` sessions of prices before it (the risk model and the scorers read
     that window; the run would stop on its first session)."""
     cal = trading_calendar()
-    # The window's first session, or the calendar's first when the window reaches past it.
-    reach = bisect.bisect_left(cal.days, first) - lookback
-    window_start = cal.days[reach] if reach >= 0 else cal.start
+    try:
+        window_start = cal.offset(first, -lookback)
+    except OutsideCalendarError:  # the window reaches past the calendar's first session
+        window_start = cal.start
     frame = lake.as_of(
         "prices", known_at=LATEST, valid_at=(window_start, first), columns=["valid_date"]
     )

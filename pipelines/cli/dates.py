@@ -32,19 +32,26 @@ def parse_session(value: str) -> dt.date:
 def parse_past_session(value: str, what: str = "date") -> dt.date:
     """:func:`parse_session` for a session that has happened: a future date is refused
     (the lake cannot know about it yet)."""
-    day = parse_session(value)
+    return _not_future(parse_session(value), what)
+
+
+def _not_future(day: dt.date, what: str) -> dt.date:
     today = dt.date.today()
     if day > today:
         raise DateRangeError(f"{what} {day} is in the future (today is {today})")
     return day
 
 
+def _ordered(first: dt.date, last: dt.date) -> None:
+    if last < first:
+        raise DateRangeError(f"--end {last} is before --start {first}")
+
+
 def parse_session_range(start: str, end: str) -> tuple[dt.date, dt.date]:
     """Two past sessions, ``start <= end``."""
     first = parse_past_session(start, "--start")
     last = parse_past_session(end, "--end")
-    if last < first:
-        raise DateRangeError(f"--end {last} is before --start {first}")
+    _ordered(first, last)
     return first, last
 
 
@@ -55,11 +62,8 @@ def parse_date_range(start: str, end: str) -> tuple[dt.date, dt.date, list[str]]
     ``end`` or a range without a session is one line naming the dates."""
     cal = trading_calendar()
     first_day, last_day = parse_session_date(start), parse_session_date(end)
-    if last_day < first_day:
-        raise DateRangeError(f"--end {last_day} is before --start {first_day}")
-    today = dt.date.today()
-    if last_day > today:
-        raise DateRangeError(f"--end {last_day} is in the future (today is {today})")
+    _ordered(first_day, last_day)
+    _not_future(last_day, "--end")
     first, last = cal.at_or_after(first_day), cal.at_or_before(last_day)
     if first is None or last is None or last < first:
         raise DateRangeError(f"no {cal.name} session from {first_day} to {last_day}")
