@@ -27,11 +27,10 @@ import numpy as np
 import pandas as pd
 
 from pipelines.backtest.book import Trades
-from pipelines.backtest.stats import MonteCarlo, rolling_beta
+from pipelines.backtest.stats import MonteCarlo, rolling_beta, rolling_window
 
 if TYPE_CHECKING:
     from pipelines.lake import Lake
-    from pipelines.pit.panel import Panel
 
 PERIODS = 252
 
@@ -423,23 +422,23 @@ def analyse_run(
     before = cal.offset(first, -1) if first > cal.first else first
     panel = build_panel(lake, before, after)
     bench = universe_benchmarks(panel.ret, panel.market_cap)
-    dates = pd.DatetimeIndex(pd.to_datetime(daily["date"]))
-    returns = pd.Series(daily["ret"].to_numpy(float), index=dates)
+    returns = pd.Series(daily["ret"].to_numpy(float), index=pd.to_datetime(daily["date"]))
     bench = bench.reindex(returns.index)
     rel = [benchmark_relative(returns, bench[c], c) for c in bench.columns]
-    window = min(63, max(10, len(returns) // 3))
+    window = rolling_window(len(returns))
     betas = pd.DataFrame({c: rolling_beta(returns, bench[c], window) for c in bench.columns})
     # Row t of the panel: the security master in force at t as known at t's cutoff.
-    sectors = panel.field("sector").copy()
-    sectors.columns = sectors.columns.astype(str)
+    sectors = _by_id(panel.field("sector"))
+    ret = _by_id(panel.ret)
     if initial_capital is None:
         initial_capital = float(daily["nav"].iloc[0]) - float(daily["pnl"].iloc[0])
-    book = _book(lake, run_id, first, last, dates, daily, panel, sectors, initial_capital)
+    book = _book(
+        lake, run_id, (first, last), daily, _by_id(panel.close), ret, sectors, initial_capital
+    )
     scores = load_run_scores(lake, run_id, first, last)
     if scores.empty:
         return Analysis(rel, bench, None, pd.DataFrame(), rolling_beta=betas, **book)
-    forward = panel.ret.shift(-1)
-    forward.columns = forward.columns.astype(str)
+    forward = ret.shift(-1)
     stats, cumulative = signal_statistics(scores, forward, quantiles)
     return Analysis(
         rel,
@@ -452,33 +451,38 @@ def analyse_run(
     )
 
 
+def _by_id(frame: pd.DataFrame) -> pd.DataFrame:
+    """A wide panel field with its columns as the lake's security ids (strings), as the
+    run's own tables and scores name them."""
+    out = frame.copy()
+    out.columns = out.columns.astype(str)
+    return out
+
+
 def _book(
     lake: Lake,
     run_id: str,
-    first: dt.date,
-    last: dt.date,
-    dates: pd.DatetimeIndex,
+    span: tuple[dt.date, dt.date],
     daily: pd.DataFrame,
-    panel: Panel,
+    close: pd.DataFrame,
+    ret: pd.DataFrame,
     sectors: pd.DataFrame,
     initial_capital: float,
 ) -> dict[str, Any]:
     """The book-over-time fields of :class:`Analysis`, from the run's ``positions``,
-    ``fills`` and ``tca`` rows as known now."""
+    ``fills`` and ``tca`` rows over ``span`` as known now (``close``, ``ret``,
+    ``sectors``: the panel's, by security id)."""
     from pipelines.backtest import book
     from pipelines.backtest.stats import trade_monte_carlo
     from pipelines.execution.records import read_day
 
     def rows(table: str) -> pd.DataFrame:
-        frame = read_day(lake, table, (first, last), run_id)
+        frame = read_day(lake, table, span, run_id)
         return frame.rename(columns={"valid_date": "date"})
 
     positions, fills, tca = rows("positions"), rows("fills"), rows("tca")
+    dates = pd.DatetimeIndex(pd.to_datetime(daily["date"]))
     nav = pd.Series(daily["nav"].to_numpy(float), index=dates)
-    close = panel.close.copy()
-    close.columns = close.columns.astype(str)
-    ret = panel.ret.copy()
-    ret.columns = ret.columns.astype(str)
     trades = book.position_episodes(positions, fills, close, ret, nav, initial_capital)
     per_year = len(trades.trades) / len(dates) * PERIODS if len(dates) else 0.0
     mc = trade_monte_carlo(trades.trades["ret"].to_numpy(float), trades_per_year=per_year)

@@ -345,17 +345,19 @@ def _statistics(daily: pd.DataFrame, charts: list[str]) -> str:
         monte_carlo,
         monthly_returns,
         rolling_sharpe,
+        rolling_window,
     )
 
     if len(daily) < 10:
         return "<p>Too few sessions for statistics.</p>"
     returns = pd.Series(daily["ret"].to_numpy(float), index=pd.to_datetime(daily["date"]))
-    roll = rolling_sharpe(returns, window=min(63, max(10, len(returns) // 3)))
+    window = rolling_window(len(returns))
+    roll = rolling_sharpe(returns, window=window)
     if len(roll):
         fig, ax = h.figure(6.4, 2.4)
         ax.plot(roll.index, roll.to_numpy(), color="#6a3d9a")
         ax.axhline(0, color="#888", lw=0.8)
-        ax.set_title(f"Rolling Sharpe ({min(63, max(10, len(returns) // 3))} sessions)")
+        ax.set_title(f"Rolling Sharpe ({window} sessions)")
         fig.autofmt_xdate()
         charts.append(h.png(fig))
     months = monthly_returns(returns)

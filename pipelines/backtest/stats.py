@@ -337,6 +337,12 @@ def monthly_returns(returns: pd.Series) -> pd.DataFrame:
     return table
 
 
+def rolling_window(sessions: int) -> int:
+    """The trailing window of the report's rolling figures for a run of ``sessions``: a
+    quarter (63), shorter for a short run (a third of it, at least 10)."""
+    return min(63, max(10, sessions // 3))
+
+
 def rolling_sharpe(returns: pd.Series, window: int = 63) -> pd.Series:
     """Annualised Sharpe over a trailing ``window`` of sessions."""
     import empyrical as ep
